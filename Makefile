@@ -1,0 +1,107 @@
+# moestream - one Makefile. Objects under $(BUILD)/, binaries in $(BUILD)/bin.
+# Every .c under src/ split-tool/ kernels/ io/ bench/ is library code except the
+# *_main.c files (one per program); tests/test_<module>.c are cmocka suites.
+
+BUILD    ?= build
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+CC       ?= cc
+CFLAGS   ?= -O2 -g
+WARN     := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
+INCS     := -Isrc -Isplit-tool -Ikernels -Iio -Ibench
+LIBS     := -luring -lnuma -lzstd -lxxhash -lpcre2-8 -lpthread -lm
+ISA_AVX2   := -mavx2 -mfma -mf16c
+ISA_AVX512 := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq \
+              -mavx512vnni -mavx512bf16
+
+MAINS    := $(wildcard split-tool/*_main.c bench/*_main.c io/*_main.c kernels/*_main.c)
+SRCS     := $(filter-out $(MAINS) src/main.c,$(wildcard src/*.c split-tool/*.c kernels/*.c io/*.c bench/*.c))
+OBJS     := $(SRCS:%.c=$(BUILD)/obj/%.o)
+LIB      := $(BUILD)/libmoestream.a
+# src/main.c -> moestream; <dir>/<x>_main.c -> moestream-<x>
+PROGS    := $(BUILD)/bin/moestream $(patsubst %_main.c,$(BUILD)/bin/moestream-%,$(notdir $(MAINS)))
+TESTS    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
+
+.PHONY: all test bench install sanitize fuzz format clean help deps demo
+
+all: $(PROGS)
+
+help:
+	@echo "make            build moestream, moestream-split, moestream-synth into $(BUILD)/bin"
+	@echo "make demo       install Debian packages if missing, build, make a demo model, stream it"
+	@echo "make test       build and run every cmocka suite in tests/ (needs ../shared/fixtures for golden tests)"
+	@echo "make sanitize   the test suite under ASan+UBSan (objects in build-asan/)"
+	@echo "make fuzz       libFuzzer target for the GGUF parser (clang); FUZZ_SECONDS=60"
+	@echo "make bench      the benchmarks in bench/ (see bench/README.md)"
+	@echo "make install    PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)"
+	@echo "make deps       apt-get install the Debian packages the build needs"
+	@echo "make format     clang-format every source file"
+	@echo "make clean      remove build outputs"
+
+deps:
+	@sh tests/deps.sh
+
+$(BUILD)/obj/%_avx2.o: %_avx2.c
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) $(ISA_AVX2) $(INCS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/%_avx512.o: %_avx512.c
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) $(ISA_AVX512) $(INCS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) $(INCS) -MMD -MP -c $< -o $@
+
+$(LIB): $(OBJS)
+	@mkdir -p $(dir $@)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/bin/moestream: $(BUILD)/obj/src/main.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+
+define prog_rule
+$(BUILD)/bin/moestream-$(patsubst %_main.c,%,$(notdir $(1))): $(BUILD)/obj/$(1:.c=.o) $(LIB)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS) -o $$@ $$^ $$(LIBS)
+endef
+$(foreach m,$(MAINS),$(eval $(call prog_rule,$(m))))
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS) -lcmocka
+
+# The suites find the binaries through MOESTREAM_BIN and fixtures beside the repo.
+test: deps all $(TESTS)
+	@sh tests/run.sh $(BUILD) $(TESTS)
+
+sanitize:
+	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
+
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@mkdir -p $(BUILD)/fuzz
+	clang $(WARN) -O1 -g -fsanitize=fuzzer,address,undefined $(INCS) -o $(BUILD)/fuzz/fuzz_gguf \
+	    tests/fuzz_gguf.c split-tool/gguf.c kernels/quant.c kernels/quant_ref.c -lpthread -lm
+	@mkdir -p $(BUILD)/fuzz/corpus
+	$(BUILD)/fuzz/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -max_len=65536 $(BUILD)/fuzz/corpus tests/fuzz_seeds
+
+bench: all
+	@sh bench/run.sh $(BUILD)
+
+demo: deps all
+	@sh bench/demo.sh $(BUILD)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
+
+format:
+	clang-format -i $(wildcard src/*.[ch] split-tool/*.[ch] kernels/*.[ch] io/*.[ch] bench/*.[ch] tests/*.[ch])
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

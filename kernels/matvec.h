@@ -1,0 +1,33 @@
+/*
+ * matvec.h - matrix-vector and matrix-matrix drivers over quantized weights.
+ *
+ * Owns: splitting rows over the pool's threads, activation quantization into
+ * the weight type's vec_dot_type. The kernels own the arithmetic of a row.
+ * Must not allocate: callers pass scratch sized with matvec_act_size().
+ */
+#ifndef MOESTREAM_MATVEC_H
+#define MOESTREAM_MATVEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pool.h"
+#include "quant.h"
+
+/* Bytes needed to hold n activations quantized for weights of type wt. */
+size_t matvec_act_size(enum quant_type wt, int64_t n);
+
+/* xq = x quantized to quant_traits(wt)->vec_dot_type (n elements). */
+void matvec_quantize_act(enum quant_type wt, const float *x, void *xq, int64_t n);
+
+/* y[n_rows] = W[n_rows][n] . x[n]; W of type wt (row-major, rows of
+ * quant_row_size(wt, n) bytes), xq from matvec_quantize_act. */
+void matvec(struct pool *p, float *y, const void *W, enum quant_type wt,
+            int64_t n_rows, int64_t n, const void *xq);
+
+/* Y[n_tok][n_rows] = X[n_tok][n] . W^T; Xq holds n_tok rows, each
+ * matvec_act_size(wt, n) bytes. Reuses each weight block across tokens. */
+void matmul(struct pool *p, float *Y, const void *W, enum quant_type wt,
+            int64_t n_rows, int64_t n, const void *Xq, int64_t n_tok);
+
+#endif

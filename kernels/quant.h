@@ -1,0 +1,57 @@
+/*
+ * quant.h - per-type traits: block geometry, scalar reference dequantization,
+ * activation quantization and the dot product of one weight row with one
+ * quantized activation row.
+ *
+ * Owns: the traits table indexed by enum quant_type, and the choice of ISA
+ * variant (reference, avx2, avx512) made once at start-up.
+ * Must not: allocate, do I/O or start threads. Called by matvec.c, the GGUF
+ * reader (sizes only), the splitter and tests.
+ */
+#ifndef MOESTREAM_QUANT_H
+#define MOESTREAM_QUANT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "quant_blocks.h"
+
+/* s = sum_i w[i] * a[i] for one row of n elements; w in the weight type,
+ * a in the traits' vec_dot_type. n is a multiple of blck_size. */
+typedef void (*quant_dot_fn)(int64_t n, float *s, const void *w, const void *a);
+typedef void (*quant_to_float_fn)(const void *src, float *dst, int64_t n);
+typedef void (*quant_from_float_fn)(const float *src, void *dst, int64_t n);
+
+struct quant_traits {
+    const char *name;             /* "Q4_K", as ggml names it */
+    int64_t blck_size;            /* elements per block; 0 for an unknown id */
+    size_t type_size;             /* bytes per block, from sizeof(block_*) */
+    bool is_quantized;
+    quant_to_float_fn to_float;   /* scalar reference; NULL when unsupported */
+    quant_from_float_fn from_float; /* set for activation types (F32, F16, BF16, Q8_0, Q8_K) */
+    quant_dot_fn vec_dot;         /* best variant for the selected ISA; NULL when unsupported */
+    quant_dot_fn vec_dot_ref;     /* scalar reference dot, never replaced */
+    enum quant_type vec_dot_type; /* what the activations must be quantized to */
+};
+
+/* Traits for id t; the returned struct has blck_size 0 when t is not a
+ * known ggml type id (t may be any integer read from a file). */
+const struct quant_traits *quant_traits(int t);
+
+/* True when t is a known type id (block geometry known). */
+bool quant_type_known(int t);
+
+/* Bytes of a row of n elements; 0 when n is not a multiple of the block
+ * size or t is unknown. */
+size_t quant_row_size(int t, int64_t n);
+
+/* ISA selection. quant_init() picks the best variant the CPU supports,
+ * unless the environment variable MOESTREAM_ISA (ref|avx2|avx512) says
+ * otherwise. Returns 0, or -EINVAL for an unknown name / -ENOTSUP when the
+ * CPU lacks the ISA. Not thread-safe: call once before any kernel runs. */
+int quant_init(void);
+int quant_select_isa(const char *name);
+const char *quant_isa_name(void);
+
+#endif

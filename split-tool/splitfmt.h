@@ -1,0 +1,124 @@
+/*
+ * splitfmt.h - the on-disk layout of a split model (format version 1).
+ * Included by the writer (split-tool/) and by the runtime (src/, io/).
+ *
+ * A split model is a directory:
+ *
+ *   DIR/manifest.gguf     GGUF v3 without tensors. Holds every metadata KV of
+ *                         the source model (architecture hyper-parameters,
+ *                         tokenizer, chat template) except general.alignment
+ *                         and split.*, plus the moestream.* keys below.
+ *   DIR/pinned.bin        every non-expert tensor (embeddings, attention,
+ *                         norms, routers, shared experts, output), raw source
+ *                         bytes, each starting at a multiple of
+ *                         SPLIT_PINNED_ALIGN, zero padding between.
+ *   DIR/experts-LLL.bin   one file per layer with routed experts (LLL = layer,
+ *                         3+ digits, zero padded). Expert e of the layer is one
+ *                         blob at e * blob_size, blob_size a multiple of
+ *                         SPLIT_BLOB_ALIGN. Inside a blob the expert's slices of
+ *                         the stacked tensors ("parts": ffn_gate_exps.weight,
+ *                         ffn_up_exps.weight, ffn_down_exps.weight, or
+ *                         ffn_gate_up_exps.weight, and any per-expert biases or
+ *                         scales) lie back to back in manifest order, each part
+ *                         at a multiple of SPLIT_PART_ALIGN, zero padding to
+ *                         blob_size. One aligned read fetches one whole expert.
+ *
+ * Experts keep their source quantization. A part's slice is the bytes of the
+ * stacked tensor for index e of its last dimension (which equals n_expert).
+ *
+ * Manifest keys (arrays are GGUF arrays; "P" = one entry per pinned tensor):
+ *   moestream.format_version     u32  = SPLIT_FORMAT_VERSION
+ *   moestream.source             str  file name of the source model
+ *   moestream.n_layer            u32  number of transformer layers
+ *   moestream.pinned.name        [str]  P
+ *   moestream.pinned.type        [u32]  P  ggml type ids
+ *   moestream.pinned.n_dims      [u32]  P
+ *   moestream.pinned.ne          [u64]  4 x P, unused dims 1
+ *   moestream.pinned.offset      [u64]  P  byte offset in pinned.bin
+ *   moestream.pinned.size        [u64]  P  bytes (unpadded)
+ *   moestream.pinned.xxh3        [u64]  P  XXH3_64bits of the tensor bytes
+ *   moestream.pinned.file_size   u64  size of pinned.bin
+ *   For each layer L (decimal, no padding) that has routed experts:
+ *   moestream.layer.L.n_expert   u32
+ *   moestream.layer.L.blob_size  u64  stride between blobs (multiple of 16 KiB)
+ *   moestream.layer.L.blob_bytes u64  used bytes of a blob (<= blob_size)
+ *   moestream.layer.L.part.name  [str] tensor name without "blk.L." ("ffn_up_exps.weight")
+ *   moestream.layer.L.part.type  [u32]
+ *   moestream.layer.L.part.n_dims [u32] dims of the per-expert slice
+ *   moestream.layer.L.part.ne    [u64]  4 x n_part, per-expert shape (ne[0] = row length)
+ *   moestream.layer.L.part.offset [u64] byte offset inside the blob
+ *   moestream.layer.L.part.size  [u64]  bytes of the slice
+ *   moestream.layer.L.blob_xxh3  [u64]  n_expert, XXH3_64bits of blob_bytes bytes
+ *
+ * Writers create DIR.tmp-<pid>, write everything, fsync, write the manifest
+ * last, then rename to DIR: a directory without a valid manifest is not a
+ * split model. Readers reject any other format_version.
+ */
+#ifndef MOESTREAM_SPLITFMT_H
+#define MOESTREAM_SPLITFMT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SPLIT_FORMAT_VERSION 1
+#define SPLIT_BLOB_ALIGN 16384
+#define SPLIT_PINNED_ALIGN 4096
+#define SPLIT_PART_ALIGN 64
+#define SPLIT_MAX_PARTS 8
+#define SPLIT_MANIFEST "manifest.gguf"
+#define SPLIT_PINNED "pinned.bin"
+#define SPLIT_EXPERTS_FMT "experts-%03d.bin"
+
+struct gguf_ctx;
+
+struct split_tensor {
+    const char *name;
+    int type;              /* enum quant_type */
+    uint32_t n_dims;
+    int64_t ne[4];
+    uint64_t offset;       /* in pinned.bin */
+    uint64_t size;
+    uint64_t xxh3;
+};
+
+struct split_part {
+    const char *name;      /* "ffn_down_exps.weight" */
+    int type;
+    uint32_t n_dims;
+    int64_t ne[4];         /* per expert: ne[0] elements per row, ne[1] rows */
+    uint64_t offset;       /* inside the blob */
+    uint64_t size;
+};
+
+struct split_layer {
+    int n_expert;          /* 0: no routed experts in this layer */
+    int n_part;
+    struct split_part parts[SPLIT_MAX_PARTS];
+    uint64_t blob_size;    /* stride, multiple of SPLIT_BLOB_ALIGN */
+    uint64_t blob_bytes;
+    const uint64_t *blob_xxh3; /* [n_expert] */
+    char path[4096];       /* DIR/experts-LLL.bin */
+};
+
+struct split_model {
+    struct gguf_ctx *manifest;   /* metadata KVs of the source, readable with gguf_get_* */
+    char dir[4096];
+    char pinned_path[4096];
+    uint64_t pinned_file_size;
+    int n_layer;
+    struct split_layer *layers;  /* [n_layer] */
+    int64_t n_tensor;
+    struct split_tensor *tensors; /* [n_tensor] pinned tensors */
+};
+
+/* Opens DIR: reads and validates the manifest (version, table consistency,
+ * alignment, file sizes of pinned.bin and every experts file). Does not read
+ * tensor data. 0 or -errno with one line in err saying what to do. */
+int split_open(struct split_model **out, const char *dir, char *err, size_t errlen);
+void split_close(struct split_model *m);
+
+const struct split_tensor *split_find_tensor(const struct split_model *m, const char *name);
+/* Part of layer L by name ("ffn_gate_exps.weight"); NULL if absent. */
+const struct split_part *split_find_part(const struct split_layer *l, const char *name);
+
+#endif
