@@ -141,7 +141,7 @@ typedef struct { qhalf d; uint8_t qs[QK_K / 8]; uint16_t qh[QK_K / 32]; } block_
 static_assert(sizeof(block_iq1_s) == 50, "block_iq1_s size");
 
 /* 1.75 bpw: no d field; the fp16 scale is spread over the top nibbles of scales */
-typedef struct { uint8_t qs[QK_K / 8]; uint8_t qh[QK_K / 16]; uint8_t scales[QK_K / 64]; } block_iq1_m;
+typedef struct { uint8_t qs[QK_K / 8]; uint8_t qh[QK_K / 16]; uint8_t scales[QK_K / 32]; } block_iq1_m;
 static_assert(sizeof(block_iq1_m) == 56, "block_iq1_m size");
 
 /* d * kvalues_iq4nl[nibble]; nibble order as q4_0 */
