@@ -22,8 +22,12 @@
 #include <stdint.h>
 
 struct split_model;
+struct reader_fault;
 
 enum provider_io { PROVIDER_IO_URING = 0, PROVIDER_IO_PREAD, PROVIDER_IO_BUFFERED };
+/* Slot replacement (io/ecache.h): segmented LRU keeps frequently routed
+ * experts; plain LRU is there to compare against. */
+enum provider_cache_policy { PROVIDER_CACHE_SLRU = 0, PROVIDER_CACHE_LRU };
 
 struct provider_opts {
     enum provider_io io;       /* preferred backend; falls back once, saying why */
@@ -32,6 +36,11 @@ struct provider_opts {
     bool verify_reads;         /* check XXH3 of every blob read */
     bool mlock;
     void (*log)(const char *msg); /* one-line notices (fallbacks); may be NULL */
+    int max_active;            /* experts one layer may need at once (n_expert_used of
+                                  the largest layer); the budget must hold this many
+                                  slots. 0 = 8, capped at the largest n_expert */
+    enum provider_cache_policy cache_policy;
+    const struct reader_fault *fault; /* tests only (io/reader.h); NULL otherwise */
 };
 
 struct provider_stats {
@@ -39,19 +48,38 @@ struct provider_stats {
     uint64_t reads;
     uint64_t hits;
     uint64_t misses;
-    double io_wait_s;          /* time provider_next spent blocked on I/O */
+    double io_wait_s;          /* time spent blocked on I/O: waiting for completions,
+                                  and synchronous reads of the buffered backend */
+    uint64_t evictions;        /* resident experts dropped to make room */
+    uint64_t n_slots;          /* expert slots in the budget */
+    uint64_t slot_bytes;       /* bytes per slot (largest blob_size) */
 };
 
 struct provider;
 
+/* Sets up cache, arena and reader. Refuses (-ENOSPC) a cache_bytes that
+ * cannot hold max_active slots, saying how many bytes are needed. All memory
+ * is allocated here; request/next/release allocate nothing. 0 or -errno with
+ * one line in err. */
 int provider_open(struct provider **out, const struct split_model *m,
                   const struct provider_opts *o, char *err, size_t errlen);
+/* Waits for reads in flight, frees everything. NULL is a no-op. */
 void provider_close(struct provider *p);
 
+/* Pins a slot for each distinct id and starts every miss read at once.
+ * -EBUSY if the previous request still has undelivered experts, -EINVAL for
+ * a bad layer/id, -ENOSPC if every slot is pinned (release more), -EIO.
+ * Message in provider_error(). */
 int provider_request(struct provider *p, int layer, const int *experts, int n);
+/* 1 and (expert, blob) for the next ready expert: hits first, then misses in
+ * completion order; 0 when the request is fully delivered; -errno on a read
+ * or checksum failure (the request is then abandoned; its slots unpinned). */
 int provider_next(struct provider *p, int *expert, const uint8_t **blob);
+/* Unpins an expert delivered by provider_next; its blob may be evicted. */
 void provider_release(struct provider *p, int layer, int expert);
 const char *provider_error(const struct provider *p);
 void provider_get_stats(const struct provider *p, struct provider_stats *s);
+/* The backend in use after any fallback: "uring", "pread" or "buffered". */
+const char *provider_backend_name(const struct provider *p);
 
 #endif

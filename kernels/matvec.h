@@ -14,6 +14,13 @@
 #include "pool.h"
 #include "quant.h"
 
+/* Activation precision for the integer dot products: 16 (default; a Q8
+ * quantization plus a Q8 quantization of its residual) or 8 (one Q8 pass, as
+ * llama.cpp). Returns 0, or -1 for another value. Not thread-safe: set it
+ * before any matvec runs. */
+int matvec_set_act_bits(int bits);
+int matvec_act_bits(void);
+
 /* Bytes needed to hold n activations quantized for weights of type wt. */
 size_t matvec_act_size(enum quant_type wt, int64_t n);
 

@@ -33,6 +33,8 @@ struct quant_traits {
     quant_dot_fn vec_dot;         /* best variant for the selected ISA; NULL when unsupported */
     quant_dot_fn vec_dot_ref;     /* scalar reference dot, never replaced */
     enum quant_type vec_dot_type; /* what the activations must be quantized to */
+    quant_from_float_fn from_float_simd; /* ISA variant of from_float with byte-identical
+                                          * output (Q8_0, Q8_K); NULL under ref: use from_float */
 };
 
 /* Traits for id t; the returned struct has blck_size 0 when t is not a

@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define GGUF_MAX_DIMS 4
 #define GGUF_DEFAULT_ALIGNMENT 32
@@ -129,11 +130,20 @@ int gguf_read_tensor(const struct gguf_ctx *g, const struct gguf_tensor *t,
 /* The open file descriptor of a part (owned by the context). */
 int gguf_part_fd(const struct gguf_ctx *g, int part);
 
+/* Writes a human-readable summary to out: version, parts, every KV (long
+ * arrays abbreviated to type, count and the first few elements) and every
+ * tensor (name, type, shape, offset, size, part). 0, or -EIO when out fails. */
+int gguf_print_info(const struct gguf_ctx *g, FILE *out);
+
 /*
  * Writer. Collect KVs and tensor infos, then gguf_writer_begin() writes the
  * header to path; the data of each tensor follows in the order added, through
  * gguf_writer_write() (any chunking); gguf_writer_finish() pads, checks that
  * every tensor got exactly its size, fsyncs and closes. Always writes v3.
+ * Setters return 0, -EEXIST for a key already set, -EINVAL for a bad value
+ * or after begin. general.alignment is written by the writer itself when the
+ * alignment is not 32; setting or copying it is accepted only when it is a
+ * u32 equal to the writer's alignment. Not thread-safe.
  */
 struct gguf_writer;
 

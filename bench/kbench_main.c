@@ -1,0 +1,452 @@
+/*
+ * kbench_main.c - moestream-kbench: weight throughput of the dot kernels.
+ *
+ * For every weight format with a dot product and every ISA variant the CPU
+ * supports (ref, avx2, avx512), times matvec() over a weight matrix larger
+ * than the last-level cache, single-threaded and on all threads, and prints
+ * GB/s of weights read next to the machine's memory bandwidth measured in the
+ * same run (STREAM-style copy, counting bytes read + written, and a plain
+ * read), and the activation quantizers (reference from_float against the
+ * ISA's from_float_simd). Batch-1 decode is memory-bound, so a kernel is
+ * fast enough when its GB/s reaches the read bandwidth. Owns argument parsing and output only;
+ * the kernels, matvec and the pool do the work. Timing lives here, never in
+ * tests.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "matvec.h"
+#include "pool.h"
+#include "quant.h"
+#include "quant_ref.h"
+
+#define KB_MAX_ISA 3
+static const char *const isa_names[KB_MAX_ISA] = { "ref", "avx2", "avx512" };
+
+struct kb_opts {
+    double mb;        /* weight matrix size per format, MiB */
+    double seconds;   /* minimum timed duration per measurement */
+    int64_t n;        /* elements per row */
+    int threads;      /* "all threads" count */
+    bool json;
+    const char *types; /* comma list of type names, NULL = all */
+    const char *isas;  /* comma list of ISA names, NULL = all */
+};
+
+struct kb_result {
+    double gbs[KB_MAX_ISA][2]; /* [isa][0 = 1 thread, 1 = all]; < 0: not run */
+    bool fast[KB_MAX_ISA];     /* the ISA has its own kernel for this type */
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+
+static uint64_t rng_next(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+static float rng_float(void)
+{
+    return (float)(rng_next() >> 40) / (float)(1 << 24) * 2.0f - 1.0f;
+}
+
+/* true when name is in the comma-separated list (NULL list = everything) */
+static bool in_list(const char *list, const char *name)
+{
+    if (!list)
+        return true;
+    size_t len = strlen(name);
+    for (const char *p = list; *p;) {
+        const char *end = strchr(p, ',');
+        size_t l = end ? (size_t)(end - p) : strlen(p);
+        if (l == len && strncasecmp(p, name, len) == 0)
+            return true;
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    return false;
+}
+
+/* --- memory bandwidth ----------------------------------------------------- */
+
+struct kb_mem_job {
+    const uint8_t *src;
+    uint8_t *dst;   /* NULL: read only */
+    size_t bytes;
+    uint64_t sums[64];
+};
+
+static void mem_task(void *ctx, int task, int n_tasks)
+{
+    struct kb_mem_job *j = ctx;
+    size_t chunk = (j->bytes / (size_t)n_tasks) & ~(size_t)63;
+    size_t off = chunk * (size_t)task;
+    size_t len = task == n_tasks - 1 ? j->bytes - off : chunk;
+    if (j->dst) {
+        memcpy(j->dst + off, j->src + off, len);
+        return;
+    }
+    const uint64_t *p = (const uint64_t *)(j->src + off);
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (size_t i = 0; i + 4 <= len / 8; i += 4) {
+        s0 += p[i];
+        s1 += p[i + 1];
+        s2 += p[i + 2];
+        s3 += p[i + 3];
+    }
+    j->sums[task % 64] = s0 + s1 + s2 + s3;
+}
+
+/* best GB/s over passes lasting at least 'seconds' in total */
+static double time_mem(struct pool *p, struct kb_mem_job *j, double seconds)
+{
+    int n_tasks = pool_n_threads(p);
+    pool_run(p, mem_task, j, n_tasks); /* warm-up, faults pages in */
+    double best = 0.0, t_start = now_s();
+    int passes = 0;
+    do {
+        double t0 = now_s();
+        pool_run(p, mem_task, j, n_tasks);
+        double dt = now_s() - t0;
+        double gbs = (double)j->bytes * (j->dst ? 2.0 : 1.0) / dt * 1e-9;
+        if (gbs > best)
+            best = gbs;
+        passes++;
+    } while (now_s() - t_start < seconds || passes < 2);
+    return best;
+}
+
+/* best microseconds of one from_float call over n elements */
+static double time_quantize(quant_from_float_fn fn, const float *x, void *xq, int64_t n)
+{
+    double best = 1e30;
+    for (int rep = 0; rep < 200; rep++) {
+        double t0 = now_s();
+        fn(x, xq, n);
+        double dt = now_s() - t0;
+        if (dt < best)
+            best = dt;
+    }
+    return best * 1e6;
+}
+
+/* --- weights -------------------------------------------------------------- */
+
+/* Random bytes with every block's scale fields set to sane values, so no
+ * format sees NaN/Inf scales (denormal and NaN arithmetic can be slow). */
+static void fill_weights(int t, uint8_t *w, int64_t n_rows, int64_t n)
+{
+    const struct quant_traits *tr = quant_traits(t);
+    size_t bytes = quant_row_size(t, n) * (size_t)n_rows;
+    if (t == QT_F32 || t == QT_F16 || t == QT_BF16) {
+        for (size_t i = 0; i < bytes / tr->type_size; i++) {
+            float v = rng_float();
+            if (t == QT_F32)
+                memcpy(w + 4 * i, &v, 4);
+            else {
+                uint16_t h = t == QT_F16 ? quant_fp32_to_fp16(v) : quant_fp32_to_bf16(v);
+                memcpy(w + 2 * i, &h, 2);
+            }
+        }
+        return;
+    }
+    for (size_t i = 0; i + 8 <= bytes; i += 8) {
+        uint64_t r = rng_next();
+        memcpy(w + i, &r, 8);
+    }
+    /* offsets of the fp16 scale fields (-1: none) */
+    long off_d = -1, off_m = -1;
+    switch (t) {
+    case QT_Q4_0: off_d = offsetof(block_q4_0, d); break;
+    case QT_Q4_1: off_d = offsetof(block_q4_1, d); off_m = offsetof(block_q4_1, m); break;
+    case QT_Q5_0: off_d = offsetof(block_q5_0, d); break;
+    case QT_Q5_1: off_d = offsetof(block_q5_1, d); off_m = offsetof(block_q5_1, m); break;
+    case QT_Q8_0: off_d = offsetof(block_q8_0, d); break;
+    case QT_Q2_K: off_d = offsetof(block_q2_K, d); off_m = offsetof(block_q2_K, dmin); break;
+    case QT_Q3_K: off_d = offsetof(block_q3_K, d); break;
+    case QT_Q4_K: off_d = offsetof(block_q4_K, d); off_m = offsetof(block_q4_K, dmin); break;
+    case QT_Q5_K: off_d = offsetof(block_q5_K, d); off_m = offsetof(block_q5_K, dmin); break;
+    case QT_Q6_K: off_d = offsetof(block_q6_K, d); break;
+    case QT_IQ4_NL: off_d = offsetof(block_iq4_nl, d); break;
+    case QT_IQ4_XS: off_d = offsetof(block_iq4_xs, d); break;
+    case QT_IQ3_S: off_d = offsetof(block_iq3_s, d); break;
+    case QT_TQ2_0: off_d = offsetof(block_tq2_0, d); break;
+    default: break;
+    }
+    size_t n_blocks = bytes / tr->type_size;
+    for (size_t b = 0; b < n_blocks; b++) {
+        uint8_t *blk = w + b * tr->type_size;
+        if (t == QT_MXFP4) {
+            blk[offsetof(block_mxfp4, e)] = (uint8_t)(120 + rng_next() % 12);
+            continue;
+        }
+        qhalf d = quant_fp32_to_fp16(0.001f + 0.01f * (rng_float() + 1.0f));
+        if (off_d >= 0)
+            memcpy(blk + off_d, &d, sizeof(d));
+        if (off_m >= 0)
+            memcpy(blk + off_m, &d, sizeof(d));
+    }
+}
+
+/* best GB/s of weights over matvec passes lasting at least 'seconds' */
+static double time_matvec(struct pool *p, float *y, const uint8_t *W, int t, int64_t n_rows, int64_t n,
+                          const void *xq, double seconds)
+{
+    double bytes = (double)quant_row_size(t, n) * (double)n_rows;
+    matvec(p, y, W, (enum quant_type)t, n_rows, n, xq); /* warm-up */
+    double best = 0.0, t_start = now_s();
+    int passes = 0;
+    do {
+        double t0 = now_s();
+        matvec(p, y, W, (enum quant_type)t, n_rows, n, xq);
+        double dt = now_s() - t0;
+        if (bytes / dt * 1e-9 > best)
+            best = bytes / dt * 1e-9;
+        passes++;
+    } while (now_s() - t_start < seconds || passes < 1);
+    return best;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: moestream-kbench [options]\n"
+            "Weight throughput (GB/s) of every dot kernel (ref, avx2, avx512) through matvec,\n"
+            "one thread and all threads, on a matrix larger than the cache, beside the\n"
+            "memory bandwidth measured in the same run.\n"
+            "  --mb N         weight matrix size per format in MiB (default 512: well above the last-level cache)\n"
+            "  --n N          elements per row (default 4096, a multiple of 256)\n"
+            "  --seconds S    minimum time per measurement (default 0.3)\n"
+            "  --threads N    threads for the all-threads column (default: online CPUs)\n"
+            "  --types LIST   comma list of formats, e.g. Q4_K,Q6_K (default: all)\n"
+            "  --isa LIST     comma list of ref,avx2,avx512 (default: all the CPU supports)\n"
+            "  --json         machine-readable output on stdout\n"
+            "  --help         this text\n");
+}
+
+static int parse_args(int argc, char **argv, struct kb_opts *o)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            exit(0);
+        } else if (strcmp(a, "--json") == 0) {
+            o->json = true;
+            continue;
+        }
+        static const char *const with_value[] = { "--mb", "--seconds", "--n", "--threads", "--types", "--isa" };
+        bool known = false;
+        for (size_t k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++)
+            known = known || strcmp(a, with_value[k]) == 0;
+        if (!known) {
+            fprintf(stderr, "kbench: unknown option '%s' (see --help)\n", a);
+            return -EINVAL;
+        }
+        if (!v) {
+            fprintf(stderr, "kbench: %s needs a value (see --help)\n", a);
+            return -EINVAL;
+        }
+        char *end = NULL;
+        if (strcmp(a, "--mb") == 0)
+            o->mb = strtod(v, &end);
+        else if (strcmp(a, "--seconds") == 0)
+            o->seconds = strtod(v, &end);
+        else if (strcmp(a, "--n") == 0)
+            o->n = strtoll(v, &end, 10);
+        else if (strcmp(a, "--threads") == 0)
+            o->threads = (int)strtol(v, &end, 10);
+        else if (strcmp(a, "--types") == 0)
+            o->types = v;
+        else
+            o->isas = v;
+        if (end && *end) {
+            fprintf(stderr, "kbench: %s: expected a number, got '%s'\n", a, v);
+            return -EINVAL;
+        }
+        i++;
+    }
+    if (o->mb <= 0 || o->seconds < 0 || o->threads < 1 || o->n <= 0 || o->n % QK_K != 0) {
+        fprintf(stderr, "kbench: need --mb > 0, --seconds >= 0, --threads >= 1, --n a positive multiple of %d\n",
+                QK_K);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    struct kb_opts o = { .mb = 512, .seconds = 0.3, .n = 4096, .threads = ncpu > 0 ? (int)ncpu : 1 };
+    if (parse_args(argc, argv, &o) != 0)
+        return 2;
+
+    int rc = 1;
+    struct pool *pools[2] = { pool_init(1), pool_init(o.threads) };
+    size_t max_bytes = (size_t)(o.mb * 1024 * 1024);
+    uint8_t *buf_a = malloc(max_bytes + 64), *buf_b = malloc(max_bytes + 64);
+    float *x = malloc((size_t)o.n * sizeof(float));
+    void *xq = malloc((size_t)o.n * 4 + 4096);
+    float *y = NULL;
+    if (!pools[0] || !pools[1] || !buf_a || !buf_b || !x || !xq) {
+        fprintf(stderr, "kbench: out of memory for %.0f MiB buffers or %d threads\n", o.mb, o.threads);
+        goto out_free;
+    }
+
+    /* memory bandwidth: the same buffers the weights will use */
+    for (size_t i = 0; i < max_bytes; i += 8) {
+        uint64_t r = rng_next();
+        memcpy(buf_a + i, &r, 8);
+    }
+    memset(buf_b, 0, max_bytes);
+    struct kb_mem_job copy = { .src = buf_a, .dst = buf_b, .bytes = max_bytes };
+    struct kb_mem_job read = { .src = buf_a, .dst = NULL, .bytes = max_bytes };
+    double copy_gbs[2], read_gbs[2];
+    for (int k = 0; k < 2; k++) {
+        copy_gbs[k] = time_mem(pools[k], &copy, o.seconds);
+        read_gbs[k] = time_mem(pools[k], &read, o.seconds);
+    }
+    free(buf_b);
+    buf_b = NULL;
+
+    bool isa_ok[KB_MAX_ISA];
+    for (int s = 0; s < KB_MAX_ISA; s++)
+        isa_ok[s] = in_list(o.isas, isa_names[s]) && quant_select_isa(isa_names[s]) == 0;
+
+    /* activation quantizers: reference vs the ISA's from_float_simd */
+    double q_us[2][KB_MAX_ISA]; /* [Q8_0, Q8_K][isa]; < 0: none */
+    const int q_types[2] = { QT_Q8_0, QT_Q8_K };
+    for (int i = 0; i < o.n; i++)
+        x[i] = rng_float();
+    for (int s = 0; s < KB_MAX_ISA; s++) {
+        bool sel = isa_ok[s] && quant_select_isa(isa_names[s]) == 0;
+        for (int q = 0; q < 2; q++) {
+            const struct quant_traits *qt = quant_traits(q_types[q]);
+            quant_from_float_fn fn = s == 0 ? qt->from_float : qt->from_float_simd;
+            q_us[q][s] = sel && fn ? time_quantize(fn, x, xq, o.n) : -1.0;
+        }
+    }
+
+    if (o.json) {
+        printf("{\"threads\": %d, \"mib\": %.0f, \"n\": %lld,\n \"memory\": {\"copy_gbs_1t\": %.2f, "
+               "\"copy_gbs_all\": %.2f, \"read_gbs_1t\": %.2f, \"read_gbs_all\": %.2f},\n",
+               o.threads, o.mb, (long long)o.n, copy_gbs[0], copy_gbs[1], read_gbs[0], read_gbs[1]);
+        printf(" \"quantize_us\": {");
+        for (int q = 0; q < 2; q++)
+            for (int s = 0; s < KB_MAX_ISA; s++)
+                if (q_us[q][s] >= 0)
+                    printf("%s\"%s_%s\": %.3f", q == 0 && s == 0 ? "" : ", ", quant_traits(q_types[q])->name,
+                           isa_names[s], q_us[q][s]);
+        printf("},\n \"kernels\": [");
+    } else {
+        printf("moestream-kbench: %.0f MiB of weights per format, rows of %lld, %d threads, best of >= %.2f s\n",
+               o.mb, (long long)o.n, o.threads, o.seconds);
+        printf("memory: copy %.1f GB/s (1 thread), %.1f GB/s (%d threads) [read+write bytes]; "
+               "read %.1f GB/s (1 thread), %.1f GB/s (%d threads)\n",
+               copy_gbs[0], copy_gbs[1], o.threads, read_gbs[0], read_gbs[1], o.threads);
+        printf("activation quantize, %lld floats, us:", (long long)o.n);
+        for (int q = 0; q < 2; q++)
+            for (int s = 0; s < KB_MAX_ISA; s++)
+                if (q_us[q][s] >= 0)
+                    printf(" %s %s %.2f", quant_traits(q_types[q])->name, isa_names[s], q_us[q][s]);
+        printf("\n\n");
+        printf("weights GB/s     %-23s %-23s\n", "1 thread", "all threads");
+        printf("%-8s %7s %7s %7s   %7s %7s %7s\n", "type", "ref", "avx2", "avx512", "ref", "avx2", "avx512");
+    }
+
+    bool first = true;
+    for (int t = 0; t < QT_COUNT; t++) {
+        if (quant_select_isa("ref") != 0)
+            goto out_free;
+        const struct quant_traits *tr = quant_traits(t);
+        const struct quant_traits *at = quant_traits(tr->vec_dot_type);
+        if (!tr->vec_dot_ref || !at->from_float || !in_list(o.types, tr->name))
+            continue;
+        size_t row = quant_row_size(t, o.n);
+        int64_t n_rows = (int64_t)(max_bytes / row);
+        if (row == 0 || n_rows < 1)
+            continue;
+        free(y);
+        y = malloc((size_t)n_rows * sizeof(float));
+        if (!y) {
+            fprintf(stderr, "kbench: out of memory for %lld outputs\n", (long long)n_rows);
+            goto out_free;
+        }
+        fill_weights(t, buf_a, n_rows, o.n);
+        for (int64_t i = 0; i < o.n; i++)
+            x[i] = rng_float();
+        matvec_quantize_act((enum quant_type)t, x, xq, o.n);
+
+        struct kb_result r;
+        for (int s = 0; s < KB_MAX_ISA; s++) {
+            r.gbs[s][0] = r.gbs[s][1] = -1.0;
+            r.fast[s] = false;
+            if (!isa_ok[s] || quant_select_isa(isa_names[s]) != 0)
+                continue;
+            r.fast[s] = s == 0 || tr->vec_dot != tr->vec_dot_ref;
+            if (!r.fast[s])
+                continue; /* same code as ref: not measured again */
+            for (int k = 0; k < 2; k++)
+                r.gbs[s][k] = time_matvec(pools[k], y, buf_a, t, n_rows, o.n, xq, o.seconds);
+        }
+        if (o.json) {
+            printf("%s\n  {\"type\": \"%s\"", first ? "" : ",", tr->name);
+            for (int s = 0; s < KB_MAX_ISA; s++) {
+                if (r.gbs[s][0] < 0)
+                    continue;
+                printf(", \"%s_gbs_1t\": %.2f, \"%s_gbs_all\": %.2f", isa_names[s], r.gbs[s][0], isa_names[s],
+                       r.gbs[s][1]);
+            }
+            printf("}");
+        } else {
+            printf("%-8s", tr->name);
+            for (int k = 0; k < 2; k++) {
+                for (int s = 0; s < KB_MAX_ISA; s++) {
+                    if (r.gbs[s][k] >= 0)
+                        printf(" %7.2f", r.gbs[s][k]);
+                    else
+                        printf(" %7s", isa_ok[s] ? "=ref" : "-");
+                }
+                printf(k == 0 ? "  " : "\n");
+            }
+        }
+        fflush(stdout);
+        first = false;
+    }
+    if (o.json)
+        printf("\n ]}\n");
+    else
+        printf("\n(=ref: this ISA uses the reference kernel for the format; -: ISA not run)\n");
+    quant_init();
+    rc = 0;
+
+out_free:
+    free(y);
+    free(xq);
+    free(x);
+    free(buf_b);
+    free(buf_a);
+    if (pools[1])
+        pool_free(pools[1]);
+    if (pools[0])
+        pool_free(pools[0]);
+    return rc;
+}

@@ -1,0 +1,1246 @@
+/*
+ * synth.c - synthetic MoE models (see synth.h for the contract).
+ *
+ * Order of this file: presets, random numbers, the tensor table and llama.cpp's
+ * type mix, random quantized blocks, the synthetic vocabularies, metadata,
+ * and the writers. Nothing here prints; synth_main.c owns the terminal.
+ */
+#include "synth.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "gguf.h"
+#include "quant.h"
+#include "split.h"
+#include "splitfmt.h"
+
+/* ---------------------------------------------------------------- presets */
+
+/* Published hyper-parameters (HF config.json of each model). */
+static const struct synth_shape shapes[] = {
+    { .name = "qwen3-30b-a3b", .model_name = "Qwen3-30B-A3B (synthetic)",
+      .arch = SYNTH_ARCH_QWEN3MOE, .n_layer = 48, .n_embd = 2048, .n_head = 32,
+      .n_head_kv = 4, .head_dim = 128, .n_expert = 128, .n_expert_used = 8,
+      .n_ff = 6144, .n_ff_exp = 768, .n_vocab = 151936, .n_ctx = 40960,
+      .rope_base = 1e6f, .rms_eps = 1e-6f },
+    { .name = "qwen3-235b-a22b", .model_name = "Qwen3-235B-A22B (synthetic)",
+      .arch = SYNTH_ARCH_QWEN3MOE, .n_layer = 94, .n_embd = 4096, .n_head = 64,
+      .n_head_kv = 4, .head_dim = 128, .n_expert = 128, .n_expert_used = 8,
+      .n_ff = 12288, .n_ff_exp = 1536, .n_vocab = 151936, .n_ctx = 40960,
+      .rope_base = 1e6f, .rms_eps = 1e-6f },
+    { .name = "qwen3-coder-480b-a35b", .model_name = "Qwen3-Coder-480B-A35B (synthetic)",
+      .arch = SYNTH_ARCH_QWEN3MOE, .n_layer = 62, .n_embd = 6144, .n_head = 96,
+      .n_head_kv = 8, .head_dim = 128, .n_expert = 160, .n_expert_used = 8,
+      .n_ff = 8192, .n_ff_exp = 2560, .n_vocab = 151936, .n_ctx = 262144,
+      .rope_base = 1e7f, .rms_eps = 1e-6f },
+    { .name = "mixtral-8x7b", .model_name = "Mixtral-8x7B (synthetic)",
+      .arch = SYNTH_ARCH_LLAMA, .n_layer = 32, .n_embd = 4096, .n_head = 32,
+      .n_head_kv = 8, .head_dim = 128, .n_expert = 8, .n_expert_used = 2,
+      .n_ff = 14336, .n_ff_exp = 14336, .n_vocab = 32000, .n_ctx = 32768,
+      .rope_base = 1e6f, .rms_eps = 1e-5f },
+    /* Demo: ~190 MB at Q4_K_M, big enough that a RAM budget below it streams. */
+    { .name = "demo", .model_name = "moestream demo (synthetic)",
+      .arch = SYNTH_ARCH_QWEN3MOE, .n_layer = 8, .n_embd = 512, .n_head = 8,
+      .n_head_kv = 2, .head_dim = 64, .n_expert = 64, .n_expert_used = 8,
+      .n_ff = 1536, .n_ff_exp = 512, .n_vocab = 4096, .n_ctx = 4096,
+      .rope_base = 1e6f, .rms_eps = 1e-6f },
+    /* Tests: ~2 MB, every row length a multiple of 256 so every K-quant fits. */
+    { .name = "tiny", .model_name = "moestream tiny (synthetic)",
+      .arch = SYNTH_ARCH_QWEN3MOE, .n_layer = 3, .n_embd = 256, .n_head = 4,
+      .n_head_kv = 2, .head_dim = 64, .n_expert = 16, .n_expert_used = 4,
+      .n_ff = 512, .n_ff_exp = 256, .n_vocab = 512, .n_ctx = 1024,
+      .rope_base = 1e6f, .rms_eps = 1e-6f },
+};
+#define N_SHAPES (sizeof(shapes) / sizeof(shapes[0]))
+
+static const char *const shape_names[] = {
+    "qwen3-30b-a3b", "qwen3-235b-a22b", "qwen3-coder-480b-a35b", "mixtral-8x7b",
+    "demo", "tiny", NULL,
+};
+
+const struct synth_shape *synth_find_shape(const char *name)
+{
+    for (size_t i = 0; i < N_SHAPES; i++)
+        if (name && strcmp(shapes[i].name, name) == 0)
+            return &shapes[i];
+    return NULL;
+}
+
+const char *const *synth_shape_names(void)
+{
+    return shape_names;
+}
+
+static const struct {
+    const char *name;
+    enum synth_quant q;
+    uint32_t file_type; /* general.file_type (llama_ftype) */
+} quants[] = {
+    { "q4_k_m", SYNTH_Q4_K_M, 15 },
+    { "q8_0", SYNTH_Q8_0, 7 },
+    { "q2_k", SYNTH_Q2_K, 10 },
+    { "q4_0", SYNTH_Q4_0, 2 },
+};
+
+int synth_parse_quant(const char *name, enum synth_quant *out)
+{
+    for (size_t i = 0; i < sizeof(quants) / sizeof(quants[0]); i++) {
+        if (strcasecmp(name, quants[i].name) == 0) {
+            *out = quants[i].q;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+const char *synth_quant_name(enum synth_quant q)
+{
+    for (size_t i = 0; i < sizeof(quants) / sizeof(quants[0]); i++)
+        if (quants[i].q == q)
+            return quants[i].name;
+    return "?";
+}
+
+static uint32_t quant_file_type(enum synth_quant q)
+{
+    for (size_t i = 0; i < sizeof(quants) / sizeof(quants[0]); i++)
+        if (quants[i].q == q)
+            return quants[i].file_type;
+    return 0;
+}
+
+static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+/* --------------------------------------------------------- random numbers */
+
+/* splitmix64: one 64-bit output per step, good enough for noise and fast
+ * (about 1 ns per call); the whole stream of a unit derives from its seed. */
+struct rng {
+    uint64_t s;
+};
+
+static inline uint64_t rng_next(struct rng *r)
+{
+    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static uint64_t mix64(uint64_t a, uint64_t b)
+{
+    struct rng r = { a ^ (b * 0xd6e8feb86659fd93ull) };
+    rng_next(&r);
+    return rng_next(&r);
+}
+
+/* uniform in [0, 1) */
+static inline float rng_unif(struct rng *r)
+{
+    return (float)(rng_next(r) >> 40) * (1.0f / 16777216.0f);
+}
+
+/* uniform integer in [lo, hi] */
+static inline int rng_int(struct rng *r, int lo, int hi)
+{
+    return lo + (int)(((rng_next(r) >> 32) * (uint64_t)(hi - lo + 1)) >> 32);
+}
+
+static void rng_fill(struct rng *r, void *dst, size_t n)
+{
+    uint8_t *p = dst;
+    while (n >= 8) {
+        uint64_t v = rng_next(r);
+        memcpy(p, &v, 8);
+        p += 8;
+        n -= 8;
+    }
+    if (n) {
+        uint64_t v = rng_next(r);
+        memcpy(p, &v, n);
+    }
+}
+
+/* binary32 -> binary16, round to nearest even, subnormals kept (synthetic
+ * scales of wide matrices can fall below fp16's normal range). */
+static qhalf f32_to_f16(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000u;
+    int32_t exp = (int32_t)((x >> 23) & 0xff) - 127 + 15;
+    uint32_t man = x & 0x7fffffu;
+    if (exp >= 31)
+        return (qhalf)(sign | 0x7bffu); /* clamp to the largest finite value */
+    if (exp <= 0) {
+        if (exp < -10)
+            return (qhalf)sign;
+        man |= 0x800000u;
+        uint32_t shift = (uint32_t)(14 - exp);
+        uint32_t h = man >> shift;
+        uint32_t rem = man & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (h & 1)))
+            h++;
+        return (qhalf)(sign | h);
+    }
+    uint32_t h = ((uint32_t)exp << 10) | (man >> 13);
+    uint32_t rem = man & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (h & 1)))
+        h++;
+    if (h >= 0x7c00u)
+        h = 0x7bffu;
+    return (qhalf)(sign | h);
+}
+
+/* Block scales of wide matrices fall below fp16's normal range (6.1e-5), as
+ * in real Q6_K files; subnormals are kept (precision about 6e-8 absolute), and
+ * the floor keeps every scale positive. */
+static float clamp_scale(float d)
+{
+    return d < 1.2e-7f ? 1.2e-7f : d;
+}
+
+/* --------------------------------------------------- tensor table and mix */
+
+enum tkind {
+    TK_EMBD, TK_OUTPUT_NORM, TK_OUTPUT,
+    TK_ATTN_NORM, TK_Q, TK_K, TK_V, TK_Q_NORM, TK_K_NORM, TK_O,
+    TK_FFN_NORM, TK_ROUTER, TK_GATE_EXPS, TK_UP_EXPS, TK_DOWN_EXPS,
+};
+
+struct stensor {
+    char name[64];
+    enum tkind kind;
+    int layer;            /* -1 for non-block tensors */
+    int type;             /* enum quant_type */
+    uint32_t n_dims;
+    int64_t ne[4];        /* unused dims 1 */
+    uint64_t size;        /* bytes */
+    float sigma;          /* std of the dequantized values (quantized kinds) */
+};
+
+struct plan {
+    struct synth_shape sh;   /* preset with the option overrides applied */
+    const struct synth_options *opt;
+    int n_tensor;
+    struct stensor *t;       /* [n_tensor] */
+    uint64_t data_bytes;
+};
+
+/* llama.cpp's use_more_bits(): the first and last eighth of the layers and
+ * every third layer in between get more bits in the _M mixes. */
+static bool use_more_bits(int i, int n)
+{
+    return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
+}
+
+/* The type llama-quantize picks for a tensor (llama_tensor_get_type, for the
+ * four supported schemes and this model family). */
+static int mix_type(const struct synth_shape *sh, enum synth_quant q, enum tkind k, int layer)
+{
+    int def = q == SYNTH_Q4_K_M ? QT_Q4_K : q == SYNTH_Q8_0 ? QT_Q8_0
+            : q == SYNTH_Q2_K ? QT_Q2_K : QT_Q4_0;
+    int n_gqa = sh->n_head / sh->n_head_kv;
+    bool eight = sh->n_expert == 8; /* llama.cpp special-cases 8-expert models (Mixtral) */
+    switch (k) {
+    case TK_OUTPUT_NORM: case TK_ATTN_NORM: case TK_Q_NORM: case TK_K_NORM:
+    case TK_FFN_NORM: case TK_ROUTER:
+        return QT_F32; /* 1-D, and ffn_gate_inp is never quantized */
+    case TK_OUTPUT:
+        return def == QT_Q8_0 ? QT_Q8_0 : QT_Q6_K;
+    case TK_EMBD:
+        return def;
+    case TK_V:
+        if (eight)
+            return QT_Q8_0;
+        if (q == SYNTH_Q2_K)
+            return n_gqa >= 4 ? QT_Q4_K : QT_Q3_K;
+        if (q == SYNTH_Q4_K_M && use_more_bits(layer, sh->n_layer))
+            return QT_Q6_K;
+        return def;
+    case TK_K:
+        return eight ? QT_Q8_0 : def;
+    case TK_O:
+        if (eight && (q == SYNTH_Q2_K || q == SYNTH_Q4_K_M))
+            return QT_Q5_K;
+        if (q == SYNTH_Q2_K)
+            return QT_Q3_K;
+        return def;
+    case TK_DOWN_EXPS:
+        if (q == SYNTH_Q2_K)
+            return QT_Q3_K;
+        if (q == SYNTH_Q4_K_M && use_more_bits(layer, sh->n_layer))
+            return QT_Q6_K;
+        return def;
+    case TK_Q: case TK_GATE_EXPS: case TK_UP_EXPS:
+        return def;
+    }
+    return def;
+}
+
+static int plan_add(struct plan *p, enum tkind k, int layer, const char *base,
+                    uint32_t n_dims, int64_t ne0, int64_t ne1, int64_t ne2,
+                    char *err, size_t errlen)
+{
+    struct stensor *t = &p->t[p->n_tensor];
+    if (layer >= 0)
+        snprintf(t->name, sizeof(t->name), "blk.%d.%s.weight", layer, base);
+    else
+        snprintf(t->name, sizeof(t->name), "%s.weight", base);
+    t->kind = k;
+    t->layer = layer;
+    t->type = mix_type(&p->sh, p->opt->quant, k, layer);
+    t->n_dims = n_dims;
+    t->ne[0] = ne0;
+    t->ne[1] = ne1;
+    t->ne[2] = ne2;
+    t->ne[3] = 1;
+    uint64_t row = quant_row_size(t->type, ne0);
+    if (row == 0)
+        return fail(err, errlen, -EINVAL,
+                    "synth: %s: row length %" PRId64 " is not a multiple of the %s block size",
+                    t->name, ne0, quant_traits(t->type)->name);
+    t->size = row * (uint64_t)ne1 * (uint64_t)ne2;
+    t->sigma = 1.0f / sqrtf((float)ne0);
+    p->data_bytes += t->size;
+    p->n_tensor++;
+    return 0;
+}
+
+static void plan_free(struct plan *p)
+{
+    free(p->t);
+    p->t = NULL;
+}
+
+static int plan_build(struct plan *p, const struct synth_options *opt, char *err, size_t errlen)
+{
+    memset(p, 0, sizeof(*p));
+    const struct synth_shape *base = synth_find_shape(opt->shape);
+    if (!base)
+        return fail(err, errlen, -EINVAL, "synth: unknown shape '%s'", opt->shape ? opt->shape : "");
+    p->sh = *base;
+    p->opt = opt;
+    if (opt->n_layer < 0 || opt->n_layer > base->n_layer)
+        return fail(err, errlen, -EINVAL, "synth: --layers %d: expected 1..%d for %s",
+                    opt->n_layer, base->n_layer, base->name);
+    if (opt->n_layer)
+        p->sh.n_layer = opt->n_layer;
+    if (opt->n_expert && (opt->n_expert < base->n_expert_used || opt->n_expert > 4096))
+        return fail(err, errlen, -EINVAL, "synth: --experts %d: expected %d..4096 for %s",
+                    opt->n_expert, base->n_expert_used, base->name);
+    if (opt->n_expert)
+        p->sh.n_expert = opt->n_expert;
+    if (!(opt->routing_skew >= 0.0f && opt->routing_skew <= 10.0f))
+        return fail(err, errlen, -EINVAL, "synth: routing skew %g: expected 0..10",
+                    (double)opt->routing_skew);
+
+    const struct synth_shape *s = &p->sh;
+    p->t = calloc((size_t)s->n_layer * 12 + 3, sizeof(*p->t));
+    if (!p->t)
+        return fail(err, errlen, -ENOMEM, "synth: out of memory for the tensor table");
+    int64_t e = s->n_embd, nq = (int64_t)s->n_head * s->head_dim;
+    int64_t nkv = (int64_t)s->n_head_kv * s->head_dim, ff = s->n_ff_exp, ne = s->n_expert;
+    int rc = plan_add(p, TK_EMBD, -1, "token_embd", 2, e, s->n_vocab, 1, err, errlen);
+    for (int L = 0; L < s->n_layer && rc == 0; L++) {
+        bool qwen = s->arch == SYNTH_ARCH_QWEN3MOE;
+        rc = plan_add(p, TK_ATTN_NORM, L, "attn_norm", 1, e, 1, 1, err, errlen);
+        rc = rc ? rc : plan_add(p, TK_Q, L, "attn_q", 2, e, nq, 1, err, errlen);
+        rc = rc ? rc : plan_add(p, TK_K, L, "attn_k", 2, e, nkv, 1, err, errlen);
+        rc = rc ? rc : plan_add(p, TK_V, L, "attn_v", 2, e, nkv, 1, err, errlen);
+        if (qwen) {
+            rc = rc ? rc : plan_add(p, TK_Q_NORM, L, "attn_q_norm", 1, s->head_dim, 1, 1, err, errlen);
+            rc = rc ? rc : plan_add(p, TK_K_NORM, L, "attn_k_norm", 1, s->head_dim, 1, 1, err, errlen);
+        }
+        rc = rc ? rc : plan_add(p, TK_O, L, "attn_output", 2, nq, e, 1, err, errlen);
+        rc = rc ? rc : plan_add(p, TK_FFN_NORM, L, "ffn_norm", 1, e, 1, 1, err, errlen);
+        rc = rc ? rc : plan_add(p, TK_ROUTER, L, "ffn_gate_inp", 2, e, ne, 1, err, errlen);
+        rc = rc ? rc : plan_add(p, TK_GATE_EXPS, L, "ffn_gate_exps", 3, e, ff, ne, err, errlen);
+        rc = rc ? rc : plan_add(p, TK_UP_EXPS, L, "ffn_up_exps", 3, e, ff, ne, err, errlen);
+        rc = rc ? rc : plan_add(p, TK_DOWN_EXPS, L, "ffn_down_exps", 3, ff, e, ne, err, errlen);
+    }
+    rc = rc ? rc : plan_add(p, TK_OUTPUT_NORM, -1, "output_norm", 1, e, 1, 1, err, errlen);
+    rc = rc ? rc : plan_add(p, TK_OUTPUT, -1, "output", 2, e, s->n_vocab, 1, err, errlen);
+    if (rc)
+        plan_free(p);
+    return rc;
+}
+
+float synth_router_gain(const struct synth_options *opt, int n_expert, int e)
+{
+    if (opt->routing_skew == 0.0f || n_expert < 2)
+        return 1.0f;
+    /* rank of e in a seeded permutation (Fisher-Yates over a small table) */
+    int *perm = malloc((size_t)n_expert * sizeof(*perm));
+    if (!perm)
+        return 1.0f;
+    for (int i = 0; i < n_expert; i++)
+        perm[i] = i;
+    struct rng r = { mix64(opt->seed, 0x5eed0e7e4ull) };
+    for (int i = n_expert - 1; i > 0; i--) {
+        int j = rng_int(&r, 0, i), tmp = perm[i];
+        perm[i] = perm[j];
+        perm[j] = tmp;
+    }
+    int rank = 0;
+    for (int i = 0; i < n_expert; i++)
+        if (perm[i] == e)
+            rank = i;
+    free(perm);
+    float g = 1.0f - 2.0f * (float)rank / (float)(n_expert - 1);
+    return expf(opt->routing_skew * g);
+}
+
+/* ------------------------------------------------------- random blocks */
+
+/*
+ * Each generator writes n_blk blocks whose dequantized values have standard
+ * deviation about sigma and mean about zero. The quants are uniform random
+ * bytes; the scales are chosen from the rms of the quant range:
+ *   Q8_0  q in -128..127, rms 73.9        Q4_0  q-8 in -7..7 (0 twice), rms 4.18
+ *   Q4_K  sc*(q-7.5) with min = sc*7.5*d, q-7.5 rms 4.61, sc in 32..63 (rms 48.4)
+ *   Q5_K  sc*(q-15.5), rms 9.23           Q2_K  sc*(q-1.5) rms 1.118, sc in 8..15 (rms 11.7)
+ *   Q3_K  +-sc*(q-4), q-4 rms 2.345, sc in 16..31 (rms 24.0), random sign
+ *   Q6_K  +-sc*(q-32), rms 18.48, sc in 32..127 (rms 83.9), random sign
+ * Block scales get a +-20% jitter so rows differ.
+ */
+static float jitter(struct rng *r)
+{
+    return 0.8f + 0.4f * rng_unif(r);
+}
+
+static void gen_q8_0(struct rng *r, float sigma, void *dst, int64_t n_blk)
+{
+    block_q8_0 *b = dst;
+    for (int64_t i = 0; i < n_blk; i++) {
+        b[i].d = f32_to_f16(clamp_scale(sigma / 73.9f * jitter(r)));
+        rng_fill(r, b[i].qs, sizeof(b[i].qs));
+    }
+}
+
+static void gen_q4_0(struct rng *r, float sigma, void *dst, int64_t n_blk)
+{
+    block_q4_0 *b = dst;
+    for (int64_t i = 0; i < n_blk; i++) {
+        b[i].d = f32_to_f16(clamp_scale(sigma / 4.18f * jitter(r)));
+        rng_fill(r, b[i].qs, sizeof(b[i].qs));
+        /* nibble 0 (value -8) becomes 8 (value 0): values -7..7, mean exactly 0 */
+        for (size_t j = 0; j < sizeof(b[i].qs); j++) {
+            uint8_t q = b[i].qs[j];
+            q |= (q & 0x0f) ? 0 : 0x08;
+            q |= (q & 0xf0) ? 0 : 0x80;
+            b[i].qs[j] = q;
+        }
+    }
+}
+
+/* 6-bit scales and mins of Q4_K/Q5_K into their 12-byte packing
+ * (the inverse of ggml's get_scale_min_k4). */
+static void pack_k4_scales(uint8_t out[12], const uint8_t sc[8], const uint8_t m[8])
+{
+    for (int j = 0; j < 4; j++) {
+        out[j] = (uint8_t)((sc[j] & 63) | ((sc[j + 4] >> 4) << 6));
+        out[j + 4] = (uint8_t)((m[j] & 63) | ((m[j + 4] >> 4) << 6));
+        out[j + 8] = (uint8_t)((sc[j + 4] & 15) | ((m[j + 4] & 15) << 4));
+    }
+}
+
+static void gen_q4_k(struct rng *r, float sigma, void *dst, int64_t n_blk)
+{
+    block_q4_K *b = dst;
+    for (int64_t i = 0; i < n_blk; i++) {
+        uint8_t sc[8];
+        for (int j = 0; j < 8; j++)
+            sc[j] = (uint8_t)rng_int(r, 32, 63);
+        float d = clamp_scale(sigma / (48.4f * 4.61f) * jitter(r));
+        qhalf hd = f32_to_f16(d);
+        b[i].d = hd;
+        b[i].dmin = f32_to_f16(7.5f * d); /* min_j = dmin * sc_j centres q on 7.5 */
+        pack_k4_scales(b[i].scales, sc, sc);
+        rng_fill(r, b[i].qs, sizeof(b[i].qs));
+    }
+}
+
+static void gen_q5_k(struct rng *r, float sigma, void *dst, int64_t n_blk)
+{
+    block_q5_K *b = dst;
+    for (int64_t i = 0; i < n_blk; i++) {
+        uint8_t sc[8];
+        for (int j = 0; j < 8; j++)
+            sc[j] = (uint8_t)rng_int(r, 32, 63);
+        float d = clamp_scale(sigma / (48.4f * 9.23f) * jitter(r));
+        b[i].d = f32_to_f16(d);
+        b[i].dmin = f32_to_f16(15.5f * d);
+        pack_k4_scales(b[i].scales, sc, sc);
+        rng_fill(r, b[i].qh, sizeof(b[i].qh));
+        rng_fill(r, b[i].qs, sizeof(b[i].qs));
+    }
+}
+
+static void gen_q2_k(struct rng *r, float sigma, void *dst, int64_t n_blk)
+{
+    block_q2_K *b = dst;
+    for (int64_t i = 0; i < n_blk; i++) {
+        float d = clamp_scale(sigma / (11.7f * 1.118f) * jitter(r));
+        b[i].d = f32_to_f16(d);
+        b[i].dmin = f32_to_f16(1.5f * d);
+        for (int j = 0; j < 16; j++) {
+            uint8_t s = (uint8_t)rng_int(r, 8, 15);
+            b[i].scales[j] = (uint8_t)(s | (s << 4)); /* min = scale: centred on q = 1.5 */
+        }
+        rng_fill(r, b[i].qs, sizeof(b[i].qs));
+    }
+}
+
+static void gen_q3_k(struct rng *r, float sigma, void *dst, int64_t n_blk)
+{
+    block_q3_K *b = dst;
+    for (int64_t i = 0; i < n_blk; i++) {
+        b[i].d = f32_to_f16(clamp_scale(sigma / (24.0f * 2.345f) * jitter(r)));
+        memset(b[i].scales, 0, sizeof(b[i].scales));
+        for (int j = 0; j < 16; j++) {
+            int s = rng_int(r, 16, 31);
+            if (rng_next(r) & 1)
+                s = -s;
+            unsigned v = (unsigned)(s + 32); /* stored biased by 32, 6 bits */
+            b[i].scales[j % 8] |= (uint8_t)((v & 15) << (4 * (j / 8)));
+            b[i].scales[8 + j % 4] |= (uint8_t)((v >> 4) << (2 * (j / 4)));
+        }
+        rng_fill(r, b[i].hmask, sizeof(b[i].hmask));
+        rng_fill(r, b[i].qs, sizeof(b[i].qs));
+    }
+}
+
+static void gen_q6_k(struct rng *r, float sigma, void *dst, int64_t n_blk)
+{
+    block_q6_K *b = dst;
+    for (int64_t i = 0; i < n_blk; i++) {
+        b[i].d = f32_to_f16(clamp_scale(sigma / (83.9f * 18.48f) * jitter(r)));
+        for (int j = 0; j < 16; j++) {
+            int s = rng_int(r, 32, 127);
+            b[i].scales[j] = (int8_t)((rng_next(r) & 1) ? -s : s);
+        }
+        rng_fill(r, b[i].ql, sizeof(b[i].ql));
+        rng_fill(r, b[i].qh, sizeof(b[i].qh));
+    }
+}
+
+/* Generates rows [r0, r0 + nr) of slice `slice` of tensor t into dst. */
+static void gen_rows(const struct plan *p, int ti, int64_t slice, int64_t r0, int64_t nr,
+                     void *dst)
+{
+    const struct stensor *t = &p->t[ti];
+    struct rng r = { mix64(mix64(p->opt->seed, (uint64_t)ti + 1),
+                           ((uint64_t)slice << 32) ^ (uint64_t)r0) };
+    if (t->type == QT_F32) {
+        float *f = dst;
+        int64_t n0 = t->ne[0];
+        for (int64_t i = 0; i < nr; i++) {
+            float g = 1.0f;
+            float sd = 0.0f;
+            if (t->kind == TK_ROUTER) {
+                g = synth_router_gain(p->opt, p->sh.n_expert, (int)(r0 + i));
+                sd = 2.0f / sqrtf((float)n0) * g;
+            }
+            for (int64_t j = 0; j < n0; j++) {
+                if (t->kind == TK_ROUTER) {
+                    /* Irwin-Hall(4): close enough to normal for a router */
+                    float u = rng_unif(&r) + rng_unif(&r) + rng_unif(&r) + rng_unif(&r) - 2.0f;
+                    f[i * n0 + j] = u * sd * 1.7320508f;
+                } else {
+                    f[i * n0 + j] = 1.0f + 0.2f * (rng_unif(&r) - 0.5f);
+                }
+            }
+        }
+        return;
+    }
+    int64_t n_blk = nr * (t->ne[0] / quant_traits(t->type)->blck_size);
+    switch (t->type) {
+    case QT_Q8_0: gen_q8_0(&r, t->sigma, dst, n_blk); break;
+    case QT_Q4_0: gen_q4_0(&r, t->sigma, dst, n_blk); break;
+    case QT_Q2_K: gen_q2_k(&r, t->sigma, dst, n_blk); break;
+    case QT_Q3_K: gen_q3_k(&r, t->sigma, dst, n_blk); break;
+    case QT_Q4_K: gen_q4_k(&r, t->sigma, dst, n_blk); break;
+    case QT_Q5_K: gen_q5_k(&r, t->sigma, dst, n_blk); break;
+    case QT_Q6_K: gen_q6_k(&r, t->sigma, dst, n_blk); break;
+    default: assert(!"type outside the supported mixes"); break;
+    }
+}
+
+/* ------------------------------------------------------- vocabularies */
+
+/* A string set (open addressing) used to keep generated tokens unique. */
+struct strset {
+    char **slot;
+    size_t cap;
+};
+
+static uint64_t str_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    return h;
+}
+
+/* True when s is present; with add, inserts it (the set keeps the pointer). */
+static bool strset_has(struct strset *set, char *s, bool add)
+{
+    size_t i = str_hash(s) & (set->cap - 1);
+    while (set->slot[i]) {
+        if (strcmp(set->slot[i], s) == 0)
+            return true;
+        i = (i + 1) & (set->cap - 1);
+    }
+    if (add)
+        set->slot[i] = s;
+    return false;
+}
+
+struct vocab {
+    int n;                /* tokens */
+    char **tok;           /* [n] UTF-8 */
+    int32_t *type;        /* [n] llama token types: 1 normal 2 unknown 3 control 4 user 5 unused 6 byte */
+    float *score;         /* [n] (SentencePiece only) */
+    int n_merge;
+    char **merge;         /* [n_merge] "left right" (BPE only) */
+    int bos, eos, unk, pad;
+    uint64_t bytes;       /* total string bytes, for the file-size estimate */
+};
+
+static void vocab_free(struct vocab *v)
+{
+    if (v->tok)
+        for (int i = 0; i < v->n; i++)
+            free(v->tok[i]);
+    if (v->merge)
+        for (int i = 0; i < v->n_merge; i++)
+            free(v->merge[i]);
+    free(v->tok);
+    free(v->type);
+    free(v->score);
+    free(v->merge);
+    memset(v, 0, sizeof(*v));
+}
+
+/* Words the first merges spell out, so common text tokenizes to whole
+ * words (and the demo's output looks like words); the rest are random. */
+static const char *const seed_words[] = {
+    "the", "of", "and", "to", "in", "is", "that", "for", "it", "as", "was", "with", "be",
+    "by", "on", "not", "he", "this", "are", "or", "his", "from", "at", "which", "but",
+    "have", "an", "had", "they", "you", "were", "their", "one", "all", "we", "can", "her",
+    "has", "there", "been", "if", "more", "when", "will", "would", "who", "so", "no",
+    "model", "expert", "memory", "disk", "stream", "token", "layer", "weight", "cache",
+    "def", "return", "self", "import", "class", "print", "int", "float", "char", "void",
+    "while", "else", "true", "false", "None", "const", "struct", "static", "include",
+    "Hello", "world", "The", "In", "It", "This", "What", "how", "why", "time", "people",
+    "water", "light", "small", "large", "number", "first", "after", "over", "under",
+    "between", "through", "about", "into", "than", "other", "some", "these", "many",
+};
+
+/* GPT-2 byte-to-unicode: printable bytes map to themselves, the others to
+ * U+0100 onwards in byte order. Writes the UTF-8 of byte b's symbol. */
+static void byte_symbol(int b, char out[3])
+{
+    static int map[256];
+    static bool init;
+    if (!init) {
+        int n = 0;
+        for (int i = 0; i < 256; i++) {
+            bool printable = (i >= 33 && i <= 126) || (i >= 161 && i <= 172) || (i >= 174);
+            map[i] = printable ? i : 256 + n++;
+        }
+        init = true;
+    }
+    int cp = map[b];
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        out[1] = 0;
+    } else {
+        out[0] = (char)(0xc0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 63));
+        out[2] = 0;
+    }
+}
+
+static char *str_cat(const char *a, const char *b, const char *sep)
+{
+    size_t la = strlen(a), ls = strlen(sep), lb = strlen(b);
+    char *s = malloc(la + ls + lb + 1);
+    if (!s)
+        return NULL;
+    memcpy(s, a, la);
+    memcpy(s + la, sep, ls);
+    memcpy(s + la + ls, b, lb + 1);
+    return s;
+}
+
+/* Adds token left+right (and, for BPE, the merge "left right") unless it
+ * exists. 1 added, 0 skipped, -ENOMEM. */
+static int vocab_add_pair(struct vocab *v, struct strset *set, int limit, const char *left,
+                          const char *right, bool bpe, int max_len)
+{
+    if (v->n >= limit)
+        return 0;
+    char *s = str_cat(left, right, "");
+    if (!s)
+        return -ENOMEM;
+    if ((int)strlen(s) > max_len || strset_has(set, s, false)) {
+        free(s);
+        return 0;
+    }
+    if (bpe) {
+        char *m = str_cat(left, right, " ");
+        if (!m) {
+            free(s);
+            return -ENOMEM;
+        }
+        v->merge[v->n_merge++] = m;
+        v->bytes += strlen(m) + 8;
+    }
+    strset_has(set, s, true);
+    v->tok[v->n] = s;
+    v->type[v->n] = 1;
+    v->bytes += strlen(s) + 8;
+    v->n++;
+    return 1;
+}
+
+/* Spells word w (a sequence of symbols, UTF-8) as a chain of merges left to
+ * right: "Ġ t" -> "Ġt", "Ġt h" -> "Ġth", ... so each prefix is a token. */
+static int vocab_add_word(struct vocab *v, struct strset *set, int limit, const char *prefix,
+                          const char *w, bool bpe)
+{
+    char cur[64], sym[8];
+    snprintf(cur, sizeof(cur), "%s", prefix);
+    for (const char *c = w; *c; c++) {
+        if (bpe)
+            byte_symbol((uint8_t)*c, sym);
+        else
+            snprintf(sym, sizeof(sym), "%c", *c);
+        if (cur[0]) {
+            int rc = vocab_add_pair(v, set, limit, cur, sym, bpe, 48);
+            if (rc < 0)
+                return rc;
+        }
+        size_t l = strlen(cur);
+        if (l + strlen(sym) + 1 > sizeof(cur))
+            return 0;
+        strcat(cur, sym);
+    }
+    return 0;
+}
+
+static bool is_letters(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')))
+            return false;
+    return true;
+}
+
+/* Random merges until n reaches limit, shaped like real vocabularies: the
+ * left side is a word piece with or without the space marker ("Ġ" / U+2581),
+ * the right side a word piece without it, so every token is something the
+ * qwen2 pre-tokenizer can actually produce ("Ġconst", "ation"); half the
+ * time the right side is a single letter, so short pieces dominate. */
+static int vocab_fill_random(struct vocab *v, struct strset *set, int first, int limit,
+                             bool bpe, uint64_t seed, const char *marker)
+{
+    int *lead = malloc((size_t)limit * sizeof(int)), *word = malloc((size_t)limit * sizeof(int));
+    int *single = malloc(64 * sizeof(int));
+    int n_lead = 0, n_word = 0, n_single = 0, rc = 0;
+    size_t ml = strlen(marker);
+    if (!lead || !word || !single) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (int i = first; i < v->n; i++) {
+        const char *t = v->tok[i];
+        if (is_letters(t)) {
+            word[n_word++] = i;
+            lead[n_lead++] = i;
+            if (!t[1] && n_single < 64)
+                single[n_single++] = i;
+        } else if (!strncmp(t, marker, ml) && is_letters(t + ml)) {
+            lead[n_lead++] = i;
+        }
+    }
+    if (n_single == 0) {
+        rc = -EINVAL;
+        goto out;
+    }
+    struct rng r = { seed };
+    long stall = 0;
+    while (v->n < limit) {
+        int a = lead[rng_int(&r, 0, n_lead - 1)];
+        int b = (rng_next(&r) & 1) ? single[rng_int(&r, 0, n_single - 1)]
+                                   : word[rng_int(&r, 0, n_word - 1)];
+        int before = v->n;
+        rc = vocab_add_pair(v, set, limit, v->tok[a], v->tok[b], bpe, 16);
+        if (rc < 0)
+            goto out;
+        if (rc == 0) {
+            if (++stall > 100000000L) { /* cannot happen for sane sizes */
+                rc = -EDEADLK;
+                goto out;
+            }
+            continue;
+        }
+        if (is_letters(v->tok[before]))
+            word[n_word++] = before;
+        lead[n_lead++] = before;
+    }
+    rc = 0;
+out:
+    free(lead);
+    free(word);
+    free(single);
+    return rc;
+}
+
+/* Qwen2/3 specials, in their real order (151643..151668). */
+static const char *const qwen_specials[] = {
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>",
+    "<|object_ref_end|>", "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>",
+    "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>",
+    "<tool_call>", "</tool_call>", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>",
+    "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>", "<tool_response>", "</tool_response>",
+    "<think>", "</think>",
+};
+#define QWEN_N_BPE_REAL 151643 /* regular tokens of the real Qwen vocabulary */
+
+static int vocab_alloc(struct vocab *v, int n, bool bpe, bool scores)
+{
+    v->tok = calloc((size_t)n, sizeof(*v->tok));
+    v->type = calloc((size_t)n, sizeof(*v->type));
+    v->score = scores ? calloc((size_t)n, sizeof(*v->score)) : NULL;
+    v->merge = bpe ? calloc((size_t)n, sizeof(*v->merge)) : NULL;
+    if (!v->tok || !v->type || (scores && !v->score) || (bpe && !v->merge))
+        return -ENOMEM;
+    return 0;
+}
+
+static int vocab_push(struct vocab *v, struct strset *set, const char *s, int type)
+{
+    char *c = strdup(s);
+    if (!c)
+        return -ENOMEM;
+    if (set)
+        strset_has(set, c, true);
+    v->tok[v->n] = c;
+    v->type[v->n] = type;
+    v->bytes += strlen(c) + 8;
+    v->n++;
+    return 0;
+}
+
+/* Byte-level BPE in the Qwen layout: 256 byte symbols, merges, then the
+ * specials. The real-size vocabulary (151936) puts the specials at their real
+ * ids and fills the tail with "[PADn]" like convert_hf_to_gguf does; smaller
+ * ones keep <|endoftext|>, <|im_start|>, <|im_end|> as the last three ids. */
+static int vocab_build_bpe(struct vocab *v, int n_vocab, uint64_t seed)
+{
+    bool real = n_vocab >= QWEN_N_BPE_REAL + 26;
+    int n_special = real ? 26 : 3;
+    int n_bpe = real ? QWEN_N_BPE_REAL : n_vocab - 3;
+    struct strset set = { 0 };
+    int rc = vocab_alloc(v, n_vocab, true, false);
+    set.cap = 1;
+    while (set.cap < (size_t)n_vocab * 2)
+        set.cap <<= 1;
+    set.slot = calloc(set.cap, sizeof(*set.slot));
+    if (rc || !set.slot) {
+        rc = -ENOMEM;
+        goto out_set;
+    }
+    /* byte symbols in token order: printable bytes first, as GPT-2/Qwen */
+    char sym[3];
+    for (int pass = 0; pass < 2; pass++) {
+        for (int b = 0; b < 256; b++) {
+            bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174);
+            if (printable != (pass == 0))
+                continue;
+            byte_symbol(b, sym);
+            if ((rc = vocab_push(v, &set, sym, 1)))
+                goto out_set;
+        }
+    }
+    char space[3];
+    byte_symbol(' ', space);
+    for (size_t i = 0; i < sizeof(seed_words) / sizeof(seed_words[0]) && rc == 0; i++) {
+        rc = vocab_add_word(v, &set, n_bpe, space, seed_words[i], true);
+        rc = rc ? rc : vocab_add_word(v, &set, n_bpe, "", seed_words[i], true);
+    }
+    rc = rc ? rc : vocab_fill_random(v, &set, 0, n_bpe, true, mix64(seed, 0xb9e), space);
+    for (int i = 0; i < n_special && rc == 0; i++) {
+        const char *s = qwen_specials[i];
+        rc = vocab_push(v, NULL, s, s[1] == '|' ? 3 : 4); /* <|x|> control, <x> user-defined */
+    }
+    while (rc == 0 && v->n < n_vocab) {
+        char pad[32];
+        snprintf(pad, sizeof(pad), "[PAD%d]", v->n);
+        rc = vocab_push(v, NULL, pad, 5);
+    }
+    v->bos = v->pad = n_bpe;   /* <|endoftext|> */
+    v->eos = n_bpe + 2;        /* <|im_end|> */
+    v->unk = -1;
+out_set:
+    free(set.slot);
+    return rc;
+}
+
+/* SentencePiece (llama) layout: <unk> <s> </s>, <0x00>..<0xFF>, then pieces
+ * with U+2581 for spaces, scored by rank. llama.cpp's SPM tokenizer merges
+ * adjacent symbols whose concatenation is a piece, so every chain is usable. */
+static int vocab_build_spm(struct vocab *v, int n_vocab, uint64_t seed)
+{
+    struct strset set = { 0 };
+    int rc = vocab_alloc(v, n_vocab, false, true);
+    set.cap = 1;
+    while (set.cap < (size_t)n_vocab * 2)
+        set.cap <<= 1;
+    set.slot = calloc(set.cap, sizeof(*set.slot));
+    if (rc || !set.slot) {
+        rc = -ENOMEM;
+        goto out_set;
+    }
+    rc = vocab_push(v, &set, "<unk>", 2);
+    rc = rc ? rc : vocab_push(v, &set, "<s>", 3);
+    rc = rc ? rc : vocab_push(v, &set, "</s>", 3);
+    for (int b = 0; b < 256 && rc == 0; b++) {
+        char s[8];
+        snprintf(s, sizeof(s), "<0x%02X>", b);
+        rc = vocab_push(v, &set, s, 6);
+    }
+    int first_piece = v->n;
+    static const char *const ws = "\xe2\x96\x81"; /* U+2581 */
+    rc = rc ? rc : vocab_push(v, &set, ws, 1);
+    for (int c = 33; c < 127 && rc == 0; c++) {
+        char s[2] = { (char)c, 0 };
+        rc = vocab_push(v, &set, s, 1);
+    }
+    for (size_t i = 0; i < sizeof(seed_words) / sizeof(seed_words[0]) && rc == 0; i++) {
+        rc = vocab_add_word(v, &set, n_vocab, ws, seed_words[i], false);
+        rc = rc ? rc : vocab_add_word(v, &set, n_vocab, "", seed_words[i], false);
+    }
+    rc = rc ? rc : vocab_fill_random(v, &set, first_piece, n_vocab, false, mix64(seed, 0x5b3), ws);
+    for (int i = first_piece; i < v->n; i++)
+        v->score[i] = -(float)(i - first_piece);
+    v->unk = 0;
+    v->bos = 1;
+    v->eos = 2;
+    v->pad = -1;
+out_set:
+    free(set.slot);
+    return rc;
+}
+
+/* ------------------------------------------------------------ metadata */
+
+static const char qwen_chat_template[] =
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{{ message['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
+
+static int set_metadata(struct gguf_writer *w, const struct plan *p, const struct vocab *v)
+{
+    const struct synth_shape *s = &p->sh;
+    bool qwen = s->arch == SYNTH_ARCH_QWEN3MOE;
+    const char *arch = qwen ? "qwen3moe" : "llama";
+    char k[96];
+    int rc = 0;
+#define KEY(suffix) (snprintf(k, sizeof(k), "%s.%s", arch, suffix), k)
+    rc = rc ? rc : gguf_writer_set_str(w, "general.architecture", arch);
+    rc = rc ? rc : gguf_writer_set_str(w, "general.type", "model");
+    rc = rc ? rc : gguf_writer_set_str(w, "general.name", s->model_name);
+    rc = rc ? rc : gguf_writer_set_u32(w, KEY("block_count"), (uint32_t)s->n_layer);
+    rc = rc ? rc : gguf_writer_set_u32(w, KEY("context_length"), (uint32_t)s->n_ctx);
+    rc = rc ? rc : gguf_writer_set_u32(w, KEY("embedding_length"), (uint32_t)s->n_embd);
+    rc = rc ? rc : gguf_writer_set_u32(w, KEY("feed_forward_length"), (uint32_t)s->n_ff);
+    rc = rc ? rc : gguf_writer_set_u32(w, KEY("attention.head_count"), (uint32_t)s->n_head);
+    rc = rc ? rc : gguf_writer_set_u32(w, KEY("attention.head_count_kv"), (uint32_t)s->n_head_kv);
+    if (qwen) {
+        rc = rc ? rc : gguf_writer_set_u32(w, KEY("attention.key_length"), (uint32_t)s->head_dim);
+        rc = rc ? rc : gguf_writer_set_u32(w, KEY("attention.value_length"), (uint32_t)s->head_dim);
+    } else {
+        rc = rc ? rc : gguf_writer_set_u32(w, KEY("vocab_size"), (uint32_t)s->n_vocab);
+        rc = rc ? rc : gguf_writer_set_u32(w, KEY("rope.dimension_count"), (uint32_t)s->head_dim);
+    }
+    rc = rc ? rc : gguf_writer_set_f32(w, KEY("rope.freq_base"), s->rope_base);
+    rc = rc ? rc : gguf_writer_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), s->rms_eps);
+    rc = rc ? rc : gguf_writer_set_u32(w, KEY("expert_count"), (uint32_t)s->n_expert);
+    rc = rc ? rc : gguf_writer_set_u32(w, KEY("expert_used_count"), (uint32_t)s->n_expert_used);
+    if (qwen)
+        rc = rc ? rc : gguf_writer_set_u32(w, KEY("expert_feed_forward_length"), (uint32_t)s->n_ff_exp);
+#undef KEY
+    rc = rc ? rc : gguf_writer_set_u32(w, "general.quantization_version", 2);
+    rc = rc ? rc : gguf_writer_set_u32(w, "general.file_type", quant_file_type(p->opt->quant));
+
+    rc = rc ? rc : gguf_writer_set_str(w, "tokenizer.ggml.model", qwen ? "gpt2" : "llama");
+    rc = rc ? rc : gguf_writer_set_str(w, "tokenizer.ggml.pre", qwen ? "qwen2" : "default");
+    rc = rc ? rc : gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens",
+                                           (const char *const *)v->tok, (uint64_t)v->n);
+    if (v->score)
+        rc = rc ? rc : gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_VT_FLOAT32,
+                                           v->score, (uint64_t)v->n);
+    rc = rc ? rc : gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_VT_INT32,
+                                       v->type, (uint64_t)v->n);
+    if (v->merge)
+        rc = rc ? rc : gguf_writer_set_arr_str(w, "tokenizer.ggml.merges",
+                                               (const char *const *)v->merge,
+                                               (uint64_t)v->n_merge);
+    rc = rc ? rc : gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)v->bos);
+    rc = rc ? rc : gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)v->eos);
+    if (v->unk >= 0)
+        rc = rc ? rc : gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)v->unk);
+    if (v->pad >= 0)
+        rc = rc ? rc : gguf_writer_set_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)v->pad);
+    rc = rc ? rc : gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", !qwen);
+    if (!qwen)
+        rc = rc ? rc : gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", false);
+    if (qwen)
+        rc = rc ? rc : gguf_writer_set_str(w, "tokenizer.chat_template", qwen_chat_template);
+    return rc;
+}
+
+/* -------------------------------------------------------------- writers */
+
+static void fill_stats(const struct plan *p, struct synth_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->n_tensor = p->n_tensor;
+    st->data_bytes = p->data_bytes;
+    /* header: tensor infos, KVs, tokenizer (about 16 bytes a token and a merge) */
+    uint64_t hdr = (uint64_t)p->n_tensor * 96 + 4096 + (uint64_t)p->sh.n_vocab * 32;
+    st->file_bytes = hdr;
+    for (int i = 0; i < p->n_tensor; i++) {
+        const struct stensor *t = &p->t[i];
+        st->file_bytes += (t->size + GGUF_DEFAULT_ALIGNMENT - 1) / GGUF_DEFAULT_ALIGNMENT
+                          * GGUF_DEFAULT_ALIGNMENT;
+        if (t->type >= 0 && t->type < 64) {
+            st->type_count[t->type]++;
+            st->type_bytes[t->type] += t->size;
+        }
+    }
+}
+
+int synth_plan(const struct synth_options *opt, struct synth_stats *stats, char *err,
+               size_t errlen)
+{
+    struct plan p;
+    int rc = plan_build(&p, opt, err, errlen);
+    if (rc)
+        return rc;
+    if (stats)
+        fill_stats(&p, stats);
+    plan_free(&p);
+    return 0;
+}
+
+static int check_space(const char *path, uint64_t need, char *err, size_t errlen)
+{
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof(dir), ".");
+    else if (slash == dir)
+        dir[1] = 0;
+    else
+        *slash = 0;
+    struct statvfs vfs;
+    if (statvfs(dir, &vfs) != 0)
+        return fail(err, errlen, -errno, "synth: statvfs %s: %s", dir, strerror(errno));
+    uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+    if (avail < need + (64u << 20))
+        return fail(err, errlen, -ENOSPC,
+                    "synth: %s: %.2f GB free, the model needs %.2f GB (plus 64 MB slack)",
+                    dir, (double)avail / 1e9, (double)need / 1e9);
+    return 0;
+}
+
+/* Writes the plan's GGUF to tmp (no rename). progress offsets: base of total. */
+static int write_gguf_file(const struct plan *p, const char *tmp, uint64_t prog_base,
+                           uint64_t prog_total, char *err, size_t errlen)
+{
+    const struct synth_options *opt = p->opt;
+    struct vocab v = { 0 };
+    int rc = p->sh.arch == SYNTH_ARCH_QWEN3MOE ? vocab_build_bpe(&v, p->sh.n_vocab, opt->seed)
+                                               : vocab_build_spm(&v, p->sh.n_vocab, opt->seed);
+    if (rc) {
+        fail(err, errlen, rc, "synth: building the %d-token vocabulary: %s", p->sh.n_vocab,
+             strerror(-rc));
+        goto out_vocab;
+    }
+    struct gguf_writer *w = gguf_writer_init(0);
+    if (!w) {
+        rc = fail(err, errlen, -ENOMEM, "synth: out of memory for the GGUF writer");
+        goto out_vocab;
+    }
+    rc = set_metadata(w, p, &v);
+    if (rc) {
+        fail(err, errlen, rc, "synth: setting metadata: %s", strerror(-rc));
+        goto out_writer;
+    }
+    size_t buf_size = 0;
+    for (int i = 0; i < p->n_tensor; i++) {
+        const struct stensor *t = &p->t[i];
+        rc = gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne);
+        if (rc < 0) {
+            fail(err, errlen, rc, "synth: adding tensor %s: %s", t->name, strerror(-rc));
+            goto out_writer;
+        }
+        size_t row = quant_row_size(t->type, t->ne[0]);
+        size_t rows = row >= SYNTH_CHUNK ? 1 : SYNTH_CHUNK / row;
+        if (rows * row > buf_size)
+            buf_size = rows * row;
+    }
+    uint8_t *buf = malloc(buf_size);
+    if (!buf) {
+        rc = fail(err, errlen, -ENOMEM, "synth: out of memory for a %zu-byte buffer", buf_size);
+        goto out_writer;
+    }
+    rc = gguf_writer_begin(w, tmp, err, errlen);
+    if (rc)
+        goto out_buf;
+    uint64_t done = prog_base;
+    for (int i = 0; i < p->n_tensor && rc == 0; i++) {
+        const struct stensor *t = &p->t[i];
+        size_t row = quant_row_size(t->type, t->ne[0]);
+        int64_t rows = row >= SYNTH_CHUNK ? 1 : (int64_t)(SYNTH_CHUNK / row);
+        for (int64_t sl = 0; sl < t->ne[2] && rc == 0; sl++) {
+            for (int64_t r0 = 0; r0 < t->ne[1] && rc == 0; r0 += rows) {
+                int64_t nr = t->ne[1] - r0 < rows ? t->ne[1] - r0 : rows;
+                gen_rows(p, i, sl, r0, nr, buf);
+                rc = gguf_writer_write(w, buf, (size_t)nr * row, err, errlen);
+                done += (uint64_t)nr * row;
+                if (opt->progress)
+                    opt->progress(opt->progress_ud, done, prog_total);
+                if (rc == 0 && opt->cancel && *opt->cancel)
+                    rc = fail(err, errlen, -ECANCELED, "synth: cancelled");
+            }
+        }
+    }
+    rc = rc ? rc : gguf_writer_finish(w, err, errlen);
+out_buf:
+    free(buf);
+out_writer:
+    gguf_writer_free(w);
+out_vocab:
+    vocab_free(&v);
+    return rc;
+}
+
+int synth_write_gguf(const struct synth_options *opt, const char *path,
+                     struct synth_stats *stats, char *err, size_t errlen)
+{
+    struct plan p;
+    int rc = plan_build(&p, opt, err, errlen);
+    if (rc)
+        return rc;
+    struct synth_stats st;
+    fill_stats(&p, &st);
+    char tmp[4200];
+    struct stat sb;
+    if (stat(path, &sb) == 0) {
+        rc = fail(err, errlen, -EEXIST, "synth: %s already exists (remove it first)", path);
+        goto out_plan;
+    }
+    rc = check_space(path, st.file_bytes, err, errlen);
+    if (rc)
+        goto out_plan;
+    snprintf(tmp, sizeof(tmp), "%s.tmp-%d", path, (int)getpid());
+    rc = write_gguf_file(&p, tmp, 0, p.data_bytes, err, errlen);
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = fail(err, errlen, -errno, "synth: rename %s -> %s: %s", tmp, path, strerror(errno));
+    if (rc) {
+        unlink(tmp);
+        goto out_plan;
+    }
+    if (stat(path, &sb) == 0)
+        st.file_bytes = (uint64_t)sb.st_size;
+    if (stats)
+        *stats = st;
+out_plan:
+    plan_free(&p);
+    return rc;
+}
+
+struct split_prog {
+    const struct synth_options *opt;
+    uint64_t base, total;
+};
+
+static void split_progress(void *ud, uint64_t done, uint64_t total, const char *stage)
+{
+    (void)total;
+    (void)stage;
+    const struct split_prog *sp = ud;
+    if (sp->opt->progress)
+        sp->opt->progress(sp->opt->progress_ud, sp->base + done, sp->total);
+}
+
+int synth_write_split(const struct synth_options *opt, const char *dir,
+                      struct synth_stats *stats, char *err, size_t errlen)
+{
+    struct plan p;
+    int rc = plan_build(&p, opt, err, errlen);
+    if (rc)
+        return rc;
+    struct synth_stats st;
+    fill_stats(&p, &st);
+    char tmp[4200];
+    struct stat sb;
+    if (stat(dir, &sb) == 0) {
+        rc = fail(err, errlen, -EEXIST, "synth: %s already exists (remove it first)", dir);
+        goto out_plan;
+    }
+    /* the GGUF and the split directory coexist until the conversion ends */
+    rc = check_space(dir, 2 * st.file_bytes + (uint64_t)p.n_tensor * SPLIT_BLOB_ALIGN, err, errlen);
+    if (rc)
+        goto out_plan;
+    snprintf(tmp, sizeof(tmp), "%s.synth-%d.gguf", dir, (int)getpid());
+    rc = write_gguf_file(&p, tmp, 0, 2 * p.data_bytes, err, errlen);
+    if (rc) {
+        unlink(tmp);
+        goto out_plan;
+    }
+    struct split_prog sp = { .opt = opt, .base = p.data_bytes, .total = 2 * p.data_bytes };
+    struct split_options so = {
+        .input = tmp, .output_dir = dir, .force = false,
+        .progress = split_progress, .progress_ud = &sp, .cancel = opt->cancel,
+    };
+    rc = split_convert(&so, NULL, err, errlen);
+    unlink(tmp);
+    if (rc == 0 && stats)
+        *stats = st;
+out_plan:
+    plan_free(&p);
+    return rc;
+}

@@ -1,0 +1,144 @@
+/*
+ * pinned.c - loads pinned.bin (every non-expert tensor) into anonymous
+ * memory: NUMA-local to the calling thread when libnuma works, read with
+ * pread (not mmap'ed, so the weights cannot be dropped and re-faulted
+ * behind the budget's back), optionally mlock'ed, each tensor's XXH3
+ * checked against the manifest. The page cache copy is dropped afterwards.
+ * Called once at start-up by src/; never prints.
+ */
+#include "pinned.h"
+
+#include "splitfmt.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <numa.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#define PINNED_CHUNK (64u << 20) /* bytes per pread */
+
+static uint8_t *pinned_alloc(size_t size)
+{
+    void *p;
+
+    if (numa_available() >= 0) {
+        p = numa_alloc_local(size); /* an mmap with a local-node policy */
+        return p;
+    }
+    p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+int pinned_load(struct pinned *out, const struct split_model *m, bool mlock_it, bool verify,
+                char *err, size_t errlen)
+{
+    const char *path = m->pinned_path;
+    struct stat st;
+    uint64_t size, done = 0;
+    uint8_t *base = NULL;
+    int fd, rc = 0;
+
+    out->base = NULL;
+    out->size = 0;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "pinned: cannot open %s: %s", path, strerror(-rc));
+        return rc;
+    }
+    if (fstat(fd, &st) != 0) {
+        rc = -errno;
+        snprintf(err, errlen, "pinned: cannot stat %s: %s", path, strerror(-rc));
+        goto fail_close;
+    }
+    size = (uint64_t)st.st_size;
+    if (m->pinned_file_size && size != m->pinned_file_size) {
+        snprintf(err, errlen, "pinned: %s is %llu bytes, the manifest says %llu", path,
+                 (unsigned long long)size, (unsigned long long)m->pinned_file_size);
+        rc = -EINVAL;
+        goto fail_close;
+    }
+    for (int64_t t = 0; t < m->n_tensor; t++) {
+        const struct split_tensor *ts = &m->tensors[t];
+
+        if (ts->offset > size || ts->size > size - ts->offset) {
+            snprintf(err, errlen, "pinned: tensor %s: bytes %llu..%llu beyond the end of %s "
+                     "(%llu bytes)", ts->name ? ts->name : "?", (unsigned long long)ts->offset,
+                     (unsigned long long)(ts->offset + ts->size), path,
+                     (unsigned long long)size);
+            rc = -EINVAL;
+            goto fail_close;
+        }
+    }
+    if (size == 0)
+        goto done;
+    base = pinned_alloc((size_t)size);
+    if (!base) {
+        snprintf(err, errlen, "pinned: cannot allocate %llu MiB for %s",
+                 (unsigned long long)(size >> 20), path);
+        rc = -ENOMEM;
+        goto fail_close;
+    }
+    while (done < size) {
+        size_t want = size - done < PINNED_CHUNK ? (size_t)(size - done) : PINNED_CHUNK;
+        ssize_t got = pread(fd, base + done, want, (off_t)done);
+
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0) {
+            rc = got < 0 ? -errno : -EIO;
+            snprintf(err, errlen, "pinned: reading %s at offset %llu: %s", path,
+                     (unsigned long long)done, got < 0 ? strerror(-rc) : "unexpected end of file");
+            goto fail_free;
+        }
+        done += (uint64_t)got;
+    }
+    /* The weights now live in anonymous memory; the cached file copy would
+     * only double their footprint. */
+    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    if (verify) {
+        for (int64_t t = 0; t < m->n_tensor; t++) {
+            const struct split_tensor *ts = &m->tensors[t];
+            uint64_t h = XXH3_64bits(base + ts->offset, (size_t)ts->size);
+
+            if (h != ts->xxh3) {
+                snprintf(err, errlen, "pinned: tensor %s at offset %llu of %s: checksum "
+                         "mismatch: xxh3 %016llx, manifest says %016llx",
+                         ts->name ? ts->name : "?", (unsigned long long)ts->offset, path,
+                         (unsigned long long)h, (unsigned long long)ts->xxh3);
+                rc = -EIO;
+                goto fail_free;
+            }
+        }
+    }
+    if (mlock_it && mlock(base, (size_t)size) != 0) {
+        rc = -errno;
+        snprintf(err, errlen, "pinned: mlock of %llu MiB from %s failed: %s (raise the memlock "
+                 "limit: ulimit -l)", (unsigned long long)(size >> 20), path, strerror(-rc));
+        goto fail_free;
+    }
+done:
+    close(fd);
+    out->base = base;
+    out->size = size;
+    return 0;
+
+fail_free:
+    munmap(base, (size_t)size);
+fail_close:
+    close(fd);
+    return rc;
+}
+
+void pinned_free(struct pinned *p)
+{
+    if (p->base)
+        munmap(p->base, (size_t)p->size); /* numa_alloc_local memory is an mmap too */
+    p->base = NULL;
+    p->size = 0;
+}

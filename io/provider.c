@@ -1,0 +1,557 @@
+/*
+ * provider.c - the expert provider (io/provider.h): joins the expert cache
+ * (io/ecache.c) and the reader (io/reader.c). A request pins one slot per
+ * distinct expert; hits go straight to the ready queue, misses are all
+ * submitted at once (as many as the queue depth allows, the rest as reads
+ * complete) and join the ready queue in completion order. Verifies blob
+ * checksums when asked. Knows no model arithmetic; called by src/ only
+ * through provider.h. Allocates only in provider_open.
+ */
+#include "provider.h"
+
+#include "ecache.h"
+#include "reader.h"
+#include "splitfmt.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <xxhash.h>
+
+#define PROVIDER_DEFAULT_ACTIVE 8
+#define PROVIDER_MAX_REG_BYTES (1ull << 30) /* io_uring limit per registered buffer */
+
+struct provider {
+    const struct split_model *m;
+    struct provider_opts o;
+    struct ecache *cache;
+    struct reader *rd;
+    int *file_of_layer;            /* [n_layer] reader file index, -1 without experts */
+    uint64_t *read_len;            /* [n_layer] bytes per blob read (aligned) */
+    struct iovec *bufs;            /* [n_bufs] arena chunks registered with the reader */
+    int n_bufs;
+    struct reader_completion *comps; /* [reader capacity] */
+
+    /* The request being delivered. */
+    bool active;
+    int failed;                    /* sticky -errno of an abandoned request */
+    int layer;
+    int *ready;                    /* [max_n_expert] slots to deliver, FIFO */
+    int ready_head, ready_count;
+    int *pending;                  /* [max_n_expert] miss slots not yet submitted */
+    int pending_head, pending_count;
+    int outstanding;               /* miss reads submitted, not completed */
+    uint32_t *seen;                /* [max_n_expert] request stamp per id (dedupe) */
+    uint32_t seq;
+    int max_n_expert;
+
+    struct provider_stats st;
+    char err[1024];
+};
+
+static void provider_fail(struct provider *p, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(p->err, sizeof p->err, fmt, ap);
+    va_end(ap);
+}
+
+static double provider_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void provider_mib(char *buf, size_t len, uint64_t bytes)
+{
+    snprintf(buf, len, "%.1f MiB", (double)bytes / (1024.0 * 1024.0));
+}
+
+/* Model checks the provider relies on (split_open validates them too, but
+ * the provider must not trust a hand-built struct). */
+static int provider_check_model(const struct split_model *m, char *err, size_t errlen)
+{
+    if (!m || m->n_layer <= 0 || !m->layers) {
+        snprintf(err, errlen, "provider: model has no layers");
+        return -EINVAL;
+    }
+    for (int l = 0; l < m->n_layer; l++) {
+        const struct split_layer *ly = &m->layers[l];
+
+        if (ly->n_expert < 0) {
+            snprintf(err, errlen, "provider: layer %d: n_expert %d is negative", l, ly->n_expert);
+            return -EINVAL;
+        }
+        if (ly->n_expert == 0)
+            continue;
+        if (ly->blob_size == 0 || ly->blob_size % SPLIT_BLOB_ALIGN) {
+            snprintf(err, errlen,
+                     "provider: layer %d: blob_size %llu is not a multiple of %d (%s)", l,
+                     (unsigned long long)ly->blob_size, SPLIT_BLOB_ALIGN, ly->path);
+            return -EINVAL;
+        }
+        if (ly->blob_bytes == 0 || ly->blob_bytes > ly->blob_size) {
+            snprintf(err, errlen, "provider: layer %d: blob_bytes %llu outside 1..blob_size %llu (%s)",
+                     l, (unsigned long long)ly->blob_bytes, (unsigned long long)ly->blob_size,
+                     ly->path);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+static uint64_t round_up(uint64_t x, uint64_t a)
+{
+    return (x + a - 1) / a * a;
+}
+
+int provider_open(struct provider **out, const struct split_model *m,
+                  const struct provider_opts *o, char *err, size_t errlen)
+{
+    struct provider *p;
+    const char **paths = NULL;
+    struct reader_opts ro;
+    uint64_t slot_size = 0, total = 0, n_slots;
+    int max_n_expert = 0, n_files = 0, max_active, rc;
+    size_t align;
+
+    *out = NULL;
+    rc = provider_check_model(m, err, errlen);
+    if (rc < 0)
+        return rc;
+    for (int l = 0; l < m->n_layer; l++) {
+        const struct split_layer *ly = &m->layers[l];
+
+        if (ly->n_expert == 0)
+            continue;
+        total += (uint64_t)ly->n_expert;
+        n_files++;
+        if (ly->blob_size > slot_size)
+            slot_size = ly->blob_size;
+        if (ly->n_expert > max_n_expert)
+            max_n_expert = ly->n_expert;
+    }
+    if (total == 0) {
+        snprintf(err, errlen, "provider: model has no routed experts");
+        return -EINVAL;
+    }
+    max_active = o->max_active > 0 ? o->max_active : PROVIDER_DEFAULT_ACTIVE;
+    if (max_active > max_n_expert)
+        max_active = max_n_expert;
+    n_slots = o->cache_bytes ? o->cache_bytes / slot_size : total;
+    if (n_slots < (uint64_t)max_active) {
+        char have[32], need[32], slot[32];
+
+        provider_mib(have, sizeof have, o->cache_bytes);
+        provider_mib(need, sizeof need, (uint64_t)max_active * slot_size);
+        provider_mib(slot, sizeof slot, slot_size);
+        snprintf(err, errlen,
+                 "provider: expert cache of %s holds %llu slots of %s, but a layer needs %d "
+                 "experts in flight: the budget must be at least %s (%llu bytes)",
+                 have, (unsigned long long)n_slots, slot, max_active, need,
+                 (unsigned long long)((uint64_t)max_active * slot_size));
+        return -ENOSPC;
+    }
+    if (n_slots > total)
+        n_slots = total;
+
+    p = calloc(1, sizeof *p);
+    if (!p)
+        goto fail_nomem;
+    p->m = m;
+    p->o = *o;
+    p->max_n_expert = max_n_expert;
+    p->file_of_layer = malloc((size_t)m->n_layer * sizeof *p->file_of_layer);
+    p->read_len = calloc((size_t)m->n_layer, sizeof *p->read_len);
+    p->ready = malloc((size_t)max_n_expert * sizeof *p->ready);
+    p->pending = malloc((size_t)max_n_expert * sizeof *p->pending);
+    p->seen = calloc((size_t)max_n_expert, sizeof *p->seen);
+    paths = malloc((size_t)n_files * sizeof *paths);
+    if (!p->file_of_layer || !p->read_len || !p->ready || !p->pending || !p->seen || !paths)
+        goto fail_nomem_p;
+
+    {
+        int *n_exp = malloc((size_t)m->n_layer * sizeof *n_exp);
+
+        if (!n_exp)
+            goto fail_nomem_p;
+        for (int l = 0; l < m->n_layer; l++)
+            n_exp[l] = m->layers[l].n_expert;
+        rc = ecache_init(&p->cache, n_exp, m->n_layer, (size_t)slot_size, (size_t)n_slots,
+                         o->cache_policy == PROVIDER_CACHE_LRU ? ECACHE_LRU : ECACHE_SLRU, err,
+                         errlen);
+        free(n_exp);
+        if (rc < 0)
+            goto fail_free;
+    }
+    if (o->mlock) {
+        size_t bytes;
+        uint8_t *arena = ecache_arena(p->cache, &bytes);
+
+        if (mlock(arena, bytes) != 0) {
+            char mib[32];
+
+            rc = -errno;
+            provider_mib(mib, sizeof mib, bytes);
+            snprintf(err, errlen, "provider: mlock of the %s expert cache failed: %s "
+                     "(raise the memlock limit: ulimit -l)", mib, strerror(-rc));
+            goto fail_free;
+        }
+    }
+
+    /* Register the arena in chunks of whole slots, each <= 1 GiB, so every
+     * read's destination lies inside one registered buffer. */
+    if (slot_size <= PROVIDER_MAX_REG_BYTES) {
+        uint64_t per = PROVIDER_MAX_REG_BYTES / slot_size;
+        uint8_t *arena = ecache_arena(p->cache, NULL);
+
+        p->n_bufs = (int)((n_slots + per - 1) / per);
+        p->bufs = calloc((size_t)p->n_bufs, sizeof *p->bufs);
+        if (!p->bufs)
+            goto fail_nomem_p;
+        for (int i = 0; i < p->n_bufs; i++) {
+            uint64_t first = (uint64_t)i * per;
+            uint64_t n = n_slots - first < per ? n_slots - first : per;
+
+            p->bufs[i].iov_base = arena + first * slot_size;
+            p->bufs[i].iov_len = (size_t)(n * slot_size);
+        }
+    }
+
+    n_files = 0;
+    for (int l = 0; l < m->n_layer; l++) {
+        p->file_of_layer[l] = -1;
+        if (m->layers[l].n_expert == 0)
+            continue;
+        p->file_of_layer[l] = n_files;
+        paths[n_files++] = m->layers[l].path;
+    }
+    memset(&ro, 0, sizeof ro);
+    ro.backend = o->io == PROVIDER_IO_PREAD      ? READER_PREAD
+                 : o->io == PROVIDER_IO_BUFFERED ? READER_BUFFERED
+                                                 : READER_URING;
+    ro.queue_depth = o->queue_depth;
+    ro.bufs = p->bufs;
+    ro.n_bufs = p->n_bufs;
+    ro.log = o->log;
+    ro.fault = o->fault;
+    rc = reader_open(&p->rd, paths, n_files, &ro, err, errlen);
+    if (rc < 0)
+        goto fail_free;
+
+    align = reader_alignment(p->rd);
+    for (int l = 0; l < m->n_layer; l++) {
+        const struct split_layer *ly = &m->layers[l];
+        uint64_t a = align > SPLIT_BLOB_ALIGN ? align : SPLIT_BLOB_ALIGN;
+
+        if (ly->n_expert == 0)
+            continue;
+        /* Read the used bytes rounded up to the alignment, not the stride. */
+        p->read_len[l] = round_up(ly->blob_bytes, a);
+        if (p->read_len[l] > ly->blob_size || ly->blob_size % align) {
+            snprintf(err, errlen, "provider: layer %d: blob_size %llu is not a multiple of the "
+                     "%zu-byte direct I/O alignment of %s", l,
+                     (unsigned long long)ly->blob_size, align, ly->path);
+            rc = -EINVAL;
+            goto fail_free;
+        }
+    }
+    p->comps = malloc((size_t)reader_capacity(p->rd) * sizeof *p->comps);
+    if (!p->comps)
+        goto fail_nomem_p;
+    p->st.n_slots = n_slots;
+    p->st.slot_bytes = slot_size;
+    free(paths);
+    *out = p;
+    return 0;
+
+fail_nomem_p:
+    snprintf(err, errlen, "provider: out of memory");
+    rc = -ENOMEM;
+fail_free:
+    free(paths);
+    provider_close(p);
+    return rc;
+fail_nomem:
+    snprintf(err, errlen, "provider: out of memory");
+    return -ENOMEM;
+}
+
+void provider_close(struct provider *p)
+{
+    if (!p)
+        return;
+    reader_close(p->rd); /* waits for reads into the arena before it goes */
+    ecache_free(p->cache);
+    free(p->comps);
+    free(p->bufs);
+    free(p->seen);
+    free(p->pending);
+    free(p->ready);
+    free(p->read_len);
+    free(p->file_of_layer);
+    free(p);
+}
+
+static void ready_push(struct provider *p, int slot)
+{
+    p->ready[(p->ready_head + p->ready_count) % p->max_n_expert] = slot;
+    p->ready_count++;
+}
+
+static int ready_pop(struct provider *p)
+{
+    int s = p->ready[p->ready_head];
+
+    p->ready_head = (p->ready_head + 1) % p->max_n_expert;
+    p->ready_count--;
+    return s;
+}
+
+static uint64_t provider_offset(const struct provider *p, int layer, int expert)
+{
+    return (uint64_t)expert * p->m->layers[layer].blob_size;
+}
+
+/* Starts queued misses while the reader has room. Counted as I/O wait:
+ * the buffered backend reads synchronously right here. */
+static int provider_submit_pending(struct provider *p)
+{
+    double t0 = provider_now();
+    int rc = 0;
+
+    while (p->pending_count > 0) {
+        int slot = p->pending[p->pending_head];
+        int layer, expert;
+
+        ecache_slot_key(p->cache, slot, &layer, &expert);
+        rc = reader_submit(p->rd, p->file_of_layer[layer], provider_offset(p, layer, expert),
+                           (size_t)p->read_len[layer], ecache_slot_data(p->cache, slot),
+                           (uint64_t)slot);
+        if (rc == -EBUSY) {
+            rc = 0;
+            break;
+        }
+        if (rc < 0) {
+            provider_fail(p, "provider: layer %d expert %d: cannot submit read of %s at "
+                          "offset %llu: %s", layer, expert, p->m->layers[layer].path,
+                          (unsigned long long)provider_offset(p, layer, expert), strerror(-rc));
+            break;
+        }
+        p->pending_head = (p->pending_head + 1) % p->max_n_expert;
+        p->pending_count--;
+        p->outstanding++;
+    }
+    p->st.io_wait_s += provider_now() - t0;
+    return rc;
+}
+
+/* Gives up the current request after a failure: waits for its reads, keeps
+ * the blobs that arrived intact (unpinned, resident), drops the rest. */
+static int provider_abandon(struct provider *p, int rc)
+{
+    while (p->outstanding > 0) {
+        int n = reader_reap(p->rd, p->comps, reader_capacity(p->rd), true);
+
+        if (n <= 0)
+            break;
+        for (int i = 0; i < n; i++) {
+            int slot = (int)p->comps[i].tag;
+
+            if (p->comps[i].res == 0)
+                ecache_set_ready(p->cache, slot);
+            else
+                ecache_discard(p->cache, slot);
+            ecache_unpin(p->cache, slot);
+            p->outstanding--;
+        }
+    }
+    while (p->pending_count > 0) {
+        int slot = p->pending[p->pending_head];
+
+        p->pending_head = (p->pending_head + 1) % p->max_n_expert;
+        p->pending_count--;
+        ecache_discard(p->cache, slot);
+        ecache_unpin(p->cache, slot);
+    }
+    while (p->ready_count > 0)
+        ecache_unpin(p->cache, ready_pop(p));
+    p->active = false;
+    p->failed = rc;
+    return rc;
+}
+
+int provider_request(struct provider *p, int layer, const int *experts, int n)
+{
+    const struct split_layer *ly;
+    int rc;
+
+    if (p->active) {
+        provider_fail(p, "provider: request for layer %d while layer %d is still being "
+                      "delivered (call provider_next until it returns 0)", layer, p->layer);
+        return -EBUSY;
+    }
+    if (layer < 0 || layer >= p->m->n_layer || p->m->layers[layer].n_expert == 0) {
+        provider_fail(p, "provider: layer %d has no routed experts", layer);
+        return -EINVAL;
+    }
+    ly = &p->m->layers[layer];
+    p->failed = 0;
+    p->layer = layer;
+    p->ready_head = p->ready_count = 0;
+    p->pending_head = p->pending_count = 0;
+    p->outstanding = 0;
+    if (++p->seq == 0) {
+        memset(p->seen, 0, (size_t)p->max_n_expert * sizeof *p->seen);
+        p->seq = 1;
+    }
+    for (int i = 0; i < n; i++) {
+        int e = experts[i], slot;
+        enum ecache_state state;
+
+        if (e < 0 || e >= ly->n_expert) {
+            provider_fail(p, "provider: layer %d: expert %d out of range 0..%d", layer, e,
+                          ly->n_expert - 1);
+            return provider_abandon(p, -EINVAL);
+        }
+        if (p->seen[e] == p->seq)
+            continue;
+        p->seen[e] = p->seq;
+        slot = ecache_acquire(p->cache, layer, e, &state);
+        if (slot < 0) {
+            provider_fail(p, "provider: layer %d expert %d: all %llu expert slots are pinned "
+                          "(release delivered experts before requesting more)", layer, e,
+                          (unsigned long long)p->st.n_slots);
+            return provider_abandon(p, slot);
+        }
+        /* Between requests nothing is in flight, so no slot is loading. */
+        assert(state != ECACHE_LOADING);
+        if (state == ECACHE_HIT) {
+            p->st.hits++;
+            ready_push(p, slot);
+        } else {
+            p->st.misses++;
+            p->pending[(p->pending_head + p->pending_count) % p->max_n_expert] = slot;
+            p->pending_count++;
+        }
+    }
+    p->active = true;
+    rc = provider_submit_pending(p);
+    if (rc < 0)
+        return provider_abandon(p, rc);
+    return 0;
+}
+
+/* A read finished: check it and queue the slot for delivery. */
+static int provider_complete(struct provider *p, const struct reader_completion *c)
+{
+    int slot = (int)c->tag, layer, expert;
+    const struct split_layer *ly;
+
+    ecache_slot_key(p->cache, slot, &layer, &expert);
+    ly = &p->m->layers[layer];
+    p->outstanding--;
+    if (c->res < 0) {
+        provider_fail(p, "provider: layer %d expert %d: %s", layer, expert,
+                      reader_error(p->rd));
+        ecache_discard(p->cache, slot);
+        ecache_unpin(p->cache, slot);
+        return c->res;
+    }
+    p->st.reads++;
+    p->st.bytes_read += p->read_len[layer];
+    if (p->o.verify_reads && ly->blob_xxh3) {
+        uint64_t h = XXH3_64bits(ecache_slot_data(p->cache, slot), (size_t)ly->blob_bytes);
+
+        if (h != ly->blob_xxh3[expert]) {
+            provider_fail(p, "provider: layer %d expert %d: checksum mismatch in %s at offset "
+                          "%llu: xxh3 %016llx, manifest says %016llx", layer, expert, ly->path,
+                          (unsigned long long)provider_offset(p, layer, expert),
+                          (unsigned long long)h, (unsigned long long)ly->blob_xxh3[expert]);
+            ecache_discard(p->cache, slot);
+            ecache_unpin(p->cache, slot);
+            return -EIO;
+        }
+    }
+    ecache_set_ready(p->cache, slot);
+    ready_push(p, slot);
+    return 0;
+}
+
+int provider_next(struct provider *p, int *expert, const uint8_t **blob)
+{
+    if (!p->active)
+        return p->failed;
+    for (;;) {
+        int n, rc;
+        double t0;
+
+        if (p->ready_count > 0) {
+            int slot = ready_pop(p), layer;
+
+            ecache_slot_key(p->cache, slot, &layer, expert);
+            *blob = ecache_slot_data(p->cache, slot);
+            return 1;
+        }
+        if (p->outstanding == 0 && p->pending_count == 0) {
+            p->active = false;
+            return 0;
+        }
+        t0 = provider_now();
+        n = reader_reap(p->rd, p->comps, reader_capacity(p->rd), true);
+        p->st.io_wait_s += provider_now() - t0;
+        if (n < 0) {
+            provider_fail(p, "provider: layer %d: waiting for reads failed: %s", p->layer,
+                          strerror(-n));
+            return provider_abandon(p, n);
+        }
+        rc = 0;
+        for (int i = 0; i < n; i++) {
+            int r = provider_complete(p, &p->comps[i]);
+
+            if (r < 0 && rc == 0)
+                rc = r;
+        }
+        if (rc == 0)
+            rc = provider_submit_pending(p);
+        if (rc < 0)
+            return provider_abandon(p, rc);
+    }
+}
+
+void provider_release(struct provider *p, int layer, int expert)
+{
+    int slot = ecache_find(p->cache, layer, expert);
+
+    if (slot >= 0 && ecache_is_ready(p->cache, slot) && ecache_pins(p->cache, slot) > 0)
+        ecache_unpin(p->cache, slot);
+}
+
+const char *provider_error(const struct provider *p)
+{
+    return p->err;
+}
+
+void provider_get_stats(const struct provider *p, struct provider_stats *s)
+{
+    struct ecache_stats cs;
+
+    *s = p->st;
+    ecache_get_stats(p->cache, &cs);
+    s->evictions = cs.evictions;
+}
+
+const char *provider_backend_name(const struct provider *p)
+{
+    return reader_backend_name(reader_backend(p->rd));
+}

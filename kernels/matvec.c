@@ -1,0 +1,192 @@
+/*
+ * matvec.c - matrix-vector (decode) and matrix-matrix (prompt) drivers.
+ *
+ * Owns: activation quantization into the weight type's vec_dot_type and the
+ * split of weight rows into chunks handed to the pool. The kernel
+ * (traits->vec_dot, read at call time so quant_select_isa applies) owns the
+ * arithmetic of one row; every output element is exactly one vec_dot call,
+ * so matvec and matmul give bit-identical results to a per-row loop.
+ * Must not allocate, print or exit. Called by the model forward pass.
+ */
+#include "matvec.h"
+
+#include <assert.h>
+#include <string.h>
+
+/* Aim for this many chunks per thread so a slow (descheduled) thread does not
+ * hold the others up, but keep at least MATVEC_MIN_ROWS rows per chunk so the
+ * per-task overhead (one atomic) stays small next to the row work. */
+#define MATVEC_CHUNKS_PER_THREAD 4
+#define MATVEC_MIN_ROWS 4
+/* matmul: weight rows per block, sized so one block of weights stays in L2
+ * (about 256 KiB) while every token is multiplied with it. */
+#define MATMUL_BLOCK_BYTES (256 * 1024)
+
+/* Activation passes for 8-bit activation types. 1: x ~ q1 (as llama.cpp;
+ * 8-bit activations). 2 (default): x ~ q1 + q2 where q2 quantizes the
+ * residual x - q1, about 16-bit activations for twice the integer work but
+ * the same weight traffic: on the fixtures this takes mean KL against exact
+ * float64 logits from ~7e-3 (llama.cpp's level) to ~1e-5. */
+static int act_passes = 2;
+
+int matvec_set_act_bits(int bits)
+{
+    if (bits != 8 && bits != 16)
+        return -1;
+    act_passes = bits == 8 ? 1 : 2;
+    return 0;
+}
+
+int matvec_act_bits(void)
+{
+    return act_passes == 1 ? 8 : 16;
+}
+
+static int passes_for(enum quant_type wt)
+{
+    return quant_traits(quant_traits(wt)->vec_dot_type)->is_quantized ? act_passes : 1;
+}
+
+size_t matvec_act_size(enum quant_type wt, int64_t n)
+{
+    return (size_t)passes_for(wt) * quant_row_size(quant_traits(wt)->vec_dot_type, n);
+}
+
+void matvec_quantize_act(enum quant_type wt, const float *x, void *xq, int64_t n)
+{
+    const struct quant_traits *at = quant_traits(quant_traits(wt)->vec_dot_type);
+    /* the ISA variant, when installed, writes the same bytes as the reference */
+    quant_from_float_fn q = at->from_float_simd ? at->from_float_simd : at->from_float;
+    assert(q != NULL);
+    if (passes_for(wt) == 1) {
+        q(x, xq, n);
+        return;
+    }
+    /* block by block: q1 = Q(x), q2 = Q(x - deq(q1)), rows back to back */
+    enum { MAX_BLCK = 256 };
+    float deq[MAX_BLCK], res[MAX_BLCK];
+    int64_t bs = at->blck_size;
+    size_t row = quant_row_size(quant_traits(wt)->vec_dot_type, n);
+    uint8_t *q1 = xq, *q2 = (uint8_t *)xq + row;
+    assert(bs <= MAX_BLCK && at->to_float != NULL);
+    for (int64_t b = 0; b < n / bs; b++) {
+        const float *xb = x + b * bs;
+        q(xb, q1 + (size_t)b * at->type_size, bs);
+        at->to_float(q1 + (size_t)b * at->type_size, deq, bs);
+        for (int64_t i = 0; i < bs; i++)
+            res[i] = xb[i] - deq[i];
+        q(res, q2 + (size_t)b * at->type_size, bs);
+    }
+}
+
+struct matvec_job {
+    float *y;               /* matvec: [n_rows]; matmul: [n_tok][n_rows] */
+    const uint8_t *W;       /* [n_rows][row_size] */
+    const uint8_t *xq;      /* [n_tok][act_size] */
+    quant_dot_fn dot;
+    size_t pass2;           /* offset of the residual activation row; 0 = one pass */
+    int64_t n_rows;
+    int64_t n;              /* elements per row */
+    int64_t rows_per_task;
+    size_t row_size;        /* bytes per weight row */
+    size_t act_size;        /* bytes per quantized activation row */
+    int64_t n_tok;
+};
+
+static int64_t matvec_rows_per_task(int64_t n_rows, int n_threads, int64_t min_rows)
+{
+    int64_t want = (int64_t)n_threads * MATVEC_CHUNKS_PER_THREAD;
+    int64_t rows = (n_rows + want - 1) / want;
+    if (rows < min_rows)
+        rows = min_rows;
+    return rows;
+}
+
+/* One output: the dot of a weight row with the activations (and with their
+ * residual row in two-pass mode), always summed in the same order. */
+static inline float matvec_dot(const struct matvec_job *j, const uint8_t *w, const uint8_t *x)
+{
+    float s;
+    j->dot(j->n, &s, w, x);
+    if (j->pass2) {
+        float s2;
+        j->dot(j->n, &s2, w, x + j->pass2);
+        s += s2;
+    }
+    return s;
+}
+
+/* y[r0..r1) = W[r0..r1)[n] . x[n] */
+static void matvec_task(void *ctx, int task, int n_tasks)
+{
+    (void)n_tasks;
+    const struct matvec_job *j = ctx;
+    int64_t r0 = (int64_t)task * j->rows_per_task;
+    int64_t r1 = r0 + j->rows_per_task;
+    if (r1 > j->n_rows)
+        r1 = j->n_rows;
+    for (int64_t r = r0; r < r1; r++)
+        j->y[r] = matvec_dot(j, j->W + (size_t)r * j->row_size, j->xq);
+}
+
+void matvec(struct pool *p, float *y, const void *W, enum quant_type wt,
+            int64_t n_rows, int64_t n, const void *xq)
+{
+    const struct quant_traits *tr = quant_traits(wt);
+    assert(tr->vec_dot != NULL && n % tr->blck_size == 0);
+    if (n_rows <= 0)
+        return;
+    struct matvec_job j = {
+        .y = y, .W = W, .xq = xq, .dot = tr->vec_dot, .n_rows = n_rows, .n = n,
+        .row_size = quant_row_size(wt, n), .n_tok = 1,
+    };
+    if (passes_for(wt) == 2)
+        j.pass2 = quant_row_size(tr->vec_dot_type, n);
+    j.rows_per_task = matvec_rows_per_task(n_rows, pool_n_threads(p), MATVEC_MIN_ROWS);
+    pool_run(p, matvec_task, &j, (int)((n_rows + j.rows_per_task - 1) / j.rows_per_task));
+}
+
+/* Y[t][r0..r1) = X[t] . W[r0..r1)^T for every token t; the inner loop runs
+ * over rows of the block so each weight row is reused from cache n_tok times */
+static void matmul_task(void *ctx, int task, int n_tasks)
+{
+    (void)n_tasks;
+    const struct matvec_job *j = ctx;
+    int64_t r0 = (int64_t)task * j->rows_per_task;
+    int64_t r1 = r0 + j->rows_per_task;
+    if (r1 > j->n_rows)
+        r1 = j->n_rows;
+    for (int64_t t = 0; t < j->n_tok; t++) {
+        const uint8_t *x = j->xq + (size_t)t * j->act_size;
+        float *yt = j->y + (size_t)t * (size_t)j->n_rows;
+        for (int64_t r = r0; r < r1; r++)
+            yt[r] = matvec_dot(j, j->W + (size_t)r * j->row_size, x);
+    }
+}
+
+void matmul(struct pool *p, float *Y, const void *W, enum quant_type wt,
+            int64_t n_rows, int64_t n, const void *Xq, int64_t n_tok)
+{
+    const struct quant_traits *tr = quant_traits(wt);
+    assert(tr->vec_dot != NULL && n % tr->blck_size == 0);
+    if (n_rows <= 0 || n_tok <= 0)
+        return;
+    if (n_tok == 1) {
+        matvec(p, Y, W, wt, n_rows, n, Xq);
+        return;
+    }
+    struct matvec_job j = {
+        .y = Y, .W = W, .xq = Xq, .dot = tr->vec_dot, .n_rows = n_rows, .n = n,
+        .row_size = quant_row_size(wt, n), .act_size = matvec_act_size(wt, n), .n_tok = n_tok,
+    };
+    if (passes_for(wt) == 2)
+        j.pass2 = quant_row_size(tr->vec_dot_type, n);
+    /* block = rows fitting in MATMUL_BLOCK_BYTES, but small enough that every
+     * thread gets MATVEC_CHUNKS_PER_THREAD blocks when the matrix allows */
+    int64_t cache_rows = (int64_t)(MATMUL_BLOCK_BYTES / (j.row_size ? j.row_size : 1));
+    if (cache_rows < 1)
+        cache_rows = 1;
+    int64_t rows = matvec_rows_per_task(n_rows, pool_n_threads(p), 1);
+    j.rows_per_task = rows < cache_rows ? rows : cache_rows;
+    pool_run(p, matmul_task, &j, (int)((n_rows + j.rows_per_task - 1) / j.rows_per_task));
+}

@@ -1,0 +1,744 @@
+/*
+ * quant_avx2.c - AVX2/FMA/F16C dot products of one weight row with one
+ * activation row, one per weight format (the fast paths beside the scalar
+ * references in quant_ref.c).
+ *
+ * Owns: quant_install_avx2(), which points traits[t].vec_dot at these
+ * kernels and traits[Q8_0/Q8_K].from_float_simd at activation quantizers
+ * whose output is byte-identical to the references (about 13x faster).
+ * Must not: allocate, touch vec_dot_ref/from_float, or be called on a CPU
+ * without AVX2+FMA+F16C (quant.c checks before installing).
+ * Called through the traits table by matvec.c; tests compare each kernel
+ * with the reference.
+ *
+ * Integer technique: _mm256_maddubs_epi16 multiplies unsigned weight bytes
+ * by signed activation bytes into int16 pairs, _mm256_madd_epi16 applies an
+ * int16 sub-block scale (or 1) into int32 lanes, and one float FMA per block
+ * applies the block scales. Signed weights (Q8_0, IQ4_NL, MXFP4, Q4_0, Q5_0,
+ * IQ4_XS) use the sign trick |w| * (a with w's sign); offset weights of the
+ * K-quants (Q3_K's -4, Q6_K's -32, Q2_K/Q4_K/Q5_K's mins) are corrected
+ * once per super-block with the Q8_K bsums. Every int16 intermediate stays
+ * below 32767 for activations in [-127, 127], which the Q8_0/Q8_K
+ * quantizers guarantee.
+ */
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "quant.h"
+#include "quant_ref.h"
+
+void quant_install_avx2(struct quant_traits *traits);
+
+/* --- helpers ------------------------------------------------------------ */
+
+static inline float fp16_to_f32(qhalf h)
+{
+    return _cvtsh_ss(h);
+}
+
+static inline float hsum_f32_8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* 8 int32 partial sums of w[i] * a[i] for 32 signed bytes each. */
+static inline __m256i dot_s8_s8(__m256i w, __m256i a)
+{
+    __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w));
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+
+/* 16 packed nibbles -> 32 bytes: low nibbles (elements 0..15), then high
+ * nibbles (elements 16..31): the Q4_0/IQ4_NL/MXFP4 element order. */
+static inline __m256i nibbles_32(const uint8_t *qs)
+{
+    __m128i q = _mm_loadu_si128((const __m128i *)qs);
+    __m256i v = _mm256_set_m128i(_mm_srli_epi16(q, 4), q);
+    return _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
+}
+
+/* byte i = 0xFF when bit i of bits is set, else 0 (i = 0..31). */
+static inline __m256i bytes_from_bits(uint32_t bits)
+{
+    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303LL, 0x0202020202020202LL,
+                                           0x0101010101010101LL, 0x0000000000000000LL);
+    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), shuf);
+    v = _mm256_or_si256(v, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfeLL));
+    return _mm256_cmpeq_epi8(v, _mm256_set1_epi64x(-1));
+}
+
+/* Shuffle control giving int16 element k in the low lane and k+1 in the
+ * high lane of a vector whose two 128-bit lanes hold the same 8 int16. */
+static inline __m256i pair_ctrl(int k)
+{
+    const int8_t lo0 = (int8_t)(2 * k), lo1 = (int8_t)(2 * k + 1);
+    const int8_t hi0 = (int8_t)(2 * k + 2), hi1 = (int8_t)(2 * k + 3);
+    return _mm256_setr_epi8(lo0, lo1, lo0, lo1, lo0, lo1, lo0, lo1, lo0, lo1, lo0, lo1, lo0, lo1, lo0, lo1,
+                            hi0, hi1, hi0, hi1, hi0, hi1, hi0, hi1, hi0, hi1, hi0, hi1, hi0, hi1, hi0, hi1);
+}
+
+/* Shuffle control broadcasting int16 element k over the whole vector. */
+static inline __m256i one_ctrl(int k)
+{
+    return _mm256_set1_epi16((short)((2 * k) | ((2 * k + 1) << 8)));
+}
+
+/* Q4_K/Q5_K: 12 packed bytes -> bytes 0..7 = the 6-bit sub-block scales,
+ * bytes 8..15 = the 6-bit mins. Scale/min j < 4 are the low 6 bits of bytes
+ * j / j + 4; j >= 4 take their low 4 bits from byte j + 4 (low / high
+ * nibble) and their top 2 bits from bits 6-7 of bytes j - 4 / j. Built in
+ * registers (a round trip through memory stalls store forwarding). */
+static inline __m128i unpack_k4_scales(const uint8_t *scales)
+{
+    uint32_t u0, u1, u2;
+    memcpy(&u0, scales, 4);
+    memcpy(&u1, scales + 4, 4);
+    memcpy(&u2, scales + 8, 4);
+    const uint32_t m6 = 0x3f3f3f3f, m4 = 0x0f0f0f0f, m2 = 0x03030303;
+    const uint32_t sc_lo = u0 & m6, mn_lo = u1 & m6;
+    const uint32_t sc_hi = (u2 & m4) | (((u0 >> 6) & m2) << 4);
+    const uint32_t mn_hi = ((u2 >> 4) & m4) | (((u1 >> 6) & m2) << 4);
+    return _mm_setr_epi32((int)sc_lo, (int)sc_hi, (int)mn_lo, (int)mn_hi);
+}
+
+/* Q3_K: 12 packed bytes -> 16 signed scales (6-bit value - 32). Scale k
+ * has its low 4 bits in byte k (k < 8, low nibble) or k - 8 (high nibble),
+ * its high 2 bits at bit 2 * (k / 4) of byte 8 + k % 4. Kept in registers:
+ * assembling it in memory costs a store-forwarding stall per super-block. */
+static inline __m128i unpack_q3k_scales(const uint8_t *scales)
+{
+    uint32_t hi4;
+    memcpy(&hi4, scales + 8, sizeof(hi4));
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    const __m128i lo8 = _mm_loadl_epi64((const __m128i *)scales);
+    const __m128i lo = _mm_unpacklo_epi64(_mm_and_si128(lo8, m4), _mm_and_si128(_mm_srli_epi16(lo8, 4), m4));
+    const __m128i hi = _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32((int)hi4), _mm_setr_epi32(0, 2, 4, 6)),
+                                     _mm_set1_epi8(0x03));
+    return _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi8(32));
+}
+
+/* quant_e8m0_to_fp32_half(), inlined: 2^(e - 128), as float bits */
+static inline float e8m0_half_to_f32(uint8_t e)
+{
+    uint32_t bits = e < 2 ? 0x00200000u << e : (uint32_t)(e - 1) << 23;
+    float f;
+    memcpy(&f, &bits, sizeof(f));
+    return f;
+}
+
+/* --- float weights, float activations ------------------------------------ */
+
+/* s = W[n] . x[n]; W F32, x F32 */
+static void dot_f32_avx2(int64_t n, float *s, const void *w, const void *a)
+{
+    const float *x = w, *y = a;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    __m256 acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), acc1);
+        acc2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 16), _mm256_loadu_ps(y + i + 16), acc2);
+        acc3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 24), _mm256_loadu_ps(y + i + 24), acc3);
+    }
+    for (; i + 8 <= n; i += 8)
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), acc0);
+    float sum = hsum_f32_8(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
+    for (; i < n; i++)
+        sum += x[i] * y[i];
+    *s = sum;
+}
+
+/* s = W[n] . x[n]; W F16, x F32 */
+static void dot_f16_avx2(int64_t n, float *s, const void *w, const void *a)
+{
+    const qhalf *x = w;
+    const float *y = a;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    __m256 acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
+    int64_t i = 0;
+#define LDH(off) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i + (off))))
+    for (; i + 32 <= n; i += 32) {
+        acc0 = _mm256_fmadd_ps(LDH(0), _mm256_loadu_ps(y + i), acc0);
+        acc1 = _mm256_fmadd_ps(LDH(8), _mm256_loadu_ps(y + i + 8), acc1);
+        acc2 = _mm256_fmadd_ps(LDH(16), _mm256_loadu_ps(y + i + 16), acc2);
+        acc3 = _mm256_fmadd_ps(LDH(24), _mm256_loadu_ps(y + i + 24), acc3);
+    }
+    for (; i + 8 <= n; i += 8)
+        acc0 = _mm256_fmadd_ps(LDH(0), _mm256_loadu_ps(y + i), acc0);
+#undef LDH
+    float sum = hsum_f32_8(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
+    for (; i < n; i++)
+        sum += fp16_to_f32(x[i]) * y[i];
+    *s = sum;
+}
+
+/* s = W[n] . x[n]; W BF16, x F32 */
+static void dot_bf16_avx2(int64_t n, float *s, const void *w, const void *a)
+{
+    const uint16_t *x = w;
+    const float *y = a;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    __m256 acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
+    int64_t i = 0;
+#define LDB(off) \
+    _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(x + i + (off)))), 16))
+    for (; i + 32 <= n; i += 32) {
+        acc0 = _mm256_fmadd_ps(LDB(0), _mm256_loadu_ps(y + i), acc0);
+        acc1 = _mm256_fmadd_ps(LDB(8), _mm256_loadu_ps(y + i + 8), acc1);
+        acc2 = _mm256_fmadd_ps(LDB(16), _mm256_loadu_ps(y + i + 16), acc2);
+        acc3 = _mm256_fmadd_ps(LDB(24), _mm256_loadu_ps(y + i + 24), acc3);
+    }
+    for (; i + 8 <= n; i += 8)
+        acc0 = _mm256_fmadd_ps(LDB(0), _mm256_loadu_ps(y + i), acc0);
+#undef LDB
+    float sum = hsum_f32_8(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
+    for (; i < n; i++) {
+        uint32_t bits = (uint32_t)x[i] << 16;
+        float f;
+        memcpy(&f, &bits, sizeof(f));
+        sum += f * y[i];
+    }
+    *s = sum;
+}
+
+/* --- 32-element blocks, Q8_0 activations --------------------------------- */
+
+/* s = W[n] . x[n]; W Q8_0, x Q8_0 */
+static void dot_q8_0_avx2(int64_t n, float *s, const void *w, const void *a)
+{
+    const block_q8_0 *x = w, *y = a;
+    const int64_t nb = n / QK8_0;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        __m256i p0 = dot_s8_s8(_mm256_loadu_si256((const __m256i *)x[i].qs),
+                               _mm256_loadu_si256((const __m256i *)y[i].qs));
+        __m256i p1 = dot_s8_s8(_mm256_loadu_si256((const __m256i *)x[i + 1].qs),
+                               _mm256_loadu_si256((const __m256i *)y[i + 1].qs));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d)),
+                               _mm256_cvtepi32_ps(p0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(fp16_to_f32(x[i + 1].d) * fp16_to_f32(y[i + 1].d)),
+                               _mm256_cvtepi32_ps(p1), acc1);
+    }
+    for (; i < nb; i++) {
+        __m256i p = dot_s8_s8(_mm256_loadu_si256((const __m256i *)x[i].qs),
+                              _mm256_loadu_si256((const __m256i *)y[i].qs));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d)),
+                               _mm256_cvtepi32_ps(p), acc0);
+    }
+    *s = hsum_f32_8(_mm256_add_ps(acc0, acc1));
+}
+
+/* s = W[n] . x[n]; W Q4_0, x Q8_0 */
+static void dot_q4_0_avx2(int64_t n, float *s, const void *w, const void *a)
+{
+    const block_q4_0 *x = w;
+    const block_q8_0 *y = a;
+    const int64_t nb = n / QK4_0;
+    const __m256i eight = _mm256_set1_epi8(8);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        __m256i w0 = _mm256_sub_epi8(nibbles_32(x[i].qs), eight);
+        __m256i w1 = _mm256_sub_epi8(nibbles_32(x[i + 1].qs), eight);
+        __m256i p0 = dot_s8_s8(w0, _mm256_loadu_si256((const __m256i *)y[i].qs));
+        __m256i p1 = dot_s8_s8(w1, _mm256_loadu_si256((const __m256i *)y[i + 1].qs));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d)),
+                               _mm256_cvtepi32_ps(p0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(fp16_to_f32(x[i + 1].d) * fp16_to_f32(y[i + 1].d)),
+                               _mm256_cvtepi32_ps(p1), acc1);
+    }
+    for (; i < nb; i++) {
+        __m256i w0 = _mm256_sub_epi8(nibbles_32(x[i].qs), eight);
+        __m256i p0 = dot_s8_s8(w0, _mm256_loadu_si256((const __m256i *)y[i].qs));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d)),
+                               _mm256_cvtepi32_ps(p0), acc0);
+    }
+    *s = hsum_f32_8(_mm256_add_ps(acc0, acc1));
+}
+
+/* s = W[n] . x[n]; W Q5_0, x Q8_0 */
+static void dot_q5_0_avx2(int64_t n, float *s, const void *w, const void *a)
+{
+    const block_q5_0 *x = w;
+    const block_q8_0 *y = a;
+    const int64_t nb = n / QK5_0;
+    const __m256i bit4 = _mm256_set1_epi8(0x10);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        uint32_t qh;
+        memcpy(&qh, x[i].qh, sizeof(qh));
+        /* q - 16 = nibble - 16 * (1 - high bit) */
+        __m256i off = _mm256_andnot_si256(bytes_from_bits(qh), bit4);
+        __m256i w0 = _mm256_sub_epi8(nibbles_32(x[i].qs), off);
+        __m256i p = dot_s8_s8(w0, _mm256_loadu_si256((const __m256i *)y[i].qs));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d)),
+                              _mm256_cvtepi32_ps(p), acc);
+    }
+    *s = hsum_f32_8(acc);
+}
+
+/* Shared body of IQ4_NL and MXFP4: 16-entry int8 table, one scale per block. */
+static inline __m256i lut_nibbles_32(__m256i table, const uint8_t *qs)
+{
+    return _mm256_shuffle_epi8(table, nibbles_32(qs));
+}
+
+/* s = W[n] . x[n]; W IQ4_NL, x Q8_0 */
+static void dot_iq4_nl_avx2(int64_t n, float *s, const void *w, const void *a)
+{
+    const block_iq4_nl *x = w;
+    const block_q8_0 *y = a;
+    const int64_t nb = n / QK4_NL;
+    const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)quant_kvalues_iq4nl));
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        __m256i p0 = dot_s8_s8(lut_nibbles_32(table, x[i].qs), _mm256_loadu_si256((const __m256i *)y[i].qs));
+        __m256i p1 = dot_s8_s8(lut_nibbles_32(table, x[i + 1].qs),
+                               _mm256_loadu_si256((const __m256i *)y[i + 1].qs));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d)),
+                               _mm256_cvtepi32_ps(p0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(fp16_to_f32(x[i + 1].d) * fp16_to_f32(y[i + 1].d)),
+                               _mm256_cvtepi32_ps(p1), acc1);
+    }
+    for (; i < nb; i++) {
+        __m256i p0 = dot_s8_s8(lut_nibbles_32(table, x[i].qs), _mm256_loadu_si256((const __m256i *)y[i].qs));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d)),
+                               _mm256_cvtepi32_ps(p0), acc0);
+    }
+    *s = hsum_f32_8(_mm256_add_ps(acc0, acc1));
+}
+
+/* s = W[n] . x[n]; W MXFP4, x Q8_0 */
+static void dot_mxfp4_avx2(int64_t n, float *s, const void *w, const void *a)
+{
+    const block_mxfp4 *x = w;
+    const block_q8_0 *y = a;
+    const int64_t nb = n / QK_MXFP4;
+    const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)quant_kvalues_mxfp4));
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        __m256i p0 = dot_s8_s8(lut_nibbles_32(table, x[i].qs), _mm256_loadu_si256((const __m256i *)y[i].qs));
+        __m256i p1 = dot_s8_s8(lut_nibbles_32(table, x[i + 1].qs),
+                               _mm256_loadu_si256((const __m256i *)y[i + 1].qs));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(e8m0_half_to_f32(x[i].e) * fp16_to_f32(y[i].d)),
+                               _mm256_cvtepi32_ps(p0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(e8m0_half_to_f32(x[i + 1].e) * fp16_to_f32(y[i + 1].d)),
+                               _mm256_cvtepi32_ps(p1), acc1);
+    }
+    for (; i < nb; i++) {
+        __m256i p0 = dot_s8_s8(lut_nibbles_32(table, x[i].qs), _mm256_loadu_si256((const __m256i *)y[i].qs));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(e8m0_half_to_f32(x[i].e) * fp16_to_f32(y[i].d)),
+                               _mm256_cvtepi32_ps(p0), acc0);
+    }
+    *s = hsum_f32_8(_mm256_add_ps(acc0, acc1));
+}
+
+/* --- 256-element super-blocks, Q8_K activations --------------------------- */
+
+/* sc16[k] * bsums[k] over the 16 sub-blocks, in 8 int32 lanes (sc16: 16
+ * int16). Kept as a vector: one horizontal sum per row, not per block. */
+static inline __m256i scaled_bsums(__m256i sc16, const int16_t *bsums)
+{
+    return _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)bsums));
+}
+
+/* s = W[n] . x[n]; W Q4_K, x Q8_K */
+static void dot_q4_K_avx2(int64_t n, float *s, const void *w, const void *a)
+{
+    const block_q4_K *x = w;
+    const block_q8_K *y = a;
+    const int64_t nb = n / QK_K;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m256i k1[8];
+    for (int k = 0; k < 8; k++)
+        k1[k] = one_ctrl(k);
+    __m256 acc = _mm256_setzero_ps();
+    __m128 accm = _mm_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = y[i].d * fp16_to_f32(x[i].d);
+        const float dmin = -y[i].d * fp16_to_f32(x[i].dmin);
+        const __m128i sm = unpack_k4_scales(x[i].scales);
+        const __m128i mins = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(sm, sm));
+        /* sums of 32 activations: pairs of the 16-element bsums */
+        const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)y[i].bsums),
+                                          _mm_loadu_si128((const __m128i *)(y[i].bsums + 8)));
+        accm = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(_mm_madd_epi16(mins, bs)), accm);
+
+        /* sc: the 8 sub-block scales as int16 in both lanes */
+        const __m256i sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));
+        const uint8_t *q = x[i].qs;
+        const int8_t *qa = y[i].qs;
+        __m256i sumi = _mm256_setzero_si256();
+#define Q4K_STEP(j)                                                                           \
+    do {                                                                                            \
+        __m256i qv = _mm256_loadu_si256((const __m256i *)(q + 32 * (j)));                           \
+        __m256i lo = _mm256_and_si256(qv, m4), hi = _mm256_and_si256(_mm256_srli_epi16(qv, 4), m4); \
+        __m256i slo = _mm256_shuffle_epi8(sc, k1[2 * (j)]);                                         \
+        __m256i shi = _mm256_shuffle_epi8(sc, k1[2 * (j) + 1]);                                     \
+        __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(qa + 64 * (j))));      \
+        __m256i phi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(qa + 64 * (j) + 32))); \
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, slo));                                 \
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, shi));                                 \
+    } while (0)
+        Q4K_STEP(0);
+        Q4K_STEP(1);
+        Q4K_STEP(2);
+        Q4K_STEP(3);
+#undef Q4K_STEP
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    __m128 m = _mm_add_ps(accm, _mm_movehl_ps(accm, accm));
+    m = _mm_add_ss(m, _mm_movehdup_ps(m));
+    *s = hsum_f32_8(acc) + _mm_cvtss_f32(m);
+}
+
+/* s = W[n] . x[n]; W Q5_K, x Q8_K */
+static void dot_q5_K_avx2(int64_t n, float *s, const void *w, const void *a)
+{
+    const block_q5_K *x = w;
+    const block_q8_K *y = a;
+    const int64_t nb = n / QK_K;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i one = _mm256_set1_epi8(1);
+    __m256i k1[8];
+    for (int k = 0; k < 8; k++)
+        k1[k] = one_ctrl(k);
+    __m256 acc = _mm256_setzero_ps();
+    __m128 accm = _mm_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = y[i].d * fp16_to_f32(x[i].d);
+        const float dmin = -y[i].d * fp16_to_f32(x[i].dmin);
+        const __m128i sm = unpack_k4_scales(x[i].scales);
+        const __m128i mins = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(sm, sm));
+        const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)y[i].bsums),
+                                          _mm_loadu_si128((const __m128i *)(y[i].bsums + 8)));
+        accm = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(_mm_madd_epi16(mins, bs)), accm);
+
+        const __m256i sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));
+        const uint8_t *q = x[i].qs;
+        const int8_t *qa = y[i].qs;
+        const __m256i qh = _mm256_loadu_si256((const __m256i *)x[i].qh);
+        __m256i sumi = _mm256_setzero_si256();
+        /* sub-block 2j takes qh bit 2j, sub-block 2j+1 bit 2j+1, as bit 4 */
+#define Q5K_STEP(j)                                                                            \
+    do {                                                                                             \
+        __m256i qv = _mm256_loadu_si256((const __m256i *)(q + 32 * (j)));                            \
+        __m256i hlo = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * (j)), one);                         \
+        __m256i hhi = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * (j) + 1), one);                     \
+        __m256i lo = _mm256_or_si256(_mm256_and_si256(qv, m4), _mm256_slli_epi16(hlo, 4));           \
+        __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qv, 4), m4),                 \
+                                     _mm256_slli_epi16(hhi, 4));                                     \
+        __m256i slo = _mm256_shuffle_epi8(sc, k1[2 * (j)]);                                          \
+        __m256i shi = _mm256_shuffle_epi8(sc, k1[2 * (j) + 1]);                                      \
+        __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(qa + 64 * (j))));      \
+        __m256i phi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(qa + 64 * (j) + 32))); \
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, slo));                                  \
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, shi));                                  \
+    } while (0)
+        Q5K_STEP(0);
+        Q5K_STEP(1);
+        Q5K_STEP(2);
+        Q5K_STEP(3);
+#undef Q5K_STEP
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    __m128 m = _mm_add_ps(accm, _mm_movehl_ps(accm, accm));
+    m = _mm_add_ss(m, _mm_movehdup_ps(m));
+    *s = hsum_f32_8(acc) + _mm_cvtss_f32(m);
+}
+
+/* s = W[n] . x[n]; W Q6_K, x Q8_K */
+static void dot_q6_K_avx2(int64_t n, float *s, const void *w, const void *a)
+{
+    const block_q6_K *x = w;
+    const block_q8_K *y = a;
+    const int64_t nb = n / QK_K;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i m3 = _mm256_set1_epi8(0x03);
+    const __m256i c0 = pair_ctrl(0), c2 = pair_ctrl(2), c4 = pair_ctrl(4), c6 = pair_ctrl(6);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = y[i].d * fp16_to_f32(x[i].d);
+        const __m128i sc8 = _mm_loadu_si128((const __m128i *)x[i].scales);
+        /* weights are stored as q + 32 (0..63): subtract 32 * sum(sc * bsums) */
+        const __m256i corr = scaled_bsums(_mm256_cvtepi8_epi16(sc8), y[i].bsums);
+        __m256i sumi = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = x[i].ql + 64 * h;
+            const __m256i qh = _mm256_loadu_si256((const __m256i *)(x[i].qh + 32 * h));
+            const int8_t *qa = y[i].qs + 128 * h;
+            const __m256i sc = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16((h ? _mm_unpackhi_epi64(sc8, sc8) : sc8)));
+            const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
+            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            const __m256i q1 = _mm256_or_si256(_mm256_and_si256(l0, m4),
+                                               _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
+            const __m256i q2 = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4));
+            const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
+            const __m256i q4 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
+            /* each 32-byte vector spans two 16-element sub-blocks */
+            const __m256i p1 = _mm256_maddubs_epi16(q1, _mm256_loadu_si256((const __m256i *)qa));
+            const __m256i p2 = _mm256_maddubs_epi16(q2, _mm256_loadu_si256((const __m256i *)(qa + 32)));
+            const __m256i p3 = _mm256_maddubs_epi16(q3, _mm256_loadu_si256((const __m256i *)(qa + 64)));
+            const __m256i p4 = _mm256_maddubs_epi16(q4, _mm256_loadu_si256((const __m256i *)(qa + 96)));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p1, _mm256_shuffle_epi8(sc, c0)));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p2, _mm256_shuffle_epi8(sc, c2)));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p3, _mm256_shuffle_epi8(sc, c4)));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p4, _mm256_shuffle_epi8(sc, c6)));
+        }
+        sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(corr, 5));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    *s = hsum_f32_8(acc);
+}
+
+/* s = W[n] . x[n]; W Q3_K, x Q8_K */
+static void dot_q3_K_avx2(int64_t n, float *s, const void *w, const void *a)
+{
+    const block_q3_K *x = w;
+    const block_q8_K *y = a;
+    const int64_t nb = n / QK_K;
+    const __m256i m3 = _mm256_set1_epi8(0x03);
+    const __m256i one = _mm256_set1_epi8(1);
+    const __m256i c0 = pair_ctrl(0), c2 = pair_ctrl(2), c4 = pair_ctrl(4), c6 = pair_ctrl(6);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = y[i].d * fp16_to_f32(x[i].d);
+        const __m128i sc8 = unpack_q3k_scales(x[i].scales);
+        /* u = low2 | hbit << 2 = q + 4: subtract 4 * sum(sc * bsums) */
+        const __m256i corr = scaled_bsums(_mm256_cvtepi8_epi16(sc8), y[i].bsums);
+        const __m256i hm = _mm256_loadu_si256((const __m256i *)x[i].hmask);
+        __m256i sumi = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            const __m256i qv = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * h));
+            const int8_t *qa = y[i].qs + 128 * h;
+            const __m256i sc = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16((h ? _mm_unpackhi_epi64(sc8, sc8) : sc8)));
+#define Q3K_STEP(j, ctrl)                                                                              \
+    do {                                                                                               \
+        __m256i lo = _mm256_and_si256(_mm256_srli_epi16(qv, 2 * (j)), m3);                             \
+        __m256i hb = _mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + (j)), one);                        \
+        __m256i u = _mm256_or_si256(lo, _mm256_slli_epi16(hb, 2));                                     \
+        __m256i p = _mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)(qa + 32 * (j))));     \
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, _mm256_shuffle_epi8(sc, ctrl)));            \
+    } while (0)
+            Q3K_STEP(0, c0);
+            Q3K_STEP(1, c2);
+            Q3K_STEP(2, c4);
+            Q3K_STEP(3, c6);
+#undef Q3K_STEP
+        }
+        sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(corr, 2));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    *s = hsum_f32_8(acc);
+}
+
+/* s = W[n] . x[n]; W Q2_K, x Q8_K */
+static void dot_q2_K_avx2(int64_t n, float *s, const void *w, const void *a)
+{
+    const block_q2_K *x = w;
+    const block_q8_K *y = a;
+    const int64_t nb = n / QK_K;
+    const __m256i m3 = _mm256_set1_epi8(0x03);
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    const __m256i c0 = pair_ctrl(0), c2 = pair_ctrl(2), c4 = pair_ctrl(4), c6 = pair_ctrl(6);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = y[i].d * fp16_to_f32(x[i].d);
+        const float dmin = -y[i].d * fp16_to_f32(x[i].dmin);
+        const __m128i raw = _mm_loadu_si128((const __m128i *)x[i].scales);
+        const __m128i sc8 = _mm_and_si128(raw, m4);
+        const __m128i mn8 = _mm_and_si128(_mm_srli_epi16(raw, 4), m4);
+        const __m256i msum = scaled_bsums(_mm256_cvtepu8_epi16(mn8), y[i].bsums);
+        __m256i sumi = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            const __m256i qv = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * h));
+            const int8_t *qa = y[i].qs + 128 * h;
+            const __m256i sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16((h ? _mm_unpackhi_epi64(sc8, sc8) : sc8)));
+#define Q2K_STEP(j, ctrl)                                                                          \
+    do {                                                                                           \
+        __m256i u = _mm256_and_si256(_mm256_srli_epi16(qv, 2 * (j)), m3);                          \
+        __m256i p = _mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)(qa + 32 * (j)))); \
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, _mm256_shuffle_epi8(sc, ctrl)));        \
+    } while (0)
+            Q2K_STEP(0, c0);
+            Q2K_STEP(1, c2);
+            Q2K_STEP(2, c4);
+            Q2K_STEP(3, c6);
+#undef Q2K_STEP
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(msum), acc);
+    }
+    *s = hsum_f32_8(acc);
+}
+
+/* s = W[n] . x[n]; W IQ4_XS, x Q8_K */
+static void dot_iq4_xs_avx2(int64_t n, float *s, const void *w, const void *a)
+{
+    const block_iq4_xs *x = w;
+    const block_q8_K *y = a;
+    const int64_t nb = n / QK_K;
+    const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)quant_kvalues_iq4nl));
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = y[i].d * fp16_to_f32(x[i].d);
+        const unsigned sh = x[i].scales_h;
+        __m256i sumi = _mm256_setzero_si256();
+        for (int ib = 0; ib < 8; ib += 2) {
+            /* 32 bytes = sub-blocks ib and ib+1, 16 bytes each */
+            const __m256i qv = _mm256_loadu_si256((const __m256i *)(x[i].qs + 16 * ib));
+            const __m256i lo = _mm256_shuffle_epi8(table, _mm256_and_si256(qv, m4));
+            const __m256i hi = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(qv, 4), m4));
+            const __m256i v0 = _mm256_permute2x128_si256(lo, hi, 0x20);
+            const __m256i v1 = _mm256_permute2x128_si256(lo, hi, 0x31);
+            const int ls0 = ((x[i].scales_l[ib / 2] & 0xF) | (((sh >> (2 * ib)) & 3) << 4)) - 32;
+            const int ls1 = ((x[i].scales_l[ib / 2] >> 4) | (((sh >> (2 * ib + 2)) & 3) << 4)) - 32;
+            const __m256i a0 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 32 * ib));
+            const __m256i a1 = _mm256_loadu_si256((const __m256i *)(y[i].qs + 32 * ib + 32));
+            const __m256i p0 = _mm256_maddubs_epi16(_mm256_sign_epi8(v0, v0), _mm256_sign_epi8(a0, v0));
+            const __m256i p1 = _mm256_maddubs_epi16(_mm256_sign_epi8(v1, v1), _mm256_sign_epi8(a1, v1));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p0, _mm256_set1_epi16((short)ls0)));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p1, _mm256_set1_epi16((short)ls1)));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    *s = hsum_f32_8(acc);
+}
+
+/* --- activation quantizers (bit-identical to quant_ref.c) ------------------ */
+
+/* roundf() semantics, half away from zero, exact for |v| < 2^23: truncate,
+ * then step one away from zero when the dropped fraction is >= 0.5. */
+static inline __m256i round_half_away(__m256 v)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m256 frac = _mm256_andnot_ps(sign, _mm256_sub_ps(v, t));
+    const __m256 step = _mm256_or_ps(_mm256_and_ps(v, sign), _mm256_set1_ps(1.0f));
+    const __m256 up = _mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+    return _mm256_cvttps_epi32(_mm256_add_ps(t, _mm256_and_ps(up, step)));
+}
+
+/* 32 int32 in four vectors -> 32 int8 in element order (values in range) */
+static inline __m256i pack_i32x32(__m256i i0, __m256i i1, __m256i i2, __m256i i3)
+{
+    const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+    return _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+static inline float hmax_f32_8(__m256 v)
+{
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+/* dst[n / 32] blocks Q8_0 = src[n]: d = max|x| / 127, q = roundf(x / d) */
+static void from_float_q8_0_avx2(const float *src, void *dst, int64_t n)
+{
+    block_q8_0 *y = dst;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t i = 0; i < n / QK8_0; i++) {
+        const float *x = src + i * QK8_0;
+        __m256 v[4];
+        __m256 amax = _mm256_setzero_ps();
+        for (int k = 0; k < 4; k++) {
+            v[k] = _mm256_loadu_ps(x + 8 * k);
+            amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v[k]));
+        }
+        const float d = hmax_f32_8(amax) / 127.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = quant_fp32_to_fp16(d);
+        const __m256 mul = _mm256_set1_ps(id);
+        __m256i iv[4];
+        for (int k = 0; k < 4; k++)
+            iv[k] = round_half_away(_mm256_mul_ps(v[k], mul));
+        const __m256i q = pack_i32x32(iv[0], iv[1], iv[2], iv[3]);
+        _mm256_storeu_si256((__m256i *)y[i].qs, q);
+    }
+}
+
+/* dst[n / 256] blocks Q8_K = src[n]: the first element of largest magnitude
+ * maps to -127, q = min(127, lrintf(x * iscale)), bsums = sums of 16 */
+static void from_float_q8_K_avx2(const float *src, void *dst, int64_t n)
+{
+    block_q8_K *y = dst;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256i ones8 = _mm256_set1_epi8(1);
+    const __m256i ones16 = _mm256_set1_epi16(1);
+    const __m256i max127 = _mm256_set1_epi32(127);
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const float *x = src + i * QK_K;
+        __m256 amax = _mm256_setzero_ps();
+        for (int k = 0; k < QK_K; k += 8)
+            amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + k)));
+        const float am = hmax_f32_8(amax);
+        if (am == 0.0f) {
+            memset(&y[i], 0, sizeof(y[i]));
+            continue;
+        }
+        /* the reference keeps the first element reaching the maximum */
+        const __m256 amv = _mm256_set1_ps(am);
+        float max = 0.0f;
+        for (int k = 0; k < QK_K; k += 8) {
+            const __m256 ax = _mm256_andnot_ps(sign, _mm256_loadu_ps(x + k));
+            const int m = _mm256_movemask_ps(_mm256_cmp_ps(ax, amv, _CMP_EQ_OQ));
+            if (m) {
+                max = x[k + __builtin_ctz((unsigned)m)];
+                break;
+            }
+        }
+        const float iscale = -127.0f / max;
+        const __m256 mul = _mm256_set1_ps(iscale);
+        for (int k = 0; k < QK_K; k += 32) {
+            __m256i iv[4];
+            for (int l = 0; l < 4; l++) {
+                const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + k + 8 * l), mul);
+                iv[l] = _mm256_min_epi32(_mm256_cvtps_epi32(v), max127);
+            }
+            const __m256i q = pack_i32x32(iv[0], iv[1], iv[2], iv[3]);
+            _mm256_storeu_si256((__m256i *)(y[i].qs + k), q);
+            /* sums of 4, then of 16: lanes 0 and 4 after two horizontal adds */
+            __m256i s4 = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, q), ones16);
+            s4 = _mm256_hadd_epi32(s4, s4);
+            s4 = _mm256_hadd_epi32(s4, s4);
+            y[i].bsums[k / 16] = (int16_t)_mm256_extract_epi32(s4, 0);
+            y[i].bsums[k / 16 + 1] = (int16_t)_mm256_extract_epi32(s4, 4);
+        }
+        y[i].d = 1.0f / iscale;
+    }
+}
+
+void quant_install_avx2(struct quant_traits *traits)
+{
+    /* activation quantizers: the reference's bytes, 10x faster */
+    traits[QT_Q8_0].from_float_simd = from_float_q8_0_avx2;
+    traits[QT_Q8_K].from_float_simd = from_float_q8_K_avx2;
+    traits[QT_F32].vec_dot = dot_f32_avx2;
+    traits[QT_F16].vec_dot = dot_f16_avx2;
+    traits[QT_BF16].vec_dot = dot_bf16_avx2;
+    traits[QT_Q4_0].vec_dot = dot_q4_0_avx2;
+    traits[QT_Q5_0].vec_dot = dot_q5_0_avx2;
+    traits[QT_Q8_0].vec_dot = dot_q8_0_avx2;
+    traits[QT_IQ4_NL].vec_dot = dot_iq4_nl_avx2;
+    traits[QT_MXFP4].vec_dot = dot_mxfp4_avx2;
+    traits[QT_Q2_K].vec_dot = dot_q2_K_avx2;
+    traits[QT_Q3_K].vec_dot = dot_q3_K_avx2;
+    traits[QT_Q4_K].vec_dot = dot_q4_K_avx2;
+    traits[QT_Q5_K].vec_dot = dot_q5_K_avx2;
+    traits[QT_Q6_K].vec_dot = dot_q6_K_avx2;
+    traits[QT_IQ4_XS].vec_dot = dot_iq4_xs_avx2;
+}

@@ -1,0 +1,641 @@
+/*
+ * quant_avx512.c - AVX-512 (F/BW/VL/DQ/VNNI) dot products of one weight row
+ * with one activation row, one per weight format.
+ *
+ * Owns: quant_install_avx512(), which replaces traits[t].vec_dot for the
+ * formats below. quant.c runs quant_install_avx2() on the table first, so
+ * anything without a kernel here keeps its AVX2 kernel (and the AVX2
+ * activation quantizers stay installed). Must not: allocate, touch
+ * vec_dot_ref, or run on a CPU without the features in the Makefile's
+ * ISA_AVX512 flags (quant.c checks before installing).
+ * Called through the traits table by matvec.c; tests compare each kernel
+ * with the reference.
+ *
+ * Integer technique: VNNI _mm*_dpbusd_epi32 (u8 x s8, four products into
+ * an int32 lane, no saturation) for the 32-element formats, with weights
+ * made unsigned by an offset (nibble, nibble + 16, value + 128) that is
+ * removed with a second dpbusd of the offset against the activations. The
+ * K-quants use 512-bit maddubs (u8 x s8 -> int16 pairs) followed by
+ * _mm512_dpwssd_epi32 against a vector of int16 sub-block scales, and the
+ * Q8_K bsums for the offsets and mins once per super-block; IQ4_XS uses
+ * dpbusd on value + 128 and an int32 scale multiply. All weight bytes are
+ * at most 6 bits here except the +128 tables, which only meet dpbusd, so
+ * no int16 pair sum can saturate for activations in [-127, 127].
+ *
+ * Measured on the 2-core AVX-512 dev VM (AMD EPYC, L2-resident rows of
+ * 4096, one thread, GB/s of weights; AVX2 kernel in brackets): Q4_K 32
+ * (26), Q6_K 55 (32), Q5_K 34 (23), Q3_K 23 (12), Q2_K 23 (15), Q8_0 44
+ * (39), Q4_0 20 (14), Q5_0 21 (14), IQ4_NL 19 (14), MXFP4 17 (14), IQ4_XS
+ * 26 (16). Streaming from DRAM reads 10-25 GB/s per core there.
+ */
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "quant.h"
+#include "quant_ref.h"
+
+void quant_install_avx512(struct quant_traits *traits);
+
+/* --- helpers ------------------------------------------------------------ */
+
+static inline float fp16_to_f32(qhalf h)
+{
+    return _cvtsh_ss(h);
+}
+
+static inline float hsum_f32_8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* 16 packed nibbles -> 32 bytes: low nibbles (elements 0..15), then high. */
+static inline __m256i nibbles_32(const uint8_t *qs)
+{
+    __m128i q = _mm_loadu_si128((const __m128i *)qs);
+    __m256i v = _mm256_set_m128i(_mm_srli_epi16(q, 4), q);
+    return _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
+}
+
+/* 8 int32 partial sums of (wu[i] - off[i]) * a[i]; wu, off unsigned bytes. */
+static inline __m256i dot_off(__m256i wu, __m256i off, __m256i a)
+{
+    const __m256i z = _mm256_setzero_si256();
+    return _mm256_sub_epi32(_mm256_dpbusd_epi32(z, wu, a), _mm256_dpbusd_epi32(z, off, a));
+}
+
+/* 64 bytes = [v | v >> s] (s applied per 16-bit lane; caller masks). */
+static inline __m512i dup_shift(__m256i v, int s)
+{
+    return _mm512_inserti64x4(_mm512_castsi256_si512(v), _mm256_srli_epi16(v, s), 1);
+}
+
+/* Q5_0 weight bytes: nibble + 16 where the block's qh bit is set (0..31). */
+static inline __m256i q5_0_bytes(const block_q5_0 *b)
+{
+    uint32_t qh;
+    memcpy(&qh, b->qh, sizeof(qh));
+    const __m256i nib = nibbles_32(b->qs);
+    return _mm256_mask_add_epi8(nib, (__mmask32)qh, nib, _mm256_set1_epi8(16));
+}
+
+/* Q4_K/Q5_K: 12 packed bytes -> bytes 0..7 = the 6-bit sub-block scales,
+ * bytes 8..15 = the 6-bit mins. Scale/min j < 4 are the low 6 bits of bytes
+ * j / j + 4; j >= 4 take their low 4 bits from byte j + 4 (low / high
+ * nibble) and their top 2 bits from bits 6-7 of bytes j - 4 / j. Built in
+ * registers (a round trip through memory stalls store forwarding). */
+static inline __m128i unpack_k4_scales(const uint8_t *scales)
+{
+    uint32_t u0, u1, u2;
+    memcpy(&u0, scales, 4);
+    memcpy(&u1, scales + 4, 4);
+    memcpy(&u2, scales + 8, 4);
+    const uint32_t m6 = 0x3f3f3f3f, m4 = 0x0f0f0f0f, m2 = 0x03030303;
+    const uint32_t sc_lo = u0 & m6, mn_lo = u1 & m6;
+    const uint32_t sc_hi = (u2 & m4) | (((u0 >> 6) & m2) << 4);
+    const uint32_t mn_hi = ((u2 >> 4) & m4) | (((u1 >> 6) & m2) << 4);
+    return _mm_setr_epi32((int)sc_lo, (int)sc_hi, (int)mn_lo, (int)mn_hi);
+}
+
+/* Q3_K: 12 packed bytes -> 16 signed scales (6-bit value - 32). Scale k
+ * has its low 4 bits in byte k (k < 8, low nibble) or k - 8 (high nibble),
+ * its high 2 bits at bit 2 * (k / 4) of byte 8 + k % 4. Kept in registers:
+ * assembling it in memory costs a store-forwarding stall per super-block. */
+static inline __m128i unpack_q3k_scales(const uint8_t *scales)
+{
+    uint32_t hi4;
+    memcpy(&hi4, scales + 8, sizeof(hi4));
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    const __m128i lo8 = _mm_loadl_epi64((const __m128i *)scales);
+    const __m128i lo = _mm_unpacklo_epi64(_mm_and_si128(lo8, m4), _mm_and_si128(_mm_srli_epi16(lo8, 4), m4));
+    const __m128i hi = _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32((int)hi4), _mm_setr_epi32(0, 2, 4, 6)),
+                                     _mm_set1_epi8(0x03));
+    return _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi8(32));
+}
+
+/* vpermw index: int16 lane i takes element base + i / (32 / per), i.e.
+ * 'per' consecutive scales each repeated over 32/per lanes. */
+static inline __m512i scale_idx(int base, int per)
+{
+    int16_t idx[32];
+    for (int i = 0; i < 32; i++)
+        idx[i] = (int16_t)(base + i / (32 / per));
+    return _mm512_loadu_si512(idx);
+}
+
+/* sc16[k] * bsums[k] over the 16 sub-blocks, in 8 int32 lanes (sc16: 16
+ * int16). Kept as a vector: one horizontal sum per row, not per block. */
+static inline __m256i scaled_bsums(__m256i sc16, const int16_t *bsums)
+{
+    return _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)bsums));
+}
+
+/* quant_e8m0_to_fp32_half(), inlined: 2^(e - 128), as float bits */
+static inline float e8m0_half_to_f32(uint8_t e)
+{
+    uint32_t bits = e < 2 ? 0x00200000u << e : (uint32_t)(e - 1) << 23;
+    float f;
+    memcpy(&f, &bits, sizeof(f));
+    return f;
+}
+
+/* --- float weights, float activations ------------------------------------ */
+
+/* s = W[n] . x[n]; W F32, x F32 */
+static void dot_f32_avx512(int64_t n, float *s, const void *w, const void *a)
+{
+    const float *x = w, *y = a;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    __m512 acc2 = _mm512_setzero_ps(), acc3 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(y + i + 16), acc1);
+        acc2 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 32), _mm512_loadu_ps(y + i + 32), acc2);
+        acc3 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 48), _mm512_loadu_ps(y + i + 48), acc3);
+    }
+    for (; i + 16 <= n; i += 16)
+        acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i), acc0);
+    if (i < n) {
+        const __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        acc1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, x + i), _mm512_maskz_loadu_ps(k, y + i), acc1);
+    }
+    *s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
+}
+
+/* s = W[n] . x[n]; W F16, x F32 */
+static void dot_f16_avx512(int64_t n, float *s, const void *w, const void *a)
+{
+    const qhalf *x = w;
+    const float *y = a;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    __m512 acc2 = _mm512_setzero_ps(), acc3 = _mm512_setzero_ps();
+    int64_t i = 0;
+#define LDH(off) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + i + (off))))
+    for (; i + 64 <= n; i += 64) {
+        acc0 = _mm512_fmadd_ps(LDH(0), _mm512_loadu_ps(y + i), acc0);
+        acc1 = _mm512_fmadd_ps(LDH(16), _mm512_loadu_ps(y + i + 16), acc1);
+        acc2 = _mm512_fmadd_ps(LDH(32), _mm512_loadu_ps(y + i + 32), acc2);
+        acc3 = _mm512_fmadd_ps(LDH(48), _mm512_loadu_ps(y + i + 48), acc3);
+    }
+    for (; i + 16 <= n; i += 16)
+        acc0 = _mm512_fmadd_ps(LDH(0), _mm512_loadu_ps(y + i), acc0);
+#undef LDH
+    if (i < n) {
+        const __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        const __m512 wx = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, x + i));
+        acc1 = _mm512_fmadd_ps(wx, _mm512_maskz_loadu_ps(k, y + i), acc1);
+    }
+    *s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
+}
+
+/* s = W[n] . x[n]; W BF16, x F32 (bf16 -> f32 is exact: a 16-bit shift) */
+static void dot_bf16_avx512(int64_t n, float *s, const void *w, const void *a)
+{
+    const uint16_t *x = w;
+    const float *y = a;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    __m512 acc2 = _mm512_setzero_ps(), acc3 = _mm512_setzero_ps();
+    int64_t i = 0;
+#define LDB(v) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(v), 16))
+#define LDBI(off) LDB(_mm256_loadu_si256((const __m256i *)(x + i + (off))))
+    for (; i + 64 <= n; i += 64) {
+        acc0 = _mm512_fmadd_ps(LDBI(0), _mm512_loadu_ps(y + i), acc0);
+        acc1 = _mm512_fmadd_ps(LDBI(16), _mm512_loadu_ps(y + i + 16), acc1);
+        acc2 = _mm512_fmadd_ps(LDBI(32), _mm512_loadu_ps(y + i + 32), acc2);
+        acc3 = _mm512_fmadd_ps(LDBI(48), _mm512_loadu_ps(y + i + 48), acc3);
+    }
+    for (; i + 16 <= n; i += 16)
+        acc0 = _mm512_fmadd_ps(LDBI(0), _mm512_loadu_ps(y + i), acc0);
+    if (i < n) {
+        const __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        acc1 = _mm512_fmadd_ps(LDB(_mm256_maskz_loadu_epi16(k, x + i)), _mm512_maskz_loadu_ps(k, y + i), acc1);
+    }
+#undef LDBI
+#undef LDB
+    *s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
+}
+
+/* --- 32-element blocks, Q8_0 activations (256-bit VNNI) ------------------ */
+
+/* s = W[n] . x[n]; W Q8_0, x Q8_0. Sign trick |w| * (a with w's sign), two
+ * blocks per 512-bit step (no 512-bit vpsignb: a masked negate instead). */
+static void dot_q8_0_avx512(int64_t n, float *s, const void *w, const void *a)
+{
+    const block_q8_0 *x = w, *y = a;
+    const int64_t nb = n / QK8_0;
+    const __m512i z = _mm512_setzero_si512();
+    __m512 acc = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        const __m512i wv = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x[i].qs)),
+                                              _mm256_loadu_si256((const __m256i *)x[i + 1].qs), 1);
+        const __m512i av = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)y[i].qs)),
+                                              _mm256_loadu_si256((const __m256i *)y[i + 1].qs), 1);
+        const __m512i as = _mm512_mask_sub_epi8(av, _mm512_movepi8_mask(wv), z, av);
+        const __m512i p = _mm512_dpbusd_epi32(z, _mm512_abs_epi8(wv), as);
+        const __m512 sc = _mm512_insertf32x8(_mm512_set1_ps(fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d)),
+                                             _mm256_set1_ps(fp16_to_f32(x[i + 1].d) * fp16_to_f32(y[i + 1].d)), 1);
+        acc = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(p), acc);
+    }
+    __m256 acc1 = _mm256_setzero_ps();
+    for (; i < nb; i++) {
+        const __m256i wv = _mm256_loadu_si256((const __m256i *)x[i].qs);
+        const __m256i av = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(wv), _mm256_sign_epi8(av, wv));
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d)), _mm256_cvtepi32_ps(p), acc1);
+    }
+    *s = _mm512_reduce_add_ps(acc) + hsum_f32_8(acc1);
+}
+
+/* Two blocks' nibbles -> 64 bytes in element order: [lo(b0), hi(b0),
+ * lo(b1), hi(b1)] (each 16 bytes), i.e. block b0's 32 weights then b1's. */
+static inline __m512i nibbles_pair(const uint8_t *q0, const uint8_t *q1)
+{
+    const __m256i q = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)q0)),
+                                              _mm_loadu_si128((const __m128i *)q1), 1);
+    const __m512i v = _mm512_and_si512(dup_shift(q, 4), _mm512_set1_epi8(0x0F)); /* lo0 lo1 hi0 hi1 */
+    return _mm512_shuffle_i64x2(v, v, _MM_SHUFFLE(3, 1, 2, 0));
+}
+
+/* Body shared by the 4-bit 32-element formats, two blocks per 512-bit step:
+ * wu2(b) gives the unsigned weight bytes of blocks b and b+1, wu(b) those of
+ * block b alone (odd tail), off the offset they carry, scale(b) the block's
+ * weight scale. */
+#define DOT_OFF_BODY(wu2, wu, off, scale)                                                                      \
+    do {                                                                                                       \
+        const __m512i off2 = _mm512_broadcast_i64x4(off);                                                      \
+        __m512 acc = _mm512_setzero_ps();                                                                      \
+        int64_t i = 0;                                                                                         \
+        for (; i + 2 <= nb; i += 2) {                                                                          \
+            const __m512i av = _mm512_inserti64x4(                                                             \
+                _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)y[i].qs)),                          \
+                _mm256_loadu_si256((const __m256i *)y[i + 1].qs), 1);                                          \
+            const __m512i z = _mm512_setzero_si512();                                                          \
+            const __m512i p = _mm512_sub_epi32(_mm512_dpbusd_epi32(z, wu2(i), av), _mm512_dpbusd_epi32(z, off2, av)); \
+            const __m512 sc = _mm512_insertf32x8(_mm512_set1_ps(scale(i) * fp16_to_f32(y[i].d)),              \
+                                                 _mm256_set1_ps(scale(i + 1) * fp16_to_f32(y[i + 1].d)), 1);   \
+            acc = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(p), acc);                                             \
+        }                                                                                                      \
+        __m256 acc1 = _mm256_setzero_ps();                                                                     \
+        for (; i < nb; i++) {                                                                                  \
+            const __m256i p0 = dot_off(wu(i), off, _mm256_loadu_si256((const __m256i *)y[i].qs));              \
+            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(scale(i) * fp16_to_f32(y[i].d)), _mm256_cvtepi32_ps(p0), acc1); \
+        }                                                                                                      \
+        *s = _mm512_reduce_add_ps(acc) + hsum_f32_8(acc1);                                                     \
+    } while (0)
+
+#define FP16_SCALE(b) fp16_to_f32(x[b].d)
+
+/* s = W[n] . x[n]; W Q4_0, x Q8_0 */
+static void dot_q4_0_avx512(int64_t n, float *s, const void *w, const void *a)
+{
+    const block_q4_0 *x = w;
+    const block_q8_0 *y = a;
+    const int64_t nb = n / QK4_0;
+    const __m256i off = _mm256_set1_epi8(8);
+#define WU2(b) nibbles_pair(x[b].qs, x[(b) + 1].qs)
+#define WU(b) nibbles_32(x[b].qs)
+    DOT_OFF_BODY(WU2, WU, off, FP16_SCALE);
+#undef WU
+#undef WU2
+}
+
+/* Q5_0 pair: qh bit i of each block adds 16 to its element i */
+static inline __m512i q5_0_pair(const block_q5_0 *b)
+{
+    uint32_t h0, h1;
+    memcpy(&h0, b[0].qh, sizeof(h0));
+    memcpy(&h1, b[1].qh, sizeof(h1));
+    const __m512i nib = nibbles_pair(b[0].qs, b[1].qs);
+    return _mm512_mask_add_epi8(nib, (__mmask64)h0 | (__mmask64)h1 << 32, nib, _mm512_set1_epi8(16));
+}
+
+/* s = W[n] . x[n]; W Q5_0, x Q8_0 */
+static void dot_q5_0_avx512(int64_t n, float *s, const void *w, const void *a)
+{
+    const block_q5_0 *x = w;
+    const block_q8_0 *y = a;
+    const int64_t nb = n / QK5_0;
+    const __m256i off = _mm256_set1_epi8(16);
+#define WU2(b) q5_0_pair(&x[b])
+#define WU(b) q5_0_bytes(&x[b])
+    DOT_OFF_BODY(WU2, WU, off, FP16_SCALE);
+#undef WU
+#undef WU2
+}
+
+/* s = W[n] . x[n]; W IQ4_NL, x Q8_0 (table of value + 128) */
+static void dot_iq4_nl_avx512(int64_t n, float *s, const void *w, const void *a)
+{
+    const block_iq4_nl *x = w;
+    const block_q8_0 *y = a;
+    const int64_t nb = n / QK4_NL;
+    const __m256i off = _mm256_set1_epi8((char)0x80);
+    const __m256i table = _mm256_xor_si256(
+        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)quant_kvalues_iq4nl)), off);
+    const __m512i table2 = _mm512_broadcast_i64x4(table);
+#define WU2(b) _mm512_shuffle_epi8(table2, nibbles_pair(x[b].qs, x[(b) + 1].qs))
+#define WU(b) _mm256_shuffle_epi8(table, nibbles_32(x[b].qs))
+    DOT_OFF_BODY(WU2, WU, off, FP16_SCALE);
+#undef WU
+#undef WU2
+}
+
+/* s = W[n] . x[n]; W MXFP4, x Q8_0 (table of doubled value + 128) */
+static void dot_mxfp4_avx512(int64_t n, float *s, const void *w, const void *a)
+{
+    const block_mxfp4 *x = w;
+    const block_q8_0 *y = a;
+    const int64_t nb = n / QK_MXFP4;
+    const __m256i off = _mm256_set1_epi8((char)0x80);
+    const __m256i table = _mm256_xor_si256(
+        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)quant_kvalues_mxfp4)), off);
+    const __m512i table2 = _mm512_broadcast_i64x4(table);
+#define WU2(b) _mm512_shuffle_epi8(table2, nibbles_pair(x[b].qs, x[(b) + 1].qs))
+#define WU(b) _mm256_shuffle_epi8(table, nibbles_32(x[b].qs))
+#define E8M0_SCALE(b) e8m0_half_to_f32(x[b].e)
+    DOT_OFF_BODY(WU2, WU, off, E8M0_SCALE);
+#undef E8M0_SCALE
+#undef WU
+#undef WU2
+}
+
+#undef FP16_SCALE
+#undef DOT_OFF_BODY
+
+/* --- 256-element super-blocks, Q8_K activations (512-bit) ----------------- */
+
+/* s = W[n] . x[n]; W Q4_K, x Q8_K */
+static void dot_q4_K_avx512(int64_t n, float *s, const void *w, const void *a)
+{
+    const block_q4_K *x = w;
+    const block_q8_K *y = a;
+    const int64_t nb = n / QK_K;
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    const __m512i idx0 = scale_idx(0, 2), idx1 = scale_idx(2, 2), idx2 = scale_idx(4, 2), idx3 = scale_idx(6, 2);
+    __m512 acc = _mm512_setzero_ps();
+    __m128 accm = _mm_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = y[i].d * fp16_to_f32(x[i].d);
+        const float dmin = -y[i].d * fp16_to_f32(x[i].dmin);
+        const __m128i sm = unpack_k4_scales(x[i].scales);
+        const __m128i mins = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(sm, sm));
+        const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)y[i].bsums),
+                                          _mm_loadu_si128((const __m128i *)(y[i].bsums + 8)));
+        accm = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(_mm_madd_epi16(mins, bs)), accm);
+
+        const __m512i sc = _mm512_zextsi128_si512(_mm_cvtepu8_epi16(sm));
+        const uint8_t *q = x[i].qs;
+        const int8_t *qa = y[i].qs;
+        __m512i sumi = _mm512_setzero_si512();
+        /* 64 elements per step: low nibbles of 32 bytes, then their high nibbles */
+#define Q4K_STEP(j, idx)                                                                              \
+    do {                                                                                              \
+        const __m512i qq = _mm512_and_si512(dup_shift(_mm256_loadu_si256((const __m256i *)(q + 32 * (j))), 4), m4); \
+        const __m512i p = _mm512_maddubs_epi16(qq, _mm512_loadu_si512(qa + 64 * (j)));                \
+        sumi = _mm512_dpwssd_epi32(sumi, p, _mm512_permutexvar_epi16(idx, sc));                      \
+    } while (0)
+        Q4K_STEP(0, idx0);
+        Q4K_STEP(1, idx1);
+        Q4K_STEP(2, idx2);
+        Q4K_STEP(3, idx3);
+#undef Q4K_STEP
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+    }
+    __m128 m = _mm_add_ps(accm, _mm_movehl_ps(accm, accm));
+    m = _mm_add_ss(m, _mm_movehdup_ps(m));
+    *s = _mm512_reduce_add_ps(acc) + _mm_cvtss_f32(m);
+}
+
+/* [set1(1 << b) | set1(1 << (b + 1))]: selects bit b in the low 32 bytes,
+ * bit b + 1 in the high 32. */
+static inline __m512i bit_pair(int b)
+{
+    return _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << b)), _mm256_set1_epi8((char)(1 << (b + 1))), 1);
+}
+
+/* s = W[n] . x[n]; W Q5_K, x Q8_K */
+static void dot_q5_K_avx512(int64_t n, float *s, const void *w, const void *a)
+{
+    const block_q5_K *x = w;
+    const block_q8_K *y = a;
+    const int64_t nb = n / QK_K;
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    const __m512i sixteen = _mm512_set1_epi8(16);
+    const __m512i idx0 = scale_idx(0, 2), idx1 = scale_idx(2, 2), idx2 = scale_idx(4, 2), idx3 = scale_idx(6, 2);
+    const __m512i hb0 = bit_pair(0), hb1 = bit_pair(2), hb2 = bit_pair(4), hb3 = bit_pair(6);
+    __m512 acc = _mm512_setzero_ps();
+    __m128 accm = _mm_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = y[i].d * fp16_to_f32(x[i].d);
+        const float dmin = -y[i].d * fp16_to_f32(x[i].dmin);
+        const __m128i sm = unpack_k4_scales(x[i].scales);
+        const __m128i mins = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(sm, sm));
+        const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)y[i].bsums),
+                                          _mm_loadu_si128((const __m128i *)(y[i].bsums + 8)));
+        accm = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(_mm_madd_epi16(mins, bs)), accm);
+
+        const __m512i sc = _mm512_zextsi128_si512(_mm_cvtepu8_epi16(sm));
+        const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)x[i].qh));
+        const uint8_t *q = x[i].qs;
+        const int8_t *qa = y[i].qs;
+        __m512i sumi = _mm512_setzero_si512();
+#define Q5K_STEP(j, idx, hb)                                                                          \
+    do {                                                                                              \
+        __m512i qq = _mm512_and_si512(dup_shift(_mm256_loadu_si256((const __m256i *)(q + 32 * (j))), 4), m4); \
+        qq = _mm512_mask_add_epi8(qq, _mm512_test_epi8_mask(qh, hb), qq, sixteen);                   \
+        const __m512i p = _mm512_maddubs_epi16(qq, _mm512_loadu_si512(qa + 64 * (j)));                \
+        sumi = _mm512_dpwssd_epi32(sumi, p, _mm512_permutexvar_epi16(idx, sc));                      \
+    } while (0)
+        Q5K_STEP(0, idx0, hb0);
+        Q5K_STEP(1, idx1, hb1);
+        Q5K_STEP(2, idx2, hb2);
+        Q5K_STEP(3, idx3, hb3);
+#undef Q5K_STEP
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+    }
+    __m128 m = _mm_add_ps(accm, _mm_movehl_ps(accm, accm));
+    m = _mm_add_ss(m, _mm_movehdup_ps(m));
+    *s = _mm512_reduce_add_ps(acc) + _mm_cvtss_f32(m);
+}
+
+/* s = W[n] . x[n]; W Q6_K, x Q8_K */
+static void dot_q6_K_avx512(int64_t n, float *s, const void *w, const void *a)
+{
+    const block_q6_K *x = w;
+    const block_q8_K *y = a;
+    const int64_t nb = n / QK_K;
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    const __m512i m3 = _mm512_set1_epi8(0x03);
+    const __m512i idx[4] = { scale_idx(0, 4), scale_idx(4, 4), scale_idx(8, 4), scale_idx(12, 4) };
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = y[i].d * fp16_to_f32(x[i].d);
+        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
+        /* weights are stored as q + 32 (0..63): subtract 32 * sum(sc * bsums) */
+        const __m256i corr = scaled_bsums(sc16, y[i].bsums);
+        const __m512i sc = _mm512_zextsi256_si512(sc16);
+        __m512i sumi = _mm512_setzero_si512();
+        for (int h = 0; h < 2; h++) {
+            /* L = ql[0..63] of this half: low nibbles are elements 0..63,
+             * high nibbles 64..127; QH = [qh | qh >> 2] supplies bits 4-5 */
+            const __m512i L = _mm512_loadu_si512(x[i].ql + 64 * h);
+            const __m512i QH = dup_shift(_mm256_loadu_si256((const __m256i *)(x[i].qh + 32 * h)), 2);
+            const __m512i qa = _mm512_and_si512(L, m4);
+            const __m512i qb = _mm512_and_si512(_mm512_srli_epi16(L, 4), m4);
+            const __m512i ha = _mm512_slli_epi16(_mm512_and_si512(QH, m3), 4);
+            const __m512i hb = _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(QH, 4), m3), 4);
+            const int8_t *act = y[i].qs + 128 * h;
+            const __m512i pa = _mm512_maddubs_epi16(_mm512_or_si512(qa, ha), _mm512_loadu_si512(act));
+            const __m512i pb = _mm512_maddubs_epi16(_mm512_or_si512(qb, hb), _mm512_loadu_si512(act + 64));
+            sumi = _mm512_dpwssd_epi32(sumi, pa, _mm512_permutexvar_epi16(idx[2 * h], sc));
+            sumi = _mm512_dpwssd_epi32(sumi, pb, _mm512_permutexvar_epi16(idx[2 * h + 1], sc));
+        }
+        sumi = _mm512_sub_epi32(sumi, _mm512_zextsi256_si512(_mm256_slli_epi32(corr, 5)));
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+    }
+    *s = _mm512_reduce_add_ps(acc);
+}
+
+/* s = W[n] . x[n]; W Q3_K, x Q8_K */
+static void dot_q3_K_avx512(int64_t n, float *s, const void *w, const void *a)
+{
+    const block_q3_K *x = w;
+    const block_q8_K *y = a;
+    const int64_t nb = n / QK_K;
+    const __m512i m3 = _mm512_set1_epi8(0x03);
+    const __m512i four = _mm512_set1_epi8(4);
+    const __m512i idx[4] = { scale_idx(0, 4), scale_idx(4, 4), scale_idx(8, 4), scale_idx(12, 4) };
+    const __m512i hbit[4] = { bit_pair(0), bit_pair(2), bit_pair(4), bit_pair(6) };
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = y[i].d * fp16_to_f32(x[i].d);
+        const __m128i sc8 = unpack_q3k_scales(x[i].scales);
+        const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+        /* u = low2 + 4 * hbit = q + 4: subtract 4 * sum(sc * bsums) */
+        const __m256i corr = scaled_bsums(sc16, y[i].bsums);
+        const __m512i sc = _mm512_zextsi256_si512(sc16);
+        const __m512i hm = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)x[i].hmask));
+        __m512i sumi = _mm512_setzero_si512();
+        for (int h = 0; h < 2; h++) {
+            const __m256i qv = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * h));
+            __m512i ua = _mm512_and_si512(dup_shift(qv, 2), m3);                       /* shifts 0, 2 */
+            __m512i ub = _mm512_and_si512(dup_shift(_mm256_srli_epi16(qv, 4), 2), m3); /* shifts 4, 6 */
+            ua = _mm512_mask_add_epi8(ua, _mm512_test_epi8_mask(hm, hbit[2 * h]), ua, four);
+            ub = _mm512_mask_add_epi8(ub, _mm512_test_epi8_mask(hm, hbit[2 * h + 1]), ub, four);
+            const int8_t *act = y[i].qs + 128 * h;
+            const __m512i pa = _mm512_maddubs_epi16(ua, _mm512_loadu_si512(act));
+            const __m512i pb = _mm512_maddubs_epi16(ub, _mm512_loadu_si512(act + 64));
+            sumi = _mm512_dpwssd_epi32(sumi, pa, _mm512_permutexvar_epi16(idx[2 * h], sc));
+            sumi = _mm512_dpwssd_epi32(sumi, pb, _mm512_permutexvar_epi16(idx[2 * h + 1], sc));
+        }
+        sumi = _mm512_sub_epi32(sumi, _mm512_zextsi256_si512(_mm256_slli_epi32(corr, 2)));
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+    }
+    *s = _mm512_reduce_add_ps(acc);
+}
+
+/* s = W[n] . x[n]; W Q2_K, x Q8_K */
+static void dot_q2_K_avx512(int64_t n, float *s, const void *w, const void *a)
+{
+    const block_q2_K *x = w;
+    const block_q8_K *y = a;
+    const int64_t nb = n / QK_K;
+    const __m512i m3 = _mm512_set1_epi8(0x03);
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    const __m512i idx[4] = { scale_idx(0, 4), scale_idx(4, 4), scale_idx(8, 4), scale_idx(12, 4) };
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = y[i].d * fp16_to_f32(x[i].d);
+        const float dmin = -y[i].d * fp16_to_f32(x[i].dmin);
+        const __m128i raw = _mm_loadu_si128((const __m128i *)x[i].scales);
+        const __m128i mn8 = _mm_and_si128(_mm_srli_epi16(raw, 4), m4);
+        const __m256i msum = scaled_bsums(_mm256_cvtepu8_epi16(mn8), y[i].bsums);
+        const __m512i sc = _mm512_zextsi256_si512(_mm256_cvtepu8_epi16(_mm_and_si128(raw, m4)));
+        __m512i sumi = _mm512_setzero_si512();
+        for (int h = 0; h < 2; h++) {
+            const __m256i qv = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * h));
+            const __m512i ua = _mm512_and_si512(dup_shift(qv, 2), m3);
+            const __m512i ub = _mm512_and_si512(dup_shift(_mm256_srli_epi16(qv, 4), 2), m3);
+            const int8_t *act = y[i].qs + 128 * h;
+            const __m512i pa = _mm512_maddubs_epi16(ua, _mm512_loadu_si512(act));
+            const __m512i pb = _mm512_maddubs_epi16(ub, _mm512_loadu_si512(act + 64));
+            sumi = _mm512_dpwssd_epi32(sumi, pa, _mm512_permutexvar_epi16(idx[2 * h], sc));
+            sumi = _mm512_dpwssd_epi32(sumi, pb, _mm512_permutexvar_epi16(idx[2 * h + 1], sc));
+        }
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(dmin), _mm512_cvtepi32_ps(_mm512_zextsi256_si512(msum)), acc);
+    }
+    *s = _mm512_reduce_add_ps(acc);
+}
+
+/* s = W[n] . x[n]; W IQ4_XS, x Q8_K */
+static void dot_iq4_xs_avx512(int64_t n, float *s, const void *w, const void *a)
+{
+    const block_iq4_xs *x = w;
+    const block_q8_K *y = a;
+    const int64_t nb = n / QK_K;
+    const __m512i off = _mm512_set1_epi8((char)0x80);
+    /* value + 128 as unsigned bytes, the 16-entry table in every 128-bit lane */
+    const __m512i table = _mm512_xor_si512(
+        _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)quant_kvalues_iq4nl)), off);
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    const __m256i sh_l = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+    const __m256i sh_h = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+    __m512i idx[4];
+    for (int j = 0; j < 4; j++)
+        idx[j] = _mm512_inserti64x4(_mm512_set1_epi32(2 * j), _mm256_set1_epi32(2 * j + 1), 1);
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = y[i].d * fp16_to_f32(x[i].d);
+        uint32_t sl;
+        memcpy(&sl, x[i].scales_l, sizeof(sl));
+        /* ls[ib] = (4 bits at 4 * ib of scales_l | 2 bits at 2 * ib of scales_h << 4) - 32 */
+        const __m256i lo = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)sl), sh_l),
+                                            _mm256_set1_epi32(0xF));
+        const __m256i hi = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(x[i].scales_h), sh_h),
+                                            _mm256_set1_epi32(3));
+        const __m256i ls = _mm256_sub_epi32(_mm256_or_si256(lo, _mm256_slli_epi32(hi, 4)), _mm256_set1_epi32(32));
+        /* the +128 offset: 128 * sum over sub-blocks of ls * (sum of its 32 activations) */
+        const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)y[i].bsums),
+                                          _mm_loadu_si128((const __m128i *)(y[i].bsums + 8)));
+        const __m256i corr = _mm256_mullo_epi32(ls, _mm256_cvtepi16_epi32(bs));
+        const __m512i ls512 = _mm512_zextsi256_si512(ls);
+        __m512i sumi = _mm512_setzero_si512();
+        for (int j = 0; j < 4; j++) {
+            /* 32 bytes = sub-blocks 2j and 2j+1; reorder 128-bit lanes to
+             * [lo(2j), hi(2j), lo(2j+1), hi(2j+1)] = element order */
+            const __m256i qv = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
+            __m512i v = _mm512_and_si512(dup_shift(qv, 4), m4);
+            v = _mm512_shuffle_i64x2(v, v, _MM_SHUFFLE(3, 1, 2, 0));
+            const __m512i wu = _mm512_shuffle_epi8(table, v);
+            const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wu, _mm512_loadu_si512(y[i].qs + 64 * j));
+            sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(p, _mm512_permutexvar_epi32(idx[j], ls512)));
+        }
+        sumi = _mm512_sub_epi32(sumi, _mm512_zextsi256_si512(_mm256_slli_epi32(corr, 7)));
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+    }
+    *s = _mm512_reduce_add_ps(acc);
+}
+
+void quant_install_avx512(struct quant_traits *traits)
+{
+    traits[QT_F32].vec_dot = dot_f32_avx512;
+    traits[QT_F16].vec_dot = dot_f16_avx512;
+    traits[QT_BF16].vec_dot = dot_bf16_avx512;
+    traits[QT_Q4_0].vec_dot = dot_q4_0_avx512;
+    traits[QT_Q5_0].vec_dot = dot_q5_0_avx512;
+    traits[QT_Q8_0].vec_dot = dot_q8_0_avx512;
+    traits[QT_IQ4_NL].vec_dot = dot_iq4_nl_avx512;
+    traits[QT_MXFP4].vec_dot = dot_mxfp4_avx512;
+    traits[QT_Q2_K].vec_dot = dot_q2_K_avx512;
+    traits[QT_Q3_K].vec_dot = dot_q3_K_avx512;
+    traits[QT_Q4_K].vec_dot = dot_q4_K_avx512;
+    traits[QT_Q5_K].vec_dot = dot_q5_K_avx512;
+    traits[QT_Q6_K].vec_dot = dot_q6_K_avx512;
+    traits[QT_IQ4_XS].vec_dot = dot_iq4_xs_avx512;
+}

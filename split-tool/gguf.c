@@ -1,0 +1,1810 @@
+/*
+ * gguf.c - GGUF v2/v3 reader (single or multi-part) and streaming writer.
+ *
+ * Owns: the header parser with its buffered reader, the string arena that
+ * holds every key, string and array of a model, the tensor table with its
+ * name index, and the writer. Reading never loads tensor data: the header
+ * region is read in buffered chunks, so a 100 GB model costs only its
+ * metadata (a few MB of vocabulary) in memory.
+ * Must not: print (except gguf_print_info to the caller's stream) or exit.
+ * Errors are one line "gguf: FILE: offset N: what (expected, actual)"; the
+ * first problem wins (sticky error).
+ * Called by the splitter, the runtime (manifest), bench/ and tests.
+ */
+#include "gguf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "quant.h"
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "gguf.c assumes a little-endian host (GGUF files are little-endian)"
+#endif
+
+#define GGUF_MAGIC 0x46554747u      /* "GGUF" read as a little-endian u32 */
+#define GGUF_MAX_NESTING 8          /* arrays of arrays deeper than this are rejected */
+#define GGUF_READ_BUF (1u << 20)    /* header read buffer, bytes */
+#define GGUF_ARENA_MIN (4u << 10)    /* first arena block, bytes; blocks double up to ... */
+#define GGUF_ARENA_BLOCK (1u << 20) /* ... this (larger requests get their own block) */
+#define GGUF_WRITE_BUF (1u << 18)   /* writer output buffer, bytes */
+
+/* ---------------------------------------------------------------- arena */
+
+struct arena_block {
+    struct arena_block *next;
+    size_t used, cap;
+    _Alignas(16) unsigned char data[];
+};
+
+struct arena {
+    struct arena_block *head;
+    size_t next_cap; /* size of the next ordinary block */
+};
+
+static void *arena_alloc(struct arena *a, size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    if (n == 0)
+        n = 16;
+    struct arena_block *b = a->head;
+    if (!b || b->cap - b->used < n) {
+        if (a->next_cap < GGUF_ARENA_MIN)
+            a->next_cap = GGUF_ARENA_MIN;
+        bool own = n > a->next_cap; /* a big string or array gets its own block */
+        size_t cap = own ? n : a->next_cap;
+        if (cap > SIZE_MAX - sizeof(*b))
+            return NULL;
+        b = malloc(sizeof(*b) + cap);
+        if (!b)
+            return NULL;
+        b->cap = cap;
+        b->used = 0;
+        if (own && a->head) {
+            /* behind the head, which keeps the head's free space for small strings */
+            b->next = a->head->next;
+            a->head->next = b;
+        } else {
+            b->next = a->head;
+            a->head = b;
+            if (a->next_cap < GGUF_ARENA_BLOCK)
+                a->next_cap *= 2;
+        }
+    }
+    void *p = b->data + b->used;
+    b->used += n;
+    return p;
+}
+
+static void arena_free(struct arena *a)
+{
+    struct arena_block *b = a->head;
+    while (b) {
+        struct arena_block *n = b->next;
+        free(b);
+        b = n;
+    }
+    a->head = NULL;
+}
+
+/* ---------------------------------------------------- name hash table */
+
+struct ntab_ent {
+    const char *p;
+    uint64_t len;
+    int64_t idx; /* -1 = empty */
+};
+
+struct ntab {
+    struct ntab_ent *e;
+    uint64_t cap; /* power of two or 0 */
+    uint64_t n;
+};
+
+static uint64_t ntab_hash(const char *p, uint64_t len)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (uint64_t i = 0; i < len; i++) {
+        h ^= (unsigned char)p[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static int ntab_resize(struct ntab *t, uint64_t cap)
+{
+    struct ntab_ent *e = malloc(cap * sizeof(*e));
+    if (!e)
+        return -ENOMEM;
+    for (uint64_t i = 0; i < cap; i++)
+        e[i].idx = -1;
+    for (uint64_t i = 0; i < t->cap; i++) {
+        if (t->e[i].idx < 0)
+            continue;
+        uint64_t j = ntab_hash(t->e[i].p, t->e[i].len) & (cap - 1);
+        while (e[j].idx >= 0)
+            j = (j + 1) & (cap - 1);
+        e[j] = t->e[i];
+    }
+    free(t->e);
+    t->e = e;
+    t->cap = cap;
+    return 0;
+}
+
+static int64_t ntab_find(const struct ntab *t, const char *p, uint64_t len)
+{
+    if (t->cap == 0)
+        return -1;
+    uint64_t j = ntab_hash(p, len) & (t->cap - 1);
+    while (t->e[j].idx >= 0) {
+        if (t->e[j].len == len && memcmp(t->e[j].p, p, len) == 0)
+            return t->e[j].idx;
+        j = (j + 1) & (t->cap - 1);
+    }
+    return -1;
+}
+
+/* 0, -EEXIST (name present) or -ENOMEM. p must outlive the table. */
+static int ntab_insert(struct ntab *t, const char *p, uint64_t len, int64_t idx)
+{
+    if (ntab_find(t, p, len) >= 0)
+        return -EEXIST;
+    if ((t->n + 1) * 2 > t->cap) {
+        uint64_t cap = t->cap ? t->cap * 2 : 16;
+        if (ntab_resize(t, cap) < 0)
+            return -ENOMEM;
+    }
+    uint64_t j = ntab_hash(p, len) & (t->cap - 1);
+    while (t->e[j].idx >= 0)
+        j = (j + 1) & (t->cap - 1);
+    t->e[j] = (struct ntab_ent){ p, len, idx };
+    t->n++;
+    return 0;
+}
+
+static void ntab_free(struct ntab *t)
+{
+    free(t->e);
+    *t = (struct ntab){ 0 };
+}
+
+/* ------------------------------------------------------------ context */
+
+struct gguf_part {
+    char *path;
+    int fd;
+    uint64_t size;        /* file size, bytes */
+    uint32_t version;
+    uint64_t alignment;
+    uint64_t data_offset; /* start of the tensor data section */
+};
+
+struct gguf_ctx {
+    struct arena arena;
+    int n_parts;
+    struct gguf_part *parts;
+    int64_t n_kv;
+    struct gguf_kv *kv; /* of part 0 */
+    struct ntab kv_tab;
+    int64_t n_tensors, cap_tensors;
+    struct gguf_tensor *tensors;
+    struct ntab t_tab;
+};
+
+/* Buffered reader over one part with a sticky error. */
+struct rd {
+    int fd;
+    const char *path;
+    uint64_t size;
+    unsigned char *buf;
+    size_t cap;
+    uint64_t buf_off; /* file offset of buf[0] */
+    size_t buf_len;
+    uint64_t pos;     /* next byte to parse */
+    struct arena *arena;
+    char *err;
+    size_t errlen;
+    int rc;
+    uint64_t split_count_at, split_no_at; /* value offsets, for errors */
+};
+
+static int seterr(char *err, size_t errlen, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int seterr(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+static int rd_fail(struct rd *r, int rc, uint64_t off, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Records the first error: "gguf: PATH: offset OFF: <message>". */
+static int rd_fail(struct rd *r, int rc, uint64_t off, const char *fmt, ...)
+{
+    if (r->rc)
+        return r->rc;
+    r->rc = rc;
+    if (r->err && r->errlen) {
+        int n = snprintf(r->err, r->errlen, "gguf: %s: offset %" PRIu64 ": ", r->path, off);
+        if (n >= 0 && (size_t)n < r->errlen) {
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(r->err + n, r->errlen - (size_t)n, fmt, ap);
+            va_end(ap);
+        }
+    }
+    return rc;
+}
+
+static uint64_t rd_left(const struct rd *r)
+{
+    return r->pos <= r->size ? r->size - r->pos : 0;
+}
+
+static int rd_pread(struct rd *r, void *dst, size_t n, uint64_t off)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t k = pread(r->fd, (char *)dst + done, n - done, (off_t)(off + done));
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            int e = errno;
+            return rd_fail(r, -e, off + done, "read failed: %s", strerror(e));
+        }
+        if (k == 0)
+            return rd_fail(r, -EIO, off + done, "short read: file ended at %" PRIu64
+                           " (size was %" PRIu64 " at open)", off + done, r->size);
+        done += (size_t)k;
+    }
+    return 0;
+}
+
+/* Reads n bytes at r->pos; `what` names the field for the truncation error. */
+static int rd_bytes(struct rd *r, void *dst, uint64_t n, const char *what)
+{
+    if (r->rc)
+        return r->rc;
+    if (n > rd_left(r))
+        return rd_fail(r, -EINVAL, r->pos, "%s truncated: need %" PRIu64 " bytes, %" PRIu64
+                       " left before end of file (size %" PRIu64 ")", what, n, rd_left(r), r->size);
+    unsigned char *d = dst;
+    while (n > 0) {
+        if (r->pos >= r->buf_off && r->pos < r->buf_off + r->buf_len) {
+            size_t at = (size_t)(r->pos - r->buf_off);
+            size_t k = r->buf_len - at;
+            if (k > n)
+                k = (size_t)n;
+            memcpy(d, r->buf + at, k);
+            d += k;
+            n -= k;
+            r->pos += k;
+        } else if (n >= r->cap) {
+            /* big string or array: straight into its destination */
+            if (rd_pread(r, d, (size_t)n, r->pos) < 0)
+                return r->rc;
+            r->pos += n;
+            n = 0;
+        } else {
+            uint64_t want = r->size - r->pos;
+            if (want > r->cap)
+                want = r->cap;
+            r->buf_off = r->pos;
+            r->buf_len = 0;
+            if (rd_pread(r, r->buf, (size_t)want, r->pos) < 0)
+                return r->rc;
+            r->buf_len = (size_t)want;
+        }
+    }
+    return 0;
+}
+
+static uint32_t rd_u32(struct rd *r, const char *what)
+{
+    uint32_t v = 0;
+    rd_bytes(r, &v, 4, what);
+    return v;
+}
+
+static uint64_t rd_u64(struct rd *r, const char *what)
+{
+    uint64_t v = 0;
+    rd_bytes(r, &v, 8, what);
+    return v;
+}
+
+/* A GGUF string: u64 length + bytes, copied NUL-terminated into the arena. */
+static int rd_str(struct rd *r, struct gguf_str *s, const char *what)
+{
+    uint64_t at = r->pos;
+    uint64_t len = rd_u64(r, what);
+    if (r->rc)
+        return r->rc;
+    if (len > rd_left(r))
+        return rd_fail(r, -EINVAL, at, "%s length %" PRIu64 " runs past end of file (size %" PRIu64 ")",
+                       what, len, r->size);
+    char *p = arena_alloc(r->arena, (size_t)len + 1);
+    if (!p)
+        return rd_fail(r, -ENOMEM, at, "out of memory for a %s of %" PRIu64 " bytes", what, len);
+    if (rd_bytes(r, p, len, what) < 0)
+        return r->rc;
+    p[len] = '\0';
+    s->len = len;
+    s->ptr = p;
+    return 0;
+}
+
+size_t gguf_vtype_size(enum gguf_vtype t)
+{
+    switch (t) {
+    case GGUF_VT_UINT8: case GGUF_VT_INT8: case GGUF_VT_BOOL: return 1;
+    case GGUF_VT_UINT16: case GGUF_VT_INT16: return 2;
+    case GGUF_VT_UINT32: case GGUF_VT_INT32: case GGUF_VT_FLOAT32: return 4;
+    case GGUF_VT_UINT64: case GGUF_VT_INT64: case GGUF_VT_FLOAT64: return 8;
+    default: return 0;
+    }
+}
+
+const char *gguf_vtype_name(enum gguf_vtype t)
+{
+    static const char *const names[GGUF_VT_COUNT] = {
+        "u8", "i8", "u16", "i16", "u32", "i32", "f32", "bool", "str", "arr", "u64", "i64", "f64",
+    };
+    return (unsigned)t < GGUF_VT_COUNT ? names[t] : "unknown";
+}
+
+static bool vt_signed(enum gguf_vtype t)
+{
+    return t == GGUF_VT_INT8 || t == GGUF_VT_INT16 || t == GGUF_VT_INT32 || t == GGUF_VT_INT64;
+}
+
+static bool vt_float(enum gguf_vtype t)
+{
+    return t == GGUF_VT_FLOAT32 || t == GGUF_VT_FLOAT64;
+}
+
+static bool vt_int(enum gguf_vtype t)
+{
+    return gguf_vtype_size(t) != 0 && !vt_float(t) && t != GGUF_VT_BOOL;
+}
+
+/* Decodes one packed scalar of type t into a gguf_value. */
+static void scalar_decode(enum gguf_vtype t, const void *p, struct gguf_value *v)
+{
+    v->type = t;
+    switch (t) {
+    case GGUF_VT_UINT8: case GGUF_VT_BOOL: { uint8_t x; memcpy(&x, p, 1); v->u64 = x; break; }
+    case GGUF_VT_INT8: { int8_t x; memcpy(&x, p, 1); v->i64 = x; break; }
+    case GGUF_VT_UINT16: { uint16_t x; memcpy(&x, p, 2); v->u64 = x; break; }
+    case GGUF_VT_INT16: { int16_t x; memcpy(&x, p, 2); v->i64 = x; break; }
+    case GGUF_VT_UINT32: { uint32_t x; memcpy(&x, p, 4); v->u64 = x; break; }
+    case GGUF_VT_INT32: { int32_t x; memcpy(&x, p, 4); v->i64 = x; break; }
+    case GGUF_VT_FLOAT32: { float x; memcpy(&x, p, 4); v->f64 = x; break; }
+    case GGUF_VT_UINT64: { uint64_t x; memcpy(&x, p, 8); v->u64 = x; break; }
+    case GGUF_VT_INT64: { int64_t x; memcpy(&x, p, 8); v->i64 = x; break; }
+    case GGUF_VT_FLOAT64: { double x; memcpy(&x, p, 8); v->f64 = x; break; }
+    default: v->u64 = 0; break;
+    }
+}
+
+/* Smallest number of file bytes one element of type t can take. */
+static uint64_t vt_min_bytes(enum gguf_vtype t)
+{
+    if (t == GGUF_VT_STRING)
+        return 8;
+    if (t == GGUF_VT_ARRAY)
+        return 12; /* u32 element type + u64 count */
+    return gguf_vtype_size(t);
+}
+
+static int rd_value(struct rd *r, enum gguf_vtype t, struct gguf_value *v, int depth);
+
+static int rd_array(struct rd *r, struct gguf_value *v, int depth)
+{
+    uint64_t at = r->pos;
+    uint32_t et = rd_u32(r, "array element type");
+    if (r->rc)
+        return r->rc;
+    if (et >= GGUF_VT_COUNT)
+        return rd_fail(r, -EINVAL, at, "unknown array element type %" PRIu32 " (expected 0..%d)",
+                       et, GGUF_VT_COUNT - 1);
+    if (et == GGUF_VT_ARRAY && depth + 1 >= GGUF_MAX_NESTING)
+        return rd_fail(r, -EINVAL, at, "arrays nested deeper than %d levels", GGUF_MAX_NESTING);
+    uint64_t cat = r->pos;
+    uint64_t n = rd_u64(r, "array count");
+    if (r->rc)
+        return r->rc;
+    uint64_t minb = vt_min_bytes((enum gguf_vtype)et);
+    if (n > rd_left(r) / minb)
+        return rd_fail(r, -EINVAL, cat, "array count %" PRIu64 " of %s runs past end of file"
+                       " (needs at least %" PRIu64 " bytes each, %" PRIu64 " left, size %" PRIu64 ")",
+                       n, gguf_vtype_name((enum gguf_vtype)et), minb, rd_left(r), r->size);
+    v->type = GGUF_VT_ARRAY;
+    v->arr.type = (enum gguf_vtype)et;
+    v->arr.n = n;
+    v->arr.data = NULL;
+    if (et == GGUF_VT_STRING) {
+        struct gguf_str *s = arena_alloc(r->arena, (size_t)n * sizeof(*s));
+        if (!s)
+            return rd_fail(r, -ENOMEM, cat, "out of memory for %" PRIu64 " strings", n);
+        for (uint64_t i = 0; i < n; i++)
+            if (rd_str(r, &s[i], "string") < 0)
+                return r->rc;
+        v->arr.data = s;
+    } else if (et == GGUF_VT_ARRAY) {
+        struct gguf_value *a = arena_alloc(r->arena, (size_t)n * sizeof(*a));
+        if (!a)
+            return rd_fail(r, -ENOMEM, cat, "out of memory for %" PRIu64 " arrays", n);
+        for (uint64_t i = 0; i < n; i++)
+            if (rd_array(r, &a[i], depth + 1) < 0)
+                return r->rc;
+        v->arr.data = a;
+    } else {
+        void *p = arena_alloc(r->arena, (size_t)(n * minb));
+        if (!p)
+            return rd_fail(r, -ENOMEM, cat, "out of memory for %" PRIu64 " array elements", n);
+        if (rd_bytes(r, p, n * minb, "array data") < 0)
+            return r->rc;
+        v->arr.data = p;
+    }
+    return 0;
+}
+
+static int rd_value(struct rd *r, enum gguf_vtype t, struct gguf_value *v, int depth)
+{
+    if (t == GGUF_VT_STRING) {
+        v->type = t;
+        return rd_str(r, &v->str, "string");
+    }
+    if (t == GGUF_VT_ARRAY)
+        return rd_array(r, v, depth);
+    unsigned char b[8];
+    if (rd_bytes(r, b, gguf_vtype_size(t), gguf_vtype_name(t)) < 0)
+        return r->rc;
+    scalar_decode(t, b, v);
+    return 0;
+}
+
+/* Integer value as u64 (false when not an integer or negative). */
+static bool value_u64(const struct gguf_value *v, uint64_t *out)
+{
+    if (!vt_int(v->type))
+        return false;
+    if (vt_signed(v->type)) {
+        if (v->i64 < 0)
+            return false;
+        *out = (uint64_t)v->i64;
+    } else {
+        *out = v->u64;
+    }
+    return true;
+}
+
+static int ctx_add_tensor(struct gguf_ctx *g, struct gguf_tensor **t)
+{
+    if (g->n_tensors == g->cap_tensors) {
+        int64_t cap = g->cap_tensors ? g->cap_tensors * 2 : 64;
+        struct gguf_tensor *n = realloc(g->tensors, (size_t)cap * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        g->tensors = n;
+        g->cap_tensors = cap;
+    }
+    *t = &g->tensors[g->n_tensors++];
+    memset(*t, 0, sizeof(**t));
+    return 0;
+}
+
+struct toff { uint64_t off, end; int64_t idx; };
+
+static int toff_cmp(const void *a, const void *b)
+{
+    const struct toff *x = a, *y = b;
+    if (x->off != y->off)
+        return x->off < y->off ? -1 : 1;
+    return (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+/* Parses part k: header, KVs (kept for part 0, else only checked), tensor
+ * infos appended to g->tensors. kv/n_kv/kv_tab receive this part's KVs. */
+static int parse_part(struct gguf_ctx *g, int k, struct rd *r, struct gguf_kv **kv_out,
+                      int64_t *n_kv_out, struct ntab *kv_tab)
+{
+    struct gguf_part *p = &g->parts[k];
+    uint32_t magic = rd_u32(r, "magic");
+    if (r->rc)
+        return r->rc;
+    if (magic != GGUF_MAGIC) {
+        unsigned char m[4];
+        memcpy(m, &magic, 4);
+        char shown[20];
+        for (int i = 0; i < 4; i++)
+            snprintf(shown + 2 * i, 3, "%02x", m[i]);
+        return rd_fail(r, -EINVAL, 0, "bad magic %s (expected 47475546 \"GGUF\")", shown);
+    }
+    uint32_t ver = rd_u32(r, "version");
+    if (r->rc)
+        return r->rc;
+    if (ver != 2 && ver != 3) {
+        uint32_t sw = __builtin_bswap32(ver);
+        if (sw == 2 || sw == 3)
+            return rd_fail(r, -EINVAL, 4, "unsupported version %" PRIu32 " (a big-endian GGUF v%" PRIu32
+                           "; expected little-endian 2 or 3)", ver, sw);
+        return rd_fail(r, -EINVAL, 4, "unsupported version %" PRIu32 " (expected 2 or 3)", ver);
+    }
+    p->version = ver;
+    uint64_t nt = rd_u64(r, "tensor count");
+    uint64_t nkv_at = r->pos;
+    uint64_t nkv = rd_u64(r, "kv count");
+    if (r->rc)
+        return r->rc;
+    /* a KV takes at least 8 (key length) + 4 (type) + 1 (u8 value) bytes */
+    if (nkv > rd_left(r) / 13)
+        return rd_fail(r, -EINVAL, nkv_at, "kv count %" PRIu64 " runs past end of file (size %" PRIu64 ")",
+                       nkv, r->size);
+    /* a tensor info takes at least 8 + 4 + 4 + 8 bytes (no dims, empty name) */
+    if (nt > (rd_left(r) - nkv * 13) / 24)
+        return rd_fail(r, -EINVAL, 8, "tensor count %" PRIu64 " runs past end of file (size %" PRIu64 ")",
+                       nt, r->size);
+
+    struct gguf_kv *kv = calloc(nkv ? (size_t)nkv : 1, sizeof(*kv));
+    if (!kv)
+        return rd_fail(r, -ENOMEM, nkv_at, "out of memory for %" PRIu64 " kvs", nkv);
+    *kv_out = kv;
+    *n_kv_out = 0;
+    p->alignment = GGUF_DEFAULT_ALIGNMENT;
+    for (uint64_t i = 0; i < nkv; i++) {
+        uint64_t kat = r->pos;
+        if (rd_str(r, &kv[i].key, "key") < 0)
+            return r->rc;
+        if (memchr(kv[i].key.ptr, '\0', kv[i].key.len))
+            return rd_fail(r, -EINVAL, kat, "key contains a NUL byte");
+        int rc = ntab_insert(kv_tab, kv[i].key.ptr, kv[i].key.len, (int64_t)i);
+        if (rc == -EEXIST)
+            return rd_fail(r, -EINVAL, kat, "duplicate key '%s'", kv[i].key.ptr);
+        if (rc < 0)
+            return rd_fail(r, rc, kat, "out of memory");
+        uint64_t tat = r->pos;
+        uint32_t vt = rd_u32(r, "value type");
+        if (r->rc)
+            return r->rc;
+        if (vt >= GGUF_VT_COUNT)
+            return rd_fail(r, -EINVAL, tat, "key '%s': unknown value type %" PRIu32 " (expected 0..%d)",
+                           kv[i].key.ptr, vt, GGUF_VT_COUNT - 1);
+        uint64_t vat = r->pos;
+        if (rd_value(r, (enum gguf_vtype)vt, &kv[i].val, 0) < 0)
+            return r->rc;
+        *n_kv_out = (int64_t)i + 1;
+        if (strcmp(kv[i].key.ptr, "split.count") == 0)
+            r->split_count_at = vat;
+        else if (strcmp(kv[i].key.ptr, "split.no") == 0)
+            r->split_no_at = vat;
+        if (strcmp(kv[i].key.ptr, "general.alignment") == 0) {
+            if (vt != GGUF_VT_UINT32)
+                return rd_fail(r, -EINVAL, tat, "general.alignment has type %s (expected u32)",
+                               gguf_vtype_name((enum gguf_vtype)vt));
+            uint64_t a = kv[i].val.u64;
+            if (a == 0 || (a & (a - 1)) != 0)
+                return rd_fail(r, -EINVAL, vat, "general.alignment %" PRIu64
+                               " is not a power of two", a);
+            p->alignment = a;
+        }
+    }
+
+    /* tensor infos */
+    struct toff *offs = calloc(nt ? (size_t)nt : 1, sizeof(*offs));
+    uint64_t *info_at = calloc(nt ? (size_t)nt : 1, sizeof(*info_at));
+    if (!offs || !info_at) {
+        free(offs);
+        free(info_at);
+        return rd_fail(r, -ENOMEM, r->pos, "out of memory for %" PRIu64 " tensors", nt);
+    }
+    int64_t first = g->n_tensors;
+    for (uint64_t i = 0; i < nt && !r->rc; i++) {
+        uint64_t nat = r->pos;
+        struct gguf_str name;
+        if (rd_str(r, &name, "tensor name") < 0)
+            break;
+        if (memchr(name.ptr, '\0', name.len)) {
+            rd_fail(r, -EINVAL, nat, "tensor name contains a NUL byte");
+            break;
+        }
+        struct gguf_tensor *t;
+        if (ctx_add_tensor(g, &t) < 0) {
+            rd_fail(r, -ENOMEM, nat, "out of memory");
+            break;
+        }
+        t->name = name.ptr;
+        t->part = k;
+        int rc = ntab_insert(&g->t_tab, name.ptr, name.len, g->n_tensors - 1);
+        if (rc == -EEXIST) {
+            int64_t o = ntab_find(&g->t_tab, name.ptr, name.len);
+            if (g->tensors[o].part != k)
+                rd_fail(r, -EINVAL, nat, "duplicate tensor name '%s' (also in part %d, %s)",
+                        name.ptr, g->tensors[o].part + 1, g->parts[g->tensors[o].part].path);
+            else
+                rd_fail(r, -EINVAL, nat, "duplicate tensor name '%s'", name.ptr);
+            break;
+        }
+        if (rc < 0) {
+            rd_fail(r, rc, nat, "out of memory");
+            break;
+        }
+        uint64_t dat = r->pos;
+        uint32_t nd = rd_u32(r, "n_dims");
+        if (r->rc)
+            break;
+        if (nd > GGUF_MAX_DIMS) {
+            rd_fail(r, -EINVAL, dat, "tensor '%s': n_dims %" PRIu32 " (expected at most %d)",
+                    name.ptr, nd, GGUF_MAX_DIMS);
+            break;
+        }
+        t->n_dims = nd;
+        int64_t nel = 1;
+        for (int d = 0; d < GGUF_MAX_DIMS; d++)
+            t->ne[d] = 1;
+        for (uint32_t d = 0; d < nd && !r->rc; d++) {
+            uint64_t eat = r->pos;
+            uint64_t ne = rd_u64(r, "tensor dimension");
+            if (r->rc)
+                break;
+            if (ne == 0 || ne > (uint64_t)INT64_MAX) {
+                rd_fail(r, -EINVAL, eat, "tensor '%s': dimension %" PRIu32 " is %" PRId64
+                        " (expected a positive count)", name.ptr, d, (int64_t)ne);
+                break;
+            }
+            t->ne[d] = (int64_t)ne;
+            if (__builtin_mul_overflow(nel, (int64_t)ne, &nel)) {
+                rd_fail(r, -EINVAL, eat, "tensor '%s': element count overflows at dimension %" PRIu32
+                        " (ne %" PRId64 ")", name.ptr, d, (int64_t)ne);
+                break;
+            }
+        }
+        if (r->rc)
+            break;
+        uint64_t tyat = r->pos;
+        uint32_t ty = rd_u32(r, "tensor type");
+        if (r->rc)
+            break;
+        if (ty >= QT_COUNT || !quant_type_known((int)ty)) {
+            rd_fail(r, -EINVAL, tyat, "tensor '%s': unknown type id %" PRIu32, name.ptr, ty);
+            break;
+        }
+        t->type = (int)ty;
+        const struct quant_traits *tr = quant_traits(t->type);
+        if (t->ne[0] % tr->blck_size != 0) {
+            rd_fail(r, -EINVAL, dat, "tensor '%s': ne[0] %" PRId64 " is not a multiple of the %s block"
+                    " size %" PRId64, name.ptr, t->ne[0], tr->name, tr->blck_size);
+            break;
+        }
+        uint64_t size = (uint64_t)(t->ne[0] / tr->blck_size);
+        bool ovf = __builtin_mul_overflow(size, (uint64_t)tr->type_size, &size);
+        for (int d = 1; d < GGUF_MAX_DIMS; d++)
+            ovf |= __builtin_mul_overflow(size, (uint64_t)t->ne[d], &size);
+        if (ovf) {
+            rd_fail(r, -EINVAL, dat, "tensor '%s': byte size overflows 64 bits", name.ptr);
+            break;
+        }
+        t->size = size;
+        uint64_t oat = r->pos;
+        t->offset = rd_u64(r, "tensor offset");
+        if (r->rc)
+            break;
+        if (t->offset % p->alignment != 0) {
+            rd_fail(r, -EINVAL, oat, "tensor '%s': data offset %" PRIu64 " is not a multiple of the"
+                    " alignment %" PRIu64, name.ptr, t->offset, p->alignment);
+            break;
+        }
+        info_at[i] = oat;
+    }
+    if (r->rc)
+        goto out_free;
+
+    /* data section: the header padded to the alignment */
+    uint64_t end_hdr = r->pos;
+    uint64_t ds = end_hdr + (p->alignment - end_hdr % p->alignment) % p->alignment;
+    if (ds < end_hdr) {
+        rd_fail(r, -EINVAL, end_hdr, "data section offset overflows");
+        goto out_free;
+    }
+    p->data_offset = ds;
+    for (uint64_t i = 0; i < nt; i++) {
+        struct gguf_tensor *t = &g->tensors[first + (int64_t)i];
+        uint64_t fo, fe;
+        if (__builtin_add_overflow(ds, t->offset, &fo) || __builtin_add_overflow(fo, t->size, &fe) ||
+            fe > p->size) {
+            rd_fail(r, -EINVAL, info_at[i], "tensor '%s': data [%" PRIu64 ", +%" PRIu64 ") at file"
+                    " offset %" PRIu64 " runs past end of file (size %" PRIu64 ")", t->name,
+                    t->offset, t->size, fo, p->size);
+            goto out_free;
+        }
+        t->file_offset = fo;
+        offs[i] = (struct toff){ t->offset, t->offset + t->size, first + (int64_t)i };
+    }
+    qsort(offs, (size_t)nt, sizeof(*offs), toff_cmp);
+    for (uint64_t i = 1; i < nt; i++) {
+        if (offs[i].off < offs[i - 1].end) {
+            const struct gguf_tensor *a = &g->tensors[offs[i - 1].idx];
+            const struct gguf_tensor *b = &g->tensors[offs[i].idx];
+            rd_fail(r, -EINVAL, info_at[offs[i].idx - first], "tensor '%s' data [%" PRIu64 ", %" PRIu64
+                    ") overlaps tensor '%s' [%" PRIu64 ", %" PRIu64 ")", b->name, b->offset,
+                    b->offset + b->size, a->name, a->offset, a->offset + a->size);
+            goto out_free;
+        }
+    }
+out_free:
+    free(offs);
+    free(info_at);
+    return r->rc;
+}
+
+/* Splits "DIR/name-00001-of-00004.gguf" into prefix length, part no, count.
+ * False when the name does not follow the pattern. */
+static bool split_name(const char *path, size_t *prefix_len, int *no, int *count)
+{
+    static const char pat[] = "-NNNNN-of-NNNNN.gguf";
+    size_t len = strlen(path), pl = sizeof(pat) - 1;
+    if (len <= pl)
+        return false;
+    const char *s = path + len - pl;
+    int a = 0, b = 0;
+    for (size_t i = 0; i < pl; i++) {
+        if (pat[i] == 'N') {
+            if (s[i] < '0' || s[i] > '9')
+                return false;
+            if (i < 6)
+                a = a * 10 + (s[i] - '0');
+            else
+                b = b * 10 + (s[i] - '0');
+        } else if (s[i] != pat[i]) {
+            return false;
+        }
+    }
+    if (a < 1 || b < 1 || a > b)
+        return false;
+    *prefix_len = len - pl;
+    *no = a;
+    *count = b;
+    return true;
+}
+
+static const struct gguf_value *kv_lookup(struct gguf_kv *kv, const struct ntab *tab, const char *key)
+{
+    int64_t i = ntab_find(tab, key, strlen(key));
+    return i < 0 ? NULL : &kv[i].val;
+}
+
+/* Checks split.* keys of part k against the name. */
+static int check_split_keys(struct rd *r, struct gguf_kv *kv, struct ntab *tab, int k, int count)
+{
+    const struct gguf_value *v = kv_lookup(kv, tab, "split.count");
+    uint64_t x;
+    if (v) {
+        if (!value_u64(v, &x))
+            return rd_fail(r, -EINVAL, r->split_count_at, "split.count has type %s (expected an unsigned integer)",
+                           gguf_vtype_name(v->type));
+        if (x != (uint64_t)count && count == 1)
+            return rd_fail(r, -EINVAL, r->split_count_at, "split.count is %" PRIu64 " but the file name does not"
+                           " follow name-00001-of-%05" PRIu64 ".gguf", x, x);
+        if (x != (uint64_t)count)
+            return rd_fail(r, -EINVAL, r->split_count_at, "split.count is %" PRIu64 " but the file name says %d parts",
+                           x, count);
+    }
+    v = kv_lookup(kv, tab, "split.no");
+    if (v) {
+        if (!value_u64(v, &x))
+            return rd_fail(r, -EINVAL, r->split_no_at, "split.no has type %s (expected an unsigned integer)",
+                           gguf_vtype_name(v->type));
+        if (x != (uint64_t)k)
+            return rd_fail(r, -EINVAL, r->split_no_at, "split.no is %" PRIu64 " (expected %d for part %d of %d)",
+                           x, k, k + 1, count);
+    }
+    return 0;
+}
+
+static int open_part(struct gguf_ctx *g, int k, int count, char *err, size_t errlen)
+{
+    struct gguf_part *p = &g->parts[k];
+    p->fd = open(p->path, O_RDONLY | O_CLOEXEC);
+    if (p->fd < 0) {
+        int e = errno;
+        if (count > 1)
+            return seterr(err, errlen, -e, "gguf: %s: cannot open part %d of %d: %s", p->path, k + 1,
+                          count, strerror(e));
+        return seterr(err, errlen, -e, "gguf: %s: cannot open: %s", p->path, strerror(e));
+    }
+    struct stat st;
+    if (fstat(p->fd, &st) < 0) {
+        int e = errno;
+        return seterr(err, errlen, -e, "gguf: %s: fstat: %s", p->path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode))
+        return seterr(err, errlen, -EINVAL, "gguf: %s: not a regular file", p->path);
+    p->size = (uint64_t)st.st_size;
+
+    struct rd r = {
+        .fd = p->fd, .path = p->path, .size = p->size, .arena = &g->arena, .err = err, .errlen = errlen,
+    };
+    r.cap = p->size < GGUF_READ_BUF ? (size_t)p->size + 1 : GGUF_READ_BUF;
+    r.buf = malloc(r.cap);
+    if (!r.buf)
+        return seterr(err, errlen, -ENOMEM, "gguf: %s: out of memory", p->path);
+    struct gguf_kv *kv = NULL;
+    int64_t n_kv = 0;
+    struct ntab tab = { 0 };
+    int rc = parse_part(g, k, &r, &kv, &n_kv, &tab);
+    if (rc == 0)
+        rc = check_split_keys(&r, kv, &tab, k, count);
+    if (rc == 0 && k == 0) {
+        g->kv = kv;
+        g->n_kv = n_kv;
+        g->kv_tab = tab;
+        kv = NULL;
+        tab = (struct ntab){ 0 };
+    }
+    free(kv);
+    ntab_free(&tab);
+    free(r.buf);
+    return rc;
+}
+
+int gguf_open(struct gguf_ctx **out, const char *path, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (err && errlen)
+        err[0] = '\0';
+    size_t plen = 0;
+    int no = 1, count = 1;
+    if (split_name(path, &plen, &no, &count) && no != 1)
+        return seterr(err, errlen, -EINVAL, "gguf: %s: this is part %d of %d; open the first part"
+                      " (%.*s-00001-of-%05d.gguf)", path, no, count, (int)plen, path, count);
+
+    struct gguf_ctx *g = calloc(1, sizeof(*g));
+    if (!g)
+        return seterr(err, errlen, -ENOMEM, "gguf: %s: out of memory", path);
+    int rc;
+    g->parts = calloc((size_t)count, sizeof(*g->parts));
+    if (!g->parts) {
+        rc = seterr(err, errlen, -ENOMEM, "gguf: %s: out of memory", path);
+        goto out_close;
+    }
+    for (int k = 0; k < count; k++)
+        g->parts[k].fd = -1;
+    g->n_parts = count;
+    for (int k = 0; k < count; k++) {
+        size_t n = strlen(path) + 1;
+        g->parts[k].path = malloc(n);
+        if (!g->parts[k].path) {
+            rc = seterr(err, errlen, -ENOMEM, "gguf: %s: out of memory", path);
+            goto out_close;
+        }
+        if (k == 0)
+            memcpy(g->parts[k].path, path, n);
+        else
+            snprintf(g->parts[k].path, n, "%.*s-%05d-of-%05d.gguf", (int)plen, path, k + 1, count);
+    }
+    rc = open_part(g, 0, count, err, errlen);
+    if (rc < 0)
+        goto out_close;
+    for (int k = 1; k < count; k++) {
+        rc = open_part(g, k, count, err, errlen);
+        if (rc < 0)
+            goto out_close;
+    }
+    const struct gguf_value *v = kv_lookup(g->kv, &g->kv_tab, "split.tensors.count");
+    uint64_t x;
+    if (v && value_u64(v, &x) && x != (uint64_t)g->n_tensors) {
+        rc = seterr(err, errlen, -EINVAL, "gguf: %s: split.tensors.count is %" PRIu64 " but the %d"
+                    " part%s hold %" PRId64 " tensors", path, x, count, count == 1 ? "" : "s",
+                    g->n_tensors);
+        goto out_close;
+    }
+    *out = g;
+    return 0;
+out_close:
+    gguf_close(g);
+    return rc;
+}
+
+void gguf_close(struct gguf_ctx *g)
+{
+    if (!g)
+        return;
+    for (int k = 0; k < g->n_parts; k++) {
+        if (g->parts[k].fd >= 0)
+            close(g->parts[k].fd);
+        free(g->parts[k].path);
+    }
+    free(g->parts);
+    free(g->kv);
+    ntab_free(&g->kv_tab);
+    free(g->tensors);
+    ntab_free(&g->t_tab);
+    arena_free(&g->arena);
+    free(g);
+}
+
+uint32_t gguf_version(const struct gguf_ctx *g) { return g->parts[0].version; }
+uint64_t gguf_alignment(const struct gguf_ctx *g) { return g->parts[0].alignment; }
+int gguf_n_parts(const struct gguf_ctx *g) { return g->n_parts; }
+
+const char *gguf_part_path(const struct gguf_ctx *g, int part)
+{
+    return part >= 0 && part < g->n_parts ? g->parts[part].path : NULL;
+}
+
+uint64_t gguf_part_size(const struct gguf_ctx *g, int part)
+{
+    return part >= 0 && part < g->n_parts ? g->parts[part].size : 0;
+}
+
+int gguf_part_fd(const struct gguf_ctx *g, int part)
+{
+    return part >= 0 && part < g->n_parts ? g->parts[part].fd : -1;
+}
+
+int64_t gguf_n_kv(const struct gguf_ctx *g) { return g->n_kv; }
+
+const struct gguf_kv *gguf_kv_at(const struct gguf_ctx *g, int64_t i)
+{
+    return i >= 0 && i < g->n_kv ? &g->kv[i] : NULL;
+}
+
+const struct gguf_kv *gguf_find_kv(const struct gguf_ctx *g, const char *key)
+{
+    int64_t i = ntab_find(&g->kv_tab, key, strlen(key));
+    return i < 0 ? NULL : &g->kv[i];
+}
+
+static int find_val(const struct gguf_ctx *g, const char *key, const struct gguf_value **v)
+{
+    const struct gguf_kv *kv = gguf_find_kv(g, key);
+    if (!kv)
+        return -ENOENT;
+    *v = &kv->val;
+    return 0;
+}
+
+int gguf_get_u64(const struct gguf_ctx *g, const char *key, uint64_t *out)
+{
+    const struct gguf_value *v;
+    int rc = find_val(g, key, &v);
+    if (rc < 0)
+        return rc;
+    return value_u64(v, out) ? 0 : -EINVAL;
+}
+
+int gguf_get_u32(const struct gguf_ctx *g, const char *key, uint32_t *out)
+{
+    uint64_t x;
+    int rc = gguf_get_u64(g, key, &x);
+    if (rc < 0)
+        return rc;
+    if (x > UINT32_MAX)
+        return -EINVAL;
+    *out = (uint32_t)x;
+    return 0;
+}
+
+int gguf_get_f32(const struct gguf_ctx *g, const char *key, float *out)
+{
+    const struct gguf_value *v;
+    int rc = find_val(g, key, &v);
+    if (rc < 0)
+        return rc;
+    if (!vt_float(v->type))
+        return -EINVAL;
+    if (isfinite(v->f64) && fabs(v->f64) > 3.4028234663852886e38)
+        return -EINVAL;
+    *out = (float)v->f64;
+    return 0;
+}
+
+int gguf_get_bool(const struct gguf_ctx *g, const char *key, bool *out)
+{
+    const struct gguf_value *v;
+    int rc = find_val(g, key, &v);
+    if (rc < 0)
+        return rc;
+    if (v->type != GGUF_VT_BOOL)
+        return -EINVAL;
+    *out = v->u64 != 0;
+    return 0;
+}
+
+int gguf_get_str(const struct gguf_ctx *g, const char *key, const char **out)
+{
+    const struct gguf_value *v;
+    int rc = find_val(g, key, &v);
+    if (rc < 0)
+        return rc;
+    if (v->type != GGUF_VT_STRING)
+        return -EINVAL;
+    *out = v->str.ptr;
+    return 0;
+}
+
+int gguf_get_arr(const struct gguf_ctx *g, const char *key, enum gguf_vtype *type, uint64_t *n,
+                 const void **data)
+{
+    const struct gguf_value *v;
+    int rc = find_val(g, key, &v);
+    if (rc < 0)
+        return rc;
+    if (v->type != GGUF_VT_ARRAY)
+        return -EINVAL;
+    *type = v->arr.type;
+    *n = v->arr.n;
+    *data = v->arr.data;
+    return 0;
+}
+
+static uint64_t f64_to_u64(double d)
+{
+    if (!(d > 0))
+        return 0;
+    if (d >= 18446744073709551616.0)
+        return UINT64_MAX;
+    return (uint64_t)d;
+}
+
+static int64_t f64_to_i64(double d)
+{
+    if (d != d)
+        return 0;
+    if (d <= -9223372036854775808.0)
+        return INT64_MIN;
+    if (d >= 9223372036854775808.0)
+        return INT64_MAX;
+    return (int64_t)d;
+}
+
+static void arr_elem(enum gguf_vtype type, const void *data, uint64_t i, struct gguf_value *v)
+{
+    size_t sz = gguf_vtype_size(type);
+    if (sz == 0) {
+        memset(v, 0, sizeof(*v));
+        v->type = type;
+        return;
+    }
+    scalar_decode(type, (const unsigned char *)data + i * sz, v);
+}
+
+uint64_t gguf_arr_u64(enum gguf_vtype type, const void *data, uint64_t i)
+{
+    struct gguf_value v;
+    arr_elem(type, data, i, &v);
+    if (vt_float(type))
+        return f64_to_u64(v.f64);
+    if (vt_signed(type))
+        return v.i64 < 0 ? 0 : (uint64_t)v.i64;
+    return v.u64;
+}
+
+int64_t gguf_arr_i64(enum gguf_vtype type, const void *data, uint64_t i)
+{
+    struct gguf_value v;
+    arr_elem(type, data, i, &v);
+    if (vt_float(type))
+        return f64_to_i64(v.f64);
+    if (vt_signed(type))
+        return v.i64;
+    return v.u64 > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v.u64;
+}
+
+double gguf_arr_f64(enum gguf_vtype type, const void *data, uint64_t i)
+{
+    struct gguf_value v;
+    arr_elem(type, data, i, &v);
+    if (vt_float(type))
+        return v.f64;
+    if (vt_signed(type))
+        return (double)v.i64;
+    return (double)v.u64;
+}
+
+int64_t gguf_n_tensors(const struct gguf_ctx *g) { return g->n_tensors; }
+
+const struct gguf_tensor *gguf_tensor_at(const struct gguf_ctx *g, int64_t i)
+{
+    return i >= 0 && i < g->n_tensors ? &g->tensors[i] : NULL;
+}
+
+const struct gguf_tensor *gguf_find_tensor(const struct gguf_ctx *g, const char *name)
+{
+    int64_t i = ntab_find(&g->t_tab, name, strlen(name));
+    return i < 0 ? NULL : &g->tensors[i];
+}
+
+int gguf_read_tensor(const struct gguf_ctx *g, const struct gguf_tensor *t, uint64_t off, void *buf,
+                     size_t n, char *err, size_t errlen)
+{
+    if (t->part < 0 || t->part >= g->n_parts)
+        return seterr(err, errlen, -EINVAL, "gguf: tensor '%s': part %d out of range", t->name, t->part);
+    const struct gguf_part *p = &g->parts[t->part];
+    if (off > t->size || n > t->size - off)
+        return seterr(err, errlen, -EINVAL, "gguf: %s: tensor '%s': read of %zu bytes at %" PRIu64
+                      " exceeds its size %" PRIu64, p->path, t->name, n, off, t->size);
+    size_t done = 0;
+    while (done < n) {
+        uint64_t at = t->file_offset + off + done;
+        ssize_t k = pread(p->fd, (char *)buf + done, n - done, (off_t)at);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            int e = errno;
+            return seterr(err, errlen, -e, "gguf: %s: offset %" PRIu64 ": tensor '%s': read failed: %s",
+                          p->path, at, t->name, strerror(e));
+        }
+        if (k == 0)
+            return seterr(err, errlen, -EIO, "gguf: %s: offset %" PRIu64 ": tensor '%s': short read"
+                          " (file truncated?)", p->path, at, t->name);
+        done += (size_t)k;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- info */
+
+static void print_str(FILE *out, const struct gguf_str *s, size_t max)
+{
+    fputc('"', out);
+    for (uint64_t i = 0; i < s->len && i < max; i++) {
+        unsigned char c = (unsigned char)s->ptr[i];
+        if (c == '"' || c == '\\')
+            fprintf(out, "\\%c", c);
+        else if (c == '\n')
+            fputs("\\n", out);
+        else if (c < 0x20 || c == 0x7f)
+            fprintf(out, "\\x%02x", c);
+        else
+            fputc(c, out);
+    }
+    fputc('"', out);
+    if (s->len > max)
+        fprintf(out, "...(%" PRIu64 " bytes)", s->len);
+}
+
+static void print_value(FILE *out, const struct gguf_value *v, int depth)
+{
+    switch (v->type) {
+    case GGUF_VT_STRING:
+        print_str(out, &v->str, 64);
+        break;
+    case GGUF_VT_BOOL:
+        fputs(v->u64 ? "true" : "false", out);
+        break;
+    case GGUF_VT_FLOAT32: case GGUF_VT_FLOAT64:
+        fprintf(out, "%.9g", v->f64);
+        break;
+    case GGUF_VT_ARRAY: {
+        uint64_t show = depth ? 3 : 6;
+        fprintf(out, "[%s; %" PRIu64 "]", gguf_vtype_name(v->arr.type), v->arr.n);
+        if (v->arr.n == 0)
+            break;
+        fputs(" [", out);
+        for (uint64_t i = 0; i < v->arr.n && i < show; i++) {
+            if (i)
+                fputs(", ", out);
+            struct gguf_value e;
+            if (v->arr.type == GGUF_VT_STRING) {
+                e.type = GGUF_VT_STRING;
+                e.str = ((const struct gguf_str *)v->arr.data)[i];
+            } else if (v->arr.type == GGUF_VT_ARRAY) {
+                e = ((const struct gguf_value *)v->arr.data)[i];
+            } else {
+                arr_elem(v->arr.type, v->arr.data, i, &e);
+            }
+            print_value(out, &e, depth + 1);
+        }
+        fputs(v->arr.n > show ? ", ...]" : "]", out);
+        break;
+    }
+    default:
+        if (vt_signed(v->type))
+            fprintf(out, "%" PRId64, v->i64);
+        else
+            fprintf(out, "%" PRIu64, v->u64);
+        break;
+    }
+}
+
+int gguf_print_info(const struct gguf_ctx *g, FILE *out)
+{
+    fprintf(out, "GGUF v%" PRIu32 ", alignment %" PRIu64 ", %d part%s, %" PRId64 " kvs, %" PRId64
+            " tensors\n", gguf_version(g), gguf_alignment(g), g->n_parts, g->n_parts == 1 ? "" : "s",
+            g->n_kv, g->n_tensors);
+    for (int k = 0; k < g->n_parts; k++)
+        fprintf(out, "part %d: %s (%" PRIu64 " bytes, data at %" PRIu64 ")\n", k + 1, g->parts[k].path,
+                g->parts[k].size, g->parts[k].data_offset);
+    fputs("metadata:\n", out);
+    for (int64_t i = 0; i < g->n_kv; i++) {
+        const struct gguf_kv *kv = &g->kv[i];
+        fprintf(out, "  %-40s %-4s = ", kv->key.ptr, gguf_vtype_name(kv->val.type));
+        print_value(out, &kv->val, 0);
+        fputc('\n', out);
+    }
+    fputs("tensors:\n", out);
+    for (int64_t i = 0; i < g->n_tensors; i++) {
+        const struct gguf_tensor *t = &g->tensors[i];
+        char shape[128];
+        int n = snprintf(shape, sizeof(shape), "[");
+        for (uint32_t d = 0; d < t->n_dims; d++)
+            n += snprintf(shape + n, sizeof(shape) - (size_t)n, "%s%" PRId64, d ? ", " : "", t->ne[d]);
+        snprintf(shape + n, sizeof(shape) - (size_t)n, "]");
+        fprintf(out, "  %-40s %-7s %-24s offset %12" PRIu64 " size %11" PRIu64, t->name,
+                quant_traits(t->type)->name, shape, t->offset, t->size);
+        if (g->n_parts > 1)
+            fprintf(out, " part %d", t->part + 1);
+        fputc('\n', out);
+    }
+    return ferror(out) ? -EIO : 0;
+}
+
+/* -------------------------------------------------------------- writer */
+
+struct wbuf {
+    unsigned char *p;
+    size_t len, cap;
+};
+
+static int wbuf_put(struct wbuf *b, const void *src, size_t n)
+{
+    if (n > SIZE_MAX - b->len)
+        return -ENOMEM;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n) {
+            if (cap > SIZE_MAX / 2)
+                return -ENOMEM;
+            cap *= 2;
+        }
+        unsigned char *p = realloc(b->p, cap);
+        if (!p)
+            return -ENOMEM;
+        b->p = p;
+        b->cap = cap;
+    }
+    if (n)
+        memcpy(b->p + b->len, src, n);
+    b->len += n;
+    return 0;
+}
+
+static int wbuf_u32(struct wbuf *b, uint32_t v) { return wbuf_put(b, &v, 4); }
+static int wbuf_u64(struct wbuf *b, uint64_t v) { return wbuf_put(b, &v, 8); }
+
+static int wbuf_str(struct wbuf *b, const char *s, uint64_t len)
+{
+    int rc = wbuf_u64(b, len);
+    return rc ? rc : wbuf_put(b, s, (size_t)len);
+}
+
+struct wtensor {
+    char *name;
+    int type;
+    uint32_t n_dims;
+    int64_t ne[GGUF_MAX_DIMS];
+    uint64_t size, offset; /* bytes; offset relative to the data section */
+};
+
+enum wstate { W_COLLECT, W_DATA, W_DONE, W_FAILED };
+
+struct gguf_writer {
+    uint64_t alignment;
+    struct wbuf meta;        /* serialized KVs */
+    int64_t n_kv;
+    char **keys;             /* owned copies, indexed by ntab */
+    size_t n_keys, cap_keys;
+    struct ntab key_tab;
+    struct wtensor *t;
+    int64_t n_t, cap_t;
+    struct ntab t_tab;
+    uint64_t data_size;      /* bytes of the data section incl. padding */
+    enum wstate state;
+    int fd;
+    char *path;
+    int64_t cur;             /* tensor receiving data */
+    uint64_t cur_done;       /* bytes of it received */
+    struct wbuf out;         /* output buffer */
+};
+
+struct gguf_writer *gguf_writer_init(uint64_t alignment)
+{
+    if (alignment == 0)
+        alignment = GGUF_DEFAULT_ALIGNMENT;
+    if ((alignment & (alignment - 1)) != 0 || alignment > UINT32_MAX)
+        return NULL;
+    struct gguf_writer *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    w->alignment = alignment;
+    w->fd = -1;
+    if (alignment != GGUF_DEFAULT_ALIGNMENT &&
+        gguf_writer_set_u32(w, "general.alignment", (uint32_t)alignment) < 0) {
+        gguf_writer_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void gguf_writer_free(struct gguf_writer *w)
+{
+    if (!w)
+        return;
+    if (w->fd >= 0)
+        close(w->fd);
+    free(w->path);
+    free(w->meta.p);
+    free(w->out.p);
+    for (size_t i = 0; i < w->n_keys; i++)
+        free(w->keys[i]);
+    free(w->keys);
+    ntab_free(&w->key_tab);
+    for (int64_t i = 0; i < w->n_t; i++)
+        free(w->t[i].name);
+    free(w->t);
+    ntab_free(&w->t_tab);
+    free(w);
+}
+
+/* Registers key; 0, -EEXIST, -EINVAL (wrong state) or -ENOMEM. */
+static int w_key(struct gguf_writer *w, const char *key, uint64_t len)
+{
+    if (w->state != W_COLLECT || memchr(key, '\0', (size_t)len))
+        return -EINVAL;
+    if (ntab_find(&w->key_tab, key, len) >= 0)
+        return -EEXIST;
+    if (w->n_keys == w->cap_keys) {
+        size_t cap = w->cap_keys ? w->cap_keys * 2 : 32;
+        char **k = realloc(w->keys, cap * sizeof(*k));
+        if (!k)
+            return -ENOMEM;
+        w->keys = k;
+        w->cap_keys = cap;
+    }
+    char *copy = malloc((size_t)len + 1);
+    if (!copy)
+        return -ENOMEM;
+    memcpy(copy, key, (size_t)len);
+    copy[len] = '\0';
+    if (ntab_insert(&w->key_tab, copy, len, (int64_t)w->n_keys) < 0) {
+        free(copy);
+        return -ENOMEM;
+    }
+    w->keys[w->n_keys++] = copy;
+    return 0;
+}
+
+/* general.alignment is owned by the writer: a KV for it must agree with
+ * the alignment given to gguf_writer_init. 1 = already present (skip). */
+static int w_alignment_key(struct gguf_writer *w, const char *key, uint64_t len,
+                           const struct gguf_value *v)
+{
+    if (len != 17 || memcmp(key, "general.alignment", 17) != 0)
+        return 0;
+    if (v->type != GGUF_VT_UINT32 || v->u64 != w->alignment)
+        return -EINVAL;
+    return ntab_find(&w->key_tab, key, len) >= 0 ? 1 : 0;
+}
+
+static int w_value(struct wbuf *b, const struct gguf_value *v, int depth);
+
+static int w_scalar(struct wbuf *b, const struct gguf_value *v)
+{
+    unsigned char buf[8];
+    size_t sz = gguf_vtype_size(v->type);
+    switch (v->type) {
+    case GGUF_VT_UINT8: case GGUF_VT_BOOL: { uint8_t x = (uint8_t)v->u64; memcpy(buf, &x, 1); break; }
+    case GGUF_VT_INT8: { int8_t x = (int8_t)v->i64; memcpy(buf, &x, 1); break; }
+    case GGUF_VT_UINT16: { uint16_t x = (uint16_t)v->u64; memcpy(buf, &x, 2); break; }
+    case GGUF_VT_INT16: { int16_t x = (int16_t)v->i64; memcpy(buf, &x, 2); break; }
+    case GGUF_VT_UINT32: { uint32_t x = (uint32_t)v->u64; memcpy(buf, &x, 4); break; }
+    case GGUF_VT_INT32: { int32_t x = (int32_t)v->i64; memcpy(buf, &x, 4); break; }
+    case GGUF_VT_FLOAT32: { float x = (float)v->f64; memcpy(buf, &x, 4); break; }
+    case GGUF_VT_UINT64: memcpy(buf, &v->u64, 8); break;
+    case GGUF_VT_INT64: memcpy(buf, &v->i64, 8); break;
+    case GGUF_VT_FLOAT64: memcpy(buf, &v->f64, 8); break;
+    default: return -EINVAL;
+    }
+    return wbuf_put(b, buf, sz);
+}
+
+/* Payload of a value (without its type tag, which the caller wrote). */
+static int w_value(struct wbuf *b, const struct gguf_value *v, int depth)
+{
+    if (v->type == GGUF_VT_STRING)
+        return wbuf_str(b, v->str.ptr, v->str.len);
+    if (v->type != GGUF_VT_ARRAY)
+        return w_scalar(b, v);
+    enum gguf_vtype et = v->arr.type;
+    /* the same limit as the reader: arrays at depth 0..GGUF_MAX_NESTING-1 */
+    if ((unsigned)et >= GGUF_VT_COUNT || depth >= GGUF_MAX_NESTING ||
+        (et == GGUF_VT_ARRAY && depth + 1 >= GGUF_MAX_NESTING))
+        return -EINVAL;
+    if (v->arr.n && !v->arr.data)
+        return -EINVAL;
+    int rc = wbuf_u32(b, (uint32_t)et);
+    if (!rc)
+        rc = wbuf_u64(b, v->arr.n);
+    if (rc)
+        return rc;
+    if (et == GGUF_VT_STRING) {
+        const struct gguf_str *s = v->arr.data;
+        for (uint64_t i = 0; i < v->arr.n && !rc; i++)
+            rc = wbuf_str(b, s[i].ptr, s[i].len);
+    } else if (et == GGUF_VT_ARRAY) {
+        const struct gguf_value *a = v->arr.data;
+        for (uint64_t i = 0; i < v->arr.n && !rc; i++)
+            rc = a[i].type == GGUF_VT_ARRAY ? w_value(b, &a[i], depth + 1) : -EINVAL;
+    } else {
+        size_t sz = gguf_vtype_size(et);
+        if (v->arr.n > SIZE_MAX / sz)
+            return -ENOMEM;
+        rc = wbuf_put(b, v->arr.data, (size_t)v->arr.n * sz);
+    }
+    return rc;
+}
+
+/* Adds one KV; the meta buffer is rolled back when serialization fails. */
+static int w_kv(struct gguf_writer *w, const char *key, uint64_t klen, const struct gguf_value *v)
+{
+    if (!w || w->state != W_COLLECT || (unsigned)v->type >= GGUF_VT_COUNT)
+        return -EINVAL;
+    int rc = w_alignment_key(w, key, klen, v);
+    if (rc)
+        return rc > 0 ? 0 : rc;
+    if (ntab_find(&w->key_tab, key, klen) >= 0)
+        return -EEXIST;
+    size_t mark = w->meta.len;
+    rc = wbuf_str(&w->meta, key, klen);
+    if (!rc)
+        rc = wbuf_u32(&w->meta, (uint32_t)v->type);
+    if (!rc)
+        rc = w_value(&w->meta, v, 0);
+    if (!rc)
+        rc = w_key(w, key, klen);
+    if (rc) {
+        w->meta.len = mark;
+        return rc;
+    }
+    w->n_kv++;
+    return 0;
+}
+
+static int w_kv_c(struct gguf_writer *w, const char *key, const struct gguf_value *v)
+{
+    if (!key)
+        return -EINVAL;
+    return w_kv(w, key, strlen(key), v);
+}
+
+int gguf_writer_set_u32(struct gguf_writer *w, const char *key, uint32_t v)
+{
+    struct gguf_value x = { .type = GGUF_VT_UINT32, .u64 = v };
+    return w_kv_c(w, key, &x);
+}
+
+int gguf_writer_set_i32(struct gguf_writer *w, const char *key, int32_t v)
+{
+    struct gguf_value x = { .type = GGUF_VT_INT32, .i64 = v };
+    return w_kv_c(w, key, &x);
+}
+
+int gguf_writer_set_u64(struct gguf_writer *w, const char *key, uint64_t v)
+{
+    struct gguf_value x = { .type = GGUF_VT_UINT64, .u64 = v };
+    return w_kv_c(w, key, &x);
+}
+
+int gguf_writer_set_f32(struct gguf_writer *w, const char *key, float v)
+{
+    struct gguf_value x = { .type = GGUF_VT_FLOAT32, .f64 = v };
+    return w_kv_c(w, key, &x);
+}
+
+int gguf_writer_set_bool(struct gguf_writer *w, const char *key, bool v)
+{
+    struct gguf_value x = { .type = GGUF_VT_BOOL, .u64 = v ? 1 : 0 };
+    return w_kv_c(w, key, &x);
+}
+
+int gguf_writer_set_str(struct gguf_writer *w, const char *key, const char *v)
+{
+    if (!v)
+        return -EINVAL;
+    struct gguf_value x = { .type = GGUF_VT_STRING, .str = { strlen(v), v } };
+    return w_kv_c(w, key, &x);
+}
+
+int gguf_writer_set_arr(struct gguf_writer *w, const char *key, enum gguf_vtype t, const void *data,
+                        uint64_t n)
+{
+    if (gguf_vtype_size(t) == 0)
+        return -EINVAL;
+    struct gguf_value x = { .type = GGUF_VT_ARRAY };
+    x.arr.type = t;
+    x.arr.n = n;
+    x.arr.data = data;
+    return w_kv_c(w, key, &x);
+}
+
+int gguf_writer_set_arr_str(struct gguf_writer *w, const char *key, const char *const *strs, uint64_t n)
+{
+    if (n && !strs)
+        return -EINVAL;
+    if (n > SIZE_MAX / sizeof(struct gguf_str))
+        return -ENOMEM;
+    struct gguf_str *s = malloc(n ? (size_t)n * sizeof(*s) : 1);
+    if (!s)
+        return -ENOMEM;
+    for (uint64_t i = 0; i < n; i++) {
+        if (!strs[i]) {
+            free(s);
+            return -EINVAL;
+        }
+        s[i].ptr = strs[i];
+        s[i].len = strlen(strs[i]);
+    }
+    struct gguf_value x = { .type = GGUF_VT_ARRAY };
+    x.arr.type = GGUF_VT_STRING;
+    x.arr.n = n;
+    x.arr.data = s;
+    int rc = w_kv_c(w, key, &x);
+    free(s);
+    return rc;
+}
+
+int gguf_writer_copy_kv(struct gguf_writer *w, const struct gguf_kv *kv)
+{
+    if (!kv || !kv->key.ptr)
+        return -EINVAL;
+    return w_kv(w, kv->key.ptr, kv->key.len, &kv->val);
+}
+
+int gguf_writer_add_tensor(struct gguf_writer *w, const char *name, int type, uint32_t n_dims,
+                           const int64_t *ne)
+{
+    if (!w || w->state != W_COLLECT || !name || n_dims > GGUF_MAX_DIMS || (n_dims && !ne) ||
+        !quant_type_known(type) || w->n_t >= INT32_MAX)
+        return -EINVAL;
+    const struct quant_traits *tr = quant_traits(type);
+    struct wtensor t = { .type = type, .n_dims = n_dims };
+    for (int d = 0; d < GGUF_MAX_DIMS; d++)
+        t.ne[d] = 1;
+    int64_t nel = 1;
+    for (uint32_t d = 0; d < n_dims; d++) {
+        if (ne[d] <= 0 || __builtin_mul_overflow(nel, ne[d], &nel))
+            return -EINVAL;
+        t.ne[d] = ne[d];
+    }
+    if (t.ne[0] % tr->blck_size != 0)
+        return -EINVAL;
+    uint64_t size = (uint64_t)(t.ne[0] / tr->blck_size);
+    bool ovf = __builtin_mul_overflow(size, (uint64_t)tr->type_size, &size);
+    for (int d = 1; d < GGUF_MAX_DIMS; d++)
+        ovf |= __builtin_mul_overflow(size, (uint64_t)t.ne[d], &size);
+    uint64_t padded = size + (w->alignment - size % w->alignment) % w->alignment;
+    if (ovf || padded < size || w->data_size + padded < w->data_size)
+        return -EINVAL;
+    size_t len = strlen(name);
+    if (ntab_find(&w->t_tab, name, len) >= 0)
+        return -EINVAL;
+    if (w->n_t == w->cap_t) {
+        int64_t cap = w->cap_t ? w->cap_t * 2 : 64;
+        struct wtensor *n = realloc(w->t, (size_t)cap * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        w->t = n;
+        w->cap_t = cap;
+    }
+    t.name = strdup(name);
+    if (!t.name)
+        return -ENOMEM;
+    t.size = size;
+    t.offset = w->data_size;
+    if (ntab_insert(&w->t_tab, t.name, len, w->n_t) < 0) {
+        free(t.name);
+        return -ENOMEM;
+    }
+    w->data_size += padded;
+    w->t[w->n_t] = t;
+    return (int)w->n_t++;
+}
+
+static int w_fail(struct gguf_writer *w, int rc, char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static int w_fail(struct gguf_writer *w, int rc, char *err, size_t errlen, const char *fmt, ...)
+{
+    w->state = W_FAILED;
+    if (err && errlen) {
+        int n = snprintf(err, errlen, "gguf: %s: ", w->path ? w->path : "(writer)");
+        if (n >= 0 && (size_t)n < errlen) {
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+            va_end(ap);
+        }
+    }
+    return rc;
+}
+
+static int w_flush(struct gguf_writer *w, char *err, size_t errlen)
+{
+    size_t done = 0;
+    while (done < w->out.len) {
+        ssize_t k = write(w->fd, w->out.p + done, w->out.len - done);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            int e = errno;
+            return w_fail(w, -e, err, errlen, "write failed: %s", strerror(e));
+        }
+        done += (size_t)k;
+    }
+    w->out.len = 0;
+    return 0;
+}
+
+static int w_out(struct gguf_writer *w, const void *p, size_t n, char *err, size_t errlen)
+{
+    const unsigned char *s = p;
+    while (n > 0) {
+        size_t room = w->out.cap - w->out.len;
+        if (room == 0) {
+            if (w_flush(w, err, errlen) < 0)
+                return -EIO;
+            continue;
+        }
+        size_t k = n < room ? n : room;
+        memcpy(w->out.p + w->out.len, s, k);
+        w->out.len += k;
+        s += k;
+        n -= k;
+    }
+    return 0;
+}
+
+static int w_zeros(struct gguf_writer *w, uint64_t n, char *err, size_t errlen)
+{
+    static const unsigned char zero[64];
+    while (n > 0) {
+        size_t k = n < sizeof(zero) ? (size_t)n : sizeof(zero);
+        int rc = w_out(w, zero, k, err, errlen);
+        if (rc < 0)
+            return rc;
+        n -= k;
+    }
+    return 0;
+}
+
+int gguf_writer_begin(struct gguf_writer *w, const char *path, char *err, size_t errlen)
+{
+    if (w->state != W_COLLECT)
+        return seterr(err, errlen, -EINVAL, "gguf: %s: writer already started", path);
+    w->path = strdup(path);
+    if (!w->path)
+        return w_fail(w, -ENOMEM, err, errlen, "out of memory");
+    struct wbuf h = { 0 };
+    int rc = wbuf_u32(&h, GGUF_MAGIC);
+    if (!rc)
+        rc = wbuf_u32(&h, 3);
+    if (!rc)
+        rc = wbuf_u64(&h, (uint64_t)w->n_t);
+    if (!rc)
+        rc = wbuf_u64(&h, (uint64_t)w->n_kv);
+    if (!rc)
+        rc = wbuf_put(&h, w->meta.p, w->meta.len);
+    for (int64_t i = 0; i < w->n_t && !rc; i++) {
+        const struct wtensor *t = &w->t[i];
+        rc = wbuf_str(&h, t->name, strlen(t->name));
+        if (!rc)
+            rc = wbuf_u32(&h, t->n_dims);
+        for (uint32_t d = 0; d < t->n_dims && !rc; d++)
+            rc = wbuf_u64(&h, (uint64_t)t->ne[d]);
+        if (!rc)
+            rc = wbuf_u32(&h, (uint32_t)t->type);
+        if (!rc)
+            rc = wbuf_u64(&h, t->offset);
+    }
+    if (rc) {
+        free(h.p);
+        return w_fail(w, rc, err, errlen, "out of memory for the header");
+    }
+    /* small files (manifests, tests) need no big buffer */
+    uint64_t total = h.len + w->alignment + w->data_size;
+    w->out.cap = total < GGUF_WRITE_BUF ? (size_t)total : GGUF_WRITE_BUF;
+    w->out.p = malloc(w->out.cap);
+    if (!w->out.p) {
+        free(h.p);
+        return w_fail(w, -ENOMEM, err, errlen, "out of memory");
+    }
+    w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (w->fd < 0) {
+        int e = errno;
+        free(h.p);
+        return w_fail(w, -e, err, errlen, "cannot create: %s", strerror(e));
+    }
+    w->state = W_DATA;
+    uint64_t pad = (w->alignment - h.len % w->alignment) % w->alignment;
+    rc = w_out(w, h.p, h.len, err, errlen);
+    free(h.p);
+    if (rc == 0)
+        rc = w_zeros(w, pad, err, errlen);
+    if (rc < 0)
+        return rc;
+    w->cur = 0;
+    w->cur_done = 0;
+    return 0;
+}
+
+int gguf_writer_write(struct gguf_writer *w, const void *data, size_t n, char *err, size_t errlen)
+{
+    if (w->state != W_DATA)
+        return seterr(err, errlen, -EINVAL, "gguf: %s: writer not accepting data", w->path ? w->path : "(writer)");
+    const unsigned char *p = data;
+    while (n > 0) {
+        if (w->cur >= w->n_t)
+            return w_fail(w, -EINVAL, err, errlen, "%zu bytes beyond the last tensor's data", n);
+        const struct wtensor *t = &w->t[w->cur];
+        uint64_t room = t->size - w->cur_done;
+        size_t k = n < room ? n : (size_t)room;
+        if (w_out(w, p, k, err, errlen) < 0)
+            return -EIO;
+        p += k;
+        n -= k;
+        w->cur_done += k;
+        if (w->cur_done == t->size) {
+            if (w_zeros(w, (w->alignment - t->size % w->alignment) % w->alignment, err, errlen) < 0)
+                return -EIO;
+            w->cur++;
+            w->cur_done = 0;
+        }
+    }
+    return 0;
+}
+
+int gguf_writer_finish(struct gguf_writer *w, char *err, size_t errlen)
+{
+    if (w->state != W_DATA)
+        return seterr(err, errlen, -EINVAL, "gguf: %s: writer not started or already failed",
+                      w->path ? w->path : "(writer)");
+    if (w->cur < w->n_t) {
+        const struct wtensor *t = &w->t[w->cur];
+        return w_fail(w, -EINVAL, err, errlen, "tensor '%s' got %" PRIu64 " of %" PRIu64 " bytes"
+                      " (%" PRId64 " of %" PRId64 " tensors complete)", t->name, w->cur_done, t->size,
+                      w->cur, w->n_t);
+    }
+    int rc = w_flush(w, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (fsync(w->fd) < 0) {
+        int e = errno;
+        return w_fail(w, -e, err, errlen, "fsync failed: %s", strerror(e));
+    }
+    int fd = w->fd;
+    w->fd = -1;
+    if (close(fd) < 0) {
+        int e = errno;
+        return w_fail(w, -e, err, errlen, "close failed: %s", strerror(e));
+    }
+    w->state = W_DONE;
+    return 0;
+}

@@ -1,0 +1,1022 @@
+/*
+ * split.c - converts a GGUF MoE model into a split directory (splitfmt.h)
+ * and verifies one.
+ *
+ * Owns: the tensor classification (routed-expert part or pinned), the file
+ * layout, the buffered sequential writer, checksums, the free-space check and
+ * the DIR.tmp-<pid> -> DIR protocol.
+ * Must not: hold more than SPLIT_IO_BUF bytes of tensor data (models are
+ * larger than RAM), print, or exit. Called by split_main.c, tests, bench/.
+ *
+ * Data flow: every output file is written front to back through one buffer.
+ * Source bytes are pread straight into the free tail of that buffer, hashed
+ * there, and flushed with pwrite when it fills, so each byte is copied once
+ * in user space. Expert e of a layer is assembled part by part (its slice of
+ * each stacked tensor is contiguous in the source: the expert index is the
+ * outermost dimension), which reads the source in large sequential runs.
+ */
+#include "split.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <signal.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "gguf.h"
+#include "quant.h"
+#include "splitfmt.h"
+
+static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+static uint64_t round_up(uint64_t v, uint64_t a)
+{
+    return (v + a - 1) / a * a;
+}
+
+bool split_is_expert_name(const char *name, int *layer)
+{
+    if (strncmp(name, "blk.", 4) != 0)
+        return false;
+    char *end;
+    long L = strtol(name + 4, &end, 10);
+    if (end == name + 4 || *end != '.' || L < 0 || L > 100000)
+        return false;
+    if (!strstr(end + 1, "_exps."))
+        return false;
+    if (layer)
+        *layer = (int)L;
+    return true;
+}
+
+/* Layer index of "blk.N.*", or -1. */
+static int block_of(const char *name)
+{
+    if (strncmp(name, "blk.", 4) != 0)
+        return -1;
+    char *end;
+    long L = strtol(name + 4, &end, 10);
+    if (end == name + 4 || *end != '.' || L < 0 || L > 100000)
+        return -1;
+    return (int)L;
+}
+
+/* ---- plan: which tensor goes where ---------------------------------------- */
+
+struct plan_part {
+    const struct gguf_tensor *src;
+    char name[96];            /* without "blk.L." */
+    struct split_part p;      /* per-expert shape, offset in blob, size */
+};
+
+struct plan_layer {
+    int n_expert;
+    int n_part;
+    struct plan_part parts[SPLIT_MAX_PARTS];
+    uint64_t blob_size, blob_bytes;
+    uint64_t *xxh;            /* [n_expert], filled while writing */
+};
+
+struct plan {
+    int n_layer;
+    struct plan_layer *layers;          /* [n_layer] */
+    int64_t n_pinned;
+    const struct gguf_tensor **pinned;  /* [n_pinned] */
+    uint64_t *pinned_off;               /* [n_pinned] offset in pinned.bin */
+    uint64_t *pinned_xxh;               /* [n_pinned] */
+    uint64_t pinned_file_size;
+    uint64_t expert_bytes;              /* all experts files */
+    uint64_t data_bytes;                /* tensor bytes copied */
+};
+
+static void plan_free(struct plan *p)
+{
+    if (p->layers)
+        for (int L = 0; L < p->n_layer; L++)
+            free(p->layers[L].xxh);
+    free(p->layers);
+    free(p->pinned);
+    free(p->pinned_off);
+    free(p->pinned_xxh);
+    memset(p, 0, sizeof(*p));
+}
+
+static uint64_t shape_bytes(int t, uint32_t n_dims, const int64_t *ne)
+{
+    uint64_t sz = quant_row_size(t, ne[0]);
+    for (uint32_t d = 1; d < n_dims && sz; d++) {
+        if (ne[d] <= 0 || sz > UINT64_MAX / (uint64_t)ne[d])
+            return 0;
+        sz *= (uint64_t)ne[d];
+    }
+    return sz;
+}
+
+/* Old Mixtral GGUFs store one tensor per expert ("blk.0.ffn_gate.3.weight"). */
+static bool is_per_expert_legacy(const char *name)
+{
+    const char *s = strstr(name, ".ffn_");
+    if (!s)
+        return false;
+    s = strchr(s + 1, '.');
+    return s && s[1] >= '0' && s[1] <= '9';
+}
+
+static int plan_build(struct plan *p, const struct gguf_ctx *g, const char *in, char *err,
+                      size_t errlen)
+{
+    const char *arch = NULL;
+    char key[160];
+    uint32_t n_expert = 0, block_count = 0;
+    memset(p, 0, sizeof(*p));
+
+    if (gguf_get_str(g, "general.architecture", &arch) < 0)
+        return fail(err, errlen, -EINVAL, "split: %s: no general.architecture key", in);
+    snprintf(key, sizeof(key), "%s.expert_count", arch);
+    int rc = gguf_get_u32(g, key, &n_expert);
+    int64_t nt = gguf_n_tensors(g);
+    int64_t n_exps_named = 0;
+    int max_layer = -1;
+    for (int64_t i = 0; i < nt; i++) {
+        const struct gguf_tensor *t = gguf_tensor_at(g, i);
+        int L;
+        if (split_is_expert_name(t->name, &L))
+            n_exps_named++;
+        if (is_per_expert_legacy(t->name))
+            return fail(err, errlen, -EINVAL,
+                        "split: %s: tensor %s stores one expert per tensor (old Mixtral "
+                        "layout); re-convert the model with a current llama.cpp "
+                        "convert_hf_to_gguf.py, which stacks experts (ffn_*_exps)",
+                        in, t->name);
+        int b = block_of(t->name);
+        if (b > max_layer)
+            max_layer = b;
+    }
+    if (rc < 0 || n_expert == 0 || n_exps_named == 0)
+        return fail(err, errlen, -EINVAL,
+                    "split: %s is not a Mixture-of-Experts model (architecture %s: %s %s, "
+                    "%" PRId64 " blk.N.*_exps.* tensors); moestream streams routed experts "
+                    "and needs a MoE model",
+                    in, arch, key, rc < 0 ? "missing" : "is 0", n_exps_named);
+    snprintf(key, sizeof(key), "%s.block_count", arch);
+    if (gguf_get_u32(g, key, &block_count) < 0)
+        block_count = 0;
+    p->n_layer = (int)block_count > max_layer + 1 ? (int)block_count : max_layer + 1;
+    p->layers = calloc((size_t)p->n_layer, sizeof(*p->layers));
+    p->pinned = calloc((size_t)nt, sizeof(*p->pinned));
+    p->pinned_off = calloc((size_t)nt, sizeof(*p->pinned_off));
+    p->pinned_xxh = calloc((size_t)nt, sizeof(*p->pinned_xxh));
+    if (!p->layers || !p->pinned || !p->pinned_off || !p->pinned_xxh) {
+        plan_free(p);
+        return fail(err, errlen, -ENOMEM, "split: out of memory");
+    }
+
+    uint64_t poff = 0;
+    for (int64_t i = 0; i < nt; i++) {
+        const struct gguf_tensor *t = gguf_tensor_at(g, i);
+        int L;
+        bool expert = split_is_expert_name(t->name, &L) &&
+                      t->ne[t->n_dims - 1] == (int64_t)n_expert;
+        if (!expert && split_is_expert_name(t->name, &L) && strstr(t->name, ".weight"))
+            rc = fail(err, errlen, -EINVAL,
+                      "split: %s: tensor %s: last dimension %" PRId64
+                      ", expected expert_count %u",
+                      in, t->name, t->ne[t->n_dims - 1], n_expert);
+        else if (!expert) {
+            poff = round_up(poff, SPLIT_PINNED_ALIGN);
+            p->pinned[p->n_pinned] = t;
+            p->pinned_off[p->n_pinned++] = poff;
+            poff += t->size;
+            p->data_bytes += t->size;
+            continue;
+        } else {
+            struct plan_layer *l = &p->layers[L];
+            l->n_expert = (int)n_expert;
+            if (l->n_part == SPLIT_MAX_PARTS)
+                rc = fail(err, errlen, -EINVAL,
+                          "split: %s: layer %d has more than %d per-expert tensors (%s)", in,
+                          L, SPLIT_MAX_PARTS, t->name);
+            else {
+                struct plan_part *pp = &l->parts[l->n_part++];
+                const char *rest = strchr(t->name + 4, '.') + 1;
+                pp->src = t;
+                snprintf(pp->name, sizeof(pp->name), "%s", rest);
+                pp->p.name = pp->name;
+                pp->p.type = t->type;
+                pp->p.n_dims = t->n_dims > 1 ? t->n_dims - 1 : 1;
+                for (int d = 0; d < 4; d++)
+                    pp->p.ne[d] = 1;
+                for (uint32_t d = 0; d + 1 < t->n_dims; d++)
+                    pp->p.ne[d] = t->ne[d];
+                pp->p.size = shape_bytes(t->type, pp->p.n_dims, pp->p.ne);
+                if (pp->p.size == 0 || pp->p.size * n_expert != t->size)
+                    rc = fail(err, errlen, -EINVAL,
+                              "split: %s: tensor %s: %" PRIu64
+                              " bytes do not split into %u expert slices of %" PRIu64,
+                              in, t->name, t->size, n_expert, pp->p.size);
+                else if (strlen(rest) >= sizeof(pp->name))
+                    rc = fail(err, errlen, -EINVAL, "split: %s: tensor name %s too long", in,
+                              t->name);
+                else
+                    rc = 0;
+            }
+        }
+        if (rc < 0) {
+            plan_free(p);
+            return rc;
+        }
+    }
+    p->pinned_file_size = round_up(poff, SPLIT_PINNED_ALIGN);
+
+    for (int L = 0; L < p->n_layer; L++) {
+        struct plan_layer *l = &p->layers[L];
+        if (!l->n_expert)
+            continue;
+        uint64_t off = 0;
+        for (int i = 0; i < l->n_part; i++) {
+            off = round_up(off, SPLIT_PART_ALIGN);
+            l->parts[i].p.offset = off;
+            off += l->parts[i].p.size;
+        }
+        l->blob_bytes = off;
+        l->blob_size = round_up(off, SPLIT_BLOB_ALIGN);
+        l->xxh = calloc((size_t)l->n_expert, sizeof(*l->xxh));
+        if (!l->xxh) {
+            plan_free(p);
+            return fail(err, errlen, -ENOMEM, "split: out of memory");
+        }
+        p->expert_bytes += l->blob_size * (uint64_t)l->n_expert;
+        p->data_bytes += l->blob_bytes * (uint64_t)l->n_expert;
+    }
+    return 0;
+}
+
+/* ---- buffered sequential writer ---------------------------------------- */
+
+struct conv {
+    const struct split_options *opt;
+    const struct gguf_ctx *g;
+    char *err;
+    size_t errlen;
+    /* output stream */
+    int fd;
+    char path[4200];
+    uint8_t *buf;
+    size_t cap, len;
+    uint64_t buf_off;         /* file offset of buf[0] */
+    uint64_t wb_off, wb_len;  /* last flushed range, writeback started */
+    /* progress */
+    uint64_t done, total;
+    char stage[48];
+};
+
+static int conv_flush(struct conv *c)
+{
+    size_t at = 0;
+    while (at < c->len) {
+        ssize_t w = pwrite(c->fd, c->buf + at, c->len - at, (off_t)(c->buf_off + at));
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            int e = w < 0 ? errno : EIO;
+            return fail(c->err, c->errlen, -e, "split: writing %s at offset %" PRIu64 ": %s",
+                        c->path, c->buf_off + at, strerror(e));
+        }
+        at += (size_t)w;
+    }
+    /* Pace the page cache: start writeback of this range now, wait for the
+     * previous one and drop it from the cache. Without this a 200 GB split
+     * fills RAM with dirty pages and the final fsync stalls for minutes.
+     * Advisory: failures only cost speed, so they are not errors. */
+    sync_file_range(c->fd, (off_t)c->buf_off, (off_t)c->len, SYNC_FILE_RANGE_WRITE);
+    if (c->wb_len) {
+        sync_file_range(c->fd, (off_t)c->wb_off, (off_t)c->wb_len,
+                        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                            SYNC_FILE_RANGE_WAIT_AFTER);
+        posix_fadvise(c->fd, (off_t)c->wb_off, (off_t)c->wb_len, POSIX_FADV_DONTNEED);
+    }
+    c->wb_off = c->buf_off;
+    c->wb_len = c->len;
+    c->buf_off += c->len;
+    c->len = 0;
+    return 0;
+}
+
+static int conv_check_cancel(struct conv *c)
+{
+    if (c->opt->cancel && *c->opt->cancel)
+        return fail(c->err, c->errlen, -ECANCELED, "split: interrupted");
+    return 0;
+}
+
+/* Appends n zero bytes, hashing them into h when h is non-NULL. */
+static int conv_zero(struct conv *c, uint64_t n, XXH3_state_t *h)
+{
+    while (n) {
+        if (c->len == c->cap) {
+            int rc = conv_flush(c);
+            if (rc < 0)
+                return rc;
+        }
+        size_t k = c->cap - c->len < n ? c->cap - c->len : (size_t)n;
+        memset(c->buf + c->len, 0, k);
+        if (h)
+            XXH3_64bits_update(h, c->buf + c->len, k);
+        c->len += k;
+        n -= k;
+    }
+    return 0;
+}
+
+/* Appends bytes [off, off + n) of tensor t, hashed into h. */
+static int conv_copy(struct conv *c, const struct gguf_tensor *t, uint64_t off, uint64_t n,
+                     XXH3_state_t *h)
+{
+    while (n) {
+        int rc = conv_check_cancel(c);
+        if (rc < 0)
+            return rc;
+        if (c->len == c->cap && (rc = conv_flush(c)) < 0)
+            return rc;
+        size_t k = c->cap - c->len < n ? c->cap - c->len : (size_t)n;
+        rc = gguf_read_tensor(c->g, t, off, c->buf + c->len, k, c->err, c->errlen);
+        if (rc < 0)
+            return rc;
+        XXH3_64bits_update(h, c->buf + c->len, k);
+        /* Read once: keep the source from crowding the page cache. */
+        posix_fadvise(gguf_part_fd(c->g, t->part), (off_t)(t->file_offset + off), (off_t)k,
+                      POSIX_FADV_DONTNEED);
+        c->len += k;
+        off += k;
+        n -= k;
+        c->done += k;
+        if (c->opt->progress)
+            c->opt->progress(c->opt->progress_ud, c->done, c->total, c->stage);
+    }
+    return 0;
+}
+
+static int conv_open_file(struct conv *c, const char *dir, const char *name)
+{
+    int n = snprintf(c->path, sizeof(c->path), "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= sizeof(c->path))
+        return fail(c->err, c->errlen, -ENAMETOOLONG, "split: %s: path too long", dir);
+    c->fd = open(c->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (c->fd < 0) {
+        int e = errno;
+        return fail(c->err, c->errlen, -e, "split: creating %s: %s", c->path, strerror(e));
+    }
+    c->len = 0;
+    c->buf_off = 0;
+    c->wb_off = c->wb_len = 0;
+    return 0;
+}
+
+/* Flushes, fsyncs and closes the current output file. */
+static int conv_close_file(struct conv *c)
+{
+    int rc = conv_flush(c);
+    if (rc == 0 && fsync(c->fd) < 0) {
+        int e = errno;
+        rc = fail(c->err, c->errlen, -e, "split: fsync %s: %s", c->path, strerror(e));
+    }
+    if (close(c->fd) < 0 && rc == 0) {
+        int e = errno;
+        rc = fail(c->err, c->errlen, -e, "split: closing %s: %s", c->path, strerror(e));
+    }
+    c->fd = -1;
+    return rc;
+}
+
+static int write_pinned(struct conv *c, struct plan *p, const char *tmp)
+{
+    int rc = conv_open_file(c, tmp, SPLIT_PINNED);
+    if (rc < 0)
+        return rc;
+    snprintf(c->stage, sizeof(c->stage), "pinned");
+    XXH3_state_t *h = XXH3_createState();
+    if (!h) {
+        close(c->fd);
+        return fail(c->err, c->errlen, -ENOMEM, "split: out of memory");
+    }
+    for (int64_t i = 0; i < p->n_pinned && rc == 0; i++) {
+        rc = conv_zero(c, p->pinned_off[i] - (c->buf_off + c->len), NULL);
+        if (rc < 0)
+            break;
+        XXH3_64bits_reset(h);
+        rc = conv_copy(c, p->pinned[i], 0, p->pinned[i]->size, h);
+        p->pinned_xxh[i] = XXH3_64bits_digest(h);
+    }
+    if (rc == 0)
+        rc = conv_zero(c, p->pinned_file_size - (c->buf_off + c->len), NULL);
+    XXH3_freeState(h);
+    if (rc < 0) {
+        close(c->fd);
+        return rc;
+    }
+    return conv_close_file(c);
+}
+
+static int write_layer(struct conv *c, struct plan_layer *l, int L, const char *tmp)
+{
+    char name[64];
+    snprintf(name, sizeof(name), SPLIT_EXPERTS_FMT, L);
+    int rc = conv_open_file(c, tmp, name);
+    if (rc < 0)
+        return rc;
+    snprintf(c->stage, sizeof(c->stage), "layer %d", L);
+    XXH3_state_t *h = XXH3_createState();
+    if (!h) {
+        close(c->fd);
+        return fail(c->err, c->errlen, -ENOMEM, "split: out of memory");
+    }
+    for (int e = 0; e < l->n_expert && rc == 0; e++) {
+        uint64_t blob = (uint64_t)e * l->blob_size;
+        XXH3_64bits_reset(h);
+        for (int i = 0; i < l->n_part && rc == 0; i++) {
+            const struct plan_part *pp = &l->parts[i];
+            rc = conv_zero(c, blob + pp->p.offset - (c->buf_off + c->len), h);
+            if (rc == 0)
+                rc = conv_copy(c, pp->src, (uint64_t)e * pp->p.size, pp->p.size, h);
+        }
+        l->xxh[e] = XXH3_64bits_digest(h);
+        if (rc == 0)
+            rc = conv_zero(c, blob + l->blob_size - (c->buf_off + c->len), NULL);
+    }
+    XXH3_freeState(h);
+    if (rc < 0) {
+        close(c->fd);
+        return rc;
+    }
+    return conv_close_file(c);
+}
+
+/* ---- manifest ------------------------------------------------------------- */
+
+static int set_u64_arr(struct gguf_writer *w, const char *key, const uint64_t *v, uint64_t n)
+{
+    return gguf_writer_set_arr(w, key, GGUF_VT_UINT64, v, n);
+}
+
+static int write_manifest(struct conv *c, const struct plan *p, const char *tmp)
+{
+    const struct gguf_ctx *g = c->g;
+    char path[4200], key[160];
+    int rc = -ENOMEM;
+    int n = snprintf(path, sizeof(path), "%s/" SPLIT_MANIFEST, tmp);
+    if (n < 0 || (size_t)n >= sizeof(path))
+        return fail(c->err, c->errlen, -ENAMETOOLONG, "split: %s: path too long", tmp);
+
+    uint64_t np = (uint64_t)p->n_pinned;
+    struct gguf_writer *w = gguf_writer_init(0);
+    const char **names = calloc(np + SPLIT_MAX_PARTS, sizeof(*names));
+    uint64_t *tmpa = calloc(4 * np + 4 * SPLIT_MAX_PARTS, sizeof(*tmpa));
+    if (!w || !names || !tmpa)
+        goto out;
+
+    for (int64_t i = 0; i < gguf_n_kv(g); i++) {
+        const struct gguf_kv *kv = gguf_kv_at(g, i);
+        const char *k = kv->key.ptr;
+        if (strcmp(k, "general.alignment") == 0 || strncmp(k, "split.", 6) == 0 ||
+            strncmp(k, "moestream.", 10) == 0)
+            continue;
+        if ((rc = gguf_writer_copy_kv(w, kv)) < 0)
+            goto out;
+    }
+    const char *src = strrchr(c->opt->input, '/');
+    src = src ? src + 1 : c->opt->input;
+    rc = gguf_writer_set_u32(w, "moestream.format_version", SPLIT_FORMAT_VERSION);
+    rc = rc < 0 ? rc : gguf_writer_set_str(w, "moestream.source", src);
+    rc = rc < 0 ? rc : gguf_writer_set_u32(w, "moestream.n_layer", (uint32_t)p->n_layer);
+    for (uint64_t i = 0; i < np; i++)
+        names[i] = p->pinned[i]->name;
+    rc = rc < 0 ? rc : gguf_writer_set_arr_str(w, "moestream.pinned.name", names, np);
+    if (rc < 0)
+        goto out;
+    {
+        /* u32 arrays are packed u32s: the 4 * np u64 slots hold 2 * np of them. */
+        uint32_t *u = (uint32_t *)tmpa;
+        for (uint64_t i = 0; i < np; i++) {
+            u[i] = (uint32_t)p->pinned[i]->type;
+            u[np + i] = p->pinned[i]->n_dims;
+        }
+        rc = gguf_writer_set_arr(w, "moestream.pinned.type", GGUF_VT_UINT32, u, np);
+        rc = rc < 0 ? rc : gguf_writer_set_arr(w, "moestream.pinned.n_dims", GGUF_VT_UINT32,
+                                               u + np, np);
+    }
+    for (uint64_t i = 0; i < np; i++)
+        for (int d = 0; d < 4; d++)
+            tmpa[4 * i + (uint64_t)d] = (uint64_t)p->pinned[i]->ne[d];
+    rc = rc < 0 ? rc : set_u64_arr(w, "moestream.pinned.ne", tmpa, 4 * np);
+    rc = rc < 0 ? rc : set_u64_arr(w, "moestream.pinned.offset", p->pinned_off, np);
+    for (uint64_t i = 0; i < np; i++)
+        tmpa[i] = p->pinned[i]->size;
+    rc = rc < 0 ? rc : set_u64_arr(w, "moestream.pinned.size", tmpa, np);
+    rc = rc < 0 ? rc : set_u64_arr(w, "moestream.pinned.xxh3", p->pinned_xxh, np);
+    rc = rc < 0 ? rc : gguf_writer_set_u64(w, "moestream.pinned.file_size", p->pinned_file_size);
+
+    for (int L = 0; L < p->n_layer && rc >= 0; L++) {
+        const struct plan_layer *l = &p->layers[L];
+        if (!l->n_expert)
+            continue;
+        uint64_t k = (uint64_t)l->n_part;
+#define LKEY(s) (snprintf(key, sizeof(key), "moestream.layer.%d." s, L), key)
+        rc = gguf_writer_set_u32(w, LKEY("n_expert"), (uint32_t)l->n_expert);
+        rc = rc < 0 ? rc : gguf_writer_set_u64(w, LKEY("blob_size"), l->blob_size);
+        rc = rc < 0 ? rc : gguf_writer_set_u64(w, LKEY("blob_bytes"), l->blob_bytes);
+        for (int i = 0; i < l->n_part; i++)
+            names[i] = l->parts[i].name;
+        rc = rc < 0 ? rc : gguf_writer_set_arr_str(w, LKEY("part.name"), names, k);
+        uint32_t u[2 * SPLIT_MAX_PARTS];
+        for (int i = 0; i < l->n_part; i++) {
+            u[i] = (uint32_t)l->parts[i].p.type;
+            u[SPLIT_MAX_PARTS + i] = l->parts[i].p.n_dims;
+        }
+        rc = rc < 0 ? rc : gguf_writer_set_arr(w, LKEY("part.type"), GGUF_VT_UINT32, u, k);
+        rc = rc < 0 ? rc : gguf_writer_set_arr(w, LKEY("part.n_dims"), GGUF_VT_UINT32,
+                                               u + SPLIT_MAX_PARTS, k);
+        for (int i = 0; i < l->n_part; i++)
+            for (int d = 0; d < 4; d++)
+                tmpa[4 * i + d] = (uint64_t)l->parts[i].p.ne[d];
+        rc = rc < 0 ? rc : set_u64_arr(w, LKEY("part.ne"), tmpa, 4 * k);
+        for (int i = 0; i < l->n_part; i++)
+            tmpa[i] = l->parts[i].p.offset;
+        rc = rc < 0 ? rc : set_u64_arr(w, LKEY("part.offset"), tmpa, k);
+        for (int i = 0; i < l->n_part; i++)
+            tmpa[i] = l->parts[i].p.size;
+        rc = rc < 0 ? rc : set_u64_arr(w, LKEY("part.size"), tmpa, k);
+        rc = rc < 0 ? rc : set_u64_arr(w, LKEY("blob_xxh3"), l->xxh, (uint64_t)l->n_expert);
+#undef LKEY
+    }
+    if (rc < 0) {
+        fail(c->err, c->errlen, rc, "split: building the manifest: %s", strerror(-rc));
+        goto out;
+    }
+    rc = gguf_writer_begin(w, path, c->err, c->errlen);
+    if (rc == 0)
+        rc = gguf_writer_finish(w, c->err, c->errlen);
+out:
+    if (rc == -ENOMEM)
+        fail(c->err, c->errlen, rc, "split: out of memory");
+    gguf_writer_free(w);
+    free(names);
+    free(tmpa);
+    return rc;
+}
+
+/* ---- directories ------------------------------------------------------- */
+
+/* True for the names a split directory holds. */
+static bool is_split_file(const char *n)
+{
+    if (strcmp(n, SPLIT_MANIFEST) == 0 || strcmp(n, SPLIT_PINNED) == 0)
+        return true;
+    if (strncmp(n, "experts-", 8) != 0)
+        return false;
+    size_t d = strspn(n + 8, "0123456789");
+    return d >= 3 && strcmp(n + 8 + d, ".bin") == 0;
+}
+
+/* Removes dir and the files in it. only_ours: refuse (-ENOTEMPTY, naming the
+ * file) when it holds anything a split directory does not. */
+static int remove_dir(const char *dir, bool only_ours, char *err, size_t errlen)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        int e = errno;
+        return fail(err, errlen, -e, "split: opening %s: %s", dir, strerror(e));
+    }
+    struct dirent *de;
+    int rc = 0;
+    char path[4400];
+    if (only_ours) {
+        while ((de = readdir(d))) {
+            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                continue;
+            if (!is_split_file(de->d_name)) {
+                rc = fail(err, errlen, -ENOTEMPTY,
+                          "split: %s holds %s, which is not part of a split model; not "
+                          "replacing it (choose another -o directory)",
+                          dir, de->d_name);
+                break;
+            }
+        }
+        rewinddir(d);
+    }
+    while (rc == 0 && (de = readdir(d))) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        if (unlink(path) < 0) {
+            int e = errno;
+            rc = fail(err, errlen, -e, "split: removing %s: %s", path, strerror(e));
+        }
+    }
+    closedir(d);
+    if (rc == 0 && rmdir(dir) < 0) {
+        int e = errno;
+        rc = fail(err, errlen, -e, "split: removing %s: %s", dir, strerror(e));
+    }
+    return rc;
+}
+
+/* Removes DIR.tmp-<pid> directories left by splits into out that were
+ * killed (SIGKILL, power loss): the pid no longer exists. Best effort. */
+static void remove_stale_tmp(const char *parent, const char *out)
+{
+    const char *base = strrchr(out, '/');
+    base = base ? base + 1 : out;
+    size_t bl = strlen(base);
+    DIR *d = opendir(parent);
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        const char *n = de->d_name;
+        if (strncmp(n, base, bl) != 0 || strncmp(n + bl, ".tmp-", 5) != 0)
+            continue;
+        char *end;
+        long pid = strtol(n + bl + 5, &end, 10);
+        if (end == n + bl + 5 || *end || pid <= 0 || pid == (long)getpid())
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char path[4400], ignore[256];
+        snprintf(path, sizeof(path), "%s/%s", parent, n);
+        remove_dir(path, true, ignore, sizeof(ignore));
+    }
+    closedir(d);
+}
+
+static int fsync_path(const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) < 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return fail(err, errlen, -e, "split: fsync %s: %s", path, strerror(e));
+    }
+    close(fd);
+    return 0;
+}
+
+/* Puts the finished tmp dir at out. An existing out (checked to be a split
+ * directory) is swapped out atomically where the filesystem allows and then
+ * removed. */
+static int install_dir(const char *tmp, const char *out, bool exists, char *err,
+                       size_t errlen)
+{
+    if (!exists) {
+        if (rename(tmp, out) < 0) {
+            int e = errno;
+            return fail(err, errlen, -e, "split: renaming %s to %s: %s", tmp, out,
+                        strerror(e));
+        }
+        return 0;
+    }
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, out, RENAME_EXCHANGE) == 0)
+        return remove_dir(tmp, true, err, errlen); /* tmp now holds the old model */
+    /* No RENAME_EXCHANGE here (e.g. some network filesystems): two renames. */
+    char old[4200];
+    snprintf(old, sizeof(old), "%s.old-%d", out, (int)getpid());
+    if (rename(out, old) < 0 || rename(tmp, out) < 0) {
+        int e = errno;
+        return fail(err, errlen, -e, "split: replacing %s: %s", out, strerror(e));
+    }
+    return remove_dir(old, true, err, errlen);
+}
+
+int split_convert(const struct split_options *opt, struct split_stats *stats, char *err,
+                  size_t errlen)
+{
+    char out[4096], tmp[4200], parent[4096];
+    struct stat st;
+    struct gguf_ctx *g = NULL;
+    struct plan p;
+    struct conv c = {.opt = opt, .err = err, .errlen = errlen, .fd = -1};
+    int rc;
+
+    if (!opt->input || !opt->output_dir || !opt->output_dir[0])
+        return fail(err, errlen, -EINVAL, "split: input model and output directory needed");
+    size_t ol = strlen(opt->output_dir);
+    if (ol >= sizeof(out) - 64)
+        return fail(err, errlen, -ENAMETOOLONG, "split: %s: path too long", opt->output_dir);
+    memcpy(out, opt->output_dir, ol + 1);
+    while (ol > 1 && out[ol - 1] == '/')
+        out[--ol] = '\0';
+    snprintf(tmp, sizeof(tmp), "%s.tmp-%d", out, (int)getpid());
+    snprintf(parent, sizeof(parent), "%s", out);
+    char *slash = strrchr(parent, '/');
+    if (!slash)
+        snprintf(parent, sizeof(parent), ".");
+    else if (slash == parent)
+        parent[1] = '\0';
+    else
+        *slash = '\0';
+
+    bool exists = lstat(out, &st) == 0;
+    if (exists && !S_ISDIR(st.st_mode))
+        return fail(err, errlen, -EEXIST, "split: %s exists and is not a directory", out);
+    if (exists && !opt->force)
+        return fail(err, errlen, -EEXIST,
+                    "split: %s already exists; pass --force to replace it", out);
+    if (exists) {
+        /* Refuse early, before hours of copying, if it is not ours to replace. */
+        DIR *d = opendir(out);
+        struct dirent *de;
+        rc = 0;
+        while (d && (de = readdir(d)))
+            if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
+                !is_split_file(de->d_name))
+                rc = fail(err, errlen, -ENOTEMPTY,
+                          "split: %s holds %s, which is not part of a split model; not "
+                          "replacing it (choose another -o directory)",
+                          out, de->d_name);
+        if (d)
+            closedir(d);
+        if (rc < 0)
+            return rc;
+    }
+
+    rc = gguf_open(&g, opt->input, err, errlen);
+    if (rc < 0)
+        return rc;
+    c.g = g;
+    for (int k = 0; k < gguf_n_parts(g); k++)
+        posix_fadvise(gguf_part_fd(g, k), 0, 0, POSIX_FADV_SEQUENTIAL);
+    remove_stale_tmp(parent, out);
+    rc = plan_build(&p, g, opt->input, err, errlen);
+    if (rc < 0)
+        goto close_gguf;
+
+    /* Free space: data files plus the manifest (about the source header). */
+    uint64_t header = 0;
+    for (int64_t i = 0; i < gguf_n_tensors(g); i++) {
+        const struct gguf_tensor *t = gguf_tensor_at(g, i);
+        if (t->part == 0 && (header == 0 || t->file_offset < header))
+            header = t->file_offset;
+    }
+    uint64_t need = p.pinned_file_size + p.expert_bytes + header + (1u << 20);
+    struct statvfs vfs;
+    if (statvfs(parent, &vfs) < 0) {
+        int e = errno;
+        rc = fail(err, errlen, -e, "split: %s: %s", parent, strerror(e));
+        goto free_plan;
+    }
+    uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+    if (avail < need) {
+        rc = fail(err, errlen, -ENOSPC,
+                  "split: not enough free space in %s: the split needs %.2f GiB, %.2f GiB "
+                  "available",
+                  parent, need / 1073741824.0, avail / 1073741824.0);
+        goto free_plan;
+    }
+
+    c.cap = SPLIT_IO_BUF;
+    c.buf = malloc(c.cap);
+    if (!c.buf) {
+        rc = fail(err, errlen, -ENOMEM, "split: out of memory");
+        goto free_plan;
+    }
+    c.total = p.data_bytes;
+    if (mkdir(tmp, 0755) < 0) {
+        int e = errno;
+        rc = fail(err, errlen, -e, "split: creating %s: %s", tmp, strerror(e));
+        goto free_buf;
+    }
+
+    rc = write_pinned(&c, &p, tmp);
+    for (int L = 0; L < p.n_layer && rc == 0; L++)
+        if (p.layers[L].n_expert)
+            rc = write_layer(&c, &p.layers[L], L, tmp);
+    if (rc == 0 && opt->progress)
+        opt->progress(opt->progress_ud, c.done, c.total, "manifest");
+    /* The manifest goes last, after the data is on disk: its presence marks
+     * a complete split. */
+    if (rc == 0)
+        rc = fsync_path(tmp, err, errlen);
+    if (rc == 0)
+        rc = write_manifest(&c, &p, tmp);
+    if (rc == 0)
+        rc = fsync_path(tmp, err, errlen);
+    if (rc == 0)
+        rc = install_dir(tmp, out, exists, err, errlen);
+    if (rc == 0)
+        rc = fsync_path(parent, err, errlen);
+    if (rc < 0) {
+        /* Keep the first error; removing the temp dir is best effort. */
+        char ignore[256];
+        if (lstat(tmp, &st) == 0)
+            remove_dir(tmp, false, ignore, sizeof(ignore));
+        goto free_buf;
+    }
+    if (stats) {
+        stats->n_pinned = p.n_pinned;
+        stats->n_layer = p.n_layer;
+        stats->n_expert_layers = 0;
+        for (int L = 0; L < p.n_layer; L++)
+            stats->n_expert_layers += p.layers[L].n_expert > 0;
+        stats->pinned_bytes = p.pinned_file_size;
+        stats->expert_bytes = p.expert_bytes;
+        stats->data_bytes = p.data_bytes;
+    }
+
+free_buf:
+    free(c.buf);
+free_plan:
+    plan_free(&p);
+close_gguf:
+    gguf_close(g);
+    return rc;
+}
+
+/* ---- verify ------------------------------------------------------------- */
+
+static int pread_full(int fd, void *buf, size_t n, uint64_t off, const char *path, char *err,
+                      size_t errlen)
+{
+    size_t at = 0;
+    while (at < n) {
+        ssize_t r = pread(fd, (uint8_t *)buf + at, n - at, (off_t)(off + at));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = errno;
+            return fail(err, errlen, -e, "verify: reading %s at offset %" PRIu64 ": %s", path,
+                        off + at, strerror(e));
+        }
+        if (r == 0)
+            return fail(err, errlen, -EIO,
+                        "verify: %s ends at offset %" PRIu64 ", expected %" PRIu64 " more bytes",
+                        path, off + at, (uint64_t)(n - at));
+        at += (size_t)r;
+    }
+    return 0;
+}
+
+struct vctx {
+    uint8_t *buf;
+    size_t cap;
+    uint64_t done, total;
+    split_progress_fn progress;
+    void *ud;
+    char stage[48];
+    char *err;
+    size_t errlen;
+};
+
+/* Reads [off, off + n) of fd; hashes it into h, or (h NULL) checks it is all
+ * zero and returns the offset of the first non-zero byte in *bad (else
+ * UINT64_MAX). */
+static int verify_range(struct vctx *v, int fd, const char *path, uint64_t off, uint64_t n,
+                        XXH3_state_t *h, uint64_t *bad)
+{
+    if (bad)
+        *bad = UINT64_MAX;
+    while (n) {
+        size_t k = n < v->cap ? (size_t)n : v->cap;
+        int rc = pread_full(fd, v->buf, k, off, path, v->err, v->errlen);
+        if (rc < 0)
+            return rc;
+        if (h) {
+            XXH3_64bits_update(h, v->buf, k);
+        } else {
+            for (size_t i = 0; i < k; i++)
+                if (v->buf[i]) {
+                    *bad = off + i;
+                    return 0;
+                }
+        }
+        off += k;
+        n -= k;
+        v->done += k;
+        if (v->progress)
+            v->progress(v->ud, v->done, v->total, v->stage);
+    }
+    return 0;
+}
+
+static int open_ro(const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        return fail(err, errlen, -e, "verify: opening %s: %s", path, strerror(e));
+    }
+    posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    return fd;
+}
+
+static int verify_pinned(struct vctx *v, const struct split_model *m, XXH3_state_t *h)
+{
+    int fd = open_ro(m->pinned_path, v->err, v->errlen);
+    if (fd < 0)
+        return fd;
+    snprintf(v->stage, sizeof(v->stage), "verify pinned");
+    uint64_t pos = 0, bad;
+    int rc = 0;
+    for (int64_t i = 0; i <= m->n_tensor && rc == 0; i++) {
+        const struct split_tensor *t = i < m->n_tensor ? &m->tensors[i] : NULL;
+        uint64_t next = t ? t->offset : m->pinned_file_size;
+        rc = verify_range(v, fd, m->pinned_path, pos, next - pos, NULL, &bad);
+        if (rc == 0 && bad != UINT64_MAX)
+            rc = fail(v->err, v->errlen, -EBADMSG,
+                      "verify: %s: non-zero padding byte at offset %" PRIu64 " (before %s)",
+                      m->pinned_path, bad, t ? t->name : "the end of the file");
+        if (rc < 0 || !t)
+            break;
+        XXH3_64bits_reset(h);
+        rc = verify_range(v, fd, m->pinned_path, t->offset, t->size, h, NULL);
+        uint64_t got = XXH3_64bits_digest(h);
+        if (rc == 0 && got != t->xxh3)
+            rc = fail(v->err, v->errlen, -EBADMSG,
+                      "verify: pinned tensor %s: checksum %016" PRIx64
+                      ", manifest says %016" PRIx64 " (%s, offset %" PRIu64 ", %" PRIu64
+                      " bytes)",
+                      t->name, got, t->xxh3, m->pinned_path, t->offset, t->size);
+        pos = t->offset + t->size;
+    }
+    close(fd);
+    return rc;
+}
+
+static int verify_layer(struct vctx *v, const struct split_layer *l, int L, XXH3_state_t *h)
+{
+    int fd = open_ro(l->path, v->err, v->errlen);
+    if (fd < 0)
+        return fd;
+    snprintf(v->stage, sizeof(v->stage), "verify layer %d", L);
+    int rc = 0;
+    for (int e = 0; e < l->n_expert && rc == 0; e++) {
+        uint64_t blob = (uint64_t)e * l->blob_size, bad;
+        XXH3_64bits_reset(h);
+        rc = verify_range(v, fd, l->path, blob, l->blob_bytes, h, NULL);
+        uint64_t got = XXH3_64bits_digest(h);
+        if (rc == 0 && got != l->blob_xxh3[e])
+            rc = fail(v->err, v->errlen, -EBADMSG,
+                      "verify: layer %d expert %d: checksum %016" PRIx64
+                      ", manifest says %016" PRIx64 " (%s, blob at offset %" PRIu64
+                      ", %" PRIu64 " bytes)",
+                      L, e, got, l->blob_xxh3[e], l->path, blob, l->blob_bytes);
+        if (rc == 0)
+            rc = verify_range(v, fd, l->path, blob + l->blob_bytes,
+                              l->blob_size - l->blob_bytes, NULL, &bad);
+        if (rc == 0 && bad != UINT64_MAX)
+            rc = fail(v->err, v->errlen, -EBADMSG,
+                      "verify: layer %d expert %d: non-zero padding byte at offset %" PRIu64
+                      " (%s, blob at offset %" PRIu64 ")",
+                      L, e, bad, l->path, blob);
+    }
+    close(fd);
+    return rc;
+}
+
+int split_verify(const char *dir, split_progress_fn progress, void *ud, char *err,
+                 size_t errlen)
+{
+    struct split_model *m;
+    int rc = split_open(&m, dir, err, errlen);
+    if (rc < 0)
+        return rc;
+    struct vctx v = {.cap = SPLIT_IO_BUF, .progress = progress, .ud = ud, .err = err,
+                     .errlen = errlen};
+    XXH3_state_t *h = XXH3_createState();
+    v.buf = malloc(v.cap);
+    if (!v.buf || !h) {
+        rc = fail(err, errlen, -ENOMEM, "verify: out of memory");
+        goto out;
+    }
+    v.total = m->pinned_file_size;
+    for (int L = 0; L < m->n_layer; L++)
+        v.total += m->layers[L].blob_size * (uint64_t)m->layers[L].n_expert;
+    rc = verify_pinned(&v, m, h);
+    for (int L = 0; L < m->n_layer && rc == 0; L++)
+        if (m->layers[L].n_expert)
+            rc = verify_layer(&v, &m->layers[L], L, h);
+out:
+    XXH3_freeState(h);
+    free(v.buf);
+    split_close(m);
+    return rc;
+}

@@ -1,0 +1,71 @@
+/*
+ * split.h - the offline splitter: GGUF MoE model in, split directory out
+ * (layout in splitfmt.h), and a verifier that re-reads a split directory.
+ *
+ * Owns: deciding which tensors are routed-expert parts and which are pinned,
+ * laying out pinned.bin and the experts-LLL.bin blobs, checksums, the
+ * temp-dir-then-rename protocol, the free-space check.
+ * Must not: print or exit (progress goes through the callback, errors into
+ * the caller's buffer), or hold more than a bounded buffer of tensor data in
+ * memory (SPLIT_IO_BUF bytes, whatever the model size).
+ * Called by split_main.c (moestream-split), tests and bench/.
+ */
+#ifndef MOESTREAM_SPLIT_H
+#define MOESTREAM_SPLIT_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Bytes of tensor data buffered at once by split_convert / split_verify. */
+#define SPLIT_IO_BUF (16u << 20)
+
+/* Progress: done and total are tensor-data bytes; stage names what is being
+ * written ("pinned", "layer 3", "verify layer 3", "manifest"). Called from
+ * the converting thread, often (every buffer flush): rate-limit in the callback. */
+typedef void (*split_progress_fn)(void *ud, uint64_t done, uint64_t total, const char *stage);
+
+struct split_options {
+    const char *input;        /* GGUF file, or the first part of a multi-part model */
+    const char *output_dir;   /* DIR; written as DIR.tmp-<pid> and renamed at the end */
+    bool force;               /* replace an existing split directory at DIR */
+    split_progress_fn progress; /* may be NULL */
+    void *progress_ud;
+    /* When non-NULL and set non-zero (e.g. from a SIGINT handler), the
+     * conversion stops at the next buffer, removes the temp dir and returns
+     * -ECANCELED. */
+    volatile sig_atomic_t *cancel;
+};
+
+/* What split_convert wrote (optional out-parameter). */
+struct split_stats {
+    int64_t n_pinned;         /* pinned tensors */
+    int n_layer;              /* transformer layers */
+    int n_expert_layers;      /* layers with routed experts */
+    uint64_t pinned_bytes;    /* size of pinned.bin */
+    uint64_t expert_bytes;    /* sum of experts-LLL.bin sizes */
+    uint64_t data_bytes;      /* tensor bytes copied from the source */
+};
+
+/* Converts opt->input into the split directory opt->output_dir. Streams the
+ * tensor data through one SPLIT_IO_BUF buffer. Refuses non-MoE models, an
+ * existing DIR without force (-EEXIST), and a disk without room (-ENOSPC).
+ * On any failure the temp dir is removed and DIR is untouched. 0 or -errno
+ * with one line in err. stats may be NULL. Not thread-safe per output dir. */
+int split_convert(const struct split_options *opt, struct split_stats *stats,
+                  char *err, size_t errlen);
+
+/* Re-reads every byte of the split directory dir: sizes and alignment
+ * (through split_open), the checksum of each pinned tensor and of each expert
+ * blob, and that blob padding is zero. Returns 0, -EBADMSG naming the first
+ * bad tensor or blob (layer, expert, file, offset), or another -errno. */
+int split_verify(const char *dir, split_progress_fn progress, void *ud,
+                 char *err, size_t errlen);
+
+/* True when name is a routed-expert tensor of some block: "blk.N.<x>_exps.<y>"
+ * (the last dimension must also equal n_expert; split_convert checks that).
+ * Sets *layer to N. */
+bool split_is_expert_name(const char *name, int *layer);
+
+#endif

@@ -1,0 +1,337 @@
+/*
+ * cli.c - flag parsing, model loading and statistics shared by every
+ * subcommand of `moestream`. Errors are one line on stderr saying what to do.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gguf.h"
+#include "quant.h"
+#include "tokenizer.h"
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+uint64_t cli_peak_rss(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (uint64_t)ru.ru_maxrss * 1024;
+}
+
+void cli_common_help(FILE *out)
+{
+    fprintf(out,
+            "model and runtime:\n"
+            "  -m, --model DIR        split model directory (made by moestream-split)\n"
+            "  -t, --threads N        compute threads (default: all cores)\n"
+            "  -c, --ctx-size N       context length (default: min(model context, 4096))\n"
+            "  -b, --batch-size N     tokens per step in prompt processing (default 256)\n"
+            "      --ram-budget SIZE  RAM for everything: pinned weights, KV, expert cache\n"
+            "                         (e.g. 8G; default 80%% of available memory)\n"
+            "      --io BACKEND       uring (default), pread or buffered\n"
+            "      --queue-depth N    reads in flight (default 32)\n"
+            "      --mlock            lock pinned weights and cache in RAM\n"
+            "      --verify-reads     check the XXH3 of every expert read\n"
+            "      --stats            I/O and timing statistics on stderr\n"
+            "      --stats-json       the same as one JSON line on stderr\n"
+            "      --trace-out FILE   record the routed experts (JSON lines)\n");
+}
+
+static void die_flag(const char *flag, const char *what)
+{
+    fprintf(stderr, "moestream: %s: %s (see --help)\n", flag, what);
+    exit(2);
+}
+
+static long parse_int(const char *flag, const char *v, long lo, long hi)
+{
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "expected an integer in %ld..%ld, got '%s'", lo, hi, v);
+        die_flag(flag, msg);
+    }
+    return x;
+}
+
+static float parse_float(const char *flag, const char *v)
+{
+    char *end;
+    float x = strtof(v, &end);
+    if (end == v || *end) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "expected a number, got '%s'", v);
+        die_flag(flag, msg);
+    }
+    return x;
+}
+
+/* Is flag (its long form) in the subcommand's list? */
+static bool allowed_flag(const char *allowed, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = allowed; (p = strstr(p, name)); p += n)
+        if ((p == allowed || p[-1] == ' ') && (p[n] == ' ' || p[n] == 0))
+            return true;
+    return false;
+}
+
+void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, void (*usage)(FILE *out))
+{
+    memset(o, 0, sizeof(*o));
+    o->n_predict = 128;
+    o->n_threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (o->n_threads < 1)
+        o->n_threads = 1;
+    o->n_batch = 256;
+    o->io = PROVIDER_IO_URING;
+    o->queue_depth = 0;
+    sampler_default_opts(&o->samp);
+    static const struct { const char *s, *l; } alias[] = {
+        { "-m", "--model" }, { "-p", "--prompt" }, { "-f", "--file" }, { "-n", "--n-predict" },
+        { "-t", "--threads" }, { "-c", "--ctx-size" }, { "-b", "--batch-size" }, { "-s", "--seed" },
+        { "-h", "--help" },
+    };
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        for (size_t j = 0; j < sizeof(alias) / sizeof(alias[0]); j++)
+            if (strcmp(a, alias[j].s) == 0)
+                a = alias[j].l;
+        if (strcmp(a, "--help") == 0) {
+            usage(stdout);
+            exit(0);
+        }
+        if (strncmp(a, "--", 2) != 0 || !allowed_flag(allowed, a)) {
+            fprintf(stderr, "moestream: unknown option '%s' (see --help)\n", argv[i]);
+            exit(2);
+        }
+        /* flags without a value */
+        bool *flag = NULL;
+        if (!strcmp(a, "--mlock")) flag = &o->mlock;
+        else if (!strcmp(a, "--verify-reads")) flag = &o->verify_reads;
+        else if (!strcmp(a, "--stats")) flag = &o->stats;
+        else if (!strcmp(a, "--stats-json")) flag = &o->stats_json;
+        else if (!strcmp(a, "--special")) flag = &o->special;
+        else if (!strcmp(a, "--bos")) flag = &o->bos;
+        else if (!strcmp(a, "--ids")) flag = &o->ids;
+        if (flag) {
+            *flag = true;
+            continue;
+        }
+        if (i + 1 >= argc)
+            die_flag(a, "needs a value");
+        const char *v = argv[++i];
+        if (!strcmp(a, "--model")) o->model_dir = v;
+        else if (!strcmp(a, "--prompt")) o->prompt = v;
+        else if (!strcmp(a, "--file")) o->prompt_file = v;
+        else if (!strcmp(a, "--system")) o->system = v;
+        else if (!strcmp(a, "--n-predict")) o->n_predict = (int)parse_int(a, v, -1, INT_MAX);
+        else if (!strcmp(a, "--threads")) o->n_threads = (int)parse_int(a, v, 1, 1024);
+        else if (!strcmp(a, "--ctx-size")) o->n_ctx = (int)parse_int(a, v, 0, 1 << 24);
+        else if (!strcmp(a, "--batch-size")) o->n_batch = (int)parse_int(a, v, 1, 1 << 16);
+        else if (!strcmp(a, "--queue-depth")) o->queue_depth = (int)parse_int(a, v, 1, 4096);
+        else if (!strcmp(a, "--seed")) o->samp.seed = (uint64_t)parse_int(a, v, 0, LONG_MAX);
+        else if (!strcmp(a, "--temp")) o->samp.temperature = parse_float(a, v);
+        else if (!strcmp(a, "--top-k")) o->samp.top_k = (int)parse_int(a, v, 0, INT_MAX);
+        else if (!strcmp(a, "--top-p")) o->samp.top_p = parse_float(a, v);
+        else if (!strcmp(a, "--min-p")) o->samp.min_p = parse_float(a, v);
+        else if (!strcmp(a, "--repeat-penalty")) o->samp.repeat_penalty = parse_float(a, v);
+        else if (!strcmp(a, "--repeat-last-n")) o->samp.repeat_last_n = (int)parse_int(a, v, 0, 1 << 20);
+        else if (!strcmp(a, "--trace-out")) o->trace_out = v;
+        else if (!strcmp(a, "--tokens")) o->tokens_in = v;
+        else if (!strcmp(a, "--text")) o->text_in = v;
+        else if (!strcmp(a, "--out")) o->out = v;
+        else if (!strcmp(a, "--tokens-out")) o->tokens_out = v;
+        else if (!strcmp(a, "--kl-base")) o->kl_base = v;
+        else if (!strcmp(a, "--chunks")) o->chunks = (int)parse_int(a, v, 0, INT_MAX);
+        else if (!strcmp(a, "--ram-budget")) {
+            if (model_parse_size(v, &o->ram_budget) < 0)
+                die_flag(a, "expected a size such as 8G, 512M or 1.5G");
+        } else if (!strcmp(a, "--io")) {
+            if (!strcmp(v, "uring")) o->io = PROVIDER_IO_URING;
+            else if (!strcmp(v, "pread")) o->io = PROVIDER_IO_PREAD;
+            else if (!strcmp(v, "buffered")) o->io = PROVIDER_IO_BUFFERED;
+            else die_flag(a, "expected uring, pread or buffered");
+        } else
+            die_flag(a, "is not handled");
+    }
+}
+
+static void log_line(const char *msg)
+{
+    fprintf(stderr, "moestream: %s\n", msg);
+}
+
+int cli_load(struct cli_runtime *rt, const struct cli_opts *o)
+{
+    char err[1024];
+    memset(rt, 0, sizeof(*rt));
+    if (!o->model_dir) {
+        fprintf(stderr, "moestream: no model given: pass -m DIR (a directory made by moestream-split)\n");
+        return 1;
+    }
+    int rc = quant_init();
+    if (rc < 0) {
+        fprintf(stderr, "moestream: MOESTREAM_ISA=%s is not available on this CPU (use ref, avx2 or avx512)\n",
+                getenv("MOESTREAM_ISA"));
+        return 1;
+    }
+    /* The budget counts the KV cache and scratch, so size them first. */
+    struct split_model *sm;
+    if (split_open(&sm, o->model_dir, err, sizeof(err)) < 0) {
+        fprintf(stderr, "moestream: %s\n", err);
+        return 1;
+    }
+    struct model_hparams hp;
+    rc = model_read_hparams(sm, &hp, err, sizeof(err));
+    split_close(sm);
+    if (rc < 0) {
+        fprintf(stderr, "moestream: %s\n", err);
+        return 1;
+    }
+    int n_ctx = o->n_ctx;
+    if (n_ctx == 0)
+        n_ctx = hp.n_ctx_train > 0 && hp.n_ctx_train < 4096 ? hp.n_ctx_train : 4096;
+    int n_batch = o->n_batch < n_ctx ? o->n_batch : n_ctx;
+
+    struct model_opts mo = { 0 };
+    mo.io.io = o->io;
+    mo.io.queue_depth = o->queue_depth;
+    mo.io.verify_reads = o->verify_reads;
+    mo.io.mlock = o->mlock;
+    mo.io.log = log_line;
+    mo.ram_budget = o->ram_budget;
+    mo.kv_bytes = session_kv_bytes(&hp, n_ctx);
+    mo.scratch_bytes = session_scratch_bytes(&hp, n_ctx, n_batch, o->n_threads);
+    mo.verify_pinned = true;
+    if (model_open(&rt->m, o->model_dir, &mo, err, sizeof(err)) < 0) {
+        fprintf(stderr, "moestream: %s\n", err);
+        return 1;
+    }
+    rt->pool = pool_init(o->n_threads);
+    if (!rt->pool) {
+        fprintf(stderr, "moestream: cannot start %d threads\n", o->n_threads);
+        goto fail;
+    }
+    struct session_opts so = { .n_ctx = n_ctx, .n_batch = n_batch, .n_threads = o->n_threads };
+    if (session_init(&rt->s, rt->m, rt->pool, &so, err, sizeof(err)) < 0) {
+        fprintf(stderr, "moestream: %s\n", err);
+        goto fail;
+    }
+    if (tok_init(&rt->tok, rt->m->split->manifest, err, sizeof(err)) < 0) {
+        fprintf(stderr, "moestream: %s: tokenizer: %s\n", o->model_dir, err);
+        goto fail;
+    }
+    if (o->trace_out) {
+        rt->trace = fopen(o->trace_out, "w");
+        if (!rt->trace) {
+            fprintf(stderr, "moestream: %s: cannot create the trace file: %s\n", o->trace_out, strerror(errno));
+            goto fail;
+        }
+    }
+    return 0;
+fail:
+    cli_unload(rt);
+    return 1;
+}
+
+void cli_unload(struct cli_runtime *rt)
+{
+    if (rt->trace)
+        fclose(rt->trace);
+    tok_free(rt->tok);
+    session_free(rt->s);
+    if (rt->pool)
+        pool_free(rt->pool);
+    model_close(rt->m);
+    memset(rt, 0, sizeof(*rt));
+}
+
+char *cli_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "moestream: %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    for (;;) {
+        if (!buf)
+            break;
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap)
+            break;
+        char *nb = realloc(buf, cap * 2 + 1);
+        if (!nb) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = nb;
+        cap *= 2;
+    }
+    bool bad = ferror(f);
+    fclose(f);
+    if (!buf || bad) {
+        fprintf(stderr, "moestream: %s: cannot read the file\n", path);
+        free(buf);
+        return NULL;
+    }
+    buf[n] = 0;
+    *len = n;
+    return buf;
+}
+
+void cli_print_stats(const struct cli_runtime *rt, const struct cli_opts *o, int n_prompt, double t_prompt,
+                     int n_gen, double t_gen)
+{
+    struct provider_stats ps;
+    struct session_times st;
+    provider_get_stats(rt->m->prov, &ps);
+    session_get_times(rt->s, &st);
+    double hit = ps.hits + ps.misses ? (double)ps.hits / (ps.hits + ps.misses) : 0;
+    double total = st.compute_s + st.io_wait_s;
+    double bw = st.io_wait_s > 0 ? ps.bytes_read / total : 0;
+    int n_tok = n_prompt + n_gen;
+    if (o->stats) {
+        fprintf(stderr,
+                "stats: prompt %d tokens in %.2f s (%.2f tok/s), generated %d in %.2f s (%.2f tok/s)\n"
+                "stats: read %.1f MiB in %llu reads (%.2f MiB/token), cache hit rate %.1f%%, "
+                "I/O wait %.2f s, compute %.2f s, read bandwidth %.0f MB/s over the run\n"
+                "stats: RAM budget %.2f GiB (expert cache %.2f GiB), peak RSS %.2f GiB, io %s\n",
+                n_prompt, t_prompt, t_prompt > 0 ? n_prompt / t_prompt : 0, n_gen, t_gen,
+                t_gen > 0 ? n_gen / t_gen : 0, ps.bytes_read / 1048576.0, (unsigned long long)ps.reads,
+                n_tok ? ps.bytes_read / 1048576.0 / n_tok : 0, 100 * hit, st.io_wait_s, st.compute_s, bw / 1e6,
+                rt->m->ram_budget / 1073741824.0, rt->m->cache_bytes / 1073741824.0,
+                cli_peak_rss() / 1073741824.0, provider_backend_name(rt->m->prov));
+    }
+    if (o->stats_json) {
+        fprintf(stderr,
+                "{\"prompt_tokens\":%d,\"prompt_s\":%.4f,\"gen_tokens\":%d,\"gen_s\":%.4f,"
+                "\"prefill_tok_s\":%.3f,\"decode_tok_s\":%.3f,\"bytes_read\":%llu,\"reads\":%llu,"
+                "\"bytes_read_per_token\":%.0f,\"cache_hit_rate\":%.4f,\"io_wait_s\":%.4f,\"compute_s\":%.4f,"
+                "\"io_wait_frac\":%.4f,\"read_bw_bytes_s\":%.0f,\"ram_budget_bytes\":%llu,"
+                "\"cache_bytes\":%llu,\"peak_rss_bytes\":%llu,\"io\":\"%s\"}\n",
+                n_prompt, t_prompt, n_gen, t_gen, t_prompt > 0 ? n_prompt / t_prompt : 0,
+                t_gen > 0 ? n_gen / t_gen : 0, (unsigned long long)ps.bytes_read, (unsigned long long)ps.reads,
+                n_tok ? (double)ps.bytes_read / n_tok : 0, hit, st.io_wait_s, st.compute_s,
+                total > 0 ? st.io_wait_s / total : 0, bw, (unsigned long long)rt->m->ram_budget,
+                (unsigned long long)rt->m->cache_bytes, (unsigned long long)cli_peak_rss(),
+                provider_backend_name(rt->m->prov));
+    }
+}

@@ -1,0 +1,289 @@
+/*
+ * cli_run.c - `moestream run` (stream a continuation of a prompt) and
+ * `moestream chat` (interactive multi-turn chat with a ChatML template).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "gguf.h"
+#include "tokenizer.h"
+
+static void run_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: moestream run -m DIR (-p TEXT | -f FILE) [options]\n"
+            "Streams a continuation of the prompt to stdout; timings go to stderr.\n\n"
+            "  -p, --prompt TEXT      the prompt\n"
+            "  -f, --file FILE        read the prompt from FILE\n"
+            "  -n, --n-predict N      tokens to generate (default 128; -1 = until end of text or context)\n"
+            "      --special          parse special tokens such as <|im_start|> in the prompt\n");
+    cli_common_help(out);
+    fprintf(out,
+            "sampling:\n"
+            "      --temp T           temperature (default 0.8; 0 = greedy)\n"
+            "      --top-k K          (default 40; 0 = off)\n"
+            "      --top-p P          (default 0.95; 1 = off)\n"
+            "      --min-p P          (default 0.05; 0 = off)\n"
+            "      --repeat-penalty R (default 1.0 = off)\n"
+            "      --repeat-last-n N  tokens the penalty looks back (default 64)\n"
+            "  -s, --seed N           random seed (default: from the clock)\n");
+}
+
+#define RUN_FLAGS                                                                                      \
+    "--model --prompt --file --n-predict --threads --ctx-size --batch-size --ram-budget --io "        \
+    "--queue-depth --mlock --verify-reads --stats --stats-json --trace-out --special --temp --top-k " \
+    "--top-p --min-p --repeat-penalty --repeat-last-n --seed --system"
+
+/* Trace format (JSON lines): {"pos":P,"layer":L,"experts":[...],"weights":[...]} */
+static void trace_route(void *ctx, int pos, int layer, const int32_t *e, const float *w, int k)
+{
+    FILE *f = ctx;
+    fprintf(f, "{\"pos\":%d,\"layer\":%d,\"experts\":[", pos, layer);
+    for (int i = 0; i < k; i++)
+        fprintf(f, "%s%d", i ? "," : "", e[i]);
+    fprintf(f, "],\"weights\":[");
+    for (int i = 0; i < k; i++)
+        fprintf(f, "%s%.6g", i ? "," : "", w[i]);
+    fprintf(f, "]}\n");
+}
+
+/* Tokenizes text into a freshly allocated array; NULL with a message. */
+static int32_t *tokenize_all(const struct tokenizer *t, const char *text, size_t len, bool bos, bool special,
+                             int *n_out)
+{
+    int cap = (int)(len + 16);
+    int32_t *ids = malloc(sizeof(int32_t) * cap);
+    if (!ids) {
+        fprintf(stderr, "moestream: out of memory tokenizing %zu bytes\n", len);
+        return NULL;
+    }
+    int n = tok_encode(t, text, len, bos, special, ids, cap);
+    if (n < 0 || n > cap) {
+        fprintf(stderr, "moestream: tokenizer failed (%s)\n", strerror(n < 0 ? -n : ENOSPC));
+        free(ids);
+        return NULL;
+    }
+    *n_out = n;
+    return ids;
+}
+
+/* Generates up to n_predict tokens after the session's current state, whose
+ * last logits are in logits. Stops at end-of-generation tokens and at the
+ * context end. Returns generated count, or -1 on error. */
+static int generate(struct cli_runtime *rt, struct sampler *smp, float *logits, int n_predict, double *t_gen)
+{
+    struct tok_stream ts;
+    tok_stream_init(&ts, rt->tok, false);
+    size_t cap = tok_max_piece(rt->tok) + 16;
+    char *piece = malloc(cap);
+    if (!piece)
+        return -1;
+    int n = 0;
+    double t0 = cli_now();
+    while (n_predict < 0 || n < n_predict) {
+        if (session_n_past(rt->s) >= session_n_ctx(rt->s)) {
+            fprintf(stderr, "\nmoestream: context full (%d tokens): stopping; raise -c for longer output\n",
+                    session_n_ctx(rt->s));
+            break;
+        }
+        int32_t id = sampler_sample(smp, logits);
+        if (tok_is_eog(rt->tok, id))
+            break;
+        sampler_accept(smp, id);
+        int len = tok_stream_push(&ts, id, piece, cap);
+        if (len > 0) {
+            fwrite(piece, 1, (size_t)len, stdout);
+            fflush(stdout);
+        }
+        n++;
+        if (session_eval(rt->s, &id, 1, logits, false) < 0) {
+            fprintf(stderr, "\nmoestream: %s\n", session_error(rt->s));
+            free(piece);
+            return -1;
+        }
+    }
+    int len = tok_stream_flush(&ts, piece, cap);
+    if (len > 0)
+        fwrite(piece, 1, (size_t)len, stdout);
+    fflush(stdout);
+    *t_gen = cli_now() - t0;
+    free(piece);
+    return n;
+}
+
+int cli_run(int argc, char **argv)
+{
+    struct cli_opts o;
+    cli_parse(&o, argc, argv, RUN_FLAGS, run_usage);
+    if (!o.prompt && !o.prompt_file) {
+        fprintf(stderr, "moestream run: no prompt: pass -p TEXT or -f FILE (see --help)\n");
+        return 2;
+    }
+    char *text = NULL;
+    size_t len;
+    if (o.prompt_file) {
+        if (!(text = cli_read_file(o.prompt_file, &len)))
+            return 1;
+    } else {
+        text = strdup(o.prompt);
+        len = strlen(text);
+    }
+    struct cli_runtime rt;
+    if (cli_load(&rt, &o)) {
+        free(text);
+        return 1;
+    }
+    if (rt.trace)
+        session_set_route_hook(rt.s, trace_route, rt.trace);
+    int rc = 1, n_prompt = 0;
+    int32_t *ids = tokenize_all(rt.tok, text, len, tok_wants_bos(rt.tok), o.special, &n_prompt);
+    float *logits = malloc(sizeof(float) * rt.m->hp.n_vocab);
+    struct sampler *smp = sampler_init(&o.samp, rt.m->hp.n_vocab);
+    if (!ids || !logits || !smp)
+        goto out;
+    if (n_prompt == 0) {
+        fprintf(stderr, "moestream run: the prompt is empty after tokenization\n");
+        goto out;
+    }
+    if (n_prompt >= session_n_ctx(rt.s)) {
+        fprintf(stderr, "moestream run: the prompt has %d tokens, the context only %d: raise -c\n", n_prompt,
+                session_n_ctx(rt.s));
+        goto out;
+    }
+    double t0 = cli_now();
+    if (session_eval(rt.s, ids, n_prompt, logits, false) < 0) {
+        fprintf(stderr, "moestream: %s\n", session_error(rt.s));
+        goto out;
+    }
+    double t_prompt = cli_now() - t0, t_gen = 0;
+    for (int i = 0; i < n_prompt; i++)
+        sampler_accept(smp, ids[i]);
+    int n_gen = generate(&rt, smp, logits, o.n_predict, &t_gen);
+    if (n_gen < 0)
+        goto out;
+    fputc('\n', stdout);
+    fprintf(stderr, "moestream: prompt %d tokens %.2f tok/s, decode %d tokens %.2f tok/s\n", n_prompt,
+            t_prompt > 0 ? n_prompt / t_prompt : 0, n_gen, t_gen > 0 ? n_gen / t_gen : 0);
+    cli_print_stats(&rt, &o, n_prompt, t_prompt, n_gen, t_gen);
+    rc = 0;
+out:
+    sampler_free(smp);
+    free(logits);
+    free(ids);
+    free(text);
+    cli_unload(&rt);
+    return rc;
+}
+
+static void chat_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: moestream chat -m DIR [--system TEXT] [options]\n"
+            "Interactive multi-turn chat using the model's ChatML chat template (Qwen family).\n"
+            "Type a message and press enter; an empty line or end of input (Ctrl-D) quits.\n\n"
+            "      --system TEXT      system prompt\n"
+            "  -n, --n-predict N      most tokens per reply (default 128; -1 = until the model stops)\n");
+    cli_common_help(out);
+    fprintf(out, "sampling flags as for `moestream run --help`.\n");
+}
+
+/* Appends text (with special tokens parsed) to the conversation. */
+static int feed(struct cli_runtime *rt, struct sampler *smp, const char *text, float *logits)
+{
+    int n;
+    int32_t *ids = tokenize_all(rt->tok, text, strlen(text), false, true, &n);
+    if (!ids)
+        return -1;
+    if (session_n_past(rt->s) + n >= session_n_ctx(rt->s)) {
+        fprintf(stderr, "moestream chat: the conversation no longer fits in the context (%d tokens): "
+                        "start again with a larger -c\n",
+                session_n_ctx(rt->s));
+        free(ids);
+        return -1;
+    }
+    int rc = session_eval(rt->s, ids, n, logits, false);
+    if (rc < 0)
+        fprintf(stderr, "moestream: %s\n", session_error(rt->s));
+    for (int i = 0; i < n; i++)
+        sampler_accept(smp, ids[i]);
+    free(ids);
+    return rc;
+}
+
+int cli_chat(int argc, char **argv)
+{
+    struct cli_opts o;
+    cli_parse(&o, argc, argv, RUN_FLAGS, chat_usage);
+    struct cli_runtime rt;
+    if (cli_load(&rt, &o))
+        return 1;
+    const char *tmpl = NULL;
+    gguf_get_str(rt.m->split->manifest, "tokenizer.chat_template", &tmpl);
+    if (tok_find(rt.tok, "<|im_start|>") < 0 || tok_find(rt.tok, "<|im_end|>") < 0 ||
+        (tmpl && !strstr(tmpl, "<|im_start|>"))) {
+        fprintf(stderr, "moestream chat: %s has no ChatML chat template (<|im_start|>); only ChatML models "
+                        "(Qwen family) chat for now: use `moestream run` for plain completion\n",
+                o.model_dir);
+        cli_unload(&rt);
+        return 1;
+    }
+    int rc = 1;
+    float *logits = malloc(sizeof(float) * rt.m->hp.n_vocab);
+    struct sampler *smp = sampler_init(&o.samp, rt.m->hp.n_vocab);
+    char *line = NULL, *buf = NULL;
+    size_t cap = 0;
+    if (!logits || !smp)
+        goto out;
+    if (o.system) {
+        size_t n = strlen(o.system) + 64;
+        buf = malloc(n);
+        snprintf(buf, n, "<|im_start|>system\n%s<|im_end|>\n", o.system);
+        if (feed(&rt, smp, buf, logits) < 0)
+            goto out;
+        free(buf);
+        buf = NULL;
+    }
+    bool tty = isatty(0);
+    for (;;) {
+        if (tty)
+            fprintf(stderr, "> ");
+        ssize_t got = getline(&line, &cap, stdin);
+        if (got <= 0)
+            break;
+        while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r'))
+            line[--got] = 0;
+        if (got == 0)
+            break;
+        size_t n = (size_t)got + 96;
+        buf = malloc(n);
+        if (!buf)
+            goto out;
+        snprintf(buf, n, "<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n", line);
+        if (feed(&rt, smp, buf, logits) < 0)
+            goto out;
+        free(buf);
+        buf = NULL;
+        double t_gen;
+        int n_gen = generate(&rt, smp, logits, o.n_predict, &t_gen);
+        if (n_gen < 0)
+            goto out;
+        fputc('\n', stdout);
+        fflush(stdout);
+        /* close the assistant turn so the next one starts cleanly */
+        if (feed(&rt, smp, "<|im_end|>\n", logits) < 0)
+            goto out;
+        if (o.stats)
+            fprintf(stderr, "moestream: %d tokens, %.2f tok/s\n", n_gen, t_gen > 0 ? n_gen / t_gen : 0);
+    }
+    rc = 0;
+out:
+    free(line);
+    free(buf);
+    sampler_free(smp);
+    free(logits);
+    cli_unload(&rt);
+    return rc;
+}

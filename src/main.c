@@ -1,0 +1,40 @@
+/*
+ * main.c - the `moestream` command: dispatches to the subcommands. Only the
+ * CLI prints and exits.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "moestream - run Mixture-of-Experts models larger than RAM by streaming experts from disk\n\n"
+            "usage: moestream COMMAND [options]     (moestream COMMAND --help for each)\n\n"
+            "  run          generate a continuation of a prompt\n"
+            "  chat         interactive chat (ChatML models)\n"
+            "  logits       float32 logits of every position of a token sequence\n"
+            "  perplexity   perplexity of a text (llama-perplexity protocol)\n"
+            "  tokenize     print the tokens of stdin\n\n"
+            "A model is a directory made by moestream-split from a GGUF file:\n"
+            "  moestream-split model.gguf -o model-split\n"
+            "  moestream run -m model-split -p \"def fibonacci(n):\" -n 64 --ram-budget 8G\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    static const struct { const char *name; int (*fn)(int, char **); } cmds[] = {
+        { "run", cli_run },         { "chat", cli_chat },         { "logits", cli_logits },
+        { "perplexity", cli_perplexity }, { "tokenize", cli_tokenize },
+    };
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+        if (!strcmp(argv[1], cmds[i].name))
+            return cmds[i].fn(argc - 2, argv + 2);
+    fprintf(stderr, "moestream: unknown command '%s' (see moestream --help)\n", argv[1]);
+    return 2;
+}

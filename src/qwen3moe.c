@@ -1,0 +1,350 @@
+/*
+ * qwen3moe.c - the forward pass of sparse-MoE decoder models: qwen3moe
+ * (Qwen3-30B-A3B, Qwen3-235B-A22B, Qwen3-Coder) and, by flags, llama-arch
+ * Mixtral (no QK-norm, interleaved rotary pairs).
+ *
+ * Per layer, for a batch of n tokens at positions n_past..n_past+n-1:
+ *   xb = rmsnorm(x) * attn_norm
+ *   q, k, v = Wq xb, Wk xb, Wv xb; per-head rmsnorm of q, k (Qwen3); rope
+ *   att = softmax(q k^T / sqrt(head_dim)) v over positions <= own (causal, GQA)
+ *   x += Wo att
+ *   xb = rmsnorm(x) * ffn_norm
+ *   p = softmax(W_router xb); top-k experts; weights renormalised over the k
+ *   x += sum_k w_k * down_k(silu(gate_k xb) * up_k xb)
+ * then logits = W_out (rmsnorm(x) * output_norm).
+ *
+ * Experts come from the provider in any order; each (token, slot) output goes
+ * to its own row of moe_out and the rows are summed in slot order, so the
+ * numbers never depend on arrival order or on what was cached.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "matvec.h"
+#include "quant.h"
+#include "session_impl.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Marks the quantized-activation cache stale (its source buffer changed). */
+static void act_dirty(struct session *s)
+{
+    s->xq_src = NULL;
+}
+
+/* y[n_tok][n_out] = x[n_tok][n_in] . W^T, W of type wt with rows of n_in. */
+static void mm(struct session *s, float *y, const void *W, int wt, int64_t n_out, int64_t n_in,
+               const float *x, int n_tok)
+{
+    int at = quant_traits(wt)->vec_dot_type;
+    size_t row = matvec_act_size(wt, n_in);
+    if (!(s->xq_src == x && s->xq_type == at && s->xq_n == n_in && s->xq_rows == n_tok)) {
+        for (int t = 0; t < n_tok; t++)
+            matvec_quantize_act(wt, x + (size_t)t * n_in, (char *)s->xq + (size_t)t * row, n_in);
+        s->xq_src = x;
+        s->xq_type = at;
+        s->xq_n = (int)n_in;
+        s->xq_rows = n_tok;
+    }
+    if (n_tok == 1)
+        matvec(s->pool, y, W, wt, n_out, n_in, s->xq);
+    else
+        matmul(s->pool, y, W, wt, n_out, n_in, s->xq, n_tok);
+}
+
+static void rmsnorm(float *y, const float *x, const float *w, int n, float eps)
+{
+    double ss = 0;
+    for (int i = 0; i < n; i++)
+        ss += (double)x[i] * x[i];
+    float scale = (float)(1.0 / sqrt(ss / n + eps));
+    for (int i = 0; i < n; i++)
+        y[i] = x[i] * scale * w[i];
+}
+
+static void rope(float *v, const float *cs, const float *sn, int head_dim, bool neox)
+{
+    int half = head_dim / 2;
+    for (int i = 0; i < half; i++) {
+        int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+        float x0 = v[a], x1 = v[b];
+        v[a] = x0 * cs[i] - x1 * sn[i];
+        v[b] = x0 * sn[i] + x1 * cs[i];
+    }
+}
+
+struct attn_job {
+    struct session *s;
+    int layer, n_tok;
+};
+
+/* Causal GQA attention for (token, head) pairs, split over pool tasks. */
+static void attn_task(void *ctx, int task, int n_tasks)
+{
+    struct attn_job *j = ctx;
+    struct session *s = j->s;
+    const struct model_hparams *hp = &s->m->hp;
+    int hd = hp->head_dim, n_kv = hp->n_head_kv * hd, group = hp->n_head / hp->n_head_kv;
+    int total = j->n_tok * hp->n_head;
+    float *sc = s->scores + (size_t)task * s->n_ctx;
+    const float *kc = s->k_cache + (size_t)j->layer * s->n_ctx * n_kv;
+    const float *vc = s->v_cache + (size_t)j->layer * s->n_ctx * n_kv;
+    float inv = 1.0f / sqrtf((float)hd);
+    for (int p = task; p < total; p += n_tasks) {
+        int t = p / hp->n_head, h = p % hp->n_head, kvh = h / group;
+        int pos = s->n_past + t;
+        const float *q = s->q + (size_t)t * hp->n_head * hd + (size_t)h * hd;
+        float mx = -INFINITY;
+        for (int i = 0; i <= pos; i++) {
+            const float *k = kc + (size_t)i * n_kv + (size_t)kvh * hd;
+            float d = 0;
+            for (int e = 0; e < hd; e++)
+                d += q[e] * k[e];
+            sc[i] = d * inv;
+            if (sc[i] > mx)
+                mx = sc[i];
+        }
+        double sum = 0;
+        for (int i = 0; i <= pos; i++) {
+            sc[i] = expf(sc[i] - mx);
+            sum += sc[i];
+        }
+        float *out = s->att + (size_t)t * hp->n_head * hd + (size_t)h * hd;
+        memset(out, 0, sizeof(float) * hd);
+        for (int i = 0; i <= pos; i++) {
+            float w = (float)(sc[i] / sum);
+            const float *v = vc + (size_t)i * n_kv + (size_t)kvh * hd;
+            for (int e = 0; e < hd; e++)
+                out[e] += w * v[e];
+        }
+    }
+}
+
+static void attention(struct session *s, int il, int n)
+{
+    const struct model_hparams *hp = &s->m->hp;
+    const struct model_layer *L = &s->m->layers[il];
+    int hd = hp->head_dim, n_q = hp->n_head * hd, n_kv = hp->n_head_kv * hd;
+
+    for (int t = 0; t < n; t++)
+        rmsnorm(s->xb + (size_t)t * hp->n_embd, s->x + (size_t)t * hp->n_embd, L->attn_norm.data, hp->n_embd,
+                hp->rms_eps);
+    act_dirty(s);
+    mm(s, s->q, L->wq.data, L->wq.type, n_q, hp->n_embd, s->xb, n);
+    mm(s, s->k, L->wk.data, L->wk.type, n_kv, hp->n_embd, s->xb, n);
+    mm(s, s->v, L->wv.data, L->wv.type, n_kv, hp->n_embd, s->xb, n);
+
+    for (int t = 0; t < n; t++) {
+        const float *cs = s->rope_cos + (size_t)t * (hd / 2), *sn = s->rope_sin + (size_t)t * (hd / 2);
+        for (int h = 0; h < hp->n_head; h++) {
+            float *q = s->q + (size_t)t * n_q + (size_t)h * hd;
+            if (hp->qk_norm)
+                rmsnorm(q, q, L->q_norm.data, hd, hp->rms_eps);
+            rope(q, cs, sn, hd, hp->rope_neox);
+        }
+        for (int h = 0; h < hp->n_head_kv; h++) {
+            float *k = s->k + (size_t)t * n_kv + (size_t)h * hd;
+            if (hp->qk_norm)
+                rmsnorm(k, k, L->k_norm.data, hd, hp->rms_eps);
+            rope(k, cs, sn, hd, hp->rope_neox);
+        }
+        size_t slot = ((size_t)il * s->n_ctx + (size_t)(s->n_past + t)) * n_kv;
+        memcpy(s->k_cache + slot, s->k + (size_t)t * n_kv, sizeof(float) * n_kv);
+        memcpy(s->v_cache + slot, s->v + (size_t)t * n_kv, sizeof(float) * n_kv);
+    }
+
+    struct attn_job job = { s, il, n };
+    pool_run(s->pool, attn_task, &job, s->n_threads);
+    act_dirty(s);
+    mm(s, s->tmp, L->wo.data, L->wo.type, hp->n_embd, n_q, s->att, n);
+    for (size_t i = 0; i < (size_t)n * hp->n_embd; i++)
+        s->x[i] += s->tmp[i];
+}
+
+/* Softmax over all experts, top-k (ties to the lower id), renormalise. */
+static void route(struct session *s, int il, int n)
+{
+    const struct model_hparams *hp = &s->m->hp;
+    int ne = hp->n_expert, k = hp->n_expert_used;
+    for (int t = 0; t < n; t++) {
+        float *p = s->router + (size_t)t * ne;
+        float mx = -INFINITY;
+        for (int e = 0; e < ne; e++)
+            if (p[e] > mx)
+                mx = p[e];
+        double sum = 0;
+        for (int e = 0; e < ne; e++) {
+            p[e] = expf(p[e] - mx);
+            sum += p[e];
+        }
+        for (int e = 0; e < ne; e++)
+            p[e] = (float)(p[e] / sum);
+        int32_t *id = s->topk_id + (size_t)t * k;
+        float *w = s->topk_w + (size_t)t * k;
+        for (int j = 0; j < k; j++) {
+            int best = -1;
+            for (int e = 0; e < ne; e++) {
+                bool taken = false;
+                for (int i = 0; i < j; i++)
+                    taken |= id[i] == e;
+                if (!taken && (best < 0 || p[e] > p[best]))
+                    best = e;
+            }
+            id[j] = best;
+            w[j] = p[best];
+        }
+        if (hp->norm_topk) {
+            double ws = 0;
+            for (int j = 0; j < k; j++)
+                ws += w[j];
+            for (int j = 0; j < k; j++)
+                w[j] = (float)(w[j] / ws);
+        }
+        if (s->route_fn)
+            s->route_fn(s->route_ctx, s->n_past + t, il, id, w, k);
+    }
+}
+
+/* Runs expert e (blob) on every (token, slot) routed to it. */
+static void expert(struct session *s, int il, int e, const uint8_t *blob, int n)
+{
+    const struct model_hparams *hp = &s->m->hp;
+    const struct model_layer *L = &s->m->layers[il];
+    int k = hp->n_expert_used, rows = 0;
+    for (int t = 0; t < n; t++)
+        for (int j = 0; j < k; j++)
+            if (s->topk_id[(size_t)t * k + j] == e) {
+                s->g_tok[rows] = t;
+                s->g_slot[rows] = j;
+                memcpy(s->xg + (size_t)rows * hp->n_embd, s->xb + (size_t)t * hp->n_embd,
+                       sizeof(float) * hp->n_embd);
+                rows++;
+            }
+    act_dirty(s);
+    mm(s, s->hg, blob + L->gate->offset, L->gate->type, hp->n_ff_exp, hp->n_embd, s->xg, rows);
+    mm(s, s->hu, blob + L->up->offset, L->up->type, hp->n_ff_exp, hp->n_embd, s->xg, rows);
+    for (size_t i = 0; i < (size_t)rows * hp->n_ff_exp; i++) {
+        float g = s->hg[i];
+        s->hg[i] = g / (1.0f + expf(-g)) * s->hu[i];
+    }
+    act_dirty(s);
+    mm(s, s->yg, blob + L->down->offset, L->down->type, hp->n_embd, hp->n_ff_exp, s->hg, rows);
+    for (int r = 0; r < rows; r++)
+        memcpy(s->moe_out + ((size_t)s->g_tok[r] * k + s->g_slot[r]) * hp->n_embd,
+               s->yg + (size_t)r * hp->n_embd, sizeof(float) * hp->n_embd);
+}
+
+static int moe(struct session *s, int il, int n)
+{
+    const struct model_hparams *hp = &s->m->hp;
+    const struct model_layer *L = &s->m->layers[il];
+    struct provider *prov = s->m->prov;
+    int k = hp->n_expert_used;
+
+    for (int t = 0; t < n; t++)
+        rmsnorm(s->xb + (size_t)t * hp->n_embd, s->x + (size_t)t * hp->n_embd, L->ffn_norm.data, hp->n_embd,
+                hp->rms_eps);
+    act_dirty(s);
+    mm(s, s->router, L->router.data, L->router.type, hp->n_expert, hp->n_embd, s->xb, n);
+    route(s, il, n);
+
+    /* the union of the experts of all tokens, each loaded once */
+    int n_uniq = 0;
+    memset(s->e_count, 0, sizeof(int32_t) * hp->n_expert);
+    for (int i = 0; i < n * k; i++)
+        if (s->e_count[s->topk_id[i]]++ == 0)
+            s->uniq[n_uniq++] = s->topk_id[i];
+
+    /* ask for at most what the cache can hold at once */
+    uint64_t slot = 0;
+    for (int i = 0; i < s->m->split->n_layer; i++)
+        if (s->m->split->layers[i].blob_size > slot)
+            slot = s->m->split->layers[i].blob_size;
+    int cap = (int)(s->m->cache_bytes / slot) / 2;
+    if (cap < k)
+        cap = k;
+
+    for (int c0 = 0; c0 < n_uniq; c0 += cap) {
+        int nc = n_uniq - c0 < cap ? n_uniq - c0 : cap;
+        int rc = provider_request(prov, il, s->uniq + c0, nc);
+        for (;;) {
+            int e;
+            const uint8_t *blob;
+            double t0 = now_s();
+            if (rc >= 0)
+                rc = provider_next(prov, &e, &blob);
+            s->times.io_wait_s += now_s() - t0;
+            if (rc <= 0)
+                break;
+            expert(s, il, e, blob, n);
+            provider_release(prov, il, e);
+        }
+        if (rc < 0) {
+            snprintf(s->err, sizeof(s->err), "%s", provider_error(prov));
+            return rc;
+        }
+    }
+
+    for (int t = 0; t < n; t++) {
+        float *x = s->x + (size_t)t * hp->n_embd;
+        for (int j = 0; j < k; j++) {
+            float w = s->topk_w[(size_t)t * k + j];
+            const float *y = s->moe_out + ((size_t)t * k + j) * hp->n_embd;
+            for (int i = 0; i < hp->n_embd; i++)
+                x[i] += w * y[i];
+        }
+    }
+    return 0;
+}
+
+int moe_forward(struct session *s, const int32_t *tokens, int n, float *logits, bool all_logits)
+{
+    const struct model *m = s->m;
+    const struct model_hparams *hp = &m->hp;
+    const struct quant_traits *et = quant_traits(m->tok_embd.type);
+    size_t erow = quant_row_size(m->tok_embd.type, hp->n_embd);
+    double t_start = now_s(), wait0 = s->times.io_wait_s;
+
+    for (int t = 0; t < n; t++) {
+        if (tokens[t] < 0 || tokens[t] >= hp->n_vocab) {
+            snprintf(s->err, sizeof(s->err), "token id %d at position %d is outside the vocabulary (0..%d)",
+                     tokens[t], s->n_past + t, hp->n_vocab - 1);
+            return -EINVAL;
+        }
+        et->to_float((const uint8_t *)m->tok_embd.data + (size_t)tokens[t] * erow, s->x + (size_t)t * hp->n_embd,
+                     hp->n_embd);
+        int half = hp->head_dim / 2;
+        for (int i = 0; i < half; i++) {
+            double theta = (double)(s->n_past + t) * pow(hp->rope_base, -2.0 * i / hp->head_dim);
+            s->rope_cos[(size_t)t * half + i] = (float)cos(theta);
+            s->rope_sin[(size_t)t * half + i] = (float)sin(theta);
+        }
+    }
+
+    for (int il = 0; il < hp->n_layer; il++) {
+        attention(s, il, n);
+        int rc = moe(s, il, n);
+        if (rc < 0)
+            return rc;
+    }
+
+    if (logits) {
+        int first = all_logits ? 0 : n - 1, rows = n - first;
+        for (int t = first; t < n; t++)
+            rmsnorm(s->xb + (size_t)(t - first) * hp->n_embd, s->x + (size_t)t * hp->n_embd, m->output_norm.data,
+                    hp->n_embd, hp->rms_eps);
+        act_dirty(s);
+        mm(s, logits, m->output.data, m->output.type, hp->n_vocab, hp->n_embd, s->xb, rows);
+    }
+    s->n_past += n;
+    s->times.compute_s += (now_s() - t_start) - (s->times.io_wait_s - wait0);
+    return 0;
+}

@@ -1,0 +1,309 @@
+/*
+ * test_model.c - golden logits: every model in fixtures/models, split and run
+ * through the whole runtime (splitter, provider, kernels, forward pass), must
+ * match logits-exact within the fixtures' tolerance for every ISA variant; and
+ * streaming with a tiny expert cache (constant eviction) must give logits
+ * bit-identical to a fully resident run, for every I/O backend. The real
+ * trained tinymoe must agree with its trainer's next-token NLLs.
+ */
+#include <errno.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "model.h"
+#include "pool.h"
+#include "quant.h"
+#include "session.h"
+#include "split.h"
+
+#define SKIP_NO_FIXTURES()                                                                      \
+    do {                                                                                        \
+        printf("  SKIP: fixtures not found (set MOESTREAM_FIXTURES or put ../shared/fixtures beside the repo)\n"); \
+        skip();                                                                                 \
+    } while (0)
+
+static char fixtures[4096];
+static const char *models[] = { "q3moe-a-Q8_0", "q3moe-a-Q4_K_M", "q3moe-a-Q2_K" };
+#define N_MODELS 3
+
+static void *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    void *buf = malloc((size_t)n + 1);
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+static bool have_fixtures(void)
+{
+    const char *env = getenv("MOESTREAM_FIXTURES");
+    snprintf(fixtures, sizeof(fixtures), "%s", env ? env : "../shared/fixtures");
+    char p[4200];
+    struct stat st;
+    snprintf(p, sizeof(p), "%s/models/q3moe-a-Q8_0.gguf", fixtures);
+    return stat(p, &st) == 0;
+}
+
+/* Splits fixture GGUF `rel` into build/test-model/<name>; returns the dir. */
+static const char *split_fixture(const char *rel, const char *name)
+{
+    static char dir[4200];
+    char src[4200], err[1024];
+    snprintf(src, sizeof(src), "%s/%s", fixtures, rel);
+    mkdir("build", 0755);
+    mkdir("build/test-model", 0755);
+    snprintf(dir, sizeof(dir), "build/test-model/%s", name);
+    struct split_options so = { .input = src, .output_dir = dir, .force = true };
+    struct split_stats ss;
+    int rc = split_convert(&so, &ss, err, sizeof(err));
+    if (rc < 0)
+        fail_msg("split %s: %s", src, err);
+    return dir;
+}
+
+struct run_cfg {
+    enum provider_io io;
+    uint64_t cache_bytes;   /* 0: everything resident */
+    int n_batch;
+};
+
+/* Runs tokens through the model; returns malloc'ed [n][n_vocab] logits. */
+static float *run_model(const char *dir, const int32_t *tok, int n, const struct run_cfg *cfg, int *n_vocab,
+                        struct provider_stats *ps)
+{
+    char err[1024];
+    struct model_opts mo = { 0 };
+    mo.io.io = cfg->io;
+    mo.cache_bytes = cfg->cache_bytes;
+    mo.verify_pinned = true;
+    mo.io.verify_reads = true;
+    struct model *m;
+    int rc = model_open(&m, dir, &mo, err, sizeof(err));
+    if (rc < 0)
+        fail_msg("model_open %s: %s", dir, err);
+    struct pool *pool = pool_init(2);
+    assert_non_null(pool);
+    struct session_opts so = { .n_ctx = n, .n_batch = cfg->n_batch, .n_threads = 2 };
+    struct session *s;
+    if (session_init(&s, m, pool, &so, err, sizeof(err)) < 0)
+        fail_msg("session_init: %s", err);
+    *n_vocab = m->hp.n_vocab;
+    float *logits = malloc(sizeof(float) * (size_t)n * m->hp.n_vocab);
+    assert_non_null(logits);
+    if (session_eval(s, tok, n, logits, true) < 0)
+        fail_msg("eval: %s", session_error(s));
+    if (ps)
+        provider_get_stats(m->prov, ps);
+    session_free(s);
+    pool_free(pool);
+    model_close(m);
+    return logits;
+}
+
+/* Mean KL(ref || x) over positions and top-1 agreement, in double. */
+static void compare(const float *ref, const float *x, int n, int nv, double *kl_mean, double *top1)
+{
+    double kl = 0;
+    int same = 0;
+    for (int t = 0; t < n; t++) {
+        const float *a = ref + (size_t)t * nv, *b = x + (size_t)t * nv;
+        double ma = a[0], mb = b[0];
+        int ia = 0, ib = 0;
+        for (int i = 1; i < nv; i++) {
+            if (a[i] > ma) ma = a[i], ia = i;
+            if (b[i] > mb) mb = b[i], ib = i;
+        }
+        double sa = 0, sb = 0;
+        for (int i = 0; i < nv; i++)
+            sa += exp(a[i] - ma), sb += exp(b[i] - mb);
+        double la = log(sa), lb = log(sb), k = 0;
+        for (int i = 0; i < nv; i++) {
+            double pa = a[i] - ma - la, pb = b[i] - mb - lb;
+            k += exp(pa) * (pa - pb);
+        }
+        kl += k;
+        same += ia == ib;
+    }
+    *kl_mean = kl / n;
+    *top1 = (double)same / n;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    quant_init();
+    return 0;
+}
+
+static void test_golden_logits(void **state)
+{
+    (void)state;
+    if (!have_fixtures())
+        SKIP_NO_FIXTURES();
+    const char *isas[] = { "ref", "avx2", "avx512" };
+    int bad = 0;
+    for (int mi = 0; mi < N_MODELS; mi++) {
+        char rel[256], p[4400];
+        size_t len;
+        snprintf(rel, sizeof(rel), "models/%s.gguf", models[mi]);
+        const char *dir = split_fixture(rel, models[mi]);
+        snprintf(p, sizeof(p), "%s/models/%s.tokens.i32", fixtures, models[mi]);
+        int32_t *tok = read_file(p, &len);
+        assert_non_null(tok);
+        int n = (int)(len / 4);
+        snprintf(p, sizeof(p), "%s/models/%s.logits-exact.f32", fixtures, models[mi]);
+        float *exact = read_file(p, &len);
+        snprintf(p, sizeof(p), "%s/models/%s.logits-llamacpp.f32", fixtures, models[mi]);
+        float *llama = read_file(p, &len);
+        assert_non_null(exact);
+        assert_non_null(llama);
+        int nv = (int)(len / 4 / (size_t)n);
+        double l_kl, l_top1;
+        compare(exact, llama, n, nv, &l_kl, &l_top1);
+        double tol_kl = fmax(2 * l_kl, 1e-4), tol_top1 = l_top1 - 0.02;
+        for (int ii = 0; ii < 3; ii++) {
+            if (quant_select_isa(isas[ii]) < 0) {
+                printf("  %-16s %-6s skipped: this CPU lacks the ISA\n", models[mi], isas[ii]);
+                continue;
+            }
+            struct run_cfg cfg = { PROVIDER_IO_URING, 0, 64 };
+            int nv2;
+            float *ours = run_model(dir, tok, n, &cfg, &nv2, NULL);
+            assert_int_equal(nv2, nv);
+            double kl, top1;
+            compare(exact, ours, n, nv, &kl, &top1);
+            printf("  %-16s %-6s KL mean %.3g (llama.cpp %.3g, limit %.3g)  top-1 %.3f (llama.cpp %.3f)\n",
+                   models[mi], isas[ii], kl, l_kl, tol_kl, top1, l_top1);
+            bad += kl > tol_kl || top1 < tol_top1;
+            free(ours);
+        }
+        quant_init();
+        free(tok);
+        free(exact);
+        free(llama);
+    }
+    assert_int_equal(bad, 0);
+}
+
+static void test_streaming_identical(void **state)
+{
+    (void)state;
+    if (!have_fixtures())
+        SKIP_NO_FIXTURES();
+    for (int mi = 0; mi < N_MODELS; mi++) {
+        char rel[256], p[4400];
+        size_t len;
+        snprintf(rel, sizeof(rel), "models/%s.gguf", models[mi]);
+        const char *dir = split_fixture(rel, models[mi]);
+        snprintf(p, sizeof(p), "%s/models/%s.tokens.i32", fixtures, models[mi]);
+        int32_t *tok = read_file(p, &len);
+        int n = (int)(len / 4), nv;
+        struct run_cfg resident = { PROVIDER_IO_URING, 0, 32 };
+        float *base = run_model(dir, tok, n, &resident, &nv, NULL);
+        /* the smallest cache that holds one token's experts: constant eviction */
+        struct split_model *sm;
+        char err[512];
+        assert_int_equal(split_open(&sm, dir, err, sizeof(err)), 0);
+        uint64_t slot = 0;
+        for (int l = 0; l < sm->n_layer; l++)
+            if (sm->layers[l].blob_size > slot)
+                slot = sm->layers[l].blob_size;
+        uint64_t tiny = 4 * slot;
+        split_close(sm);
+        enum provider_io ios[] = { PROVIDER_IO_URING, PROVIDER_IO_PREAD, PROVIDER_IO_BUFFERED };
+        const char *names[] = { "uring", "pread", "buffered" };
+        for (int b = 0; b < 3; b++) {
+            struct run_cfg cfg = { ios[b], tiny, 32 };
+            struct provider_stats ps;
+            float *x = run_model(dir, tok, n, &cfg, &nv, &ps);
+            printf("  %-16s %-8s cache %llu KiB: %llu reads, hit rate %.2f, identical %s\n", models[mi], names[b],
+                   (unsigned long long)(tiny >> 10), (unsigned long long)ps.reads,
+                   ps.hits + ps.misses ? (double)ps.hits / (ps.hits + ps.misses) : 0.0,
+                   memcmp(x, base, sizeof(float) * (size_t)n * nv) == 0 ? "yes" : "NO");
+            assert_true(ps.misses > 0);
+            assert_memory_equal(x, base, sizeof(float) * (size_t)n * nv);
+            free(x);
+        }
+        free(base);
+        free(tok);
+    }
+}
+
+/* The trained model against its trainer's float32 forward pass. */
+static void test_tinymoe_nll(void **state)
+{
+    (void)state;
+    if (!have_fixtures())
+        SKIP_NO_FIXTURES();
+    const char *dir = split_fixture("tinymoe/tinymoe-Q8_0.gguf", "tinymoe");
+    char p[4400];
+    size_t len;
+    snprintf(p, sizeof(p), "%s/tinymoe/ref64.tokens.i32", fixtures);
+    int32_t *tok = read_file(p, &len);
+    int n = (int)(len / 4), nv;
+    snprintf(p, sizeof(p), "%s/tinymoe/ref64.nll-transformers.f32", fixtures);
+    float *ref_nll = read_file(p, &len);
+    snprintf(p, sizeof(p), "%s/tinymoe/ref64.logits-llamacpp-Q8_0.f32", fixtures);
+    float *llama = read_file(p, &len);
+    assert_non_null(tok);
+    assert_non_null(ref_nll);
+    assert_non_null(llama);
+    struct run_cfg cfg = { PROVIDER_IO_URING, 0, 64 };
+    float *x = run_model(dir, tok, n, &cfg, &nv, NULL);
+    double nll = 0, ref = 0;
+    int agree = 0;
+    for (int t = 0; t + 1 < n; t++) {
+        const float *l = x + (size_t)t * nv, *ll = llama + (size_t)t * nv;
+        double mx = l[0];
+        int am = 0, al = 0;
+        for (int i = 1; i < nv; i++) {
+            if (l[i] > mx) mx = l[i], am = i;
+            if (ll[i] > ll[al]) al = i;
+        }
+        double s = 0;
+        for (int i = 0; i < nv; i++)
+            s += exp(l[i] - mx);
+        nll += -(l[tok[t + 1]] - mx - log(s));
+        ref += ref_nll[t];
+        agree += am == al;
+    }
+    nll /= n - 1;
+    ref /= n - 1;
+    printf("  tinymoe ref64: mean NLL %.4f (trainer %.4f, llama.cpp 0.4217), argmax agrees with llama.cpp at %d/%d\n",
+           nll, ref, agree, n - 1);
+    assert_true(fabs(nll - ref) < 0.01);
+    assert_true(agree >= n - 3);
+    free(x);
+    free(tok);
+    free(ref_nll);
+    free(llama);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_golden_logits),
+        cmocka_unit_test(test_streaming_identical),
+        cmocka_unit_test(test_tinymoe_nll),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
