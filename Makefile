@@ -27,16 +27,16 @@ TESTS    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 all: $(PROGS)
 
 help:
-	@echo "make            build moestream, moestream-split, moestream-synth into $(BUILD)/bin"
+	@echo "make            build moestream, moestream-split, moestream-synth, moestream-kbench into $(BUILD)/bin"
 	@echo "make demo       install Debian packages if missing, build, make a demo model, stream it"
 	@echo "make test       build and run every cmocka suite in tests/ (needs ../shared/fixtures for golden tests)"
 	@echo "make sanitize   the test suite under ASan+UBSan (objects in build-asan/)"
-	@echo "make fuzz       libFuzzer target for the GGUF parser (clang); FUZZ_SECONDS=60"
+	@echo "make fuzz       libFuzzer target for the GGUF parser (installs clang); FUZZ_SECONDS=60"
 	@echo "make bench      the benchmarks in bench/ (see bench/README.md)"
 	@echo "make install    PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)"
 	@echo "make deps       apt-get install the Debian packages the build needs"
 	@echo "make format     clang-format every source file"
-	@echo "make clean      remove build outputs"
+	@echo "make clean      remove build outputs (build/, build-asan/; models/ is kept)"
 
 deps:
 	@sh tests/deps.sh
@@ -69,12 +69,18 @@ $(BUILD)/bin/moestream-$(patsubst %_main.c,%,$(notdir $(1))): $(BUILD)/obj/$(1:.
 endef
 $(foreach m,$(MAINS),$(eval $(call prog_rule,$(m))))
 
+# Keep the test objects (make would delete them as intermediates).
+.SECONDARY: $(TESTS:$(BUILD)/tests/%=$(BUILD)/obj/tests/%.o)
+
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS) -lcmocka
 
 # The suites find the binaries through MOESTREAM_BIN and fixtures beside the repo.
-test: deps all $(TESTS)
+# deps runs first, then a sub-make builds: with -j, nothing compiles before
+# the packages are there.
+test: deps
+	@$(MAKE) --no-print-directory all $(TESTS)
 	@sh tests/run.sh $(BUILD) $(TESTS)
 
 sanitize:
@@ -84,7 +90,8 @@ FUZZ_SECONDS ?= 60
 # The parser and the target are built with clang and instrumented; the
 # kernels (the quant traits the parser sizes tensors with) are plain $(CC)
 # objects with their ISA flags (clang 14 lacks some cpu feature names).
-fuzz: deps
+fuzz:
+	@sh tests/deps.sh clang
 	@mkdir -p $(BUILD)/fuzz/obj $(BUILD)/fuzz/corpus
 	@set -e; for f in $(wildcard kernels/quant*.c); do \
 	    case $$f in *_avx512.c) isa="$(ISA_AVX512)";; *_avx2.c) isa="$(ISA_AVX2)";; *) isa="";; esac; \
@@ -98,7 +105,8 @@ fuzz: deps
 bench: all
 	@sh bench/run.sh $(BUILD)
 
-demo: deps all
+demo: deps
+	@$(MAKE) --no-print-directory all
 	@sh bench/demo.sh $(BUILD)
 
 install: all

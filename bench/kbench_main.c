@@ -8,7 +8,13 @@
  * same run (STREAM-style copy, counting bytes read + written, and a plain
  * read), and the activation quantizers (reference from_float against the
  * ISA's from_float_simd). Batch-1 decode is memory-bound, so a kernel is
- * fast enough when its GB/s reaches the read bandwidth. Owns argument parsing and output only;
+ * fast enough when its GB/s reaches the read bandwidth. The matmul columns
+ * time prompt processing: matmul() of --tokens activation rows against a
+ * smaller (--mm-mb, cache-friendly like one attention matrix) weight matrix
+ * on all threads, reported as effective GB/s = weight bytes x tokens / time,
+ * the weight rate per-token matvec would need to match it; the ratio to the
+ * matvec column is the gain of reusing weights across tokens (vec_dot_multi).
+ * Owns argument parsing and output only;
  * the kernels, matvec and the pool do the work. Timing lives here, never in
  * tests.
  */
@@ -34,6 +40,8 @@ struct kb_opts {
     double seconds;   /* minimum timed duration per measurement */
     int64_t n;        /* elements per row */
     int threads;      /* "all threads" count */
+    int tokens;       /* matmul activation rows; 0 = no matmul columns */
+    double mm_mb;     /* matmul weight matrix size, MiB */
     bool json;
     const char *types; /* comma list of type names, NULL = all */
     const char *isas;  /* comma list of ISA names, NULL = all */
@@ -42,6 +50,7 @@ struct kb_opts {
 struct kb_result {
     double gbs[KB_MAX_ISA][2]; /* [isa][0 = 1 thread, 1 = all]; < 0: not run */
     bool fast[KB_MAX_ISA];     /* the ISA has its own kernel for this type */
+    double mm_gbs[KB_MAX_ISA]; /* matmul effective GB/s, all threads; < 0: not run */
 };
 
 static double now_s(void)
@@ -224,6 +233,25 @@ static double time_matvec(struct pool *p, float *y, const uint8_t *W, int t, int
     return best;
 }
 
+/* best effective GB/s (weight bytes x n_tok / time) over matmul passes */
+static double time_matmul(struct pool *p, float *Y, const uint8_t *W, int t, int64_t n_rows, int64_t n,
+                          const void *Xq, int64_t n_tok, double seconds)
+{
+    double bytes = (double)quant_row_size(t, n) * (double)n_rows * (double)n_tok;
+    matmul(p, Y, W, (enum quant_type)t, n_rows, n, Xq, n_tok); /* warm-up */
+    double best = 0.0, t_start = now_s();
+    int passes = 0;
+    do {
+        double t0 = now_s();
+        matmul(p, Y, W, (enum quant_type)t, n_rows, n, Xq, n_tok);
+        double dt = now_s() - t0;
+        if (bytes / dt * 1e-9 > best)
+            best = bytes / dt * 1e-9;
+        passes++;
+    } while (now_s() - t_start < seconds || passes < 1);
+    return best;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -235,6 +263,8 @@ static void usage(FILE *f)
             "  --n N          elements per row (default 4096, a multiple of 256)\n"
             "  --seconds S    minimum time per measurement (default 0.3)\n"
             "  --threads N    threads for the all-threads column (default: online CPUs)\n"
+            "  --tokens N     activation rows for the matmul columns (default 64; 0: skip matmul)\n"
+            "  --mm-mb N      matmul weight matrix size in MiB (default 8)\n"
             "  --types LIST   comma list of formats, e.g. Q4_K,Q6_K (default: all)\n"
             "  --isa LIST     comma list of ref,avx2,avx512 (default: all the CPU supports)\n"
             "  --json         machine-readable output on stdout\n"
@@ -253,7 +283,8 @@ static int parse_args(int argc, char **argv, struct kb_opts *o)
             o->json = true;
             continue;
         }
-        static const char *const with_value[] = { "--mb", "--seconds", "--n", "--threads", "--types", "--isa" };
+        static const char *const with_value[] = { "--mb", "--seconds", "--n", "--threads", "--types", "--isa",
+                                                   "--tokens", "--mm-mb" };
         bool known = false;
         for (size_t k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++)
             known = known || strcmp(a, with_value[k]) == 0;
@@ -274,6 +305,10 @@ static int parse_args(int argc, char **argv, struct kb_opts *o)
             o->n = strtoll(v, &end, 10);
         else if (strcmp(a, "--threads") == 0)
             o->threads = (int)strtol(v, &end, 10);
+        else if (strcmp(a, "--tokens") == 0)
+            o->tokens = (int)strtol(v, &end, 10);
+        else if (strcmp(a, "--mm-mb") == 0)
+            o->mm_mb = strtod(v, &end);
         else if (strcmp(a, "--types") == 0)
             o->types = v;
         else
@@ -284,8 +319,10 @@ static int parse_args(int argc, char **argv, struct kb_opts *o)
         }
         i++;
     }
-    if (o->mb <= 0 || o->seconds < 0 || o->threads < 1 || o->n <= 0 || o->n % QK_K != 0) {
-        fprintf(stderr, "kbench: need --mb > 0, --seconds >= 0, --threads >= 1, --n a positive multiple of %d\n",
+    if (o->mb <= 0 || o->seconds < 0 || o->threads < 1 || o->n <= 0 || o->n % QK_K != 0 || o->tokens < 0 ||
+        o->mm_mb <= 0) {
+        fprintf(stderr, "kbench: need --mb > 0, --seconds >= 0, --threads >= 1, --n a positive multiple of %d, "
+                        "--tokens >= 0, --mm-mb > 0\n",
                 QK_K);
         return -EINVAL;
     }
@@ -295,7 +332,8 @@ static int parse_args(int argc, char **argv, struct kb_opts *o)
 int main(int argc, char **argv)
 {
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    struct kb_opts o = { .mb = 512, .seconds = 0.3, .n = 4096, .threads = ncpu > 0 ? (int)ncpu : 1 };
+    struct kb_opts o = { .mb = 512, .seconds = 0.3, .n = 4096, .threads = ncpu > 0 ? (int)ncpu : 1, .tokens = 64,
+                         .mm_mb = 8 };
     if (parse_args(argc, argv, &o) != 0)
         return 2;
 
@@ -305,8 +343,10 @@ int main(int argc, char **argv)
     uint8_t *buf_a = malloc(max_bytes + 64), *buf_b = malloc(max_bytes + 64);
     float *x = malloc((size_t)o.n * sizeof(float));
     void *xq = malloc((size_t)o.n * 4 + 4096);
-    float *y = NULL;
-    if (!pools[0] || !pools[1] || !buf_a || !buf_b || !x || !xq) {
+    float *y = NULL, *mm_y = NULL;
+    uint8_t *mm_xq = malloc(((size_t)o.n * 4 + 4096) * (size_t)(o.tokens ? o.tokens : 1));
+    float *mm_x = malloc((size_t)o.n * sizeof(float) * (size_t)(o.tokens ? o.tokens : 1));
+    if (!pools[0] || !pools[1] || !buf_a || !buf_b || !x || !xq || !mm_xq || !mm_x) {
         fprintf(stderr, "kbench: out of memory for %.0f MiB buffers or %d threads\n", o.mb, o.threads);
         goto out_free;
     }
@@ -346,15 +386,17 @@ int main(int argc, char **argv)
     }
 
     if (o.json) {
-        printf("{\"threads\": %d, \"mib\": %.0f, \"n\": %lld,\n \"memory\": {\"copy_gbs_1t\": %.2f, "
-               "\"copy_gbs_all\": %.2f, \"read_gbs_1t\": %.2f, \"read_gbs_all\": %.2f},\n",
-               o.threads, o.mb, (long long)o.n, copy_gbs[0], copy_gbs[1], read_gbs[0], read_gbs[1]);
+        printf("{\"threads\": %d, \"mib\": %.0f, \"n\": %lld, \"tokens\": %d, \"mm_mib\": %.0f,\n"
+               " \"memory\": {\"copy_gbs_1t\": %.2f, \"copy_gbs_all\": %.2f, \"read_gbs_1t\": %.2f, \"read_gbs_all\": %.2f},\n",
+               o.threads, o.mb, (long long)o.n, o.tokens, o.mm_mb, copy_gbs[0], copy_gbs[1], read_gbs[0], read_gbs[1]);
         printf(" \"quantize_us\": {");
+        const char *sep = "";
         for (int q = 0; q < 2; q++)
             for (int s = 0; s < KB_MAX_ISA; s++)
-                if (q_us[q][s] >= 0)
-                    printf("%s\"%s_%s\": %.3f", q == 0 && s == 0 ? "" : ", ", quant_traits(q_types[q])->name,
-                           isa_names[s], q_us[q][s]);
+                if (q_us[q][s] >= 0) {
+                    printf("%s\"%s_%s\": %.3f", sep, quant_traits(q_types[q])->name, isa_names[s], q_us[q][s]);
+                    sep = ", ";
+                }
         printf("},\n \"kernels\": [");
     } else {
         printf("moestream-kbench: %.0f MiB of weights per format, rows of %lld, %d threads, best of >= %.2f s\n",
@@ -368,8 +410,13 @@ int main(int argc, char **argv)
                 if (q_us[q][s] >= 0)
                     printf(" %s %s %.2f", quant_traits(q_types[q])->name, isa_names[s], q_us[q][s]);
         printf("\n\n");
-        printf("weights GB/s     %-23s %-23s\n", "1 thread", "all threads");
-        printf("%-8s %7s %7s %7s   %7s %7s %7s\n", "type", "ref", "avx2", "avx512", "ref", "avx2", "avx512");
+        printf("weights GB/s     %-23s %-23s", "1 thread", "all threads");
+        if (o.tokens)
+            printf("   matmul %d tok, all threads", o.tokens);
+        printf("\n%-8s %7s %7s %7s   %7s %7s %7s", "type", "ref", "avx2", "avx512", "ref", "avx2", "avx512");
+        if (o.tokens)
+            printf("   %7s %7s %7s", "ref", "avx2", "avx512");
+        printf("\n");
     }
 
     bool first = true;
@@ -394,10 +441,31 @@ int main(int argc, char **argv)
         for (int64_t i = 0; i < o.n; i++)
             x[i] = rng_float();
         matvec_quantize_act((enum quant_type)t, x, xq, o.n);
+        /* matmul: the first rows of the same weights, tokens of random activations */
+        const size_t act_size = matvec_act_size((enum quant_type)t, o.n);
+        int64_t mm_rows = (int64_t)(o.mm_mb * 1024 * 1024 / (double)row);
+        if (mm_rows < 1)
+            mm_rows = 1;
+        if (mm_rows > n_rows)
+            mm_rows = n_rows;
+        if (o.tokens) {
+            free(mm_y);
+            mm_y = malloc((size_t)mm_rows * (size_t)o.tokens * sizeof(float));
+            if (!mm_y) {
+                fprintf(stderr, "kbench: out of memory for %lld x %d matmul outputs\n", (long long)mm_rows, o.tokens);
+                goto out_free;
+            }
+            for (int64_t i = 0; i < o.n * o.tokens; i++)
+                mm_x[i] = rng_float();
+            for (int k = 0; k < o.tokens; k++)
+                matvec_quantize_act((enum quant_type)t, mm_x + (size_t)k * (size_t)o.n, mm_xq + (size_t)k * act_size,
+                                    o.n);
+        }
 
         struct kb_result r;
         for (int s = 0; s < KB_MAX_ISA; s++) {
             r.gbs[s][0] = r.gbs[s][1] = -1.0;
+            r.mm_gbs[s] = -1.0;
             r.fast[s] = false;
             if (!isa_ok[s] || quant_select_isa(isa_names[s]) != 0)
                 continue;
@@ -406,6 +474,8 @@ int main(int argc, char **argv)
                 continue; /* same code as ref: not measured again */
             for (int k = 0; k < 2; k++)
                 r.gbs[s][k] = time_matvec(pools[k], y, buf_a, t, n_rows, o.n, xq, o.seconds);
+            if (o.tokens)
+                r.mm_gbs[s] = time_matmul(pools[1], mm_y, buf_a, t, mm_rows, o.n, mm_xq, o.tokens, o.seconds);
         }
         if (o.json) {
             printf("%s\n  {\"type\": \"%s\"", first ? "" : ",", tr->name);
@@ -414,6 +484,8 @@ int main(int argc, char **argv)
                     continue;
                 printf(", \"%s_gbs_1t\": %.2f, \"%s_gbs_all\": %.2f", isa_names[s], r.gbs[s][0], isa_names[s],
                        r.gbs[s][1]);
+                if (r.mm_gbs[s] >= 0)
+                    printf(", \"%s_matmul_gbs_all\": %.2f", isa_names[s], r.mm_gbs[s]);
             }
             printf("}");
         } else {
@@ -425,21 +497,37 @@ int main(int argc, char **argv)
                     else
                         printf(" %7s", isa_ok[s] ? "=ref" : "-");
                 }
-                printf(k == 0 ? "  " : "\n");
+                if (k == 0 || o.tokens)
+                    printf("  ");
             }
+            for (int s = 0; s < KB_MAX_ISA && o.tokens; s++) {
+                if (r.mm_gbs[s] >= 0)
+                    printf(" %7.2f", r.mm_gbs[s]);
+                else
+                    printf(" %7s", isa_ok[s] ? "=ref" : "-");
+            }
+            printf("\n");
         }
         fflush(stdout);
         first = false;
     }
-    if (o.json)
+    if (o.json) {
         printf("\n ]}\n");
-    else
+    } else {
         printf("\n(=ref: this ISA uses the reference kernel for the format; -: ISA not run)\n");
+        if (o.tokens)
+            printf("(matmul: effective GB/s = weight bytes x tokens / time on a %.0f MiB matrix; two activation "
+                   "passes count as one)\n",
+                   o.mm_mb);
+    }
     quant_init();
     rc = 0;
 
 out_free:
     free(y);
+    free(mm_y);
+    free(mm_x);
+    free(mm_xq);
     free(xq);
     free(x);
     free(buf_b);

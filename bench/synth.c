@@ -49,7 +49,7 @@ static const struct synth_shape shapes[] = {
       .n_head_kv = 8, .head_dim = 128, .n_expert = 8, .n_expert_used = 2,
       .n_ff = 14336, .n_ff_exp = 14336, .n_vocab = 32000, .n_ctx = 32768,
       .rope_base = 1e6f, .rms_eps = 1e-5f },
-    /* Demo: ~190 MB at Q4_K_M, big enough that a RAM budget below it streams. */
+    /* Demo: ~250 MB at Q4_K_M, big enough that a RAM budget below it streams. */
     { .name = "demo", .model_name = "moestream demo (synthetic)",
       .arch = SYNTH_ARCH_QWEN3MOE, .n_layer = 8, .n_embd = 512, .n_head = 8,
       .n_head_kv = 2, .head_dim = 64, .n_expert = 64, .n_expert_used = 8,

@@ -63,7 +63,7 @@ static void usage(FILE *f)
         "(values ~ N(0, 1/fan_in), norms ~1, routers std 2/sqrt(n_embd)).\n"
         "\n"
         "  --shape NAME         qwen3-30b-a3b, qwen3-235b-a22b, qwen3-coder-480b-a35b,\n"
-        "                       mixtral-8x7b, demo (~190 MB), tiny (~2 MB)\n"
+        "                       mixtral-8x7b, demo (~250 MB), tiny (~2 MB)\n"
         "  -o, --output FILE    write a GGUF (FILE.tmp-<pid> first, renamed when complete)\n"
         "  --split-dir DIR      write a split model (splitfmt.h); needs 2x the size free\n"
         "                       while it runs (a temporary GGUF is split, then removed)\n"

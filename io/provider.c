@@ -537,6 +537,11 @@ void provider_release(struct provider *p, int layer, int expert)
         ecache_unpin(p->cache, slot);
 }
 
+int provider_ready_count(const struct provider *p)
+{
+    return p->active ? p->ready_count : 0;
+}
+
 const char *provider_error(const struct provider *p)
 {
     return p->err;

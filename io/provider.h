@@ -77,6 +77,9 @@ int provider_request(struct provider *p, int layer, const int *experts, int n);
 int provider_next(struct provider *p, int *expert, const uint8_t **blob);
 /* Unpins an expert delivered by provider_next; its blob may be evicted. */
 void provider_release(struct provider *p, int layer, int expert);
+/* Experts provider_next would deliver now without waiting (hits, and reads
+ * already reaped). Lets the caller batch the resident experts of a layer. */
+int provider_ready_count(const struct provider *p);
 const char *provider_error(const struct provider *p);
 void provider_get_stats(const struct provider *p, struct provider_stats *s);
 /* The backend in use after any fallback: "uring", "pread" or "buffered". */

@@ -37,4 +37,10 @@ void matvec(struct pool *p, float *y, const void *W, enum quant_type wt,
 void matmul(struct pool *p, float *Y, const void *W, enum quant_type wt,
             int64_t n_rows, int64_t n, const void *Xq, int64_t n_tok);
 
+/* Rows [r0, r1) of Y[n_tok][y_stride] = X[n_tok][n] . W^T on the calling
+ * thread (no pool): for callers that spread several small products over the
+ * pool themselves (a batch of experts). Same numbers as matvec/matmul. */
+void matmul_rows(float *Y, int64_t y_stride, const void *W, enum quant_type wt, int64_t r0, int64_t r1, int64_t n,
+                 const void *Xq, int64_t n_tok);
+
 #endif

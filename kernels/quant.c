@@ -2,7 +2,7 @@
  * quant.c - the traits table indexed by ggml type id, and ISA selection.
  * Geometry comes from sizeof() of the block structs in quant_blocks.h; the
  * function pointers are the scalar references of quant_ref.c. The SIMD files
- * replace only vec_dot and set from_float_simd (quant_install_avx2 /
+ * replace only vec_dot / vec_dot_multi and set from_float_simd (quant_install_avx2 /
  * quant_install_avx512, defined in quant_avx2.c / quant_avx512.c); to_float,
  * from_float and vec_dot_ref stay the references. Must not allocate, print
  * or exit.
@@ -106,7 +106,9 @@ size_t quant_row_size(int t, int64_t n)
  * whole table (indexed by type id) already filled with the references (and,
  * for avx512, with the avx2 kernels too, so a format without an avx512 kernel
  * keeps its avx2 one) and may replace traits[t].vec_dot and set
- * from_float_simd, nothing else. Referenced
+ * from_float_simd, nothing else, except that whoever replaces vec_dot also
+ * sets vec_dot_multi (its own, or NULL), since the two must stay
+ * bit-identical and so must come from the same file. Referenced
  * strongly on purpose: a static archive does not pull in a member to satisfy
  * a weak reference, so a weak declaration would silently drop the SIMD code.
  */

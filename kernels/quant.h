@@ -20,6 +20,13 @@
 /* s = sum_i w[i] * a[i] for one row of n elements; w in the weight type,
  * a in the traits' vec_dot_type. n is a multiple of blck_size. */
 typedef void (*quant_dot_fn)(int64_t n, float *s, const void *w, const void *a);
+/* s[i * s_stride] = dot(w, a + i * a_stride) for i < n_act (a_stride in
+ * bytes, n_act >= 1): one weight row against n_act activation rows, the
+ * weights unpacked once per group of rows. Bit-identical to n_act calls of
+ * the same ISA's vec_dot (every activation row sees the same operations in
+ * the same order), so callers may mix the two freely. */
+typedef void (*quant_dot_multi_fn)(int64_t n, float *s, size_t s_stride, const void *w, const void *a,
+                                   size_t a_stride, int n_act);
 typedef void (*quant_to_float_fn)(const void *src, float *dst, int64_t n);
 typedef void (*quant_from_float_fn)(const float *src, void *dst, int64_t n);
 
@@ -32,6 +39,8 @@ struct quant_traits {
     quant_from_float_fn from_float; /* set for activation types (F32, F16, BF16, Q8_0, Q8_K) */
     quant_dot_fn vec_dot;         /* best variant for the selected ISA; NULL when unsupported */
     quant_dot_fn vec_dot_ref;     /* scalar reference dot, never replaced */
+    quant_dot_multi_fn vec_dot_multi; /* vec_dot over several activation rows; NULL when the
+                                       * ISA has none for the type: call vec_dot per row */
     enum quant_type vec_dot_type; /* what the activations must be quantized to */
     quant_from_float_fn from_float_simd; /* ISA variant of from_float with byte-identical
                                           * output (Q8_0, Q8_K); NULL under ref: use from_float */

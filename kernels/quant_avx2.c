@@ -1,10 +1,11 @@
 /*
  * quant_avx2.c - AVX2/FMA/F16C dot products of one weight row with one
  * activation row, one per weight format (the fast paths beside the scalar
- * references in quant_ref.c).
+ * references in quant_ref.c), and for Q8_0, Q4_K and Q6_K with several
+ * activation rows at once.
  *
- * Owns: quant_install_avx2(), which points traits[t].vec_dot at these
- * kernels and traits[Q8_0/Q8_K].from_float_simd at activation quantizers
+ * Owns: quant_install_avx2(), which points traits[t].vec_dot (and
+ * vec_dot_multi for Q8_0/Q4_K/Q6_K) at these kernels and traits[Q8_0/Q8_K].from_float_simd at activation quantizers
  * whose output is byte-identical to the references (about 13x faster).
  * Must not: allocate, touch vec_dot_ref/from_float, or be called on a CPU
  * without AVX2+FMA+F16C (quant.c checks before installing).
@@ -130,6 +131,39 @@ static inline float e8m0_half_to_f32(uint8_t e)
     return f;
 }
 
+/* --- several activation rows per pass over the weights ------------------- */
+
+/*
+ * As in quant_avx512.c: a *_rows() body computes s[k * ss] = dot(w, a + k *
+ * as) for k < na (a compile-time constant once inlined), unpacking each
+ * weight block once and running the single-row operations on every
+ * activation row in the same order; vec_dot is its na = 1 instance, so
+ * vec_dot_multi is bit-identical to it by construction. AVX2 has 16 ymm
+ * registers, so MULTI_G = 2 rows (three accumulators each for the K-quants)
+ * stay in registers beside the unpacked weights.
+ */
+#define MULTI_G 2
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+#define ROWS_FOR(k) _Pragma("GCC unroll 8") for (int k = 0; k < na; k++)
+
+/* dot(n, s, w, a) = rows with na = 1; dot_multi: pairs of rows, then one */
+#define DEFINE_DOTS(dot, rows)                                                                            \
+    static void dot(int64_t n, float *s, const void *w, const void *a)                                   \
+    {                                                                                                     \
+        rows(n, s, 1, w, a, 0, 1);                                                                        \
+    }                                                                                                     \
+    static void dot##_multi(int64_t n, float *s, size_t ss, const void *w, const void *a, size_t as,     \
+                            int n_act)                                                                    \
+    {                                                                                                     \
+        const uint8_t *ap = a;                                                                            \
+        int k = 0;                                                                                        \
+        for (; k + MULTI_G <= n_act; k += MULTI_G)                                                        \
+            rows(n, s + (size_t)k * ss, ss, w, ap + (size_t)k * as, as, MULTI_G);                         \
+        if (n_act - k >= 1)                                                                               \
+            rows(n, s + (size_t)k * ss, ss, w, ap + (size_t)k * as, as, 1);                               \
+    }
+static_assert(MULTI_G == 2, "DEFINE_DOTS handles a remainder of at most one row");
+
 /* --- float weights, float activations ------------------------------------ */
 
 /* s = W[n] . x[n]; W F32, x F32 */
@@ -208,31 +242,50 @@ static void dot_bf16_avx2(int64_t n, float *s, const void *w, const void *a)
 
 /* --- 32-element blocks, Q8_0 activations --------------------------------- */
 
-/* s = W[n] . x[n]; W Q8_0, x Q8_0 */
-static void dot_q8_0_avx2(int64_t n, float *s, const void *w, const void *a)
+/* s = W[n] . x[n]; W Q8_0, x Q8_0 (na activation rows, see ROWS_FOR) */
+ALWAYS_INLINE void q8_0_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
+                             const int na)
 {
-    const block_q8_0 *x = w, *y = a;
+    const block_q8_0 *x = w;
     const int64_t nb = n / QK8_0;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc0[MULTI_G], acc1[MULTI_G];
+    ROWS_FOR(k) {
+        acc0[k] = _mm256_setzero_ps();
+        acc1[k] = _mm256_setzero_ps();
+    }
+    /* dot_s8_s8 split: |w| once per block, a with w's sign per row */
+#define Q80_ROW(acc, b, wv, wabs, xd)                                                                        \
+    do {                                                                                                     \
+        const __m256i av = _mm256_loadu_si256((const __m256i *)y[b].qs);                                     \
+        const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(wabs, _mm256_sign_epi8(av, wv)), ones);     \
+        acc = _mm256_fmadd_ps(_mm256_set1_ps((xd) * fp16_to_f32(y[b].d)), _mm256_cvtepi32_ps(p), acc);       \
+    } while (0)
     int64_t i = 0;
     for (; i + 2 <= nb; i += 2) {
-        __m256i p0 = dot_s8_s8(_mm256_loadu_si256((const __m256i *)x[i].qs),
-                               _mm256_loadu_si256((const __m256i *)y[i].qs));
-        __m256i p1 = dot_s8_s8(_mm256_loadu_si256((const __m256i *)x[i + 1].qs),
-                               _mm256_loadu_si256((const __m256i *)y[i + 1].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d)),
-                               _mm256_cvtepi32_ps(p0), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(fp16_to_f32(x[i + 1].d) * fp16_to_f32(y[i + 1].d)),
-                               _mm256_cvtepi32_ps(p1), acc1);
+        const __m256i w0 = _mm256_loadu_si256((const __m256i *)x[i].qs);
+        const __m256i w1 = _mm256_loadu_si256((const __m256i *)x[i + 1].qs);
+        const __m256i w0abs = _mm256_sign_epi8(w0, w0), w1abs = _mm256_sign_epi8(w1, w1);
+        const float xd0 = fp16_to_f32(x[i].d), xd1 = fp16_to_f32(x[i + 1].d);
+        ROWS_FOR(k) {
+            const block_q8_0 *y = (const block_q8_0 *)(a + (size_t)k * as);
+            Q80_ROW(acc0[k], i, w0, w0abs, xd0);
+            Q80_ROW(acc1[k], i + 1, w1, w1abs, xd1);
+        }
     }
     for (; i < nb; i++) {
-        __m256i p = dot_s8_s8(_mm256_loadu_si256((const __m256i *)x[i].qs),
-                              _mm256_loadu_si256((const __m256i *)y[i].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d)),
-                               _mm256_cvtepi32_ps(p), acc0);
+        const __m256i w0 = _mm256_loadu_si256((const __m256i *)x[i].qs);
+        const __m256i w0abs = _mm256_sign_epi8(w0, w0);
+        const float xd0 = fp16_to_f32(x[i].d);
+        ROWS_FOR(k) {
+            const block_q8_0 *y = (const block_q8_0 *)(a + (size_t)k * as);
+            Q80_ROW(acc0[k], i, w0, w0abs, xd0);
+        }
     }
-    *s = hsum_f32_8(_mm256_add_ps(acc0, acc1));
+#undef Q80_ROW
+    ROWS_FOR(k) s[(size_t)k * ss] = hsum_f32_8(_mm256_add_ps(acc0[k], acc1[k]));
 }
+DEFINE_DOTS(dot_q8_0_avx2, q8_0_rows)
 
 /* s = W[n] . x[n]; W Q4_0, x Q8_0 */
 static void dot_q4_0_avx2(int64_t n, float *s, const void *w, const void *a)
@@ -350,55 +403,65 @@ static inline __m256i scaled_bsums(__m256i sc16, const int16_t *bsums)
     return _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)bsums));
 }
 
+/* Activation row k of a rows() body, as Q8_K blocks */
+#define ROW_Q8K(k) ((const block_q8_K *)(a + (size_t)(k) * as))
+
 /* s = W[n] . x[n]; W Q4_K, x Q8_K */
-static void dot_q4_K_avx2(int64_t n, float *s, const void *w, const void *a)
+ALWAYS_INLINE void q4_K_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
+                             const int na)
 {
     const block_q4_K *x = w;
-    const block_q8_K *y = a;
     const int64_t nb = n / QK_K;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     __m256i k1[8];
     for (int k = 0; k < 8; k++)
         k1[k] = one_ctrl(k);
-    __m256 acc = _mm256_setzero_ps();
-    __m128 accm = _mm_setzero_ps();
+    __m256 acc[MULTI_G];
+    __m128 accm[MULTI_G];
+    ROWS_FOR(k) {
+        acc[k] = _mm256_setzero_ps();
+        accm[k] = _mm_setzero_ps();
+    }
     for (int64_t i = 0; i < nb; i++) {
-        const float d = y[i].d * fp16_to_f32(x[i].d);
-        const float dmin = -y[i].d * fp16_to_f32(x[i].dmin);
+        const float xd = fp16_to_f32(x[i].d), xdmin = fp16_to_f32(x[i].dmin);
         const __m128i sm = unpack_k4_scales(x[i].scales);
         const __m128i mins = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(sm, sm));
-        /* sums of 32 activations: pairs of the 16-element bsums */
-        const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)y[i].bsums),
-                                          _mm_loadu_si128((const __m128i *)(y[i].bsums + 8)));
-        accm = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(_mm_madd_epi16(mins, bs)), accm);
-
         /* sc: the 8 sub-block scales as int16 in both lanes */
         const __m256i sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));
-        const uint8_t *q = x[i].qs;
-        const int8_t *qa = y[i].qs;
-        __m256i sumi = _mm256_setzero_si256();
-#define Q4K_STEP(j)                                                                           \
-    do {                                                                                            \
-        __m256i qv = _mm256_loadu_si256((const __m256i *)(q + 32 * (j)));                           \
-        __m256i lo = _mm256_and_si256(qv, m4), hi = _mm256_and_si256(_mm256_srli_epi16(qv, 4), m4); \
-        __m256i slo = _mm256_shuffle_epi8(sc, k1[2 * (j)]);                                         \
-        __m256i shi = _mm256_shuffle_epi8(sc, k1[2 * (j) + 1]);                                     \
-        __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(qa + 64 * (j))));      \
-        __m256i phi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(qa + 64 * (j) + 32))); \
-        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, slo));                                 \
-        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, shi));                                 \
-    } while (0)
-        Q4K_STEP(0);
-        Q4K_STEP(1);
-        Q4K_STEP(2);
-        Q4K_STEP(3);
-#undef Q4K_STEP
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        __m256i sumi[MULTI_G];
+        ROWS_FOR(k) sumi[k] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            const __m256i qv = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
+            const __m256i lo = _mm256_and_si256(qv, m4), hi = _mm256_and_si256(_mm256_srli_epi16(qv, 4), m4);
+            const __m256i slo = _mm256_shuffle_epi8(sc, k1[2 * j]);
+            const __m256i shi = _mm256_shuffle_epi8(sc, k1[2 * j + 1]);
+            ROWS_FOR(k) {
+                const int8_t *qa = ROW_Q8K(k)[i].qs + 64 * j;
+                const __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)qa));
+                const __m256i phi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(qa + 32)));
+                sumi[k] = _mm256_add_epi32(sumi[k], _mm256_madd_epi16(plo, slo));
+                sumi[k] = _mm256_add_epi32(sumi[k], _mm256_madd_epi16(phi, shi));
+            }
+        }
+        ROWS_FOR(k) {
+            const block_q8_K *yk = ROW_Q8K(k) + i;
+            const float d = yk->d * xd;
+            const float dmin = -yk->d * xdmin;
+            /* sums of 32 activations: pairs of the 16-element bsums */
+            const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)yk->bsums),
+                                              _mm_loadu_si128((const __m128i *)(yk->bsums + 8)));
+            accm[k] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(_mm_madd_epi16(mins, bs)), accm[k]);
+            acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[k]), acc[k]);
+        }
     }
-    __m128 m = _mm_add_ps(accm, _mm_movehl_ps(accm, accm));
-    m = _mm_add_ss(m, _mm_movehdup_ps(m));
-    *s = hsum_f32_8(acc) + _mm_cvtss_f32(m);
+    ROWS_FOR(k) {
+        __m128 m = _mm_add_ps(accm[k], _mm_movehl_ps(accm[k], accm[k]));
+        m = _mm_add_ss(m, _mm_movehdup_ps(m));
+        s[(size_t)k * ss] = hsum_f32_8(acc[k]) + _mm_cvtss_f32(m);
+    }
 }
+DEFINE_DOTS(dot_q4_K_avx2, q4_K_rows)
 
 /* s = W[n] . x[n]; W Q5_K, x Q8_K */
 static void dot_q5_K_avx2(int64_t n, float *s, const void *w, const void *a)
@@ -456,25 +519,26 @@ static void dot_q5_K_avx2(int64_t n, float *s, const void *w, const void *a)
 }
 
 /* s = W[n] . x[n]; W Q6_K, x Q8_K */
-static void dot_q6_K_avx2(int64_t n, float *s, const void *w, const void *a)
+ALWAYS_INLINE void q6_K_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
+                             const int na)
 {
     const block_q6_K *x = w;
-    const block_q8_K *y = a;
     const int64_t nb = n / QK_K;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     const __m256i m3 = _mm256_set1_epi8(0x03);
     const __m256i c0 = pair_ctrl(0), c2 = pair_ctrl(2), c4 = pair_ctrl(4), c6 = pair_ctrl(6);
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[MULTI_G];
+    ROWS_FOR(k) acc[k] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        const float d = y[i].d * fp16_to_f32(x[i].d);
+        const float xd = fp16_to_f32(x[i].d);
         const __m128i sc8 = _mm_loadu_si128((const __m128i *)x[i].scales);
-        /* weights are stored as q + 32 (0..63): subtract 32 * sum(sc * bsums) */
-        const __m256i corr = scaled_bsums(_mm256_cvtepi8_epi16(sc8), y[i].bsums);
-        __m256i sumi = _mm256_setzero_si256();
+        const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+        __m256i sumi[MULTI_G];
+        ROWS_FOR(k) sumi[k] = _mm256_setzero_si256();
+#pragma GCC unroll 2
         for (int h = 0; h < 2; h++) {
             const uint8_t *ql = x[i].ql + 64 * h;
             const __m256i qh = _mm256_loadu_si256((const __m256i *)(x[i].qh + 32 * h));
-            const int8_t *qa = y[i].qs + 128 * h;
             const __m256i sc = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16((h ? _mm_unpackhi_epi64(sc8, sc8) : sc8)));
             const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
             const __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
@@ -486,21 +550,34 @@ static void dot_q6_K_avx2(int64_t n, float *s, const void *w, const void *a)
                                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
             const __m256i q4 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
                                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
-            /* each 32-byte vector spans two 16-element sub-blocks */
-            const __m256i p1 = _mm256_maddubs_epi16(q1, _mm256_loadu_si256((const __m256i *)qa));
-            const __m256i p2 = _mm256_maddubs_epi16(q2, _mm256_loadu_si256((const __m256i *)(qa + 32)));
-            const __m256i p3 = _mm256_maddubs_epi16(q3, _mm256_loadu_si256((const __m256i *)(qa + 64)));
-            const __m256i p4 = _mm256_maddubs_epi16(q4, _mm256_loadu_si256((const __m256i *)(qa + 96)));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p1, _mm256_shuffle_epi8(sc, c0)));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p2, _mm256_shuffle_epi8(sc, c2)));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p3, _mm256_shuffle_epi8(sc, c4)));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p4, _mm256_shuffle_epi8(sc, c6)));
+            const __m256i s0 = _mm256_shuffle_epi8(sc, c0), s2 = _mm256_shuffle_epi8(sc, c2);
+            const __m256i s4 = _mm256_shuffle_epi8(sc, c4), s6 = _mm256_shuffle_epi8(sc, c6);
+            ROWS_FOR(k) {
+                /* each 32-byte vector spans two 16-element sub-blocks */
+                const int8_t *qa = ROW_Q8K(k)[i].qs + 128 * h;
+                const __m256i p1 = _mm256_maddubs_epi16(q1, _mm256_loadu_si256((const __m256i *)qa));
+                const __m256i p2 = _mm256_maddubs_epi16(q2, _mm256_loadu_si256((const __m256i *)(qa + 32)));
+                const __m256i p3 = _mm256_maddubs_epi16(q3, _mm256_loadu_si256((const __m256i *)(qa + 64)));
+                const __m256i p4 = _mm256_maddubs_epi16(q4, _mm256_loadu_si256((const __m256i *)(qa + 96)));
+                sumi[k] = _mm256_add_epi32(sumi[k], _mm256_madd_epi16(p1, s0));
+                sumi[k] = _mm256_add_epi32(sumi[k], _mm256_madd_epi16(p2, s2));
+                sumi[k] = _mm256_add_epi32(sumi[k], _mm256_madd_epi16(p3, s4));
+                sumi[k] = _mm256_add_epi32(sumi[k], _mm256_madd_epi16(p4, s6));
+            }
         }
-        sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(corr, 5));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        ROWS_FOR(k) {
+            const block_q8_K *yk = ROW_Q8K(k) + i;
+            /* weights are stored as q + 32 (0..63): subtract 32 * sum(sc * bsums) */
+            const __m256i corr = scaled_bsums(sc16, yk->bsums);
+            const __m256i si = _mm256_sub_epi32(sumi[k], _mm256_slli_epi32(corr, 5));
+            acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(yk->d * xd), _mm256_cvtepi32_ps(si), acc[k]);
+        }
     }
-    *s = hsum_f32_8(acc);
+    ROWS_FOR(k) s[(size_t)k * ss] = hsum_f32_8(acc[k]);
 }
+DEFINE_DOTS(dot_q6_K_avx2, q6_K_rows)
+
+#undef ROW_Q8K
 
 /* s = W[n] . x[n]; W Q3_K, x Q8_K */
 static void dot_q3_K_avx2(int64_t n, float *s, const void *w, const void *a)
@@ -733,12 +810,15 @@ void quant_install_avx2(struct quant_traits *traits)
     traits[QT_Q4_0].vec_dot = dot_q4_0_avx2;
     traits[QT_Q5_0].vec_dot = dot_q5_0_avx2;
     traits[QT_Q8_0].vec_dot = dot_q8_0_avx2;
+    traits[QT_Q8_0].vec_dot_multi = dot_q8_0_avx2_multi;
     traits[QT_IQ4_NL].vec_dot = dot_iq4_nl_avx2;
     traits[QT_MXFP4].vec_dot = dot_mxfp4_avx2;
     traits[QT_Q2_K].vec_dot = dot_q2_K_avx2;
     traits[QT_Q3_K].vec_dot = dot_q3_K_avx2;
     traits[QT_Q4_K].vec_dot = dot_q4_K_avx2;
+    traits[QT_Q4_K].vec_dot_multi = dot_q4_K_avx2_multi;
     traits[QT_Q5_K].vec_dot = dot_q5_K_avx2;
     traits[QT_Q6_K].vec_dot = dot_q6_K_avx2;
+    traits[QT_Q6_K].vec_dot_multi = dot_q6_K_avx2_multi;
     traits[QT_IQ4_XS].vec_dot = dot_iq4_xs_avx2;
 }

@@ -1,8 +1,10 @@
 /*
  * quant_avx512.c - AVX-512 (F/BW/VL/DQ/VNNI) dot products of one weight row
- * with one activation row, one per weight format.
+ * with one activation row, one per weight format, and for Q8_0 and the
+ * K-quants (Q2_K..Q6_K, IQ4_XS) with several activation rows at once.
  *
- * Owns: quant_install_avx512(), which replaces traits[t].vec_dot for the
+ * Owns: quant_install_avx512(), which replaces traits[t].vec_dot and
+ * traits[t].vec_dot_multi (NULL where there is no multi-row kernel) for the
  * formats below. quant.c runs quant_install_avx2() on the table first, so
  * anything without a kernel here keeps its AVX2 kernel (and the AVX2
  * activation quantizers stay installed). Must not: allocate, touch
@@ -142,6 +144,51 @@ static inline float e8m0_half_to_f32(uint8_t e)
     return f;
 }
 
+/* --- several activation rows per pass over the weights ------------------- */
+
+/*
+ * A *_rows() body computes s[k * ss] = dot(w, a + k * as) for k < na, na a
+ * compile-time constant once inlined: the weight bytes of a block are
+ * unpacked once, then every activation row runs exactly the single-row
+ * kernel's operations on them (same integer steps, same float accumulators
+ * in the same order). vec_dot is the na = 1 instance of the same body, so
+ * vec_dot_multi is bit-identical to vec_dot row by row by construction.
+ * MULTI_G rows keep their accumulators in registers (the K-quants hold
+ * three per row: float, mins, int32). Measured on the dev VM (one thread,
+ * n = 2048, CPU time): 8 rows run Q4_K/Q6_K/Q8_0 5-15% faster than 4, and
+ * 2.1x (Q4_K, Q6_K) / 1.7x (Q8_0) faster than 8 vec_dot calls.
+ */
+#define MULTI_G 8
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+#define ROWS_FOR(k) _Pragma("GCC unroll 8") for (int k = 0; k < na; k++)
+
+/* dot(n, s, w, a) = rows with na = 1; dot_multi: groups of MULTI_G rows,
+ * then the remainder as 4 + 2 + 1 */
+#define DEFINE_DOTS(dot, rows)                                                                            \
+    static void dot(int64_t n, float *s, const void *w, const void *a)                                   \
+    {                                                                                                     \
+        rows(n, s, 1, w, a, 0, 1);                                                                        \
+    }                                                                                                     \
+    static void dot##_multi(int64_t n, float *s, size_t ss, const void *w, const void *a, size_t as,     \
+                            int n_act)                                                                    \
+    {                                                                                                     \
+        const uint8_t *ap = a;                                                                            \
+        int k = 0;                                                                                        \
+        for (; k + MULTI_G <= n_act; k += MULTI_G)                                                        \
+            rows(n, s + (size_t)k * ss, ss, w, ap + (size_t)k * as, as, MULTI_G);                         \
+        if (n_act - k >= 4) {                                                                             \
+            rows(n, s + (size_t)k * ss, ss, w, ap + (size_t)k * as, as, 4);                               \
+            k += 4;                                                                                       \
+        }                                                                                                 \
+        if (n_act - k >= 2) {                                                                             \
+            rows(n, s + (size_t)k * ss, ss, w, ap + (size_t)k * as, as, 2);                               \
+            k += 2;                                                                                       \
+        }                                                                                                 \
+        if (n_act - k >= 1)                                                                               \
+            rows(n, s + (size_t)k * ss, ss, w, ap + (size_t)k * as, as, 1);                               \
+    }
+static_assert(MULTI_G == 8, "DEFINE_DOTS handles a remainder of at most 7 rows");
+
 /* --- float weights, float activations ------------------------------------ */
 
 /* s = W[n] . x[n]; W F32, x F32 */
@@ -221,35 +268,52 @@ static void dot_bf16_avx512(int64_t n, float *s, const void *w, const void *a)
 
 /* --- 32-element blocks, Q8_0 activations (256-bit VNNI) ------------------ */
 
-/* s = W[n] . x[n]; W Q8_0, x Q8_0. Sign trick |w| * (a with w's sign), two
- * blocks per 512-bit step (no 512-bit vpsignb: a masked negate instead). */
-static void dot_q8_0_avx512(int64_t n, float *s, const void *w, const void *a)
+/* s = W[n] . x[n]; W Q8_0, x Q8_0 (na activation rows, see ROWS_FOR). Sign
+ * trick |w| * (a with w's sign), two blocks per 512-bit step (no 512-bit
+ * vpsignb: a masked negate instead). */
+ALWAYS_INLINE void q8_0_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
+                             const int na)
 {
-    const block_q8_0 *x = w, *y = a;
+    const block_q8_0 *x = w;
     const int64_t nb = n / QK8_0;
     const __m512i z = _mm512_setzero_si512();
-    __m512 acc = _mm512_setzero_ps();
+    __m512 acc[MULTI_G];
+    __m256 acc1[MULTI_G];
+    ROWS_FOR(k) {
+        acc[k] = _mm512_setzero_ps();
+        acc1[k] = _mm256_setzero_ps();
+    }
     int64_t i = 0;
     for (; i + 2 <= nb; i += 2) {
         const __m512i wv = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x[i].qs)),
                                               _mm256_loadu_si256((const __m256i *)x[i + 1].qs), 1);
-        const __m512i av = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)y[i].qs)),
-                                              _mm256_loadu_si256((const __m256i *)y[i + 1].qs), 1);
-        const __m512i as = _mm512_mask_sub_epi8(av, _mm512_movepi8_mask(wv), z, av);
-        const __m512i p = _mm512_dpbusd_epi32(z, _mm512_abs_epi8(wv), as);
-        const __m512 sc = _mm512_insertf32x8(_mm512_set1_ps(fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d)),
-                                             _mm256_set1_ps(fp16_to_f32(x[i + 1].d) * fp16_to_f32(y[i + 1].d)), 1);
-        acc = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(p), acc);
+        const __m512i wabs = _mm512_abs_epi8(wv);
+        const __mmask64 neg = _mm512_movepi8_mask(wv);
+        const float xd0 = fp16_to_f32(x[i].d), xd1 = fp16_to_f32(x[i + 1].d);
+        ROWS_FOR(k) {
+            const block_q8_0 *y = (const block_q8_0 *)(a + (size_t)k * as);
+            const __m512i av = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)y[i].qs)),
+                                                  _mm256_loadu_si256((const __m256i *)y[i + 1].qs), 1);
+            const __m512i p = _mm512_dpbusd_epi32(z, wabs, _mm512_mask_sub_epi8(av, neg, z, av));
+            const __m512 sc = _mm512_insertf32x8(_mm512_set1_ps(xd0 * fp16_to_f32(y[i].d)),
+                                                 _mm256_set1_ps(xd1 * fp16_to_f32(y[i + 1].d)), 1);
+            acc[k] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(p), acc[k]);
+        }
     }
-    __m256 acc1 = _mm256_setzero_ps();
     for (; i < nb; i++) {
         const __m256i wv = _mm256_loadu_si256((const __m256i *)x[i].qs);
-        const __m256i av = _mm256_loadu_si256((const __m256i *)y[i].qs);
-        const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(wv), _mm256_sign_epi8(av, wv));
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d)), _mm256_cvtepi32_ps(p), acc1);
+        const __m256i wabs = _mm256_abs_epi8(wv);
+        const float xd = fp16_to_f32(x[i].d);
+        ROWS_FOR(k) {
+            const block_q8_0 *y = (const block_q8_0 *)(a + (size_t)k * as);
+            const __m256i av = _mm256_loadu_si256((const __m256i *)y[i].qs);
+            const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), wabs, _mm256_sign_epi8(av, wv));
+            acc1[k] = _mm256_fmadd_ps(_mm256_set1_ps(xd * fp16_to_f32(y[i].d)), _mm256_cvtepi32_ps(p), acc1[k]);
+        }
     }
-    *s = _mm512_reduce_add_ps(acc) + hsum_f32_8(acc1);
+    ROWS_FOR(k) s[(size_t)k * ss] = _mm512_reduce_add_ps(acc[k]) + hsum_f32_8(acc1[k]);
 }
+DEFINE_DOTS(dot_q8_0_avx512, q8_0_rows)
 
 /* Two blocks' nibbles -> 64 bytes in element order: [lo(b0), hi(b0),
  * lo(b1), hi(b1)] (each 16 bytes), i.e. block b0's 32 weights then b1's. */
@@ -369,47 +433,68 @@ static void dot_mxfp4_avx512(int64_t n, float *s, const void *w, const void *a)
 
 /* --- 256-element super-blocks, Q8_K activations (512-bit) ----------------- */
 
+/* Activation row k of a rows() body, as Q8_K blocks */
+#define ROW_Q8K(k) ((const block_q8_K *)(a + (size_t)(k) * as))
+
+/* Q4_K/Q5_K per-row tail of a super-block: the mins (dmin * sum(min *
+ * sums of 32 activations)) and the scaled integer sum, into row k's
+ * accumulators */
+#define K4_ROW_ACC(k, i, xd, xdmin, mins, sumi)                                                               \
+    do {                                                                                                      \
+        const block_q8_K *yk = ROW_Q8K(k) + (i);                                                              \
+        const float d = yk->d * (xd);                                                                         \
+        const float dmin = -yk->d * (xdmin);                                                                  \
+        const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)yk->bsums),                         \
+                                          _mm_loadu_si128((const __m128i *)(yk->bsums + 8)));                  \
+        accm[k] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(_mm_madd_epi16(mins, bs)), accm[k]);        \
+        acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc[k]);                        \
+    } while (0)
+
+/* final sum of row k of Q4_K/Q5_K: float lanes, then the mins */
+#define K4_ROW_STORE(k)                                                                                       \
+    do {                                                                                                      \
+        __m128 m = _mm_add_ps(accm[k], _mm_movehl_ps(accm[k], accm[k]));                                      \
+        m = _mm_add_ss(m, _mm_movehdup_ps(m));                                                                \
+        s[(size_t)(k) * ss] = _mm512_reduce_add_ps(acc[k]) + _mm_cvtss_f32(m);                                \
+    } while (0)
+
 /* s = W[n] . x[n]; W Q4_K, x Q8_K */
-static void dot_q4_K_avx512(int64_t n, float *s, const void *w, const void *a)
+ALWAYS_INLINE void q4_K_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
+                             const int na)
 {
     const block_q4_K *x = w;
-    const block_q8_K *y = a;
     const int64_t nb = n / QK_K;
     const __m512i m4 = _mm512_set1_epi8(0x0F);
-    const __m512i idx0 = scale_idx(0, 2), idx1 = scale_idx(2, 2), idx2 = scale_idx(4, 2), idx3 = scale_idx(6, 2);
-    __m512 acc = _mm512_setzero_ps();
-    __m128 accm = _mm_setzero_ps();
+    const __m512i idx[4] = { scale_idx(0, 2), scale_idx(2, 2), scale_idx(4, 2), scale_idx(6, 2) };
+    __m512 acc[MULTI_G];
+    __m128 accm[MULTI_G];
+    ROWS_FOR(k) {
+        acc[k] = _mm512_setzero_ps();
+        accm[k] = _mm_setzero_ps();
+    }
     for (int64_t i = 0; i < nb; i++) {
-        const float d = y[i].d * fp16_to_f32(x[i].d);
-        const float dmin = -y[i].d * fp16_to_f32(x[i].dmin);
+        const float xd = fp16_to_f32(x[i].d), xdmin = fp16_to_f32(x[i].dmin);
         const __m128i sm = unpack_k4_scales(x[i].scales);
         const __m128i mins = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(sm, sm));
-        const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)y[i].bsums),
-                                          _mm_loadu_si128((const __m128i *)(y[i].bsums + 8)));
-        accm = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(_mm_madd_epi16(mins, bs)), accm);
-
         const __m512i sc = _mm512_zextsi128_si512(_mm_cvtepu8_epi16(sm));
-        const uint8_t *q = x[i].qs;
-        const int8_t *qa = y[i].qs;
-        __m512i sumi = _mm512_setzero_si512();
+        __m512i sumi[MULTI_G];
+        ROWS_FOR(k) sumi[k] = _mm512_setzero_si512();
         /* 64 elements per step: low nibbles of 32 bytes, then their high nibbles */
-#define Q4K_STEP(j, idx)                                                                              \
-    do {                                                                                              \
-        const __m512i qq = _mm512_and_si512(dup_shift(_mm256_loadu_si256((const __m256i *)(q + 32 * (j))), 4), m4); \
-        const __m512i p = _mm512_maddubs_epi16(qq, _mm512_loadu_si512(qa + 64 * (j)));                \
-        sumi = _mm512_dpwssd_epi32(sumi, p, _mm512_permutexvar_epi16(idx, sc));                      \
-    } while (0)
-        Q4K_STEP(0, idx0);
-        Q4K_STEP(1, idx1);
-        Q4K_STEP(2, idx2);
-        Q4K_STEP(3, idx3);
-#undef Q4K_STEP
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            const __m256i qv = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
+            const __m512i qq = _mm512_and_si512(dup_shift(qv, 4), m4);
+            const __m512i scj = _mm512_permutexvar_epi16(idx[j], sc);
+            ROWS_FOR(k) {
+                const __m512i p = _mm512_maddubs_epi16(qq, _mm512_loadu_si512(ROW_Q8K(k)[i].qs + 64 * j));
+                sumi[k] = _mm512_dpwssd_epi32(sumi[k], p, scj);
+            }
+        }
+        ROWS_FOR(k) K4_ROW_ACC(k, i, xd, xdmin, mins, sumi[k]);
     }
-    __m128 m = _mm_add_ps(accm, _mm_movehl_ps(accm, accm));
-    m = _mm_add_ss(m, _mm_movehdup_ps(m));
-    *s = _mm512_reduce_add_ps(acc) + _mm_cvtss_f32(m);
+    ROWS_FOR(k) K4_ROW_STORE(k);
 }
+DEFINE_DOTS(dot_q4_K_avx512, q4_K_rows)
 
 /* [set1(1 << b) | set1(1 << (b + 1))]: selects bit b in the low 32 bytes,
  * bit b + 1 in the high 32. */
@@ -419,165 +504,193 @@ static inline __m512i bit_pair(int b)
 }
 
 /* s = W[n] . x[n]; W Q5_K, x Q8_K */
-static void dot_q5_K_avx512(int64_t n, float *s, const void *w, const void *a)
+ALWAYS_INLINE void q5_K_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
+                             const int na)
 {
     const block_q5_K *x = w;
-    const block_q8_K *y = a;
     const int64_t nb = n / QK_K;
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     const __m512i sixteen = _mm512_set1_epi8(16);
-    const __m512i idx0 = scale_idx(0, 2), idx1 = scale_idx(2, 2), idx2 = scale_idx(4, 2), idx3 = scale_idx(6, 2);
-    const __m512i hb0 = bit_pair(0), hb1 = bit_pair(2), hb2 = bit_pair(4), hb3 = bit_pair(6);
-    __m512 acc = _mm512_setzero_ps();
-    __m128 accm = _mm_setzero_ps();
+    const __m512i idx[4] = { scale_idx(0, 2), scale_idx(2, 2), scale_idx(4, 2), scale_idx(6, 2) };
+    const __m512i hb[4] = { bit_pair(0), bit_pair(2), bit_pair(4), bit_pair(6) };
+    __m512 acc[MULTI_G];
+    __m128 accm[MULTI_G];
+    ROWS_FOR(k) {
+        acc[k] = _mm512_setzero_ps();
+        accm[k] = _mm_setzero_ps();
+    }
     for (int64_t i = 0; i < nb; i++) {
-        const float d = y[i].d * fp16_to_f32(x[i].d);
-        const float dmin = -y[i].d * fp16_to_f32(x[i].dmin);
+        const float xd = fp16_to_f32(x[i].d), xdmin = fp16_to_f32(x[i].dmin);
         const __m128i sm = unpack_k4_scales(x[i].scales);
         const __m128i mins = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(sm, sm));
-        const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)y[i].bsums),
-                                          _mm_loadu_si128((const __m128i *)(y[i].bsums + 8)));
-        accm = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(_mm_madd_epi16(mins, bs)), accm);
-
         const __m512i sc = _mm512_zextsi128_si512(_mm_cvtepu8_epi16(sm));
         const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)x[i].qh));
-        const uint8_t *q = x[i].qs;
-        const int8_t *qa = y[i].qs;
-        __m512i sumi = _mm512_setzero_si512();
-#define Q5K_STEP(j, idx, hb)                                                                          \
-    do {                                                                                              \
-        __m512i qq = _mm512_and_si512(dup_shift(_mm256_loadu_si256((const __m256i *)(q + 32 * (j))), 4), m4); \
-        qq = _mm512_mask_add_epi8(qq, _mm512_test_epi8_mask(qh, hb), qq, sixteen);                   \
-        const __m512i p = _mm512_maddubs_epi16(qq, _mm512_loadu_si512(qa + 64 * (j)));                \
-        sumi = _mm512_dpwssd_epi32(sumi, p, _mm512_permutexvar_epi16(idx, sc));                      \
-    } while (0)
-        Q5K_STEP(0, idx0, hb0);
-        Q5K_STEP(1, idx1, hb1);
-        Q5K_STEP(2, idx2, hb2);
-        Q5K_STEP(3, idx3, hb3);
-#undef Q5K_STEP
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+        __m512i sumi[MULTI_G];
+        ROWS_FOR(k) sumi[k] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            __m512i qq = _mm512_and_si512(dup_shift(_mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j)), 4), m4);
+            qq = _mm512_mask_add_epi8(qq, _mm512_test_epi8_mask(qh, hb[j]), qq, sixteen);
+            const __m512i scj = _mm512_permutexvar_epi16(idx[j], sc);
+            ROWS_FOR(k) {
+                const __m512i p = _mm512_maddubs_epi16(qq, _mm512_loadu_si512(ROW_Q8K(k)[i].qs + 64 * j));
+                sumi[k] = _mm512_dpwssd_epi32(sumi[k], p, scj);
+            }
+        }
+        ROWS_FOR(k) K4_ROW_ACC(k, i, xd, xdmin, mins, sumi[k]);
     }
-    __m128 m = _mm_add_ps(accm, _mm_movehl_ps(accm, accm));
-    m = _mm_add_ss(m, _mm_movehdup_ps(m));
-    *s = _mm512_reduce_add_ps(acc) + _mm_cvtss_f32(m);
+    ROWS_FOR(k) K4_ROW_STORE(k);
 }
+DEFINE_DOTS(dot_q5_K_avx512, q5_K_rows)
 
 /* s = W[n] . x[n]; W Q6_K, x Q8_K */
-static void dot_q6_K_avx512(int64_t n, float *s, const void *w, const void *a)
+ALWAYS_INLINE void q6_K_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
+                             const int na)
 {
     const block_q6_K *x = w;
-    const block_q8_K *y = a;
     const int64_t nb = n / QK_K;
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     const __m512i m3 = _mm512_set1_epi8(0x03);
     const __m512i idx[4] = { scale_idx(0, 4), scale_idx(4, 4), scale_idx(8, 4), scale_idx(12, 4) };
-    __m512 acc = _mm512_setzero_ps();
+    __m512 acc[MULTI_G];
+    ROWS_FOR(k) acc[k] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        const float d = y[i].d * fp16_to_f32(x[i].d);
+        const float xd = fp16_to_f32(x[i].d);
         const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
-        /* weights are stored as q + 32 (0..63): subtract 32 * sum(sc * bsums) */
-        const __m256i corr = scaled_bsums(sc16, y[i].bsums);
         const __m512i sc = _mm512_zextsi256_si512(sc16);
-        __m512i sumi = _mm512_setzero_si512();
+        __m512i sumi[MULTI_G];
+        ROWS_FOR(k) sumi[k] = _mm512_setzero_si512();
+#pragma GCC unroll 2
         for (int h = 0; h < 2; h++) {
             /* L = ql[0..63] of this half: low nibbles are elements 0..63,
              * high nibbles 64..127; QH = [qh | qh >> 2] supplies bits 4-5 */
             const __m512i L = _mm512_loadu_si512(x[i].ql + 64 * h);
             const __m512i QH = dup_shift(_mm256_loadu_si256((const __m256i *)(x[i].qh + 32 * h)), 2);
-            const __m512i qa = _mm512_and_si512(L, m4);
-            const __m512i qb = _mm512_and_si512(_mm512_srli_epi16(L, 4), m4);
             const __m512i ha = _mm512_slli_epi16(_mm512_and_si512(QH, m3), 4);
             const __m512i hb = _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(QH, 4), m3), 4);
-            const int8_t *act = y[i].qs + 128 * h;
-            const __m512i pa = _mm512_maddubs_epi16(_mm512_or_si512(qa, ha), _mm512_loadu_si512(act));
-            const __m512i pb = _mm512_maddubs_epi16(_mm512_or_si512(qb, hb), _mm512_loadu_si512(act + 64));
-            sumi = _mm512_dpwssd_epi32(sumi, pa, _mm512_permutexvar_epi16(idx[2 * h], sc));
-            sumi = _mm512_dpwssd_epi32(sumi, pb, _mm512_permutexvar_epi16(idx[2 * h + 1], sc));
+            const __m512i wa = _mm512_or_si512(_mm512_and_si512(L, m4), ha);
+            const __m512i wb = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(L, 4), m4), hb);
+            const __m512i sca = _mm512_permutexvar_epi16(idx[2 * h], sc);
+            const __m512i scb = _mm512_permutexvar_epi16(idx[2 * h + 1], sc);
+            ROWS_FOR(k) {
+                const int8_t *act = ROW_Q8K(k)[i].qs + 128 * h;
+                const __m512i pa = _mm512_maddubs_epi16(wa, _mm512_loadu_si512(act));
+                const __m512i pb = _mm512_maddubs_epi16(wb, _mm512_loadu_si512(act + 64));
+                sumi[k] = _mm512_dpwssd_epi32(sumi[k], pa, sca);
+                sumi[k] = _mm512_dpwssd_epi32(sumi[k], pb, scb);
+            }
         }
-        sumi = _mm512_sub_epi32(sumi, _mm512_zextsi256_si512(_mm256_slli_epi32(corr, 5)));
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+        ROWS_FOR(k) {
+            const block_q8_K *yk = ROW_Q8K(k) + i;
+            /* weights are stored as q + 32 (0..63): subtract 32 * sum(sc * bsums) */
+            const __m256i corr = scaled_bsums(sc16, yk->bsums);
+            const __m512i si = _mm512_sub_epi32(sumi[k], _mm512_zextsi256_si512(_mm256_slli_epi32(corr, 5)));
+            acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(yk->d * xd), _mm512_cvtepi32_ps(si), acc[k]);
+        }
     }
-    *s = _mm512_reduce_add_ps(acc);
+    ROWS_FOR(k) s[(size_t)k * ss] = _mm512_reduce_add_ps(acc[k]);
 }
+DEFINE_DOTS(dot_q6_K_avx512, q6_K_rows)
 
 /* s = W[n] . x[n]; W Q3_K, x Q8_K */
-static void dot_q3_K_avx512(int64_t n, float *s, const void *w, const void *a)
+ALWAYS_INLINE void q3_K_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
+                             const int na)
 {
     const block_q3_K *x = w;
-    const block_q8_K *y = a;
     const int64_t nb = n / QK_K;
     const __m512i m3 = _mm512_set1_epi8(0x03);
     const __m512i four = _mm512_set1_epi8(4);
     const __m512i idx[4] = { scale_idx(0, 4), scale_idx(4, 4), scale_idx(8, 4), scale_idx(12, 4) };
     const __m512i hbit[4] = { bit_pair(0), bit_pair(2), bit_pair(4), bit_pair(6) };
-    __m512 acc = _mm512_setzero_ps();
+    __m512 acc[MULTI_G];
+    ROWS_FOR(k) acc[k] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        const float d = y[i].d * fp16_to_f32(x[i].d);
-        const __m128i sc8 = unpack_q3k_scales(x[i].scales);
-        const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
-        /* u = low2 + 4 * hbit = q + 4: subtract 4 * sum(sc * bsums) */
-        const __m256i corr = scaled_bsums(sc16, y[i].bsums);
+        const float xd = fp16_to_f32(x[i].d);
+        const __m256i sc16 = _mm256_cvtepi8_epi16(unpack_q3k_scales(x[i].scales));
         const __m512i sc = _mm512_zextsi256_si512(sc16);
         const __m512i hm = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)x[i].hmask));
-        __m512i sumi = _mm512_setzero_si512();
+        __m512i sumi[MULTI_G];
+        ROWS_FOR(k) sumi[k] = _mm512_setzero_si512();
+#pragma GCC unroll 2
         for (int h = 0; h < 2; h++) {
             const __m256i qv = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * h));
             __m512i ua = _mm512_and_si512(dup_shift(qv, 2), m3);                       /* shifts 0, 2 */
             __m512i ub = _mm512_and_si512(dup_shift(_mm256_srli_epi16(qv, 4), 2), m3); /* shifts 4, 6 */
             ua = _mm512_mask_add_epi8(ua, _mm512_test_epi8_mask(hm, hbit[2 * h]), ua, four);
             ub = _mm512_mask_add_epi8(ub, _mm512_test_epi8_mask(hm, hbit[2 * h + 1]), ub, four);
-            const int8_t *act = y[i].qs + 128 * h;
-            const __m512i pa = _mm512_maddubs_epi16(ua, _mm512_loadu_si512(act));
-            const __m512i pb = _mm512_maddubs_epi16(ub, _mm512_loadu_si512(act + 64));
-            sumi = _mm512_dpwssd_epi32(sumi, pa, _mm512_permutexvar_epi16(idx[2 * h], sc));
-            sumi = _mm512_dpwssd_epi32(sumi, pb, _mm512_permutexvar_epi16(idx[2 * h + 1], sc));
+            const __m512i sca = _mm512_permutexvar_epi16(idx[2 * h], sc);
+            const __m512i scb = _mm512_permutexvar_epi16(idx[2 * h + 1], sc);
+            ROWS_FOR(k) {
+                const int8_t *act = ROW_Q8K(k)[i].qs + 128 * h;
+                const __m512i pa = _mm512_maddubs_epi16(ua, _mm512_loadu_si512(act));
+                const __m512i pb = _mm512_maddubs_epi16(ub, _mm512_loadu_si512(act + 64));
+                sumi[k] = _mm512_dpwssd_epi32(sumi[k], pa, sca);
+                sumi[k] = _mm512_dpwssd_epi32(sumi[k], pb, scb);
+            }
         }
-        sumi = _mm512_sub_epi32(sumi, _mm512_zextsi256_si512(_mm256_slli_epi32(corr, 2)));
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+        ROWS_FOR(k) {
+            const block_q8_K *yk = ROW_Q8K(k) + i;
+            /* u = low2 + 4 * hbit = q + 4: subtract 4 * sum(sc * bsums) */
+            const __m256i corr = scaled_bsums(sc16, yk->bsums);
+            const __m512i si = _mm512_sub_epi32(sumi[k], _mm512_zextsi256_si512(_mm256_slli_epi32(corr, 2)));
+            acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(yk->d * xd), _mm512_cvtepi32_ps(si), acc[k]);
+        }
     }
-    *s = _mm512_reduce_add_ps(acc);
+    ROWS_FOR(k) s[(size_t)k * ss] = _mm512_reduce_add_ps(acc[k]);
 }
+DEFINE_DOTS(dot_q3_K_avx512, q3_K_rows)
 
 /* s = W[n] . x[n]; W Q2_K, x Q8_K */
-static void dot_q2_K_avx512(int64_t n, float *s, const void *w, const void *a)
+ALWAYS_INLINE void q2_K_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
+                             const int na)
 {
     const block_q2_K *x = w;
-    const block_q8_K *y = a;
     const int64_t nb = n / QK_K;
     const __m512i m3 = _mm512_set1_epi8(0x03);
     const __m128i m4 = _mm_set1_epi8(0x0F);
     const __m512i idx[4] = { scale_idx(0, 4), scale_idx(4, 4), scale_idx(8, 4), scale_idx(12, 4) };
-    __m512 acc = _mm512_setzero_ps();
+    __m512 acc[MULTI_G];
+    ROWS_FOR(k) acc[k] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        const float d = y[i].d * fp16_to_f32(x[i].d);
-        const float dmin = -y[i].d * fp16_to_f32(x[i].dmin);
+        const float xd = fp16_to_f32(x[i].d), xdmin = fp16_to_f32(x[i].dmin);
         const __m128i raw = _mm_loadu_si128((const __m128i *)x[i].scales);
-        const __m128i mn8 = _mm_and_si128(_mm_srli_epi16(raw, 4), m4);
-        const __m256i msum = scaled_bsums(_mm256_cvtepu8_epi16(mn8), y[i].bsums);
+        const __m256i mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), m4));
         const __m512i sc = _mm512_zextsi256_si512(_mm256_cvtepu8_epi16(_mm_and_si128(raw, m4)));
-        __m512i sumi = _mm512_setzero_si512();
+        __m512i sumi[MULTI_G];
+        ROWS_FOR(k) sumi[k] = _mm512_setzero_si512();
+#pragma GCC unroll 2
         for (int h = 0; h < 2; h++) {
             const __m256i qv = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * h));
             const __m512i ua = _mm512_and_si512(dup_shift(qv, 2), m3);
             const __m512i ub = _mm512_and_si512(dup_shift(_mm256_srli_epi16(qv, 4), 2), m3);
-            const int8_t *act = y[i].qs + 128 * h;
-            const __m512i pa = _mm512_maddubs_epi16(ua, _mm512_loadu_si512(act));
-            const __m512i pb = _mm512_maddubs_epi16(ub, _mm512_loadu_si512(act + 64));
-            sumi = _mm512_dpwssd_epi32(sumi, pa, _mm512_permutexvar_epi16(idx[2 * h], sc));
-            sumi = _mm512_dpwssd_epi32(sumi, pb, _mm512_permutexvar_epi16(idx[2 * h + 1], sc));
+            const __m512i sca = _mm512_permutexvar_epi16(idx[2 * h], sc);
+            const __m512i scb = _mm512_permutexvar_epi16(idx[2 * h + 1], sc);
+            ROWS_FOR(k) {
+                const int8_t *act = ROW_Q8K(k)[i].qs + 128 * h;
+                const __m512i pa = _mm512_maddubs_epi16(ua, _mm512_loadu_si512(act));
+                const __m512i pb = _mm512_maddubs_epi16(ub, _mm512_loadu_si512(act + 64));
+                sumi[k] = _mm512_dpwssd_epi32(sumi[k], pa, sca);
+                sumi[k] = _mm512_dpwssd_epi32(sumi[k], pb, scb);
+            }
         }
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(dmin), _mm512_cvtepi32_ps(_mm512_zextsi256_si512(msum)), acc);
+        ROWS_FOR(k) {
+            const block_q8_K *yk = ROW_Q8K(k) + i;
+            const float d = yk->d * xd;
+            const float dmin = -yk->d * xdmin;
+            const __m256i msum = scaled_bsums(mn16, yk->bsums);
+            acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi[k]), acc[k]);
+            acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(dmin), _mm512_cvtepi32_ps(_mm512_zextsi256_si512(msum)), acc[k]);
+        }
     }
-    *s = _mm512_reduce_add_ps(acc);
+    ROWS_FOR(k) s[(size_t)k * ss] = _mm512_reduce_add_ps(acc[k]);
 }
+DEFINE_DOTS(dot_q2_K_avx512, q2_K_rows)
 
 /* s = W[n] . x[n]; W IQ4_XS, x Q8_K */
-static void dot_iq4_xs_avx512(int64_t n, float *s, const void *w, const void *a)
+ALWAYS_INLINE void iq4_xs_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
+                               const int na)
 {
     const block_iq4_xs *x = w;
-    const block_q8_K *y = a;
     const int64_t nb = n / QK_K;
     const __m512i off = _mm512_set1_epi8((char)0x80);
     /* value + 128 as unsigned bytes, the 16-entry table in every 128-bit lane */
@@ -589,9 +702,10 @@ static void dot_iq4_xs_avx512(int64_t n, float *s, const void *w, const void *a)
     __m512i idx[4];
     for (int j = 0; j < 4; j++)
         idx[j] = _mm512_inserti64x4(_mm512_set1_epi32(2 * j), _mm256_set1_epi32(2 * j + 1), 1);
-    __m512 acc = _mm512_setzero_ps();
+    __m512 acc[MULTI_G];
+    ROWS_FOR(k) acc[k] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        const float d = y[i].d * fp16_to_f32(x[i].d);
+        const float xd = fp16_to_f32(x[i].d);
         uint32_t sl;
         memcpy(&sl, x[i].scales_l, sizeof(sl));
         /* ls[ib] = (4 bits at 4 * ib of scales_l | 2 bits at 2 * ib of scales_h << 4) - 32 */
@@ -600,12 +714,10 @@ static void dot_iq4_xs_avx512(int64_t n, float *s, const void *w, const void *a)
         const __m256i hi = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(x[i].scales_h), sh_h),
                                             _mm256_set1_epi32(3));
         const __m256i ls = _mm256_sub_epi32(_mm256_or_si256(lo, _mm256_slli_epi32(hi, 4)), _mm256_set1_epi32(32));
-        /* the +128 offset: 128 * sum over sub-blocks of ls * (sum of its 32 activations) */
-        const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)y[i].bsums),
-                                          _mm_loadu_si128((const __m128i *)(y[i].bsums + 8)));
-        const __m256i corr = _mm256_mullo_epi32(ls, _mm256_cvtepi16_epi32(bs));
         const __m512i ls512 = _mm512_zextsi256_si512(ls);
-        __m512i sumi = _mm512_setzero_si512();
+        __m512i sumi[MULTI_G];
+        ROWS_FOR(k) sumi[k] = _mm512_setzero_si512();
+#pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
             /* 32 bytes = sub-blocks 2j and 2j+1; reorder 128-bit lanes to
              * [lo(2j), hi(2j), lo(2j+1), hi(2j+1)] = element order */
@@ -613,29 +725,53 @@ static void dot_iq4_xs_avx512(int64_t n, float *s, const void *w, const void *a)
             __m512i v = _mm512_and_si512(dup_shift(qv, 4), m4);
             v = _mm512_shuffle_i64x2(v, v, _MM_SHUFFLE(3, 1, 2, 0));
             const __m512i wu = _mm512_shuffle_epi8(table, v);
-            const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wu, _mm512_loadu_si512(y[i].qs + 64 * j));
-            sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(p, _mm512_permutexvar_epi32(idx[j], ls512)));
+            const __m512i lsj = _mm512_permutexvar_epi32(idx[j], ls512);
+            ROWS_FOR(k) {
+                const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wu,
+                                                      _mm512_loadu_si512(ROW_Q8K(k)[i].qs + 64 * j));
+                sumi[k] = _mm512_add_epi32(sumi[k], _mm512_mullo_epi32(p, lsj));
+            }
         }
-        sumi = _mm512_sub_epi32(sumi, _mm512_zextsi256_si512(_mm256_slli_epi32(corr, 7)));
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+        ROWS_FOR(k) {
+            const block_q8_K *yk = ROW_Q8K(k) + i;
+            /* the +128 offset: 128 * sum over sub-blocks of ls * (sum of its 32 activations) */
+            const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)yk->bsums),
+                                              _mm_loadu_si128((const __m128i *)(yk->bsums + 8)));
+            const __m256i corr = _mm256_mullo_epi32(ls, _mm256_cvtepi16_epi32(bs));
+            const __m512i si = _mm512_sub_epi32(sumi[k], _mm512_zextsi256_si512(_mm256_slli_epi32(corr, 7)));
+            acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(yk->d * xd), _mm512_cvtepi32_ps(si), acc[k]);
+        }
     }
-    *s = _mm512_reduce_add_ps(acc);
+    ROWS_FOR(k) s[(size_t)k * ss] = _mm512_reduce_add_ps(acc[k]);
 }
+DEFINE_DOTS(dot_iq4_xs_avx512, iq4_xs_rows)
+
+#undef K4_ROW_STORE
+#undef K4_ROW_ACC
+#undef ROW_Q8K
 
 void quant_install_avx512(struct quant_traits *traits)
 {
-    traits[QT_F32].vec_dot = dot_f32_avx512;
-    traits[QT_F16].vec_dot = dot_f16_avx512;
-    traits[QT_BF16].vec_dot = dot_bf16_avx512;
-    traits[QT_Q4_0].vec_dot = dot_q4_0_avx512;
-    traits[QT_Q5_0].vec_dot = dot_q5_0_avx512;
-    traits[QT_Q8_0].vec_dot = dot_q8_0_avx512;
-    traits[QT_IQ4_NL].vec_dot = dot_iq4_nl_avx512;
-    traits[QT_MXFP4].vec_dot = dot_mxfp4_avx512;
-    traits[QT_Q2_K].vec_dot = dot_q2_K_avx512;
-    traits[QT_Q3_K].vec_dot = dot_q3_K_avx512;
-    traits[QT_Q4_K].vec_dot = dot_q4_K_avx512;
-    traits[QT_Q5_K].vec_dot = dot_q5_K_avx512;
-    traits[QT_Q6_K].vec_dot = dot_q6_K_avx512;
-    traits[QT_IQ4_XS].vec_dot = dot_iq4_xs_avx512;
+    /* vec_dot and vec_dot_multi are replaced together: the avx2 multi must
+     * not survive beside an avx512 vec_dot (they would differ in rounding) */
+#define SET(t, fn, multi)                \
+    do {                                 \
+        traits[t].vec_dot = fn;          \
+        traits[t].vec_dot_multi = multi; \
+    } while (0)
+    SET(QT_F32, dot_f32_avx512, NULL);
+    SET(QT_F16, dot_f16_avx512, NULL);
+    SET(QT_BF16, dot_bf16_avx512, NULL);
+    SET(QT_Q4_0, dot_q4_0_avx512, NULL);
+    SET(QT_Q5_0, dot_q5_0_avx512, NULL);
+    SET(QT_Q8_0, dot_q8_0_avx512, dot_q8_0_avx512_multi);
+    SET(QT_IQ4_NL, dot_iq4_nl_avx512, NULL);
+    SET(QT_MXFP4, dot_mxfp4_avx512, NULL);
+    SET(QT_Q2_K, dot_q2_K_avx512, dot_q2_K_avx512_multi);
+    SET(QT_Q3_K, dot_q3_K_avx512, dot_q3_K_avx512_multi);
+    SET(QT_Q4_K, dot_q4_K_avx512, dot_q4_K_avx512_multi);
+    SET(QT_Q5_K, dot_q5_K_avx512, dot_q5_K_avx512_multi);
+    SET(QT_Q6_K, dot_q6_K_avx512, dot_q6_K_avx512_multi);
+    SET(QT_IQ4_XS, dot_iq4_xs_avx512, dot_iq4_xs_avx512_multi);
+#undef SET
 }

@@ -13,8 +13,10 @@
 #include <unistd.h>
 
 #include "gguf.h"
+#include "matvec.h"
 #include "quant.h"
 #include "tokenizer.h"
+#include "trace.h"
 
 double cli_now(void)
 {
@@ -46,7 +48,14 @@ void cli_common_help(FILE *out)
             "      --verify-reads     check the XXH3 of every expert read\n"
             "      --stats            I/O and timing statistics on stderr\n"
             "      --stats-json       the same as one JSON line on stderr\n"
-            "      --trace-out FILE   record the routed experts (JSON lines)\n");
+            "      --trace-out FILE   record the routed experts per step, token and layer (JSON lines,\n"
+            "                         format in src/trace.h; replay with moestream iobench --trace)\n"
+            "      --cache-policy P   expert cache replacement: slru (default) or lru\n"
+            "      --preload          read every expert that fits the cache before running (warm start)\n"
+            "      --act-bits 8|16    activation precision of the integer dot products (default 16:\n"
+            "                         Q8 + Q8 residual; 8 is llama.cpp's precision, faster prompt processing)\n"
+            "      --no-escape        keep backslash escapes in prompt text literal (by default\n"
+            "                         \\n \\t \\\\ \\xHH ... are rewritten, as llama.cpp does)\n");
 }
 
 static void die_flag(const char *flag, const char *what)
@@ -100,6 +109,7 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
     o->n_batch = 256;
     o->io = PROVIDER_IO_URING;
     o->queue_depth = 0;
+    o->act_bits = 16;
     sampler_default_opts(&o->samp);
     static const struct { const char *s, *l; } alias[] = {
         { "-m", "--model" }, { "-p", "--prompt" }, { "-f", "--file" }, { "-n", "--n-predict" },
@@ -128,8 +138,19 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
         else if (!strcmp(a, "--special")) flag = &o->special;
         else if (!strcmp(a, "--bos")) flag = &o->bos;
         else if (!strcmp(a, "--ids")) flag = &o->ids;
+        else if (!strcmp(a, "--no-escape")) flag = &o->no_escape;
+        else if (!strcmp(a, "--preload")) flag = &o->preload;
+        else if (!strcmp(a, "--cold")) flag = &o->cold;
+        else if (!strcmp(a, "--json")) flag = &o->json;
         if (flag) {
             *flag = true;
+            continue;
+        }
+        if (!strcmp(a, "--compare")) {
+            if (i + 2 >= argc)
+                die_flag(a, "needs two quoted argument lists, e.g. --compare \"--io pread\" \"--io uring\"");
+            o->compare_a = argv[++i];
+            o->compare_b = argv[++i];
             continue;
         }
         if (i + 1 >= argc)
@@ -139,7 +160,29 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
         else if (!strcmp(a, "--prompt")) o->prompt = v;
         else if (!strcmp(a, "--file")) o->prompt_file = v;
         else if (!strcmp(a, "--system")) o->system = v;
-        else if (!strcmp(a, "--n-predict")) o->n_predict = (int)parse_int(a, v, -1, INT_MAX);
+        else if (!strcmp(a, "--n-predict")) {
+            o->n_predict = (int)parse_int(a, v, -1, INT_MAX);
+            o->has_n_predict = true;
+        }
+        else if (!strcmp(a, "--repeat")) o->repeat = (int)parse_int(a, v, 1, 10000);
+        else if (!strcmp(a, "--prompt-tokens")) o->prompt_tokens = (int)parse_int(a, v, 1, 1 << 24);
+        else if (!strcmp(a, "--trace")) o->trace_in = v;
+        else if (!strcmp(a, "--device")) o->device = v;
+        else if (!strcmp(a, "--qd")) o->qd_list = v;
+        else if (!strcmp(a, "--seconds")) {
+            o->seconds = parse_float(a, v);
+            if (!(o->seconds > 0 && o->seconds <= 3600))
+                die_flag(a, "expected seconds in (0, 3600]");
+        }
+        else if (!strcmp(a, "--size")) {
+            if (model_parse_size(v, &o->size) < 0 || o->size == 0)
+                die_flag(a, "expected a size such as 1M, 256K or 4194304");
+        }
+        else if (!strcmp(a, "--cache-policy")) {
+            if (!strcmp(v, "slru")) o->cache_policy = PROVIDER_CACHE_SLRU;
+            else if (!strcmp(v, "lru")) o->cache_policy = PROVIDER_CACHE_LRU;
+            else die_flag(a, "expected slru or lru");
+        }
         else if (!strcmp(a, "--threads")) o->n_threads = (int)parse_int(a, v, 1, 1024);
         else if (!strcmp(a, "--ctx-size")) o->n_ctx = (int)parse_int(a, v, 0, 1 << 24);
         else if (!strcmp(a, "--batch-size")) o->n_batch = (int)parse_int(a, v, 1, 1 << 16);
@@ -158,6 +201,11 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
         else if (!strcmp(a, "--tokens-out")) o->tokens_out = v;
         else if (!strcmp(a, "--kl-base")) o->kl_base = v;
         else if (!strcmp(a, "--chunks")) o->chunks = (int)parse_int(a, v, 0, INT_MAX);
+        else if (!strcmp(a, "--act-bits")) {
+            o->act_bits = (int)parse_int(a, v, 8, 16);
+            if (o->act_bits != 8 && o->act_bits != 16)
+                die_flag(a, "expected 8 or 16");
+        }
         else if (!strcmp(a, "--ram-budget")) {
             if (model_parse_size(v, &o->ram_budget) < 0)
                 die_flag(a, "expected a size such as 8G, 512M or 1.5G");
@@ -176,10 +224,10 @@ static void log_line(const char *msg)
     fprintf(stderr, "moestream: %s\n", msg);
 }
 
-int cli_load(struct cli_runtime *rt, const struct cli_opts *o)
+int cli_open_model(struct model **m, const struct cli_opts *o, int *n_ctx_out, int *n_batch_out)
 {
     char err[1024];
-    memset(rt, 0, sizeof(*rt));
+    *m = NULL;
     if (!o->model_dir) {
         fprintf(stderr, "moestream: no model given: pass -m DIR (a directory made by moestream-split)\n");
         return 1;
@@ -190,6 +238,7 @@ int cli_load(struct cli_runtime *rt, const struct cli_opts *o)
                 getenv("MOESTREAM_ISA"));
         return 1;
     }
+    matvec_set_act_bits(o->act_bits ? o->act_bits : 16);
     /* The budget counts the KV cache and scratch, so size them first. */
     struct split_model *sm;
     if (split_open(&sm, o->model_dir, err, sizeof(err)) < 0) {
@@ -214,14 +263,27 @@ int cli_load(struct cli_runtime *rt, const struct cli_opts *o)
     mo.io.verify_reads = o->verify_reads;
     mo.io.mlock = o->mlock;
     mo.io.log = log_line;
+    mo.io.cache_policy = o->cache_policy;
     mo.ram_budget = o->ram_budget;
     mo.kv_bytes = session_kv_bytes(&hp, n_ctx);
     mo.scratch_bytes = session_scratch_bytes(&hp, n_ctx, n_batch, o->n_threads);
     mo.verify_pinned = true;
-    if (model_open(&rt->m, o->model_dir, &mo, err, sizeof(err)) < 0) {
+    if (model_open(m, o->model_dir, &mo, err, sizeof(err)) < 0) {
         fprintf(stderr, "moestream: %s\n", err);
         return 1;
     }
+    *n_ctx_out = n_ctx;
+    *n_batch_out = n_batch;
+    return 0;
+}
+
+int cli_load(struct cli_runtime *rt, const struct cli_opts *o)
+{
+    char err[1024];
+    int n_ctx, n_batch;
+    memset(rt, 0, sizeof(*rt));
+    if (cli_open_model(&rt->m, o, &n_ctx, &n_batch))
+        return 1;
     rt->pool = pool_init(o->n_threads);
     if (!rt->pool) {
         fprintf(stderr, "moestream: cannot start %d threads\n", o->n_threads);
@@ -236,12 +298,29 @@ int cli_load(struct cli_runtime *rt, const struct cli_opts *o)
         fprintf(stderr, "moestream: %s: tokenizer: %s\n", o->model_dir, err);
         goto fail;
     }
-    if (o->trace_out) {
-        rt->trace = fopen(o->trace_out, "w");
-        if (!rt->trace) {
-            fprintf(stderr, "moestream: %s: cannot create the trace file: %s\n", o->trace_out, strerror(errno));
+    if (o->preload) {
+        double t0 = cli_now();
+        if (model_preload(rt->m, NULL, err, sizeof(err)) < 0) {
+            fprintf(stderr, "moestream: preload: %s\n", err);
             goto fail;
         }
+        struct provider_stats ps;
+        provider_get_stats(rt->m->prov, &ps);
+        fprintf(stderr, "moestream: preloaded %.2f GiB of experts in %.1f s\n", ps.bytes_read / 1073741824.0,
+                cli_now() - t0);
+        rt->preload_bytes = ps.bytes_read;
+        rt->preload_reads = ps.reads;
+        rt->preload_misses = ps.misses;
+    }
+    if (o->trace_out) {
+        const struct model_hparams *hp = &rt->m->hp;
+        struct trace_header th = { hp->n_layer, hp->n_expert, hp->n_expert_used, n_ctx, n_batch, o->n_threads,
+                                   rt->m->ram_budget, rt->m->cache_bytes, o->preload };
+        if (trace_writer_open(&rt->trace, o->trace_out, &th, err, sizeof(err)) < 0) {
+            fprintf(stderr, "moestream: %s\n", err);
+            goto fail;
+        }
+        session_set_route_hook(rt->s, trace_writer_route, rt->trace);
     }
     return 0;
 fail:
@@ -249,16 +328,85 @@ fail:
     return 1;
 }
 
-void cli_unload(struct cli_runtime *rt)
+int cli_eval(struct cli_runtime *rt, const int32_t *tokens, int n, float *logits, bool all_logits)
 {
     if (rt->trace)
-        fclose(rt->trace);
+        trace_writer_begin_eval(rt->trace, session_n_past(rt->s), n);
+    return session_eval(rt->s, tokens, n, logits, all_logits);
+}
+
+int cli_unload(struct cli_runtime *rt)
+{
+    char err[256];
+    int rc = 0;
+    if (rt->trace && trace_writer_close(rt->trace, err, sizeof(err)) < 0) {
+        fprintf(stderr, "moestream: %s\n", err);
+        rc = 1;
+    }
     tok_free(rt->tok);
     session_free(rt->s);
     if (rt->pool)
         pool_free(rt->pool);
     model_close(rt->m);
     memset(rt, 0, sizeof(*rt));
+    return rc;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+size_t cli_unescape(char *s, size_t len)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] != '\\' || i + 1 >= len) {
+            s[o++] = s[i];
+            continue;
+        }
+        char c = s[i + 1];
+        int hi, lo;
+        switch (c) {
+        case 'n': s[o++] = '\n'; i++; break;
+        case 'r': s[o++] = '\r'; i++; break;
+        case 't': s[o++] = '\t'; i++; break;
+        case '\'': s[o++] = '\''; i++; break;
+        case '"': s[o++] = '"'; i++; break;
+        case '\\': s[o++] = '\\'; i++; break;
+        case 'x':
+            if (i + 3 < len && (hi = hexval(s[i + 2])) >= 0 && (lo = hexval(s[i + 3])) >= 0) {
+                s[o++] = (char)(hi * 16 + lo);
+                i += 3;
+            } else
+                s[o++] = s[i];
+            break;
+        default: s[o++] = s[i]; break;
+        }
+    }
+    s[o] = 0;
+    return o;
+}
+
+void cli_json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
 }
 
 char *cli_read_file(const char *path, size_t *len)
@@ -304,6 +452,9 @@ void cli_print_stats(const struct cli_runtime *rt, const struct cli_opts *o, int
     struct session_times st;
     provider_get_stats(rt->m->prov, &ps);
     session_get_times(rt->s, &st);
+    ps.bytes_read -= rt->preload_bytes;
+    ps.reads -= rt->preload_reads;
+    ps.misses -= rt->preload_misses;
     double hit = ps.hits + ps.misses ? (double)ps.hits / (ps.hits + ps.misses) : 0;
     double total = st.compute_s + st.io_wait_s;
     double bw = st.io_wait_s > 0 ? ps.bytes_read / total : 0;

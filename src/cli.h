@@ -18,6 +18,7 @@
 #include "session.h"
 
 struct tokenizer;
+struct trace_writer;
 
 struct cli_opts {
     const char *model_dir;      /* -m */
@@ -38,7 +39,24 @@ struct cli_opts {
     bool special;               /* --special: parse special tokens in the prompt */
     bool bos;                   /* --bos */
     bool ids;                   /* tokenize --ids */
+    bool no_escape;             /* --no-escape: keep \n, \t ... in prompts literal */
+    bool preload;               /* --preload: fill the expert cache before running */
+    int act_bits;               /* --act-bits 8|16 */
+    bool escape_text;           /* load --text through cli_unescape (perplexity) */
     const char *trace_out;      /* --trace-out */
+    enum provider_cache_policy cache_policy; /* --cache-policy */
+    bool has_n_predict;         /* -n was given */
+    /* bench / iobench */
+    int repeat;                 /* --repeat; 0 = not given */
+    bool cold;                  /* --cold */
+    bool json;                  /* --json */
+    const char *compare_a, *compare_b; /* --compare "ARGS_A" "ARGS_B" */
+    int prompt_tokens;          /* --prompt-tokens */
+    const char *trace_in;       /* --trace */
+    const char *device;         /* --device */
+    uint64_t size;              /* --size, bytes */
+    const char *qd_list;        /* --qd */
+    double seconds;             /* --seconds */
     struct sampler_opts samp;
     /* logits / perplexity */
     const char *tokens_in, *text_in, *out, *tokens_out, *kl_base;
@@ -50,7 +68,8 @@ struct cli_runtime {
     struct pool *pool;
     struct session *s;
     struct tokenizer *tok;
-    FILE *trace;
+    struct trace_writer *trace; /* --trace-out: installed as the session's route hook */
+    uint64_t preload_bytes, preload_reads, preload_misses; /* excluded from run statistics */
 };
 
 /* Parses argv (after the subcommand). usage() is printed for --help; an
@@ -59,10 +78,27 @@ struct cli_runtime {
 void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed,
                void (*usage)(FILE *out));
 
-/* Opens the model, pool, session and tokenizer; on error prints one line
- * and returns nonzero. */
+/* Opens the model, pool, session and tokenizer (and the --trace-out
+ * writer); on error prints one line and returns nonzero. */
 int cli_load(struct cli_runtime *rt, const struct cli_opts *o);
-void cli_unload(struct cli_runtime *rt);
+/* Frees everything; nonzero (with a printed line) if the trace could not be
+ * written completely. */
+int cli_unload(struct cli_runtime *rt);
+/* Only the model, sized exactly as cli_load sizes it for these options (the
+ * budget counts the KV cache and scratch of n_ctx, n_batch, n_threads);
+ * *n_ctx and *n_batch get the resolved values. Prints one line on error. */
+int cli_open_model(struct model **m, const struct cli_opts *o, int *n_ctx, int *n_batch);
+/* session_eval that also numbers the forward steps of the --trace-out
+ * trace. Use it for every evaluation of a runtime that may trace. */
+int cli_eval(struct cli_runtime *rt, const int32_t *tokens, int n, float *logits, bool all_logits);
+
+/* Rewrites backslash escapes in place as llama.cpp's tools do by default
+ * (\n \r \t \' \" \\ \xHH; anything else stays as written); returns the new
+ * length. Prompt text (-p, -f) goes through it unless --no-escape. */
+size_t cli_unescape(char *s, size_t len);
+
+/* Writes s as a JSON string (quoted, escaped). */
+void cli_json_str(FILE *f, const char *s);
 
 /* Reads a whole file; NULL with a printed error. *len gets its size. */
 char *cli_read_file(const char *path, size_t *len);
@@ -82,5 +118,7 @@ int cli_chat(int argc, char **argv);
 int cli_logits(int argc, char **argv);
 int cli_perplexity(int argc, char **argv);
 int cli_tokenize(int argc, char **argv);
+int cli_bench(int argc, char **argv);
+int cli_iobench(int argc, char **argv);
 
 #endif

@@ -54,6 +54,8 @@ static int32_t *load_tokens(const struct cli_opts *o, const struct tokenizer *to
     char *text = cli_read_file(o->text_in, &len);
     if (!text)
         return NULL;
+    if (o->escape_text)
+        len = cli_unescape(text, len);
     int cap = (int)len + 16;
     int32_t *ids = malloc(sizeof(int32_t) * cap);
     int n = ids ? tok_encode(tok, text, len, bos, o->special, ids, cap) : -ENOMEM;
@@ -89,7 +91,7 @@ int cli_logits(int argc, char **argv)
     struct cli_opts o;
     cli_parse(&o, argc, argv,
               "--model --tokens --text --tokens-out --out --threads --ctx-size --batch-size --ram-budget --io "
-              "--queue-depth --mlock --verify-reads --stats --stats-json --special --bos --trace-out",
+              "--queue-depth --mlock --verify-reads --stats --stats-json --special --bos --trace-out --preload --act-bits",
               logits_usage);
     if ((!o.tokens_in == !o.text_in) || !o.out) {
         fprintf(stderr, "moestream logits: pass exactly one of --tokens or --text, and --out (see --help)\n");
@@ -188,7 +190,7 @@ int cli_perplexity(int argc, char **argv)
     struct cli_opts o;
     cli_parse(&o, argc, argv,
               "--model --file --ctx-size --batch-size --threads --ram-budget --io --queue-depth --mlock "
-              "--verify-reads --stats --stats-json --chunks --kl-base --bos",
+              "--verify-reads --stats --stats-json --chunks --kl-base --bos --no-escape --preload --act-bits",
               ppl_usage);
     if (!o.prompt_file) {
         fprintf(stderr, "moestream perplexity: pass the text with -f FILE (see --help)\n");
@@ -203,6 +205,7 @@ int cli_perplexity(int argc, char **argv)
         return 1;
     int rc = 1, n = 0;
     o.text_in = o.prompt_file;
+    o.escape_text = !o.no_escape;
     int32_t *ids = load_tokens(&o, rt.tok, &n, o.bos || tok_wants_bos(rt.tok));
     float *logits = NULL, *base = NULL;
     FILE *kl_f = NULL;

@@ -35,20 +35,8 @@ static void run_usage(FILE *out)
 #define RUN_FLAGS                                                                                      \
     "--model --prompt --file --n-predict --threads --ctx-size --batch-size --ram-budget --io "        \
     "--queue-depth --mlock --verify-reads --stats --stats-json --trace-out --special --temp --top-k " \
-    "--top-p --min-p --repeat-penalty --repeat-last-n --seed --system"
-
-/* Trace format (JSON lines): {"pos":P,"layer":L,"experts":[...],"weights":[...]} */
-static void trace_route(void *ctx, int pos, int layer, const int32_t *e, const float *w, int k)
-{
-    FILE *f = ctx;
-    fprintf(f, "{\"pos\":%d,\"layer\":%d,\"experts\":[", pos, layer);
-    for (int i = 0; i < k; i++)
-        fprintf(f, "%s%d", i ? "," : "", e[i]);
-    fprintf(f, "],\"weights\":[");
-    for (int i = 0; i < k; i++)
-        fprintf(f, "%s%.6g", i ? "," : "", w[i]);
-    fprintf(f, "]}\n");
-}
+    "--top-p --min-p --repeat-penalty --repeat-last-n --seed --system --no-escape --preload --act-bits " \
+    "--cache-policy"
 
 /* Tokenizes text into a freshly allocated array; NULL with a message. */
 static int32_t *tokenize_all(const struct tokenizer *t, const char *text, size_t len, bool bos, bool special,
@@ -77,7 +65,7 @@ static int generate(struct cli_runtime *rt, struct sampler *smp, float *logits, 
 {
     struct tok_stream ts;
     tok_stream_init(&ts, rt->tok, false);
-    size_t cap = tok_max_piece(rt->tok) + 16;
+    size_t cap = 3 * tok_max_piece(rt->tok) + 16;
     char *piece = malloc(cap);
     if (!piece)
         return -1;
@@ -99,7 +87,7 @@ static int generate(struct cli_runtime *rt, struct sampler *smp, float *logits, 
             fflush(stdout);
         }
         n++;
-        if (session_eval(rt->s, &id, 1, logits, false) < 0) {
+        if (cli_eval(rt, &id, 1, logits, false) < 0) {
             fprintf(stderr, "\nmoestream: %s\n", session_error(rt->s));
             free(piece);
             return -1;
@@ -131,13 +119,13 @@ int cli_run(int argc, char **argv)
         text = strdup(o.prompt);
         len = strlen(text);
     }
+    if (!o.no_escape)
+        len = cli_unescape(text, len);
     struct cli_runtime rt;
     if (cli_load(&rt, &o)) {
         free(text);
         return 1;
     }
-    if (rt.trace)
-        session_set_route_hook(rt.s, trace_route, rt.trace);
     int rc = 1, n_prompt = 0;
     int32_t *ids = tokenize_all(rt.tok, text, len, tok_wants_bos(rt.tok), o.special, &n_prompt);
     float *logits = malloc(sizeof(float) * rt.m->hp.n_vocab);
@@ -154,7 +142,7 @@ int cli_run(int argc, char **argv)
         goto out;
     }
     double t0 = cli_now();
-    if (session_eval(rt.s, ids, n_prompt, logits, false) < 0) {
+    if (cli_eval(&rt, ids, n_prompt, logits, false) < 0) {
         fprintf(stderr, "moestream: %s\n", session_error(rt.s));
         goto out;
     }
@@ -165,6 +153,7 @@ int cli_run(int argc, char **argv)
     if (n_gen < 0)
         goto out;
     fputc('\n', stdout);
+    fflush(stdout);
     fprintf(stderr, "moestream: prompt %d tokens %.2f tok/s, decode %d tokens %.2f tok/s\n", n_prompt,
             t_prompt > 0 ? n_prompt / t_prompt : 0, n_gen, t_gen > 0 ? n_gen / t_gen : 0);
     cli_print_stats(&rt, &o, n_prompt, t_prompt, n_gen, t_gen);
@@ -174,7 +163,8 @@ out:
     free(logits);
     free(ids);
     free(text);
-    cli_unload(&rt);
+    if (cli_unload(&rt))
+        rc = 1;
     return rc;
 }
 
@@ -204,7 +194,7 @@ static int feed(struct cli_runtime *rt, struct sampler *smp, const char *text, f
         free(ids);
         return -1;
     }
-    int rc = session_eval(rt->s, ids, n, logits, false);
+    int rc = cli_eval(rt, ids, n, logits, false);
     if (rc < 0)
         fprintf(stderr, "moestream: %s\n", session_error(rt->s));
     for (int i = 0; i < n; i++)
@@ -230,6 +220,10 @@ int cli_chat(int argc, char **argv)
         cli_unload(&rt);
         return 1;
     }
+    if (!tmpl)
+        fprintf(stderr, "moestream chat: %s has no chat template; using ChatML, which its <|im_start|> and "
+                        "<|im_end|> tokens suggest (it may not be a chat model)\n",
+                o.model_dir);
     int rc = 1;
     float *logits = malloc(sizeof(float) * rt.m->hp.n_vocab);
     struct sampler *smp = sampler_init(&o.samp, rt.m->hp.n_vocab);

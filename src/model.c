@@ -358,6 +358,52 @@ fail:
     return rc;
 }
 
+int model_request_cap(const struct model *m)
+{
+    uint64_t slot = 0;
+    for (int i = 0; i < m->split->n_layer; i++)
+        if (m->split->layers[i].blob_size > slot)
+            slot = m->split->layers[i].blob_size;
+    uint64_t cap = slot ? m->cache_bytes / slot / 2 : 0;
+    if (cap > (uint64_t)m->hp.n_expert)
+        cap = (uint64_t)m->hp.n_expert;
+    return cap < (uint64_t)m->hp.n_expert_used ? m->hp.n_expert_used : (int)cap;
+}
+
+int model_preload(struct model *m, void (*progress)(uint64_t done, uint64_t total), char *err, size_t errlen)
+{
+    uint64_t total = 0, done = 0;
+    for (int il = 0; il < m->split->n_layer; il++)
+        total += (uint64_t)m->split->layers[il].n_expert;
+    for (int il = 0; il < m->split->n_layer; il++) {
+        const struct split_layer *l = &m->split->layers[il];
+        if (l->blob_size == 0)
+            continue;
+        /* stop when the cache is full: later requests would only evict */
+        if ((done + (uint64_t)l->n_expert) * l->blob_size > m->cache_bytes)
+            break;
+        int ids[64];
+        for (int e0 = 0; e0 < l->n_expert; e0 += 64) {
+            int n = l->n_expert - e0 < 64 ? l->n_expert - e0 : 64;
+            for (int i = 0; i < n; i++)
+                ids[i] = e0 + i;
+            int rc = provider_request(m->prov, il, ids, n);
+            int e;
+            const uint8_t *blob;
+            while (rc >= 0 && (rc = provider_next(m->prov, &e, &blob)) > 0)
+                provider_release(m->prov, il, e);
+            if (rc < 0) {
+                snprintf(err, errlen, "%s", provider_error(m->prov));
+                return rc;
+            }
+            done += (uint64_t)n;
+            if (progress)
+                progress(done, total);
+        }
+    }
+    return 0;
+}
+
 void model_close(struct model *m)
 {
     if (!m)

@@ -91,6 +91,17 @@ int model_read_hparams(const struct split_model *s, struct model_hparams *hp, ch
 int model_open(struct model **out, const char *dir, const struct model_opts *o, char *err, size_t errlen);
 void model_close(struct model *m);
 
+/* Most distinct experts the forward pass asks the provider for at once:
+ * half the cache's slots (at least n_expert_used), so a layer's union of
+ * experts in prompt processing streams through a small cache in waves.
+ * Trace replay uses the same rule so it reproduces the run's reads. */
+int model_request_cap(const struct model *m);
+
+/* Reads every expert of every layer into the cache, as far as the cache
+ * holds them (for runs that should start warm). progress(done, total) may be
+ * NULL. 0, or the provider's error (message in err). */
+int model_preload(struct model *m, void (*progress)(uint64_t done, uint64_t total), char *err, size_t errlen);
+
 /* Parses "8G", "512M", "1.5G", "123456" into bytes; 0 on success. */
 int model_parse_size(const char *s, uint64_t *out);
 

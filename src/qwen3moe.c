@@ -17,6 +17,7 @@
  * to its own row of moe_out and the rows are summed in slot order, so the
  * numbers never depend on arrival order or on what was cached.
  */
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -213,33 +214,89 @@ static void route(struct session *s, int il, int n)
     }
 }
 
-/* Runs expert e (blob) on every (token, slot) routed to it. */
-static void expert(struct session *s, int il, int e, const uint8_t *blob, int n)
+/* Rows of one pool task in the batched expert products: small enough that a
+ * batch of 8 decode experts spreads evenly over the threads. */
+#define EXPERT_TASK_ROWS 64
+
+struct ebatch_job {
+    struct session *s;
+    const struct model_layer *L;
+    int phase;             /* 0: gate and up; 1: down */
+    int tasks_per_expert;
+    size_t act_row;        /* bytes of one quantized activation row */
+};
+
+/* One task: a range of output rows of one expert of the batch, for all of
+ * that expert's gathered tokens. */
+static void ebatch_task(void *ctx, int task, int n_tasks)
+{
+    (void)n_tasks;
+    const struct ebatch_job *j = ctx;
+    struct session *s = j->s;
+    const struct model_hparams *hp = &s->m->hp;
+    int i = task / j->tasks_per_expert, c = task % j->tasks_per_expert;
+    int row0 = s->b_row0[i], rows = s->b_rows[i];
+    const uint8_t *blob = s->b_blob[i];
+    const uint8_t *xq = (const uint8_t *)s->xq + (size_t)row0 * j->act_row;
+    int64_t r0 = (int64_t)c * EXPERT_TASK_ROWS;
+    if (j->phase == 0) {
+        int64_t r1 = r0 + EXPERT_TASK_ROWS < hp->n_ff_exp ? r0 + EXPERT_TASK_ROWS : hp->n_ff_exp;
+        matmul_rows(s->hg + (size_t)row0 * hp->n_ff_exp, hp->n_ff_exp, blob + j->L->gate->offset, j->L->gate->type,
+                    r0, r1, hp->n_embd, xq, rows);
+        matmul_rows(s->hu + (size_t)row0 * hp->n_ff_exp, hp->n_ff_exp, blob + j->L->up->offset, j->L->up->type, r0,
+                    r1, hp->n_embd, xq, rows);
+    } else {
+        int64_t r1 = r0 + EXPERT_TASK_ROWS < hp->n_embd ? r0 + EXPERT_TASK_ROWS : hp->n_embd;
+        matmul_rows(s->yg + (size_t)row0 * hp->n_embd, hp->n_embd, blob + j->L->down->offset, j->L->down->type, r0,
+                    r1, hp->n_ff_exp, xq, rows);
+    }
+}
+
+/* Runs the nb experts of the batch (b_exp, b_blob) on every (token, slot)
+ * routed to them: gather, gate and up, silu * up, down, scatter to moe_out.
+ * Each output row depends only on its own token and expert, so batching
+ * never changes the numbers. */
+static void expert_batch(struct session *s, int il, int nb, int n)
 {
     const struct model_hparams *hp = &s->m->hp;
     const struct model_layer *L = &s->m->layers[il];
     int k = hp->n_expert_used, rows = 0;
-    for (int t = 0; t < n; t++)
-        for (int j = 0; j < k; j++)
-            if (s->topk_id[(size_t)t * k + j] == e) {
-                s->g_tok[rows] = t;
-                s->g_slot[rows] = j;
-                memcpy(s->xg + (size_t)rows * hp->n_embd, s->xb + (size_t)t * hp->n_embd,
-                       sizeof(float) * hp->n_embd);
-                rows++;
-            }
+    for (int i = 0; i < nb; i++) {
+        s->b_row0[i] = rows;
+        for (int t = 0; t < n; t++)
+            for (int j = 0; j < k; j++)
+                if (s->topk_id[(size_t)t * k + j] == s->b_exp[i]) {
+                    s->g_tok[rows] = t;
+                    s->g_slot[rows] = j;
+                    memcpy(s->xg + (size_t)rows * hp->n_embd, s->xb + (size_t)t * hp->n_embd,
+                           sizeof(float) * hp->n_embd);
+                    rows++;
+                }
+        s->b_rows[i] = rows - s->b_row0[i];
+    }
+    /* gate and up share their input type in every supported mix; check */
+    assert(quant_traits(L->gate->type)->vec_dot_type == quant_traits(L->up->type)->vec_dot_type);
+    struct ebatch_job job = { s, L, 0, (int)((hp->n_ff_exp + EXPERT_TASK_ROWS - 1) / EXPERT_TASK_ROWS),
+                              matvec_act_size(L->gate->type, hp->n_embd) };
+    for (int r = 0; r < rows; r++)
+        matvec_quantize_act(L->gate->type, s->xg + (size_t)r * hp->n_embd, (char *)s->xq + (size_t)r * job.act_row,
+                            hp->n_embd);
     act_dirty(s);
-    mm(s, s->hg, blob + L->gate->offset, L->gate->type, hp->n_ff_exp, hp->n_embd, s->xg, rows);
-    mm(s, s->hu, blob + L->up->offset, L->up->type, hp->n_ff_exp, hp->n_embd, s->xg, rows);
+    pool_run(s->pool, ebatch_task, &job, nb * job.tasks_per_expert);
     for (size_t i = 0; i < (size_t)rows * hp->n_ff_exp; i++) {
         float g = s->hg[i];
         s->hg[i] = g / (1.0f + expf(-g)) * s->hu[i];
     }
-    act_dirty(s);
-    mm(s, s->yg, blob + L->down->offset, L->down->type, hp->n_embd, hp->n_ff_exp, s->hg, rows);
+    job.phase = 1;
+    job.tasks_per_expert = (hp->n_embd + EXPERT_TASK_ROWS - 1) / EXPERT_TASK_ROWS;
+    job.act_row = matvec_act_size(L->down->type, hp->n_ff_exp);
     for (int r = 0; r < rows; r++)
-        memcpy(s->moe_out + ((size_t)s->g_tok[r] * k + s->g_slot[r]) * hp->n_embd,
-               s->yg + (size_t)r * hp->n_embd, sizeof(float) * hp->n_embd);
+        matvec_quantize_act(L->down->type, s->hg + (size_t)r * hp->n_ff_exp, (char *)s->xq + (size_t)r * job.act_row,
+                            hp->n_ff_exp);
+    pool_run(s->pool, ebatch_task, &job, nb * job.tasks_per_expert);
+    for (int r = 0; r < rows; r++)
+        memcpy(s->moe_out + ((size_t)s->g_tok[r] * k + s->g_slot[r]) * hp->n_embd, s->yg + (size_t)r * hp->n_embd,
+               sizeof(float) * hp->n_embd);
 }
 
 static int moe(struct session *s, int il, int n)
@@ -263,20 +320,15 @@ static int moe(struct session *s, int il, int n)
         if (s->e_count[s->topk_id[i]]++ == 0)
             s->uniq[n_uniq++] = s->topk_id[i];
 
-    /* ask for at most what the cache can hold at once */
-    uint64_t slot = 0;
-    for (int i = 0; i < s->m->split->n_layer; i++)
-        if (s->m->split->layers[i].blob_size > slot)
-            slot = s->m->split->layers[i].blob_size;
-    int cap = (int)(s->m->cache_bytes / slot) / 2;
-    if (cap < k)
-        cap = k;
+    int cap = model_request_cap(s->m);
 
     for (int c0 = 0; c0 < n_uniq; c0 += cap) {
         int nc = n_uniq - c0 < cap ? n_uniq - c0 : cap;
         int rc = provider_request(prov, il, s->uniq + c0, nc);
         for (;;) {
-            int e;
+            /* wait for one expert, then take every other one already
+             * resident: hits arrive together, misses as they complete */
+            int e, nb = 0;
             const uint8_t *blob;
             double t0 = now_s();
             if (rc >= 0)
@@ -284,8 +336,17 @@ static int moe(struct session *s, int il, int n)
             s->times.io_wait_s += now_s() - t0;
             if (rc <= 0)
                 break;
-            expert(s, il, e, blob, n);
-            provider_release(prov, il, e);
+            s->b_exp[nb] = e;
+            s->b_blob[nb++] = blob;
+            while (provider_ready_count(prov) > 0 && (rc = provider_next(prov, &e, &blob)) > 0) {
+                s->b_exp[nb] = e;
+                s->b_blob[nb++] = blob;
+            }
+            expert_batch(s, il, nb, n);
+            for (int i = 0; i < nb; i++)
+                provider_release(prov, il, s->b_exp[i]);
+            if (rc < 0)
+                break;
         }
         if (rc < 0) {
             snprintf(s->err, sizeof(s->err), "%s", provider_error(prov));

@@ -27,15 +27,16 @@ uint64_t session_scratch_bytes(const struct model_hparams *hp, int n_ctx, int n_
 {
     uint64_t B = (uint64_t)n_batch, nq = (uint64_t)hp->n_head * hp->head_dim,
              nkv = (uint64_t)hp->n_head_kv * hp->head_dim, K = (uint64_t)hp->n_expert_used;
-    uint64_t floats = B * hp->n_embd * 5              /* x xb tmp xg yg */
+    uint64_t floats = B * hp->n_embd * 3              /* x xb tmp */
+                      + B * K * hp->n_embd * 2        /* xg yg */
                       + B * nq * 2 + B * nkv * 2      /* q att k v */
                       + (uint64_t)n_threads * n_ctx   /* scores */
                       + B * hp->head_dim              /* rope cos, sin */
                       + B * hp->n_expert              /* router */
                       + B * K * (1 + hp->n_embd)      /* topk_w moe_out */
-                      + B * hp->n_ff_exp * 2;         /* hg hu */
-    uint64_t ints = B * K * 3 + 2ull * hp->n_expert;
-    uint64_t xq = B * matvec_act_size(QT_F32, max3(hp->n_embd, (int64_t)nq, hp->n_ff_exp));
+                      + B * K * hp->n_ff_exp * 2;     /* hg hu */
+    uint64_t ints = B * K * 3 + 5ull * hp->n_expert + 2ull * hp->n_expert; /* + b_blob pointers */
+    uint64_t xq = B * K * matvec_act_size(QT_F32, max3(hp->n_embd, (int64_t)nq, hp->n_ff_exp));
     uint64_t logits_rows = B * (uint64_t)hp->n_vocab * sizeof(float); /* caller-held, counted here */
     return floats * sizeof(float) + ints * sizeof(int32_t) + xq + logits_rows;
 }
@@ -82,17 +83,21 @@ int session_init(struct session **out, struct model *m, struct pool *pool, const
     ALLOC(topk_id, B * K);
     ALLOC(topk_w, B * K);
     ALLOC(moe_out, B * K * hp->n_embd);
-    ALLOC(xg, B * hp->n_embd);
-    ALLOC(hg, B * hp->n_ff_exp);
-    ALLOC(hu, B * hp->n_ff_exp);
-    ALLOC(yg, B * hp->n_embd);
+    ALLOC(xg, B * K * hp->n_embd);
+    ALLOC(hg, B * K * hp->n_ff_exp);
+    ALLOC(hu, B * K * hp->n_ff_exp);
+    ALLOC(yg, B * K * hp->n_embd);
+    ALLOC(b_exp, (size_t)hp->n_expert);
+    ALLOC(b_row0, (size_t)hp->n_expert);
+    ALLOC(b_rows, (size_t)hp->n_expert);
+    ALLOC(b_blob, (size_t)hp->n_expert);
     ALLOC(g_tok, B * K);
     ALLOC(g_slot, B * K);
     ALLOC(uniq, (size_t)hp->n_expert);
     ALLOC(e_count, (size_t)hp->n_expert);
 #undef ALLOC
     s->xq_row = matvec_act_size(QT_F32, max3(hp->n_embd, (int64_t)nq, hp->n_ff_exp));
-    s->xq = aligned_alloc(64, (B * s->xq_row + 63) / 64 * 64);
+    s->xq = aligned_alloc(64, (B * K * s->xq_row + 63) / 64 * 64);
     if (!s->xq)
         goto oom;
     *out = s;
@@ -130,6 +135,10 @@ void session_free(struct session *s)
     free(s->yg);
     free(s->g_tok);
     free(s->g_slot);
+    free(s->b_exp);
+    free(s->b_row0);
+    free(s->b_rows);
+    free(s->b_blob);
     free(s->uniq);
     free(s->e_count);
     free(s->xq);

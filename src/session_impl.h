@@ -29,15 +29,21 @@ struct session {
     int32_t *topk_id;      /* [B][n_expert_used] */
     float *topk_w;         /* [B][n_expert_used] */
     float *moe_out;        /* [B][n_expert_used][n_embd] one row per (token, slot) */
-    float *xg;             /* [B][n_embd] tokens gathered for one expert */
-    float *hg;             /* [B][n_ff_exp] gate, then silu(gate) * up */
-    float *hu;             /* [B][n_ff_exp] up */
-    float *yg;             /* [B][n_embd] expert output */
-    int32_t *g_tok;        /* [B * n_expert_used] (token, slot) of gathered row */
-    int32_t *g_slot;
+    /* a batch of experts computed together: their (token, slot) rows are
+     * gathered back to back, expert after expert (at most B * K rows) */
+    float *xg;             /* [B * K][n_embd] gathered inputs */
+    float *hg;             /* [B * K][n_ff_exp] gate, then silu(gate) * up */
+    float *hu;             /* [B * K][n_ff_exp] up */
+    float *yg;             /* [B * K][n_embd] expert outputs */
+    int32_t *g_tok;        /* [B * K] token of gathered row */
+    int32_t *g_slot;       /* [B * K] slot of gathered row */
+    int32_t *b_exp;        /* [n_expert] experts of the batch */
+    int32_t *b_row0;       /* [n_expert] first gathered row of each */
+    int32_t *b_rows;       /* [n_expert] rows of each */
+    const uint8_t **b_blob; /* [n_expert] their weights */
     int32_t *uniq;         /* [n_expert] distinct experts of a layer in this step */
     int32_t *e_count;      /* [n_expert] */
-    void *xq;              /* quantized activations: B rows of the largest act size */
+    void *xq;              /* quantized activations: B * K rows of the largest act size */
     size_t xq_row;         /* bytes per row in xq */
     int xq_type;           /* act type held in xq, -1 when stale */
     const float *xq_src;   /* rows xq was made from */

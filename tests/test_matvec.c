@@ -5,7 +5,8 @@
  * and 1..3 threads, over many back-to-back runs (exercising the spin path)
  * and runs separated by sleeps (exercising the blocking path).
  * Drivers: matvec and matmul must equal a plain per-row loop over the same
- * traits->vec_dot bit for bit (the drivers only split rows), for several
+ * traits->vec_dot bit for bit (the drivers only split rows and may use
+ * vec_dot_multi, which must give vec_dot's bits), for several
  * formats, shapes, token counts and 1..3 threads, with the kernels of the
  * ISA quant_init() selects (MOESTREAM_ISA=ref|avx2|avx512 to force one).
  * No fixtures needed.
@@ -131,6 +132,12 @@ static void synth_weights(int t, void *dst, int64_t n_rows, int64_t n)
             blk->dmin = quant_fp32_to_fp16(rng_float() * 0.01f);
         }
         return;
+    case QT_Q6_K:
+        for (size_t i = 0; i < size; i++)
+            p[i] = (uint8_t)rng_next();
+        for (int64_t b = 0; b < (int64_t)(size / tr->type_size); b++)
+            ((block_q6_K *)p)[b].d = quant_fp32_to_fp16(rng_float() * 0.01f);
+        return;
     case QT_IQ4_NL:
         for (size_t i = 0; i < size; i++)
             p[i] = (uint8_t)rng_next();
@@ -197,9 +204,10 @@ static void test_drivers_match_rows(void **state)
     (void)state;
     for (int bits = 8; bits <= 16; bits += 8) {
     assert_int_equal(matvec_set_act_bits(bits), 0);
-    static const int types[] = { QT_F32, QT_Q8_0, QT_IQ4_NL, QT_Q4_K };
+    static const int types[] = { QT_F32, QT_Q8_0, QT_IQ4_NL, QT_Q4_K, QT_Q6_K };
     static const int64_t shapes[][2] = { { 1, 256 }, { 3, 512 }, { 17, 256 }, { 64, 768 }, { 259, 256 }, { 1000, 512 } };
-    static const int64_t toks[] = { 1, 2, 5 };
+    /* 9 and 21: more activation rows than one multi-row chunk, odd remainders */
+    static const int64_t toks[] = { 1, 2, 5, 9, 21 };
     for (int nt = 1; nt <= 3; nt++) {
         struct pool *p = pool_init(nt);
         assert_non_null(p);

@@ -15,6 +15,10 @@
  * with DOT_TOL_SIMD 5e-5 for every format: the integer sums are exact in
  * every variant, only the float accumulation of block results (order, FMA)
  * differs, which costs a few float32 ulps per block.
+ *
+ * vec_dot_multi, where an ISA has one, must equal that ISA's vec_dot on
+ * each activation row bit for bit (no tolerance): matmul and matvec mix the
+ * two and their tests compare with per-row vec_dot exactly.
  */
 #include <errno.h>
 #include <math.h>
@@ -585,6 +589,59 @@ static void check_simd_quantizers(const char *isa)
     }
 }
 
+/* vec_dot_multi == vec_dot per activation row, bitwise, for odd and even
+ * row counts around the kernels' group size, padded activation strides and
+ * strided outputs */
+static void check_multi(const char *isa)
+{
+    enum { N_MAX = 1024, MAX_ACT = 19, PAD = 68 };
+    static const int n_acts[] = { 1, 2, 3, 4, 5, 7, 8, 9, 16, 19 };
+    static const int64_t lengths[] = { 256, 1024 };
+    static uint8_t wbuf[N_MAX * 4], abuf[MAX_ACT * (N_MAX * 2 + PAD)];
+    static float x[N_MAX], got[MAX_ACT * 3];
+    for (int fi = 0; fi < N_FORMATS; fi++) {
+        const int t = test_formats[fi];
+        const struct quant_traits *tr = quant_traits(t);
+        if (!tr->vec_dot_multi)
+            continue;
+        const struct quant_traits *at = quant_traits(tr->vec_dot_type);
+        for (size_t li = 0; li < sizeof(lengths) / sizeof(lengths[0]); li++) {
+            const int64_t n = lengths[li];
+            for (size_t ki = 0; ki < sizeof(n_acts) / sizeof(n_acts[0]); ki++) {
+                const int n_act = n_acts[ki];
+                /* odd counts get padded rows (the stride is not the row size) */
+                const size_t a_stride = quant_row_size(tr->vec_dot_type, n) + (n_act % 2 ? PAD : 0);
+                const size_t s_stride = n_act % 2 ? 3 : 1;
+                synth_row(t, wbuf, n);
+                for (int k = 0; k < n_act; k++) {
+                    /* every other row small, like the residual pass of 16-bit activations */
+                    const float mag = k % 2 ? 1e-3f : 1.0f;
+                    for (int64_t i = 0; i < n; i++)
+                        x[i] = (rng_float() + rng_float()) * mag;
+                    if (k == 3)
+                        for (int64_t i = 0; i < n; i += 37)
+                            x[i] *= 50.0f;
+                    at->from_float(x, abuf + (size_t)k * a_stride, n);
+                }
+                memset(got, 0xff, sizeof(got)); /* NaN poison */
+                tr->vec_dot_multi(n, got, s_stride, wbuf, abuf, a_stride, n_act);
+                for (int k = 0; k < n_act; k++) {
+                    float want = NAN;
+                    tr->vec_dot(n, &want, wbuf, abuf + (size_t)k * a_stride);
+                    if (memcmp(&want, &got[(size_t)k * s_stride], sizeof(float)) != 0)
+                        fail_msg("%s: vec_dot_multi %s n=%lld n_act=%d row %d: %.9g, vec_dot %.9g", isa, tr->name,
+                                 (long long)n, n_act, k, got[(size_t)k * s_stride], want);
+                }
+                /* outputs between the strided ones stay untouched */
+                for (size_t i = 0; i < (size_t)n_act * s_stride; i++)
+                    if (i % s_stride != 0 && !isnan(got[i]))
+                        fail_msg("%s: vec_dot_multi %s n_act=%d wrote s[%zu] (s_stride %zu)", isa, tr->name, n_act,
+                                 i, s_stride);
+            }
+        }
+    }
+}
+
 static void run_isa(const char *isa, double tol)
 {
     int rc = quant_select_isa(isa);
@@ -600,6 +657,7 @@ static void run_isa(const char *isa, double tol)
     assert_ptr_equal(quant_traits(QT_Q8_K)->from_float, quant_from_float_q8_k_ref);
     check_dots(isa, tol);
     check_simd_quantizers(isa);
+    check_multi(isa);
     quant_select_isa("ref");
 }
 
@@ -611,16 +669,31 @@ static void test_dot_ref(void **state)
         assert_ptr_equal(quant_traits(test_formats[fi])->vec_dot, quant_traits(test_formats[fi])->vec_dot_ref);
 }
 
+/* the formats of the target models have a multi-row kernel in the ISA */
+static void check_multi_present(const char *isa, const int *types, size_t n_types)
+{
+    if (quant_select_isa(isa) != 0)
+        return;
+    for (size_t i = 0; i < n_types; i++)
+        if (!quant_traits(types[i])->vec_dot_multi)
+            fail_msg("%s: %s has no vec_dot_multi", isa, quant_traits(types[i])->name);
+    quant_select_isa("ref");
+}
+
 static void test_dot_avx2(void **state)
 {
     (void)state;
     run_isa("avx2", DOT_TOL_SIMD);
+    static const int types[] = { QT_Q8_0, QT_Q4_K, QT_Q6_K };
+    check_multi_present("avx2", types, sizeof(types) / sizeof(types[0]));
 }
 
 static void test_dot_avx512(void **state)
 {
     (void)state;
     run_isa("avx512", DOT_TOL_SIMD);
+    static const int types[] = { QT_Q8_0, QT_Q2_K, QT_Q3_K, QT_Q4_K, QT_Q5_K, QT_Q6_K, QT_IQ4_XS };
+    check_multi_present("avx512", types, sizeof(types) / sizeof(types[0]));
 }
 
 static void test_traits(void **state)

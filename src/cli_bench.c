@@ -1,0 +1,572 @@
+/*
+ * cli_bench.c - `moestream bench`: end-to-end speed of one configuration
+ * (prompt and decode tok/s, time to first token, bytes read per token, cache
+ * hit rate, read bandwidth, I/O wait share, peak RSS), over --repeat runs
+ * each with a fresh model and session, and --compare: two configurations
+ * run alternately in child processes, reported as per-pair ratios so that
+ * comparisons hold on a noisy machine. Drives the same code as `run`
+ * (cli_load, cli_eval); greedy decoding without the sampler.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "tokenizer.h"
+
+#define BENCH_FLAGS                                                                                     \
+    "--model --prompt --file --prompt-tokens --n-predict --threads --ctx-size --batch-size --ram-budget " \
+    "--io --queue-depth --mlock --verify-reads --trace-out --special --no-escape --preload --act-bits "   \
+    "--cache-policy --repeat --cold --json --compare"
+
+#define BENCH_PROMPT_TOKENS 64
+#define BENCH_GEN_TOKENS 64
+#define BENCH_PAIRS 5
+#define BENCH_SEED 0x6265u /* synthetic prompt ids; fixed so runs compare */
+
+static void bench_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: moestream bench -m DIR [-p TEXT | -f FILE | --prompt-tokens N] [-n N] [--repeat N]\n"
+            "                       [--cold] [--json] [options as for run]\n"
+            "       moestream bench -m DIR --compare \"ARGS_A\" \"ARGS_B\" [--repeat N] [common options]\n\n"
+            "Processes a prompt, then generates N tokens greedily (end-of-text tokens do not stop it), and\n"
+            "reports prompt and decode tok/s, time to first token, bytes read per token, expert cache hit\n"
+            "rate, read bandwidth (bytes over I/O wait time, and over wall time), the I/O wait share of\n"
+            "the time and peak RSS. With --repeat, the median, min and max of each.\n\n"
+            "Every repeat opens a fresh model and session, so the expert cache starts empty (unless\n"
+            "--preload); the OS page cache stays warm between repeats unless --cold, which drops it before\n"
+            "each one (needs root; without root bench warns and runs warm). With O_DIRECT (--io uring or\n"
+            "pread) expert reads bypass the page cache anyway; --cold matters for the pinned weights and\n"
+            "for --io buffered.\n\n"
+            "  -p, --prompt TEXT      prompt text (default: %d synthetic token ids, the same every run)\n"
+            "  -f, --file FILE        read the prompt from FILE\n"
+            "      --prompt-tokens N  length of the synthetic prompt (default %d)\n"
+            "  -n, --n-predict N      tokens to generate (default %d)\n"
+            "      --repeat N         runs (default 1; with --compare: pairs, default %d)\n"
+            "      --cold             drop the page cache before each run (sync; echo 3 > /proc/sys/vm/drop_caches)\n"
+            "      --json             one JSON object on stdout: medians, \"min\", \"max\" and \"config\"\n"
+            "      --trace-out FILE   record the routing of the first run (replay: moestream iobench --trace)\n"
+            "      --compare A B      run configuration A and B (each a quoted list of flags, split at spaces,\n"
+            "                         added to the common flags) alternately A B A B ..., each run in a child\n"
+            "                         process, and report the per-pair ratio B/A (median, min, max) per metric.\n"
+            "                         e.g. --compare \"--io pread\" \"--io uring\", or\n"
+            "                              --compare \"--cache-policy lru\" \"--cache-policy slru\"\n",
+            BENCH_PROMPT_TOKENS, BENCH_PROMPT_TOKENS, BENCH_GEN_TOKENS, BENCH_PAIRS);
+    cli_common_help(out);
+}
+
+/* The metrics of one run, in the order of bench_metric_names. */
+enum {
+    M_PREFILL, M_DECODE, M_TTFT, M_BPT, M_DBPT, M_HIT, M_BW, M_BW_WALL, M_IOFRAC, M_IOWAIT, M_COMPUTE, M_RSS,
+    M_BYTES, M_LOAD, N_METRICS
+};
+static const char *const bench_metric_names[N_METRICS] = {
+    "prefill_tok_s",     "decode_tok_s",  "ttft_s",    "bytes_read_per_token", "decode_bytes_read_per_token",
+    "cache_hit_rate",    "read_bw_bytes_s", "read_bw_wall_bytes_s", "io_wait_frac", "io_wait_s", "compute_s",
+    "peak_rss_bytes",    "bytes_read",    "load_s",
+};
+/* Text report: label, scale, decimals. */
+static const struct { const char *label; double scale; int prec; } bench_metric_text[N_METRICS] = {
+    { "prompt tok/s", 1, 2 },          { "decode tok/s", 1, 2 },
+    { "time to first token s", 1, 4 }, { "MiB read / token", 1.0 / 1048576, 3 },
+    { "MiB read / decode token", 1.0 / 1048576, 3 }, { "cache hit rate %", 100, 1 },
+    { "read MB/s (I/O wait)", 1e-6, 0 }, { "read MB/s (wall)", 1e-6, 0 },
+    { "I/O wait fraction", 1, 3 },     { "I/O wait s", 1, 4 },
+    { "compute s", 1, 4 },             { "peak RSS MiB", 1.0 / 1048576, 1 },
+    { "MiB read", 1.0 / 1048576, 2 },  { "load s", 1, 3 },
+};
+
+/* One column of the text report: value v of metric k. */
+static void print_metric(int k, double v)
+{
+    printf(" %12.*f", bench_metric_text[k].prec, v * bench_metric_text[k].scale);
+}
+
+/* Peak RSS since the last bench_reset_peak: VmHWM, else ru_maxrss. */
+static uint64_t bench_peak_rss(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    unsigned long long kb = 0;
+    bool found = false;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmHWM: %llu kB", &kb) == 1) {
+            found = true;
+            break;
+        }
+    if (f)
+        fclose(f);
+    return found ? kb * 1024 : cli_peak_rss();
+}
+
+/* Resets VmHWM to the current RSS (Linux 4.0+), so each repeat has its own
+ * peak. Without it, repeats report the peak so far. */
+static void bench_reset_peak(void)
+{
+    int fd = open("/proc/self/clear_refs", O_WRONLY);
+    if (fd < 0)
+        return;
+    if (write(fd, "5", 1) != 1) {
+        /* old kernel: the peak stays cumulative */
+    }
+    close(fd);
+}
+
+/* Drops the page cache; false with a message when it cannot. */
+static bool bench_drop_caches(void)
+{
+    sync();
+    int fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
+    if (fd < 0 || write(fd, "3", 1) != 1) {
+        fprintf(stderr, "moestream bench: warning: cannot drop the page cache (%s): this run is warm\n",
+                strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return false;
+    }
+    close(fd);
+    return true;
+}
+
+static int32_t argmax(const float *x, int n)
+{
+    int32_t best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best])
+            best = i;
+    return best;
+}
+
+struct bench_config {
+    int n_ctx, n_batch;
+    uint64_t ram_budget, cache_bytes;
+    char backend[16];
+    int n_prompt;
+};
+
+/* One run with a fresh model and session. 0, or 1 with a printed message. */
+static int bench_once(const struct cli_opts *o, const char *text, size_t len, bool trace, double *met,
+                      struct bench_config *cfg)
+{
+    struct cli_opts oo = *o;
+    if (!trace)
+        oo.trace_out = NULL;
+    bench_reset_peak();
+    double t_load = cli_now();
+    struct cli_runtime rt;
+    if (cli_load(&rt, &oo))
+        return 1;
+    t_load = cli_now() - t_load;
+    int rc = 1, nv = rt.m->hp.n_vocab, n_prompt = 0;
+    int32_t *ids = NULL;
+    float *logits = malloc(sizeof(float) * (size_t)nv);
+    if (!logits)
+        goto out;
+    if (text) {
+        ids = malloc(sizeof(int32_t) * (len + 16));
+        n_prompt = ids ? tok_encode(rt.tok, text, len, tok_wants_bos(rt.tok), o->special, ids, (int)len + 16) : -1;
+        if (n_prompt <= 0) {
+            fprintf(stderr, "moestream bench: the prompt is empty after tokenization or cannot be tokenized\n");
+            goto out;
+        }
+    } else {
+        n_prompt = o->prompt_tokens;
+        ids = malloc(sizeof(int32_t) * (size_t)n_prompt);
+        if (!ids)
+            goto out;
+        uint64_t s = BENCH_SEED;
+        for (int i = 0; i < n_prompt; i++) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            ids[i] = (int32_t)((s >> 33) % (uint64_t)nv);
+        }
+    }
+    if (n_prompt + o->n_predict > session_n_ctx(rt.s)) {
+        fprintf(stderr, "moestream bench: %d prompt + %d generated tokens do not fit the context of %d: raise -c\n",
+                n_prompt, o->n_predict, session_n_ctx(rt.s));
+        goto out;
+    }
+    struct provider_stats p0, p1, pd;
+    provider_get_stats(rt.m->prov, &p0); /* after any --preload */
+
+    double t0 = cli_now();
+    if (cli_eval(&rt, ids, n_prompt, logits, false) < 0) {
+        fprintf(stderr, "moestream bench: %s\n", session_error(rt.s));
+        goto out;
+    }
+    double t_prompt = cli_now() - t0;
+    int32_t id = argmax(logits, nv);
+    double ttft = cli_now() - t0;
+    provider_get_stats(rt.m->prov, &pd);
+    double t1 = cli_now();
+    for (int i = 0; i < o->n_predict; i++) {
+        if (cli_eval(&rt, &id, 1, logits, false) < 0) {
+            fprintf(stderr, "moestream bench: %s\n", session_error(rt.s));
+            goto out;
+        }
+        id = argmax(logits, nv);
+    }
+    double t_gen = cli_now() - t1;
+    provider_get_stats(rt.m->prov, &p1);
+
+    uint64_t bytes = p1.bytes_read - p0.bytes_read, dbytes = p1.bytes_read - pd.bytes_read;
+    uint64_t hits = p1.hits - p0.hits, misses = p1.misses - p0.misses;
+    double io_wait = p1.io_wait_s - p0.io_wait_s, wall = t_prompt + t_gen;
+    int n_tok = n_prompt + o->n_predict;
+    met[M_PREFILL] = t_prompt > 0 ? n_prompt / t_prompt : 0;
+    met[M_DECODE] = t_gen > 0 ? o->n_predict / t_gen : 0;
+    met[M_TTFT] = ttft;
+    met[M_BPT] = n_tok ? (double)bytes / n_tok : 0;
+    met[M_DBPT] = o->n_predict ? (double)dbytes / o->n_predict : 0;
+    met[M_HIT] = hits + misses ? (double)hits / (double)(hits + misses) : 0;
+    met[M_BW] = io_wait > 0 ? bytes / io_wait : 0;
+    met[M_BW_WALL] = wall > 0 ? bytes / wall : 0;
+    met[M_IOFRAC] = wall > 0 ? io_wait / wall : 0;
+    met[M_IOWAIT] = io_wait;
+    met[M_COMPUTE] = wall - io_wait;
+    met[M_RSS] = (double)bench_peak_rss();
+    met[M_BYTES] = (double)bytes;
+    met[M_LOAD] = t_load;
+    cfg->n_ctx = session_n_ctx(rt.s);
+    cfg->n_batch = o->n_batch < cfg->n_ctx ? o->n_batch : cfg->n_ctx;
+    cfg->ram_budget = rt.m->ram_budget;
+    cfg->cache_bytes = rt.m->cache_bytes;
+    snprintf(cfg->backend, sizeof(cfg->backend), "%s", provider_backend_name(rt.m->prov));
+    cfg->n_prompt = n_prompt;
+    rc = 0;
+out:
+    free(ids);
+    free(logits);
+    if (cli_unload(&rt))
+        rc = 1;
+    return rc;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Median, min and max of v[0..n) (reorders v). */
+static void summarize(double *v, int n, double *med, double *mn, double *mx)
+{
+    qsort(v, (size_t)n, sizeof(double), cmp_double);
+    *mn = v[0];
+    *mx = v[n - 1];
+    *med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static const char *policy_name(enum provider_cache_policy p)
+{
+    return p == PROVIDER_CACHE_LRU ? "lru" : "slru";
+}
+
+static int bench_single(const struct cli_opts *o)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (o->prompt_file) {
+        if (!(text = cli_read_file(o->prompt_file, &len)))
+            return 1;
+    } else if (o->prompt) {
+        text = strdup(o->prompt);
+        len = strlen(text);
+    }
+    if (text && !o->no_escape)
+        len = cli_unescape(text, len);
+    int n = o->repeat > 0 ? o->repeat : 1;
+    bool cold = o->cold;
+    if (cold && geteuid() != 0) {
+        fprintf(stderr, "moestream bench: warning: --cold needs root to drop the page cache "
+                        "(sync; echo 3 > /proc/sys/vm/drop_caches): running warm\n");
+        cold = false;
+    }
+    double *met = calloc((size_t)n * N_METRICS, sizeof(double)), *col = calloc((size_t)n, sizeof(double));
+    struct bench_config cfg = { 0 };
+    int rc = 1;
+    if (!met || !col)
+        goto out;
+    for (int r = 0; r < n; r++) {
+        if (cold && !bench_drop_caches())
+            cold = false;
+        if (bench_once(o, text, len, r == 0, met + (size_t)r * N_METRICS, &cfg))
+            goto out;
+        if (!o->json && n > 1)
+            fprintf(stderr, "bench: run %d/%d: prompt %.1f tok/s, decode %.2f tok/s\n", r + 1, n,
+                    met[(size_t)r * N_METRICS + M_PREFILL], met[(size_t)r * N_METRICS + M_DECODE]);
+    }
+    double med[N_METRICS], mn[N_METRICS], mx[N_METRICS];
+    for (int k = 0; k < N_METRICS; k++) {
+        for (int r = 0; r < n; r++)
+            col[r] = met[(size_t)r * N_METRICS + k];
+        summarize(col, n, &med[k], &mn[k], &mx[k]);
+    }
+    const char *pmode = text ? "text" : "synthetic";
+    if (o->json) {
+        printf("{");
+        for (int k = 0; k < N_METRICS; k++)
+            printf("\"%s\":%.15g,", bench_metric_names[k], med[k]);
+        for (int w = 0; w < 2; w++) {
+            printf("\"%s\":{", w ? "max" : "min");
+            for (int k = 0; k < N_METRICS; k++)
+                printf("%s\"%s\":%.15g", k ? "," : "", bench_metric_names[k], w ? mx[k] : mn[k]);
+            printf("},");
+        }
+        printf("\"config\":{\"model\":");
+        cli_json_str(stdout, o->model_dir);
+        printf(",\"io\":\"%s\",\"queue_depth\":%d,\"threads\":%d,\"ctx\":%d,\"batch\":%d,\"ram_budget_bytes\":%llu,"
+               "\"cache_bytes\":%llu,\"cache_policy\":\"%s\",\"prompt\":\"%s\",\"prompt_tokens\":%d,"
+               "\"gen_tokens\":%d,\"repeat\":%d,\"cold\":%s,\"preload\":%s,\"act_bits\":%d}}\n",
+               cfg.backend, o->queue_depth, o->n_threads, cfg.n_ctx, cfg.n_batch,
+               (unsigned long long)cfg.ram_budget, (unsigned long long)cfg.cache_bytes,
+               policy_name(o->cache_policy), pmode, cfg.n_prompt, o->n_predict, n, cold ? "true" : "false",
+               o->preload ? "true" : "false", o->act_bits);
+    } else {
+        char qd[16] = "default";
+        if (o->queue_depth)
+            snprintf(qd, sizeof(qd), "%d", o->queue_depth);
+        printf("bench: %s, io %s, queue depth %s, %d threads, ctx %d, batch %d, RAM budget %.2f GiB, expert "
+               "cache %.1f MiB (%s)\n",
+               o->model_dir, cfg.backend, qd, o->n_threads, cfg.n_ctx,
+               cfg.n_batch, cfg.ram_budget / 1073741824.0, cfg.cache_bytes / 1048576.0,
+               policy_name(o->cache_policy));
+        printf("bench: prompt %d tokens (%s), %d generated greedily; %d run%s, fresh model each, page cache %s%s\n",
+               cfg.n_prompt, pmode, o->n_predict, n, n > 1 ? "s" : "", cold ? "dropped before each (cold)" : "warm",
+               o->preload ? ", experts preloaded" : "");
+        if (n > 1)
+            printf("%-26s %12s %12s %12s\n", "", "median", "min", "max");
+        for (int k = 0; k < N_METRICS; k++) {
+            printf("%-26s", bench_metric_text[k].label);
+            print_metric(k, med[k]);
+            if (n > 1) {
+                print_metric(k, mn[k]);
+                print_metric(k, mx[k]);
+            }
+            putchar('\n');
+        }
+    }
+    rc = 0;
+out:
+    free(met);
+    free(col);
+    free(text);
+    return rc;
+}
+
+/* ---- --compare ---- */
+
+/* Splits s at spaces into argv entries appended to v (strings owned by buf). */
+static int split_args(char *buf, char **v, int n, int max)
+{
+    for (char *tok = strtok(buf, " \t\n"); tok; tok = strtok(NULL, " \t\n")) {
+        if (n == max)
+            return -1;
+        v[n++] = tok;
+    }
+    return n;
+}
+
+/* Runs `moestream bench --json ...` in a child; the JSON line into out. */
+static int run_child(char **argv, char *out, size_t cap)
+{
+    int fds[2];
+    if (pipe(fds) != 0) {
+        fprintf(stderr, "moestream bench: pipe: %s\n", strerror(errno));
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "moestream bench: fork: %s\n", strerror(errno));
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execv("/proc/self/exe", argv);
+        fprintf(stderr, "moestream bench: cannot run /proc/self/exe: %s\n", strerror(errno));
+        _exit(127);
+    }
+    close(fds[1]);
+    size_t n = 0;
+    ssize_t got;
+    while ((got = read(fds[0], out + n, cap - 1 - n)) > 0 || (got < 0 && errno == EINTR))
+        if (got > 0)
+            n += (size_t)got;
+    out[n] = 0;
+    close(fds[0]);
+    int st = 0;
+    pid_t w;
+    while ((w = waitpid(pid, &st, 0)) < 0 && errno == EINTR) {
+    }
+    if (w < 0)
+        return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
+
+/* The top-level number "key":V of a bench JSON object. */
+static bool json_number(const char *js, const char *key, double *v)
+{
+    char pat[64];
+    snprintf(pat, sizeof(pat), "\"%s\":", key);
+    const char *p = strstr(js, pat); /* medians come first, before "min" */
+    if (!p)
+        return false;
+    char *end;
+    *v = strtod(p + strlen(pat), &end);
+    return end != p + strlen(pat);
+}
+
+static const int compare_metrics[] = { M_DECODE, M_PREFILL, M_TTFT, M_BPT, M_HIT, M_BW, M_BW_WALL, M_IOFRAC, M_RSS };
+#define N_CMP ((int)(sizeof(compare_metrics) / sizeof(compare_metrics[0])))
+
+static int bench_compare(const struct cli_opts *o, int argc, char **argv)
+{
+    if (o->trace_out) {
+        fprintf(stderr, "moestream bench: --trace-out records one configuration: run it without --compare\n");
+        return 2;
+    }
+    int pairs = o->repeat > 0 ? o->repeat : BENCH_PAIRS;
+    enum { MAX_ARGS = 256 };
+    char *base[MAX_ARGS];
+    int nb = 0;
+    base[nb++] = "moestream";
+    base[nb++] = "bench";
+    base[nb++] = "--json";
+    base[nb++] = "--repeat";
+    base[nb++] = "1";
+    for (int i = 0; i < argc && nb < MAX_ARGS - 1; i++) {
+        if (!strcmp(argv[i], "--compare")) {
+            i += 2;
+            continue;
+        }
+        if (!strcmp(argv[i], "--repeat")) {
+            i++;
+            continue;
+        }
+        if (!strcmp(argv[i], "--json"))
+            continue;
+        base[nb++] = argv[i];
+    }
+    char *abuf = strdup(o->compare_a), *bbuf = strdup(o->compare_b);
+    char *av[MAX_ARGS], *bv[MAX_ARGS];
+    memcpy(av, base, sizeof(char *) * (size_t)nb);
+    memcpy(bv, base, sizeof(char *) * (size_t)nb);
+    int na = abuf ? split_args(abuf, av, nb, MAX_ARGS - 1) : -1;
+    int nbv = bbuf ? split_args(bbuf, bv, nb, MAX_ARGS - 1) : -1;
+    double *va = calloc((size_t)pairs * N_CMP, sizeof(double)), *vb = calloc((size_t)pairs * N_CMP, sizeof(double));
+    char *js = malloc(1 << 16);
+    double *a = calloc((size_t)pairs * 3, sizeof(double)), *b = a + pairs, *ratio = a + 2 * pairs;
+    int rc = 1;
+    if (na < 0 || nbv < 0 || !va || !vb || !js || !a) {
+        fprintf(stderr, "moestream bench: --compare: too many arguments or out of memory\n");
+        goto out;
+    }
+    av[na] = NULL;
+    bv[nbv] = NULL;
+    if (!o->json)
+        printf("bench: compare A = \"%s\" and B = \"%s\", %d pairs run alternately A B A B ..., each in its own "
+               "process\n",
+               o->compare_a, o->compare_b, pairs);
+    fflush(stdout);
+    for (int p = 0; p < pairs; p++)
+        for (int w = 0; w < 2; w++) {
+            char **cv = w ? bv : av;
+            int st = run_child(cv, js, 1 << 16);
+            if (st != 0) {
+                fprintf(stderr, "moestream bench: configuration %c (\"%s\") failed with status %d: see the message "
+                                "above; check it alone with moestream bench -m DIR %s\n",
+                        w ? 'B' : 'A', w ? o->compare_b : o->compare_a, st, w ? o->compare_b : o->compare_a);
+                goto out;
+            }
+            for (int k = 0; k < N_CMP; k++) {
+                double *dst = (w ? vb : va) + (size_t)p * N_CMP + k;
+                if (!json_number(js, bench_metric_names[compare_metrics[k]], dst)) {
+                    fprintf(stderr, "moestream bench: configuration %c printed no \"%s\" (output: %.200s)\n",
+                            w ? 'B' : 'A', bench_metric_names[compare_metrics[k]], js);
+                    goto out;
+                }
+            }
+            if (!o->json)
+                fprintf(stderr, "bench: pair %d/%d %c: decode %.2f tok/s, prompt %.1f tok/s\n", p + 1, pairs,
+                        w ? 'B' : 'A', (w ? vb : va)[(size_t)p * N_CMP], (w ? vb : va)[(size_t)p * N_CMP + 1]);
+        }
+    if (o->json) {
+        printf("{\"mode\":\"compare\",\"a\":");
+        cli_json_str(stdout, o->compare_a);
+        printf(",\"b\":");
+        cli_json_str(stdout, o->compare_b);
+        printf(",\"pairs\":%d,\"metrics\":{", pairs);
+    } else {
+        printf("%-26s %12s %12s %12s %12s %12s\n", "", "A median", "B median", "B/A median", "B/A min", "B/A max");
+    }
+    for (int k = 0; k < N_CMP; k++) {
+        double am, bm, rm, rmin, rmax, x, y;
+        int nr = 0;
+        for (int p = 0; p < pairs; p++) {
+            a[p] = va[(size_t)p * N_CMP + k];
+            b[p] = vb[(size_t)p * N_CMP + k];
+            if (a[p] != 0)
+                ratio[nr++] = b[p] / a[p];
+        }
+        summarize(a, pairs, &am, &x, &y);
+        summarize(b, pairs, &bm, &x, &y);
+        if (nr)
+            summarize(ratio, nr, &rm, &rmin, &rmax);
+        else
+            rm = rmin = rmax = 0; /* A was 0 in every pair (e.g. no reads): no ratio */
+        int mk = compare_metrics[k];
+        if (o->json) {
+            printf("%s\"%s\":{\"a_median\":%.6g,\"b_median\":%.6g,\"ratio_median\":%.6g,\"ratio_min\":%.6g,"
+                   "\"ratio_max\":%.6g}",
+                   k ? "," : "", bench_metric_names[mk], am, bm, rm, rmin, rmax);
+        } else {
+            printf("%-26s", bench_metric_text[mk].label);
+            print_metric(mk, am);
+            print_metric(mk, bm);
+            printf(" %12.3f %12.3f %12.3f\n", rm, rmin, rmax);
+        }
+    }
+    if (o->json)
+        printf("}}\n");
+    rc = 0;
+out:
+    free(a);
+    free(js);
+    free(va);
+    free(vb);
+    free(abuf);
+    free(bbuf);
+    return rc;
+}
+
+int cli_bench(int argc, char **argv)
+{
+    struct cli_opts o;
+    cli_parse(&o, argc, argv, BENCH_FLAGS, bench_usage);
+    if (!o.has_n_predict)
+        o.n_predict = BENCH_GEN_TOKENS;
+    if (o.n_predict < 0) {
+        fprintf(stderr, "moestream bench: -n must be 0 or more tokens\n");
+        return 2;
+    }
+    if (!o.prompt_tokens)
+        o.prompt_tokens = BENCH_PROMPT_TOKENS;
+    if (!o.model_dir) {
+        fprintf(stderr, "moestream bench: no model given: pass -m DIR (a directory made by moestream-split)\n");
+        return 2;
+    }
+    if (o.prompt && o.prompt_file) {
+        fprintf(stderr, "moestream bench: pass -p TEXT or -f FILE, not both\n");
+        return 2;
+    }
+    if (o.compare_a)
+        return bench_compare(&o, argc, argv);
+    return bench_single(&o);
+}
