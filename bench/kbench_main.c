@@ -387,7 +387,8 @@ int main(int argc, char **argv)
 
     if (o.json) {
         printf("{\"threads\": %d, \"mib\": %.0f, \"n\": %lld, \"tokens\": %d, \"mm_mib\": %.0f,\n"
-               " \"memory\": {\"copy_gbs_1t\": %.2f, \"copy_gbs_all\": %.2f, \"read_gbs_1t\": %.2f, \"read_gbs_all\": %.2f},\n",
+               " \"memory\": {\"copy_gbs_1t\": %.2f, \"copy_gbs_all\": %.2f, \"read_gbs_1t\": %.2f, "
+               "\"read_gbs_all\": %.2f},\n",
                o.threads, o.mb, (long long)o.n, o.tokens, o.mm_mb, copy_gbs[0], copy_gbs[1], read_gbs[0], read_gbs[1]);
         printf(" \"quantize_us\": {");
         const char *sep = "";

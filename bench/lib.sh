@@ -50,7 +50,7 @@ bench_json_num() {
     }'
 }
 
-# Memory cgroup v1. bench_cg_create NAME makes /sys/fs/cgroup/memory/NAME
+# Memory cgroup v1. bench_cg_create NAME-PID makes /sys/fs/cgroup/memory/NAME-PID
 # (BENCH_CG); bench_cg_limit BYTES|-1 sets its limit and resets its peak;
 # bench_cg_run CMD... runs CMD inside it (only that process and its children
 # join; the calling shell stays where it is); bench_cg_peak prints
@@ -64,6 +64,11 @@ bench_cg_create() {
         bench_die "$BENCH_CG_ROOT is missing or not writable: the memory cgroup (v1) needs root"
     BENCH_CG_HOME=$BENCH_CG_ROOT$(awk -F: '$2 == "memory" { print $3 }' /proc/self/cgroup)
     [ -d "$BENCH_CG_HOME" ] || BENCH_CG_HOME=$BENCH_CG_ROOT
+    # A run killed with SIGKILL leaves its group behind: remove empty groups
+    # of ours (NAME ends in -PID) whose PID is gone.
+    for d in "$BENCH_CG_ROOT/${1%-*}"-*; do
+        [ -d "$d" ] && [ ! -s "$d/tasks" ] && ! kill -0 "${d##*-}" 2>/dev/null && rmdir "$d" 2>/dev/null || true
+    done
     BENCH_CG=$BENCH_CG_ROOT/$1
     mkdir "$BENCH_CG" || bench_die "cannot create the cgroup $BENCH_CG"
 }

@@ -8,7 +8,9 @@
 # SETs (default: quick):
 #   quick     kernels (moestream-kbench, 64 MiB per format) and the streaming
 #             benchmark on the demo model (models/demo-split, made if missing)
-#             in a 224 MiB cgroup (needs root; skipped with the reason if not)
+#             in a 224 MiB cgroup, -n 256 -c 512 (the KV cache of the default
+#             context would leave the expert cache one token's worth of slots);
+#             needs root, skipped with the reason if not
 #   stream    bench/stream_bench.sh on $STREAM_MODEL (default
 #             models/qwen3-30b-a3b-q4km-split) with --limit $STREAM_LIMIT (8G),
 #             $STREAM_ARGS appended (e.g. "--repeat 3"); 5-15 minutes
@@ -42,9 +44,9 @@ for set in $SETS; do
         "$BIN/moestream-kbench" --mb 64 --seconds 0.2 --types Q4_K,Q6_K,Q8_0
         echo
         demo_split
-        echo "== streaming: demo model, 224 MiB cgroup, cold, every backend"
+        echo "== streaming: demo model, 224 MiB cgroup, -n 256 -c 512, cold, every backend"
         if [ "$(id -u)" = 0 ]; then
-            sh bench/stream_bench.sh --limit 224M --fio-seconds 5 --out "bench/out/stream-demo-$(date +%Y%m%d-%H%M%S)" models/demo-split
+            sh bench/stream_bench.sh --limit 224M -n 256 --run-flags "-c 512" --fio-seconds 5 --out "bench/out/stream-demo-$(date +%Y%m%d-%H%M%S)" models/demo-split
         else
             echo "skipped: stream_bench.sh needs root (memory cgroup, dropping the page cache); run: sudo sh bench/run.sh $BUILD quick"
         fi

@@ -305,7 +305,7 @@ END {
         gs = V[key, "gen_s"]
         D[r, lab, "ms_tok"] = 1000 * gs / g
         D[r, lab, "bpt"] = b / g
-        D[r, lab, "hit"] = 1 - rd / (g * nl * nu)
+        D[r, lab, "hit"] = havep ? 1 - rd / (g * nl * nu) : V[key, "cache_hit_rate"]
         D[r, lab, "io_frac"] = gs > 0 ? io / gs : 0
         D[r, lab, "bw"] = gs > 0 ? b / gs : 0
         D[r, lab, "comp_ms"] = 1000 * (gs - io) / g

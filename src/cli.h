@@ -70,6 +70,7 @@ struct cli_runtime {
     struct tokenizer *tok;
     struct trace_writer *trace; /* --trace-out: installed as the session's route hook */
     uint64_t preload_bytes, preload_reads, preload_misses; /* excluded from run statistics */
+    double preload_wait_s;
 };
 
 /* Parses argv (after the subcommand). usage() is printed for --help; an

@@ -61,6 +61,66 @@ static void mm(struct session *s, float *y, const void *W, int wt, int64_t n_out
         matmul(s->pool, y, W, wt, n_out, n_in, s->xq, n_tok);
 }
 
+/* Several projections of the same input in one pool run: the tasks cover
+ * row ranges of every matrix, so small ones (k, v) do not each pay for a
+ * round of waking the threads. Same kernels and rows as mm(): same numbers. */
+struct mm_part {
+    float *y;              /* [n_tok][n_out] */
+    const void *W;
+    int wt;
+    int64_t n_out;
+};
+
+struct mmf_job {
+    const struct mm_part *parts;
+    int n_parts;
+    int64_t n_in;
+    int n_tok;
+    const void *xq;
+    int64_t chunk;         /* rows per task */
+    int task0[5];          /* first task of each part; task0[n_parts] = total */
+};
+
+static void mmf_task(void *ctx, int task, int n_tasks)
+{
+    (void)n_tasks;
+    const struct mmf_job *j = ctx;
+    int p = 0;
+    while (task >= j->task0[p + 1])
+        p++;
+    const struct mm_part *mp = &j->parts[p];
+    int64_t r0 = (int64_t)(task - j->task0[p]) * j->chunk;
+    int64_t r1 = r0 + j->chunk < mp->n_out ? r0 + j->chunk : mp->n_out;
+    matmul_rows(mp->y, mp->n_out, mp->W, mp->wt, r0, r1, j->n_in, j->xq, j->n_tok);
+}
+
+static void mm_fused(struct session *s, const struct mm_part *parts, int n_parts, int64_t n_in, const float *x,
+                     int n_tok)
+{
+    assert(n_parts >= 1 && n_parts <= 4);
+    int at = quant_traits(parts[0].wt)->vec_dot_type;
+    for (int p = 1; p < n_parts; p++)
+        if ((int)quant_traits(parts[p].wt)->vec_dot_type != at) {
+            /* different activation formats: one product at a time */
+            for (int q = 0; q < n_parts; q++)
+                mm(s, parts[q].y, parts[q].W, parts[q].wt, parts[q].n_out, n_in, x, n_tok);
+            return;
+        }
+    size_t row = matvec_act_size(parts[0].wt, n_in);
+    if (!(s->xq_src == x && s->xq_type == at && s->xq_n == n_in && s->xq_rows == n_tok)) {
+        for (int t = 0; t < n_tok; t++)
+            matvec_quantize_act(parts[0].wt, x + (size_t)t * n_in, (char *)s->xq + (size_t)t * row, n_in);
+        s->xq_src = x;
+        s->xq_type = at;
+        s->xq_n = (int)n_in;
+        s->xq_rows = n_tok;
+    }
+    struct mmf_job j = { parts, n_parts, n_in, n_tok, s->xq, n_tok == 1 ? 64 : 128, { 0 } };
+    for (int p = 0; p < n_parts; p++)
+        j.task0[p + 1] = j.task0[p] + (int)((parts[p].n_out + j.chunk - 1) / j.chunk);
+    pool_run(s->pool, mmf_task, &j, j.task0[n_parts]);
+}
+
 static void rmsnorm(float *y, const float *x, const float *w, int n, float eps)
 {
     double ss = 0;
@@ -139,9 +199,12 @@ static void attention(struct session *s, int il, int n)
         rmsnorm(s->xb + (size_t)t * hp->n_embd, s->x + (size_t)t * hp->n_embd, L->attn_norm.data, hp->n_embd,
                 hp->rms_eps);
     act_dirty(s);
-    mm(s, s->q, L->wq.data, L->wq.type, n_q, hp->n_embd, s->xb, n);
-    mm(s, s->k, L->wk.data, L->wk.type, n_kv, hp->n_embd, s->xb, n);
-    mm(s, s->v, L->wv.data, L->wv.type, n_kv, hp->n_embd, s->xb, n);
+    struct mm_part qkv[3] = {
+        { s->q, L->wq.data, L->wq.type, n_q },
+        { s->k, L->wk.data, L->wk.type, n_kv },
+        { s->v, L->wv.data, L->wv.type, n_kv },
+    };
+    mm_fused(s, qkv, 3, hp->n_embd, s->xb, n);
 
     for (int t = 0; t < n; t++) {
         const float *cs = s->rope_cos + (size_t)t * (hd / 2), *sn = s->rope_sin + (size_t)t * (hd / 2);
@@ -163,7 +226,11 @@ static void attention(struct session *s, int il, int n)
     }
 
     struct attn_job job = { s, il, n };
-    pool_run(s->pool, attn_task, &job, s->n_threads);
+    /* short contexts: less work than waking the pool costs */
+    if ((int64_t)n * hp->n_head * (s->n_past + n) * hd < (1 << 17))
+        attn_task(&job, 0, 1);
+    else
+        pool_run(s->pool, attn_task, &job, s->n_threads);
     act_dirty(s);
     mm(s, s->tmp, L->wo.data, L->wo.type, hp->n_embd, n_q, s->att, n);
     for (size_t i = 0; i < (size_t)n * hp->n_embd; i++)
@@ -310,8 +377,10 @@ static int moe(struct session *s, int il, int n)
         rmsnorm(s->xb + (size_t)t * hp->n_embd, s->x + (size_t)t * hp->n_embd, L->ffn_norm.data, hp->n_embd,
                 hp->rms_eps);
     act_dirty(s);
+    double t0 = now_s();
     mm(s, s->router, L->router.data, L->router.type, hp->n_expert, hp->n_embd, s->xb, n);
     route(s, il, n);
+    s->times.router_s += now_s() - t0;
 
     /* the union of the experts of all tokens, each loaded once */
     int n_uniq = 0;
@@ -342,7 +411,9 @@ static int moe(struct session *s, int il, int n)
                 s->b_exp[nb] = e;
                 s->b_blob[nb++] = blob;
             }
+            double tb = now_s();
             expert_batch(s, il, nb, n);
+            s->times.experts_s += now_s() - tb;
             for (int i = 0; i < nb; i++)
                 provider_release(prov, il, s->b_exp[i]);
             if (rc < 0)
@@ -391,11 +462,14 @@ int moe_forward(struct session *s, const int32_t *tokens, int n, float *logits, 
     }
 
     for (int il = 0; il < hp->n_layer; il++) {
+        double t0 = now_s();
         attention(s, il, n);
+        s->times.attn_s += now_s() - t0;
         int rc = moe(s, il, n);
         if (rc < 0)
             return rc;
     }
+    double t_out = now_s();
 
     if (logits) {
         int first = all_logits ? 0 : n - 1, rows = n - first;
@@ -405,6 +479,7 @@ int moe_forward(struct session *s, const int32_t *tokens, int n, float *logits, 
         act_dirty(s);
         mm(s, logits, m->output.data, m->output.type, hp->n_vocab, hp->n_embd, s->xb, rows);
     }
+    s->times.output_s += now_s() - t_out;
     s->n_past += n;
     s->times.compute_s += (now_s() - t_start) - (s->times.io_wait_s - wait0);
     return 0;

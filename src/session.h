@@ -49,8 +49,12 @@ void session_set_route_hook(struct session *s, session_route_fn fn, void *ctx);
 
 /* Timing split for statistics (seconds, cumulative). */
 struct session_times {
-    double compute_s;
-    double io_wait_s;
+    double compute_s;       /* everything but I/O wait */
+    double io_wait_s;       /* blocked in the provider */
+    double attn_s;          /* norms, q/k/v/o projections, rope, attention */
+    double router_s;        /* router projection, softmax, top-k */
+    double experts_s;       /* expert products (not waiting) */
+    double output_s;        /* final norm and output projection */
 };
 void session_get_times(const struct session *s, struct session_times *t);
 
