@@ -99,7 +99,7 @@ fuzz:
 	    $(CC) $(WARN) -O2 -g $$isa $(INCS) -c $$f -o $(BUILD)/fuzz/obj/$$(basename $$f .c).o; \
 	done
 	clang $(WARN) -O1 -g -fsanitize=fuzzer,address,undefined $(INCS) -o $(BUILD)/fuzz/fuzz_gguf \
-	    tests/fuzz_gguf.c split-tool/gguf.c $(BUILD)/fuzz/obj/*.o -lpthread -lm
+	    tests/fuzz_gguf.c split-tool/gguf.c split-tool/errmsg.c $(BUILD)/fuzz/obj/*.o -lpthread -lm
 	$(BUILD)/fuzz/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -max_len=65536 $(BUILD)/fuzz/corpus tests/fuzz_seeds
 
 bench: all

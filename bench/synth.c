@@ -6,6 +6,7 @@
  * and the writers. Nothing here prints; synth_main.c owns the terminal.
  */
 #include "synth.h"
+#include "errmsg.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -120,19 +121,6 @@ static uint32_t quant_file_type(enum synth_quant q)
     return 0;
 }
 
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 /* --------------------------------------------------------- random numbers */
 
@@ -320,7 +308,7 @@ static int plan_add(struct plan *p, enum tkind k, int layer, const char *base,
     t->ne[3] = 1;
     uint64_t row = quant_row_size(t->type, ne0);
     if (row == 0)
-        return fail(err, errlen, -EINVAL,
+        return errmsg_set(err, errlen, -EINVAL,
                     "synth: %s: row length %" PRId64 " is not a multiple of the %s block size",
                     t->name, ne0, quant_traits(t->type)->name);
     t->size = row * (uint64_t)ne1 * (uint64_t)ne2;
@@ -341,27 +329,27 @@ static int plan_build(struct plan *p, const struct synth_options *opt, char *err
     memset(p, 0, sizeof(*p));
     const struct synth_shape *base = synth_find_shape(opt->shape);
     if (!base)
-        return fail(err, errlen, -EINVAL, "synth: unknown shape '%s'", opt->shape ? opt->shape : "");
+        return errmsg_set(err, errlen, -EINVAL, "synth: unknown shape '%s'", opt->shape ? opt->shape : "");
     p->sh = *base;
     p->opt = opt;
     if (opt->n_layer < 0 || opt->n_layer > base->n_layer)
-        return fail(err, errlen, -EINVAL, "synth: --layers %d: expected 1..%d for %s",
+        return errmsg_set(err, errlen, -EINVAL, "synth: --layers %d: expected 1..%d for %s",
                     opt->n_layer, base->n_layer, base->name);
     if (opt->n_layer)
         p->sh.n_layer = opt->n_layer;
     if (opt->n_expert && (opt->n_expert < base->n_expert_used || opt->n_expert > 4096))
-        return fail(err, errlen, -EINVAL, "synth: --experts %d: expected %d..4096 for %s",
+        return errmsg_set(err, errlen, -EINVAL, "synth: --experts %d: expected %d..4096 for %s",
                     opt->n_expert, base->n_expert_used, base->name);
     if (opt->n_expert)
         p->sh.n_expert = opt->n_expert;
     if (!(opt->routing_skew >= 0.0f && opt->routing_skew <= 10.0f))
-        return fail(err, errlen, -EINVAL, "synth: routing skew %g: expected 0..10",
+        return errmsg_set(err, errlen, -EINVAL, "synth: routing skew %g: expected 0..10",
                     (double)opt->routing_skew);
 
     const struct synth_shape *s = &p->sh;
     p->t = calloc((size_t)s->n_layer * 12 + 3, sizeof(*p->t));
     if (!p->t)
-        return fail(err, errlen, -ENOMEM, "synth: out of memory for the tensor table");
+        return errmsg_set(err, errlen, -ENOMEM, "synth: out of memory for the tensor table");
     int64_t e = s->n_embd, nq = (int64_t)s->n_head * s->head_dim;
     int64_t nkv = (int64_t)s->n_head_kv * s->head_dim, ff = s->n_ff_exp, ne = s->n_expert;
     int rc = plan_add(p, TK_EMBD, -1, "token_embd", 2, e, s->n_vocab, 1, err, errlen);
@@ -1076,10 +1064,10 @@ static int check_space(const char *path, uint64_t need, char *err, size_t errlen
         *slash = 0;
     struct statvfs vfs;
     if (statvfs(dir, &vfs) != 0)
-        return fail(err, errlen, -errno, "synth: statvfs %s: %s", dir, strerror(errno));
+        return errmsg_set(err, errlen, -errno, "synth: statvfs %s: %s", dir, strerror(errno));
     uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
     if (avail < need + (64u << 20))
-        return fail(err, errlen, -ENOSPC,
+        return errmsg_set(err, errlen, -ENOSPC,
                     "synth: %s: %.2f GB free, the model needs %.2f GB (plus 64 MB slack)",
                     dir, (double)avail / 1e9, (double)need / 1e9);
     return 0;
@@ -1094,18 +1082,18 @@ static int write_gguf_file(const struct plan *p, const char *tmp, uint64_t prog_
     int rc = p->sh.arch == SYNTH_ARCH_QWEN3MOE ? vocab_build_bpe(&v, p->sh.n_vocab, opt->seed)
                                                : vocab_build_spm(&v, p->sh.n_vocab, opt->seed);
     if (rc) {
-        fail(err, errlen, rc, "synth: building the %d-token vocabulary: %s", p->sh.n_vocab,
+        errmsg_set(err, errlen, rc, "synth: building the %d-token vocabulary: %s", p->sh.n_vocab,
              strerror(-rc));
         goto out_vocab;
     }
     struct gguf_writer *w = gguf_writer_init(0);
     if (!w) {
-        rc = fail(err, errlen, -ENOMEM, "synth: out of memory for the GGUF writer");
+        rc = errmsg_set(err, errlen, -ENOMEM, "synth: out of memory for the GGUF writer");
         goto out_vocab;
     }
     rc = set_metadata(w, p, &v);
     if (rc) {
-        fail(err, errlen, rc, "synth: setting metadata: %s", strerror(-rc));
+        errmsg_set(err, errlen, rc, "synth: setting metadata: %s", strerror(-rc));
         goto out_writer;
     }
     size_t buf_size = 0;
@@ -1113,7 +1101,7 @@ static int write_gguf_file(const struct plan *p, const char *tmp, uint64_t prog_
         const struct stensor *t = &p->t[i];
         rc = gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne);
         if (rc < 0) {
-            fail(err, errlen, rc, "synth: adding tensor %s: %s", t->name, strerror(-rc));
+            errmsg_set(err, errlen, rc, "synth: adding tensor %s: %s", t->name, strerror(-rc));
             goto out_writer;
         }
         size_t row = quant_row_size(t->type, t->ne[0]);
@@ -1123,7 +1111,7 @@ static int write_gguf_file(const struct plan *p, const char *tmp, uint64_t prog_
     }
     uint8_t *buf = malloc(buf_size);
     if (!buf) {
-        rc = fail(err, errlen, -ENOMEM, "synth: out of memory for a %zu-byte buffer", buf_size);
+        rc = errmsg_set(err, errlen, -ENOMEM, "synth: out of memory for a %zu-byte buffer", buf_size);
         goto out_writer;
     }
     rc = gguf_writer_begin(w, tmp, err, errlen);
@@ -1143,7 +1131,7 @@ static int write_gguf_file(const struct plan *p, const char *tmp, uint64_t prog_
                 if (opt->progress)
                     opt->progress(opt->progress_ud, done, prog_total);
                 if (rc == 0 && opt->cancel && *opt->cancel)
-                    rc = fail(err, errlen, -ECANCELED, "synth: cancelled");
+                    rc = errmsg_set(err, errlen, -ECANCELED, "synth: cancelled");
             }
         }
     }
@@ -1169,7 +1157,7 @@ int synth_write_gguf(const struct synth_options *opt, const char *path,
     char tmp[4200];
     struct stat sb;
     if (stat(path, &sb) == 0) {
-        rc = fail(err, errlen, -EEXIST, "synth: %s already exists (remove it first)", path);
+        rc = errmsg_set(err, errlen, -EEXIST, "synth: %s already exists (remove it first)", path);
         goto out_plan;
     }
     rc = check_space(path, st.file_bytes, err, errlen);
@@ -1178,7 +1166,7 @@ int synth_write_gguf(const struct synth_options *opt, const char *path,
     snprintf(tmp, sizeof(tmp), "%s.tmp-%d", path, (int)getpid());
     rc = write_gguf_file(&p, tmp, 0, p.data_bytes, err, errlen);
     if (rc == 0 && rename(tmp, path) != 0)
-        rc = fail(err, errlen, -errno, "synth: rename %s -> %s: %s", tmp, path, strerror(errno));
+        rc = errmsg_set(err, errlen, -errno, "synth: rename %s -> %s: %s", tmp, path, strerror(errno));
     if (rc) {
         unlink(tmp);
         goto out_plan;
@@ -1218,7 +1206,7 @@ int synth_write_split(const struct synth_options *opt, const char *dir,
     char tmp[4200];
     struct stat sb;
     if (stat(dir, &sb) == 0) {
-        rc = fail(err, errlen, -EEXIST, "synth: %s already exists (remove it first)", dir);
+        rc = errmsg_set(err, errlen, -EEXIST, "synth: %s already exists (remove it first)", dir);
         goto out_plan;
     }
     /* the GGUF and the split directory coexist until the conversion ends */

@@ -12,6 +12,7 @@
  * Called by the splitter, the runtime (manifest), bench/ and tests.
  */
 #include "gguf.h"
+#include "errmsg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -217,19 +218,6 @@ struct rd {
     uint64_t split_count_at, split_no_at; /* value offsets, for errors */
 };
 
-static int seterr(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int seterr(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 static int rd_fail(struct rd *r, int rc, uint64_t off, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -825,17 +813,17 @@ static int open_part(struct gguf_ctx *g, int k, int count, char *err, size_t err
     if (p->fd < 0) {
         int e = errno;
         if (count > 1)
-            return seterr(err, errlen, -e, "gguf: %s: cannot open part %d of %d: %s", p->path, k + 1,
+            return errmsg_set(err, errlen, -e, "gguf: %s: cannot open part %d of %d: %s", p->path, k + 1,
                           count, strerror(e));
-        return seterr(err, errlen, -e, "gguf: %s: cannot open: %s", p->path, strerror(e));
+        return errmsg_set(err, errlen, -e, "gguf: %s: cannot open: %s", p->path, strerror(e));
     }
     struct stat st;
     if (fstat(p->fd, &st) < 0) {
         int e = errno;
-        return seterr(err, errlen, -e, "gguf: %s: fstat: %s", p->path, strerror(e));
+        return errmsg_set(err, errlen, -e, "gguf: %s: fstat: %s", p->path, strerror(e));
     }
     if (!S_ISREG(st.st_mode))
-        return seterr(err, errlen, -EINVAL, "gguf: %s: not a regular file", p->path);
+        return errmsg_set(err, errlen, -EINVAL, "gguf: %s: not a regular file", p->path);
     p->size = (uint64_t)st.st_size;
 
     struct rd r = {
@@ -844,7 +832,7 @@ static int open_part(struct gguf_ctx *g, int k, int count, char *err, size_t err
     r.cap = p->size < GGUF_READ_BUF ? (size_t)p->size + 1 : GGUF_READ_BUF;
     r.buf = malloc(r.cap);
     if (!r.buf)
-        return seterr(err, errlen, -ENOMEM, "gguf: %s: out of memory", p->path);
+        return errmsg_set(err, errlen, -ENOMEM, "gguf: %s: out of memory", p->path);
     struct gguf_kv *kv = NULL;
     int64_t n_kv = 0;
     struct ntab tab = { 0 };
@@ -872,16 +860,16 @@ int gguf_open(struct gguf_ctx **out, const char *path, char *err, size_t errlen)
     size_t plen = 0;
     int no = 1, count = 1;
     if (split_name(path, &plen, &no, &count) && no != 1)
-        return seterr(err, errlen, -EINVAL, "gguf: %s: this is part %d of %d; open the first part"
+        return errmsg_set(err, errlen, -EINVAL, "gguf: %s: this is part %d of %d; open the first part"
                       " (%.*s-00001-of-%05d.gguf)", path, no, count, (int)plen, path, count);
 
     struct gguf_ctx *g = calloc(1, sizeof(*g));
     if (!g)
-        return seterr(err, errlen, -ENOMEM, "gguf: %s: out of memory", path);
+        return errmsg_set(err, errlen, -ENOMEM, "gguf: %s: out of memory", path);
     int rc;
     g->parts = calloc((size_t)count, sizeof(*g->parts));
     if (!g->parts) {
-        rc = seterr(err, errlen, -ENOMEM, "gguf: %s: out of memory", path);
+        rc = errmsg_set(err, errlen, -ENOMEM, "gguf: %s: out of memory", path);
         goto out_close;
     }
     for (int k = 0; k < count; k++)
@@ -891,7 +879,7 @@ int gguf_open(struct gguf_ctx **out, const char *path, char *err, size_t errlen)
         size_t n = strlen(path) + 1;
         g->parts[k].path = malloc(n);
         if (!g->parts[k].path) {
-            rc = seterr(err, errlen, -ENOMEM, "gguf: %s: out of memory", path);
+            rc = errmsg_set(err, errlen, -ENOMEM, "gguf: %s: out of memory", path);
             goto out_close;
         }
         if (k == 0)
@@ -910,7 +898,7 @@ int gguf_open(struct gguf_ctx **out, const char *path, char *err, size_t errlen)
     const struct gguf_value *v = kv_lookup(g->kv, &g->kv_tab, "split.tensors.count");
     uint64_t x;
     if (v && value_u64(v, &x) && x != (uint64_t)g->n_tensors) {
-        rc = seterr(err, errlen, -EINVAL, "gguf: %s: split.tensors.count is %" PRIu64 " but the %d"
+        rc = errmsg_set(err, errlen, -EINVAL, "gguf: %s: split.tensors.count is %" PRIu64 " but the %d"
                     " part%s hold %" PRId64 " tensors", path, x, count, count == 1 ? "" : "s",
                     g->n_tensors);
         goto out_close;
@@ -1136,10 +1124,10 @@ int gguf_read_tensor(const struct gguf_ctx *g, const struct gguf_tensor *t, uint
                      size_t n, char *err, size_t errlen)
 {
     if (t->part < 0 || t->part >= g->n_parts)
-        return seterr(err, errlen, -EINVAL, "gguf: tensor '%s': part %d out of range", t->name, t->part);
+        return errmsg_set(err, errlen, -EINVAL, "gguf: tensor '%s': part %d out of range", t->name, t->part);
     const struct gguf_part *p = &g->parts[t->part];
     if (off > t->size || n > t->size - off)
-        return seterr(err, errlen, -EINVAL, "gguf: %s: tensor '%s': read of %zu bytes at %" PRIu64
+        return errmsg_set(err, errlen, -EINVAL, "gguf: %s: tensor '%s': read of %zu bytes at %" PRIu64
                       " exceeds its size %" PRIu64, p->path, t->name, n, off, t->size);
     size_t done = 0;
     while (done < n) {
@@ -1149,11 +1137,11 @@ int gguf_read_tensor(const struct gguf_ctx *g, const struct gguf_tensor *t, uint
             if (errno == EINTR)
                 continue;
             int e = errno;
-            return seterr(err, errlen, -e, "gguf: %s: offset %" PRIu64 ": tensor '%s': read failed: %s",
+            return errmsg_set(err, errlen, -e, "gguf: %s: offset %" PRIu64 ": tensor '%s': read failed: %s",
                           p->path, at, t->name, strerror(e));
         }
         if (k == 0)
-            return seterr(err, errlen, -EIO, "gguf: %s: offset %" PRIu64 ": tensor '%s': short read"
+            return errmsg_set(err, errlen, -EIO, "gguf: %s: offset %" PRIu64 ": tensor '%s': short read"
                           " (file truncated?)", p->path, at, t->name);
         done += (size_t)k;
     }
@@ -1698,7 +1686,7 @@ static int w_zeros(struct gguf_writer *w, uint64_t n, char *err, size_t errlen)
 int gguf_writer_begin(struct gguf_writer *w, const char *path, char *err, size_t errlen)
 {
     if (w->state != W_COLLECT)
-        return seterr(err, errlen, -EINVAL, "gguf: %s: writer already started", path);
+        return errmsg_set(err, errlen, -EINVAL, "gguf: %s: writer already started", path);
     w->path = strdup(path);
     if (!w->path)
         return w_fail(w, -ENOMEM, err, errlen, "out of memory");
@@ -1758,7 +1746,7 @@ int gguf_writer_begin(struct gguf_writer *w, const char *path, char *err, size_t
 int gguf_writer_write(struct gguf_writer *w, const void *data, size_t n, char *err, size_t errlen)
 {
     if (w->state != W_DATA)
-        return seterr(err, errlen, -EINVAL, "gguf: %s: writer not accepting data", w->path ? w->path : "(writer)");
+        return errmsg_set(err, errlen, -EINVAL, "gguf: %s: writer not accepting data", w->path ? w->path : "(writer)");
     const unsigned char *p = data;
     while (n > 0) {
         if (w->cur >= w->n_t)
@@ -1784,7 +1772,7 @@ int gguf_writer_write(struct gguf_writer *w, const void *data, size_t n, char *e
 int gguf_writer_finish(struct gguf_writer *w, char *err, size_t errlen)
 {
     if (w->state != W_DATA)
-        return seterr(err, errlen, -EINVAL, "gguf: %s: writer not started or already failed",
+        return errmsg_set(err, errlen, -EINVAL, "gguf: %s: writer not started or already failed",
                       w->path ? w->path : "(writer)");
     if (w->cur < w->n_t) {
         const struct wtensor *t = &w->t[w->cur];

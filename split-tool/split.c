@@ -16,6 +16,7 @@
  * outermost dimension), which reads the source in large sequential runs.
  */
 #include "split.h"
+#include "errmsg.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -35,19 +36,6 @@
 #include "quant.h"
 #include "splitfmt.h"
 
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 static uint64_t round_up(uint64_t v, uint64_t a)
 {
@@ -151,7 +139,7 @@ static int plan_build(struct plan *p, const struct gguf_ctx *g, const char *in, 
     memset(p, 0, sizeof(*p));
 
     if (gguf_get_str(g, "general.architecture", &arch) < 0)
-        return fail(err, errlen, -EINVAL, "split: %s: no general.architecture key", in);
+        return errmsg_set(err, errlen, -EINVAL, "split: %s: no general.architecture key", in);
     snprintf(key, sizeof(key), "%s.expert_count", arch);
     int rc = gguf_get_u32(g, key, &n_expert);
     int64_t nt = gguf_n_tensors(g);
@@ -163,7 +151,7 @@ static int plan_build(struct plan *p, const struct gguf_ctx *g, const char *in, 
         if (split_is_expert_name(t->name, &L))
             n_exps_named++;
         if (is_per_expert_legacy(t->name))
-            return fail(err, errlen, -EINVAL,
+            return errmsg_set(err, errlen, -EINVAL,
                         "split: %s: tensor %s stores one expert per tensor (old Mixtral "
                         "layout); re-convert the model with a current llama.cpp "
                         "convert_hf_to_gguf.py, which stacks experts (ffn_*_exps)",
@@ -173,7 +161,7 @@ static int plan_build(struct plan *p, const struct gguf_ctx *g, const char *in, 
             max_layer = b;
     }
     if (rc < 0 || n_expert == 0 || n_exps_named == 0)
-        return fail(err, errlen, -EINVAL,
+        return errmsg_set(err, errlen, -EINVAL,
                     "split: %s is not a Mixture-of-Experts model (architecture %s: %s %s, "
                     "%" PRId64 " blk.N.*_exps.* tensors); moestream streams routed experts "
                     "and needs a MoE model",
@@ -188,7 +176,7 @@ static int plan_build(struct plan *p, const struct gguf_ctx *g, const char *in, 
     p->pinned_xxh = calloc((size_t)nt, sizeof(*p->pinned_xxh));
     if (!p->layers || !p->pinned || !p->pinned_off || !p->pinned_xxh) {
         plan_free(p);
-        return fail(err, errlen, -ENOMEM, "split: out of memory");
+        return errmsg_set(err, errlen, -ENOMEM, "split: out of memory");
     }
 
     uint64_t poff = 0;
@@ -198,7 +186,7 @@ static int plan_build(struct plan *p, const struct gguf_ctx *g, const char *in, 
         bool expert = split_is_expert_name(t->name, &L) &&
                       t->ne[t->n_dims - 1] == (int64_t)n_expert;
         if (!expert && split_is_expert_name(t->name, &L) && strstr(t->name, ".weight"))
-            rc = fail(err, errlen, -EINVAL,
+            rc = errmsg_set(err, errlen, -EINVAL,
                       "split: %s: tensor %s: last dimension %" PRId64
                       ", expected expert_count %u",
                       in, t->name, t->ne[t->n_dims - 1], n_expert);
@@ -213,7 +201,7 @@ static int plan_build(struct plan *p, const struct gguf_ctx *g, const char *in, 
             struct plan_layer *l = &p->layers[L];
             l->n_expert = (int)n_expert;
             if (l->n_part == SPLIT_MAX_PARTS)
-                rc = fail(err, errlen, -EINVAL,
+                rc = errmsg_set(err, errlen, -EINVAL,
                           "split: %s: layer %d has more than %d per-expert tensors (%s)", in,
                           L, SPLIT_MAX_PARTS, t->name);
             else {
@@ -230,12 +218,12 @@ static int plan_build(struct plan *p, const struct gguf_ctx *g, const char *in, 
                     pp->p.ne[d] = t->ne[d];
                 pp->p.size = shape_bytes(t->type, pp->p.n_dims, pp->p.ne);
                 if (pp->p.size == 0 || pp->p.size * n_expert != t->size)
-                    rc = fail(err, errlen, -EINVAL,
+                    rc = errmsg_set(err, errlen, -EINVAL,
                               "split: %s: tensor %s: %" PRIu64
                               " bytes do not split into %u expert slices of %" PRIu64,
                               in, t->name, t->size, n_expert, pp->p.size);
                 else if (strlen(rest) >= sizeof(pp->name))
-                    rc = fail(err, errlen, -EINVAL, "split: %s: tensor name %s too long", in,
+                    rc = errmsg_set(err, errlen, -EINVAL, "split: %s: tensor name %s too long", in,
                               t->name);
                 else
                     rc = 0;
@@ -263,7 +251,7 @@ static int plan_build(struct plan *p, const struct gguf_ctx *g, const char *in, 
         l->xxh = calloc((size_t)l->n_expert, sizeof(*l->xxh));
         if (!l->xxh) {
             plan_free(p);
-            return fail(err, errlen, -ENOMEM, "split: out of memory");
+            return errmsg_set(err, errlen, -ENOMEM, "split: out of memory");
         }
         p->expert_bytes += l->blob_size * (uint64_t)l->n_expert;
         p->data_bytes += l->blob_bytes * (uint64_t)l->n_expert;
@@ -299,7 +287,7 @@ static int conv_flush(struct conv *c)
             continue;
         if (w <= 0) {
             int e = w < 0 ? errno : EIO;
-            return fail(c->err, c->errlen, -e, "split: writing %s at offset %" PRIu64 ": %s",
+            return errmsg_set(c->err, c->errlen, -e, "split: writing %s at offset %" PRIu64 ": %s",
                         c->path, c->buf_off + at, strerror(e));
         }
         at += (size_t)w;
@@ -325,7 +313,7 @@ static int conv_flush(struct conv *c)
 static int conv_check_cancel(struct conv *c)
 {
     if (c->opt->cancel && *c->opt->cancel)
-        return fail(c->err, c->errlen, -ECANCELED, "split: interrupted");
+        return errmsg_set(c->err, c->errlen, -ECANCELED, "split: interrupted");
     return 0;
 }
 
@@ -380,11 +368,11 @@ static int conv_open_file(struct conv *c, const char *dir, const char *name)
 {
     int n = snprintf(c->path, sizeof(c->path), "%s/%s", dir, name);
     if (n < 0 || (size_t)n >= sizeof(c->path))
-        return fail(c->err, c->errlen, -ENAMETOOLONG, "split: %s: path too long", dir);
+        return errmsg_set(c->err, c->errlen, -ENAMETOOLONG, "split: %s: path too long", dir);
     c->fd = open(c->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (c->fd < 0) {
         int e = errno;
-        return fail(c->err, c->errlen, -e, "split: creating %s: %s", c->path, strerror(e));
+        return errmsg_set(c->err, c->errlen, -e, "split: creating %s: %s", c->path, strerror(e));
     }
     c->len = 0;
     c->buf_off = 0;
@@ -398,11 +386,11 @@ static int conv_close_file(struct conv *c)
     int rc = conv_flush(c);
     if (rc == 0 && fsync(c->fd) < 0) {
         int e = errno;
-        rc = fail(c->err, c->errlen, -e, "split: fsync %s: %s", c->path, strerror(e));
+        rc = errmsg_set(c->err, c->errlen, -e, "split: fsync %s: %s", c->path, strerror(e));
     }
     if (close(c->fd) < 0 && rc == 0) {
         int e = errno;
-        rc = fail(c->err, c->errlen, -e, "split: closing %s: %s", c->path, strerror(e));
+        rc = errmsg_set(c->err, c->errlen, -e, "split: closing %s: %s", c->path, strerror(e));
     }
     c->fd = -1;
     return rc;
@@ -417,7 +405,7 @@ static int write_pinned(struct conv *c, struct plan *p, const char *tmp)
     XXH3_state_t *h = XXH3_createState();
     if (!h) {
         close(c->fd);
-        return fail(c->err, c->errlen, -ENOMEM, "split: out of memory");
+        return errmsg_set(c->err, c->errlen, -ENOMEM, "split: out of memory");
     }
     for (int64_t i = 0; i < p->n_pinned && rc == 0; i++) {
         rc = conv_zero(c, p->pinned_off[i] - (c->buf_off + c->len), NULL);
@@ -448,7 +436,7 @@ static int write_layer(struct conv *c, struct plan_layer *l, int L, const char *
     XXH3_state_t *h = XXH3_createState();
     if (!h) {
         close(c->fd);
-        return fail(c->err, c->errlen, -ENOMEM, "split: out of memory");
+        return errmsg_set(c->err, c->errlen, -ENOMEM, "split: out of memory");
     }
     for (int e = 0; e < l->n_expert && rc == 0; e++) {
         uint64_t blob = (uint64_t)e * l->blob_size;
@@ -485,7 +473,7 @@ static int write_manifest(struct conv *c, const struct plan *p, const char *tmp)
     int rc = -ENOMEM;
     int n = snprintf(path, sizeof(path), "%s/" SPLIT_MANIFEST, tmp);
     if (n < 0 || (size_t)n >= sizeof(path))
-        return fail(c->err, c->errlen, -ENAMETOOLONG, "split: %s: path too long", tmp);
+        return errmsg_set(c->err, c->errlen, -ENAMETOOLONG, "split: %s: path too long", tmp);
 
     uint64_t np = (uint64_t)p->n_pinned;
     struct gguf_writer *w = gguf_writer_init(0);
@@ -569,7 +557,7 @@ static int write_manifest(struct conv *c, const struct plan *p, const char *tmp)
 #undef LKEY
     }
     if (rc < 0) {
-        fail(c->err, c->errlen, rc, "split: building the manifest: %s", strerror(-rc));
+        errmsg_set(c->err, c->errlen, rc, "split: building the manifest: %s", strerror(-rc));
         goto out;
     }
     rc = gguf_writer_begin(w, path, c->err, c->errlen);
@@ -577,7 +565,7 @@ static int write_manifest(struct conv *c, const struct plan *p, const char *tmp)
         rc = gguf_writer_finish(w, c->err, c->errlen);
 out:
     if (rc == -ENOMEM)
-        fail(c->err, c->errlen, rc, "split: out of memory");
+        errmsg_set(c->err, c->errlen, rc, "split: out of memory");
     gguf_writer_free(w);
     free(names);
     free(tmpa);
@@ -604,7 +592,7 @@ static int remove_dir(const char *dir, bool only_ours, char *err, size_t errlen)
     DIR *d = opendir(dir);
     if (!d) {
         int e = errno;
-        return fail(err, errlen, -e, "split: opening %s: %s", dir, strerror(e));
+        return errmsg_set(err, errlen, -e, "split: opening %s: %s", dir, strerror(e));
     }
     struct dirent *de;
     int rc = 0;
@@ -614,7 +602,7 @@ static int remove_dir(const char *dir, bool only_ours, char *err, size_t errlen)
             if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
                 continue;
             if (!is_split_file(de->d_name)) {
-                rc = fail(err, errlen, -ENOTEMPTY,
+                rc = errmsg_set(err, errlen, -ENOTEMPTY,
                           "split: %s holds %s, which is not part of a split model; not "
                           "replacing it (choose another -o directory)",
                           dir, de->d_name);
@@ -629,13 +617,13 @@ static int remove_dir(const char *dir, bool only_ours, char *err, size_t errlen)
         snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
         if (unlink(path) < 0) {
             int e = errno;
-            rc = fail(err, errlen, -e, "split: removing %s: %s", path, strerror(e));
+            rc = errmsg_set(err, errlen, -e, "split: removing %s: %s", path, strerror(e));
         }
     }
     closedir(d);
     if (rc == 0 && rmdir(dir) < 0) {
         int e = errno;
-        rc = fail(err, errlen, -e, "split: removing %s: %s", dir, strerror(e));
+        rc = errmsg_set(err, errlen, -e, "split: removing %s: %s", dir, strerror(e));
     }
     return rc;
 }
@@ -675,7 +663,7 @@ static int fsync_path(const char *path, char *err, size_t errlen)
         int e = errno;
         if (fd >= 0)
             close(fd);
-        return fail(err, errlen, -e, "split: fsync %s: %s", path, strerror(e));
+        return errmsg_set(err, errlen, -e, "split: fsync %s: %s", path, strerror(e));
     }
     close(fd);
     return 0;
@@ -690,7 +678,7 @@ static int install_dir(const char *tmp, const char *out, bool exists, char *err,
     if (!exists) {
         if (rename(tmp, out) < 0) {
             int e = errno;
-            return fail(err, errlen, -e, "split: renaming %s to %s: %s", tmp, out,
+            return errmsg_set(err, errlen, -e, "split: renaming %s to %s: %s", tmp, out,
                         strerror(e));
         }
         return 0;
@@ -702,7 +690,7 @@ static int install_dir(const char *tmp, const char *out, bool exists, char *err,
     snprintf(old, sizeof(old), "%s.old-%d", out, (int)getpid());
     if (rename(out, old) < 0 || rename(tmp, out) < 0) {
         int e = errno;
-        return fail(err, errlen, -e, "split: replacing %s: %s", out, strerror(e));
+        return errmsg_set(err, errlen, -e, "split: replacing %s: %s", out, strerror(e));
     }
     return remove_dir(old, true, err, errlen);
 }
@@ -718,10 +706,10 @@ int split_convert(const struct split_options *opt, struct split_stats *stats, ch
     int rc;
 
     if (!opt->input || !opt->output_dir || !opt->output_dir[0])
-        return fail(err, errlen, -EINVAL, "split: input model and output directory needed");
+        return errmsg_set(err, errlen, -EINVAL, "split: input model and output directory needed");
     size_t ol = strlen(opt->output_dir);
     if (ol >= sizeof(out) - 64)
-        return fail(err, errlen, -ENAMETOOLONG, "split: %s: path too long", opt->output_dir);
+        return errmsg_set(err, errlen, -ENAMETOOLONG, "split: %s: path too long", opt->output_dir);
     memcpy(out, opt->output_dir, ol + 1);
     while (ol > 1 && out[ol - 1] == '/')
         out[--ol] = '\0';
@@ -737,9 +725,9 @@ int split_convert(const struct split_options *opt, struct split_stats *stats, ch
 
     bool exists = lstat(out, &st) == 0;
     if (exists && !S_ISDIR(st.st_mode))
-        return fail(err, errlen, -EEXIST, "split: %s exists and is not a directory", out);
+        return errmsg_set(err, errlen, -EEXIST, "split: %s exists and is not a directory", out);
     if (exists && !opt->force)
-        return fail(err, errlen, -EEXIST,
+        return errmsg_set(err, errlen, -EEXIST,
                     "split: %s already exists; pass --force to replace it", out);
     if (exists) {
         /* Refuse early, before hours of copying, if it is not ours to replace. */
@@ -749,7 +737,7 @@ int split_convert(const struct split_options *opt, struct split_stats *stats, ch
         while (d && (de = readdir(d)))
             if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
                 !is_split_file(de->d_name))
-                rc = fail(err, errlen, -ENOTEMPTY,
+                rc = errmsg_set(err, errlen, -ENOTEMPTY,
                           "split: %s holds %s, which is not part of a split model; not "
                           "replacing it (choose another -o directory)",
                           out, de->d_name);
@@ -781,12 +769,12 @@ int split_convert(const struct split_options *opt, struct split_stats *stats, ch
     struct statvfs vfs;
     if (statvfs(parent, &vfs) < 0) {
         int e = errno;
-        rc = fail(err, errlen, -e, "split: %s: %s", parent, strerror(e));
+        rc = errmsg_set(err, errlen, -e, "split: %s: %s", parent, strerror(e));
         goto free_plan;
     }
     uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
     if (avail < need) {
-        rc = fail(err, errlen, -ENOSPC,
+        rc = errmsg_set(err, errlen, -ENOSPC,
                   "split: not enough free space in %s: the split needs %.2f GiB, %.2f GiB "
                   "available",
                   parent, need / 1073741824.0, avail / 1073741824.0);
@@ -796,13 +784,13 @@ int split_convert(const struct split_options *opt, struct split_stats *stats, ch
     c.cap = SPLIT_IO_BUF;
     c.buf = malloc(c.cap);
     if (!c.buf) {
-        rc = fail(err, errlen, -ENOMEM, "split: out of memory");
+        rc = errmsg_set(err, errlen, -ENOMEM, "split: out of memory");
         goto free_plan;
     }
     c.total = p.data_bytes;
     if (mkdir(tmp, 0755) < 0) {
         int e = errno;
-        rc = fail(err, errlen, -e, "split: creating %s: %s", tmp, strerror(e));
+        rc = errmsg_set(err, errlen, -e, "split: creating %s: %s", tmp, strerror(e));
         goto free_buf;
     }
 
@@ -863,11 +851,11 @@ static int pread_full(int fd, void *buf, size_t n, uint64_t off, const char *pat
             continue;
         if (r < 0) {
             int e = errno;
-            return fail(err, errlen, -e, "verify: reading %s at offset %" PRIu64 ": %s", path,
+            return errmsg_set(err, errlen, -e, "verify: reading %s at offset %" PRIu64 ": %s", path,
                         off + at, strerror(e));
         }
         if (r == 0)
-            return fail(err, errlen, -EIO,
+            return errmsg_set(err, errlen, -EIO,
                         "verify: %s ends at offset %" PRIu64 ", expected %" PRIu64 " more bytes",
                         path, off + at, (uint64_t)(n - at));
         at += (size_t)r;
@@ -922,7 +910,7 @@ static int open_ro(const char *path, char *err, size_t errlen)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
-        return fail(err, errlen, -e, "verify: opening %s: %s", path, strerror(e));
+        return errmsg_set(err, errlen, -e, "verify: opening %s: %s", path, strerror(e));
     }
     posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     return fd;
@@ -941,7 +929,7 @@ static int verify_pinned(struct vctx *v, const struct split_model *m, XXH3_state
         uint64_t next = t ? t->offset : m->pinned_file_size;
         rc = verify_range(v, fd, m->pinned_path, pos, next - pos, NULL, &bad);
         if (rc == 0 && bad != UINT64_MAX)
-            rc = fail(v->err, v->errlen, -EBADMSG,
+            rc = errmsg_set(v->err, v->errlen, -EBADMSG,
                       "verify: %s: non-zero padding byte at offset %" PRIu64 " (before %s)",
                       m->pinned_path, bad, t ? t->name : "the end of the file");
         if (rc < 0 || !t)
@@ -950,7 +938,7 @@ static int verify_pinned(struct vctx *v, const struct split_model *m, XXH3_state
         rc = verify_range(v, fd, m->pinned_path, t->offset, t->size, h, NULL);
         uint64_t got = XXH3_64bits_digest(h);
         if (rc == 0 && got != t->xxh3)
-            rc = fail(v->err, v->errlen, -EBADMSG,
+            rc = errmsg_set(v->err, v->errlen, -EBADMSG,
                       "verify: pinned tensor %s: checksum %016" PRIx64
                       ", manifest says %016" PRIx64 " (%s, offset %" PRIu64 ", %" PRIu64
                       " bytes)",
@@ -974,7 +962,7 @@ static int verify_layer(struct vctx *v, const struct split_layer *l, int L, XXH3
         rc = verify_range(v, fd, l->path, blob, l->blob_bytes, h, NULL);
         uint64_t got = XXH3_64bits_digest(h);
         if (rc == 0 && got != l->blob_xxh3[e])
-            rc = fail(v->err, v->errlen, -EBADMSG,
+            rc = errmsg_set(v->err, v->errlen, -EBADMSG,
                       "verify: layer %d expert %d: checksum %016" PRIx64
                       ", manifest says %016" PRIx64 " (%s, blob at offset %" PRIu64
                       ", %" PRIu64 " bytes)",
@@ -983,7 +971,7 @@ static int verify_layer(struct vctx *v, const struct split_layer *l, int L, XXH3
             rc = verify_range(v, fd, l->path, blob + l->blob_bytes,
                               l->blob_size - l->blob_bytes, NULL, &bad);
         if (rc == 0 && bad != UINT64_MAX)
-            rc = fail(v->err, v->errlen, -EBADMSG,
+            rc = errmsg_set(v->err, v->errlen, -EBADMSG,
                       "verify: layer %d expert %d: non-zero padding byte at offset %" PRIu64
                       " (%s, blob at offset %" PRIu64 ")",
                       L, e, bad, l->path, blob);
@@ -1004,7 +992,7 @@ int split_verify(const char *dir, split_progress_fn progress, void *ud, char *er
     XXH3_state_t *h = XXH3_createState();
     v.buf = malloc(v.cap);
     if (!v.buf || !h) {
-        rc = fail(err, errlen, -ENOMEM, "verify: out of memory");
+        rc = errmsg_set(err, errlen, -ENOMEM, "verify: out of memory");
         goto out;
     }
     v.total = m->pinned_file_size;

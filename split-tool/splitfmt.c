@@ -7,6 +7,7 @@
  * exit. Called by the runtime at load time, by split_verify and by tests.
  */
 #include "splitfmt.h"
+#include "errmsg.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -19,19 +20,6 @@
 #include "gguf.h"
 #include "quant.h"
 
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 /* Bytes of a tensor of type t and shape ne[0..n_dims); 0 when the row length
  * is not a multiple of the block size or the product overflows. */
@@ -57,13 +45,13 @@ static int get_int_arr(const struct gguf_ctx *g, const char *key, uint64_t n,
     uint64_t cnt;
     int rc = gguf_get_arr(g, key, type, &cnt, data);
     if (rc == -ENOENT)
-        return fail(err, errlen, -EINVAL, "split: %s: key %s is missing", path, key);
+        return errmsg_set(err, errlen, -EINVAL, "split: %s: key %s is missing", path, key);
     if (rc < 0 || gguf_vtype_size(*type) == 0 || *type == GGUF_VT_FLOAT32 ||
         *type == GGUF_VT_FLOAT64)
-        return fail(err, errlen, -EINVAL, "split: %s: key %s is not an integer array", path,
+        return errmsg_set(err, errlen, -EINVAL, "split: %s: key %s is not an integer array", path,
                     key);
     if (n && cnt != n)
-        return fail(err, errlen, -EINVAL,
+        return errmsg_set(err, errlen, -EINVAL,
                     "split: %s: key %s has %" PRIu64 " elements, expected %" PRIu64, path,
                     key, cnt, n);
     if (n_out)
@@ -79,9 +67,9 @@ static int get_str_arr(const struct gguf_ctx *g, const char *key, uint64_t *n,
     const void *data;
     int rc = gguf_get_arr(g, key, &type, n, &data);
     if (rc == -ENOENT)
-        return fail(err, errlen, -EINVAL, "split: %s: key %s is missing", path, key);
+        return errmsg_set(err, errlen, -EINVAL, "split: %s: key %s is missing", path, key);
     if (rc < 0 || type != GGUF_VT_STRING)
-        return fail(err, errlen, -EINVAL, "split: %s: key %s is not a string array", path,
+        return errmsg_set(err, errlen, -EINVAL, "split: %s: key %s is not a string array", path,
                     key);
     *strs = data;
     return 0;
@@ -92,9 +80,9 @@ static int get_u64(const struct gguf_ctx *g, const char *key, uint64_t *v, char 
 {
     int rc = gguf_get_u64(g, key, v);
     if (rc == -ENOENT)
-        return fail(err, errlen, -EINVAL, "split: %s: key %s is missing", path, key);
+        return errmsg_set(err, errlen, -EINVAL, "split: %s: key %s is missing", path, key);
     if (rc < 0)
-        return fail(err, errlen, -EINVAL, "split: %s: key %s is not an unsigned integer",
+        return errmsg_set(err, errlen, -EINVAL, "split: %s: key %s is not an unsigned integer",
                     path, key);
     return 0;
 }
@@ -105,10 +93,10 @@ static int file_size(const char *path, uint64_t *size, char *err, size_t errlen)
     struct stat st;
     if (stat(path, &st) < 0) {
         int e = errno;
-        return fail(err, errlen, -e, "split: %s: %s", path, strerror(e));
+        return errmsg_set(err, errlen, -e, "split: %s: %s", path, strerror(e));
     }
     if (!S_ISREG(st.st_mode))
-        return fail(err, errlen, -EINVAL, "split: %s: not a regular file", path);
+        return errmsg_set(err, errlen, -EINVAL, "split: %s: not a regular file", path);
     *size = (uint64_t)st.st_size;
     return 0;
 }
@@ -122,7 +110,7 @@ static int load_pinned(struct split_model *m, const char *mpath, char *err, size
     if (rc < 0)
         return rc;
     if (n == 0 || n > (uint64_t)INT64_MAX / 4)
-        return fail(err, errlen, -EINVAL, "split: %s: %" PRIu64 " pinned tensors", mpath, n);
+        return errmsg_set(err, errlen, -EINVAL, "split: %s: %" PRIu64 " pinned tensors", mpath, n);
     static const char *const keys[] = {"moestream.pinned.type", "moestream.pinned.n_dims",
                                        "moestream.pinned.ne", "moestream.pinned.offset",
                                        "moestream.pinned.size", "moestream.pinned.xxh3"};
@@ -139,7 +127,7 @@ static int load_pinned(struct split_model *m, const char *mpath, char *err, size
         return rc;
     m->tensors = calloc(n ? n : 1, sizeof(*m->tensors));
     if (!m->tensors)
-        return fail(err, errlen, -ENOMEM, "split: out of memory");
+        return errmsg_set(err, errlen, -ENOMEM, "split: out of memory");
     m->n_tensor = (int64_t)n;
     uint64_t prev_end = 0;
     for (uint64_t i = 0; i < n; i++) {
@@ -151,41 +139,41 @@ static int load_pinned(struct split_model *m, const char *mpath, char *err, size
         t->size = gguf_arr_u64(ty[4], d[4], i);
         t->xxh3 = gguf_arr_u64(ty[5], d[5], i);
         if (type > INT32_MAX || !quant_type_known((int)type))
-            return fail(err, errlen, -EINVAL,
+            return errmsg_set(err, errlen, -EINVAL,
                         "split: %s: pinned tensor %s: unknown type id %" PRIu64, mpath,
                         t->name, type);
         t->type = (int)type;
         if (nd < 1 || nd > 4)
-            return fail(err, errlen, -EINVAL,
+            return errmsg_set(err, errlen, -EINVAL,
                         "split: %s: pinned tensor %s: n_dims %" PRIu64 ", expected 1..4",
                         mpath, t->name, nd);
         t->n_dims = (uint32_t)nd;
         for (int j = 0; j < 4; j++) {
             uint64_t v = gguf_arr_u64(ty[2], d[2], 4 * i + (uint64_t)j);
             if (v == 0 || v > INT64_MAX)
-                return fail(err, errlen, -EINVAL,
+                return errmsg_set(err, errlen, -EINVAL,
                             "split: %s: pinned tensor %s: ne[%d] = %" PRIu64, mpath,
                             t->name, j, v);
             t->ne[j] = (int64_t)v;
         }
         uint64_t want = tensor_bytes(t->type, t->n_dims, t->ne);
         if (want == 0 || want != t->size)
-            return fail(err, errlen, -EINVAL,
+            return errmsg_set(err, errlen, -EINVAL,
                         "split: %s: pinned tensor %s: size %" PRIu64
                         ", its shape and type give %" PRIu64,
                         mpath, t->name, t->size, want);
         if (t->offset % SPLIT_PINNED_ALIGN)
-            return fail(err, errlen, -EINVAL,
+            return errmsg_set(err, errlen, -EINVAL,
                         "split: pinned tensor %s: offset %" PRIu64
                         " is not a multiple of %d (%s)",
                         t->name, t->offset, SPLIT_PINNED_ALIGN, m->pinned_path);
         if (t->offset < prev_end)
-            return fail(err, errlen, -EINVAL,
+            return errmsg_set(err, errlen, -EINVAL,
                         "split: pinned tensor %s: offset %" PRIu64
                         " overlaps the previous tensor, which ends at %" PRIu64 " (%s)",
                         t->name, t->offset, prev_end, m->pinned_path);
         if (t->offset > m->pinned_file_size || t->size > m->pinned_file_size - t->offset)
-            return fail(err, errlen, -EINVAL,
+            return errmsg_set(err, errlen, -EINVAL,
                         "split: pinned tensor %s: bytes %" PRIu64 "..%" PRIu64
                         " lie beyond the end of %s (%" PRIu64 " bytes)",
                         t->name, t->offset, t->offset + t->size, m->pinned_path,
@@ -197,7 +185,7 @@ static int load_pinned(struct split_model *m, const char *mpath, char *err, size
     if (rc < 0)
         return rc;
     if (actual != m->pinned_file_size)
-        return fail(err, errlen, -EINVAL,
+        return errmsg_set(err, errlen, -EINVAL,
                     "split: %s: %" PRIu64 " bytes, the manifest says %" PRIu64
                     " (truncated or replaced; re-split the model)",
                     m->pinned_path, actual, m->pinned_file_size);
@@ -216,12 +204,12 @@ static int load_layer(struct split_model *m, int L, uint64_t *xxh, const char *m
     if (rc == -ENOENT)
         return 0;
     if (rc < 0 || ne32 == 0 || ne32 > 1u << 20)
-        return fail(err, errlen, -EINVAL, "split: %s: key %s is not a valid expert count",
+        return errmsg_set(err, errlen, -EINVAL, "split: %s: key %s is not a valid expert count",
                     mpath, key);
     l->n_expert = (int)ne32;
     int pl = snprintf(l->path, sizeof(l->path), "%s/" SPLIT_EXPERTS_FMT, m->dir, L);
     if (pl < 0 || (size_t)pl >= sizeof(l->path))
-        return fail(err, errlen, -ENAMETOOLONG, "split: %s: path too long", m->dir);
+        return errmsg_set(err, errlen, -ENAMETOOLONG, "split: %s: path too long", m->dir);
 
     snprintf(key, sizeof(key), "moestream.layer.%d.blob_size", L);
     if ((rc = get_u64(g, key, &l->blob_size, err, errlen, mpath)) < 0)
@@ -230,11 +218,11 @@ static int load_layer(struct split_model *m, int L, uint64_t *xxh, const char *m
     if ((rc = get_u64(g, key, &l->blob_bytes, err, errlen, mpath)) < 0)
         return rc;
     if (l->blob_size == 0 || l->blob_size % SPLIT_BLOB_ALIGN)
-        return fail(err, errlen, -EINVAL,
+        return errmsg_set(err, errlen, -EINVAL,
                     "split: layer %d: blob size %" PRIu64 " is not a multiple of %d (%s)", L,
                     l->blob_size, SPLIT_BLOB_ALIGN, mpath);
     if (l->blob_bytes > l->blob_size || l->blob_size > UINT64_MAX / ne32)
-        return fail(err, errlen, -EINVAL,
+        return errmsg_set(err, errlen, -EINVAL,
                     "split: layer %d: blob uses %" PRIu64 " bytes of a %" PRIu64
                     "-byte stride (%s)",
                     L, l->blob_bytes, l->blob_size, mpath);
@@ -245,7 +233,7 @@ static int load_layer(struct split_model *m, int L, uint64_t *xxh, const char *m
     if ((rc = get_str_arr(g, key, &n_part, &names, err, errlen, mpath)) < 0)
         return rc;
     if (n_part == 0 || n_part > SPLIT_MAX_PARTS)
-        return fail(err, errlen, -EINVAL, "split: layer %d: %" PRIu64 " parts, expected 1..%d (%s)",
+        return errmsg_set(err, errlen, -EINVAL, "split: layer %d: %" PRIu64 " parts, expected 1..%d (%s)",
                     L, n_part, SPLIT_MAX_PARTS, mpath);
     l->n_part = (int)n_part;
     static const char *const sub[] = {"type", "n_dims", "ne", "offset", "size"};
@@ -266,36 +254,36 @@ static int load_layer(struct split_model *m, int L, uint64_t *xxh, const char *m
         pt->offset = gguf_arr_u64(ty[3], d[3], (uint64_t)p);
         pt->size = gguf_arr_u64(ty[4], d[4], (uint64_t)p);
         if (type > INT32_MAX || !quant_type_known((int)type))
-            return fail(err, errlen, -EINVAL,
+            return errmsg_set(err, errlen, -EINVAL,
                         "split: layer %d part %s: unknown type id %" PRIu64 " (%s)", L,
                         pt->name, type, mpath);
         pt->type = (int)type;
         if (nd < 1 || nd > 4)
-            return fail(err, errlen, -EINVAL,
+            return errmsg_set(err, errlen, -EINVAL,
                         "split: layer %d part %s: n_dims %" PRIu64 ", expected 1..4 (%s)", L,
                         pt->name, nd, mpath);
         pt->n_dims = (uint32_t)nd;
         for (int j = 0; j < 4; j++) {
             uint64_t v = gguf_arr_u64(ty[2], d[2], 4 * (uint64_t)p + (uint64_t)j);
             if (v == 0 || v > INT64_MAX)
-                return fail(err, errlen, -EINVAL, "split: layer %d part %s: ne[%d] = %" PRIu64
+                return errmsg_set(err, errlen, -EINVAL, "split: layer %d part %s: ne[%d] = %" PRIu64
                             " (%s)", L, pt->name, j, v, mpath);
             pt->ne[j] = (int64_t)v;
         }
         uint64_t want = tensor_bytes(pt->type, pt->n_dims, pt->ne);
         if (want == 0 || want != pt->size)
-            return fail(err, errlen, -EINVAL,
+            return errmsg_set(err, errlen, -EINVAL,
                         "split: layer %d part %s: size %" PRIu64
                         ", its shape and type give %" PRIu64 " (%s)",
                         L, pt->name, pt->size, want, mpath);
         if (pt->offset % SPLIT_PART_ALIGN)
-            return fail(err, errlen, -EINVAL,
+            return errmsg_set(err, errlen, -EINVAL,
                         "split: layer %d part %s: offset %" PRIu64
                         " is not a multiple of %d (%s)",
                         L, pt->name, pt->offset, SPLIT_PART_ALIGN, l->path);
         if (pt->offset < prev_end || pt->offset > l->blob_bytes ||
             pt->size > l->blob_bytes - pt->offset)
-            return fail(err, errlen, -EINVAL,
+            return errmsg_set(err, errlen, -EINVAL,
                         "split: layer %d part %s: bytes %" PRIu64 "..%" PRIu64
                         " overlap the previous part or exceed the blob's %" PRIu64
                         " used bytes (%s)",
@@ -317,7 +305,7 @@ static int load_layer(struct split_model *m, int L, uint64_t *xxh, const char *m
     if ((rc = file_size(l->path, &actual, err, errlen)) < 0)
         return rc;
     if (actual != want)
-        return fail(err, errlen, -EINVAL,
+        return errmsg_set(err, errlen, -EINVAL,
                     "split: layer %d: %s is %" PRIu64 " bytes, expected %" PRIu64
                     " (%u experts x %" PRIu64 "; truncated or replaced, re-split the model)",
                     L, l->path, actual, want, ne32, l->blob_size);
@@ -330,24 +318,24 @@ int split_open(struct split_model **out, const char *dir, char *err, size_t errl
     char mpath[4200];
     *out = NULL;
     if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
-        return fail(err, errlen, -ENOENT,
+        return errmsg_set(err, errlen, -ENOENT,
                     "split: %s is not a split model directory; create it with "
                     "`moestream-split MODEL.gguf -o %s`",
                     dir, dir);
     snprintf(mpath, sizeof(mpath), "%s/" SPLIT_MANIFEST, dir);
     if (stat(mpath, &st) < 0)
-        return fail(err, errlen, -ENOENT,
+        return errmsg_set(err, errlen, -ENOENT,
                     "split: %s has no " SPLIT_MANIFEST " (not a split model, or an "
                     "interrupted split); run `moestream-split MODEL.gguf -o %s`",
                     dir, dir);
 
     struct split_model *m = calloc(1, sizeof(*m));
     if (!m)
-        return fail(err, errlen, -ENOMEM, "split: out of memory");
+        return errmsg_set(err, errlen, -ENOMEM, "split: out of memory");
     uint64_t *xxh = NULL;
     int rc;
     if (strlen(dir) >= sizeof(m->dir) - 32) {
-        rc = fail(err, errlen, -ENAMETOOLONG, "split: %s: path too long", dir);
+        rc = errmsg_set(err, errlen, -ENAMETOOLONG, "split: %s: path too long", dir);
         goto free_model;
     }
     snprintf(m->dir, sizeof(m->dir), "%s", dir);
@@ -360,21 +348,21 @@ int split_open(struct split_model **out, const char *dir, char *err, size_t errl
     uint32_t version;
     rc = gguf_get_u32(m->manifest, "moestream.format_version", &version);
     if (rc < 0) {
-        rc = fail(err, errlen, -EINVAL,
+        rc = errmsg_set(err, errlen, -EINVAL,
                   "split: %s has no moestream.format_version: not a moestream manifest; "
                   "run `moestream-split MODEL.gguf -o %s`",
                   mpath, dir);
         goto close_manifest;
     }
     if (version > SPLIT_FORMAT_VERSION) {
-        rc = fail(err, errlen, -EPROTONOSUPPORT,
+        rc = errmsg_set(err, errlen, -EPROTONOSUPPORT,
                   "split: %s uses split format %u, this moestream reads format %d; "
                   "upgrade moestream or re-split the model with this version",
                   dir, version, SPLIT_FORMAT_VERSION);
         goto close_manifest;
     }
     if (version < SPLIT_FORMAT_VERSION) {
-        rc = fail(err, errlen, -EPROTONOSUPPORT,
+        rc = errmsg_set(err, errlen, -EPROTONOSUPPORT,
                   "split: %s uses the old split format %u, this moestream reads format %d; "
                   "re-split the model with `moestream-split MODEL.gguf -o %s --force`",
                   dir, version, SPLIT_FORMAT_VERSION, dir);
@@ -384,14 +372,14 @@ int split_open(struct split_model **out, const char *dir, char *err, size_t errl
     uint32_t n_layer;
     rc = gguf_get_u32(m->manifest, "moestream.n_layer", &n_layer);
     if (rc < 0 || n_layer == 0 || n_layer > 100000) {
-        rc = fail(err, errlen, -EINVAL, "split: %s: moestream.n_layer missing or invalid",
+        rc = errmsg_set(err, errlen, -EINVAL, "split: %s: moestream.n_layer missing or invalid",
                   mpath);
         goto close_manifest;
     }
     m->n_layer = (int)n_layer;
     m->layers = calloc(n_layer, sizeof(*m->layers));
     if (!m->layers) {
-        rc = fail(err, errlen, -ENOMEM, "split: out of memory");
+        rc = errmsg_set(err, errlen, -ENOMEM, "split: out of memory");
         goto close_manifest;
     }
 
@@ -409,12 +397,12 @@ int split_open(struct split_model **out, const char *dir, char *err, size_t errl
             total_exp += ne32;
     }
     if (total_exp == 0) {
-        rc = fail(err, errlen, -EINVAL, "split: %s: no layer has routed experts", mpath);
+        rc = errmsg_set(err, errlen, -EINVAL, "split: %s: no layer has routed experts", mpath);
         goto free_tables;
     }
     xxh = calloc(total_exp, sizeof(*xxh));
     if (!xxh) {
-        rc = fail(err, errlen, -ENOMEM, "split: out of memory");
+        rc = errmsg_set(err, errlen, -ENOMEM, "split: out of memory");
         goto free_tables;
     }
     uint64_t at = 0;

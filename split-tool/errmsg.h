@@ -1,0 +1,15 @@
+/*
+ * errmsg.h - the one way library code fills a caller's error buffer: a
+ * printf-style message into err (when err and errlen are set), returning the
+ * error code, so `return errmsg_set(err, errlen, -EINVAL, "...", ...);` reads
+ * as one statement. Used by the GGUF reader, the split format, the splitter
+ * and the synthetic model generator.
+ */
+#ifndef MOESTREAM_ERRMSG_H
+#define MOESTREAM_ERRMSG_H
+
+#include <stddef.h>
+
+int errmsg_set(char *err, size_t errlen, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+#endif
