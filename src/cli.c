@@ -43,7 +43,7 @@ void cli_common_help(FILE *out)
             "      --ram-budget SIZE  RAM for everything: pinned weights, KV, expert cache\n"
             "                         (e.g. 8G; default 80%% of available memory)\n"
             "      --io BACKEND       uring (default), pread or buffered\n"
-            "      --queue-depth N    reads in flight (default 32)\n"
+            "      --queue-depth N    reads in flight (default 16)\n"
             "      --mlock            lock pinned weights and cache in RAM\n"
             "      --verify-reads     check the XXH3 of every expert read\n"
             "      --stats            I/O and timing statistics on stderr\n"

@@ -41,7 +41,7 @@ static void iobench_usage(FILE *out)
             "      --trace FILE       the routing trace\n"
             "      --ram-budget SIZE  RAM budget to replay with (default: the run's)\n"
             "      --io BACKEND       uring (default), pread or buffered\n"
-            "      --queue-depth N    reads in flight (default 32)\n"
+            "      --queue-depth N    reads in flight (default 16)\n"
             "      --cache-policy P   slru (default) or lru\n"
             "      --mlock, --verify-reads  as for run\n\n"
             "Device bandwidth: random reads of BYTES at random 16 KiB-aligned offsets with O_DIRECT,\n"
