@@ -18,6 +18,7 @@
 #include "ecache.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -260,7 +261,7 @@ static unsigned ecache_count(struct ecache *c, const int32_t *m)
     return before;
 }
 
-int ecache_acquire(struct ecache *c, int layer, int expert, enum ecache_state *state)
+static int ecache_acquire_impl(struct ecache *c, int layer, int expert, enum ecache_state *state, bool count)
 {
     int32_t *m = ecache_map_entry(c, layer, expert);
     struct ecache_slot *s;
@@ -268,7 +269,7 @@ int ecache_acquire(struct ecache *c, int layer, int expert, enum ecache_state *s
 
     if (!m)
         return -EINVAL;
-    unsigned seen = c->policy == ECACHE_SLRU ? ecache_count(c, m) : 0;
+    unsigned seen = c->policy == ECACHE_SLRU && count ? ecache_count(c, m) : 0;
     if (*m >= 0) {
         v = *m;
         s = &c->slots[v];
@@ -307,6 +308,16 @@ int ecache_acquire(struct ecache *c, int layer, int expert, enum ecache_state *s
     c->stats.misses++;
     *state = ECACHE_MISS;
     return v;
+}
+
+int ecache_acquire(struct ecache *c, int layer, int expert, enum ecache_state *state)
+{
+    return ecache_acquire_impl(c, layer, expert, state, true);
+}
+
+int ecache_acquire_quiet(struct ecache *c, int layer, int expert, enum ecache_state *state)
+{
+    return ecache_acquire_impl(c, layer, expert, state, false);
 }
 
 void ecache_set_ready(struct ecache *c, int slot)

@@ -56,6 +56,10 @@ size_t ecache_n_slots(const struct ecache *c);
  * unpinned slot) if it is not resident. Returns the slot index and sets
  * *state, or -ENOSPC when every slot is pinned, -EINVAL for a bad key. */
 int ecache_acquire(struct ecache *c, int layer, int expert, enum ecache_state *state);
+/* As ecache_acquire, but the access does not count toward the key's
+ * frequency: for speculative reads (prefetch), so guesses do not earn
+ * protection. A miss enters probation. */
+int ecache_acquire_quiet(struct ecache *c, int layer, int expert, enum ecache_state *state);
 /* The fill of a MISS slot finished: later acquires are hits. */
 void ecache_set_ready(struct ecache *c, int slot);
 /* The fill failed: forget the key; the slot is freed when unpinned. */

@@ -46,7 +46,10 @@ struct provider {
     int ready_head, ready_count;
     int *pending;                  /* [max_n_expert] miss slots not yet submitted */
     int pending_head, pending_count;
-    int outstanding;               /* miss reads submitted, not completed */
+    int outstanding;               /* reads submitted, not completed (demand and prefetch) */
+    int waiting;                   /* slots of this request not yet in the ready queue */
+    uint8_t *pf;                   /* [n_slots] a prefetch read is in flight into the slot */
+    uint8_t *want;                 /* [n_slots] the request waits for that prefetch read */
     uint32_t *seen;                /* [max_n_expert] request stamp per id (dedupe) */
     uint32_t seq;
     int max_n_expert;
@@ -176,6 +179,8 @@ int provider_open(struct provider **out, const struct split_model *m,
     p->ready = malloc((size_t)max_n_expert * sizeof *p->ready);
     p->pending = malloc((size_t)max_n_expert * sizeof *p->pending);
     p->seen = calloc((size_t)max_n_expert, sizeof *p->seen);
+    p->pf = calloc((size_t)n_slots, 1);
+    p->want = calloc((size_t)n_slots, 1);
     paths = malloc((size_t)n_files * sizeof *paths);
     if (!p->file_of_layer || !p->read_len || !p->ready || !p->pending || !p->seen || !paths)
         goto fail_nomem_p;
@@ -291,8 +296,15 @@ void provider_close(struct provider *p)
 {
     if (!p)
         return;
+    /* prefetch reads may still be landing in the arena: let them finish */
+    int n;
+    while (p->rd && p->comps && p->outstanding > 0 &&
+           (n = reader_reap(p->rd, p->comps, reader_capacity(p->rd), true)) > 0)
+        p->outstanding -= n;
     reader_close(p->rd); /* waits for reads into the arena before it goes */
     ecache_free(p->cache);
+    free(p->pf);
+    free(p->want);
     free(p->comps);
     free(p->bufs);
     free(p->seen);
@@ -368,6 +380,9 @@ static int provider_abandon(struct provider *p, int rc)
         for (int i = 0; i < n; i++) {
             int slot = (int)p->comps[i].tag;
 
+            if (p->pf[slot] && p->want[slot])
+                ecache_unpin(p->cache, slot); /* the request's pin; the read's below */
+            p->pf[slot] = p->want[slot] = 0;
             if (p->comps[i].res == 0)
                 ecache_set_ready(p->cache, slot);
             else
@@ -386,6 +401,7 @@ static int provider_abandon(struct provider *p, int rc)
     }
     while (p->ready_count > 0)
         ecache_unpin(p->cache, ready_pop(p));
+    p->waiting = 0;
     p->active = false;
     p->failed = rc;
     return rc;
@@ -410,7 +426,7 @@ int provider_request(struct provider *p, int layer, const int *experts, int n)
     p->layer = layer;
     p->ready_head = p->ready_count = 0;
     p->pending_head = p->pending_count = 0;
-    p->outstanding = 0;
+    p->waiting = 0;
     if (++p->seq == 0) {
         memset(p->seen, 0, (size_t)p->max_n_expert * sizeof *p->seen);
         p->seq = 1;
@@ -434,12 +450,19 @@ int provider_request(struct provider *p, int layer, const int *experts, int n)
                           (unsigned long long)p->st.n_slots);
             return provider_abandon(p, slot);
         }
-        /* Between requests nothing is in flight, so no slot is loading. */
-        assert(state != ECACHE_LOADING);
+        /* Between requests only prefetch reads are in flight: a loading
+         * slot is one of them, delivered when its read completes. */
+        assert(state != ECACHE_LOADING || p->pf[slot]);
         if (state == ECACHE_HIT) {
             p->st.hits++;
             ready_push(p, slot);
+        } else if (state == ECACHE_LOADING) {
+            p->st.misses++;
+            p->st.prefetch_waits++;
+            p->want[slot] = 1;
+            p->waiting++;
         } else {
+            p->waiting++;
             p->st.misses++;
             p->pending[(p->pending_head + p->pending_count) % p->max_n_expert] = slot;
             p->pending_count++;
@@ -461,6 +484,24 @@ static int provider_complete(struct provider *p, const struct reader_completion 
     ecache_slot_key(p->cache, slot, &layer, &expert);
     ly = &p->m->layers[layer];
     p->outstanding--;
+    bool prefetched = p->pf[slot], wanted = !prefetched || p->want[slot];
+    p->pf[slot] = p->want[slot] = 0;
+    if (prefetched && !wanted) {
+        /* a guess nobody asked for yet: keep it resident, or drop it if bad */
+        p->st.reads++;
+        p->st.bytes_read += p->read_len[layer];
+        bool ok = c->res >= 0;
+        if (ok && p->o.verify_reads && ly->blob_xxh3)
+            ok = XXH3_64bits(ecache_slot_data(p->cache, slot), (size_t)ly->blob_bytes) == ly->blob_xxh3[expert];
+        if (ok)
+            ecache_set_ready(p->cache, slot);
+        else
+            ecache_discard(p->cache, slot);
+        ecache_unpin(p->cache, slot);
+        return 0;
+    }
+    if (prefetched)
+        ecache_unpin(p->cache, slot); /* the read's pin; the request keeps its own */
     if (c->res < 0) {
         provider_fail(p, "provider: layer %d expert %d: %s", layer, expert,
                       reader_error(p->rd));
@@ -484,6 +525,7 @@ static int provider_complete(struct provider *p, const struct reader_completion 
         }
     }
     ecache_set_ready(p->cache, slot);
+    p->waiting--;
     ready_push(p, slot);
     return 0;
 }
@@ -503,7 +545,7 @@ int provider_next(struct provider *p, int *expert, const uint8_t **blob)
             *blob = ecache_slot_data(p->cache, slot);
             return 1;
         }
-        if (p->outstanding == 0 && p->pending_count == 0) {
+        if (p->waiting == 0) {
             p->active = false;
             return 0;
         }
@@ -527,6 +569,37 @@ int provider_next(struct provider *p, int *expert, const uint8_t **blob)
         if (rc < 0)
             return provider_abandon(p, rc);
     }
+}
+
+int provider_prefetch(struct provider *p, int layer, const int *experts, int n)
+{
+    if (layer < 0 || layer >= p->m->n_layer || p->m->layers[layer].n_expert == 0)
+        return 0;
+    int started = 0;
+    for (int i = 0; i < n; i++) {
+        int e = experts[i], slot;
+        enum ecache_state state;
+
+        if (e < 0 || e >= p->m->layers[layer].n_expert || ecache_find(p->cache, layer, e) >= 0)
+            continue; /* out of range, resident or already loading */
+        if (p->outstanding >= reader_capacity(p->rd) - p->o.max_active)
+            break;     /* keep room for demand reads */
+        slot = ecache_acquire_quiet(p->cache, layer, e, &state);
+        if (slot < 0)
+            break;     /* every slot pinned: no room for guesses */
+        int rc = reader_submit(p->rd, p->file_of_layer[layer], provider_offset(p, layer, e),
+                               (size_t)p->read_len[layer], ecache_slot_data(p->cache, slot), (uint64_t)slot);
+        if (rc < 0) {
+            ecache_discard(p->cache, slot);
+            ecache_unpin(p->cache, slot);
+            break;
+        }
+        p->pf[slot] = 1;
+        p->outstanding++;
+        p->st.prefetches++;
+        started++;
+    }
+    return started;
 }
 
 void provider_release(struct provider *p, int layer, int expert)

@@ -53,6 +53,8 @@ struct provider_stats {
     uint64_t evictions;        /* resident experts dropped to make room */
     uint64_t n_slots;          /* expert slots in the budget */
     uint64_t slot_bytes;       /* bytes per slot (largest blob_size) */
+    uint64_t prefetches;       /* reads started by provider_prefetch */
+    uint64_t prefetch_waits;   /* requested experts found still loading from a prefetch */
 };
 
 struct provider;
@@ -77,6 +79,15 @@ int provider_request(struct provider *p, int layer, const int *experts, int n);
 int provider_next(struct provider *p, int *expert, const uint8_t **blob);
 /* Unpins an expert delivered by provider_next; its blob may be evicted. */
 void provider_release(struct provider *p, int layer, int expert);
+/* Starts reading experts[0..n) of a layer as a guess of what a later request
+ * will ask for (e.g. the next layer's likely experts), without delivering
+ * them: they land in the cache unpinned, or are waited for by the request
+ * that wants them while still loading. Skips resident experts, never evicts
+ * a pinned slot, leaves reader room for demand reads, and drops a failed or
+ * corrupt guess silently (a request reads it again). May be called while a
+ * request is being delivered. Returns the reads started. */
+int provider_prefetch(struct provider *p, int layer, const int *experts, int n);
+
 /* Experts provider_next would deliver now without waiting (hits, and reads
  * already reaped). Lets the caller batch the resident experts of a layer. */
 int provider_ready_count(const struct provider *p);

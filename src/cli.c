@@ -52,6 +52,8 @@ void cli_common_help(FILE *out)
             "                         format in src/trace.h; replay with moestream iobench --trace)\n"
             "      --cache-policy P   expert cache replacement: slru (default) or lru\n"
             "      --preload          read every expert that fits the cache before running (warm start)\n"
+            "      --prefetch         in decode, guess the next layer's experts with its router and\n"
+            "                         start their reads early (off by default)\n"
             "      --act-bits 8|16    activation precision of the integer dot products (default 16:\n"
             "                         Q8 + Q8 residual; 8 is llama.cpp's precision, faster prompt processing)\n"
             "      --no-escape        keep backslash escapes in prompt text literal (by default\n"
@@ -140,6 +142,7 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
         else if (!strcmp(a, "--ids")) flag = &o->ids;
         else if (!strcmp(a, "--no-escape")) flag = &o->no_escape;
         else if (!strcmp(a, "--preload")) flag = &o->preload;
+        else if (!strcmp(a, "--prefetch")) flag = &o->prefetch;
         else if (!strcmp(a, "--cold")) flag = &o->cold;
         else if (!strcmp(a, "--json")) flag = &o->json;
         if (flag) {
@@ -289,7 +292,8 @@ int cli_load(struct cli_runtime *rt, const struct cli_opts *o)
         fprintf(stderr, "moestream: cannot start %d threads\n", o->n_threads);
         goto fail;
     }
-    struct session_opts so = { .n_ctx = n_ctx, .n_batch = n_batch, .n_threads = o->n_threads };
+    struct session_opts so = { .n_ctx = n_ctx, .n_batch = n_batch, .n_threads = o->n_threads,
+                              .prefetch = o->prefetch };
     if (session_init(&rt->s, rt->m, rt->pool, &so, err, sizeof(err)) < 0) {
         fprintf(stderr, "moestream: %s\n", err);
         goto fail;

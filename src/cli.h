@@ -41,6 +41,7 @@ struct cli_opts {
     bool ids;                   /* tokenize --ids */
     bool no_escape;             /* --no-escape: keep \n, \t ... in prompts literal */
     bool preload;               /* --preload: fill the expert cache before running */
+    bool prefetch;              /* --prefetch: next-layer router lookahead in decode */
     int act_bits;               /* --act-bits 8|16 */
     bool escape_text;           /* load --text through cli_unescape (perplexity) */
     const char *trace_out;      /* --trace-out */

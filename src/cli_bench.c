@@ -19,7 +19,7 @@
 
 #define BENCH_FLAGS                                                                                     \
     "--model --prompt --file --prompt-tokens --n-predict --threads --ctx-size --batch-size --ram-budget " \
-    "--io --queue-depth --mlock --verify-reads --trace-out --special --no-escape --preload --act-bits "   \
+    "--io --queue-depth --mlock --verify-reads --trace-out --special --no-escape --preload --prefetch --act-bits "   \
     "--cache-policy --repeat --cold --json --compare"
 
 #define BENCH_PROMPT_TOKENS 64

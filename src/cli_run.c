@@ -35,7 +35,7 @@ static void run_usage(FILE *out)
 #define RUN_FLAGS                                                                                      \
     "--model --prompt --file --n-predict --threads --ctx-size --batch-size --ram-budget --io "        \
     "--queue-depth --mlock --verify-reads --stats --stats-json --trace-out --special --temp --top-k " \
-    "--top-p --min-p --repeat-penalty --repeat-last-n --seed --system --no-escape --preload --act-bits " \
+    "--top-p --min-p --repeat-penalty --repeat-last-n --seed --system --no-escape --preload --prefetch --act-bits " \
     "--cache-policy"
 
 /* Tokenizes text into a freshly allocated array; NULL with a message. */

@@ -366,6 +366,32 @@ static void expert_batch(struct session *s, int il, int nb, int n)
                sizeof(float) * hp->n_embd);
 }
 
+/* Lookahead for decode: layer L+1's router applied to layer L's state after
+ * attention (normed with L+1's ffn_norm) usually names most of the experts
+ * L+1 will pick (49-81% of the top 4 on the trained fixture). Their reads
+ * start now and overlap with layer L's experts and L+1's attention. Only
+ * timing depends on the guess; the numbers never do. */
+static void prefetch_next(struct session *s, int il)
+{
+    const struct model_hparams *hp = &s->m->hp;
+    const struct model_layer *N = &s->m->layers[il + 1];
+    int k = hp->n_expert_used;
+    rmsnorm(s->pf_x, s->x, N->ffn_norm.data, hp->n_embd, hp->rms_eps);
+    mm(s, s->pf_logits, N->router.data, N->router.type, hp->n_expert, hp->n_embd, s->pf_x, 1);
+    for (int j = 0; j < k; j++) {
+        int best = -1;
+        for (int e = 0; e < hp->n_expert; e++) {
+            bool taken = false;
+            for (int i = 0; i < j; i++)
+                taken |= s->pf_ids[i] == e;
+            if (!taken && (best < 0 || s->pf_logits[e] > s->pf_logits[best]))
+                best = e;
+        }
+        s->pf_ids[j] = best;
+    }
+    provider_prefetch(s->m->prov, il + 1, s->pf_ids, k);
+}
+
 static int moe(struct session *s, int il, int n)
 {
     const struct model_hparams *hp = &s->m->hp;
@@ -394,6 +420,8 @@ static int moe(struct session *s, int il, int n)
     for (int c0 = 0; c0 < n_uniq; c0 += cap) {
         int nc = n_uniq - c0 < cap ? n_uniq - c0 : cap;
         int rc = provider_request(prov, il, s->uniq + c0, nc);
+        if (rc >= 0 && c0 == 0 && s->prefetch && n == 1 && il + 1 < hp->n_layer)
+            prefetch_next(s, il);
         for (;;) {
             /* wait for one expert, then take every other one already
              * resident: hits arrive together, misses as they complete */

@@ -91,6 +91,10 @@ int session_init(struct session **out, struct model *m, struct pool *pool, const
     ALLOC(b_row0, (size_t)hp->n_expert);
     ALLOC(b_rows, (size_t)hp->n_expert);
     ALLOC(b_blob, (size_t)hp->n_expert);
+    ALLOC(pf_x, (size_t)hp->n_embd);
+    ALLOC(pf_logits, (size_t)hp->n_expert);
+    ALLOC(pf_ids, K);
+    s->prefetch = o->prefetch;
     ALLOC(g_tok, B * K);
     ALLOC(g_slot, B * K);
     ALLOC(uniq, (size_t)hp->n_expert);
@@ -139,6 +143,9 @@ void session_free(struct session *s)
     free(s->b_row0);
     free(s->b_rows);
     free(s->b_blob);
+    free(s->pf_x);
+    free(s->pf_logits);
+    free(s->pf_ids);
     free(s->uniq);
     free(s->e_count);
     free(s->xq);

@@ -18,6 +18,7 @@ struct session_opts {
     int n_ctx;      /* KV positions; context overflow is an error */
     int n_batch;    /* tokens per forward step during prompt processing */
     int n_threads;
+    bool prefetch;  /* decode: guess layer L+1's experts from layer L and read them early */
 };
 
 /* Called once per (token, layer) with the router's choice; may be NULL. */

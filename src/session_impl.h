@@ -48,6 +48,10 @@ struct session {
     int xq_type;           /* act type held in xq, -1 when stale */
     const float *xq_src;   /* rows xq was made from */
     int xq_n, xq_rows;
+    bool prefetch;
+    float *pf_x;           /* [n_embd] layer L's state normed for layer L+1's router */
+    float *pf_logits;      /* [n_expert] */
+    int32_t *pf_ids;       /* [n_expert_used] guessed experts of layer L+1 */
     session_route_fn route_fn;
     void *route_ctx;
     struct session_times times;

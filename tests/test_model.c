@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <math.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -84,6 +85,7 @@ struct run_cfg {
     enum provider_io io;
     uint64_t cache_bytes;   /* 0: everything resident */
     int n_batch;
+    bool prefetch;          /* next-layer lookahead (decode steps only) */
 };
 
 /* Runs tokens through the model; returns malloc'ed [n][n_vocab] logits. */
@@ -102,7 +104,7 @@ static float *run_model(const char *dir, const int32_t *tok, int n, const struct
         fail_msg("model_open %s: %s", dir, err);
     struct pool *pool = pool_init(2);
     assert_non_null(pool);
-    struct session_opts so = { .n_ctx = n, .n_batch = cfg->n_batch, .n_threads = 2 };
+    struct session_opts so = { .n_ctx = n, .n_batch = cfg->n_batch, .n_threads = 2, .prefetch = cfg->prefetch };
     struct session *s;
     if (session_init(&s, m, pool, &so, err, sizeof(err)) < 0)
         fail_msg("session_init: %s", err);
@@ -185,7 +187,7 @@ static void test_golden_logits(void **state)
                 printf("  %-16s %-6s skipped: this CPU lacks the ISA\n", models[mi], isas[ii]);
                 continue;
             }
-            struct run_cfg cfg = { PROVIDER_IO_URING, 0, 64 };
+            struct run_cfg cfg = { PROVIDER_IO_URING, 0, 64, false };
             int nv2;
             float *ours = run_model(dir, tok, n, &cfg, &nv2, NULL);
             assert_int_equal(nv2, nv);
@@ -217,7 +219,7 @@ static void test_streaming_identical(void **state)
         snprintf(p, sizeof(p), "%s/models/%s.tokens.i32", fixtures, models[mi]);
         int32_t *tok = read_file(p, &len);
         int n = (int)(len / 4), nv;
-        struct run_cfg resident = { PROVIDER_IO_URING, 0, 32 };
+        struct run_cfg resident = { PROVIDER_IO_URING, 0, 32, false };
         float *base = run_model(dir, tok, n, &resident, &nv, NULL);
         /* the smallest cache that holds one token's experts: constant eviction */
         struct split_model *sm;
@@ -232,7 +234,7 @@ static void test_streaming_identical(void **state)
         enum provider_io ios[] = { PROVIDER_IO_URING, PROVIDER_IO_PREAD, PROVIDER_IO_BUFFERED };
         const char *names[] = { "uring", "pread", "buffered" };
         for (int b = 0; b < 3; b++) {
-            struct run_cfg cfg = { ios[b], tiny, 32 };
+            struct run_cfg cfg = { ios[b], tiny, 32, false };
             struct provider_stats ps;
             float *x = run_model(dir, tok, n, &cfg, &nv, &ps);
             printf("  %-16s %-8s cache %llu KiB: %llu reads, hit rate %.2f, identical %s\n", models[mi], names[b],
@@ -240,6 +242,15 @@ static void test_streaming_identical(void **state)
                    ps.hits + ps.misses ? (double)ps.hits / (ps.hits + ps.misses) : 0.0,
                    memcmp(x, base, sizeof(float) * (size_t)n * nv) == 0 ? "yes" : "NO");
             assert_true(ps.misses > 0);
+            assert_memory_equal(x, base, sizeof(float) * (size_t)n * nv);
+            free(x);
+            /* token by token (the decode path) with next-layer prefetch */
+            struct run_cfg dec = { ios[b], 2 * tiny, 1, true }; /* room beside a pinned layer */
+            x = run_model(dir, tok, n, &dec, &nv, &ps);
+            printf("  %-16s %-8s decode + prefetch: %llu prefetch reads, %llu found loading, identical %s\n",
+                   models[mi], names[b], (unsigned long long)ps.prefetches, (unsigned long long)ps.prefetch_waits,
+                   memcmp(x, base, sizeof(float) * (size_t)n * nv) == 0 ? "yes" : "NO");
+            assert_true(ps.prefetches > 0);
             assert_memory_equal(x, base, sizeof(float) * (size_t)n * nv);
             free(x);
         }
@@ -267,7 +278,7 @@ static void test_tinymoe_nll(void **state)
     assert_non_null(tok);
     assert_non_null(ref_nll);
     assert_non_null(llama);
-    struct run_cfg cfg = { PROVIDER_IO_URING, 0, 64 };
+    struct run_cfg cfg = { PROVIDER_IO_URING, 0, 64, false };
     float *x = run_model(dir, tok, n, &cfg, &nv, NULL);
     double nll = 0, ref = 0;
     int agree = 0;
