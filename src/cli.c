@@ -47,7 +47,8 @@ void cli_common_help(FILE *out)
             "      --mlock            lock pinned weights and cache in RAM\n"
             "      --verify-reads     check the XXH3 of every expert read\n"
             "      --stats            I/O and timing statistics on stderr\n"
-            "      --stats-json       the same as one JSON line on stderr\n"
+            "      --stats-json       the same as one JSON line on stderr (run and chat: first one\n"
+            "                         line per generated token with its reads, hits and I/O wait)\n"
             "      --trace-out FILE   record the routed experts per step, token and layer (JSON lines,\n"
             "                         format in src/trace.h; replay with moestream iobench --trace)\n"
             "      --cache-policy P   expert cache replacement: slru (default) or lru\n"
@@ -488,7 +489,7 @@ void cli_print_stats(const struct cli_runtime *rt, const struct cli_opts *o, int
     }
     if (o->stats_json) {
         fprintf(stderr,
-                "{\"prompt_tokens\":%d,\"prompt_s\":%.4f,\"gen_tokens\":%d,\"gen_s\":%.4f,"
+                "{\"type\":\"run\",\"prompt_tokens\":%d,\"prompt_s\":%.4f,\"gen_tokens\":%d,\"gen_s\":%.4f,"
                 "\"prefill_tok_s\":%.3f,\"decode_tok_s\":%.3f,\"bytes_read\":%llu,\"reads\":%llu,"
                 "\"bytes_read_per_token\":%.0f,\"cache_hit_rate\":%.4f,\"io_wait_s\":%.4f,\"compute_s\":%.4f,"
                 "\"io_wait_frac\":%.4f,\"read_bw_bytes_s\":%.0f,\"read_bw_wall_bytes_s\":%.0f,\"ram_budget_bytes\":%llu,"

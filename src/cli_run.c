@@ -61,7 +61,23 @@ static int32_t *tokenize_all(const struct tokenizer *t, const char *text, size_t
 /* Generates up to n_predict tokens after the session's current state, whose
  * last logits are in logits. Stops at end-of-generation tokens and at the
  * context end. Returns generated count, or -1 on error. */
-static int generate(struct cli_runtime *rt, struct sampler *smp, float *logits, int n_predict, double *t_gen)
+/* One JSON line per generated token (--stats-json): what that token's
+ * forward step read and waited for, as deltas of the provider's counters. */
+static void token_stats(const struct cli_runtime *rt, int i, double dt, struct provider_stats *last)
+{
+    struct provider_stats ps;
+    provider_get_stats(rt->m->prov, &ps);
+    fprintf(stderr,
+            "{\"type\":\"token\",\"token\":%d,\"pos\":%d,\"ms\":%.3f,\"bytes_read\":%llu,\"reads\":%llu,"
+            "\"hits\":%llu,\"misses\":%llu,\"io_wait_ms\":%.3f}\n",
+            i, session_n_past(rt->s) - 1, dt * 1e3, (unsigned long long)(ps.bytes_read - last->bytes_read),
+            (unsigned long long)(ps.reads - last->reads), (unsigned long long)(ps.hits - last->hits),
+            (unsigned long long)(ps.misses - last->misses), (ps.io_wait_s - last->io_wait_s) * 1e3);
+    *last = ps;
+}
+
+static int generate(struct cli_runtime *rt, struct sampler *smp, float *logits, int n_predict, double *t_gen,
+                    bool per_token_json)
 {
     struct tok_stream ts;
     tok_stream_init(&ts, rt->tok, false);
@@ -71,6 +87,8 @@ static int generate(struct cli_runtime *rt, struct sampler *smp, float *logits, 
         return -1;
     int n = 0;
     double t0 = cli_now();
+    struct provider_stats last;
+    provider_get_stats(rt->m->prov, &last);
     while (n_predict < 0 || n < n_predict) {
         if (session_n_past(rt->s) >= session_n_ctx(rt->s)) {
             fprintf(stderr, "\nmoestream: context full (%d tokens): stopping; raise -c for longer output\n",
@@ -87,11 +105,14 @@ static int generate(struct cli_runtime *rt, struct sampler *smp, float *logits, 
             fflush(stdout);
         }
         n++;
+        double ts = cli_now();
         if (cli_eval(rt, &id, 1, logits, false) < 0) {
             fprintf(stderr, "\nmoestream: %s\n", session_error(rt->s));
             free(piece);
             return -1;
         }
+        if (per_token_json)
+            token_stats(rt, n, cli_now() - ts, &last);
     }
     int len = tok_stream_flush(&ts, piece, cap);
     if (len > 0)
@@ -149,7 +170,7 @@ int cli_run(int argc, char **argv)
     double t_prompt = cli_now() - t0, t_gen = 0;
     for (int i = 0; i < n_prompt; i++)
         sampler_accept(smp, ids[i]);
-    int n_gen = generate(&rt, smp, logits, o.n_predict, &t_gen);
+    int n_gen = generate(&rt, smp, logits, o.n_predict, &t_gen, o.stats_json);
     if (n_gen < 0)
         goto out;
     fputc('\n', stdout);
@@ -261,7 +282,7 @@ int cli_chat(int argc, char **argv)
         free(buf);
         buf = NULL;
         double t_gen;
-        int n_gen = generate(&rt, smp, logits, o.n_predict, &t_gen);
+        int n_gen = generate(&rt, smp, logits, o.n_predict, &t_gen, o.stats_json);
         if (n_gen < 0)
             goto out;
         fputc('\n', stdout);
