@@ -262,6 +262,10 @@ static void test_replay_run(void **state)
                bin, dir, cases[i].io, budget_flag))
             fail_msg("moestream run failed: %s", slurp(WORK "/run.err"));
         const char *r = slurp(WORK "/run.err");
+        /* the run summary, after the per-token lines of --stats-json */
+        const char *summary = strstr(r, "\"type\":\"run\"");
+        assert_non_null(summary);
+        r = summary;
         double run_bytes = json_num(r, "bytes_read"), run_tok = json_num(r, "prompt_tokens") + json_num(r, "gen_tokens");
         double run_cache = json_num(r, "cache_bytes");
         char flags[64];
