@@ -72,7 +72,8 @@ static void usage(FILE *f)
         "  --experts N          N experts per layer instead of the preset's\n"
         "  --routing-skew S     router gain exp(S*g), g spread over [-1,1] across experts;\n"
         "                       0 = uniform expert popularity; default %.1f (busiest expert\n"
-        "                       ~2.5x its uniform share with random inputs, 128 experts)\n"
+        "                       ~2.5x its uniform share with random inputs, 128 experts;\n"
+        "                       cache hit rates it gives: bench/README.md)\n"
         "  --seed N             random seed (default %u); same options, same bytes\n"
         "  --dry-run            print the tensor plan summary and exit\n"
         "  -h, --help           this text\n",

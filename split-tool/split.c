@@ -109,16 +109,6 @@ static void plan_free(struct plan *p)
     memset(p, 0, sizeof(*p));
 }
 
-static uint64_t shape_bytes(int t, uint32_t n_dims, const int64_t *ne)
-{
-    uint64_t sz = quant_row_size(t, ne[0]);
-    for (uint32_t d = 1; d < n_dims && sz; d++) {
-        if (ne[d] <= 0 || sz > UINT64_MAX / (uint64_t)ne[d])
-            return 0;
-        sz *= (uint64_t)ne[d];
-    }
-    return sz;
-}
 
 /* Old Mixtral GGUFs store one tensor per expert ("blk.0.ffn_gate.3.weight"). */
 static bool is_per_expert_legacy(const char *name)
@@ -216,7 +206,7 @@ static int plan_build(struct plan *p, const struct gguf_ctx *g, const char *in, 
                     pp->p.ne[d] = 1;
                 for (uint32_t d = 0; d + 1 < t->n_dims; d++)
                     pp->p.ne[d] = t->ne[d];
-                pp->p.size = shape_bytes(t->type, pp->p.n_dims, pp->p.ne);
+                pp->p.size = split_tensor_bytes(t->type, pp->p.n_dims, pp->p.ne);
                 if (pp->p.size == 0 || pp->p.size * n_expert != t->size)
                     rc = errmsg_set(err, errlen, -EINVAL,
                               "split: %s: tensor %s: %" PRIu64

@@ -21,9 +21,7 @@
 #include "quant.h"
 
 
-/* Bytes of a tensor of type t and shape ne[0..n_dims); 0 when the row length
- * is not a multiple of the block size or the product overflows. */
-static uint64_t tensor_bytes(int t, uint32_t n_dims, const int64_t *ne)
+uint64_t split_tensor_bytes(int t, uint32_t n_dims, const int64_t *ne)
 {
     if (n_dims == 0 || n_dims > 4 || ne[0] <= 0)
         return 0;
@@ -156,7 +154,7 @@ static int load_pinned(struct split_model *m, const char *mpath, char *err, size
                             t->name, j, v);
             t->ne[j] = (int64_t)v;
         }
-        uint64_t want = tensor_bytes(t->type, t->n_dims, t->ne);
+        uint64_t want = split_tensor_bytes(t->type, t->n_dims, t->ne);
         if (want == 0 || want != t->size)
             return errmsg_set(err, errlen, -EINVAL,
                         "split: %s: pinned tensor %s: size %" PRIu64
@@ -270,7 +268,7 @@ static int load_layer(struct split_model *m, int L, uint64_t *xxh, const char *m
                             " (%s)", L, pt->name, j, v, mpath);
             pt->ne[j] = (int64_t)v;
         }
-        uint64_t want = tensor_bytes(pt->type, pt->n_dims, pt->ne);
+        uint64_t want = split_tensor_bytes(pt->type, pt->n_dims, pt->ne);
         if (want == 0 || want != pt->size)
             return errmsg_set(err, errlen, -EINVAL,
                         "split: layer %d part %s: size %" PRIu64

@@ -118,6 +118,10 @@ int split_open(struct split_model **out, const char *dir, char *err, size_t errl
 void split_close(struct split_model *m);
 
 const struct split_tensor *split_find_tensor(const struct split_model *m, const char *name);
+/* Bytes of a tensor of type t and shape ne[0..n_dims); 0 when the row length
+ * is not a multiple of the block size, a dimension is not positive or the
+ * product overflows. Used for pinned tensors and per-expert parts alike. */
+uint64_t split_tensor_bytes(int t, uint32_t n_dims, const int64_t *ne);
 /* Part of layer L by name ("ffn_gate_exps.weight"); NULL if absent. */
 const struct split_part *split_find_part(const struct split_layer *l, const char *name);
 

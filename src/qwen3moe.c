@@ -41,20 +41,27 @@ static void act_dirty(struct session *s)
     s->xq_src = NULL;
 }
 
+/* s->xq = x[n_tok][n_in] quantized for weights of type wt, unless it already
+ * holds exactly that (several products of one input share it). */
+static void act_prepare(struct session *s, int wt, const float *x, int64_t n_in, int n_tok)
+{
+    int at = quant_traits(wt)->vec_dot_type;
+    if (s->xq_src == x && s->xq_type == at && s->xq_n == n_in && s->xq_rows == n_tok)
+        return;
+    size_t row = matvec_act_size(wt, n_in);
+    for (int t = 0; t < n_tok; t++)
+        matvec_quantize_act(wt, x + (size_t)t * n_in, (char *)s->xq + (size_t)t * row, n_in);
+    s->xq_src = x;
+    s->xq_type = at;
+    s->xq_n = (int)n_in;
+    s->xq_rows = n_tok;
+}
+
 /* y[n_tok][n_out] = x[n_tok][n_in] . W^T, W of type wt with rows of n_in. */
 static void mm(struct session *s, float *y, const void *W, int wt, int64_t n_out, int64_t n_in,
                const float *x, int n_tok)
 {
-    int at = quant_traits(wt)->vec_dot_type;
-    size_t row = matvec_act_size(wt, n_in);
-    if (!(s->xq_src == x && s->xq_type == at && s->xq_n == n_in && s->xq_rows == n_tok)) {
-        for (int t = 0; t < n_tok; t++)
-            matvec_quantize_act(wt, x + (size_t)t * n_in, (char *)s->xq + (size_t)t * row, n_in);
-        s->xq_src = x;
-        s->xq_type = at;
-        s->xq_n = (int)n_in;
-        s->xq_rows = n_tok;
-    }
+    act_prepare(s, wt, x, n_in, n_tok);
     if (n_tok == 1)
         matvec(s->pool, y, W, wt, n_out, n_in, s->xq);
     else
@@ -106,15 +113,7 @@ static void mm_fused(struct session *s, const struct mm_part *parts, int n_parts
                 mm(s, parts[q].y, parts[q].W, parts[q].wt, parts[q].n_out, n_in, x, n_tok);
             return;
         }
-    size_t row = matvec_act_size(parts[0].wt, n_in);
-    if (!(s->xq_src == x && s->xq_type == at && s->xq_n == n_in && s->xq_rows == n_tok)) {
-        for (int t = 0; t < n_tok; t++)
-            matvec_quantize_act(parts[0].wt, x + (size_t)t * n_in, (char *)s->xq + (size_t)t * row, n_in);
-        s->xq_src = x;
-        s->xq_type = at;
-        s->xq_n = (int)n_in;
-        s->xq_rows = n_tok;
-    }
+    act_prepare(s, parts[0].wt, x, n_in, n_tok);
     struct mmf_job j = { parts, n_parts, n_in, n_tok, s->xq, n_tok == 1 ? 64 : 128, { 0 } };
     for (int p = 0; p < n_parts; p++)
         j.task0[p + 1] = j.task0[p] + (int)((parts[p].n_out + j.chunk - 1) / j.chunk);
@@ -237,6 +236,23 @@ static void attention(struct session *s, int il, int n)
         s->x[i] += s->tmp[i];
 }
 
+/* ids[0..k) = indices of the k largest v[0..n), largest first, ties to the
+ * lower index. k is small (the experts used per token). */
+static void topk(const float *v, int n, int k, int32_t *ids)
+{
+    for (int j = 0; j < k; j++) {
+        int best = -1;
+        for (int e = 0; e < n; e++) {
+            bool taken = false;
+            for (int i = 0; i < j; i++)
+                taken |= ids[i] == e;
+            if (!taken && (best < 0 || v[e] > v[best]))
+                best = e;
+        }
+        ids[j] = best;
+    }
+}
+
 /* Softmax over all experts, top-k (ties to the lower id), renormalise. */
 static void route(struct session *s, int il, int n)
 {
@@ -257,18 +273,9 @@ static void route(struct session *s, int il, int n)
             p[e] = (float)(p[e] / sum);
         int32_t *id = s->topk_id + (size_t)t * k;
         float *w = s->topk_w + (size_t)t * k;
-        for (int j = 0; j < k; j++) {
-            int best = -1;
-            for (int e = 0; e < ne; e++) {
-                bool taken = false;
-                for (int i = 0; i < j; i++)
-                    taken |= id[i] == e;
-                if (!taken && (best < 0 || p[e] > p[best]))
-                    best = e;
-            }
-            id[j] = best;
-            w[j] = p[best];
-        }
+        topk(p, ne, k, id);
+        for (int j = 0; j < k; j++)
+            w[j] = p[id[j]];
         if (hp->norm_topk) {
             double ws = 0;
             for (int j = 0; j < k; j++)
@@ -378,17 +385,7 @@ static void prefetch_next(struct session *s, int il)
     int k = hp->n_expert_used;
     rmsnorm(s->pf_x, s->x, N->ffn_norm.data, hp->n_embd, hp->rms_eps);
     mm(s, s->pf_logits, N->router.data, N->router.type, hp->n_expert, hp->n_embd, s->pf_x, 1);
-    for (int j = 0; j < k; j++) {
-        int best = -1;
-        for (int e = 0; e < hp->n_expert; e++) {
-            bool taken = false;
-            for (int i = 0; i < j; i++)
-                taken |= s->pf_ids[i] == e;
-            if (!taken && (best < 0 || s->pf_logits[e] > s->pf_logits[best]))
-                best = e;
-        }
-        s->pf_ids[j] = best;
-    }
+    topk(s->pf_logits, hp->n_expert, k, s->pf_ids);
     provider_prefetch(s->m->prov, il + 1, s->pf_ids, k);
 }
 
