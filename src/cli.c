@@ -243,23 +243,6 @@ int cli_open_model(struct model **m, const struct cli_opts *o, int *n_ctx_out, i
         return 1;
     }
     matvec_set_act_bits(o->act_bits ? o->act_bits : 16);
-    /* The budget counts the KV cache and scratch, so size them first. */
-    struct split_model *sm;
-    if (split_open(&sm, o->model_dir, err, sizeof(err)) < 0) {
-        fprintf(stderr, "moestream: %s\n", err);
-        return 1;
-    }
-    struct model_hparams hp;
-    rc = model_read_hparams(sm, &hp, err, sizeof(err));
-    split_close(sm);
-    if (rc < 0) {
-        fprintf(stderr, "moestream: %s\n", err);
-        return 1;
-    }
-    int n_ctx = o->n_ctx;
-    if (n_ctx == 0)
-        n_ctx = hp.n_ctx_train > 0 && hp.n_ctx_train < 4096 ? hp.n_ctx_train : 4096;
-    int n_batch = o->n_batch < n_ctx ? o->n_batch : n_ctx;
 
     struct model_opts mo = { 0 };
     mo.io.io = o->io;
@@ -269,15 +252,16 @@ int cli_open_model(struct model **m, const struct cli_opts *o, int *n_ctx_out, i
     mo.io.log = log_line;
     mo.io.cache_policy = o->cache_policy;
     mo.ram_budget = o->ram_budget;
-    mo.kv_bytes = session_kv_bytes(&hp, n_ctx);
-    mo.scratch_bytes = session_scratch_bytes(&hp, n_ctx, n_batch, o->n_threads);
+    mo.n_ctx = o->n_ctx;
+    mo.n_batch = o->n_batch;
+    mo.n_threads = o->n_threads;
     mo.verify_pinned = true;
     if (model_open(m, o->model_dir, &mo, err, sizeof(err)) < 0) {
         fprintf(stderr, "moestream: %s\n", err);
         return 1;
     }
-    *n_ctx_out = n_ctx;
-    *n_batch_out = n_batch;
+    *n_ctx_out = (*m)->n_ctx;
+    *n_batch_out = (*m)->n_batch;
     return 0;
 }
 

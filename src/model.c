@@ -13,6 +13,7 @@
 
 #include "gguf.h"
 #include "quant.h"
+#include "session.h"
 
 static int get_u32(const struct gguf_ctx *g, const char *arch, const char *key, int *out,
                    bool required, char *err, size_t errlen)
@@ -282,6 +283,19 @@ int model_parse_size(const char *s, uint64_t *out)
  * I/O bookkeeping, the tokenizer. Counted in the budget. */
 #define MODEL_SLACK_BYTES (96ull << 20)
 
+/* Half the cache's slots, at least n_expert_used, at most n_expert. */
+static int request_cap(const struct model *m)
+{
+    uint64_t slot = 0;
+    for (int i = 0; i < m->split->n_layer; i++)
+        if (m->split->layers[i].blob_size > slot)
+            slot = m->split->layers[i].blob_size;
+    uint64_t cap = slot ? m->cache_bytes / slot / 2 : 0;
+    if (cap > (uint64_t)m->hp.n_expert)
+        cap = (uint64_t)m->hp.n_expert;
+    return cap < (uint64_t)m->hp.n_expert_used ? m->hp.n_expert_used : (int)cap;
+}
+
 int model_open(struct model **out, const char *dir, const struct model_opts *o, char *err, size_t errlen)
 {
     int rc;
@@ -308,7 +322,14 @@ int model_open(struct model **out, const char *dir, const struct model_opts *o, 
         if (l->blob_size > max_blob)
             max_blob = l->blob_size;
     }
-    uint64_t fixed = m->split->pinned_file_size + o->kv_bytes + o->scratch_bytes + MODEL_SLACK_BYTES;
+    const struct model_hparams *hp = &m->hp;
+    m->n_ctx = o->n_ctx > 0 ? o->n_ctx : hp->n_ctx_train > 0 && hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
+    m->n_batch = o->n_batch > 0 ? o->n_batch : 256;
+    if (m->n_batch > m->n_ctx)
+        m->n_batch = m->n_ctx;
+    uint64_t kv = session_kv_bytes(hp, m->n_ctx),
+             scratch = session_scratch_bytes(hp, m->n_ctx, m->n_batch, o->n_threads > 0 ? o->n_threads : 1);
+    uint64_t fixed = m->split->pinned_file_size + kv + scratch + MODEL_SLACK_BYTES;
     uint64_t need_min = fixed + (uint64_t)m->hp.n_expert_used * max_blob;
     uint64_t budget = o->ram_budget;
     if (budget == 0) {
@@ -321,7 +342,7 @@ int model_open(struct model **out, const char *dir, const struct model_opts *o, 
         snprintf(err, errlen,
                  "model: %s: RAM budget %.2f GiB cannot hold the pinned weights (%.2f GiB), KV cache and scratch (%.2f GiB) and one layer's active experts (%.2f GiB): need at least --ram-budget %.2fG",
                  dir, budget / 1073741824.0, m->split->pinned_file_size / 1073741824.0,
-                 (o->kv_bytes + o->scratch_bytes + MODEL_SLACK_BYTES) / 1073741824.0,
+                 (kv + scratch + MODEL_SLACK_BYTES) / 1073741824.0,
                  (double)m->hp.n_expert_used * max_blob / 1073741824.0, need_min / 1073741824.0 + 0.01);
         rc = -ENOMEM;
         goto fail;
@@ -342,6 +363,7 @@ int model_open(struct model **out, const char *dir, const struct model_opts *o, 
     if (m->cache_bytes > experts_total)
         m->cache_bytes = experts_total;
 
+    m->request_cap = request_cap(m);
     if ((rc = pinned_load(&m->pinned, m->split, o->io.mlock, o->verify_pinned, err, errlen)))
         goto fail;
     if ((rc = bind_all(m, err, errlen)))
@@ -360,14 +382,7 @@ fail:
 
 int model_request_cap(const struct model *m)
 {
-    uint64_t slot = 0;
-    for (int i = 0; i < m->split->n_layer; i++)
-        if (m->split->layers[i].blob_size > slot)
-            slot = m->split->layers[i].blob_size;
-    uint64_t cap = slot ? m->cache_bytes / slot / 2 : 0;
-    if (cap > (uint64_t)m->hp.n_expert)
-        cap = (uint64_t)m->hp.n_expert;
-    return cap < (uint64_t)m->hp.n_expert_used ? m->hp.n_expert_used : (int)cap;
+    return m->request_cap;
 }
 
 int model_preload(struct model *m, void (*progress)(uint64_t done, uint64_t total), char *err, size_t errlen)

@@ -65,8 +65,11 @@ struct model_layer {
 struct model_opts {
     struct provider_opts io;    /* cache_bytes is computed from ram_budget */
     uint64_t ram_budget;        /* bytes for everything; 0 = automatic */
-    uint64_t kv_bytes;          /* what the session will allocate (counted in the budget) */
-    uint64_t scratch_bytes;     /* likewise */
+    /* The session this model will serve, counted in the budget (its KV cache
+     * and scratch): n_ctx 0 = min(the model's context, 4096). */
+    int n_ctx;
+    int n_batch;                /* 0 = 256, at most n_ctx */
+    int n_threads;              /* 0 = 1 */
     bool verify_pinned;         /* XXH3 of every pinned tensor at load */
     uint64_t cache_bytes;       /* nonzero: expert cache size, overriding the budget's share */
 };
@@ -81,6 +84,8 @@ struct model {
     struct mtensor output;      /* (n_embd) -> n_vocab */
     struct model_layer *layers; /* [n_layer] */
     uint64_t ram_budget;        /* resolved budget */
+    int n_ctx, n_batch;         /* resolved session sizes the budget counted */
+    int request_cap;            /* see model_request_cap() */
     uint64_t cache_bytes;       /* part of it for expert slots */
 };
 
