@@ -498,6 +498,28 @@ DEFINE_DOTS(dot_q4_K_avx512, q4_K_rows)
 
 /* [set1(1 << b) | set1(1 << (b + 1))]: selects bit b in the low 32 bytes,
  * bit b + 1 in the high 32. */
+/* sumi += the 128 activations act[0..128) against two 64-byte weight vectors
+ * (wa pairs with act[0..64), wb with act[64..128)), each 16-bit pair product
+ * weighted by its sub-block scale (sca, scb). Shared by Q6_K, Q3_K and Q2_K. */
+static inline __m512i dot128_scaled(__m512i sumi, __m512i wa, __m512i wb, const int8_t *act, __m512i sca,
+                                    __m512i scb)
+{
+    const __m512i pa = _mm512_maddubs_epi16(wa, _mm512_loadu_si512(act));
+    const __m512i pb = _mm512_maddubs_epi16(wb, _mm512_loadu_si512(act + 64));
+    sumi = _mm512_dpwssd_epi32(sumi, pa, sca);
+    return _mm512_dpwssd_epi32(sumi, pb, scb);
+}
+
+/* acc += d * (sumi - (sum(sc * bsums) << shift)): removes the offset
+ * 1 << shift the weights were stored with (unsigned for maddubs). */
+static inline __m512 finish_offset(__m512 acc, __m512i sumi, __m256i sc16, const block_q8_K *yk, int shift,
+                                   float xd)
+{
+    const __m256i corr = scaled_bsums(sc16, yk->bsums);
+    const __m512i si = _mm512_sub_epi32(sumi, _mm512_zextsi256_si512(_mm256_slli_epi32(corr, shift)));
+    return _mm512_fmadd_ps(_mm512_set1_ps(yk->d * xd), _mm512_cvtepi32_ps(si), acc);
+}
+
 static inline __m512i bit_pair(int b)
 {
     return _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << b)), _mm256_set1_epi8((char)(1 << (b + 1))), 1);
@@ -572,21 +594,10 @@ ALWAYS_INLINE void q6_K_rows(int64_t n, float *s, size_t ss, const void *w, cons
             const __m512i wb = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(L, 4), m4), hb);
             const __m512i sca = _mm512_permutexvar_epi16(idx[2 * h], sc);
             const __m512i scb = _mm512_permutexvar_epi16(idx[2 * h + 1], sc);
-            ROWS_FOR(k) {
-                const int8_t *act = ROW_Q8K(k)[i].qs + 128 * h;
-                const __m512i pa = _mm512_maddubs_epi16(wa, _mm512_loadu_si512(act));
-                const __m512i pb = _mm512_maddubs_epi16(wb, _mm512_loadu_si512(act + 64));
-                sumi[k] = _mm512_dpwssd_epi32(sumi[k], pa, sca);
-                sumi[k] = _mm512_dpwssd_epi32(sumi[k], pb, scb);
-            }
+            ROWS_FOR(k) sumi[k] = dot128_scaled(sumi[k], wa, wb, ROW_Q8K(k)[i].qs + 128 * h, sca, scb);
         }
-        ROWS_FOR(k) {
-            const block_q8_K *yk = ROW_Q8K(k) + i;
-            /* weights are stored as q + 32 (0..63): subtract 32 * sum(sc * bsums) */
-            const __m256i corr = scaled_bsums(sc16, yk->bsums);
-            const __m512i si = _mm512_sub_epi32(sumi[k], _mm512_zextsi256_si512(_mm256_slli_epi32(corr, 5)));
-            acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(yk->d * xd), _mm512_cvtepi32_ps(si), acc[k]);
-        }
+        /* weights are stored as q + 32 (0..63): subtract 32 * sum(sc * bsums) */
+        ROWS_FOR(k) acc[k] = finish_offset(acc[k], sumi[k], sc16, ROW_Q8K(k) + i, 5, xd);
     }
     ROWS_FOR(k) s[(size_t)k * ss] = _mm512_reduce_add_ps(acc[k]);
 }
@@ -620,21 +631,10 @@ ALWAYS_INLINE void q3_K_rows(int64_t n, float *s, size_t ss, const void *w, cons
             ub = _mm512_mask_add_epi8(ub, _mm512_test_epi8_mask(hm, hbit[2 * h + 1]), ub, four);
             const __m512i sca = _mm512_permutexvar_epi16(idx[2 * h], sc);
             const __m512i scb = _mm512_permutexvar_epi16(idx[2 * h + 1], sc);
-            ROWS_FOR(k) {
-                const int8_t *act = ROW_Q8K(k)[i].qs + 128 * h;
-                const __m512i pa = _mm512_maddubs_epi16(ua, _mm512_loadu_si512(act));
-                const __m512i pb = _mm512_maddubs_epi16(ub, _mm512_loadu_si512(act + 64));
-                sumi[k] = _mm512_dpwssd_epi32(sumi[k], pa, sca);
-                sumi[k] = _mm512_dpwssd_epi32(sumi[k], pb, scb);
-            }
+            ROWS_FOR(k) sumi[k] = dot128_scaled(sumi[k], ua, ub, ROW_Q8K(k)[i].qs + 128 * h, sca, scb);
         }
-        ROWS_FOR(k) {
-            const block_q8_K *yk = ROW_Q8K(k) + i;
-            /* u = low2 + 4 * hbit = q + 4: subtract 4 * sum(sc * bsums) */
-            const __m256i corr = scaled_bsums(sc16, yk->bsums);
-            const __m512i si = _mm512_sub_epi32(sumi[k], _mm512_zextsi256_si512(_mm256_slli_epi32(corr, 2)));
-            acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(yk->d * xd), _mm512_cvtepi32_ps(si), acc[k]);
-        }
+        /* u = low2 + 4 * hbit = q + 4: subtract 4 * sum(sc * bsums) */
+        ROWS_FOR(k) acc[k] = finish_offset(acc[k], sumi[k], sc16, ROW_Q8K(k) + i, 2, xd);
     }
     ROWS_FOR(k) s[(size_t)k * ss] = _mm512_reduce_add_ps(acc[k]);
 }
@@ -665,13 +665,7 @@ ALWAYS_INLINE void q2_K_rows(int64_t n, float *s, size_t ss, const void *w, cons
             const __m512i ub = _mm512_and_si512(dup_shift(_mm256_srli_epi16(qv, 4), 2), m3);
             const __m512i sca = _mm512_permutexvar_epi16(idx[2 * h], sc);
             const __m512i scb = _mm512_permutexvar_epi16(idx[2 * h + 1], sc);
-            ROWS_FOR(k) {
-                const int8_t *act = ROW_Q8K(k)[i].qs + 128 * h;
-                const __m512i pa = _mm512_maddubs_epi16(ua, _mm512_loadu_si512(act));
-                const __m512i pb = _mm512_maddubs_epi16(ub, _mm512_loadu_si512(act + 64));
-                sumi[k] = _mm512_dpwssd_epi32(sumi[k], pa, sca);
-                sumi[k] = _mm512_dpwssd_epi32(sumi[k], pb, scb);
-            }
+            ROWS_FOR(k) sumi[k] = dot128_scaled(sumi[k], ua, ub, ROW_Q8K(k)[i].qs + 128 * h, sca, scb);
         }
         ROWS_FOR(k) {
             const block_q8_K *yk = ROW_Q8K(k) + i;
