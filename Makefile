@@ -8,14 +8,14 @@ DESTDIR  ?=
 CC       ?= cc
 CFLAGS   ?= -O2 -g
 WARN     := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
-INCS     := -Isrc -Isplit-tool -Ikernels -Iio -Ibench
+INCS     := -Isrc -Iformat -Isplit-tool -Ikernels -Iio -Ibench
 LIBS     := -luring -lnuma -lzstd -lxxhash -lpcre2-8 -lpthread -lm
 ISA_AVX2   := -mavx2 -mfma -mf16c
 ISA_AVX512 := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq \
               -mavx512vnni -mavx512bf16
 
 MAINS    := $(wildcard split-tool/*_main.c bench/*_main.c io/*_main.c kernels/*_main.c)
-SRCS     := $(filter-out $(MAINS) src/main.c,$(wildcard src/*.c split-tool/*.c kernels/*.c io/*.c bench/*.c))
+SRCS     := $(filter-out $(MAINS) src/main.c,$(wildcard src/*.c format/*.c split-tool/*.c kernels/*.c io/*.c bench/*.c))
 OBJS     := $(SRCS:%.c=$(BUILD)/obj/%.o)
 LIB      := $(BUILD)/libmoestream.a
 # src/main.c -> moestream; <dir>/<x>_main.c -> moestream-<x>
@@ -87,19 +87,13 @@ sanitize:
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
 
 FUZZ_SECONDS ?= 60
-# The parser and the target are built with clang and instrumented; the
-# kernels (the quant traits the parser sizes tensors with) are plain $(CC)
-# objects with their ISA flags (clang 14 lacks some cpu feature names).
+# The parser depends on the format facts only (kernels/qformat.c), so the
+# whole target is one clang build with the sanitizers and the fuzzer.
 fuzz:
 	@sh tests/deps.sh clang
-	@mkdir -p $(BUILD)/fuzz/obj $(BUILD)/fuzz/corpus
-	@set -e; for f in $(wildcard kernels/quant*.c); do \
-	    case $$f in *_avx512.c) isa="$(ISA_AVX512)";; *_avx2.c) isa="$(ISA_AVX2)";; *) isa="";; esac; \
-	    echo "$(CC) $$f"; \
-	    $(CC) $(WARN) -O2 -g $$isa $(INCS) -c $$f -o $(BUILD)/fuzz/obj/$$(basename $$f .c).o; \
-	done
+	@mkdir -p $(BUILD)/fuzz/corpus
 	clang $(WARN) -O1 -g -fsanitize=fuzzer,address,undefined $(INCS) -o $(BUILD)/fuzz/fuzz_gguf \
-	    tests/fuzz_gguf.c split-tool/gguf.c split-tool/errmsg.c $(BUILD)/fuzz/obj/*.o -lpthread -lm
+	    tests/fuzz_gguf.c format/gguf.c format/errmsg.c kernels/qformat.c -lpthread -lm
 	$(BUILD)/fuzz/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -max_len=65536 $(BUILD)/fuzz/corpus tests/fuzz_seeds
 
 bench: all
@@ -114,7 +108,7 @@ install: all
 	install -m 755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
 
 format:
-	clang-format -i $(wildcard src/*.[ch] split-tool/*.[ch] kernels/*.[ch] io/*.[ch] bench/*.[ch] tests/*.[ch])
+	clang-format -i $(wildcard src/*.[ch] format/*.[ch] split-tool/*.[ch] kernels/*.[ch] io/*.[ch] bench/*.[ch] tests/*.[ch])
 
 clean:
 	rm -rf build build-asan

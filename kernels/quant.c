@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qformat.h"
 #include "quant_ref.h"
 
 /* geometry only (types without kernels) */
@@ -90,15 +91,12 @@ const struct quant_traits *quant_traits(int t)
 
 bool quant_type_known(int t)
 {
-    return quant_traits(t)->blck_size != 0;
+    return qformat_known(t);
 }
 
 size_t quant_row_size(int t, int64_t n)
 {
-    const struct quant_traits *tr = quant_traits(t);
-    if (tr->blck_size == 0 || n < 0 || n % tr->blck_size != 0)
-        return 0;
-    return (size_t)(n / tr->blck_size) * tr->type_size;
+    return qformat_row_size(t, n);
 }
 
 /*

@@ -25,7 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "quant.h"
+#include "qformat.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "gguf.c assumes a little-endian host (GGUF files are little-endian)"
@@ -670,12 +670,12 @@ static int parse_part(struct gguf_ctx *g, int k, struct rd *r, struct gguf_kv **
         uint32_t ty = rd_u32(r, "tensor type");
         if (r->rc)
             break;
-        if (ty >= QT_COUNT || !quant_type_known((int)ty)) {
+        if (ty >= QT_COUNT || !qformat_known((int)ty)) {
             rd_fail(r, -EINVAL, tyat, "tensor '%s': unknown type id %" PRIu32, name.ptr, ty);
             break;
         }
         t->type = (int)ty;
-        const struct quant_traits *tr = quant_traits(t->type);
+        const struct qformat *tr = qformat_get(t->type);
         if (t->ne[0] % tr->blck_size != 0) {
             rd_fail(r, -EINVAL, dat, "tensor '%s': ne[0] %" PRId64 " is not a multiple of the %s block"
                     " size %" PRId64, name.ptr, t->ne[0], tr->name, tr->blck_size);
@@ -1237,7 +1237,7 @@ int gguf_print_info(const struct gguf_ctx *g, FILE *out)
             n += snprintf(shape + n, sizeof(shape) - (size_t)n, "%s%" PRId64, d ? ", " : "", t->ne[d]);
         snprintf(shape + n, sizeof(shape) - (size_t)n, "]");
         fprintf(out, "  %-40s %-7s %-24s offset %12" PRIu64 " size %11" PRIu64, t->name,
-                quant_traits(t->type)->name, shape, t->offset, t->size);
+                qformat_name(t->type), shape, t->offset, t->size);
         if (g->n_parts > 1)
             fprintf(out, " part %d", t->part + 1);
         fputc('\n', out);
@@ -1570,9 +1570,9 @@ int gguf_writer_add_tensor(struct gguf_writer *w, const char *name, int type, ui
                            const int64_t *ne)
 {
     if (!w || w->state != W_COLLECT || !name || n_dims > GGUF_MAX_DIMS || (n_dims && !ne) ||
-        !quant_type_known(type) || w->n_t >= INT32_MAX)
+        !qformat_known(type) || w->n_t >= INT32_MAX)
         return -EINVAL;
-    const struct quant_traits *tr = quant_traits(type);
+    const struct qformat *tr = qformat_get(type);
     struct wtensor t = { .type = type, .n_dims = n_dims };
     for (int d = 0; d < GGUF_MAX_DIMS; d++)
         t.ne[d] = 1;

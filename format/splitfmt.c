@@ -18,14 +18,14 @@
 #include <sys/stat.h>
 
 #include "gguf.h"
-#include "quant.h"
+#include "qformat.h"
 
 
 uint64_t split_tensor_bytes(int t, uint32_t n_dims, const int64_t *ne)
 {
     if (n_dims == 0 || n_dims > 4 || ne[0] <= 0)
         return 0;
-    uint64_t sz = quant_row_size(t, ne[0]);
+    uint64_t sz = qformat_row_size(t, ne[0]);
     for (uint32_t d = 1; d < n_dims && sz; d++) {
         if (ne[d] <= 0 || sz > UINT64_MAX / (uint64_t)ne[d])
             return 0;
@@ -136,7 +136,7 @@ static int load_pinned(struct split_model *m, const char *mpath, char *err, size
         t->offset = gguf_arr_u64(ty[3], d[3], i);
         t->size = gguf_arr_u64(ty[4], d[4], i);
         t->xxh3 = gguf_arr_u64(ty[5], d[5], i);
-        if (type > INT32_MAX || !quant_type_known((int)type))
+        if (type > INT32_MAX || !qformat_known((int)type))
             return errmsg_set(err, errlen, -EINVAL,
                         "split: %s: pinned tensor %s: unknown type id %" PRIu64, mpath,
                         t->name, type);
@@ -251,7 +251,7 @@ static int load_layer(struct split_model *m, int L, uint64_t *xxh, const char *m
         uint64_t nd = gguf_arr_u64(ty[1], d[1], (uint64_t)p);
         pt->offset = gguf_arr_u64(ty[3], d[3], (uint64_t)p);
         pt->size = gguf_arr_u64(ty[4], d[4], (uint64_t)p);
-        if (type > INT32_MAX || !quant_type_known((int)type))
+        if (type > INT32_MAX || !qformat_known((int)type))
             return errmsg_set(err, errlen, -EINVAL,
                         "split: layer %d part %s: unknown type id %" PRIu64 " (%s)", L,
                         pt->name, type, mpath);
