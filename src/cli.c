@@ -187,6 +187,7 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
             else if (!strcmp(v, "lru")) o->cache_policy = PROVIDER_CACHE_LRU;
             else die_flag(a, "expected slru or lru");
         }
+        else if (!strcmp(a, "--parallel")) o->n_parallel = (int)parse_int(a, v, 1, 256);
         else if (!strcmp(a, "--threads")) o->n_threads = (int)parse_int(a, v, 1, 1024);
         else if (!strcmp(a, "--ctx-size")) o->n_ctx = (int)parse_int(a, v, 0, 1 << 24);
         else if (!strcmp(a, "--batch-size")) o->n_batch = (int)parse_int(a, v, 1, 1 << 16);
@@ -236,14 +237,6 @@ int cli_open_model(struct model **m, const struct cli_opts *o, int *n_ctx_out, i
         fprintf(stderr, "moestream: no model given: pass -m DIR (a directory made by moestream-split)\n");
         return 1;
     }
-    int rc = quant_init();
-    if (rc < 0) {
-        fprintf(stderr, "moestream: MOESTREAM_ISA=%s is not available on this CPU (use ref, avx2 or avx512)\n",
-                getenv("MOESTREAM_ISA"));
-        return 1;
-    }
-    matvec_set_act_bits(o->act_bits ? o->act_bits : 16);
-
     struct model_opts mo = { 0 };
     mo.io.io = o->io;
     mo.io.queue_depth = o->queue_depth;
@@ -254,15 +247,34 @@ int cli_open_model(struct model **m, const struct cli_opts *o, int *n_ctx_out, i
     mo.ram_budget = o->ram_budget;
     mo.n_ctx = o->n_ctx;
     mo.n_batch = o->n_batch;
+    mo.n_seq = o->n_parallel > 0 ? o->n_parallel : 1;
     mo.n_threads = o->n_threads;
     mo.verify_pinned = true;
     if (model_open(m, o->model_dir, &mo, err, sizeof(err)) < 0) {
         fprintf(stderr, "moestream: %s\n", err);
         return 1;
     }
-    *n_ctx_out = (*m)->n_ctx;
-    *n_batch_out = (*m)->n_batch;
+    *n_ctx_out = model_plan(*m)->n_ctx;
+    *n_batch_out = model_plan(*m)->n_batch;
     return 0;
+}
+
+int cli_open_engine(struct engine **e, const struct model *m, const struct cli_opts *o)
+{
+    char err[1024];
+    struct engine_opts eo = { .n_threads = o->n_threads, .prefetch = o->prefetch, .act_bits = o->act_bits };
+    if (engine_open(e, m, &eo, err, sizeof(err)) < 0) {
+        fprintf(stderr, "moestream: %s\n", err);
+        return 1;
+    }
+    return 0;
+}
+
+static void preload_progress(uint64_t done, uint64_t total)
+{
+    if (isatty(2))
+        fprintf(stderr, "\rmoestream: preloading experts %llu/%llu", (unsigned long long)done,
+                (unsigned long long)total);
 }
 
 int cli_load(struct cli_runtime *rt, const struct cli_opts *o)
@@ -272,45 +284,41 @@ int cli_load(struct cli_runtime *rt, const struct cli_opts *o)
     memset(rt, 0, sizeof(*rt));
     if (cli_open_model(&rt->m, o, &n_ctx, &n_batch))
         return 1;
-    rt->pool = pool_init(o->n_threads);
-    if (!rt->pool) {
-        fprintf(stderr, "moestream: cannot start %d threads\n", o->n_threads);
+    if (cli_open_engine(&rt->e, rt->m, o))
         goto fail;
-    }
-    struct session_opts so = { .n_ctx = n_ctx, .n_batch = n_batch, .n_threads = o->n_threads,
-                              .prefetch = o->prefetch };
-    if (session_init(&rt->s, rt->m, rt->pool, &so, err, sizeof(err)) < 0) {
+    if (session_init(&rt->s, rt->e, n_ctx, err, sizeof(err)) < 0) {
         fprintf(stderr, "moestream: %s\n", err);
         goto fail;
     }
-    if (tok_init(&rt->tok, rt->m->split->manifest, err, sizeof(err)) < 0) {
+    if (tok_init(&rt->tok, model_manifest(rt->m), err, sizeof(err)) < 0) {
         fprintf(stderr, "moestream: %s: tokenizer: %s\n", o->model_dir, err);
         goto fail;
     }
     if (o->preload) {
         double t0 = cli_now();
-        if (model_preload(rt->m, NULL, err, sizeof(err)) < 0) {
-            fprintf(stderr, "moestream: preload: %s\n", err);
+        if (engine_preload(rt->e, preload_progress, err, sizeof(err)) < 0) {
+            fprintf(stderr, "\nmoestream: preload: %s\n", err);
             goto fail;
         }
         struct provider_stats ps;
-        provider_get_stats(rt->m->prov, &ps);
-        fprintf(stderr, "moestream: preloaded %.2f GiB of experts in %.1f s\n", ps.bytes_read / 1073741824.0,
-                cli_now() - t0);
+        provider_get_stats(engine_provider(rt->e), &ps);
+        fprintf(stderr, "%smoestream: preloaded %.2f GiB of experts in %.1f s\n", isatty(2) ? "\n" : "",
+                ps.bytes_read / 1073741824.0, cli_now() - t0);
         rt->preload_bytes = ps.bytes_read;
         rt->preload_reads = ps.reads;
         rt->preload_misses = ps.misses;
         rt->preload_wait_s = ps.io_wait_s;
     }
     if (o->trace_out) {
-        const struct model_hparams *hp = &rt->m->hp;
+        const struct model_hparams *hp = model_hparams(rt->m);
+        const struct model_plan *pl = model_plan(rt->m);
         struct trace_header th = { hp->n_layer, hp->n_expert, hp->n_expert_used, n_ctx, n_batch, o->n_threads,
-                                   rt->m->ram_budget, rt->m->cache_bytes, o->preload };
+                                   pl->ram_budget, pl->cache_bytes, o->preload };
         if (trace_writer_open(&rt->trace, o->trace_out, &th, err, sizeof(err)) < 0) {
             fprintf(stderr, "moestream: %s\n", err);
             goto fail;
         }
-        session_set_route_hook(rt->s, trace_writer_route, rt->trace);
+        engine_set_route_hook(rt->e, trace_writer_route, rt->trace);
     }
     return 0;
 fail:
@@ -335,8 +343,7 @@ int cli_unload(struct cli_runtime *rt)
     }
     tok_free(rt->tok);
     session_free(rt->s);
-    if (rt->pool)
-        pool_free(rt->pool);
+    engine_close(rt->e);
     model_close(rt->m);
     memset(rt, 0, sizeof(*rt));
     return rc;
@@ -439,9 +446,10 @@ void cli_print_stats(const struct cli_runtime *rt, const struct cli_opts *o, int
                      int n_gen, double t_gen)
 {
     struct provider_stats ps;
-    struct session_times st;
-    provider_get_stats(rt->m->prov, &ps);
-    session_get_times(rt->s, &st);
+    struct engine_times st;
+    const struct model_plan *pl = model_plan(rt->m);
+    provider_get_stats(engine_provider(rt->e), &ps);
+    engine_get_times(rt->e, &st);
     ps.bytes_read -= rt->preload_bytes;
     ps.reads -= rt->preload_reads;
     ps.misses -= rt->preload_misses;
@@ -468,8 +476,8 @@ void cli_print_stats(const struct cli_runtime *rt, const struct cli_opts *o, int
                 n_prompt, t_prompt, t_prompt > 0 ? n_prompt / t_prompt : 0, n_gen, t_gen,
                 t_gen > 0 ? n_gen / t_gen : 0, ps.bytes_read / 1048576.0, (unsigned long long)ps.reads,
                 n_tok ? ps.bytes_read / 1048576.0 / n_tok : 0, 100 * hit, st.io_wait_s, st.compute_s, bw / 1e6,
-                bw_wall / 1e6, st.attn_s, st.router_s, st.experts_s, st.output_s, rt->m->ram_budget / 1073741824.0, rt->m->cache_bytes / 1073741824.0,
-                cli_peak_rss() / 1073741824.0, provider_backend_name(rt->m->prov));
+                bw_wall / 1e6, st.attn_s, st.router_s, st.experts_s, st.output_s, pl->ram_budget / 1073741824.0, pl->cache_bytes / 1073741824.0,
+                cli_peak_rss() / 1073741824.0, provider_backend_name(engine_provider(rt->e)));
     }
     if (o->stats_json) {
         fprintf(stderr,
@@ -481,8 +489,8 @@ void cli_print_stats(const struct cli_runtime *rt, const struct cli_opts *o, int
                 n_prompt, t_prompt, n_gen, t_gen, t_prompt > 0 ? n_prompt / t_prompt : 0,
                 t_gen > 0 ? n_gen / t_gen : 0, (unsigned long long)ps.bytes_read, (unsigned long long)ps.reads,
                 n_tok ? (double)ps.bytes_read / n_tok : 0, hit, st.io_wait_s, st.compute_s,
-                total > 0 ? st.io_wait_s / total : 0, bw, bw_wall, (unsigned long long)rt->m->ram_budget,
-                (unsigned long long)rt->m->cache_bytes, (unsigned long long)cli_peak_rss(),
-                provider_backend_name(rt->m->prov));
+                total > 0 ? st.io_wait_s / total : 0, bw, bw_wall, (unsigned long long)pl->ram_budget,
+                (unsigned long long)pl->cache_bytes, (unsigned long long)cli_peak_rss(),
+                provider_backend_name(engine_provider(rt->e)));
     }
 }

@@ -12,8 +12,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "engine.h"
 #include "model.h"
-#include "pool.h"
 #include "sampler.h"
 #include "session.h"
 
@@ -62,11 +62,12 @@ struct cli_opts {
     /* logits / perplexity */
     const char *tokens_in, *text_in, *out, *tokens_out, *kl_base;
     int chunks;                 /* perplexity: 0 = all */
+    int n_parallel;             /* --parallel: sequences decoded together (batch, bench) */
 };
 
 struct cli_runtime {
     struct model *m;
-    struct pool *pool;
+    struct engine *e;
     struct session *s;
     struct tokenizer *tok;
     struct trace_writer *trace; /* --trace-out: installed as the session's route hook */
@@ -87,9 +88,12 @@ int cli_load(struct cli_runtime *rt, const struct cli_opts *o);
  * written completely. */
 int cli_unload(struct cli_runtime *rt);
 /* Only the model, sized exactly as cli_load sizes it for these options (the
- * budget counts the KV cache and scratch of n_ctx, n_batch, n_threads);
- * *n_ctx and *n_batch get the resolved values. Prints one line on error. */
+ * budget counts n_seq sequences of n_ctx and the scratch of n_batch rows and
+ * n_threads); *n_ctx and *n_batch get the resolved values. Prints one line
+ * on error. */
 int cli_open_model(struct model **m, const struct cli_opts *o, int *n_ctx, int *n_batch);
+/* An engine on m with the options' threads, prefetch, activation bits. */
+int cli_open_engine(struct engine **e, const struct model *m, const struct cli_opts *o);
 /* session_eval that also numbers the forward steps of the --trace-out
  * trace. Use it for every evaluation of a runtime that may trace. */
 int cli_eval(struct cli_runtime *rt, const int32_t *tokens, int n, float *logits, bool all_logits);
@@ -122,5 +126,6 @@ int cli_perplexity(int argc, char **argv);
 int cli_tokenize(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_iobench(int argc, char **argv);
+int cli_batch(int argc, char **argv);
 
 #endif

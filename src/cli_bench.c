@@ -161,7 +161,7 @@ static int bench_once(const struct cli_opts *o, const char *text, size_t len, bo
     if (cli_load(&rt, &oo))
         return 1;
     t_load = cli_now() - t_load;
-    int rc = 1, nv = rt.m->hp.n_vocab, n_prompt = 0;
+    int rc = 1, nv = model_hparams(rt.m)->n_vocab, n_prompt = 0;
     int32_t *ids = NULL;
     float *logits = malloc(sizeof(float) * (size_t)nv);
     if (!logits)
@@ -190,7 +190,7 @@ static int bench_once(const struct cli_opts *o, const char *text, size_t len, bo
         goto out;
     }
     struct provider_stats p0, p1, pd;
-    provider_get_stats(rt.m->prov, &p0); /* after any --preload */
+    provider_get_stats(engine_provider(rt.e), &p0); /* after any --preload */
 
     double t0 = cli_now();
     if (cli_eval(&rt, ids, n_prompt, logits, false) < 0) {
@@ -200,7 +200,7 @@ static int bench_once(const struct cli_opts *o, const char *text, size_t len, bo
     double t_prompt = cli_now() - t0;
     int32_t id = argmax(logits, nv);
     double ttft = cli_now() - t0;
-    provider_get_stats(rt.m->prov, &pd);
+    provider_get_stats(engine_provider(rt.e), &pd);
     double t1 = cli_now();
     for (int i = 0; i < o->n_predict; i++) {
         if (cli_eval(&rt, &id, 1, logits, false) < 0) {
@@ -210,7 +210,7 @@ static int bench_once(const struct cli_opts *o, const char *text, size_t len, bo
         id = argmax(logits, nv);
     }
     double t_gen = cli_now() - t1;
-    provider_get_stats(rt.m->prov, &p1);
+    provider_get_stats(engine_provider(rt.e), &p1);
 
     uint64_t bytes = p1.bytes_read - p0.bytes_read, dbytes = p1.bytes_read - pd.bytes_read;
     uint64_t hits = p1.hits - p0.hits, misses = p1.misses - p0.misses;
@@ -232,9 +232,9 @@ static int bench_once(const struct cli_opts *o, const char *text, size_t len, bo
     met[M_LOAD] = t_load;
     cfg->n_ctx = session_n_ctx(rt.s);
     cfg->n_batch = o->n_batch < cfg->n_ctx ? o->n_batch : cfg->n_ctx;
-    cfg->ram_budget = rt.m->ram_budget;
-    cfg->cache_bytes = rt.m->cache_bytes;
-    snprintf(cfg->backend, sizeof(cfg->backend), "%s", provider_backend_name(rt.m->prov));
+    cfg->ram_budget = model_plan(rt.m)->ram_budget;
+    cfg->cache_bytes = model_plan(rt.m)->cache_bytes;
+    snprintf(cfg->backend, sizeof(cfg->backend), "%s", provider_backend_name(engine_provider(rt.e)));
     cfg->n_prompt = n_prompt;
     rc = 0;
 out:

@@ -110,7 +110,7 @@ int cli_logits(int argc, char **argv)
                 session_n_ctx(rt.s), n);
         goto out;
     }
-    size_t nv = (size_t)rt.m->hp.n_vocab;
+    size_t nv = (size_t)model_hparams(rt.m)->n_vocab;
     logits = malloc(sizeof(float) * nv * (size_t)n);
     if (!logits) {
         fprintf(stderr, "moestream logits: out of memory for %d x %zu logits\n", n, nv);
@@ -221,7 +221,7 @@ int cli_perplexity(int argc, char **argv)
                 o.prompt_file, n, c);
         goto out;
     }
-    size_t nv = (size_t)rt.m->hp.n_vocab;
+    size_t nv = (size_t)model_hparams(rt.m)->n_vocab;
     logits = malloc(sizeof(float) * nv * (size_t)c);
     base = malloc(sizeof(float) * nv);
     if (!logits || !base) {

@@ -77,15 +77,16 @@ static int iobench_trace(struct cli_opts *o)
     if (!own_budget)
         o->ram_budget = t->h.ram_budget;
     struct model *m = NULL;
+    struct engine *e = NULL;
     int n_ctx, n_batch, rc = 1;
-    if (cli_open_model(&m, o, &n_ctx, &n_batch))
+    if (cli_open_model(&m, o, &n_ctx, &n_batch) || cli_open_engine(&e, m, o))
         goto out;
-    if (t->h.preload && model_preload(m, NULL, err, sizeof(err)) < 0) {
+    if (t->h.preload && engine_preload(e, NULL, err, sizeof(err)) < 0) {
         fprintf(stderr, "moestream iobench: preload (the run used --preload): %s\n", err);
         goto out;
     }
     struct replay_stats st;
-    if (replay_run(m, t, &st, err, sizeof(err)) < 0) {
+    if (replay_run(e, t, &st, err, sizeof(err)) < 0) {
         fprintf(stderr, "moestream iobench: %s\n", err);
         goto out;
     }
@@ -109,8 +110,8 @@ static int iobench_trace(struct cli_opts *o)
                "\"decode_tok_s\":%.3f,\"bytes_read\":%llu,\"reads\":%llu,\"bytes_read_per_token\":%.1f,"
                "\"decode_bytes_read_per_token\":%.1f,\"cache_hit_rate\":%.6f,\"evictions\":%llu,"
                "\"io_wait_s\":%.6f,\"read_bw_bytes_s\":%.0f,\"read_bw_wall_bytes_s\":%.0f}\n",
-               provider_backend_name(m->prov), o->queue_depth, policy, (unsigned long long)m->ram_budget,
-               (unsigned long long)m->cache_bytes, (unsigned long long)t->h.cache_bytes, st.n_steps, st.n_tokens,
+               provider_backend_name(engine_provider(e)), o->queue_depth, policy, (unsigned long long)model_plan(m)->ram_budget,
+               (unsigned long long)model_plan(m)->cache_bytes, (unsigned long long)t->h.cache_bytes, st.n_steps, st.n_tokens,
                st.n_prefill_tokens, st.n_decode_tokens, st.prefill_s, st.decode_s, pre, dec,
                (unsigned long long)st.bytes_read, (unsigned long long)st.reads, bpt, dbpt, hit,
                (unsigned long long)st.evictions, st.io_wait_s, bw_io, bw_wall);
@@ -118,8 +119,8 @@ static int iobench_trace(struct cli_opts *o)
         printf("iobench: replayed %s: %d tokens (%d prompt, %d decode) in %d forward steps\n", o->trace_in,
                st.n_tokens, st.n_prefill_tokens, st.n_decode_tokens, st.n_steps);
         printf("iobench: io %s, cache policy %s, RAM budget %.2f GiB%s, expert cache %.1f MiB (the run had %.1f MiB)\n",
-               provider_backend_name(m->prov), policy, m->ram_budget / 1073741824.0,
-               own_budget ? "" : " (the run's)", m->cache_bytes / 1048576.0, t->h.cache_bytes / 1048576.0);
+               provider_backend_name(engine_provider(e)), policy, model_plan(m)->ram_budget / 1073741824.0,
+               own_budget ? "" : " (the run's)", model_plan(m)->cache_bytes / 1048576.0, t->h.cache_bytes / 1048576.0);
         char d[32] = "n/a (no decode steps)", pp[32] = "n/a (no prompt steps)";
         if (st.n_decode_tokens)
             snprintf(d, sizeof(d), "%.1f tok/s", dec);
@@ -135,6 +136,7 @@ static int iobench_trace(struct cli_opts *o)
     }
     rc = 0;
 out:
+    engine_close(e);
     model_close(m);
     trace_free(t);
     return rc;

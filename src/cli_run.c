@@ -66,7 +66,7 @@ static int32_t *tokenize_all(const struct tokenizer *t, const char *text, size_t
 static void token_stats(const struct cli_runtime *rt, int i, double dt, struct provider_stats *last)
 {
     struct provider_stats ps;
-    provider_get_stats(rt->m->prov, &ps);
+    provider_get_stats(engine_provider(rt->e), &ps);
     fprintf(stderr,
             "{\"type\":\"token\",\"token\":%d,\"pos\":%d,\"ms\":%.3f,\"bytes_read\":%llu,\"reads\":%llu,"
             "\"hits\":%llu,\"misses\":%llu,\"io_wait_ms\":%.3f}\n",
@@ -88,7 +88,7 @@ static int generate(struct cli_runtime *rt, struct sampler *smp, float *logits, 
     int n = 0;
     double t0 = cli_now();
     struct provider_stats last;
-    provider_get_stats(rt->m->prov, &last);
+    provider_get_stats(engine_provider(rt->e), &last);
     while (n_predict < 0 || n < n_predict) {
         if (session_n_past(rt->s) >= session_n_ctx(rt->s)) {
             fprintf(stderr, "\nmoestream: context full (%d tokens): stopping; raise -c for longer output\n",
@@ -149,8 +149,8 @@ int cli_run(int argc, char **argv)
     }
     int rc = 1, n_prompt = 0;
     int32_t *ids = tokenize_all(rt.tok, text, len, tok_wants_bos(rt.tok), o.special, &n_prompt);
-    float *logits = malloc(sizeof(float) * rt.m->hp.n_vocab);
-    struct sampler *smp = sampler_init(&o.samp, rt.m->hp.n_vocab);
+    float *logits = malloc(sizeof(float) * model_hparams(rt.m)->n_vocab);
+    struct sampler *smp = sampler_init(&o.samp, model_hparams(rt.m)->n_vocab);
     if (!ids || !logits || !smp)
         goto out;
     if (n_prompt == 0) {
@@ -232,7 +232,7 @@ int cli_chat(int argc, char **argv)
     if (cli_load(&rt, &o))
         return 1;
     const char *tmpl = NULL;
-    gguf_get_str(rt.m->split->manifest, "tokenizer.chat_template", &tmpl);
+    gguf_get_str(model_manifest(rt.m), "tokenizer.chat_template", &tmpl);
     if (tok_find(rt.tok, "<|im_start|>") < 0 || tok_find(rt.tok, "<|im_end|>") < 0 ||
         (tmpl && !strstr(tmpl, "<|im_start|>"))) {
         fprintf(stderr, "moestream chat: %s has no ChatML chat template (<|im_start|>); only ChatML models "
@@ -246,8 +246,8 @@ int cli_chat(int argc, char **argv)
                         "<|im_end|> tokens suggest (it may not be a chat model)\n",
                 o.model_dir);
     int rc = 1;
-    float *logits = malloc(sizeof(float) * rt.m->hp.n_vocab);
-    struct sampler *smp = sampler_init(&o.samp, rt.m->hp.n_vocab);
+    float *logits = malloc(sizeof(float) * model_hparams(rt.m)->n_vocab);
+    struct sampler *smp = sampler_init(&o.samp, model_hparams(rt.m)->n_vocab);
     char *line = NULL, *buf = NULL;
     size_t cap = 0;
     if (!logits || !smp)

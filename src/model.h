@@ -1,10 +1,13 @@
 /*
- * model.h - a loaded split model: hyper-parameters from the manifest, views of
- * the pinned tensors, and the expert provider that streams routed experts.
+ * model.h - a loaded split model: its architecture (src/arch.h), hyper-
+ * parameters, the pinned weights (read once into RAM) and the plan of the
+ * RAM budget. Immutable after model_open and shareable by any number of
+ * engines and sequences: the mutable parts (expert cache, scratch, states)
+ * live in the engine (src/engine.h) and the sequences (src/seq.h).
  *
- * Owns: the split model, its pinned weights (read once into RAM), the
- * provider. Knows tensor names and architectures; never touches files or the
- * ring itself (io/ does). Called by the CLI, session.c and bench/.
+ * Owns: the split handle, the pinned arena, the architecture's bound layer
+ * tensors, and the budget arithmetic (through io/budget.h). Never touches
+ * file descriptors or the ring itself.
  */
 #ifndef MOESTREAM_MODEL_H
 #define MOESTREAM_MODEL_H
@@ -13,14 +16,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "pinned.h"
 #include "provider.h"
-#include "splitfmt.h"
 
-enum model_arch { ARCH_QWEN3MOE = 0, ARCH_MIXTRAL };
+struct split_model;
+struct split_layer;
+struct split_part;
+struct gguf_ctx;
+struct arch_ops;
 
+/* The hyper-parameters every architecture has, plus the options of the
+ * shared blocks. An architecture may keep more in its own bound data. */
 struct model_hparams {
-    enum model_arch arch;
     char arch_name[32];     /* general.architecture */
     int n_layer;
     int n_embd;
@@ -28,9 +34,9 @@ struct model_hparams {
     int n_head_kv;
     int head_dim;           /* key_length == value_length */
     int n_vocab;
-    int n_expert;
-    int n_expert_used;
-    int n_ff_exp;
+    int n_expert;           /* routed experts per MoE layer (largest) */
+    int n_expert_used;      /* experts per token (largest) */
+    int n_ff_exp;           /* routed expert hidden size */
     int n_ctx_train;
     float rope_base;
     float rms_eps;
@@ -46,68 +52,62 @@ struct mtensor {
     int64_t ne[4];          /* ne[0] = row length */
 };
 
-struct model_layer {
-    struct mtensor attn_norm;   /* [n_embd] F32 */
-    struct mtensor wq;          /* (n_embd) -> n_head * head_dim */
-    struct mtensor wk;          /* (n_embd) -> n_head_kv * head_dim */
-    struct mtensor wv;          /* (n_embd) -> n_head_kv * head_dim */
-    struct mtensor wo;          /* (n_head * head_dim) -> n_embd */
-    struct mtensor q_norm;      /* [head_dim], qk_norm only */
-    struct mtensor k_norm;      /* [head_dim], qk_norm only */
-    struct mtensor ffn_norm;    /* [n_embd] */
-    struct mtensor router;      /* (n_embd) -> n_expert */
-    /* expert parts: offsets inside a blob, from the split layer */
-    const struct split_part *gate;  /* (n_embd) -> n_ff_exp */
-    const struct split_part *up;    /* (n_embd) -> n_ff_exp */
-    const struct split_part *down;  /* (n_ff_exp) -> n_embd */
-};
-
 struct model_opts {
-    struct provider_opts io;    /* cache_bytes is computed from ram_budget */
+    struct provider_opts io;    /* for the engines; cache_bytes comes from the plan */
     uint64_t ram_budget;        /* bytes for everything; 0 = automatic */
-    /* The session this model will serve, counted in the budget (its KV cache
-     * and scratch): n_ctx 0 = min(the model's context, 4096). */
+    /* What the engine will hold, counted in the budget: n_seq sequences of
+     * n_ctx positions (0 = min(the model's context, 4096)), steps of n_batch
+     * rows (0 = 256, at most n_ctx * n_seq), n_threads (0 = 1). */
     int n_ctx;
-    int n_batch;                /* 0 = 256, at most n_ctx */
-    int n_threads;              /* 0 = 1 */
+    int n_batch;
+    int n_seq;                  /* 0 = 1 */
+    int n_threads;
     bool verify_pinned;         /* XXH3 of every pinned tensor at load */
     uint64_t cache_bytes;       /* nonzero: expert cache size, overriding the budget's share */
 };
 
-struct model {
-    struct split_model *split;
-    struct pinned pinned;
-    struct provider *prov;
-    struct model_hparams hp;
-    struct mtensor tok_embd;    /* [n_vocab] rows of n_embd */
-    struct mtensor output_norm;
-    struct mtensor output;      /* (n_embd) -> n_vocab */
-    struct model_layer *layers; /* [n_layer] */
-    uint64_t ram_budget;        /* resolved budget */
-    int n_ctx, n_batch;         /* resolved session sizes the budget counted */
-    int request_cap;            /* see model_request_cap() */
-    uint64_t cache_bytes;       /* part of it for expert slots */
+/* The budget as resolved at load. */
+struct model_plan {
+    uint64_t ram_budget;
+    uint64_t cache_bytes;       /* expert slots */
+    uint64_t state_bytes;       /* one sequence's state (all layers) */
+    uint64_t scratch_bytes;     /* one engine's scratch */
+    int n_ctx, n_batch, n_seq, n_threads;
+    int request_cap;            /* experts per provider request (io/budget.h) */
 };
+
+struct model;
+
+/* Opens DIR: manifest, architecture, pinned weights, budget. 0 or -errno
+ * with one line in err. */
+int model_open(struct model **out, const char *dir, const struct model_opts *o, char *err, size_t errlen);
+void model_close(struct model *m);
 
 /* Reads hyper-parameters only (cheap; no weights). 0 or -errno with err. */
 int model_read_hparams(const struct split_model *s, struct model_hparams *hp, char *err, size_t errlen);
 
-/* Opens DIR: manifest, pinned weights, provider under the RAM budget. */
-int model_open(struct model **out, const char *dir, const struct model_opts *o, char *err, size_t errlen);
-void model_close(struct model *m);
+const struct model_hparams *model_hparams(const struct model *m);
+const struct model_plan *model_plan(const struct model *m);
+const struct arch_ops *model_arch(const struct model *m);
+const struct split_model *model_split(const struct model *m);
+const struct gguf_ctx *model_manifest(const struct model *m);
+const struct provider_opts *model_io_opts(const struct model *m);
+/* The architecture's bound layers (its own struct; see its arch_*.c). */
+const void *model_layers(const struct model *m);
 
-/* Most distinct experts the forward pass asks the provider for at once:
- * half the cache's slots (at least n_expert_used), so a layer's union of
- * experts in prompt processing streams through a small cache in waves.
- * Trace replay uses the same rule so it reproduces the run's reads. */
-int model_request_cap(const struct model *m);
+/* Binding helpers for architectures (bind() of src/arch.h). A pinned tensor
+ * view by name, checked against ne0 (and ne1 when > 0) and for a kernel;
+ * missing and !required leaves *t zeroed and returns 0. */
+int model_bind_tensor(const struct model *m, struct mtensor *t, const char *name, int64_t ne0, int64_t ne1,
+                      bool required, char *err, size_t errlen);
+/* An expert part of layer il (offset and type inside each blob), checked
+ * against the per-expert shape [ne0, ne1] and for a dot kernel. */
+int model_bind_part(const struct model *m, int il, const struct split_part **out, const char *name, int64_t ne0,
+                    int64_t ne1, char *err, size_t errlen);
+/* Routed experts of layer il in the split (0 for a layer without). */
+int model_layer_experts(const struct model *m, int il);
 
-/* Reads every expert of every layer into the cache, as far as the cache
- * holds them (for runs that should start warm). progress(done, total) may be
- * NULL. 0, or the provider's error (message in err). */
-int model_preload(struct model *m, void (*progress)(uint64_t done, uint64_t total), char *err, size_t errlen);
-
-/* Parses "8G", "512M", "1.5G", "123456" into bytes; 0 on success. */
+/* Parses "8G", "512M", "1.5G", "123456" into bytes; 0, -EINVAL or -ERANGE. */
 int model_parse_size(const char *s, uint64_t *out);
 
 #endif

@@ -20,11 +20,13 @@
 
 #include <cmocka.h>
 
+#include "engine.h"
 #include "model.h"
-#include "pool.h"
 #include "quant.h"
+#include "seq.h"
 #include "session.h"
 #include "split.h"
+#include "splitfmt.h"
 
 #define SKIP_NO_FIXTURES()                                                                      \
     do {                                                                                        \
@@ -98,25 +100,29 @@ static float *run_model(const char *dir, const int32_t *tok, int n, const struct
     mo.cache_bytes = cfg->cache_bytes;
     mo.verify_pinned = true;
     mo.io.verify_reads = true;
+    mo.n_batch = cfg->n_batch;
+    mo.n_ctx = n;
+    mo.n_threads = 2;
     struct model *m;
     int rc = model_open(&m, dir, &mo, err, sizeof(err));
     if (rc < 0)
         fail_msg("model_open %s: %s", dir, err);
-    struct pool *pool = pool_init(2);
-    assert_non_null(pool);
-    struct session_opts so = { .n_ctx = n, .n_batch = cfg->n_batch, .n_threads = 2, .prefetch = cfg->prefetch };
+    struct engine *e;
+    struct engine_opts eo = { .n_threads = 2, .prefetch = cfg->prefetch, .isa = quant_isa_name() };
+    if (engine_open(&e, m, &eo, err, sizeof(err)) < 0)
+        fail_msg("engine_open: %s", err);
     struct session *s;
-    if (session_init(&s, m, pool, &so, err, sizeof(err)) < 0)
+    if (session_init(&s, e, n, err, sizeof(err)) < 0)
         fail_msg("session_init: %s", err);
-    *n_vocab = m->hp.n_vocab;
-    float *logits = malloc(sizeof(float) * (size_t)n * m->hp.n_vocab);
+    *n_vocab = model_hparams(m)->n_vocab;
+    float *logits = malloc(sizeof(float) * (size_t)n * *n_vocab);
     assert_non_null(logits);
     if (session_eval(s, tok, n, logits, true) < 0)
         fail_msg("eval: %s", session_error(s));
     if (ps)
-        provider_get_stats(m->prov, ps);
+        provider_get_stats(engine_provider(e), ps);
     session_free(s);
-    pool_free(pool);
+    engine_close(e);
     model_close(m);
     return logits;
 }
@@ -309,12 +315,191 @@ static void test_tinymoe_nll(void **state)
     free(llama);
 }
 
+
+/* arch/: one random model per further architecture, against llama.cpp run
+ * on the dequantized weights (the reference), with llama.cpp's own Q8_0 run
+ * as the tolerance (fixtures README, arch/ section). Resident and streamed
+ * through a cache of 4 slots, every ISA. */
+struct arch_case {
+    const char *name;
+    double llama_kl, llama_top1;   /* llama.cpp's Q8_0 run against the reference */
+};
+
+static void check_arch(const struct arch_case *ac)
+{
+    char rel[256], p[4400];
+    size_t len;
+    snprintf(rel, sizeof(rel), "arch/%s-Q8_0.gguf", ac->name);
+    const char *dir = split_fixture(rel, ac->name);
+    snprintf(p, sizeof(p), "%s/arch/%s-Q8_0.tok.i32", fixtures, ac->name);
+    int32_t *tok = read_file(p, &len);
+    assert_non_null(tok);
+    int n = (int)(len / 4), nv;
+    snprintf(p, sizeof(p), "%s/arch/%s-Q8_0.dq.logits.f32", fixtures, ac->name);
+    float *ref = read_file(p, &len);
+    assert_non_null(ref);
+    struct split_model *sm;
+    char err[512];
+    assert_int_equal(split_open(&sm, dir, err, sizeof(err)), 0);
+    uint64_t slot = 0;
+    for (int l = 0; l < sm->n_layer; l++)
+        if (sm->layers[l].blob_size > slot)
+            slot = sm->layers[l].blob_size;
+    split_close(sm);
+    const char *isas[] = { "ref", "avx2", "avx512" };
+    float *base = NULL;
+    int bad = 0;
+    for (int ii = 0; ii < 3; ii++) {
+        if (quant_select_isa(isas[ii]) < 0) {
+            printf("  %s: ISA %s not available on this CPU, skipped\n", ac->name, isas[ii]);
+            continue;
+        }
+        struct run_cfg resident = { PROVIDER_IO_URING, 0, 64, false };
+        float *x = run_model(dir, tok, n, &resident, &nv, NULL);
+        assert_int_equal(len, sizeof(float) * (size_t)n * nv);
+        double kl, top1;
+        compare(ref, x, n, nv, &kl, &top1);
+        struct run_cfg streamed = { PROVIDER_IO_URING, 4 * slot, 64, false };
+        struct provider_stats ps;
+        float *y = run_model(dir, tok, n, &streamed, &nv, &ps);
+        bool same = memcmp(x, y, sizeof(float) * (size_t)n * nv) == 0;
+        printf("  %-10s %-6s KL mean %.3g (llama.cpp Q8_0 %.3g)  top-1 %.3f (llama.cpp %.3f)  streamed (%llu misses) "
+               "identical %s\n",
+               ac->name, isas[ii], kl, ac->llama_kl, top1, ac->llama_top1, (unsigned long long)ps.misses,
+               same ? "yes" : "NO");
+        bad += kl > ac->llama_kl || top1 < ac->llama_top1 || !same || ps.misses == 0;
+        free(y);
+        if (!base)
+            base = x;
+        else
+            free(x);
+    }
+    quant_init();
+    assert_int_equal(bad, 0);
+    free(base);
+    free(ref);
+    free(tok);
+}
+
+static void test_arch_llama(void **state)
+{
+    (void)state;
+    if (!have_fixtures())
+        SKIP_NO_FIXTURES();
+    struct arch_case ac = { "llama", 0.0060, 0.980 };
+    check_arch(&ac);
+}
+
+/* Four sequences decoded together: 4 different prompts (slices of the
+ * fixture prompt's tokens, of different lengths) are prefilled in shared
+ * steps (rows of all four in one step), then decoded together for 8 steps
+ * with teacher-forced tokens; every sequence's logits must be bit-identical
+ * to running it alone, streamed through a small cache. */
+static void test_multi_sequence(void **state)
+{
+    (void)state;
+    if (!have_fixtures())
+        SKIP_NO_FIXTURES();
+    const char *dir = split_fixture("models/q3moe-a-Q4_K_M.gguf", "q3moe-a-Q4_K_M");
+    char p[4400], err[1024];
+    size_t len;
+    snprintf(p, sizeof(p), "%s/models/q3moe-a-Q4_K_M.tokens.i32", fixtures);
+    int32_t *tok = read_file(p, &len);
+    assert_non_null(tok);
+    int n_tok = (int)(len / 4);
+    enum { NS = 4, DEC = 8 };
+    const int start[NS] = { 0, 17, 40, 90 }, plen[NS] = { 9, 23, 5, 14 };
+    int nv = 0;
+    /* alone: prompt then DEC teacher-forced steps, one session each */
+    float *alone[NS];
+    for (int q = 0; q < NS; q++) {
+        assert_true(start[q] + plen[q] + DEC <= n_tok);
+        struct run_cfg cfg = { PROVIDER_IO_URING, 0, 64, false };
+        alone[q] = run_model(dir, tok + start[q], plen[q] + DEC, &cfg, &nv, NULL);
+    }
+    /* together: one engine, 4 sequences, a small cache */
+    struct model_opts mo = { 0 };
+    mo.io.io = PROVIDER_IO_URING;
+    mo.n_ctx = 64;
+    mo.n_seq = NS;
+    mo.n_batch = 64;
+    mo.n_threads = 2;
+    struct model *m;
+    if (model_open(&m, dir, &mo, err, sizeof(err)) < 0)
+        fail_msg("model_open: %s", err);
+    struct engine *e;
+    struct engine_opts eo = { .n_threads = 2 };
+    if (engine_open(&e, m, &eo, err, sizeof(err)) < 0)
+        fail_msg("engine_open: %s", err);
+    struct seq *sq[NS];
+    for (int q = 0; q < NS; q++)
+        assert_int_equal(seq_init(&sq[q], m, 64, err, sizeof(err)), 0);
+    int32_t rt[64], rp[64];
+    struct seq *rs[64];
+    uint8_t ro[64];
+    float *lg = malloc(sizeof(float) * 64 * (size_t)nv);
+    assert_non_null(lg);
+    int bad = 0;
+    /* prefill: rows of all four prompts interleaved in one step */
+    int n = 0;
+    for (int i = 0; i < 23; i++)
+        for (int q = 0; q < NS; q++)
+            if (i < plen[q]) {
+                rt[n] = tok[start[q] + i];
+                rp[n] = i;
+                rs[n] = sq[q];
+                ro[n] = 1;
+                n++;
+            }
+    struct engine_batch b = { n, rt, rp, rs, ro };
+    if (engine_step(e, &b, lg) < 0)
+        fail_msg("step: %s", engine_error(e));
+    int row = 0;
+    for (int i = 0; i < 23; i++)
+        for (int q = 0; q < NS; q++)
+            if (i < plen[q])
+                bad += memcmp(lg + (size_t)row++ * nv, alone[q] + (size_t)i * nv, sizeof(float) * nv) != 0;
+    /* decode: one row per sequence per step */
+    for (int d = 0; d < DEC; d++) {
+        for (int q = 0; q < NS; q++) {
+            rt[q] = tok[start[q] + plen[q] + d];
+            rp[q] = plen[q] + d;
+            rs[q] = sq[q];
+            ro[q] = 1;
+        }
+        struct engine_batch bd = { NS, rt, rp, rs, ro };
+        if (engine_step(e, &bd, lg) < 0)
+            fail_msg("step: %s", engine_error(e));
+        for (int q = 0; q < NS; q++)
+            bad += memcmp(lg + (size_t)q * nv, alone[q] + (size_t)(plen[q] + d) * nv, sizeof(float) * nv) != 0;
+    }
+    printf("  4 sequences in shared steps (%d prefill rows, %d decode steps): %d rows differ from running alone\n", n,
+           DEC, bad);
+    /* a row that does not continue its sequence is refused */
+    rt[0] = tok[0];
+    rp[0] = 3;
+    rs[0] = sq[0];
+    struct engine_batch wrong = { 1, rt, rp, rs, NULL };
+    assert_int_equal(engine_step(e, &wrong, lg), -EINVAL);
+    assert_int_equal(bad, 0);
+    for (int q = 0; q < NS; q++) {
+        seq_free(sq[q]);
+        free(alone[q]);
+    }
+    free(lg);
+    engine_close(e);
+    model_close(m);
+    free(tok);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_golden_logits),
         cmocka_unit_test(test_streaming_identical),
         cmocka_unit_test(test_tinymoe_nll),
+        cmocka_unit_test(test_arch_llama),
+        cmocka_unit_test(test_multi_sequence),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

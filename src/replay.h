@@ -1,14 +1,13 @@
 /*
- * replay.h - trace replay: drives a model's expert provider with the requests
+ * replay.h - trace replay: drives an engine's expert provider with the requests
  * a recorded run made (src/trace.h), with no compute, to measure the I/O-only
  * ceiling of that run on this machine and cache configuration.
  *
  * For each forward step of the trace and each layer, the replay requests the
  * union of the step's experts in record order, cut into requests of at most
- * the forward pass's request size (see replay_request_cap), then takes and
- * releases every delivered expert at once - the request pattern of
- * src/qwen3moe.c moe(), so the bytes read equal the run's for the same cache
- * size and backend (exactly with a deterministic completion order, e.g. the
+ * the forward pass's request size (the model plan's request_cap), through
+ * the same expert stream as the forward pass (io/expert_stream.h), so the
+ * bytes read equal the run's for the same cache size and backend (exactly with a deterministic completion order, e.g. the
  * buffered backend or a cache that never evicts).
  * Does not print or exit. Allocates only at the start of replay_run.
  * Called by src/cli_iobench.c and tests/test_bench.c.
@@ -19,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "model.h"
+#include "engine.h"
 #include "trace.h"
 
 struct replay_stats {
@@ -35,14 +34,9 @@ struct replay_stats {
     double io_wait_s;         /* the provider's blocked time */
 };
 
-/* Experts the forward pass asks the provider for in one request: half the
- * cache's slots, at least n_expert_used (src/qwen3moe.c uses the same rule;
- * change both together). */
-int replay_request_cap(const struct model *m);
-
-/* Replays t through m's provider (whose cache should start as the run's did:
+/* Replays t through e's provider (whose cache should start as the run's did:
  * fresh, or preloaded when t->h.preload). The trace must match the model's
  * n_layer, n_expert and n_expert_used. 0 or -errno with err. */
-int replay_run(struct model *m, const struct trace *t, struct replay_stats *st, char *err, size_t errlen);
+int replay_run(struct engine *e, const struct trace *t, struct replay_stats *st, char *err, size_t errlen);
 
 #endif

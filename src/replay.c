@@ -1,7 +1,10 @@
 /*
- * replay.c - trace replay through the expert provider (bench/replay.h).
+ * replay.c - trace replay through the expert provider (src/replay.h).
  */
 #include "replay.h"
+
+#include "expert_stream.h"
+#include "provider.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -16,14 +19,10 @@ static double replay_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-int replay_request_cap(const struct model *m)
+int replay_run(struct engine *e, const struct trace *t, struct replay_stats *st, char *err, size_t errlen)
 {
-    return model_request_cap(m);
-}
-
-int replay_run(struct model *m, const struct trace *t, struct replay_stats *st, char *err, size_t errlen)
-{
-    const struct model_hparams *hp = &m->hp;
+    const struct model *m = engine_model(e);
+    const struct model_hparams *hp = model_hparams(m);
     memset(st, 0, sizeof(*st));
     if (t->h.n_layer != hp->n_layer || t->h.n_expert != hp->n_expert || t->h.n_expert_used != hp->n_expert_used) {
         snprintf(err, errlen,
@@ -32,19 +31,29 @@ int replay_run(struct model *m, const struct trace *t, struct replay_stats *st, 
                  t->h.n_layer, t->h.n_expert, t->h.n_expert_used, hp->n_layer, hp->n_expert, hp->n_expert_used);
         return -EINVAL;
     }
-    int *uniq = malloc(sizeof(int) * (size_t)hp->n_expert);
-    uint32_t *seen = calloc((size_t)hp->n_expert, sizeof(uint32_t));
-    if (!uniq || !seen) {
-        free(uniq);
-        free(seen);
+    struct expert_stream_scratch es = { 0 };
+    int max_step = 1;
+    for (int i = 0; i < t->n_steps; i++)
+        if (t->step_tokens[i] > max_step)
+            max_step = t->step_tokens[i];
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)hp->n_expert_used * (size_t)max_step);
+    es.uniq = malloc(sizeof(int32_t) * (size_t)hp->n_expert);
+    es.seen = calloc((size_t)hp->n_expert, sizeof(uint32_t));
+    es.b_ids = malloc(sizeof(int32_t) * (size_t)hp->n_expert);
+    es.b_blobs = malloc(sizeof(*es.b_blobs) * (size_t)hp->n_expert);
+    if (!ids || !es.uniq || !es.seen || !es.b_ids || !es.b_blobs) {
+        free(ids);
+        free(es.uniq);
+        free(es.seen);
+        free(es.b_ids);
+        free(es.b_blobs);
         snprintf(err, errlen, "replay: out of memory");
         return -ENOMEM;
     }
-    struct provider *prov = m->prov;
+    struct provider *prov = engine_provider(e);
     struct provider_stats p0, p1;
     provider_get_stats(prov, &p0);
-    int cap = replay_request_cap(m), rc = 0;
-    uint32_t stamp = 0;
+    int cap = model_plan(m)->request_cap, rc = 0;
     uint64_t decode_bytes = 0;
 
     for (int s = 0; s < t->n_steps && rc == 0; s++) {
@@ -53,26 +62,14 @@ int replay_run(struct model *m, const struct trace *t, struct replay_stats *st, 
         double t0 = replay_now();
         for (int r = t->step_first[s]; r < t->step_first[s + 1] && rc == 0;) {
             /* one layer of the step: the union of its tokens' experts, in order */
-            int layer = t->rec[r].layer, n_uniq = 0;
-            stamp++;
+            int layer = t->rec[r].layer, n_ids = 0;
             for (; r < t->step_first[s + 1] && t->rec[r].layer == layer; r++)
-                for (int j = 0; j < t->rec[r].k; j++) {
-                    int e = t->experts[t->rec[r].first + j];
-                    if (seen[e] != stamp) {
-                        seen[e] = stamp;
-                        uniq[n_uniq++] = e;
-                    }
-                }
-            for (int c0 = 0; c0 < n_uniq && rc == 0; c0 += cap) {
-                int nc = n_uniq - c0 < cap ? n_uniq - c0 : cap;
-                rc = provider_request(prov, layer, uniq + c0, nc);
-                int e;
-                const uint8_t *blob;
-                while (rc >= 0 && (rc = provider_next(prov, &e, &blob)) > 0)
-                    provider_release(prov, layer, e);
-                if (rc < 0)
-                    snprintf(err, errlen, "replay: step %d layer %d: %s", s, layer, provider_error(prov));
-            }
+                for (int j = 0; j < t->rec[r].k; j++)
+                    ids[n_ids++] = t->experts[t->rec[r].first + j];
+            int n_uniq = expert_stream_union(&es, ids, n_ids);
+            rc = expert_stream_run(prov, layer, &es, n_uniq, cap, NULL, NULL, NULL, NULL);
+            if (rc < 0)
+                snprintf(err, errlen, "replay: step %d layer %d: %s", s, layer, provider_error(prov));
         }
         double dt = replay_now() - t0;
         if (t->step_tokens[s] == 1) {
@@ -96,7 +93,10 @@ int replay_run(struct model *m, const struct trace *t, struct replay_stats *st, 
     st->misses = p1.misses - p0.misses;
     st->evictions = p1.evictions - p0.evictions;
     st->io_wait_s = p1.io_wait_s - p0.io_wait_s;
-    free(uniq);
-    free(seen);
+    free(ids);
+    free(es.uniq);
+    free(es.seen);
+    free(es.b_ids);
+    free(es.b_blobs);
     return rc < 0 ? rc : 0;
 }

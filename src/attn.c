@@ -1,0 +1,180 @@
+/*
+ * attn.c - GQA attention over per-sequence KV caches (see attn.h).
+ */
+#include "attn.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blocks.h"
+#include "seq.h"
+
+uint64_t attn_kv_bytes(int n_layer, int n_ctx, int n_kv)
+{
+    return 2ull * n_layer * (uint64_t)n_ctx * n_kv * sizeof(float);
+}
+
+int attn_kv_init(struct attn_kv *kv, int n_layer, int n_ctx, int n_kv)
+{
+    size_t n = (size_t)n_layer * n_ctx * n_kv;
+    kv->k = calloc(n, sizeof(float));
+    kv->v = calloc(n, sizeof(float));
+    kv->n_layer = n_layer;
+    kv->n_ctx = n_ctx;
+    kv->n_kv = n_kv;
+    if (!kv->k || !kv->v) {
+        attn_kv_free(kv);
+        return -1;
+    }
+    return 0;
+}
+
+void attn_kv_free(struct attn_kv *kv)
+{
+    free(kv->k);
+    free(kv->v);
+    kv->k = kv->v = NULL;
+}
+
+uint64_t attn_scratch_bytes(const struct attn_hparams *hp, int n_batch, int n_ctx, int n_threads)
+{
+    uint64_t B = (uint64_t)n_batch, nq = (uint64_t)hp->n_head * hp->head_dim,
+             nkv = (uint64_t)hp->n_head_kv * hp->head_dim;
+    return (B * nq * 2 + B * nkv * 2 + (uint64_t)n_threads * n_ctx + B * hp->head_dim) * sizeof(float) +
+           B * sizeof(void *);
+}
+
+int attn_scratch_init(struct attn_scratch *s, const struct attn_hparams *hp, int n_batch, int n_ctx,
+                      int n_threads)
+{
+    size_t B = (size_t)n_batch, nq = (size_t)hp->n_head * hp->head_dim, nkv = (size_t)hp->n_head_kv * hp->head_dim;
+    memset(s, 0, sizeof(*s));
+    s->q = calloc(B * nq, sizeof(float));
+    s->k = calloc(B * nkv, sizeof(float));
+    s->v = calloc(B * nkv, sizeof(float));
+    s->att = calloc(B * nq, sizeof(float));
+    s->scores = calloc((size_t)n_threads * n_ctx, sizeof(float));
+    s->rope_cos = calloc(B * (hp->head_dim / 2), sizeof(float));
+    s->rope_sin = calloc(B * (hp->head_dim / 2), sizeof(float));
+    s->kv = calloc(B, sizeof(*s->kv));
+    if (!s->q || !s->k || !s->v || !s->att || !s->scores || !s->rope_cos || !s->rope_sin || !s->kv) {
+        attn_scratch_free(s);
+        return -1;
+    }
+    return 0;
+}
+
+void attn_scratch_free(struct attn_scratch *s)
+{
+    free(s->q);
+    free(s->k);
+    free(s->v);
+    free(s->att);
+    free(s->scores);
+    free(s->rope_cos);
+    free(s->rope_sin);
+    free(s->kv);
+    memset(s, 0, sizeof(*s));
+}
+
+void attn_prepare(struct attn_scratch *s, const struct attn_hparams *hp, const struct engine_batch *b)
+{
+    int half = hp->head_dim / 2;
+    for (int t = 0; t < b->n; t++)
+        blocks_rope_table(s->rope_cos + (size_t)t * half, s->rope_sin + (size_t)t * half, b->pos[t], hp->head_dim,
+                          hp->rope_base);
+}
+
+struct attn_job {
+    struct attn_scratch *s;
+    const struct attn_hparams *hp;
+    const struct engine_batch *b;
+    int layer, n_ctx_max;
+};
+
+/* Causal GQA attention for (row, head) pairs, split over pool tasks. */
+static void attn_task(void *ctx, int task, int n_tasks)
+{
+    const struct attn_job *j = ctx;
+    const struct attn_hparams *hp = j->hp;
+    struct attn_scratch *s = j->s;
+    int hd = hp->head_dim, n_kv = hp->n_head_kv * hd, group = hp->n_head / hp->n_head_kv;
+    int total = j->b->n * hp->n_head;
+    float *sc = s->scores + (size_t)task * j->n_ctx_max;
+    float inv = 1.0f / sqrtf((float)hd);
+    for (int p = task; p < total; p += n_tasks) {
+        int t = p / hp->n_head, h = p % hp->n_head, kvh = h / group;
+        const struct attn_kv *kv = s->kv[t];
+        const float *kc = kv->k + (size_t)j->layer * kv->n_ctx * n_kv;
+        const float *vc = kv->v + (size_t)j->layer * kv->n_ctx * n_kv;
+        int pos = j->b->pos[t];
+        const float *q = s->q + (size_t)t * hp->n_head * hd + (size_t)h * hd;
+        float mx = -INFINITY;
+        for (int i = 0; i <= pos; i++) {
+            const float *k = kc + (size_t)i * n_kv + (size_t)kvh * hd;
+            float d = 0;
+            for (int e = 0; e < hd; e++)
+                d += q[e] * k[e];
+            sc[i] = d * inv;
+            if (sc[i] > mx)
+                mx = sc[i];
+        }
+        double sum = 0;
+        for (int i = 0; i <= pos; i++) {
+            sc[i] = expf(sc[i] - mx);
+            sum += sc[i];
+        }
+        float *out = s->att + (size_t)t * hp->n_head * hd + (size_t)h * hd;
+        memset(out, 0, sizeof(float) * hd);
+        for (int i = 0; i <= pos; i++) {
+            float w = (float)(sc[i] / sum);
+            const float *v = vc + (size_t)i * n_kv + (size_t)kvh * hd;
+            for (int e = 0; e < hd; e++)
+                out[e] += w * v[e];
+        }
+    }
+}
+
+void attn_forward(struct fwd *f, struct attn_scratch *s, const struct attn_hparams *hp,
+                  const struct attn_weights *w, int il, const struct engine_batch *b, const float *xb, float *out)
+{
+    int n = b->n, hd = hp->head_dim, n_q = hp->n_head * hd, n_kv = hp->n_head_kv * hd;
+    struct blocks_mm_part qkv[3] = {
+        { s->q, w->wq->data, w->wq->type, n_q },
+        { s->k, w->wk->data, w->wk->type, n_kv },
+        { s->v, w->wv->data, w->wv->type, n_kv },
+    };
+    blocks_mm_fused(f, qkv, 3, hp->n_embd, xb, n);
+
+    int64_t work = 0;
+    for (int t = 0; t < n; t++) {
+        const float *cs = s->rope_cos + (size_t)t * (hd / 2), *sn = s->rope_sin + (size_t)t * (hd / 2);
+        for (int h = 0; h < hp->n_head; h++) {
+            float *q = s->q + (size_t)t * n_q + (size_t)h * hd;
+            if (hp->qk_norm)
+                blocks_rmsnorm(q, q, w->q_norm->data, hd, hp->rms_eps);
+            blocks_rope(q, cs, sn, hd, hp->rope_neox);
+        }
+        for (int h = 0; h < hp->n_head_kv; h++) {
+            float *k = s->k + (size_t)t * n_kv + (size_t)h * hd;
+            if (hp->qk_norm)
+                blocks_rmsnorm(k, k, w->k_norm->data, hd, hp->rms_eps);
+            blocks_rope(k, cs, sn, hd, hp->rope_neox);
+        }
+        struct attn_kv *kv = s->kv[t];
+        size_t slot = ((size_t)il * kv->n_ctx + (size_t)b->pos[t]) * n_kv;
+        memcpy(kv->k + slot, s->k + (size_t)t * n_kv, sizeof(float) * n_kv);
+        memcpy(kv->v + slot, s->v + (size_t)t * n_kv, sizeof(float) * n_kv);
+        work += (int64_t)hp->n_head * (b->pos[t] + 1) * hd;
+    }
+
+    struct attn_job job = { s, hp, b, il, f->n_ctx };
+    /* short contexts: less work than waking the pool costs */
+    if (work < (1 << 17))
+        attn_task(&job, 0, 1);
+    else
+        pool_run(f->pool, attn_task, &job, f->n_threads);
+    blocks_act_dirty(f);
+    blocks_mm(f, out, w->wo->data, w->wo->type, hp->n_embd, n_q, s->att, n);
+}

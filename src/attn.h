@@ -1,0 +1,63 @@
+/*
+ * attn.h - grouped-query attention over a per-sequence KV cache, for rows
+ * of several sequences in one step: q/k/v projections (fused), optional
+ * per-head RMSNorm of q and k, rotary embeddings, the causal softmax over
+ * each row's own sequence, and the output projection.
+ *
+ * Owns: the float32 KV cache layout [n_layer][n_ctx][n_head_kv * head_dim]
+ * (k and v), its scratch, and the attention arithmetic. The architecture
+ * owns which layers use it and their weights.
+ */
+#ifndef MOESTREAM_ATTN_H
+#define MOESTREAM_ATTN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "fwd.h"
+
+struct attn_kv {
+    float *k, *v;          /* [n_layer][n_ctx][n_kv] */
+    int n_layer, n_ctx, n_kv;
+};
+
+struct attn_hparams {
+    int n_embd, n_head, n_head_kv, head_dim;
+    float rms_eps, rope_base;
+    bool qk_norm, rope_neox;
+};
+
+/* One layer's weights (views into the pinned arena). */
+struct attn_weights {
+    const struct mtensor *wq, *wk, *wv, *wo;
+    const struct mtensor *q_norm, *k_norm;   /* qk_norm only */
+};
+
+struct attn_scratch {
+    float *q;              /* [B][n_head * head_dim] */
+    float *k, *v;          /* [B][n_head_kv * head_dim] */
+    float *att;            /* [B][n_head * head_dim] */
+    float *scores;         /* [n_threads][n_ctx] */
+    float *rope_cos, *rope_sin; /* [B][head_dim / 2] */
+    struct attn_kv **kv;   /* [B] the cache of each row's sequence */
+};
+
+uint64_t attn_kv_bytes(int n_layer, int n_ctx, int n_kv);
+int attn_kv_init(struct attn_kv *kv, int n_layer, int n_ctx, int n_kv);
+void attn_kv_free(struct attn_kv *kv);
+
+uint64_t attn_scratch_bytes(const struct attn_hparams *hp, int n_batch, int n_ctx, int n_threads);
+int attn_scratch_init(struct attn_scratch *s, const struct attn_hparams *hp, int n_batch, int n_ctx,
+                      int n_threads);
+void attn_scratch_free(struct attn_scratch *s);
+
+/* Rope tables of the batch's rows (once per step, all layers share them). */
+void attn_prepare(struct attn_scratch *s, const struct attn_hparams *hp, const struct engine_batch *b);
+
+/* out[n][n_embd] = attention of layer il for the rows of b, given their
+ * normed inputs xb[n][n_embd]; s->kv[t] must point at row t's cache. Writes
+ * each row's k, v into its cache at its position first. */
+void attn_forward(struct fwd *f, struct attn_scratch *s, const struct attn_hparams *hp,
+                  const struct attn_weights *w, int il, const struct engine_batch *b, const float *xb, float *out);
+
+#endif

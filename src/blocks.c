@@ -1,0 +1,145 @@
+/*
+ * blocks.c - norms, rotary embeddings and projections (see blocks.h).
+ */
+#include "blocks.h"
+
+#include <assert.h>
+#include <math.h>
+#include <time.h>
+
+#include "matvec.h"
+#include "quant.h"
+
+double blocks_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void blocks_rmsnorm(float *y, const float *x, const float *w, int n, float eps)
+{
+    double ss = 0;
+    for (int i = 0; i < n; i++)
+        ss += (double)x[i] * x[i];
+    float scale = (float)(1.0 / sqrt(ss / n + eps));
+    for (int i = 0; i < n; i++)
+        y[i] = x[i] * scale * w[i];
+}
+
+void blocks_rope_table(float *cs, float *sn, int pos, int n_rot, float base)
+{
+    int half = n_rot / 2;
+    for (int i = 0; i < half; i++) {
+        double theta = (double)pos * pow(base, -2.0 * i / n_rot);
+        cs[i] = (float)cos(theta);
+        sn[i] = (float)sin(theta);
+    }
+}
+
+void blocks_rope(float *v, const float *cs, const float *sn, int n_rot, bool neox)
+{
+    int half = n_rot / 2;
+    for (int i = 0; i < half; i++) {
+        int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+        float x0 = v[a], x1 = v[b];
+        v[a] = x0 * cs[i] - x1 * sn[i];
+        v[b] = x0 * sn[i] + x1 * cs[i];
+    }
+}
+
+void blocks_act_dirty(struct fwd *f)
+{
+    f->aq.xq_src = NULL;
+}
+
+size_t blocks_actq_rows(const struct model_hparams *hp, int n_batch)
+{
+    return (size_t)n_batch * (size_t)hp->n_expert_used;
+}
+
+size_t blocks_actq_row_bytes(const struct model_hparams *hp)
+{
+    int64_t mx = hp->n_embd;
+    if ((int64_t)hp->n_head * hp->head_dim > mx)
+        mx = (int64_t)hp->n_head * hp->head_dim;
+    if (hp->n_ff_exp > mx)
+        mx = hp->n_ff_exp;
+    return matvec_act_size(QT_F32, mx);
+}
+
+uint64_t blocks_engine_bytes(const struct model_hparams *hp, int n_batch)
+{
+    uint64_t xq = (uint64_t)blocks_actq_rows(hp, n_batch) * blocks_actq_row_bytes(hp);
+    uint64_t es = (uint64_t)hp->n_expert * (3 * sizeof(int32_t) + sizeof(void *));
+    return xq + es;
+}
+
+/* f->aq.xq = x[n_tok][n_in] quantized for weights of type wt, unless it
+ * already holds exactly that. */
+static void act_prepare(struct fwd *f, int wt, const float *x, int64_t n_in, int n_tok)
+{
+    struct actq *a = &f->aq;
+    int at = quant_traits(wt)->vec_dot_type;
+    if (a->xq_src == x && a->xq_type == at && a->xq_n == n_in && a->xq_rows == n_tok)
+        return;
+    size_t row = matvec_act_size(wt, n_in);
+    for (int t = 0; t < n_tok; t++)
+        matvec_quantize_act(wt, x + (size_t)t * n_in, (char *)a->xq + (size_t)t * row, n_in);
+    a->xq_src = x;
+    a->xq_type = at;
+    a->xq_n = (int)n_in;
+    a->xq_rows = n_tok;
+}
+
+void blocks_mm(struct fwd *f, float *y, const void *W, int wt, int64_t n_out, int64_t n_in, const float *x,
+               int n_tok)
+{
+    act_prepare(f, wt, x, n_in, n_tok);
+    if (n_tok == 1)
+        matvec(f->pool, y, W, wt, n_out, n_in, f->aq.xq);
+    else
+        matmul(f->pool, y, W, wt, n_out, n_in, f->aq.xq, n_tok);
+}
+
+struct mmf_job {
+    const struct blocks_mm_part *parts;
+    int n_parts;
+    int64_t n_in;
+    int n_tok;
+    const void *xq;
+    int64_t chunk;         /* rows per task */
+    int task0[5];          /* first task of each part; task0[n_parts] = total */
+};
+
+static void mmf_task(void *ctx, int task, int n_tasks)
+{
+    (void)n_tasks;
+    const struct mmf_job *j = ctx;
+    int p = 0;
+    while (task >= j->task0[p + 1])
+        p++;
+    const struct blocks_mm_part *mp = &j->parts[p];
+    int64_t r0 = (int64_t)(task - j->task0[p]) * j->chunk;
+    int64_t r1 = r0 + j->chunk < mp->n_out ? r0 + j->chunk : mp->n_out;
+    matmul_rows(mp->y, mp->n_out, mp->W, mp->wt, r0, r1, j->n_in, j->xq, j->n_tok);
+}
+
+void blocks_mm_fused(struct fwd *f, const struct blocks_mm_part *parts, int n_parts, int64_t n_in, const float *x,
+                     int n_tok)
+{
+    assert(n_parts >= 1 && n_parts <= 4);
+    int at = quant_traits(parts[0].wt)->vec_dot_type;
+    for (int p = 1; p < n_parts; p++)
+        if ((int)quant_traits(parts[p].wt)->vec_dot_type != at) {
+            /* different activation formats: one product at a time */
+            for (int q = 0; q < n_parts; q++)
+                blocks_mm(f, parts[q].y, parts[q].W, parts[q].wt, parts[q].n_out, n_in, x, n_tok);
+            return;
+        }
+    act_prepare(f, parts[0].wt, x, n_in, n_tok);
+    struct mmf_job j = { parts, n_parts, n_in, n_tok, f->aq.xq, n_tok == 1 ? 64 : 128, { 0 } };
+    for (int p = 0; p < n_parts; p++)
+        j.task0[p + 1] = j.task0[p] + (int)((parts[p].n_out + j.chunk - 1) / j.chunk);
+    pool_run(f->pool, mmf_task, &j, j.task0[n_parts]);
+}

@@ -1,0 +1,59 @@
+/*
+ * blocks.h - small shared blocks of the forward passes: RMSNorm, rotary
+ * embeddings (NEOX and interleaved pairs; partial rotation by dimension
+ * count), and projections through the quantized kernels with a cache of the
+ * quantized input, alone or fused (several matrices of one input in one
+ * pool run).
+ *
+ * Owns: the activation-quantization cache protocol (blocks_act_dirty after
+ * writing a buffer that may be cached). Allocates nothing.
+ */
+#ifndef MOESTREAM_BLOCKS_H
+#define MOESTREAM_BLOCKS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "fwd.h"
+
+/* y[n] = x[n] / rms(x) * w[n] (in double, as the reference). */
+void blocks_rmsnorm(float *y, const float *x, const float *w, int n, float eps);
+
+/* cos/sin tables of one position for rotation of the first n_rot dims of a
+ * head: cs[i], sn[i] for i < n_rot / 2, theta_i = pos * base^(-2i/n_rot). */
+void blocks_rope_table(float *cs, float *sn, int pos, int n_rot, float base);
+/* Rotates the first n_rot dims of v (NEOX: pairs (i, i + n_rot/2); else
+ * adjacent pairs (2i, 2i+1)). */
+void blocks_rope(float *v, const float *cs, const float *sn, int n_rot, bool neox);
+
+/* Marks the quantized-activation cache stale (its source buffer changed). */
+void blocks_act_dirty(struct fwd *f);
+
+/* y[n_tok][n_out] = x[n_tok][n_in] . W^T, W of type wt with rows of n_in. */
+void blocks_mm(struct fwd *f, float *y, const void *W, int wt, int64_t n_out, int64_t n_in, const float *x,
+               int n_tok);
+
+/* One output of a fused projection. */
+struct blocks_mm_part {
+    float *y;              /* [n_tok][n_out] */
+    const void *W;
+    int wt;
+    int64_t n_out;
+};
+/* Up to 4 projections of the same input in one pool run; same kernels and
+ * rows as blocks_mm, so the same numbers. */
+void blocks_mm_fused(struct fwd *f, const struct blocks_mm_part *parts, int n_parts, int64_t n_in, const float *x,
+                     int n_tok);
+
+/* The engine's own allocations for any architecture, in bytes: the
+ * quantized-activation cache (n_batch * n_expert_used rows of the largest
+ * input width) and the expert stream's scratch. Architectures add this to
+ * their scratch_bytes so the budget counts it. */
+uint64_t blocks_engine_bytes(const struct model_hparams *hp, int n_batch);
+/* Rows and bytes per row of the activation cache. */
+size_t blocks_actq_rows(const struct model_hparams *hp, int n_batch);
+size_t blocks_actq_row_bytes(const struct model_hparams *hp);
+
+double blocks_now(void);
+
+#endif

@@ -1,0 +1,80 @@
+/*
+ * engine.h - runs forward steps of a model: owns the thread pool, the expert
+ * provider (cache + reader, io/provider.h) and the architecture's scratch.
+ * One step carries rows of (sequence, position, token), so tokens of several
+ * sequences share one pass over the weights and one read of each expert; a
+ * row's numbers never depend on the other rows of its step.
+ *
+ * Everything is allocated in engine_open; engine_step allocates nothing.
+ * Not thread-safe: one thread drives an engine.
+ */
+#ifndef MOESTREAM_ENGINE_H
+#define MOESTREAM_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model.h"
+
+struct seq;
+struct engine;
+
+/* One forward step: n rows; row t is token tok[t] at position pos[t] of
+ * sequence seq[t]. Rows of one sequence come in position order and continue
+ * it (pos = its n_past, n_past + 1, ...). out: logits wanted for row t when
+ * out[t] != 0, written densely in row order; NULL = only the last row. */
+struct engine_batch {
+    int n;
+    const int32_t *tok;
+    const int32_t *pos;
+    struct seq *const *seq;
+    const uint8_t *out;
+};
+
+struct engine_opts {
+    int n_threads;        /* 0 = the model plan's */
+    bool prefetch;        /* decode: guess layer L+1's experts from layer L and read them early */
+    /* Activation precision of the integer dot products (16 or 8; 0 = 16) and
+     * kernel ISA ("ref", "avx2", "avx512"; NULL = MOESTREAM_ISA or the best).
+     * The kernels keep these process-wide: engines in one process must agree. */
+    int act_bits;
+    const char *isa;
+};
+
+/* Called once per (row, layer) with the router's choice; may be NULL. */
+typedef void (*engine_route_fn)(void *ctx, int pos, int layer, const int32_t *experts, const float *weights, int k);
+
+/* Timing split for statistics (seconds, cumulative). */
+struct engine_times {
+    double compute_s;       /* everything but I/O wait */
+    double io_wait_s;       /* blocked in the provider */
+    double attn_s;          /* norms, q/k/v/o projections, rope, attention */
+    double router_s;        /* router projection, softmax, top-k */
+    double experts_s;       /* expert products (not waiting) */
+    double output_s;        /* final norm and output projection */
+};
+
+/* Opens the provider with the model plan's cache and allocates scratch for
+ * steps of model_plan()->n_batch rows. 0 or -errno with err. */
+int engine_open(struct engine **out, const struct model *m, const struct engine_opts *o, char *err, size_t errlen);
+void engine_close(struct engine *e);
+
+/* Runs one step (b->n <= the plan's n_batch). 0, -ENOSPC when a row's
+ * position is outside its sequence's context, -EINVAL for a bad token or
+ * row order, or the provider's error; message in engine_error(). On success
+ * every sequence's n_past becomes its last row's position + 1. */
+int engine_step(struct engine *e, const struct engine_batch *b, float *logits);
+
+/* Reads every expert of every layer into the cache, as far as the cache
+ * holds them. progress(done, total) may be NULL. 0 or the provider's error. */
+int engine_preload(struct engine *e, void (*progress)(uint64_t done, uint64_t total), char *err, size_t errlen);
+
+const struct model *engine_model(const struct engine *e);
+struct provider *engine_provider(const struct engine *e);
+int engine_n_batch(const struct engine *e);
+const char *engine_error(const struct engine *e);
+void engine_set_route_hook(struct engine *e, engine_route_fn fn, void *ctx);
+void engine_get_times(const struct engine *e, struct engine_times *t);
+
+#endif

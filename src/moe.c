@@ -1,0 +1,279 @@
+/*
+ * moe.c - routing and expert batching (see moe.h).
+ */
+#include "moe.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blocks.h"
+#include "matvec.h"
+#include "provider.h"
+#include "quant.h"
+#include "splitfmt.h"
+
+uint64_t moe_scratch_bytes(const struct moe_hparams *hp, int n_batch)
+{
+    uint64_t B = (uint64_t)n_batch, K = (uint64_t)hp->n_expert_used;
+    uint64_t floats = B * hp->n_expert + B * K + B * K * hp->n_embd * 3 + B * K * hp->n_ff_exp * 2 + hp->n_embd +
+                      hp->n_expert;
+    uint64_t ints = B * K * 3 + 2ull * hp->n_expert + K;
+    return floats * sizeof(float) + ints * sizeof(int32_t);
+}
+
+int moe_scratch_init(struct moe_scratch *s, const struct moe_hparams *hp, int n_batch)
+{
+    size_t B = (size_t)n_batch, K = (size_t)hp->n_expert_used;
+    memset(s, 0, sizeof(*s));
+#define ALLOC(field, count)                                        \
+    do {                                                           \
+        s->field = calloc((count), sizeof(*s->field));             \
+        if (!s->field)                                             \
+            goto oom;                                              \
+    } while (0)
+    ALLOC(router, B * hp->n_expert);
+    ALLOC(topk_id, B * K);
+    ALLOC(topk_w, B * K);
+    ALLOC(out, B * K * hp->n_embd);
+    ALLOC(xg, B * K * hp->n_embd);
+    ALLOC(hg, B * K * hp->n_ff_exp);
+    ALLOC(hu, B * K * hp->n_ff_exp);
+    ALLOC(yg, B * K * hp->n_embd);
+    ALLOC(g_tok, B * K);
+    ALLOC(g_slot, B * K);
+    ALLOC(b_row0, (size_t)hp->n_expert);
+    ALLOC(b_rows, (size_t)hp->n_expert);
+    ALLOC(pf_x, (size_t)hp->n_embd);
+    ALLOC(pf_logits, (size_t)hp->n_expert);
+    ALLOC(pf_ids, K);
+#undef ALLOC
+    return 0;
+oom:
+    moe_scratch_free(s);
+    return -1;
+}
+
+void moe_scratch_free(struct moe_scratch *s)
+{
+    free(s->router);
+    free(s->topk_id);
+    free(s->topk_w);
+    free(s->out);
+    free(s->xg);
+    free(s->hg);
+    free(s->hu);
+    free(s->yg);
+    free(s->g_tok);
+    free(s->g_slot);
+    free(s->b_row0);
+    free(s->b_rows);
+    free(s->pf_x);
+    free(s->pf_logits);
+    free(s->pf_ids);
+    memset(s, 0, sizeof(*s));
+}
+
+/* ids[0..k) = indices of the k largest v[0..n), largest first, ties to the
+ * lower index. k is small (the experts used per token). */
+static void topk(const float *v, int n, int k, int32_t *ids)
+{
+    for (int j = 0; j < k; j++) {
+        int best = -1;
+        for (int e = 0; e < n; e++) {
+            bool taken = false;
+            for (int i = 0; i < j; i++)
+                taken |= ids[i] == e;
+            if (!taken && (best < 0 || v[e] > v[best]))
+                best = e;
+        }
+        ids[j] = best;
+    }
+}
+
+/* Softmax over all experts, top-k (ties to the lower id), renormalise. */
+static void route_softmax(struct fwd *f, struct moe_scratch *s, const struct moe_hparams *hp, int il,
+                          const struct engine_batch *b)
+{
+    int ne = hp->n_expert, k = hp->n_expert_used;
+    for (int t = 0; t < b->n; t++) {
+        float *p = s->router + (size_t)t * ne;
+        float mx = -INFINITY;
+        for (int e = 0; e < ne; e++)
+            if (p[e] > mx)
+                mx = p[e];
+        double sum = 0;
+        for (int e = 0; e < ne; e++) {
+            p[e] = expf(p[e] - mx);
+            sum += p[e];
+        }
+        for (int e = 0; e < ne; e++)
+            p[e] = (float)(p[e] / sum);
+        int32_t *id = s->topk_id + (size_t)t * k;
+        float *w = s->topk_w + (size_t)t * k;
+        topk(p, ne, k, id);
+        for (int j = 0; j < k; j++)
+            w[j] = p[id[j]];
+        if (hp->norm_topk) {
+            double ws = 0;
+            for (int j = 0; j < k; j++)
+                ws += w[j];
+            for (int j = 0; j < k; j++)
+                w[j] = (float)(w[j] / ws);
+        }
+        if (f->route_fn)
+            f->route_fn(f->route_ctx, b->pos[t], il, id, w, k);
+    }
+}
+
+/* Rows of one pool task in the batched expert products: small enough that a
+ * batch of 8 decode experts spreads evenly over the threads. */
+#define MOE_TASK_ROWS 64
+
+struct moe_ctx {
+    struct fwd *f;
+    struct moe_scratch *s;
+    const struct moe_hparams *hp;
+    const struct moe_weights *w, *next;
+    const struct engine_batch *b;
+    const float *xb, *x;
+    float rms_eps;
+    int il;
+    /* the batch being computed */
+    const int32_t *ids;
+    const uint8_t *const *blobs;
+    int phase;             /* 0: gate and up; 1: down */
+    int tasks_per_expert;
+    size_t act_row;        /* bytes of one quantized activation row */
+};
+
+/* One task: a range of output rows of one expert of the batch, for all of
+ * that expert's gathered rows. */
+static void ebatch_task(void *ctx, int task, int n_tasks)
+{
+    (void)n_tasks;
+    const struct moe_ctx *c = ctx;
+    const struct moe_hparams *hp = c->hp;
+    struct moe_scratch *s = c->s;
+    int i = task / c->tasks_per_expert, ch = task % c->tasks_per_expert;
+    int row0 = s->b_row0[i], rows = s->b_rows[i];
+    const uint8_t *blob = c->blobs[i];
+    const uint8_t *xq = (const uint8_t *)c->f->aq.xq + (size_t)row0 * c->act_row;
+    int64_t r0 = (int64_t)ch * MOE_TASK_ROWS;
+    if (c->phase == 0) {
+        int64_t r1 = r0 + MOE_TASK_ROWS < hp->n_ff_exp ? r0 + MOE_TASK_ROWS : hp->n_ff_exp;
+        matmul_rows(s->hg + (size_t)row0 * hp->n_ff_exp, hp->n_ff_exp, blob + c->w->gate->offset, c->w->gate->type,
+                    r0, r1, hp->n_embd, xq, rows);
+        matmul_rows(s->hu + (size_t)row0 * hp->n_ff_exp, hp->n_ff_exp, blob + c->w->up->offset, c->w->up->type, r0,
+                    r1, hp->n_embd, xq, rows);
+    } else {
+        int64_t r1 = r0 + MOE_TASK_ROWS < hp->n_embd ? r0 + MOE_TASK_ROWS : hp->n_embd;
+        matmul_rows(s->yg + (size_t)row0 * hp->n_embd, hp->n_embd, blob + c->w->down->offset, c->w->down->type, r0,
+                    r1, hp->n_ff_exp, xq, rows);
+    }
+}
+
+/* Runs the nb experts of a delivered batch on every (row, slot) routed to
+ * them: gather, gate and up, silu * up, down, scatter to s->out. Each output
+ * row depends only on its own row and expert. */
+static int expert_batch(void *ctx, const int32_t *ids, const uint8_t *const *blobs, int nb)
+{
+    struct moe_ctx *c = ctx;
+    struct fwd *f = c->f;
+    struct moe_scratch *s = c->s;
+    const struct moe_hparams *hp = c->hp;
+    const struct moe_weights *w = c->w;
+    double t0 = blocks_now();
+    int k = hp->n_expert_used, rows = 0, n = c->b->n;
+    for (int i = 0; i < nb; i++) {
+        s->b_row0[i] = rows;
+        for (int t = 0; t < n; t++)
+            for (int j = 0; j < k; j++)
+                if (s->topk_id[(size_t)t * k + j] == ids[i]) {
+                    s->g_tok[rows] = t;
+                    s->g_slot[rows] = j;
+                    memcpy(s->xg + (size_t)rows * hp->n_embd, c->xb + (size_t)t * hp->n_embd,
+                           sizeof(float) * hp->n_embd);
+                    rows++;
+                }
+        s->b_rows[i] = rows - s->b_row0[i];
+    }
+    /* gate and up share their input type in every supported mix; check */
+    assert(quant_traits(w->gate->type)->vec_dot_type == quant_traits(w->up->type)->vec_dot_type);
+    c->ids = ids;
+    c->blobs = blobs;
+    c->phase = 0;
+    c->tasks_per_expert = (hp->n_ff_exp + MOE_TASK_ROWS - 1) / MOE_TASK_ROWS;
+    c->act_row = matvec_act_size(w->gate->type, hp->n_embd);
+    for (int r = 0; r < rows; r++)
+        matvec_quantize_act(w->gate->type, s->xg + (size_t)r * hp->n_embd, (char *)f->aq.xq + (size_t)r * c->act_row,
+                            hp->n_embd);
+    blocks_act_dirty(f);
+    pool_run(f->pool, ebatch_task, c, nb * c->tasks_per_expert);
+    for (size_t i = 0; i < (size_t)rows * hp->n_ff_exp; i++) {
+        float g = s->hg[i];
+        s->hg[i] = g / (1.0f + expf(-g)) * s->hu[i];
+    }
+    c->phase = 1;
+    c->tasks_per_expert = (hp->n_embd + MOE_TASK_ROWS - 1) / MOE_TASK_ROWS;
+    c->act_row = matvec_act_size(w->down->type, hp->n_ff_exp);
+    for (int r = 0; r < rows; r++)
+        matvec_quantize_act(w->down->type, s->hg + (size_t)r * hp->n_ff_exp,
+                            (char *)f->aq.xq + (size_t)r * c->act_row, hp->n_ff_exp);
+    pool_run(f->pool, ebatch_task, c, nb * c->tasks_per_expert);
+    for (int r = 0; r < rows; r++)
+        memcpy(s->out + ((size_t)s->g_tok[r] * k + s->g_slot[r]) * hp->n_embd, s->yg + (size_t)r * hp->n_embd,
+               sizeof(float) * hp->n_embd);
+    f->times.experts_s += blocks_now() - t0;
+    return 0;
+}
+
+/* Lookahead for decode: layer L+1's router applied to layer L's state after
+ * attention (normed with L+1's ffn_norm) usually names most of the experts
+ * L+1 will pick. Their reads start now and overlap with layer L's experts
+ * and L+1's attention. Only timing depends on the guess; never the numbers. */
+static void prefetch_next(void *ctx)
+{
+    struct moe_ctx *c = ctx;
+    const struct moe_hparams *hp = c->hp;
+    struct moe_scratch *s = c->s;
+    const struct moe_weights *N = c->next;
+    blocks_rmsnorm(s->pf_x, c->x, N->ffn_norm->data, hp->n_embd, c->rms_eps);
+    blocks_mm(c->f, s->pf_logits, N->router->data, N->router->type, hp->n_expert, hp->n_embd, s->pf_x, 1);
+    topk(s->pf_logits, hp->n_expert, hp->n_expert_used, s->pf_ids);
+    provider_prefetch(c->f->prov, c->il + 1, s->pf_ids, hp->n_expert_used);
+}
+
+int moe_forward(struct fwd *f, struct moe_scratch *s, const struct moe_hparams *hp, const struct moe_weights *w,
+                const struct moe_weights *next, float rms_eps, int il, const struct engine_batch *b,
+                const float *xb, float *x)
+{
+    int n = b->n, k = hp->n_expert_used;
+    double t0 = blocks_now();
+    blocks_mm(f, s->router, w->router->data, w->router->type, hp->n_expert, hp->n_embd, xb, n);
+    route_softmax(f, s, hp, il, b);
+    f->times.router_s += blocks_now() - t0;
+
+    struct moe_ctx c = { .f = f, .s = s, .hp = hp, .w = w, .next = next, .b = b, .xb = xb, .x = x,
+                         .rms_eps = rms_eps, .il = il };
+    int n_uniq = expert_stream_union(&f->es, s->topk_id, n * k);
+    bool lookahead = f->prefetch && n == 1 && next != NULL;
+    int rc = expert_stream_run(f->prov, il, &f->es, n_uniq, f->request_cap, expert_batch,
+                               lookahead ? prefetch_next : NULL, &c, &f->times.io_wait_s);
+    if (rc < 0) {
+        snprintf(f->err, sizeof(f->err), "%s", provider_error(f->prov));
+        return rc;
+    }
+    for (int t = 0; t < n; t++) {
+        float *xr = x + (size_t)t * hp->n_embd;
+        for (int j = 0; j < k; j++) {
+            float wt = s->topk_w[(size_t)t * k + j];
+            const float *y = s->out + ((size_t)t * k + j) * hp->n_embd;
+            for (int i = 0; i < hp->n_embd; i++)
+                xr[i] += wt * y[i];
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,64 @@
+/*
+ * moe.h - the routed mixture-of-experts feed-forward block for the rows of
+ * one step: router projection, routing (softmax over all experts, top-k
+ * with ties to the lower id, optional renormalisation), the union of the
+ * rows' experts streamed through io/expert_stream.h, each expert computed on
+ * every row routed to it as it arrives (gather, gate and up, SwiGLU, down),
+ * and the weighted sum in slot order, so the numbers never depend on arrival
+ * order, on what was cached, or on the other rows of the step.
+ *
+ * Owns: the MoE scratch and the expert batching. Optional router lookahead
+ * (decode): the next layer's router on this layer's state starts its likely
+ * experts' reads early.
+ */
+#ifndef MOESTREAM_MOE_H
+#define MOESTREAM_MOE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "fwd.h"
+
+struct split_part;
+
+struct moe_hparams {
+    int n_embd, n_expert, n_expert_used, n_ff_exp;
+    bool norm_topk;        /* renormalise the top-k weights */
+};
+
+/* One layer's MoE weights: the router (pinned) and the parts of an expert
+ * blob (offsets and types inside each blob). */
+struct moe_weights {
+    const struct mtensor *router;            /* (n_embd) -> n_expert */
+    const struct split_part *gate, *up, *down;
+    const struct mtensor *ffn_norm;          /* for the lookahead of the layer before */
+};
+
+struct moe_scratch {
+    float *router;         /* [B][n_expert] logits, then probabilities */
+    int32_t *topk_id;      /* [B][K] */
+    float *topk_w;         /* [B][K] */
+    float *out;            /* [B][K][n_embd] one row per (row, slot) */
+    float *xg;             /* [B*K][n_embd] gathered inputs */
+    float *hg, *hu;        /* [B*K][n_ff_exp] gate (then the activation), up */
+    float *yg;             /* [B*K][n_embd] expert outputs */
+    int32_t *g_tok, *g_slot; /* [B*K] row and slot of a gathered row */
+    int32_t *b_row0, *b_rows; /* [n_expert] gathered rows of each expert of a batch */
+    float *pf_x;           /* [n_embd] lookahead input */
+    float *pf_logits;      /* [n_expert] */
+    int32_t *pf_ids;       /* [K] */
+};
+
+uint64_t moe_scratch_bytes(const struct moe_hparams *hp, int n_batch);
+int moe_scratch_init(struct moe_scratch *s, const struct moe_hparams *hp, int n_batch);
+void moe_scratch_free(struct moe_scratch *s);
+
+/* x[n][n_embd] += MoE(xb) for layer il, xb the rows normed with the layer's
+ * ffn_norm. next (may be NULL) is layer il + 1's MoE, for the lookahead of
+ * single-row steps when f->prefetch; x_pre is the residual stream that the
+ * lookahead norms with next->ffn_norm. 0 or the stream's error (f->err). */
+int moe_forward(struct fwd *f, struct moe_scratch *s, const struct moe_hparams *hp, const struct moe_weights *w,
+                const struct moe_weights *next, float rms_eps, int il, const struct engine_batch *b,
+                const float *xb, float *x);
+
+#endif
