@@ -456,3 +456,18 @@ const struct split_part *split_find_part(const struct split_layer *l, const char
             return &l->parts[p];
     return NULL;
 }
+
+bool split_is_expert_name(const char *name, int *layer)
+{
+    if (strncmp(name, "blk.", 4) != 0)
+        return false;
+    char *end;
+    long L = strtol(name + 4, &end, 10);
+    if (end == name + 4 || *end != '.' || L < 0 || L > 100000)
+        return false;
+    if (!strstr(end + 1, "_exps."))
+        return false;
+    if (layer)
+        *layer = (int)L;
+    return true;
+}

@@ -57,6 +57,7 @@
 #ifndef MOESTREAM_SPLITFMT_H
 #define MOESTREAM_SPLITFMT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -124,5 +125,10 @@ const struct split_tensor *split_find_tensor(const struct split_model *m, const 
 uint64_t split_tensor_bytes(int t, uint32_t n_dims, const int64_t *ne);
 /* Part of layer L by name ("ffn_gate_exps.weight"); NULL if absent. */
 const struct split_part *split_find_part(const struct split_layer *l, const char *name);
+
+/* True when name is a routed-expert tensor of some block: "blk.N.<x>_exps.<y>"
+ * (the last dimension must also equal n_expert; split_convert checks that).
+ * Sets *layer to N. */
+bool split_is_expert_name(const char *name, int *layer);
 
 #endif

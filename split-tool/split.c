@@ -16,6 +16,8 @@
  * outermost dimension), which reads the source in large sequential runs.
  */
 #include "split.h"
+
+#include "arch.h"
 #include "errmsg.h"
 
 #include <dirent.h>
@@ -40,21 +42,6 @@
 static uint64_t round_up(uint64_t v, uint64_t a)
 {
     return (v + a - 1) / a * a;
-}
-
-bool split_is_expert_name(const char *name, int *layer)
-{
-    if (strncmp(name, "blk.", 4) != 0)
-        return false;
-    char *end;
-    long L = strtol(name + 4, &end, 10);
-    if (end == name + 4 || *end != '.' || L < 0 || L > 100000)
-        return false;
-    if (!strstr(end + 1, "_exps."))
-        return false;
-    if (layer)
-        *layer = (int)L;
-    return true;
 }
 
 /* Layer index of "blk.N.*", or -1. */
@@ -741,6 +728,8 @@ int split_convert(const struct split_options *opt, struct split_stats *stats, ch
     if (rc < 0)
         return rc;
     c.g = g;
+    if (opt->check_runnable && (rc = arch_check_gguf(g, opt->input, err, errlen)) < 0)
+        goto close_gguf;
     for (int k = 0; k < gguf_n_parts(g); k++)
         posix_fadvise(gguf_part_fd(g, k), 0, 0, POSIX_FADV_SEQUENTIAL);
     remove_stale_tmp(parent, out);

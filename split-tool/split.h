@@ -36,6 +36,11 @@ struct split_options {
      * conversion stops at the next buffer, removes the temp dir and returns
      * -ECANCELED. */
     volatile sig_atomic_t *cancel;
+    /* Refuse, before writing anything, a model the runtime cannot run (an
+     * unknown architecture, a missing or mis-shaped tensor, a type without
+     * a kernel): src/arch.h arch_check_gguf. moestream-split sets it unless
+     * --no-check. */
+    bool check_runnable;
 };
 
 /* What split_convert wrote (optional out-parameter). */
@@ -63,9 +68,5 @@ int split_convert(const struct split_options *opt, struct split_stats *stats,
 int split_verify(const char *dir, split_progress_fn progress, void *ud,
                  char *err, size_t errlen);
 
-/* True when name is a routed-expert tensor of some block: "blk.N.<x>_exps.<y>"
- * (the last dimension must also equal n_expert; split_convert checks that).
- * Sets *layer to N. */
-bool split_is_expert_name(const char *name, int *layer);
 
 #endif

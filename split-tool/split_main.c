@@ -36,7 +36,7 @@ static void on_signal(int sig)
 static void usage_convert(FILE *f)
 {
     fprintf(f,
-            "usage: moestream-split MODEL.gguf -o DIR [--force] [-q]\n"
+            "usage: moestream-split MODEL.gguf -o DIR [--force] [-q] [--no-check]\n"
             "\n"
             "Splits a Mixture-of-Experts GGUF model into DIR: manifest.gguf (metadata),\n"
             "pinned.bin (every non-expert tensor) and one experts-LLL.bin per layer, each\n"
@@ -46,6 +46,9 @@ static void usage_convert(FILE *f)
             "  -o, --output DIR  output directory (written as DIR.tmp-<pid>, renamed at the end)\n"
             "  -f, --force       replace DIR if it already holds a split model\n"
             "  -q, --quiet       no progress output\n"
+            "      --no-check    split even a model the runtime cannot run (unknown architecture,\n"
+            "                    missing tensors, types without kernels); by default it is refused\n"
+            "                    before anything is written\n"
             "  -h, --help        this text\n"
             "\n"
             "Other commands: moestream-split verify DIR, moestream-split info FILE|DIR\n"
@@ -150,7 +153,7 @@ static void progress_end(struct progress *p)
 static int cmd_convert(int argc, char **argv)
 {
     const char *in = NULL, *out = NULL;
-    bool force = false, quiet = false;
+    bool force = false, quiet = false, check = true;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -166,6 +169,8 @@ static int cmd_convert(int argc, char **argv)
             force = true;
         } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
             quiet = true;
+        } else if (!strcmp(a, "--no-check")) {
+            check = false;
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "moestream-split: unknown option %s (see --help)\n", a);
             return 2;
@@ -190,7 +195,7 @@ static int cmd_convert(int argc, char **argv)
     progress_init(&pr);
     struct split_options opt = {.input = in, .output_dir = out, .force = force,
                                 .progress = quiet ? NULL : on_progress, .progress_ud = &pr,
-                                .cancel = &cancel_flag};
+                                .cancel = &cancel_flag, .check_runnable = check};
     struct split_stats st;
     char err[1024];
     int rc = split_convert(&opt, &st, err, sizeof(err));

@@ -19,14 +19,49 @@
 
 struct fwd;
 struct engine_batch;
+struct split_part;
+
+/* Where bind() finds tensors: a loaded split model (views into the pinned
+ * arena, expert parts of the blobs), or a GGUF before it is split (shapes
+ * and types only: data pointers are NULL), so the splitter refuses a model
+ * the runtime cannot run before writing anything. One bind function serves
+ * both; it must not read tensor data. */
+struct arch_binder;
+
+/* A pinned tensor by name, checked against ne0 (and ne1 when > 0) and for a
+ * kernel; missing and !required leaves *t zeroed and returns 0. 0 or -errno
+ * with the binder's error set (naming tensor, expected and actual). */
+int arch_bind_tensor(struct arch_binder *b, struct mtensor *t, const char *name, int64_t ne0, int64_t ne1,
+                     bool required);
+/* The per-expert part `name` ("ffn_up_exps.weight") of layer il, checked
+ * against the per-expert shape [ne0, ne1] and for a dot kernel. */
+int arch_bind_part(struct arch_binder *b, int il, const struct split_part **out, const char *name, int64_t ne0,
+                   int64_t ne1);
+/* Routed experts of layer il (0 for a layer without). */
+int arch_layer_experts(struct arch_binder *b, int il);
+const struct model_hparams *arch_binder_hparams(const struct arch_binder *b);
+/* Sets the binder's error (printf-style) and returns -EINVAL. */
+int arch_bind_fail(struct arch_binder *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Binder over a loaded split (model.c). err must outlive the binder. */
+struct arch_binder *arch_binder_split(const struct model_hparams *hp, const struct split_model *s,
+                                      const uint8_t *pinned_base, char *err, size_t errlen);
+void arch_binder_free(struct arch_binder *b);
+
+/* Checks that the GGUF g (path for messages) is a model the runtime can run:
+ * a known architecture, consistent hyper-parameters, and every tensor the
+ * architecture binds present with its shape and a type that has a kernel.
+ * 0, or -ENOTSUP / -EINVAL with one line in err. */
+int arch_check_gguf(const struct gguf_ctx *g, const char *path, char *err, size_t errlen);
 
 struct arch_ops {
     const char *name;            /* general.architecture */
     const char *family;          /* what users know it as, for messages */
     /* Fills hp from the manifest (defaults first). 0 or -errno with err. */
     int (*read_hparams)(const struct gguf_ctx *g, struct model_hparams *hp, char *err, size_t errlen);
-    /* Binds the layer tensors; *layers is the architecture's own struct. */
-    int (*bind)(const struct model *m, void **layers, char *err, size_t errlen);
+    /* Binds the layer tensors through b; *layers is the architecture's own
+     * struct. 0 or -errno with the binder's error set. */
+    int (*bind)(struct arch_binder *b, void **layers);
     void (*unbind)(void *layers);
     /* One sequence's state for n_ctx positions: bytes, allocation (zeroed),
      * reset to "no tokens seen", free. */

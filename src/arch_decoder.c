@@ -49,24 +49,24 @@ static void hparams_split(const struct model_hparams *hp, struct attn_hparams *a
     *mo = (struct moe_hparams){ hp->n_embd, hp->n_expert, hp->n_expert_used, hp->n_ff_exp, hp->norm_topk };
 }
 
-int decoder_bind(const struct model *m, void **out, char *err, size_t errlen)
+int decoder_bind(struct arch_binder *bd, void **out)
 {
-    const struct model_hparams *hp = model_hparams(m);
+    const struct model_hparams *hp = arch_binder_hparams(bd);
     int64_t n_q = (int64_t)hp->n_head * hp->head_dim, n_kv = (int64_t)hp->n_head_kv * hp->head_dim;
     struct decoder *d = calloc(1, sizeof(*d));
     if (d)
         d->layers = calloc((size_t)hp->n_layer, sizeof(*d->layers));
     if (!d || !d->layers) {
         decoder_unbind(d);
-        snprintf(err, errlen, "model: out of memory");
+        arch_bind_fail(bd, "out of memory");
         return -ENOMEM;
     }
     hparams_split(hp, &d->ahp, &d->mhp);
     char nm[96];
     int rc;
-    if ((rc = model_bind_tensor(m, &d->tok_embd, "token_embd.weight", hp->n_embd, hp->n_vocab, true, err, errlen)) ||
-        (rc = model_bind_tensor(m, &d->output_norm, "output_norm.weight", hp->n_embd, 0, true, err, errlen)) ||
-        (rc = model_bind_tensor(m, &d->output, "output.weight", hp->n_embd, hp->n_vocab, false, err, errlen)))
+    if ((rc = arch_bind_tensor(bd, &d->tok_embd, "token_embd.weight", hp->n_embd, hp->n_vocab, true)) ||
+        (rc = arch_bind_tensor(bd, &d->output_norm, "output_norm.weight", hp->n_embd, 0, true)) ||
+        (rc = arch_bind_tensor(bd, &d->output, "output.weight", hp->n_embd, hp->n_vocab, false)))
         goto fail;
     /* An untied model has output.weight; a tied one reuses the embeddings. */
     if (!d->output.data)
@@ -76,7 +76,7 @@ int decoder_bind(const struct model *m, void **out, char *err, size_t errlen)
 #define B(field, suffix, a, b, req)                                                              \
     do {                                                                                         \
         snprintf(nm, sizeof(nm), "blk.%d." suffix, il);                                          \
-        if ((rc = model_bind_tensor(m, &L->field, nm, a, b, req, err, errlen)))                  \
+        if ((rc = arch_bind_tensor(bd, &L->field, nm, a, b, req)))                  \
             goto fail;                                                                           \
     } while (0)
         B(attn_norm, "attn_norm.weight", hp->n_embd, 0, true);
@@ -89,20 +89,17 @@ int decoder_bind(const struct model *m, void **out, char *err, size_t errlen)
         B(ffn_norm, "ffn_norm.weight", hp->n_embd, 0, true);
         B(router, "ffn_gate_inp.weight", hp->n_embd, hp->n_expert, true);
 #undef B
-        if (model_layer_experts(m, il) != hp->n_expert) {
-            snprintf(err, errlen, "model: layer %d has %d experts in the split, expected %d", il,
-                     model_layer_experts(m, il), hp->n_expert);
-            rc = -EINVAL;
+        if (arch_layer_experts(bd, il) != hp->n_expert) {
+            rc = arch_bind_fail(bd, "layer %d has %d routed experts, expected %d", il, arch_layer_experts(bd, il),
+                                hp->n_expert);
             goto fail;
         }
         L->attn = (struct attn_weights){ &L->wq, &L->wk, &L->wv, &L->wo, &L->q_norm, &L->k_norm };
         L->moe.router = &L->router;
         L->moe.ffn_norm = &L->ffn_norm;
-        if ((rc = model_bind_part(m, il, &L->moe.gate, "ffn_gate_exps.weight", hp->n_embd, hp->n_ff_exp, err,
-                                  errlen)) ||
-            (rc = model_bind_part(m, il, &L->moe.up, "ffn_up_exps.weight", hp->n_embd, hp->n_ff_exp, err, errlen)) ||
-            (rc = model_bind_part(m, il, &L->moe.down, "ffn_down_exps.weight", hp->n_ff_exp, hp->n_embd, err,
-                                  errlen)))
+        if ((rc = arch_bind_part(bd, il, &L->moe.gate, "ffn_gate_exps.weight", hp->n_embd, hp->n_ff_exp)) ||
+            (rc = arch_bind_part(bd, il, &L->moe.up, "ffn_up_exps.weight", hp->n_embd, hp->n_ff_exp)) ||
+            (rc = arch_bind_part(bd, il, &L->moe.down, "ffn_down_exps.weight", hp->n_ff_exp, hp->n_embd)))
             goto fail;
     }
     *out = d;

@@ -11,7 +11,7 @@
 
 #include "arch.h"
 
-int decoder_bind(const struct model *m, void **layers, char *err, size_t errlen);
+int decoder_bind(struct arch_binder *b, void **layers);
 void decoder_unbind(void *layers);
 uint64_t decoder_state_bytes(const struct model_hparams *hp, int n_ctx);
 int decoder_state_init(const struct model *m, int n_ctx, void **state);

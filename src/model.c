@@ -57,57 +57,6 @@ int model_read_hparams(const struct split_model *s, struct model_hparams *hp, ch
     return 0;
 }
 
-int model_bind_tensor(const struct model *m, struct mtensor *t, const char *name, int64_t ne0, int64_t ne1,
-                      bool required, char *err, size_t errlen)
-{
-    const struct split_tensor *st = split_find_tensor(m->split, name);
-    memset(t, 0, sizeof(*t));
-    if (!st) {
-        if (!required)
-            return 0;
-        snprintf(err, errlen, "model: %s: tensor %s is missing from the split", m->split->dir, name);
-        return -EINVAL;
-    }
-    if (st->ne[0] != ne0 || (ne1 > 0 && st->ne[1] != ne1)) {
-        snprintf(err, errlen, "model: %s: tensor %s has shape [%lld, %lld], expected [%lld, %lld]", m->split->dir,
-                 name, (long long)st->ne[0], (long long)st->ne[1], (long long)ne0,
-                 (long long)(ne1 > 0 ? ne1 : st->ne[1]));
-        return -EINVAL;
-    }
-    if (!quant_traits(st->type)->to_float) {
-        snprintf(err, errlen, "model: %s: tensor %s has type %s, which has no kernel yet", m->split->dir, name,
-                 quant_traits(st->type)->name);
-        return -ENOTSUP;
-    }
-    t->data = m->pinned.base + st->offset;
-    t->type = st->type;
-    memcpy(t->ne, st->ne, sizeof(t->ne));
-    return 0;
-}
-
-int model_bind_part(const struct model *m, int il, const struct split_part **out, const char *name, int64_t ne0,
-                    int64_t ne1, char *err, size_t errlen)
-{
-    const struct split_layer *l = &m->split->layers[il];
-    const struct split_part *p = split_find_part(l, name);
-    if (!p || p->ne[0] != ne0 || p->ne[1] != ne1 || !quant_traits(p->type)->vec_dot) {
-        char got[96] = "missing";
-        if (p)
-            snprintf(got, sizeof(got), "%s [%lld, %lld]", quant_traits(p->type)->name, (long long)p->ne[0],
-                     (long long)p->ne[1]);
-        snprintf(err, errlen, "model: %s: layer %d expert part %s is %s (expected [%lld, %lld] of a type with a kernel)",
-                 m->split->dir, il, name, got, (long long)ne0, (long long)ne1);
-        return -EINVAL;
-    }
-    *out = p;
-    return 0;
-}
-
-int model_layer_experts(const struct model *m, int il)
-{
-    return il >= 0 && il < m->split->n_layer ? m->split->layers[il].n_expert : 0;
-}
-
 int model_parse_size(const char *s, uint64_t *out)
 {
     return budget_parse_size(s, out);
@@ -178,7 +127,15 @@ int model_open(struct model **out, const char *dir, const struct model_opts *o, 
 
     if ((rc = pinned_load(&m->pinned, m->split, o->io.mlock, o->verify_pinned, err, errlen)))
         goto fail;
-    if ((rc = m->arch->bind(m, &m->layers, err, errlen)))
+    struct arch_binder *bd = arch_binder_split(&m->hp, m->split, m->pinned.base, err, errlen);
+    if (!bd) {
+        snprintf(err, errlen, "model: out of memory");
+        rc = -ENOMEM;
+        goto fail;
+    }
+    rc = m->arch->bind(bd, &m->layers);
+    arch_binder_free(bd);
+    if (rc)
         goto fail;
     *out = m;
     return 0;

@@ -95,18 +95,6 @@ const struct provider_opts *model_io_opts(const struct model *m);
 /* The architecture's bound layers (its own struct; see its arch_*.c). */
 const void *model_layers(const struct model *m);
 
-/* Binding helpers for architectures (bind() of src/arch.h). A pinned tensor
- * view by name, checked against ne0 (and ne1 when > 0) and for a kernel;
- * missing and !required leaves *t zeroed and returns 0. */
-int model_bind_tensor(const struct model *m, struct mtensor *t, const char *name, int64_t ne0, int64_t ne1,
-                      bool required, char *err, size_t errlen);
-/* An expert part of layer il (offset and type inside each blob), checked
- * against the per-expert shape [ne0, ne1] and for a dot kernel. */
-int model_bind_part(const struct model *m, int il, const struct split_part **out, const char *name, int64_t ne0,
-                    int64_t ne1, char *err, size_t errlen);
-/* Routed experts of layer il in the split (0 for a layer without). */
-int model_layer_experts(const struct model *m, int il);
-
 /* Parses "8G", "512M", "1.5G", "123456" into bytes; 0, -EINVAL or -ERANGE. */
 int model_parse_size(const char *s, uint64_t *out);
 
