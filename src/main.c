@@ -13,6 +13,7 @@ static void usage(FILE *out)
             "moestream - run Mixture-of-Experts models larger than RAM by streaming experts from disk\n\n"
             "usage: moestream COMMAND [options]     (moestream COMMAND --help for each)\n\n"
             "  run          generate a continuation of a prompt\n"
+            "  batch        continuations of many prompts, decoded together (shared expert reads)\n"
             "  chat         interactive chat (ChatML models)\n"
             "  logits       float32 logits of every position of a token sequence\n"
             "  perplexity   perplexity of a text (llama-perplexity protocol)\n"
@@ -33,7 +34,7 @@ int main(int argc, char **argv)
     static const struct { const char *name; int (*fn)(int, char **); } cmds[] = {
         { "run", cli_run },         { "chat", cli_chat },         { "logits", cli_logits },
         { "perplexity", cli_perplexity }, { "tokenize", cli_tokenize },
-        { "bench", cli_bench },           { "iobench", cli_iobench },
+        { "bench", cli_bench },           { "iobench", cli_iobench },      { "batch", cli_batch },
     };
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
         if (!strcmp(argv[1], cmds[i].name))

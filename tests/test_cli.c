@@ -273,6 +273,47 @@ static void test_perplexity_cli(void **state)
     assert_non_null(strstr(out, "kl-divergence: mean 0.000000, top-1 agreement 1.0000"));
 }
 
+/* batch: every prompt's output equals `run` alone (greedy and seeded
+ * sampling), with 3 sequences sharing steps through a small cache. */
+static void test_batch_matches_run(void **state)
+{
+    (void)state;
+    if (!ready())
+        skip();
+    static const char *prompts[] = { "def fibonacci(n):", "import os", "class Stack:", "for i in range(10):",
+                                     "    return x" };
+    enum { NP = sizeof(prompts) / sizeof(prompts[0]) };
+    char pf[8300];
+    snprintf(pf, sizeof(pf), "%s/prompts.txt", dir);
+    FILE *f = fopen(pf, "w");
+    assert_non_null(f);
+    for (int i = 0; i < NP; i++)
+        fprintf(f, "%s\n%s", prompts[i], i == 1 ? "\n" : ""); /* an empty line is skipped */
+    fclose(f);
+    static char want[1 << 16], got[1 << 16];
+    const char *modes[] = { "--temp 0", "--temp 0.8 -s 11" };
+    for (int m = 0; m < 2; m++) {
+        want[0] = 0;
+        for (int i = 0; i < NP; i++) {
+            assert_int_equal(sh("%s/moestream run -m %s/tiny -p '%s' -n 20 %s 2>/dev/null", bin, dir, prompts[i],
+                                modes[m]),
+                             0);
+            strncat(want, out, sizeof(want) - strlen(want) - 1);
+        }
+        assert_int_equal(sh("%s/moestream batch -m %s/tiny -f %s -n 20 %s --parallel 3 --ram-budget 170M "
+                            "--io pread 2>/dev/null",
+                            bin, dir, pf, modes[m]),
+                         0);
+        snprintf(got, sizeof(got), "%s", out);
+        printf("  batch (%s, 5 prompts, 3 in parallel): %zu bytes, %s run\n", modes[m], strlen(got),
+               strcmp(got, want) == 0 ? "identical to" : "DIFFERENT from");
+        assert_string_equal(got, want);
+    }
+    /* no prompts: a clear error */
+    assert_int_equal(sh("%s/moestream batch -m %s/tiny 2>&1", bin, dir), 2);
+    assert_non_null(strstr(out, "pass -f PROMPTS.txt"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -282,6 +323,7 @@ int main(void)
         cmocka_unit_test(test_tokenize_ids),
         cmocka_unit_test(test_run_deterministic_and_chat),
         cmocka_unit_test(test_perplexity_cli),
+        cmocka_unit_test(test_batch_matches_run),
     };
     return cmocka_run_group_tests_name("cli", tests, setup, NULL);
 }

@@ -417,8 +417,16 @@ static void test_multi_sequence(void **state)
         struct run_cfg cfg = { PROVIDER_IO_URING, 0, 64, false };
         alone[q] = run_model(dir, tok + start[q], plen[q] + DEC, &cfg, &nv, NULL);
     }
-    /* together: one engine, 4 sequences, a small cache */
+    /* together: one engine, 4 sequences, a cache of 6 slots */
+    struct split_model *sm;
+    assert_int_equal(split_open(&sm, dir, err, sizeof(err)), 0);
+    uint64_t slot = 0;
+    for (int l = 0; l < sm->n_layer; l++)
+        if (sm->layers[l].blob_size > slot)
+            slot = sm->layers[l].blob_size;
+    split_close(sm);
     struct model_opts mo = { 0 };
+    mo.cache_bytes = 6 * slot;
     mo.io.io = PROVIDER_IO_URING;
     mo.n_ctx = 64;
     mo.n_seq = NS;
@@ -473,8 +481,12 @@ static void test_multi_sequence(void **state)
         for (int q = 0; q < NS; q++)
             bad += memcmp(lg + (size_t)q * nv, alone[q] + (size_t)(plen[q] + d) * nv, sizeof(float) * nv) != 0;
     }
-    printf("  4 sequences in shared steps (%d prefill rows, %d decode steps): %d rows differ from running alone\n", n,
-           DEC, bad);
+    struct provider_stats ps;
+    provider_get_stats(engine_provider(e), &ps);
+    printf("  4 sequences in shared steps (%d prefill rows, %d decode steps, %llu expert misses): %d rows differ "
+           "from running alone\n",
+           n, DEC, (unsigned long long)ps.misses, bad);
+    assert_true(ps.misses > 0);
     /* a row that does not continue its sequence is refused */
     rt[0] = tok[0];
     rp[0] = 3;
