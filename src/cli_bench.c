@@ -15,12 +15,13 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "seq.h"
 #include "tokenizer.h"
 
 #define BENCH_FLAGS                                                                                     \
     "--model --prompt --file --prompt-tokens --n-predict --threads --ctx-size --batch-size --ram-budget " \
     "--io --queue-depth --mlock --verify-reads --trace-out --special --no-escape --preload --prefetch --act-bits "   \
-    "--cache-policy --repeat --cold --json --compare"
+    "--cache-policy --repeat --cold --json --compare --parallel"
 
 #define BENCH_PROMPT_TOKENS 64
 #define BENCH_GEN_TOKENS 64
@@ -50,6 +51,9 @@ static void bench_usage(FILE *out)
             "      --cold             drop the page cache before each run (sync; echo 3 > /proc/sys/vm/drop_caches)\n"
             "      --json             one JSON object on stdout: medians, \"min\", \"max\" and \"config\"\n"
             "      --trace-out FILE   record the routing of the first run (replay: moestream iobench --trace)\n"
+            "      --parallel N       N sequences, each with its own synthetic prompt (seeded differently),\n"
+            "                         prefilled and then decoded together: decode tok/s is the aggregate of\n"
+            "                         all N and bytes per decode token is per generated token\n"
             "      --compare A B      run configuration A and B (each a quoted list of flags, split at spaces,\n"
             "                         added to the common flags) alternately A B A B ..., each run in a child\n"
             "                         process, and report the per-pair ratio B/A (median, min, max) per metric.\n"
@@ -148,6 +152,103 @@ struct bench_config {
     int n_prompt;
 };
 
+/* The synthetic prompt of sequence q: n ids from a seeded generator. */
+static void bench_prompt_ids(int32_t *ids, int n, int nv, int q)
+{
+    uint64_t s = BENCH_SEED + (uint64_t)q * 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < n; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        ids[i] = (int32_t)((s >> 33) % (uint64_t)nv);
+    }
+}
+
+/* --parallel N: N sequences with their own synthetic prompts, prefilled in
+ * shared steps, then N rows per decode step. Fills t_prompt, t_gen and the
+ * provider counters around the decode phase. 0, or 1 with a message. */
+static int bench_parallel(struct cli_runtime *rt, const struct cli_opts *o, int np, double *t_prompt,
+                          double *t_gen, double *ttft, struct provider_stats *pd)
+{
+    int N = o->n_parallel, nv = model_hparams(rt->m)->n_vocab, nb = engine_n_batch(rt->e);
+    int rc = 1;
+    char err[512];
+    struct seq **sq = calloc((size_t)N, sizeof(*sq));
+    int32_t *prompts = malloc(sizeof(int32_t) * (size_t)N * np), *rt_ = malloc(sizeof(int32_t) * (size_t)nb),
+            *rp = malloc(sizeof(int32_t) * (size_t)nb), *last = malloc(sizeof(int32_t) * (size_t)N);
+    struct seq **rs = malloc(sizeof(*rs) * (size_t)nb);
+    uint8_t *ro = malloc((size_t)nb);
+    int *row_q = malloc(sizeof(int) * (size_t)nb);
+    float *lg = malloc(sizeof(float) * (size_t)nb * nv);
+    if (!sq || !prompts || !rt_ || !rp || !last || !rs || !ro || !row_q || !lg) {
+        fprintf(stderr, "moestream bench: out of memory\n");
+        goto out;
+    }
+    sq[0] = session_seq(rt->s);
+    for (int q = 1; q < N; q++)
+        if (seq_init(&sq[q], rt->m, session_n_ctx(rt->s), err, sizeof(err)) < 0) {
+            fprintf(stderr, "moestream bench: %s\n", err);
+            goto out;
+        }
+    for (int q = 0; q < N; q++)
+        bench_prompt_ids(prompts + (size_t)q * np, np, nv, q);
+    double t0 = cli_now();
+    /* prefill: rows of all sequences, step after step */
+    int total = N * np;
+    for (int r0 = 0; r0 < total; r0 += nb) {
+        int n = total - r0 < nb ? total - r0 : nb;
+        for (int r = 0; r < n; r++) {
+            int q = (r0 + r) / np, i = (r0 + r) % np;
+            rt_[r] = prompts[(size_t)q * np + i];
+            rp[r] = i;
+            rs[r] = sq[q];
+            ro[r] = i == np - 1;
+            row_q[r] = q;
+        }
+        struct engine_batch b = { n, rt_, rp, rs, ro };
+        if (engine_step(rt->e, &b, lg) < 0) {
+            fprintf(stderr, "moestream bench: %s\n", engine_error(rt->e));
+            goto out;
+        }
+        int li = 0;
+        for (int r = 0; r < n; r++)
+            if (ro[r])
+                last[row_q[r]] = argmax(lg + (size_t)li++ * nv, nv);
+    }
+    *t_prompt = cli_now() - t0;
+    *ttft = *t_prompt;
+    provider_get_stats(engine_provider(rt->e), pd);
+    double t1 = cli_now();
+    for (int i = 0; i < o->n_predict; i++) {
+        for (int q = 0; q < N; q++) {
+            rt_[q] = last[q];
+            rp[q] = sq[q]->n_past;
+            rs[q] = sq[q];
+            ro[q] = 1;
+        }
+        struct engine_batch b = { N, rt_, rp, rs, ro };
+        if (engine_step(rt->e, &b, lg) < 0) {
+            fprintf(stderr, "moestream bench: %s\n", engine_error(rt->e));
+            goto out;
+        }
+        for (int q = 0; q < N; q++)
+            last[q] = argmax(lg + (size_t)q * nv, nv);
+    }
+    *t_gen = cli_now() - t1;
+    rc = 0;
+out:
+    for (int q = 1; sq && q < N; q++)
+        seq_free(sq[q]);
+    free(sq);
+    free(prompts);
+    free(rt_);
+    free(rp);
+    free(last);
+    free(rs);
+    free(ro);
+    free(row_q);
+    free(lg);
+    return rc;
+}
+
 /* One run with a fresh model and session. 0, or 1 with a printed message. */
 static int bench_once(const struct cli_opts *o, const char *text, size_t len, bool trace, double *met,
                       struct bench_config *cfg)
@@ -178,12 +279,9 @@ static int bench_once(const struct cli_opts *o, const char *text, size_t len, bo
         ids = malloc(sizeof(int32_t) * (size_t)n_prompt);
         if (!ids)
             goto out;
-        uint64_t s = BENCH_SEED;
-        for (int i = 0; i < n_prompt; i++) {
-            s = s * 6364136223846793005ull + 1442695040888963407ull;
-            ids[i] = (int32_t)((s >> 33) % (uint64_t)nv);
-        }
+        bench_prompt_ids(ids, n_prompt, nv, 0);
     }
+    int n_par = o->n_parallel > 1 ? o->n_parallel : 1;
     if (n_prompt + o->n_predict > session_n_ctx(rt.s)) {
         fprintf(stderr, "moestream bench: %d prompt + %d generated tokens do not fit the context of %d: raise -c\n",
                 n_prompt, o->n_predict, session_n_ctx(rt.s));
@@ -192,35 +290,41 @@ static int bench_once(const struct cli_opts *o, const char *text, size_t len, bo
     struct provider_stats p0, p1, pd;
     provider_get_stats(engine_provider(rt.e), &p0); /* after any --preload */
 
-    double t0 = cli_now();
-    if (cli_eval(&rt, ids, n_prompt, logits, false) < 0) {
-        fprintf(stderr, "moestream bench: %s\n", session_error(rt.s));
-        goto out;
-    }
-    double t_prompt = cli_now() - t0;
-    int32_t id = argmax(logits, nv);
-    double ttft = cli_now() - t0;
-    provider_get_stats(engine_provider(rt.e), &pd);
-    double t1 = cli_now();
-    for (int i = 0; i < o->n_predict; i++) {
-        if (cli_eval(&rt, &id, 1, logits, false) < 0) {
+    double t_prompt, t_gen, ttft;
+    if (n_par > 1) {
+        if (bench_parallel(&rt, o, n_prompt, &t_prompt, &t_gen, &ttft, &pd))
+            goto out;
+    } else {
+        double t0 = cli_now();
+        if (cli_eval(&rt, ids, n_prompt, logits, false) < 0) {
             fprintf(stderr, "moestream bench: %s\n", session_error(rt.s));
             goto out;
         }
-        id = argmax(logits, nv);
+        t_prompt = cli_now() - t0;
+        int32_t id = argmax(logits, nv);
+        ttft = cli_now() - t0;
+        provider_get_stats(engine_provider(rt.e), &pd);
+        double t1 = cli_now();
+        for (int i = 0; i < o->n_predict; i++) {
+            if (cli_eval(&rt, &id, 1, logits, false) < 0) {
+                fprintf(stderr, "moestream bench: %s\n", session_error(rt.s));
+                goto out;
+            }
+            id = argmax(logits, nv);
+        }
+        t_gen = cli_now() - t1;
     }
-    double t_gen = cli_now() - t1;
     provider_get_stats(engine_provider(rt.e), &p1);
 
     uint64_t bytes = p1.bytes_read - p0.bytes_read, dbytes = p1.bytes_read - pd.bytes_read;
     uint64_t hits = p1.hits - p0.hits, misses = p1.misses - p0.misses;
     double io_wait = p1.io_wait_s - p0.io_wait_s, wall = t_prompt + t_gen;
-    int n_tok = n_prompt + o->n_predict;
-    met[M_PREFILL] = t_prompt > 0 ? n_prompt / t_prompt : 0;
-    met[M_DECODE] = t_gen > 0 ? o->n_predict / t_gen : 0;
+    int n_tok = (n_prompt + o->n_predict) * n_par, n_gen = o->n_predict * n_par;
+    met[M_PREFILL] = t_prompt > 0 ? n_prompt * n_par / t_prompt : 0;
+    met[M_DECODE] = t_gen > 0 ? n_gen / t_gen : 0;
     met[M_TTFT] = ttft;
     met[M_BPT] = n_tok ? (double)bytes / n_tok : 0;
-    met[M_DBPT] = o->n_predict ? (double)dbytes / o->n_predict : 0;
+    met[M_DBPT] = n_gen ? (double)dbytes / n_gen : 0;
     met[M_HIT] = hits + misses ? (double)hits / (double)(hits + misses) : 0;
     met[M_BW] = io_wait > 0 ? bytes / io_wait : 0;
     met[M_BW_WALL] = wall > 0 ? bytes / wall : 0;
@@ -564,6 +668,10 @@ int cli_bench(int argc, char **argv)
     }
     if (o.prompt && o.prompt_file) {
         fprintf(stderr, "moestream bench: pass -p TEXT or -f FILE, not both\n");
+        return 2;
+    }
+    if (o.n_parallel > 1 && (o.prompt || o.prompt_file || o.trace_out)) {
+        fprintf(stderr, "moestream bench: --parallel uses synthetic prompts (--prompt-tokens) and no --trace-out\n");
         return 2;
     }
     if (o.compare_a)
