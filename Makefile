@@ -81,6 +81,7 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(LIB)
 # the packages are there.
 test: deps
 	@$(MAKE) --no-print-directory all $(TESTS)
+	@sh tests/include_graph.sh
 	@sh tests/run.sh $(BUILD) $(TESTS)
 
 sanitize:

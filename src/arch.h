@@ -15,7 +15,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "model.h"
+#include "hparams.h"
+
+struct gguf_ctx;
+struct model;
+struct split_model;
 
 struct fwd;
 struct engine_batch;

@@ -15,22 +15,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine_types.h"
 #include "model.h"
 
 struct seq;
 struct engine;
-
-/* One forward step: n rows; row t is token tok[t] at position pos[t] of
- * sequence seq[t]. Rows of one sequence come in position order and continue
- * it (pos = its n_past, n_past + 1, ...). out: logits wanted for row t when
- * out[t] != 0, written densely in row order; NULL = only the last row. */
-struct engine_batch {
-    int n;
-    const int32_t *tok;
-    const int32_t *pos;
-    struct seq *const *seq;
-    const uint8_t *out;
-};
 
 struct engine_opts {
     int n_threads;        /* 0 = the model plan's */
@@ -40,19 +29,6 @@ struct engine_opts {
      * The kernels keep these process-wide: engines in one process must agree. */
     int act_bits;
     const char *isa;
-};
-
-/* Called once per (row, layer) with the router's choice; may be NULL. */
-typedef void (*engine_route_fn)(void *ctx, int pos, int layer, const int32_t *experts, const float *weights, int k);
-
-/* Timing split for statistics (seconds, cumulative). */
-struct engine_times {
-    double compute_s;       /* everything but I/O wait */
-    double io_wait_s;       /* blocked in the provider */
-    double attn_s;          /* norms, q/k/v/o projections, rope, attention */
-    double router_s;        /* router projection, softmax, top-k */
-    double experts_s;       /* expert products (not waiting) */
-    double output_s;        /* final norm and output projection */
 };
 
 /* Opens the provider with the model plan's cache and allocates scratch for

@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "engine.h"
+#include "engine_types.h"
 #include "expert_stream.h"
 #include "model.h"
 #include "pool.h"

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hparams.h"
 #include "provider.h"
 
 struct split_model;
@@ -23,34 +24,6 @@ struct split_layer;
 struct split_part;
 struct gguf_ctx;
 struct arch_ops;
-
-/* The hyper-parameters every architecture has, plus the options of the
- * shared blocks. An architecture may keep more in its own bound data. */
-struct model_hparams {
-    char arch_name[32];     /* general.architecture */
-    int n_layer;
-    int n_embd;
-    int n_head;
-    int n_head_kv;
-    int head_dim;           /* key_length == value_length */
-    int n_vocab;
-    int n_expert;           /* routed experts per MoE layer (largest) */
-    int n_expert_used;      /* experts per token (largest) */
-    int n_ff_exp;           /* routed expert hidden size */
-    int n_ctx_train;
-    float rope_base;
-    float rms_eps;
-    bool qk_norm;           /* per-head RMSNorm of q and k (Qwen3) */
-    bool rope_neox;         /* NEOX (half-split) rotation; else interleaved pairs */
-    bool norm_topk;         /* renormalise the top-k router weights */
-};
-
-/* A view of one pinned tensor; data points into the pinned arena. */
-struct mtensor {
-    const void *data;
-    int type;               /* enum quant_type */
-    int64_t ne[4];          /* ne[0] = row length */
-};
 
 struct model_opts {
     struct provider_opts io;    /* for the engines; cache_bytes comes from the plan */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "arch.h"
+#include "model.h"
 
 int seq_init(struct seq **out, const struct model *m, int n_ctx, char *err, size_t errlen)
 {

@@ -1,0 +1,38 @@
+/*
+ * engine_types.h - the data types of one forward step, shared by the
+ * engine's users (src/engine.h) and the forward passes (src/fwd.h): the rows
+ * of a step, the routing hook and the timing split. Plain data.
+ */
+#ifndef MOESTREAM_ENGINE_TYPES_H
+#define MOESTREAM_ENGINE_TYPES_H
+
+#include <stdint.h>
+
+struct seq;
+
+/* One forward step: n rows; row t is token tok[t] at position pos[t] of
+ * sequence seq[t]. Rows of one sequence come in position order and continue
+ * it (pos = its n_past, n_past + 1, ...). out: logits wanted for row t when
+ * out[t] != 0, written densely in row order; NULL = only the last row. */
+struct engine_batch {
+    int n;
+    const int32_t *tok;
+    const int32_t *pos;
+    struct seq *const *seq;
+    const uint8_t *out;
+};
+
+/* Called once per (row, layer) with the router's choice; may be NULL. */
+typedef void (*engine_route_fn)(void *ctx, int pos, int layer, const int32_t *experts, const float *weights, int k);
+
+/* Timing split for statistics (seconds, cumulative). */
+struct engine_times {
+    double compute_s;       /* everything but I/O wait */
+    double io_wait_s;       /* blocked in the provider */
+    double attn_s;          /* norms, q/k/v/o projections, rope, attention */
+    double router_s;        /* router projection, softmax, top-k */
+    double experts_s;       /* expert products (not waiting) */
+    double output_s;        /* final norm and output projection */
+};
+
+#endif
