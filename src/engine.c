@@ -49,7 +49,11 @@ int engine_open(struct engine **out, const struct model *m, const struct engine_
     f->n_batch = pl->n_batch;
     f->n_ctx = pl->n_ctx;
     f->request_cap = pl->request_cap;
-    f->prefetch = o->prefetch;
+    if ((rc = prefetch_open(&f->pf, o->prefetch ? PREFETCH_LOOKAHEAD : PREFETCH_NONE, hp->n_layer, hp->n_expert)) <
+        0) {
+        snprintf(err, errlen, "engine: out of memory");
+        goto fail;
+    }
     f->aq.xq_type = -1;
     f->pool = pool_init(f->n_threads);
     if (!f->pool) {
@@ -94,6 +98,7 @@ void engine_close(struct engine *e)
     free(f->es.seen);
     free(f->es.b_ids);
     free(f->es.b_blobs);
+    prefetch_close(f->pf);
     provider_close(f->prov);
     if (f->pool)
         pool_free(f->pool);

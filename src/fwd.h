@@ -14,6 +14,7 @@
 #include "expert_stream.h"
 #include "model.h"
 #include "pool.h"
+#include "prefetch.h"
 
 /* The quantized-activation cache: several products of one input share one
  * quantization (src/blocks.h). */
@@ -33,7 +34,7 @@ struct fwd {
     int n_batch;           /* rows per step at most */
     int n_ctx;             /* positions per sequence at most */
     int request_cap;       /* experts per provider request */
-    bool prefetch;         /* decode: read layer L+1's likely experts early */
+    struct prefetch *pf;   /* prefetch policy (io/prefetch.h); NULL = none */
     struct actq aq;
     struct expert_stream_scratch es;
     void *scratch;         /* the architecture's */

@@ -11,6 +11,7 @@
 
 #include "blocks.h"
 #include "matvec.h"
+#include "prefetch.h"
 #include "provider.h"
 #include "quant.h"
 #include "splitfmt.h"
@@ -243,7 +244,8 @@ static void prefetch_next(void *ctx)
     blocks_rmsnorm(s->pf_x, c->x, N->ffn_norm->data, hp->n_embd, c->rms_eps);
     blocks_mm(c->f, s->pf_logits, N->router->data, N->router->type, hp->n_expert, hp->n_embd, s->pf_x, 1);
     topk(s->pf_logits, hp->n_expert, hp->n_expert_used, s->pf_ids);
-    provider_prefetch(c->f->prov, c->il + 1, s->pf_ids, hp->n_expert_used);
+    int n = prefetch_hints(c->f->pf, c->il + 1, s->pf_ids, hp->n_expert_used, s->pf_ids, hp->n_expert_used);
+    provider_prefetch(c->f->prov, c->il + 1, s->pf_ids, n);
 }
 
 int moe_forward(struct fwd *f, struct moe_scratch *s, const struct moe_hparams *hp, const struct moe_weights *w,
@@ -259,7 +261,8 @@ int moe_forward(struct fwd *f, struct moe_scratch *s, const struct moe_hparams *
     struct moe_ctx c = { .f = f, .s = s, .hp = hp, .w = w, .next = next, .b = b, .xb = xb, .x = x,
                          .rms_eps = rms_eps, .il = il };
     int n_uniq = expert_stream_union(&f->es, s->topk_id, n * k);
-    bool lookahead = f->prefetch && n == 1 && next != NULL;
+    prefetch_observe(f->pf, il, s->topk_id, n * k);
+    bool lookahead = prefetch_wants_lookahead(f->pf) && n == 1 && next != NULL;
     int rc = expert_stream_run(f->prov, il, &f->es, n_uniq, f->request_cap, expert_batch,
                                lookahead ? prefetch_next : NULL, &c, &f->times.io_wait_s);
     if (rc < 0) {

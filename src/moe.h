@@ -55,7 +55,7 @@ void moe_scratch_free(struct moe_scratch *s);
 
 /* x[n][n_embd] += MoE(xb) for layer il, xb the rows normed with the layer's
  * ffn_norm. next (may be NULL) is layer il + 1's MoE, for the lookahead of
- * single-row steps when f->prefetch; x_pre is the residual stream that the
+ * single-row steps when the prefetch policy wants it; x is the residual stream that the
  * lookahead norms with next->ffn_norm. 0 or the stream's error (f->err). */
 int moe_forward(struct fwd *f, struct moe_scratch *s, const struct moe_hparams *hp, const struct moe_weights *w,
                 const struct moe_weights *next, float rms_eps, int il, const struct engine_batch *b,
