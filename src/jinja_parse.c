@@ -1,0 +1,1230 @@
+/*
+ * jinja_parse.c - the lexer and parser of the Jinja engine: template text in,
+ * syntax tree (struct jnode, jinja_impl.h) out.
+ *
+ * The lexer applies whitespace control as jinja2 3.1's lexer does: `{%-`
+ * strips all whitespace before a tag, `-%}` all whitespace after it;
+ * lstrip_blocks strips spaces and tabs between the start of a line and a
+ * block tag or comment (not `{{`, not after `{%+`); trim_blocks drops the
+ * first newline after a block tag or comment; one trailing newline of the
+ * template is dropped (keep_trailing_newline=False).
+ * The parser is recursive descent with jinja2's precedence (lowest first):
+ * inline if, or, and, not, comparisons and `in`, + -, ~, * / // %, **,
+ * unary - +, then postfix (. [] ()) and filters/tests. Nesting is capped at
+ * the template's max_depth so a hostile template cannot overflow the stack.
+ * Errors unwind with longjmp to jinja_parse_tree, which returns -EINVAL.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jinja_impl.h"
+
+enum tok_type { T_EOF, T_TEXT, T_VBEGIN, T_VEND, T_BBEGIN, T_BEND, T_NAME, T_STR, T_INT, T_FLOAT, T_OP };
+
+struct tok {
+    int type;
+    int line;
+    char op[3];
+    const char *s; /* T_TEXT, T_NAME, T_STR: arena copy, NUL-terminated */
+    size_t n;
+    int64_t i;
+    double f;
+};
+
+struct parser {
+    struct jinja_tpl *t;
+    const char *src;
+    size_t len;
+    struct tok *toks;
+    size_t ntok, cap, pos;
+    int depth;
+    jmp_buf jb;
+    int rc;
+    char *err;
+    size_t errlen;
+};
+
+__attribute__((format(printf, 3, 4))) static _Noreturn void pfail(struct parser *p, int line, const char *fmt, ...)
+{
+    if (p->err && p->errlen) {
+        int k = snprintf(p->err, p->errlen, "line %d: ", line);
+        if (k < 0 || (size_t)k >= p->errlen)
+            k = 0;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(p->err + k, p->errlen - (size_t)k, fmt, ap);
+        va_end(ap);
+    }
+    if (!p->rc)
+        p->rc = -EINVAL;
+    longjmp(p->jb, 1);
+}
+
+static void *palloc(struct parser *p, size_t n)
+{
+    void *r = jarena_alloc(&p->t->arena, n ? n : 1);
+    if (!r) {
+        p->rc = -ENOMEM;
+        pfail(p, 0, "out of memory");
+    }
+    return r;
+}
+
+static char *pstrdup(struct parser *p, const char *s, size_t n)
+{
+    char *r = palloc(p, n + 1);
+    memcpy(r, s, n);
+    r[n] = 0;
+    return r;
+}
+
+/* ------------------------------------------------------------------ lexer */
+
+static struct tok *push_tok(struct parser *p, int type, int line)
+{
+    if (p->ntok == p->cap) {
+        size_t nc = p->cap ? p->cap * 2 : 256;
+        struct tok *nt = realloc(p->toks, nc * sizeof(*nt));
+        if (!nt) {
+            p->rc = -ENOMEM;
+            pfail(p, line, "out of memory");
+        }
+        p->toks = nt;
+        p->cap = nc;
+    }
+    struct tok *t = &p->toks[p->ntok++];
+    memset(t, 0, sizeof(*t));
+    t->type = type;
+    t->line = line;
+    return t;
+}
+
+static int line_at(const struct parser *p, size_t off, size_t *cache_off, int *cache_line)
+{
+    for (size_t i = *cache_off; i < off; i++)
+        if (p->src[i] == '\n')
+            (*cache_line)++;
+    *cache_off = off;
+    return *cache_line;
+}
+
+static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+static bool is_id0(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
+static bool is_dig(char c) { return c >= '0' && c <= '9'; }
+
+static void put_utf8(char *o, size_t *k, uint32_t cp)
+{
+    if (cp < 0x80) {
+        o[(*k)++] = (char)cp;
+    } else if (cp < 0x800) {
+        o[(*k)++] = (char)(0xC0 | (cp >> 6));
+        o[(*k)++] = (char)(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+        o[(*k)++] = (char)(0xE0 | (cp >> 12));
+        o[(*k)++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        o[(*k)++] = (char)(0x80 | (cp & 0x3F));
+    } else {
+        o[(*k)++] = (char)(0xF0 | (cp >> 18));
+        o[(*k)++] = (char)(0x80 | ((cp >> 12) & 0x3F));
+        o[(*k)++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        o[(*k)++] = (char)(0x80 | (cp & 0x3F));
+    }
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* A string literal at src[i] (quote q); Python's unicode-escape decoding as
+ * jinja2 applies it. Returns the index after the closing quote. */
+static size_t lex_string(struct parser *p, size_t i, int line, struct tok *t)
+{
+    char q = p->src[i++];
+    size_t start = i;
+    while (i < p->len && p->src[i] != q) {
+        if (p->src[i] == '\\' && i + 1 < p->len)
+            i++;
+        i++;
+    }
+    if (i >= p->len)
+        pfail(p, line, "unterminated string literal");
+    size_t n = i - start;
+    char *o = palloc(p, n * 2 + 1); /* an escape never grows by more than 2x (\x80 -> 2 bytes) */
+    size_t k = 0;
+    for (size_t j = start; j < i; j++) {
+        char c = p->src[j];
+        if (c != '\\') {
+            o[k++] = c;
+            continue;
+        }
+        char e = p->src[++j];
+        int nd = 0;
+        switch (e) {
+        case 'n': o[k++] = '\n'; break;
+        case 't': o[k++] = '\t'; break;
+        case 'r': o[k++] = '\r'; break;
+        case '\\': o[k++] = '\\'; break;
+        case '\'': o[k++] = '\''; break;
+        case '"': o[k++] = '"'; break;
+        case 'a': o[k++] = '\a'; break;
+        case 'b': o[k++] = '\b'; break;
+        case 'f': o[k++] = '\f'; break;
+        case 'v': o[k++] = '\v'; break;
+        case '\n': break;
+        case 'x': nd = 2; break;
+        case 'u': nd = 4; break;
+        case 'U': nd = 8; break;
+        default:
+            if (e >= '0' && e <= '7') {
+                uint32_t cp = 0;
+                int m = 0;
+                while (m < 3 && j < i && p->src[j] >= '0' && p->src[j] <= '7') {
+                    cp = cp * 8 + (uint32_t)(p->src[j] - '0');
+                    j++;
+                    m++;
+                }
+                j--;
+                put_utf8(o, &k, cp);
+            } else {
+                o[k++] = '\\';
+                o[k++] = e;
+            }
+        }
+        if (nd) {
+            uint32_t cp = 0;
+            for (int m = 0; m < nd; m++) {
+                int h = j + 1 + (size_t)m < i ? hexval(p->src[j + 1 + m]) : -1;
+                if (h < 0)
+                    pfail(p, line, "truncated \\%c escape in string literal", e);
+                cp = cp * 16 + (uint32_t)h;
+            }
+            if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+                pfail(p, line, "invalid code point U+%X in string literal", (unsigned)cp);
+            j += (size_t)nd;
+            put_utf8(o, &k, cp);
+        }
+    }
+    o[k] = 0;
+    t->s = o;
+    t->n = k;
+    return i + 1;
+}
+
+/* Tokens of one tag's inside, from src[i] to its end marker. Returns the
+ * index after the marker; *strip_after tells whether it was `-%}`/`-}}`,
+ * *keep_nl whether it was `+%}`. */
+static size_t lex_tag(struct parser *p, size_t i, bool block, int line, bool *strip_after, bool *keep_nl)
+{
+    char close = block ? '%' : '}';
+    for (;;) {
+        while (i < p->len && is_ws(p->src[i])) {
+            if (p->src[i] == '\n')
+                line++;
+            i++;
+        }
+        if (i >= p->len)
+            pfail(p, line, "unexpected end of template inside a %s", block ? "block tag" : "variable tag");
+        const char *s = p->src + i;
+        size_t left = p->len - i;
+        if ((s[0] == '-' || s[0] == '+') && left >= 3 && s[1] == close && s[2] == '}') {
+            *strip_after = s[0] == '-';
+            *keep_nl = s[0] == '+';
+            push_tok(p, block ? T_BEND : T_VEND, line);
+            return i + 3;
+        }
+        if (left >= 2 && s[0] == close && s[1] == '}') {
+            push_tok(p, block ? T_BEND : T_VEND, line);
+            return i + 2;
+        }
+        if (is_id0(s[0])) {
+            size_t j = i;
+            while (j < p->len && (is_id0(p->src[j]) || is_dig(p->src[j])))
+                j++;
+            struct tok *t = push_tok(p, T_NAME, line);
+            t->s = pstrdup(p, s, j - i);
+            t->n = j - i;
+            i = j;
+            continue;
+        }
+        if (is_dig(s[0])) {
+            size_t j = i;
+            bool fl = false;
+            while (j < p->len && (is_dig(p->src[j]) || p->src[j] == '_'))
+                j++;
+            if (j + 1 < p->len && p->src[j] == '.' && is_dig(p->src[j + 1])) {
+                fl = true;
+                j++;
+                while (j < p->len && (is_dig(p->src[j]) || p->src[j] == '_'))
+                    j++;
+            }
+            if (j < p->len && (p->src[j] == 'e' || p->src[j] == 'E')) {
+                size_t k = j + 1;
+                if (k < p->len && (p->src[k] == '+' || p->src[k] == '-'))
+                    k++;
+                if (k < p->len && is_dig(p->src[k])) {
+                    fl = true;
+                    j = k;
+                    while (j < p->len && is_dig(p->src[j]))
+                        j++;
+                }
+            }
+            char buf[64];
+            size_t k = 0;
+            for (size_t m = i; m < j && k < sizeof(buf) - 1; m++)
+                if (p->src[m] != '_')
+                    buf[k++] = p->src[m];
+            buf[k] = 0;
+            struct tok *t = push_tok(p, fl ? T_FLOAT : T_INT, line);
+            if (fl) {
+                t->f = strtod(buf, NULL);
+            } else {
+                errno = 0;
+                long long v = strtoll(buf, NULL, 10);
+                if (errno || j - i >= sizeof(buf) - 1)
+                    pfail(p, line, "integer literal %s is out of range", buf);
+                t->i = v;
+            }
+            i = j;
+            continue;
+        }
+        if (s[0] == '\'' || s[0] == '"') {
+            struct tok *t = push_tok(p, T_STR, line);
+            i = lex_string(p, i, line, t);
+            continue;
+        }
+        static const char *const two[] = { "//", "**", "==", "!=", "<=", ">=" };
+        struct tok *t = NULL;
+        for (size_t k = 0; k < sizeof(two) / sizeof(two[0]); k++)
+            if (left >= 2 && s[0] == two[k][0] && s[1] == two[k][1]) {
+                t = push_tok(p, T_OP, line);
+                memcpy(t->op, s, 2);
+                i += 2;
+                break;
+            }
+        if (t)
+            continue;
+        if (strchr("+-*/%~<>=.,:|()[]{}", s[0])) {
+            t = push_tok(p, T_OP, line);
+            t->op[0] = s[0];
+            i++;
+            continue;
+        }
+        pfail(p, line, "unexpected character '%c' in tag", s[0]);
+    }
+}
+
+static void lex(struct parser *p)
+{
+    size_t pos = 0, lc_off = 0;
+    int lc_line = 1;
+    bool line_starting = true;
+    size_t len = p->len;
+    if (len && p->src[len - 1] == '\n') { /* keep_trailing_newline=False */
+        len--;
+        if (len && p->src[len - 1] == '\r')
+            len--;
+    }
+    p->len = len;
+    while (pos < len) {
+        size_t q = pos;
+        while (q + 1 < len && !(p->src[q] == '{' && (p->src[q + 1] == '{' || p->src[q + 1] == '%' || p->src[q + 1] == '#')))
+            q++;
+        if (q + 1 >= len)
+            q = len;
+        size_t tend = q;
+        char kind = q < len ? p->src[q + 1] : 0;
+        char sign = q + 2 < len ? p->src[q + 2] : 0;
+        if (kind) {
+            if (sign == '-') {
+                while (tend > pos && is_ws(p->src[tend - 1]))
+                    tend--;
+            } else if (sign != '+' && p->t->o.lstrip_blocks && kind != '{') {
+                size_t l = tend;
+                while (l > pos && p->src[l - 1] != '\n')
+                    l--;
+                bool had_nl = l > pos;
+                if (had_nl || line_starting) {
+                    bool all_ws = true;
+                    for (size_t m = l; m < tend; m++)
+                        if (!is_ws(p->src[m]))
+                            all_ws = false;
+                    if (all_ws)
+                        tend = l;
+                }
+            }
+        }
+        if (tend > pos) {
+            struct tok *t = push_tok(p, T_TEXT, line_at(p, pos, &lc_off, &lc_line));
+            t->s = pstrdup(p, p->src + pos, tend - pos);
+            t->n = tend - pos;
+        }
+        if (!kind)
+            break;
+        int line = line_at(p, q, &lc_off, &lc_line);
+        size_t i = q + 2 + (sign == '-' || sign == '+');
+        bool strip_after = false, keep_nl = false;
+        if (kind == '#') {
+            size_t e = i;
+            while (e + 1 < len && !(p->src[e] == '#' && p->src[e + 1] == '}'))
+                e++;
+            if (e + 1 >= len)
+                pfail(p, line, "unterminated comment");
+            strip_after = e > i && p->src[e - 1] == '-';
+            keep_nl = e > i && p->src[e - 1] == '+';
+            i = e + 2;
+        } else {
+            push_tok(p, kind == '%' ? T_BBEGIN : T_VBEGIN, line);
+            i = lex_tag(p, i, kind == '%', line, &strip_after, &keep_nl);
+        }
+        size_t after = i;
+        if (strip_after) {
+            while (i < len && is_ws(p->src[i]))
+                i++;
+        } else if (kind != '{' && p->t->o.trim_blocks && !keep_nl && i < len && p->src[i] == '\n') {
+            i++;
+        }
+        line_starting = i > after ? p->src[i - 1] == '\n' : false;
+        pos = i;
+    }
+    push_tok(p, T_EOF, line_at(p, len, &lc_off, &lc_line));
+}
+
+/* ----------------------------------------------------------------- parser */
+
+static struct tok *cur(struct parser *p) { return &p->toks[p->pos]; }
+static struct tok *nexttok(struct parser *p)
+{
+    struct tok *t = &p->toks[p->pos];
+    if (t->type != T_EOF)
+        p->pos++;
+    return t;
+}
+static bool is_op(struct parser *p, const char *op) { return cur(p)->type == T_OP && !strcmp(cur(p)->op, op); }
+static bool is_name(struct parser *p, const char *nm) { return cur(p)->type == T_NAME && !strcmp(cur(p)->s, nm); }
+static bool is_name_at(struct parser *p, size_t k, const char *nm)
+{
+    return p->pos + k < p->ntok && p->toks[p->pos + k].type == T_NAME && !strcmp(p->toks[p->pos + k].s, nm);
+}
+
+static const char *tok_desc(const struct tok *t)
+{
+    switch (t->type) {
+    case T_EOF: return "end of template";
+    case T_TEXT: return "text";
+    case T_VBEGIN: return "'{{'";
+    case T_VEND: return "'}}'";
+    case T_BBEGIN: return "'{%'";
+    case T_BEND: return "'%}'";
+    case T_NAME: return t->s;
+    case T_STR: return "string literal";
+    case T_INT: case T_FLOAT: return "number";
+    default: return t->op;
+    }
+}
+
+static void expect_op(struct parser *p, const char *op)
+{
+    if (!is_op(p, op))
+        pfail(p, cur(p)->line, "expected '%s', got %s", op, tok_desc(cur(p)));
+    nexttok(p);
+}
+
+static void expect_type(struct parser *p, int type, const char *what)
+{
+    if (cur(p)->type != type)
+        pfail(p, cur(p)->line, "expected %s, got %s", what, tok_desc(cur(p)));
+    nexttok(p);
+}
+
+static const char *expect_name(struct parser *p)
+{
+    if (cur(p)->type != T_NAME)
+        pfail(p, cur(p)->line, "expected a name, got %s", tok_desc(cur(p)));
+    return nexttok(p)->s;
+}
+
+static struct jnode *mk(struct parser *p, int kind, int line)
+{
+    struct jnode *n = palloc(p, sizeof(*n));
+    memset(n, 0, sizeof(*n));
+    n->kind = kind;
+    n->line = line;
+    return n;
+}
+
+/* growable node / name vectors, copied into the arena when done */
+struct nvec {
+    struct jnode **v;
+    const char **nm;
+    int n, cap;
+};
+static void nvec_push(struct parser *p, struct nvec *v, struct jnode *n, const char *nm)
+{
+    if (v->n == v->cap) {
+        int nc = v->cap ? v->cap * 2 : 8;
+        struct jnode **nv = palloc(p, (size_t)nc * sizeof(*nv));
+        const char **nn = palloc(p, (size_t)nc * sizeof(*nn));
+        if (v->n) {
+            memcpy(nv, v->v, (size_t)v->n * sizeof(*nv));
+            memcpy(nn, v->nm, (size_t)v->n * sizeof(*nn));
+        }
+        v->v = nv;
+        v->nm = nn;
+        v->cap = nc;
+    }
+    v->v[v->n] = n;
+    v->nm[v->n] = nm;
+    v->n++;
+}
+
+static void enter(struct parser *p)
+{
+    if (++p->depth > p->t->o.max_depth)
+        pfail(p, cur(p)->line, "template nesting deeper than %d", p->t->o.max_depth);
+}
+
+static struct jnode *parse_expr(struct parser *p, bool with_cond);
+static struct jnode *parse_unary(struct parser *p, bool with_filter);
+static struct jnode *parse_primary(struct parser *p);
+static struct jnode *parse_postfix(struct parser *p, struct jnode *n);
+
+/* (args): positional and name=value */
+static void parse_call_args(struct parser *p, struct jnode *call)
+{
+    struct nvec pos = { 0 }, kw = { 0 };
+    expect_op(p, "(");
+    while (!is_op(p, ")")) {
+        if (pos.n || kw.n)
+            expect_op(p, ",");
+        if (is_op(p, ")"))
+            break;
+        if (cur(p)->type == T_NAME && p->pos + 1 < p->ntok && p->toks[p->pos + 1].type == T_OP &&
+            !strcmp(p->toks[p->pos + 1].op, "=")) {
+            const char *nm = nexttok(p)->s;
+            nexttok(p);
+            nvec_push(p, &kw, parse_expr(p, true), nm);
+        } else {
+            if (kw.n)
+                pfail(p, cur(p)->line, "positional argument after a keyword argument");
+            nvec_push(p, &pos, parse_expr(p, true), NULL);
+        }
+    }
+    nexttok(p);
+    call->kids = pos.v;
+    call->nkids = pos.n;
+    call->kids2 = kw.v;
+    call->nkids2 = kw.n;
+    call->names = kw.nm;
+    call->nnames = kw.n;
+}
+
+static struct jnode *parse_filter_expr(struct parser *p, struct jnode *n)
+{
+    for (;;) {
+        if (is_op(p, "|")) {
+            int line = nexttok(p)->line;
+            struct jnode *f = mk(p, E_FILTER, line);
+            f->s = expect_name(p);
+            f->a = n;
+            if (is_op(p, "("))
+                parse_call_args(p, f);
+            n = f;
+        } else if (is_name(p, "is")) {
+            int line = nexttok(p)->line;
+            struct jnode *t = mk(p, E_TEST, line);
+            if (is_name(p, "not")) {
+                nexttok(p);
+                t->op = 1;
+            }
+            t->s = expect_name(p);
+            t->a = n;
+            struct tok *c = cur(p);
+            if (is_op(p, "(")) {
+                parse_call_args(p, t);
+            } else if ((c->type == T_NAME || c->type == T_STR || c->type == T_INT || c->type == T_FLOAT ||
+                        is_op(p, "[") || is_op(p, "{")) &&
+                       !is_name(p, "else") && !is_name(p, "or") && !is_name(p, "and")) {
+                if (is_name(p, "is"))
+                    pfail(p, c->line, "tests cannot be chained with 'is'");
+                struct nvec a = { 0 };
+                nvec_push(p, &a, parse_postfix(p, parse_primary(p)), NULL);
+                t->kids = a.v;
+                t->nkids = 1;
+            }
+            n = t;
+        } else if (is_op(p, "(")) {
+            struct jnode *c = mk(p, E_CALL, cur(p)->line);
+            c->a = n;
+            parse_call_args(p, c);
+            n = c;
+        } else {
+            return n;
+        }
+    }
+}
+
+static struct jnode *parse_postfix(struct parser *p, struct jnode *n)
+{
+    for (;;) {
+        int line = cur(p)->line;
+        if (is_op(p, ".")) {
+            nexttok(p);
+            struct jnode *a = mk(p, E_ATTR, line);
+            a->a = n;
+            if (cur(p)->type == T_INT) { /* x.0 is x[0] */
+                a->kind = E_INDEX;
+                a->b = mk(p, E_LIT, line);
+                a->b->lit = jv_int(nexttok(p)->i);
+            } else {
+                a->s = expect_name(p);
+                a->slen = strlen(a->s);
+            }
+            n = a;
+        } else if (is_op(p, "[")) {
+            nexttok(p);
+            enter(p);
+            struct jnode *start = NULL, *stop = NULL, *step = NULL;
+            bool slice = false;
+            if (!is_op(p, ":"))
+                start = parse_expr(p, true);
+            if (is_op(p, ":")) {
+                slice = true;
+                nexttok(p);
+                if (!is_op(p, "]") && !is_op(p, ":"))
+                    stop = parse_expr(p, true);
+                if (is_op(p, ":")) {
+                    nexttok(p);
+                    if (!is_op(p, "]"))
+                        step = parse_expr(p, true);
+                }
+            }
+            expect_op(p, "]");
+            p->depth--;
+            struct jnode *s = mk(p, slice ? E_SLICE : E_INDEX, line);
+            s->a = n;
+            if (slice) {
+                struct nvec v = { 0 };
+                nvec_push(p, &v, start, NULL);
+                nvec_push(p, &v, stop, NULL);
+                nvec_push(p, &v, step, NULL);
+                s->kids = v.v;
+                s->nkids = 3;
+            } else {
+                s->b = start;
+            }
+            n = s;
+        } else if (is_op(p, "(")) {
+            struct jnode *c = mk(p, E_CALL, line);
+            c->a = n;
+            parse_call_args(p, c);
+            n = c;
+        } else {
+            return n;
+        }
+    }
+}
+
+static struct jnode *parse_primary(struct parser *p)
+{
+    struct tok *t = cur(p);
+    int line = t->line;
+    struct jnode *n;
+    enter(p);
+    if (t->type == T_NAME) {
+        nexttok(p);
+        n = mk(p, E_LIT, line);
+        if (!strcmp(t->s, "true") || !strcmp(t->s, "True")) {
+            n->lit = jv_bool(true);
+        } else if (!strcmp(t->s, "false") || !strcmp(t->s, "False")) {
+            n->lit = jv_bool(false);
+        } else if (!strcmp(t->s, "none") || !strcmp(t->s, "None")) {
+            n->lit = jv_none();
+        } else {
+            n->kind = E_NAME;
+            n->s = t->s;
+            n->slen = t->n;
+        }
+    } else if (t->type == T_STR) {
+        size_t total = 0;
+        for (size_t k = p->pos; p->toks[k].type == T_STR; k++)
+            total += p->toks[k].n;
+        char *s = palloc(p, total + 1);
+        size_t o = 0;
+        while (cur(p)->type == T_STR) {
+            memcpy(s + o, cur(p)->s, cur(p)->n);
+            o += cur(p)->n;
+            nexttok(p);
+        }
+        s[o] = 0;
+        n = mk(p, E_LIT, line);
+        n->lit.t = JV_STR;
+        n->lit.s = s;
+        n->lit.n = o;
+    } else if (t->type == T_INT || t->type == T_FLOAT) {
+        nexttok(p);
+        n = mk(p, E_LIT, line);
+        n->lit = t->type == T_INT ? jv_int(t->i) : jv_float(t->f);
+    } else if (is_op(p, "(")) {
+        nexttok(p);
+        if (is_op(p, ")")) {
+            nexttok(p);
+            n = mk(p, E_LIST, line);
+        } else {
+            n = parse_expr(p, true);
+            if (is_op(p, ",")) {
+                struct nvec v = { 0 };
+                nvec_push(p, &v, n, NULL);
+                while (is_op(p, ",")) {
+                    nexttok(p);
+                    if (is_op(p, ")"))
+                        break;
+                    nvec_push(p, &v, parse_expr(p, true), NULL);
+                }
+                n = mk(p, E_LIST, line);
+                n->kids = v.v;
+                n->nkids = v.n;
+            }
+            expect_op(p, ")");
+        }
+    } else if (is_op(p, "[")) {
+        nexttok(p);
+        struct nvec v = { 0 };
+        while (!is_op(p, "]")) {
+            if (v.n)
+                expect_op(p, ",");
+            if (is_op(p, "]"))
+                break;
+            nvec_push(p, &v, parse_expr(p, true), NULL);
+        }
+        nexttok(p);
+        n = mk(p, E_LIST, line);
+        n->kids = v.v;
+        n->nkids = v.n;
+    } else if (is_op(p, "{")) {
+        nexttok(p);
+        struct nvec k = { 0 }, v = { 0 };
+        while (!is_op(p, "}")) {
+            if (k.n)
+                expect_op(p, ",");
+            if (is_op(p, "}"))
+                break;
+            nvec_push(p, &k, parse_expr(p, true), NULL);
+            expect_op(p, ":");
+            nvec_push(p, &v, parse_expr(p, true), NULL);
+        }
+        nexttok(p);
+        n = mk(p, E_DICT, line);
+        n->kids = k.v;
+        n->nkids = k.n;
+        n->kids2 = v.v;
+        n->nkids2 = v.n;
+    } else {
+        pfail(p, line, "unexpected %s in expression", tok_desc(t));
+    }
+    p->depth--;
+    return n;
+}
+
+static struct jnode *parse_unary(struct parser *p, bool with_filter)
+{
+    int line = cur(p)->line;
+    struct jnode *n;
+    enter(p);
+    if (is_op(p, "-") || is_op(p, "+")) {
+        bool neg = is_op(p, "-");
+        nexttok(p);
+        n = mk(p, neg ? E_NEG : E_POS, line);
+        n->a = parse_unary(p, false);
+    } else {
+        n = parse_primary(p);
+    }
+    n = parse_postfix(p, n);
+    if (with_filter)
+        n = parse_filter_expr(p, n);
+    p->depth--;
+    return n;
+}
+
+static struct jnode *bin(struct parser *p, int kind, int op, struct jnode *a, struct jnode *b, int line)
+{
+    struct jnode *n = mk(p, kind, line);
+    n->op = op;
+    n->a = a;
+    n->b = b;
+    return n;
+}
+
+static struct jnode *parse_pow(struct parser *p)
+{
+    struct jnode *a = parse_unary(p, true);
+    while (is_op(p, "**")) {
+        int line = nexttok(p)->line;
+        a = bin(p, E_BIN, OP_POW, a, parse_unary(p, true), line);
+    }
+    return a;
+}
+
+static struct jnode *parse_math2(struct parser *p)
+{
+    struct jnode *a = parse_pow(p);
+    for (;;) {
+        int op = is_op(p, "*") ? OP_MUL : is_op(p, "/") ? OP_DIV : is_op(p, "//") ? OP_FLOORDIV : is_op(p, "%") ? OP_MOD : -1;
+        if (op < 0)
+            return a;
+        int line = nexttok(p)->line;
+        a = bin(p, E_BIN, op, a, parse_pow(p), line);
+    }
+}
+
+static struct jnode *parse_concat(struct parser *p)
+{
+    struct jnode *a = parse_math2(p);
+    while (is_op(p, "~")) {
+        int line = nexttok(p)->line;
+        a = bin(p, E_BIN, OP_CONCAT, a, parse_math2(p), line);
+    }
+    return a;
+}
+
+static struct jnode *parse_math1(struct parser *p)
+{
+    struct jnode *a = parse_concat(p);
+    for (;;) {
+        int op = is_op(p, "+") ? OP_ADD : is_op(p, "-") ? OP_SUB : -1;
+        if (op < 0)
+            return a;
+        int line = nexttok(p)->line;
+        a = bin(p, E_BIN, op, a, parse_concat(p), line);
+    }
+}
+
+static struct jnode *parse_compare(struct parser *p)
+{
+    struct jnode *a = parse_math1(p);
+    for (;;) {
+        int line = cur(p)->line, op = -1;
+        static const struct { const char *s; int op; } ops[] = {
+            { "==", OP_EQ }, { "!=", OP_NE }, { "<", OP_LT }, { "<=", OP_LE }, { ">", OP_GT }, { ">=", OP_GE },
+        };
+        for (size_t k = 0; k < sizeof(ops) / sizeof(ops[0]); k++)
+            if (is_op(p, ops[k].s))
+                op = ops[k].op;
+        if (op >= 0) {
+            nexttok(p);
+        } else if (is_name(p, "in")) {
+            nexttok(p);
+            op = OP_IN;
+        } else if (is_name(p, "not") && is_name_at(p, 1, "in")) {
+            nexttok(p);
+            nexttok(p);
+            op = OP_NOTIN;
+        } else {
+            return a;
+        }
+        a = bin(p, E_CMP, op, a, parse_math1(p), line);
+    }
+}
+
+static struct jnode *parse_not(struct parser *p)
+{
+    if (is_name(p, "not")) {
+        int line = nexttok(p)->line;
+        enter(p);
+        struct jnode *n = mk(p, E_NOT, line);
+        n->a = parse_not(p);
+        p->depth--;
+        return n;
+    }
+    return parse_compare(p);
+}
+
+static struct jnode *parse_and(struct parser *p)
+{
+    struct jnode *a = parse_not(p);
+    while (is_name(p, "and")) {
+        int line = nexttok(p)->line;
+        a = bin(p, E_AND, 0, a, parse_not(p), line);
+    }
+    return a;
+}
+
+static struct jnode *parse_or(struct parser *p)
+{
+    struct jnode *a = parse_and(p);
+    while (is_name(p, "or")) {
+        int line = nexttok(p)->line;
+        a = bin(p, E_OR, 0, a, parse_and(p), line);
+    }
+    return a;
+}
+
+static struct jnode *parse_expr(struct parser *p, bool with_cond)
+{
+    enter(p);
+    struct jnode *a = parse_or(p);
+    while (with_cond && is_name(p, "if")) {
+        int line = nexttok(p)->line;
+        struct jnode *c = mk(p, E_COND, line);
+        c->a = parse_or(p);
+        c->b = a;
+        if (is_name(p, "else")) {
+            nexttok(p);
+            c->c = parse_expr(p, true);
+        }
+        a = c;
+    }
+    p->depth--;
+    return a;
+}
+
+/* An expression, or a tuple `a, b` (set x = a, b) as a list. */
+static struct jnode *parse_tuple_expr(struct parser *p, bool with_cond)
+{
+    int line = cur(p)->line;
+    struct jnode *a = parse_expr(p, with_cond);
+    if (!is_op(p, ","))
+        return a;
+    struct nvec v = { 0 };
+    nvec_push(p, &v, a, NULL);
+    while (is_op(p, ",")) {
+        nexttok(p);
+        nvec_push(p, &v, parse_expr(p, with_cond), NULL);
+    }
+    struct jnode *l = mk(p, E_LIST, line);
+    l->kids = v.v;
+    l->nkids = v.n;
+    return l;
+}
+
+/* ------------------------------------------------------------- statements */
+
+static struct jnode *parse_body(struct parser *p, const char *const *stops, const char **stopped);
+
+static void end_tag(struct parser *p) { expect_type(p, T_BEND, "'%}'"); }
+
+/* Consumes `{% name` of an end/else tag the body stopped at. */
+static const char *take_stop(struct parser *p) { return nexttok(p)->s; }
+
+static struct jnode *body_until(struct parser *p, const char *const *stops, const char **stopped)
+{
+    struct jnode *b = parse_body(p, stops, stopped);
+    return b;
+}
+
+static struct jnode *parse_if(struct parser *p, int line)
+{
+    static const char *const stops[] = { "elif", "else", "endif", NULL };
+    struct jnode *n = mk(p, N_IF, line);
+    n->a = parse_expr(p, true);
+    end_tag(p);
+    const char *st;
+    n->b = body_until(p, stops, &st);
+    take_stop(p);
+    if (!strcmp(st, "elif")) {
+        n->c = parse_if(p, cur(p)->line);
+        return n;
+    }
+    if (!strcmp(st, "else")) {
+        static const char *const end[] = { "endif", NULL };
+        end_tag(p);
+        n->c = body_until(p, end, &st);
+        take_stop(p);
+    }
+    end_tag(p);
+    return n;
+}
+
+static struct jnode *parse_for(struct parser *p, int line)
+{
+    static const char *const stops[] = { "else", "endfor", NULL };
+    struct jnode *n = mk(p, N_FOR, line);
+    struct nvec t = { 0 };
+    bool paren = is_op(p, "(");
+    if (paren)
+        nexttok(p);
+    do {
+        if (t.n)
+            nexttok(p);
+        nvec_push(p, &t, NULL, expect_name(p));
+    } while (is_op(p, ","));
+    if (paren)
+        expect_op(p, ")");
+    n->names = t.nm;
+    n->nnames = t.n;
+    if (!is_name(p, "in"))
+        pfail(p, cur(p)->line, "expected 'in' in for, got %s", tok_desc(cur(p)));
+    nexttok(p);
+    n->a = parse_tuple_expr(p, false);
+    if (is_name(p, "if")) {
+        nexttok(p);
+        n->b = parse_expr(p, true);
+    }
+    if (is_name(p, "recursive"))
+        pfail(p, cur(p)->line, "recursive for loops are not supported");
+    end_tag(p);
+    const char *st;
+    struct jnode *body = body_until(p, stops, &st);
+    n->kids = body->kids;
+    n->nkids = body->nkids;
+    take_stop(p);
+    if (!strcmp(st, "else")) {
+        static const char *const end[] = { "endfor", NULL };
+        end_tag(p);
+        struct jnode *eb = body_until(p, end, &st);
+        n->kids2 = eb->kids;
+        n->nkids2 = eb->nkids;
+        take_stop(p);
+    }
+    end_tag(p);
+    return n;
+}
+
+static struct jnode *parse_set(struct parser *p, int line)
+{
+    const char *name = expect_name(p);
+    if (is_op(p, ".")) {
+        nexttok(p);
+        struct jnode *n = mk(p, N_SETATTR, line);
+        n->s = name;
+        struct nvec v = { 0 };
+        nvec_push(p, &v, NULL, expect_name(p));
+        n->names = v.nm;
+        n->nnames = 1;
+        expect_op(p, "=");
+        n->a = parse_tuple_expr(p, true);
+        end_tag(p);
+        return n;
+    }
+    struct nvec t = { 0 };
+    nvec_push(p, &t, NULL, name);
+    while (is_op(p, ",")) {
+        nexttok(p);
+        nvec_push(p, &t, NULL, expect_name(p));
+    }
+    if (is_op(p, "=")) {
+        nexttok(p);
+        struct jnode *n = mk(p, N_SET, line);
+        n->names = t.nm;
+        n->nnames = t.n;
+        n->a = parse_tuple_expr(p, true);
+        end_tag(p);
+        return n;
+    }
+    if (t.n != 1)
+        pfail(p, line, "a block set assigns one name");
+    struct jnode *n = mk(p, N_SETBLOCK, line);
+    n->names = t.nm;
+    n->nnames = 1;
+    if (is_op(p, "|")) { /* {% set x | filter %}: the filters apply to the body */
+        struct jnode *ph = mk(p, E_LIT, line);
+        ph->lit = jv_none();
+        n->a = parse_filter_expr(p, ph);
+        n->c = ph;
+    }
+    end_tag(p);
+    static const char *const stops[] = { "endset", NULL };
+    const char *st;
+    n->b = body_until(p, stops, &st);
+    take_stop(p);
+    end_tag(p);
+    return n;
+}
+
+/* (a, b=default, ...) of a macro or a call block's caller */
+static void parse_params(struct parser *p, struct jnode *n)
+{
+    struct nvec names = { 0 }, defs = { 0 };
+    expect_op(p, "(");
+    while (!is_op(p, ")")) {
+        if (names.n)
+            expect_op(p, ",");
+        if (is_op(p, ")"))
+            break;
+        const char *nm = expect_name(p);
+        struct jnode *d = NULL;
+        if (is_op(p, "=")) {
+            nexttok(p);
+            d = parse_expr(p, true);
+        }
+        nvec_push(p, &names, NULL, nm);
+        nvec_push(p, &defs, d, NULL);
+    }
+    nexttok(p);
+    n->names = names.nm;
+    n->nnames = names.n;
+    n->kids2 = defs.v;
+    n->nkids2 = defs.n;
+}
+
+static struct jnode *parse_macro(struct parser *p, int line)
+{
+    struct jnode *n = mk(p, N_MACRO, line);
+    n->s = expect_name(p);
+    n->slen = strlen(n->s);
+    parse_params(p, n);
+    end_tag(p);
+    static const char *const stops[] = { "endmacro", NULL };
+    const char *st;
+    n->b = body_until(p, stops, &st);
+    take_stop(p);
+    if (cur(p)->type == T_NAME)
+        nexttok(p);
+    end_tag(p);
+    return n;
+}
+
+static struct jnode *parse_callblock(struct parser *p, int line)
+{
+    struct jnode *n = mk(p, N_CALLBLOCK, line);
+    n->s = "caller";
+    n->slen = 6;
+    if (is_op(p, "("))
+        parse_params(p, n);
+    n->a = parse_expr(p, true);
+    if (n->a->kind != E_CALL)
+        pfail(p, line, "expected a call after 'call'");
+    end_tag(p);
+    static const char *const stops[] = { "endcall", NULL };
+    const char *st;
+    n->b = body_until(p, stops, &st);
+    take_stop(p);
+    end_tag(p);
+    return n;
+}
+
+static struct jnode *parse_filterblock(struct parser *p, int line)
+{
+    struct jnode *n = mk(p, N_FILTERBLOCK, line);
+    struct jnode *ph = mk(p, E_LIT, line);
+    ph->lit = jv_none();
+    /* the filter chain starts at a placeholder the body's text replaces */
+    struct jnode *f = ph;
+    do {
+        if (f != ph)
+            expect_op(p, "|");
+        struct jnode *g = mk(p, E_FILTER, cur(p)->line);
+        g->s = expect_name(p);
+        g->a = f;
+        if (is_op(p, "("))
+            parse_call_args(p, g);
+        f = g;
+    } while (is_op(p, "|"));
+    n->a = f;
+    n->c = ph;
+    end_tag(p);
+    static const char *const stops[] = { "endfilter", NULL };
+    const char *st;
+    n->b = body_until(p, stops, &st);
+    take_stop(p);
+    end_tag(p);
+    return n;
+}
+
+static struct jnode *parse_statement(struct parser *p, const char **stopped_gen)
+{
+    (void)stopped_gen;
+    int line = cur(p)->line;
+    const char *kw = expect_name(p);
+    enter(p);
+    struct jnode *n;
+    if (!strcmp(kw, "if")) {
+        n = parse_if(p, line);
+    } else if (!strcmp(kw, "for")) {
+        n = parse_for(p, line);
+    } else if (!strcmp(kw, "set")) {
+        n = parse_set(p, line);
+    } else if (!strcmp(kw, "macro")) {
+        n = parse_macro(p, line);
+    } else if (!strcmp(kw, "call")) {
+        n = parse_callblock(p, line);
+    } else if (!strcmp(kw, "filter")) {
+        n = parse_filterblock(p, line);
+    } else if (!strcmp(kw, "break") || !strcmp(kw, "continue")) {
+        n = mk(p, kw[0] == 'b' ? N_BREAK : N_CONTINUE, line);
+        end_tag(p);
+    } else if (!strcmp(kw, "generation")) { /* HF's assistant-mask extension: renders its body */
+        end_tag(p);
+        static const char *const stops[] = { "endgeneration", NULL };
+        const char *st;
+        n = body_until(p, stops, &st);
+        take_stop(p);
+        end_tag(p);
+    } else {
+        pfail(p, line, "unknown tag '%s'", kw);
+    }
+    p->depth--;
+    return n;
+}
+
+static struct jnode *parse_body(struct parser *p, const char *const *stops, const char **stopped)
+{
+    struct nvec v = { 0 };
+    int line = cur(p)->line;
+    for (;;) {
+        struct tok *t = cur(p);
+        if (t->type == T_EOF) {
+            if (stops)
+                pfail(p, t->line, "unexpected end of template, expected '%s'", stops[0][0] == 'e' ? stops[0] : stops[1] ? stops[1] : stops[0]);
+            break;
+        }
+        if (t->type == T_TEXT) {
+            struct jnode *n = mk(p, N_TEXT, t->line);
+            n->s = t->s;
+            n->slen = t->n;
+            nexttok(p);
+            nvec_push(p, &v, n, NULL);
+        } else if (t->type == T_VBEGIN) {
+            nexttok(p);
+            struct jnode *n = mk(p, N_OUTPUT, t->line);
+            n->a = parse_tuple_expr(p, true);
+            expect_type(p, T_VEND, "'}}'");
+            nvec_push(p, &v, n, NULL);
+        } else if (t->type == T_BBEGIN) {
+            nexttok(p);
+            if (cur(p)->type == T_NAME && stops) {
+                bool hit = false;
+                for (int k = 0; stops[k]; k++)
+                    if (!strcmp(cur(p)->s, stops[k])) {
+                        *stopped = stops[k];
+                        hit = true;
+                    }
+                if (hit)
+                    break;
+            }
+            if (cur(p)->type == T_NAME &&
+                (!strncmp(cur(p)->s, "end", 3) || !strcmp(cur(p)->s, "else") || !strcmp(cur(p)->s, "elif")))
+                pfail(p, cur(p)->line, "unexpected '%s'", cur(p)->s);
+            nvec_push(p, &v, parse_statement(p, NULL), NULL);
+        } else {
+            pfail(p, t->line, "unexpected %s", tok_desc(t));
+        }
+    }
+    struct jnode *b = mk(p, N_BODY, line);
+    b->kids = v.v;
+    b->nkids = v.n;
+    return b;
+}
+
+int jinja_parse_tree(struct jinja_tpl *t, const char *src, size_t len, char *err, size_t errlen)
+{
+    struct parser p = { .t = t, .src = src, .len = len, .err = err, .errlen = errlen };
+    if (setjmp(p.jb)) {
+        free(p.toks);
+        return p.rc ? p.rc : -EINVAL;
+    }
+    lex(&p);
+    t->root = parse_body(&p, NULL, NULL);
+    free(p.toks);
+    return 0;
+}
