@@ -122,5 +122,6 @@ int cli_perplexity(int argc, char **argv);
 int cli_tokenize(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_iobench(int argc, char **argv);
+int cli_template(int argc, char **argv);
 
 #endif
