@@ -25,6 +25,10 @@ struct cli_opts {
     const char *prompt;         /* -p */
     const char *prompt_file;    /* -f */
     const char *system;         /* --system */
+    const char *chat_template;  /* --chat-template FILE: overrides the model's */
+    int reasoning;              /* --reasoning on|off: 1, 0; -1 = template default */
+    bool verbose_prompt;        /* --verbose-prompt: print each formatted prompt */
+    bool jinja;                 /* --jinja: accepted and ignored */
     int n_predict;              /* -n */
     int n_threads;              /* -t */
     int n_ctx;                  /* -c; 0 = min(train ctx, 4096) */
