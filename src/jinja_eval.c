@@ -499,6 +499,7 @@ jv jx_eval(struct jx *x, const struct jnode *e)
     case E_NAME: r = lookup(x, e->s, e->slen); break;
     case E_LIST:
         r = jv_list(x, (size_t)e->nkids);
+        r.tuple = e->op;
         for (int i = 0; i < e->nkids; i++)
             r.l[i] = jx_eval(x, e->kids[i]);
         break;

@@ -418,6 +418,7 @@ jv jx_filter(struct jx *x, const char *name, jv v, const jv *pos, int npos, cons
         jv r = jv_list(x, v.d->n);
         for (size_t i = 0; i < v.d->n; i++) {
             r.l[i] = jv_list(x, 2);
+            r.l[i].tuple = 1;
             r.l[i].l[0] = v.d->k[i];
             r.l[i].l[1] = v.d->v[i];
         }
@@ -610,7 +611,7 @@ jv jx_filter(struct jx *x, const char *name, jv v, const jv *pos, int npos, cons
         double m = pow(10, (double)prec);
         double r = jv_is_str(&method, "floor") ? floor(f * m) / m
                  : jv_is_str(&method, "ceil")  ? ceil(f * m) / m
-                                               : round(f * m) / m;
+                                               : rint(f * m) / m; /* Python's round: half to even */
         return jv_float(r);
     }
     /* the rest take a string */

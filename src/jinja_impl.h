@@ -46,6 +46,7 @@ struct jloop;
 
 typedef struct jv {
     int t;        /* enum jv_type */
+    int tuple;    /* JV_LIST made as a tuple: prints as (a, b) */
     size_t n;     /* bytes of s (JV_STR, JV_UNDEF name), items of l (JV_LIST) */
     union {
         bool b;

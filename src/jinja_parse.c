@@ -680,6 +680,7 @@ static struct jnode *parse_primary(struct parser *p)
         if (is_op(p, ")")) {
             nexttok(p);
             n = mk(p, E_LIST, line);
+            n->op = 1;
         } else {
             n = parse_expr(p, true);
             if (is_op(p, ",")) {
@@ -692,6 +693,7 @@ static struct jnode *parse_primary(struct parser *p)
                     nvec_push(p, &v, parse_expr(p, true), NULL);
                 }
                 n = mk(p, E_LIST, line);
+                n->op = 1;
                 n->kids = v.v;
                 n->nkids = v.n;
             }
@@ -902,6 +904,7 @@ static struct jnode *parse_tuple_expr(struct parser *p, bool with_cond)
         nvec_push(p, &v, parse_expr(p, with_cond), NULL);
     }
     struct jnode *l = mk(p, E_LIST, line);
+    l->op = 1;
     l->kids = v.v;
     l->nkids = v.n;
     return l;

@@ -443,13 +443,15 @@ void jv_str_to(struct jx *x, struct jbuf *b, const jv *v)
     case JV_FLOAT: float_repr(x, b, v->f); break;
     case JV_STR: jbuf_put(x, b, v->s, v->n); break;
     case JV_LIST:
-        jbuf_putc(x, b, '[');
+        jbuf_putc(x, b, v->tuple ? '(' : '[');
         for (size_t i = 0; i < v->n; i++) {
             if (i)
                 jbuf_put(x, b, ", ", 2);
             jv_repr_to(x, b, &v->l[i]);
         }
-        jbuf_putc(x, b, ']');
+        if (v->tuple && v->n == 1)
+            jbuf_putc(x, b, ',');
+        jbuf_putc(x, b, v->tuple ? ')' : ']');
         break;
     case JV_DICT:
     case JV_NS:
