@@ -783,8 +783,8 @@ void jinja_opts_default(struct jinja_opts *o)
     o->trim_blocks = true;
     o->lstrip_blocks = true;
     o->max_output = 16u << 20;
-    o->max_memory = 256u << 20;
-    o->max_steps = 50000000;
+    o->max_memory = 128u << 20;
+    o->max_steps = 10000000;
     o->max_depth = 400;
 }
 

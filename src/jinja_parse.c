@@ -1177,8 +1177,12 @@ static struct jnode *parse_body(struct parser *p, const char *const *stops, cons
     for (;;) {
         struct tok *t = cur(p);
         if (t->type == T_EOF) {
-            if (stops)
-                pfail(p, t->line, "unexpected end of template, expected '%s'", stops[0][0] == 'e' ? stops[0] : stops[1] ? stops[1] : stops[0]);
+            if (stops) {
+                int k = 0;
+                while (stops[k + 1])
+                    k++;
+                pfail(p, t->line, "unexpected end of template, expected '%s'", stops[k]);
+            }
             break;
         }
         if (t->type == T_TEXT) {
