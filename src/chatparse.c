@@ -440,11 +440,10 @@ static void parse_harmony(const char *s, size_t n, bool final, struct result *r)
             const char *nm = to + 13, *ne = nm;
             while (ne < h + hlen && *ne != ' ' && *ne != '<')
                 ne++;
-            if (!e) { /* call still open */
-                if (final)
-                    sb_put(&r->content, s + b, n - b);
+            if (!e && !final) /* call still open */
                 return;
-            }
+            /* at the end, a call without <|call|> is complete when its JSON
+             * is: generation stops at <|call|> and drops it */
             json_t *args = load_json(s + b, bend - b);
             bool ok = args && calls_add(&r->calls, nm, (size_t)(ne - nm), args);
             json_decref(args);
