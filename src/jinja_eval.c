@@ -216,7 +216,7 @@ static jv do_slice(struct jx *x, jv obj, const jv *sv, int line)
 
 static bool isnum(const jv *v) { return v->t == JV_INT || v->t == JV_FLOAT || v->t == JV_BOOL; }
 static double fnum(const jv *v) { return v->t == JV_FLOAT ? v->f : v->t == JV_INT ? (double)v->i : v->b; }
-static int64_t inum(const jv *v) { return v->t == JV_INT ? v->i : v->b; }
+static int64_t inum(const jv *v) { return v->t == JV_INT ? v->i : v->t == JV_BOOL ? v->b : 0; }
 
 static const char *op_sym(int op)
 {

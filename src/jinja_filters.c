@@ -515,8 +515,10 @@ jv jx_filter(struct jx *x, const char *name, jv v, const jv *pos, int npos, cons
         return select_items(x, v, a, false, F("select"), line);
     if (F("selectattr") || F("rejectattr"))
         return select_items(x, v, a, true, F("selectattr"), line);
-    if (F("attr"))
-        return jx_getattr(x, v, want_str(x, arg(a, 0, "name", jv_none()), "attr", line).s, pos[0].n, line);
+    if (F("attr")) {
+        jv nm = want_str(x, arg(a, 0, "name", jv_none()), "attr", line);
+        return jx_getattr(x, v, nm.s, nm.n, line);
+    }
     if (F("sum")) {
         jv l = as_list(x, v, line), attr = arg(a, 0, "attribute", jv_none()), acc = arg(a, 1, "start", jv_int(0));
         for (size_t i = 0; i < l.n; i++) {
@@ -628,10 +630,8 @@ jv jx_filter(struct jx *x, const char *name, jv v, const jv *pos, int npos, cons
         if (F("title")) return casemap(x, s, 3);
         if (F("e") || F("escape") || F("forceescape")) return html_escape(x, s);
         if (F("replace")) {
-            jv old = jv_tostr(x, &(jv){ 0 }), nw;
             jv o0 = arg(a, 0, "old", jv_undef("old", 3)), n0 = arg(a, 1, "new", jv_undef("new", 3));
-            old = jv_tostr(x, &o0);
-            nw = jv_tostr(x, &n0);
+            jv old = jv_tostr(x, &o0), nw = jv_tostr(x, &n0);
             jv cnt = arg(a, 2, "count", jv_none());
             return replace(x, s, old, nw, present(&cnt) ? want_int(x, cnt, "replace count", line) : -1);
         }

@@ -921,8 +921,7 @@ static const char *take_stop(struct parser *p) { return nexttok(p)->s; }
 
 static struct jnode *body_until(struct parser *p, const char *const *stops, const char **stopped)
 {
-    struct jnode *b = parse_body(p, stops, stopped);
-    return b;
+    return parse_body(p, stops, stopped);
 }
 
 static struct jnode *parse_if(struct parser *p, int line)
@@ -1134,9 +1133,8 @@ static struct jnode *parse_filterblock(struct parser *p, int line)
     return n;
 }
 
-static struct jnode *parse_statement(struct parser *p, const char **stopped_gen)
+static struct jnode *parse_statement(struct parser *p)
 {
-    (void)stopped_gen;
     int line = cur(p)->line;
     const char *kw = expect_name(p);
     enter(p);
@@ -1212,7 +1210,7 @@ static struct jnode *parse_body(struct parser *p, const char *const *stops, cons
             if (cur(p)->type == T_NAME &&
                 (!strncmp(cur(p)->s, "end", 3) || !strcmp(cur(p)->s, "else") || !strcmp(cur(p)->s, "elif")))
                 pfail(p, cur(p)->line, "unexpected '%s'", cur(p)->s);
-            nvec_push(p, &v, parse_statement(p, NULL), NULL);
+            nvec_push(p, &v, parse_statement(p), NULL);
         } else {
             pfail(p, t->line, "unexpected %s", tok_desc(t));
         }

@@ -86,9 +86,11 @@ static void parse_all_ways(const struct chatparse_opts *o, const char *text, str
                 assert_int_equal(chatparse_finish(p, &d), 0);
             else
                 assert_int_equal(chatparse_feed(p, text + i, i + chunks[c] <= n ? chunks[c] : n - i, &d), 0);
-            memcpy(content + cl, d.content, d.content_len);
+            if (d.content_len)
+                memcpy(content + cl, d.content, d.content_len);
             cl += d.content_len;
-            memcpy(reasoning + rl, d.reasoning, d.reasoning_len);
+            if (d.reasoning_len)
+                memcpy(reasoning + rl, d.reasoning, d.reasoning_len);
             rl += d.reasoning_len;
             if (d.n_calls)
                 assert_int_equal(d.first_call, calls);
