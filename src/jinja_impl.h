@@ -209,7 +209,37 @@ const struct jfunc *jx_global(const char *name, size_t n);
 /* a method of v by name (str, dict, list, loop), or NULL */
 const struct jfunc *jx_method(const jv *v, const char *name, size_t n);
 
-/* ---- jinja_parse.c ---- */
+/* ---- jinja_lex.c / jinja_parse.c ---- */
+enum tok_type { T_EOF, T_TEXT, T_VBEGIN, T_VEND, T_BBEGIN, T_BEND, T_NAME, T_STR, T_INT, T_FLOAT, T_OP };
+
+struct tok {
+    int type;
+    int line;
+    char op[3];
+    const char *s; /* T_TEXT, T_NAME, T_STR: arena copy, NUL-terminated */
+    size_t n;
+    int64_t i;
+    double f;
+};
+
+struct parser {
+    struct jinja_tpl *t;
+    const char *src;
+    size_t len;
+    struct tok *toks;
+    size_t ntok, cap, pos;
+    int depth;
+    jmp_buf jb;
+    int rc;
+    char *err;
+    size_t errlen;
+};
+
+/* one-line error "line N: ..." into the parser's buffer, then unwind */
+_Noreturn void jp_fail(struct parser *p, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void *jp_alloc(struct parser *p, size_t n); /* from the template's arena */
+char *jp_strdup(struct parser *p, const char *s, size_t n);
+void jp_lex(struct parser *p); /* fills p->toks, ending with T_EOF */
 int jinja_parse_tree(struct jinja_tpl *t, const char *src, size_t len, char *err, size_t errlen);
 
 #endif

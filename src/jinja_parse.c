@@ -1,18 +1,13 @@
 /*
- * jinja_parse.c - the lexer and parser of the Jinja engine: template text in,
+ * jinja_parse.c - the parser of the Jinja engine: tokens (jinja_lex.c) in,
  * syntax tree (struct jnode, jinja_impl.h) out.
  *
- * The lexer applies whitespace control as jinja2 3.1's lexer does: `{%-`
- * strips all whitespace before a tag, `-%}` all whitespace after it;
- * lstrip_blocks strips spaces and tabs between the start of a line and a
- * block tag or comment (not `{{`, not after `{%+`); trim_blocks drops the
- * first newline after a block tag or comment; one trailing newline of the
- * template is dropped (keep_trailing_newline=False).
  * The parser is recursive descent with jinja2's precedence (lowest first):
  * inline if, or, and, not, comparisons and `in`, + -, ~, * / // %, **,
  * unary - +, then postfix (. [] ()) and filters/tests. Nesting is capped at
  * the template's max_depth so a hostile template cannot overflow the stack.
- * Errors unwind with longjmp to jinja_parse_tree, which returns -EINVAL.
+ * Errors (jp_fail, here and in the lexer) unwind with longjmp to
+ * jinja_parse_tree, which returns -EINVAL.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -23,32 +18,7 @@
 
 #include "jinja_impl.h"
 
-enum tok_type { T_EOF, T_TEXT, T_VBEGIN, T_VEND, T_BBEGIN, T_BEND, T_NAME, T_STR, T_INT, T_FLOAT, T_OP };
-
-struct tok {
-    int type;
-    int line;
-    char op[3];
-    const char *s; /* T_TEXT, T_NAME, T_STR: arena copy, NUL-terminated */
-    size_t n;
-    int64_t i;
-    double f;
-};
-
-struct parser {
-    struct jinja_tpl *t;
-    const char *src;
-    size_t len;
-    struct tok *toks;
-    size_t ntok, cap, pos;
-    int depth;
-    jmp_buf jb;
-    int rc;
-    char *err;
-    size_t errlen;
-};
-
-__attribute__((format(printf, 3, 4))) static _Noreturn void pfail(struct parser *p, int line, const char *fmt, ...)
+void jp_fail(struct parser *p, int line, const char *fmt, ...)
 {
     if (p->err && p->errlen) {
         int k = snprintf(p->err, p->errlen, "line %d: ", line);
@@ -64,340 +34,22 @@ __attribute__((format(printf, 3, 4))) static _Noreturn void pfail(struct parser 
     longjmp(p->jb, 1);
 }
 
-static void *palloc(struct parser *p, size_t n)
+void *jp_alloc(struct parser *p, size_t n)
 {
     void *r = jarena_alloc(&p->t->arena, n ? n : 1);
     if (!r) {
         p->rc = -ENOMEM;
-        pfail(p, 0, "out of memory");
+        jp_fail(p, 0, "out of memory");
     }
     return r;
 }
 
-static char *pstrdup(struct parser *p, const char *s, size_t n)
+char *jp_strdup(struct parser *p, const char *s, size_t n)
 {
-    char *r = palloc(p, n + 1);
+    char *r = jp_alloc(p, n + 1);
     memcpy(r, s, n);
     r[n] = 0;
     return r;
-}
-
-/* ------------------------------------------------------------------ lexer */
-
-static struct tok *push_tok(struct parser *p, int type, int line)
-{
-    if (p->ntok == p->cap) {
-        size_t nc = p->cap ? p->cap * 2 : 256;
-        struct tok *nt = realloc(p->toks, nc * sizeof(*nt));
-        if (!nt) {
-            p->rc = -ENOMEM;
-            pfail(p, line, "out of memory");
-        }
-        p->toks = nt;
-        p->cap = nc;
-    }
-    struct tok *t = &p->toks[p->ntok++];
-    memset(t, 0, sizeof(*t));
-    t->type = type;
-    t->line = line;
-    return t;
-}
-
-static int line_at(const struct parser *p, size_t off, size_t *cache_off, int *cache_line)
-{
-    for (size_t i = *cache_off; i < off; i++)
-        if (p->src[i] == '\n')
-            (*cache_line)++;
-    *cache_off = off;
-    return *cache_line;
-}
-
-static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
-static bool is_id0(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
-static bool is_dig(char c) { return c >= '0' && c <= '9'; }
-
-static void put_utf8(char *o, size_t *k, uint32_t cp)
-{
-    if (cp < 0x80) {
-        o[(*k)++] = (char)cp;
-    } else if (cp < 0x800) {
-        o[(*k)++] = (char)(0xC0 | (cp >> 6));
-        o[(*k)++] = (char)(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        o[(*k)++] = (char)(0xE0 | (cp >> 12));
-        o[(*k)++] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[(*k)++] = (char)(0x80 | (cp & 0x3F));
-    } else {
-        o[(*k)++] = (char)(0xF0 | (cp >> 18));
-        o[(*k)++] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        o[(*k)++] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[(*k)++] = (char)(0x80 | (cp & 0x3F));
-    }
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* A string literal at src[i] (quote q); Python's unicode-escape decoding as
- * jinja2 applies it. Returns the index after the closing quote. */
-static size_t lex_string(struct parser *p, size_t i, int line, struct tok *t)
-{
-    char q = p->src[i++];
-    size_t start = i;
-    while (i < p->len && p->src[i] != q) {
-        if (p->src[i] == '\\' && i + 1 < p->len)
-            i++;
-        i++;
-    }
-    if (i >= p->len)
-        pfail(p, line, "unterminated string literal");
-    size_t n = i - start;
-    char *o = palloc(p, n * 2 + 1); /* an escape never grows by more than 2x (\x80 -> 2 bytes) */
-    size_t k = 0;
-    for (size_t j = start; j < i; j++) {
-        char c = p->src[j];
-        if (c != '\\') {
-            o[k++] = c;
-            continue;
-        }
-        char e = p->src[++j];
-        int nd = 0;
-        switch (e) {
-        case 'n': o[k++] = '\n'; break;
-        case 't': o[k++] = '\t'; break;
-        case 'r': o[k++] = '\r'; break;
-        case '\\': o[k++] = '\\'; break;
-        case '\'': o[k++] = '\''; break;
-        case '"': o[k++] = '"'; break;
-        case 'a': o[k++] = '\a'; break;
-        case 'b': o[k++] = '\b'; break;
-        case 'f': o[k++] = '\f'; break;
-        case 'v': o[k++] = '\v'; break;
-        case '\n': break;
-        case 'x': nd = 2; break;
-        case 'u': nd = 4; break;
-        case 'U': nd = 8; break;
-        default:
-            if (e >= '0' && e <= '7') {
-                uint32_t cp = 0;
-                int m = 0;
-                while (m < 3 && j < i && p->src[j] >= '0' && p->src[j] <= '7') {
-                    cp = cp * 8 + (uint32_t)(p->src[j] - '0');
-                    j++;
-                    m++;
-                }
-                j--;
-                put_utf8(o, &k, cp);
-            } else {
-                o[k++] = '\\';
-                o[k++] = e;
-            }
-        }
-        if (nd) {
-            uint32_t cp = 0;
-            for (int m = 0; m < nd; m++) {
-                int h = j + 1 + (size_t)m < i ? hexval(p->src[j + 1 + m]) : -1;
-                if (h < 0)
-                    pfail(p, line, "truncated \\%c escape in string literal", e);
-                cp = cp * 16 + (uint32_t)h;
-            }
-            if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-                pfail(p, line, "invalid code point U+%X in string literal", (unsigned)cp);
-            j += (size_t)nd;
-            put_utf8(o, &k, cp);
-        }
-    }
-    o[k] = 0;
-    t->s = o;
-    t->n = k;
-    return i + 1;
-}
-
-/* Tokens of one tag's inside, from src[i] to its end marker. Returns the
- * index after the marker; *strip_after tells whether it was `-%}`/`-}}`,
- * *keep_nl whether it was `+%}`. */
-static size_t lex_tag(struct parser *p, size_t i, bool block, int line, bool *strip_after, bool *keep_nl)
-{
-    char close = block ? '%' : '}';
-    for (;;) {
-        while (i < p->len && is_ws(p->src[i])) {
-            if (p->src[i] == '\n')
-                line++;
-            i++;
-        }
-        if (i >= p->len)
-            pfail(p, line, "unexpected end of template inside a %s", block ? "block tag" : "variable tag");
-        const char *s = p->src + i;
-        size_t left = p->len - i;
-        if ((s[0] == '-' || s[0] == '+') && left >= 3 && s[1] == close && s[2] == '}') {
-            *strip_after = s[0] == '-';
-            *keep_nl = s[0] == '+';
-            push_tok(p, block ? T_BEND : T_VEND, line);
-            return i + 3;
-        }
-        if (left >= 2 && s[0] == close && s[1] == '}') {
-            push_tok(p, block ? T_BEND : T_VEND, line);
-            return i + 2;
-        }
-        if (is_id0(s[0])) {
-            size_t j = i;
-            while (j < p->len && (is_id0(p->src[j]) || is_dig(p->src[j])))
-                j++;
-            struct tok *t = push_tok(p, T_NAME, line);
-            t->s = pstrdup(p, s, j - i);
-            t->n = j - i;
-            i = j;
-            continue;
-        }
-        if (is_dig(s[0])) {
-            size_t j = i;
-            bool fl = false;
-            while (j < p->len && (is_dig(p->src[j]) || p->src[j] == '_'))
-                j++;
-            if (j + 1 < p->len && p->src[j] == '.' && is_dig(p->src[j + 1])) {
-                fl = true;
-                j++;
-                while (j < p->len && (is_dig(p->src[j]) || p->src[j] == '_'))
-                    j++;
-            }
-            if (j < p->len && (p->src[j] == 'e' || p->src[j] == 'E')) {
-                size_t k = j + 1;
-                if (k < p->len && (p->src[k] == '+' || p->src[k] == '-'))
-                    k++;
-                if (k < p->len && is_dig(p->src[k])) {
-                    fl = true;
-                    j = k;
-                    while (j < p->len && is_dig(p->src[j]))
-                        j++;
-                }
-            }
-            char buf[64];
-            size_t k = 0;
-            for (size_t m = i; m < j && k < sizeof(buf) - 1; m++)
-                if (p->src[m] != '_')
-                    buf[k++] = p->src[m];
-            buf[k] = 0;
-            struct tok *t = push_tok(p, fl ? T_FLOAT : T_INT, line);
-            if (fl) {
-                t->f = strtod(buf, NULL);
-            } else {
-                errno = 0;
-                long long v = strtoll(buf, NULL, 10);
-                if (errno || j - i >= sizeof(buf) - 1)
-                    pfail(p, line, "integer literal %s is out of range", buf);
-                t->i = v;
-            }
-            i = j;
-            continue;
-        }
-        if (s[0] == '\'' || s[0] == '"') {
-            struct tok *t = push_tok(p, T_STR, line);
-            i = lex_string(p, i, line, t);
-            continue;
-        }
-        static const char *const two[] = { "//", "**", "==", "!=", "<=", ">=" };
-        struct tok *t = NULL;
-        for (size_t k = 0; k < sizeof(two) / sizeof(two[0]); k++)
-            if (left >= 2 && s[0] == two[k][0] && s[1] == two[k][1]) {
-                t = push_tok(p, T_OP, line);
-                memcpy(t->op, s, 2);
-                i += 2;
-                break;
-            }
-        if (t)
-            continue;
-        if (strchr("+-*/%~<>=.,:|()[]{}", s[0])) {
-            t = push_tok(p, T_OP, line);
-            t->op[0] = s[0];
-            i++;
-            continue;
-        }
-        pfail(p, line, "unexpected character '%c' in tag", s[0]);
-    }
-}
-
-static void lex(struct parser *p)
-{
-    size_t pos = 0, lc_off = 0;
-    int lc_line = 1;
-    bool line_starting = true;
-    size_t len = p->len;
-    if (len && p->src[len - 1] == '\n') { /* keep_trailing_newline=False */
-        len--;
-        if (len && p->src[len - 1] == '\r')
-            len--;
-    }
-    p->len = len;
-    while (pos < len) {
-        size_t q = pos;
-        while (q + 1 < len && !(p->src[q] == '{' && (p->src[q + 1] == '{' || p->src[q + 1] == '%' || p->src[q + 1] == '#')))
-            q++;
-        if (q + 1 >= len)
-            q = len;
-        size_t tend = q;
-        char kind = q < len ? p->src[q + 1] : 0;
-        char sign = q + 2 < len ? p->src[q + 2] : 0;
-        if (kind) {
-            if (sign == '-') {
-                while (tend > pos && is_ws(p->src[tend - 1]))
-                    tend--;
-            } else if (sign != '+' && p->t->o.lstrip_blocks && kind != '{') {
-                size_t l = tend;
-                while (l > pos && p->src[l - 1] != '\n')
-                    l--;
-                bool had_nl = l > pos;
-                if (had_nl || line_starting) {
-                    bool all_ws = true;
-                    for (size_t m = l; m < tend; m++)
-                        if (!is_ws(p->src[m]))
-                            all_ws = false;
-                    if (all_ws)
-                        tend = l;
-                }
-            }
-        }
-        if (tend > pos) {
-            struct tok *t = push_tok(p, T_TEXT, line_at(p, pos, &lc_off, &lc_line));
-            t->s = pstrdup(p, p->src + pos, tend - pos);
-            t->n = tend - pos;
-        }
-        if (!kind)
-            break;
-        int line = line_at(p, q, &lc_off, &lc_line);
-        size_t i = q + 2 + (sign == '-' || sign == '+');
-        bool strip_after = false, keep_nl = false;
-        if (kind == '#') {
-            size_t e = i;
-            while (e + 1 < len && !(p->src[e] == '#' && p->src[e + 1] == '}'))
-                e++;
-            if (e + 1 >= len)
-                pfail(p, line, "unterminated comment");
-            strip_after = e > i && p->src[e - 1] == '-';
-            keep_nl = e > i && p->src[e - 1] == '+';
-            i = e + 2;
-        } else {
-            push_tok(p, kind == '%' ? T_BBEGIN : T_VBEGIN, line);
-            i = lex_tag(p, i, kind == '%', line, &strip_after, &keep_nl);
-        }
-        size_t after = i;
-        if (strip_after) {
-            while (i < len && is_ws(p->src[i]))
-                i++;
-        } else if (kind != '{' && p->t->o.trim_blocks && !keep_nl && i < len && p->src[i] == '\n') {
-            i++;
-        }
-        line_starting = i > after ? p->src[i - 1] == '\n' : false;
-        pos = i;
-    }
-    push_tok(p, T_EOF, line_at(p, len, &lc_off, &lc_line));
 }
 
 /* ----------------------------------------------------------------- parser */
@@ -436,27 +88,27 @@ static const char *tok_desc(const struct tok *t)
 static void expect_op(struct parser *p, const char *op)
 {
     if (!is_op(p, op))
-        pfail(p, cur(p)->line, "expected '%s', got %s", op, tok_desc(cur(p)));
+        jp_fail(p, cur(p)->line, "expected '%s', got %s", op, tok_desc(cur(p)));
     nexttok(p);
 }
 
 static void expect_type(struct parser *p, int type, const char *what)
 {
     if (cur(p)->type != type)
-        pfail(p, cur(p)->line, "expected %s, got %s", what, tok_desc(cur(p)));
+        jp_fail(p, cur(p)->line, "expected %s, got %s", what, tok_desc(cur(p)));
     nexttok(p);
 }
 
 static const char *expect_name(struct parser *p)
 {
     if (cur(p)->type != T_NAME)
-        pfail(p, cur(p)->line, "expected a name, got %s", tok_desc(cur(p)));
+        jp_fail(p, cur(p)->line, "expected a name, got %s", tok_desc(cur(p)));
     return nexttok(p)->s;
 }
 
 static struct jnode *mk(struct parser *p, int kind, int line)
 {
-    struct jnode *n = palloc(p, sizeof(*n));
+    struct jnode *n = jp_alloc(p, sizeof(*n));
     memset(n, 0, sizeof(*n));
     n->kind = kind;
     n->line = line;
@@ -473,8 +125,8 @@ static void nvec_push(struct parser *p, struct nvec *v, struct jnode *n, const c
 {
     if (v->n == v->cap) {
         int nc = v->cap ? v->cap * 2 : 8;
-        struct jnode **nv = palloc(p, (size_t)nc * sizeof(*nv));
-        const char **nn = palloc(p, (size_t)nc * sizeof(*nn));
+        struct jnode **nv = jp_alloc(p, (size_t)nc * sizeof(*nv));
+        const char **nn = jp_alloc(p, (size_t)nc * sizeof(*nn));
         if (v->n) {
             memcpy(nv, v->v, (size_t)v->n * sizeof(*nv));
             memcpy(nn, v->nm, (size_t)v->n * sizeof(*nn));
@@ -491,7 +143,7 @@ static void nvec_push(struct parser *p, struct nvec *v, struct jnode *n, const c
 static void enter(struct parser *p)
 {
     if (++p->depth > p->t->o.max_depth)
-        pfail(p, cur(p)->line, "template nesting deeper than %d", p->t->o.max_depth);
+        jp_fail(p, cur(p)->line, "template nesting deeper than %d", p->t->o.max_depth);
 }
 
 static struct jnode *parse_expr(struct parser *p, bool with_cond);
@@ -516,7 +168,7 @@ static void parse_call_args(struct parser *p, struct jnode *call)
             nvec_push(p, &kw, parse_expr(p, true), nm);
         } else {
             if (kw.n)
-                pfail(p, cur(p)->line, "positional argument after a keyword argument");
+                jp_fail(p, cur(p)->line, "positional argument after a keyword argument");
             nvec_push(p, &pos, parse_expr(p, true), NULL);
         }
     }
@@ -556,7 +208,7 @@ static struct jnode *parse_filter_expr(struct parser *p, struct jnode *n)
                         is_op(p, "[") || is_op(p, "{")) &&
                        !is_name(p, "else") && !is_name(p, "or") && !is_name(p, "and")) {
                 if (is_name(p, "is"))
-                    pfail(p, c->line, "tests cannot be chained with 'is'");
+                    jp_fail(p, c->line, "tests cannot be chained with 'is'");
                 struct nvec a = { 0 };
                 nvec_push(p, &a, parse_postfix(p, parse_primary(p)), NULL);
                 t->kids = a.v;
@@ -659,7 +311,7 @@ static struct jnode *parse_primary(struct parser *p)
         size_t total = 0;
         for (size_t k = p->pos; p->toks[k].type == T_STR; k++)
             total += p->toks[k].n;
-        char *s = palloc(p, total + 1);
+        char *s = jp_alloc(p, total + 1);
         size_t o = 0;
         while (cur(p)->type == T_STR) {
             memcpy(s + o, cur(p)->s, cur(p)->n);
@@ -732,7 +384,7 @@ static struct jnode *parse_primary(struct parser *p)
         n->kids2 = v.v;
         n->nkids2 = v.n;
     } else {
-        pfail(p, line, "unexpected %s in expression", tok_desc(t));
+        jp_fail(p, line, "unexpected %s in expression", tok_desc(t));
     }
     p->depth--;
     return n;
@@ -965,7 +617,7 @@ static struct jnode *parse_for(struct parser *p, int line)
     n->names = t.nm;
     n->nnames = t.n;
     if (!is_name(p, "in"))
-        pfail(p, cur(p)->line, "expected 'in' in for, got %s", tok_desc(cur(p)));
+        jp_fail(p, cur(p)->line, "expected 'in' in for, got %s", tok_desc(cur(p)));
     nexttok(p);
     n->a = parse_tuple_expr(p, false);
     if (is_name(p, "if")) {
@@ -973,7 +625,7 @@ static struct jnode *parse_for(struct parser *p, int line)
         n->b = parse_expr(p, true);
     }
     if (is_name(p, "recursive"))
-        pfail(p, cur(p)->line, "recursive for loops are not supported");
+        jp_fail(p, cur(p)->line, "recursive for loops are not supported");
     end_tag(p);
     const char *st;
     struct jnode *body = body_until(p, stops, &st);
@@ -1024,7 +676,7 @@ static struct jnode *parse_set(struct parser *p, int line)
         return n;
     }
     if (t.n != 1)
-        pfail(p, line, "a block set assigns one name");
+        jp_fail(p, line, "a block set assigns one name");
     struct jnode *n = mk(p, N_SETBLOCK, line);
     n->names = t.nm;
     n->nnames = 1;
@@ -1095,7 +747,7 @@ static struct jnode *parse_callblock(struct parser *p, int line)
         parse_params(p, n);
     n->a = parse_expr(p, true);
     if (n->a->kind != E_CALL)
-        pfail(p, line, "expected a call after 'call'");
+        jp_fail(p, line, "expected a call after 'call'");
     end_tag(p);
     static const char *const stops[] = { "endcall", NULL };
     const char *st;
@@ -1162,7 +814,7 @@ static struct jnode *parse_statement(struct parser *p)
         take_stop(p);
         end_tag(p);
     } else {
-        pfail(p, line, "unknown tag '%s'", kw);
+        jp_fail(p, line, "unknown tag '%s'", kw);
     }
     p->depth--;
     return n;
@@ -1179,7 +831,7 @@ static struct jnode *parse_body(struct parser *p, const char *const *stops, cons
                 int k = 0;
                 while (stops[k + 1])
                     k++;
-                pfail(p, t->line, "unexpected end of template, expected '%s'", stops[k]);
+                jp_fail(p, t->line, "unexpected end of template, expected '%s'", stops[k]);
             }
             break;
         }
@@ -1209,10 +861,10 @@ static struct jnode *parse_body(struct parser *p, const char *const *stops, cons
             }
             if (cur(p)->type == T_NAME &&
                 (!strncmp(cur(p)->s, "end", 3) || !strcmp(cur(p)->s, "else") || !strcmp(cur(p)->s, "elif")))
-                pfail(p, cur(p)->line, "unexpected '%s'", cur(p)->s);
+                jp_fail(p, cur(p)->line, "unexpected '%s'", cur(p)->s);
             nvec_push(p, &v, parse_statement(p), NULL);
         } else {
-            pfail(p, t->line, "unexpected %s", tok_desc(t));
+            jp_fail(p, t->line, "unexpected %s", tok_desc(t));
         }
     }
     struct jnode *b = mk(p, N_BODY, line);
@@ -1228,7 +880,7 @@ int jinja_parse_tree(struct jinja_tpl *t, const char *src, size_t len, char *err
         free(p.toks);
         return p.rc ? p.rc : -EINVAL;
     }
-    lex(&p);
+    jp_lex(&p);
     t->root = parse_body(&p, NULL, NULL);
     free(p.toks);
     return 0;
