@@ -203,23 +203,74 @@ static jv replace(struct jx *x, jv s, jv old, jv nw, int64_t count)
     return jbuf_take(x, &b);
 }
 
+/* Case mapping for ASCII, Latin-1, Latin Extended-A, Greek and Cyrillic
+ * (the scripts chat text mostly needs); other code points are caseless
+ * here. Every pair has the same UTF-8 length. */
+static uint32_t cp_upper(uint32_t c)
+{
+    if (c >= 'a' && c <= 'z') return c - 32;
+    if (c >= 0xE0 && c <= 0xFE && c != 0xF7) return c - 32;
+    if (c == 0xFF) return 0x178;
+    if ((c >= 0x100 && c <= 0x137) || (c >= 0x14A && c <= 0x177)) return c & ~1u;
+    if (((c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E)) && !(c & 1)) return c - 1;
+    if (c >= 0x3B1 && c <= 0x3C9 && c != 0x3C2) return c - 32;
+    if (c >= 0x430 && c <= 0x44F) return c - 32;
+    if (c >= 0x450 && c <= 0x45F) return c - 80;
+    return c;
+}
+
+static uint32_t cp_lower(uint32_t c)
+{
+    if (c >= 'A' && c <= 'Z') return c + 32;
+    if (c >= 0xC0 && c <= 0xDE && c != 0xD7) return c + 32;
+    if (c == 0x178) return 0xFF;
+    if ((c >= 0x100 && c <= 0x137) || (c >= 0x14A && c <= 0x177)) return c | 1u;
+    if (((c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E)) && (c & 1)) return c + 1;
+    if (c >= 0x391 && c <= 0x3A9 && c != 0x3A2) return c + 32;
+    if (c >= 0x410 && c <= 0x42F) return c + 32;
+    if (c >= 0x400 && c <= 0x40F) return c + 80;
+    return c;
+}
+
+static void put_cp(struct jx *x, struct jbuf *b, uint32_t cp)
+{
+    char o[4];
+    int k = 0;
+    if (cp < 0x80) {
+        o[k++] = (char)cp;
+    } else if (cp < 0x800) {
+        o[k++] = (char)(0xC0 | (cp >> 6));
+        o[k++] = (char)(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+        o[k++] = (char)(0xE0 | (cp >> 12));
+        o[k++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        o[k++] = (char)(0x80 | (cp & 0x3F));
+    } else {
+        o[k++] = (char)(0xF0 | (cp >> 18));
+        o[k++] = (char)(0x80 | ((cp >> 12) & 0x3F));
+        o[k++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        o[k++] = (char)(0x80 | (cp & 0x3F));
+    }
+    jbuf_put(x, b, o, (size_t)k);
+}
+
 static jv casemap(struct jx *x, jv s, int mode) /* 0 lower, 1 upper, 2 capitalize, 3 title */
 {
-    char *p = jx_alloc(x, s.n + 1);
-    bool start = true;
-    for (size_t i = 0; i < s.n; i++) {
-        char c = s.s[i];
-        bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-        bool up = mode == 1 || ((mode == 2 && i == 0) || (mode == 3 && start));
-        if (up && c >= 'a' && c <= 'z')
-            c = (char)(c - 32);
-        else if (!up && mode != 1 && c >= 'A' && c <= 'Z')
-            c = (char)(c + 32);
-        p[i] = c;
-        start = mode == 3 ? !alpha && !((unsigned char)c & 0x80) : false;
+    struct jbuf b = { 0 };
+    bool prev_cased = false;
+    for (size_t i = 0; i < s.n;) {
+        size_t st = i;
+        uint32_t c = dec(s.s, s.n, &i), u = cp_upper(c), l = cp_lower(c);
+        bool cased = u != c || l != c;
+        bool up = mode == 1 || (mode == 2 && st == 0) || (mode == 3 && !prev_cased);
+        uint32_t r = up ? u : l;
+        if (r == c) /* unchanged: keep the original bytes (also invalid UTF-8) */
+            jbuf_put(x, &b, s.s + st, i - st);
+        else
+            put_cp(x, &b, r);
+        prev_cased = cased;
     }
-    p[s.n] = 0;
-    return (jv){ .t = JV_STR, .s = p, .n = s.n };
+    return jbuf_take(x, &b);
 }
 
 static bool affix(jv s, jv a, bool end)
@@ -395,9 +446,7 @@ jv jx_filter(struct jx *x, const char *name, jv v, const jv *pos, int npos, cons
         bool use = v.t == JV_UNDEF || (jv_truthy(&boolean) && !jv_truthy(&v));
         return use ? arg(a, 0, "default_value", jv_strz("")) : v;
     }
-    if (F("safe"))
-        return v;
-    if (F("string"))
+    if (F("safe") || F("string")) /* Markup(v): a string either way (no autoescaping here) */
         return jv_tostr(x, &v);
     if (F("tojson"))
         return tojson(x, v, a, line);
@@ -541,8 +590,10 @@ jv jx_filter(struct jx *x, const char *name, jv v, const jv *pos, int npos, cons
         if (!l.n)
             return jv_undef(name, 3);
         jv best = l.l[0];
-        for (size_t i = 1; i < l.n; i++) {
-            int c = jv_cmp(x, &l.l[i], &best, line);
+        for (size_t i = 1; i < l.n; i++) { /* case_sensitive=False, as jinja2's default */
+            jv p = l.l[i].t == JV_STR ? casemap(x, l.l[i], 0) : l.l[i];
+            jv q = best.t == JV_STR ? casemap(x, best, 0) : best;
+            int c = jv_cmp(x, &p, &q, line);
             if (F("min") ? c < 0 : c > 0)
                 best = l.l[i];
         }
@@ -605,6 +656,8 @@ jv jx_filter(struct jx *x, const char *name, jv v, const jv *pos, int npos, cons
     if (F("round")) {
         int64_t prec = want_int(x, arg(a, 0, "precision", jv_int(0)), "round", line);
         jv method = arg(a, 1, "method", jv_strz("common"));
+        if ((v.t == JV_INT || v.t == JV_BOOL) && prec >= 0) /* Python: round(int, n) is the int */
+            return jv_int(v.t == JV_INT ? v.i : v.b);
         double f = v.t == JV_INT ? (double)v.i : v.t == JV_FLOAT ? v.f : 0;
         if (v.t != JV_INT && v.t != JV_FLOAT)
             jx_fail(x, -EINVAL, line, "round expects a number, got %s", jv_type_name(&v));
@@ -638,8 +691,17 @@ jv jx_filter(struct jx *x, const char *name, jv v, const jv *pos, int npos, cons
         if (F("split"))
             return split(x, s, arg(a, 0, "sep", jv_none()), want_int(x, arg(a, 1, "maxsplit", jv_int(-1)), "split", line),
                          line);
-        if (F("wordcount"))
-            return jv_int((int64_t)split(x, s, jv_none(), -1, line).n);
+        if (F("wordcount")) { /* runs of \w (letters, digits, _; any non-ASCII counts as a letter) */
+            int64_t words = 0;
+            bool in = false;
+            for (size_t i = 0; i < s.n; i++) {
+                unsigned char c = (unsigned char)s.s[i];
+                bool w = c >= 0x80 || c == '_' || (c >= '0' && c <= '9') || ((c | 32) >= 'a' && (c | 32) <= 'z');
+                words += w && !in;
+                in = w;
+            }
+            return jv_int(words);
+        }
         /* indent(width=4, first=False, blank=False): lines after the first
          * (and the first when first=True) get the padding; blank lines only
          * when blank=True */
@@ -696,9 +758,8 @@ bool jx_test(struct jx *x, const char *name, jv v, const jv *args, int nargs, in
     if (T("callable")) return v.t == JV_MACRO || v.t == JV_FUNC;
     if (T("sameas")) return v.t == a0.t && jv_eq(&v, &a0) && (v.t != JV_STR || v.s == a0.s);
     if (T("escaped")) return false;
-    if (T("lower") || T("upper")) {
-        if (v.t != JV_STR)
-            return false;
+    if (T("lower") || T("upper")) { /* str(value).islower() / isupper() */
+        v = jv_tostr(x, &v);
         bool cased = false;
         for (size_t i = 0; i < v.n; i++) {
             char c = v.s[i];
@@ -708,6 +769,10 @@ bool jx_test(struct jx *x, const char *name, jv v, const jv *args, int nargs, in
                 return false;
         }
         return cased;
+    }
+    if ((T("odd") || T("even")) && v.t == JV_FLOAT) {
+        double m = fmod(v.f, 2);
+        return T("odd") ? m != 0 : m == 0;
     }
     if (T("odd") || T("even") || T("divisibleby")) {
         int64_t i = want_int(x, v, name, line);

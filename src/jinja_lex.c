@@ -261,12 +261,24 @@ void jp_lex(struct parser *p)
     size_t pos = 0, lc_off = 0;
     int lc_line = 1;
     bool line_starting = true;
-    size_t len = p->len;
-    if (len && p->src[len - 1] == '\n') { /* keep_trailing_newline=False */
-        len--;
-        if (len && p->src[len - 1] == '\r')
-            len--;
+    /* as jinja2: every \r\n and \r becomes \n first (in text and in
+     * literals alike), then one trailing newline goes
+     * (keep_trailing_newline=False) */
+    char *norm = jp_alloc(p, p->len + 1);
+    size_t len = 0;
+    for (size_t i = 0; i < p->len; i++) {
+        if (p->src[i] == '\r') {
+            norm[len++] = '\n';
+            if (i + 1 < p->len && p->src[i + 1] == '\n')
+                i++;
+        } else {
+            norm[len++] = p->src[i];
+        }
     }
+    if (len && norm[len - 1] == '\n')
+        len--;
+    norm[len] = 0;
+    p->src = norm;
     p->len = len;
     while (pos < len) {
         size_t q = pos;
