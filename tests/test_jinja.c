@@ -314,6 +314,18 @@ static const struct { const char *src, *vars, *expect; } cases[] = {
     { "{% for m in ms %}{% for t in m %}{{ loop.index }}{% endfor %}{{ loop.index }};{% endfor %}",
       "{\"ms\": [[1, 2], [3]]}",
       "121;12;" },
+    { "{{ 'h\303\251llo w\303\266rld \316\221\316\222\316\223 \320\260\320\261\320\262'.upper() }}|{{ '\303\200\303\211\303\216 \316\251mega'.lower() }}|{{ '\303\251lan vital' | title }}|{{ '\303\211COLE' is upper }}",
+      "{}",
+      "H\303\211LLO W\303\226RLD \316\221\316\222\316\223 \320\220\320\221\320\222|\303\240\303\251\303\256 \317\211mega|\303\211lan Vital|True" },
+    { "{{ 2 | round }}|{{ 2.5 | round }}|{{ 3.5 | round }}|{{ 'a-b c_d' | wordcount }}|{{ none | safe }}|{{ 4.0 is even }}|{{ {'a': 1} is lower }}",
+      "{}",
+      "2|2.0|4.0|3|None|True|True" },
+    { "a\015\n{% if true %}\015\nb\015\n{% endif %}\015\nc\015\n",
+      "{}",
+      "a\nb\nc" },
+    { "{{ ['b', 'A', 'c'] | max }}{{ ['b', 'A', 'c'] | min }}{{ ['b', 'a', 'C'] | sort | join }}",
+      "{}",
+      "cAabC" },
 };
 
 static void test_features(void **state)
