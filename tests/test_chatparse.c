@@ -8,7 +8,8 @@
  * 2, 3 and 7 bytes: what is handed out along the way is always a prefix of
  * the final parse (so never a partial marker), and the result is identical.
  * Also chat.c: string arguments parsed, ChatML fallback, templates of GGUF
- * fixtures.
+ * fixtures; and `moestream chat --verbose-prompt` on tinymoe prints, turn by
+ * turn, exactly what `moestream template` renders for the same history.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -390,11 +391,81 @@ static void test_chat(void **state)
     }
 }
 
+static char *slurp(const char *path)
+{
+    size_t n;
+    char *s = read_all(path, &n);
+    assert_non_null(s);
+    return s;
+}
+
+/* The prompt of the k-th "formatted prompt (N bytes):" block in chat's stderr. */
+static char *nth_prompt(const char *log, int k)
+{
+    const char *p = log;
+    for (int i = 0; i <= k; i++) {
+        p = strstr(p, "moestream chat: formatted prompt (");
+        assert_non_null(p);
+        p += strlen("moestream chat: formatted prompt (");
+    }
+    size_t n = strtoul(p, NULL, 10);
+    p = strchr(p, '\n');
+    assert_non_null(p);
+    return strndup(p + 1, n);
+}
+
+static void test_chat_verbose_prompt(void **state)
+{
+    (void)state;
+    const char *bin = getenv("MOESTREAM_BIN");
+    if (!bin || !have_fixtures()) {
+        printf("  SKIP: needs MOESTREAM_BIN (make test sets it) and the fixtures\n");
+        skip();
+    }
+    char dir[] = "/tmp/moestream-test-chat-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char cmd[9000];
+    snprintf(cmd, sizeof(cmd), "%s/moestream-split %s/tinymoe/tinymoe-Q8_0.gguf -o %s/m >/dev/null 2>&1", bin,
+             fixtures, dir);
+    assert_int_equal(system(cmd), 0);
+    /* two turns, greedy, short replies */
+    snprintf(cmd, sizeof(cmd),
+             "printf 'def add(a, b):\\nand sub\\n' | %s/moestream chat -m %s/m --jinja --system 'Be brief.' "
+             "--reasoning off -n 6 --temp 0 -t 1 --verbose-prompt >%s/out.txt 2>%s/err.txt",
+             bin, dir, dir, dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof(cmd), "%s/err.txt", dir);
+    char *log = slurp(cmd);
+    assert_non_null(strstr(log, "has no chat template; using ChatML"));
+    char *p1 = nth_prompt(log, 0), *p2 = nth_prompt(log, 1);
+    /* turn 1 as `moestream template` renders it */
+    snprintf(cmd, sizeof(cmd),
+             "printf '%%s' '{\"messages\": [{\"role\": \"system\", \"content\": \"Be brief.\"}, {\"role\": "
+             "\"user\", \"content\": \"def add(a, b):\"}], \"enable_thinking\": false}' | %s/moestream template -m "
+             "%s/m >%s/t1.txt 2>/dev/null",
+             bin, dir, dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof(cmd), "%s/t1.txt", dir);
+    char *t1 = slurp(cmd);
+    assert_string_equal(p1, t1);
+    /* turn 2 holds turn 1, the reply (as content) and the new message */
+    assert_int_equal(strncmp(p2, t1, strlen(t1) - strlen("<|im_start|>assistant\n")), 0);
+    assert_non_null(strstr(p2, "<|im_start|>user\nand sub<|im_end|>\n<|im_start|>assistant\n"));
+    printf("  chat --verbose-prompt: turn 1 identical to `moestream template` (%zu bytes), turn 2 extends it\n",
+           strlen(t1));
+    free(p1);
+    free(p2);
+    free(t1);
+    free(log);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip), cmocka_unit_test(test_cases), cmocka_unit_test(test_detect),
-        cmocka_unit_test(test_chat),
+        cmocka_unit_test(test_chat), cmocka_unit_test(test_chat_verbose_prompt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
