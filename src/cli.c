@@ -144,6 +144,7 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
         else if (!strcmp(a, "--ids")) flag = &o->ids;
         else if (!strcmp(a, "--no-escape")) flag = &o->no_escape;
         else if (!strcmp(a, "--verbose-prompt")) flag = &o->verbose_prompt;
+        else if (!strcmp(a, "--chat")) flag = &o->chat;
         else if (!strcmp(a, "--jinja")) flag = &o->jinja; /* llama.cpp habit: templates are always Jinja here */
         else if (!strcmp(a, "--preload")) flag = &o->preload;
         else if (!strcmp(a, "--prefetch")) flag = &o->prefetch;

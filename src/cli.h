@@ -29,6 +29,7 @@ struct cli_opts {
     int reasoning;              /* --reasoning on|off: 1, 0; -1 = template default */
     bool verbose_prompt;        /* --verbose-prompt: print each formatted prompt */
     bool jinja;                 /* --jinja: accepted and ignored */
+    bool chat;                  /* run --chat: format -p with the chat template */
     int n_predict;              /* -n */
     int n_threads;              /* -t */
     int n_ctx;                  /* -c; 0 = min(train ctx, 4096) */

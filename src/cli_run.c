@@ -22,7 +22,9 @@ static void run_usage(FILE *out)
             "  -p, --prompt TEXT      the prompt\n"
             "  -f, --file FILE        read the prompt from FILE\n"
             "  -n, --n-predict N      tokens to generate (default 128; -1 = until end of text or context)\n"
-            "      --special          parse special tokens such as <|im_start|> in the prompt\n");
+            "      --special          parse special tokens such as <|im_start|> in the prompt\n"
+            "      --chat             format the prompt as one user turn with the model's chat template\n"
+            "                         (with --system, --chat-template FILE, --reasoning on|off, --verbose-prompt)\n");
     cli_common_help(out);
     fprintf(out,
             "sampling:\n"
@@ -39,7 +41,7 @@ static void run_usage(FILE *out)
     "--model --prompt --file --n-predict --threads --ctx-size --batch-size --ram-budget --io "        \
     "--queue-depth --mlock --verify-reads --stats --stats-json --trace-out --special --temp --top-k " \
     "--top-p --min-p --repeat-penalty --repeat-last-n --seed --system --no-escape --preload --prefetch --act-bits " \
-    "--cache-policy"
+    "--cache-policy --chat --chat-template --jinja --reasoning --verbose-prompt"
 
 /* Tokenizes text into a freshly allocated array; NULL with a message. */
 static int32_t *tokenize_all(const struct tokenizer *t, const char *text, size_t len, bool bos, bool special,
@@ -168,6 +170,43 @@ static int generate(struct cli_runtime *rt, struct sampler *smp, float *logits, 
     return n;
 }
 
+static struct chat_tmpl *chat_load_template(const struct cli_opts *o, const struct cli_runtime *rt, char **src);
+
+/* run --chat: the prompt becomes one user turn (after --system) formatted by
+ * the chat template. Replaces *text; 0 or -1 with a printed line. */
+static int run_chat_format(const struct cli_opts *o, const struct cli_runtime *rt, char **text, size_t *len)
+{
+    char *src = NULL, *out = NULL, err[1024];
+    struct chat_tmpl *t = chat_load_template(o, rt, &src);
+    free(src);
+    if (!t)
+        return -1;
+    json_t *msgs = json_array();
+    if (o->system)
+        json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "system", "content", o->system));
+    json_array_append_new(msgs, json_pack("{s:s, s:s%}", "role", "user", "content", *text, *len));
+    json_t *conv = json_pack("{s:o, s:b}", "messages", msgs, "add_generation_prompt", 1);
+    if (o->reasoning >= 0)
+        json_object_set_new(conv, "enable_thinking", json_boolean(o->reasoning));
+    size_t n;
+    int rc = chat_render(t, conv, &out, &n, err, sizeof(err));
+    json_decref(conv);
+    chat_tmpl_free(t);
+    if (rc) {
+        fprintf(stderr, "moestream run: the chat template failed: %s\n", err);
+        return -1;
+    }
+    if (o->verbose_prompt) {
+        fprintf(stderr, "moestream run: formatted prompt (%zu bytes):\n", n);
+        fwrite(out, 1, n, stderr);
+        fprintf(stderr, "\nmoestream run: end of formatted prompt\n");
+    }
+    free(*text);
+    *text = out;
+    *len = n;
+    return 0;
+}
+
 int cli_run(int argc, char **argv)
 {
     struct cli_opts o;
@@ -192,8 +231,14 @@ int cli_run(int argc, char **argv)
         free(text);
         return 1;
     }
+    if (o.chat && run_chat_format(&o, &rt, &text, &len)) {
+        free(text);
+        cli_unload(&rt);
+        return 1;
+    }
     int rc = 1, n_prompt = 0;
-    int32_t *ids = tokenize_all(rt.tok, text, len, tok_wants_bos(rt.tok), o.special, &n_prompt);
+    /* a formatted prompt holds the template's special tokens (and its BOS) */
+    int32_t *ids = tokenize_all(rt.tok, text, len, tok_wants_bos(rt.tok) && !o.chat, o.special || o.chat, &n_prompt);
     float *logits = malloc(sizeof(float) * rt.m->hp.n_vocab);
     struct sampler *smp = sampler_init(&o.samp, rt.m->hp.n_vocab);
     if (!ids || !logits || !smp)
@@ -252,7 +297,7 @@ static void chat_usage(FILE *out)
     fprintf(out, "sampling flags as for `moestream run --help`.\n");
 }
 
-#define CHAT_FLAGS RUN_FLAGS " --chat-template --jinja --reasoning --verbose-prompt"
+#define CHAT_FLAGS RUN_FLAGS
 
 /* The chat template: --chat-template FILE or the model's (ChatML when it
  * has none). *src gets the template text (for the output parser). */
@@ -264,7 +309,7 @@ static struct chat_tmpl *chat_load_template(const struct cli_opts *o, const stru
     const struct gguf_ctx *g = rt->m->split->manifest;
     if (chat_tmpl_from_gguf(&model_t, g, NULL, &fallback, err, sizeof(err))) {
         if (!o->chat_template) {
-            fprintf(stderr, "moestream chat: %s: %s (override it with --chat-template FILE)\n", o->model_dir, err);
+            fprintf(stderr, "moestream: %s: %s (override it with --chat-template FILE)\n", o->model_dir, err);
             return NULL;
         }
         model_t = NULL;
@@ -274,7 +319,7 @@ static struct chat_tmpl *chat_load_template(const struct cli_opts *o, const stru
         *src = cli_read_file(o->chat_template, &len);
         if (*src && chat_tmpl_init(&t, *src, len, model_t ? chat_tmpl_bos(model_t) : NULL,
                                    model_t ? chat_tmpl_eos(model_t) : NULL, NULL, err, sizeof(err)))
-            fprintf(stderr, "moestream chat: %s: %s\n", o->chat_template, err);
+            fprintf(stderr, "moestream: %s: %s\n", o->chat_template, err);
         chat_tmpl_free(model_t);
         return t;
     }
@@ -282,7 +327,7 @@ static struct chat_tmpl *chat_load_template(const struct cli_opts *o, const stru
     gguf_get_str(g, "tokenizer.chat_template", &s);
     *src = strdup(s ? s : chat_chatml_template);
     if (fallback)
-        fprintf(stderr, "moestream chat: %s has no chat template; using ChatML\n", o->model_dir);
+        fprintf(stderr, "moestream: %s has no chat template; using ChatML\n", o->model_dir);
     return model_t;
 }
 

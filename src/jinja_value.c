@@ -142,13 +142,8 @@ jv *jdict_gets(const struct jdict *d, const char *k, size_t n)
     return NULL;
 }
 
-void jdict_set(struct jx *x, struct jdict *d, jv k, jv v)
+static void jdict_append(struct jx *x, struct jdict *d, jv k, jv v)
 {
-    jv *e = jdict_get(d, k);
-    if (e) {
-        *e = v;
-        return;
-    }
     if (d->n == d->cap) {
         size_t nc = d->cap ? d->cap * 2 : 8;
         jv *nk = jx_alloc(x, nc * sizeof(jv)), *nv = jx_alloc(x, nc * sizeof(jv));
@@ -163,6 +158,15 @@ void jdict_set(struct jx *x, struct jdict *d, jv k, jv v)
     d->k[d->n] = k;
     d->v[d->n] = v;
     d->n++;
+}
+
+void jdict_set(struct jx *x, struct jdict *d, jv k, jv v)
+{
+    jv *e = jdict_get(d, k);
+    if (e)
+        *e = v;
+    else
+        jdict_append(x, d, k, v);
 }
 
 const char *jv_type_name(const jv *v)
@@ -635,7 +639,7 @@ jv jv_from_json(struct jx *x, const json_t *j, int depth)
          * must print them as the conversation wrote them */
         json_object_foreach((json_t *)j, k, v) {
             jv val = jv_from_json(x, v, depth + 1);
-            jdict_set(x, d.d, jv_str(x, k, strlen(k)), val);
+            jdict_append(x, d.d, jv_str(x, k, strlen(k)), val); /* keys are unique already */
         }
         return d;
     }
