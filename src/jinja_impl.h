@@ -1,9 +1,9 @@
 /*
  * jinja_impl.h - internals shared by the files of the Jinja engine
- * (jinja_parse.c: lexer and parser; jinja_value.c: arena, values, str/repr,
- * JSON in and out; jinja_eval.c: statements and expressions; jinja_filters.c:
- * filters, tests, methods and global functions). Nothing outside jinja*.c
- * includes it.
+ * (jinja_lex.c: tokens; jinja_parse.c: syntax tree; jinja_value.c: arena,
+ * values, str/repr, JSON in and out; jinja_eval.c: statements and
+ * expressions; jinja_filters.c: filters, tests, methods and global
+ * functions). Nothing outside jinja*.c includes it.
  *
  * Errors inside a render unwind with longjmp to jinja_render (jx_fail): every
  * allocation of a render comes from its arena, so unwinding leaks nothing, and
