@@ -9,7 +9,7 @@ CC       ?= cc
 CFLAGS   ?= -O2 -g
 WARN     := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
 INCS     := -Isrc -Iformat -Isplit-tool -Ikernels -Iio -Ibench
-LIBS     := -luring -lnuma -lzstd -lxxhash -lpcre2-8 -lpthread -lm
+LIBS     := -luring -lnuma -lzstd -lxxhash -lpcre2-8 -ljansson -lpthread -lm
 ISA_AVX2   := -mavx2 -mfma -mf16c
 ISA_AVX512 := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq \
               -mavx512vnni -mavx512bf16
@@ -22,7 +22,7 @@ LIB      := $(BUILD)/libmoestream.a
 PROGS    := $(BUILD)/bin/moestream $(patsubst %_main.c,$(BUILD)/bin/moestream-%,$(notdir $(MAINS)))
 TESTS    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 
-.PHONY: all test bench install sanitize fuzz format clean help deps demo
+.PHONY: all test bench install sanitize fuzz fuzz-jinja format clean help deps demo
 
 all: $(PROGS)
 
@@ -32,6 +32,7 @@ help:
 	@echo "make test       build and run every cmocka suite in tests/ (needs ../shared/fixtures for golden tests)"
 	@echo "make sanitize   the test suite under ASan+UBSan (objects in build-asan/)"
 	@echo "make fuzz       libFuzzer target for the GGUF parser (installs clang); FUZZ_SECONDS=60"
+	@echo "make fuzz-jinja libFuzzer target for the Jinja engine and the chat output parser; FUZZ_SECONDS=60"
 	@echo "make bench      the benchmarks in bench/ (see bench/README.md)"
 	@echo "make install    PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)"
 	@echo "make deps       apt-get install the Debian packages the build needs"
@@ -96,6 +97,22 @@ fuzz:
 	clang $(WARN) -O1 -g -fsanitize=fuzzer,address,undefined $(INCS) -o $(BUILD)/fuzz/fuzz_gguf \
 	    tests/fuzz_gguf.c format/gguf.c format/errmsg.c kernels/qformat.c -lpthread -lm
 	$(BUILD)/fuzz/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -max_len=65536 $(BUILD)/fuzz/corpus tests/fuzz_seeds
+
+# Template engine + output parser: own seeds, plus the published templates
+# of ../shared/fixtures (or $$MOESTREAM_FIXTURES) with a conversation when
+# present (copied into the build tree, not the repository).
+JINJA_FIXTURES ?= $(if $(MOESTREAM_FIXTURES),$(MOESTREAM_FIXTURES),../shared/fixtures)/templates
+fuzz-jinja:
+	@sh tests/deps.sh clang
+	@mkdir -p $(BUILD)/fuzz-jinja/corpus $(BUILD)/fuzz-jinja/seeds
+	clang $(WARN) -O1 -g -fsanitize=fuzzer,address,undefined $(INCS) -o $(BUILD)/fuzz-jinja/fuzz_jinja \
+	    tests/fuzz_jinja.c src/jinja_lex.c src/jinja_parse.c src/jinja_eval.c src/jinja_value.c src/jinja_filters.c \
+	    src/chatparse.c format/errmsg.c -ljansson -lm
+	@for t in $(wildcard $(JINJA_FIXTURES)/*.jinja); do \
+	    { cat "$$t"; printf '\000'; cat tests/fuzz_jinja_conv.json; } \
+	        > $(BUILD)/fuzz-jinja/seeds/$$(basename "$$t" .jinja).seed; done
+	$(BUILD)/fuzz-jinja/fuzz_jinja -max_total_time=$(FUZZ_SECONDS) -max_len=32768 -timeout=20 -rss_limit_mb=2048 \
+	    $(BUILD)/fuzz-jinja/corpus $(BUILD)/fuzz-jinja/seeds tests/fuzz_seeds_jinja
 
 bench: all
 	@sh bench/run.sh $(BUILD)

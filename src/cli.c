@@ -113,6 +113,7 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
     o->io = PROVIDER_IO_URING;
     o->queue_depth = 0;
     o->act_bits = 16;
+    o->reasoning = -1;
     sampler_default_opts(&o->samp);
     static const struct { const char *s, *l; } alias[] = {
         { "-m", "--model" }, { "-p", "--prompt" }, { "-f", "--file" }, { "-n", "--n-predict" },
@@ -142,6 +143,9 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
         else if (!strcmp(a, "--bos")) flag = &o->bos;
         else if (!strcmp(a, "--ids")) flag = &o->ids;
         else if (!strcmp(a, "--no-escape")) flag = &o->no_escape;
+        else if (!strcmp(a, "--verbose-prompt")) flag = &o->verbose_prompt;
+        else if (!strcmp(a, "--chat")) flag = &o->chat;
+        else if (!strcmp(a, "--jinja")) flag = &o->jinja; /* llama.cpp habit: templates are always Jinja here */
         else if (!strcmp(a, "--preload")) flag = &o->preload;
         else if (!strcmp(a, "--prefetch")) flag = &o->prefetch;
         else if (!strcmp(a, "--cold")) flag = &o->cold;
@@ -164,6 +168,12 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
         else if (!strcmp(a, "--prompt")) o->prompt = v;
         else if (!strcmp(a, "--file")) o->prompt_file = v;
         else if (!strcmp(a, "--system")) o->system = v;
+        else if (!strcmp(a, "--chat-template")) o->chat_template = v;
+        else if (!strcmp(a, "--reasoning")) {
+            if (strcmp(v, "on") && strcmp(v, "off"))
+                die_flag(a, "expects on or off");
+            o->reasoning = !strcmp(v, "on");
+        }
         else if (!strcmp(a, "--n-predict")) {
             o->n_predict = (int)parse_int(a, v, -1, INT_MAX);
             o->has_n_predict = true;

@@ -25,6 +25,11 @@ struct cli_opts {
     const char *prompt;         /* -p */
     const char *prompt_file;    /* -f */
     const char *system;         /* --system */
+    const char *chat_template;  /* --chat-template FILE: overrides the model's */
+    int reasoning;              /* --reasoning on|off: 1, 0; -1 = template default */
+    bool verbose_prompt;        /* --verbose-prompt: print each formatted prompt */
+    bool jinja;                 /* --jinja: accepted and ignored */
+    bool chat;                  /* run --chat: format -p with the chat template */
     int n_predict;              /* -n */
     int n_threads;              /* -t */
     int n_ctx;                  /* -c; 0 = min(train ctx, 4096) */
@@ -127,5 +132,6 @@ int cli_tokenize(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_iobench(int argc, char **argv);
 int cli_batch(int argc, char **argv);
+int cli_template(int argc, char **argv);
 
 #endif

@@ -1,12 +1,15 @@
 /*
  * cli_run.c - `moestream run` (stream a continuation of a prompt) and
- * `moestream chat` (interactive multi-turn chat with a ChatML template).
+ * `moestream chat` (interactive multi-turn chat formatted by the model's chat
+ * template, replies parsed back into content, reasoning and tool calls).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "chat.h"
+#include "chatparse.h"
 #include "cli.h"
 #include "gguf.h"
 #include "tokenizer.h"
@@ -19,7 +22,9 @@ static void run_usage(FILE *out)
             "  -p, --prompt TEXT      the prompt\n"
             "  -f, --file FILE        read the prompt from FILE\n"
             "  -n, --n-predict N      tokens to generate (default 128; -1 = until end of text or context)\n"
-            "      --special          parse special tokens such as <|im_start|> in the prompt\n");
+            "      --special          parse special tokens such as <|im_start|> in the prompt\n"
+            "      --chat             format the prompt as one user turn with the model's chat template\n"
+            "                         (with --system, --chat-template FILE, --reasoning on|off, --verbose-prompt)\n");
     cli_common_help(out);
     fprintf(out,
             "sampling:\n"
@@ -36,7 +41,7 @@ static void run_usage(FILE *out)
     "--model --prompt --file --n-predict --threads --ctx-size --batch-size --ram-budget --io "        \
     "--queue-depth --mlock --verify-reads --stats --stats-json --trace-out --special --temp --top-k " \
     "--top-p --min-p --repeat-penalty --repeat-last-n --seed --system --no-escape --preload --prefetch --act-bits " \
-    "--cache-policy"
+    "--cache-policy --chat --chat-template --jinja --reasoning --verbose-prompt"
 
 /* Tokenizes text into a freshly allocated array; NULL with a message. */
 static int32_t *tokenize_all(const struct tokenizer *t, const char *text, size_t len, bool bos, bool special,
@@ -76,8 +81,44 @@ static void token_stats(const struct cli_runtime *rt, int i, double dt, struct p
     *last = ps;
 }
 
+/* What chat keeps of a reply: its token ids (in the session now) and text. */
+struct gen_capture {
+    int32_t *ids;
+    int n, cap;
+    char *text;
+    size_t len, tcap;
+};
+
+static void capture_add(struct gen_capture *c, int32_t id, const char *piece, int len)
+{
+    if (c->n == c->cap) {
+        int nc = c->cap ? c->cap * 2 : 256;
+        int32_t *ni = realloc(c->ids, sizeof(int32_t) * (size_t)nc);
+        if (!ni)
+            return;
+        c->ids = ni;
+        c->cap = nc;
+    }
+    c->ids[c->n++] = id;
+    if (len <= 0)
+        return;
+    if (c->len + (size_t)len + 1 > c->tcap) {
+        size_t nc = c->tcap ? c->tcap * 2 : 4096;
+        while (nc < c->len + (size_t)len + 1)
+            nc *= 2;
+        char *nt = realloc(c->text, nc);
+        if (!nt)
+            return;
+        c->text = nt;
+        c->tcap = nc;
+    }
+    memcpy(c->text + c->len, piece, (size_t)len);
+    c->len += (size_t)len;
+    c->text[c->len] = 0;
+}
+
 static int generate(struct cli_runtime *rt, struct sampler *smp, float *logits, int n_predict, double *t_gen,
-                    bool per_token_json)
+                    bool per_token_json, struct gen_capture *capture)
 {
     struct tok_stream ts;
     tok_stream_init(&ts, rt->tok, false);
@@ -104,6 +145,8 @@ static int generate(struct cli_runtime *rt, struct sampler *smp, float *logits, 
             fwrite(piece, 1, (size_t)len, stdout);
             fflush(stdout);
         }
+        if (capture)
+            capture_add(capture, id, piece, len);
         n++;
         double ts = cli_now();
         if (cli_eval(rt, &id, 1, logits, false) < 0) {
@@ -117,10 +160,51 @@ static int generate(struct cli_runtime *rt, struct sampler *smp, float *logits, 
     int len = tok_stream_flush(&ts, piece, cap);
     if (len > 0)
         fwrite(piece, 1, (size_t)len, stdout);
+    if (capture && len > 0) { /* text only: the ids are in already */
+        capture_add(capture, -1, piece, len);
+        capture->n--;
+    }
     fflush(stdout);
     *t_gen = cli_now() - t0;
     free(piece);
     return n;
+}
+
+static struct chat_tmpl *chat_load_template(const struct cli_opts *o, const struct cli_runtime *rt, char **src);
+
+/* run --chat: the prompt becomes one user turn (after --system) formatted by
+ * the chat template. Replaces *text; 0 or -1 with a printed line. */
+static int run_chat_format(const struct cli_opts *o, const struct cli_runtime *rt, char **text, size_t *len)
+{
+    char *src = NULL, *out = NULL, err[1024];
+    struct chat_tmpl *t = chat_load_template(o, rt, &src);
+    free(src);
+    if (!t)
+        return -1;
+    json_t *msgs = json_array();
+    if (o->system)
+        json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "system", "content", o->system));
+    json_array_append_new(msgs, json_pack("{s:s, s:s%}", "role", "user", "content", *text, *len));
+    json_t *conv = json_pack("{s:o, s:b}", "messages", msgs, "add_generation_prompt", 1);
+    if (o->reasoning >= 0)
+        json_object_set_new(conv, "enable_thinking", json_boolean(o->reasoning));
+    size_t n;
+    int rc = chat_render(t, conv, &out, &n, err, sizeof(err));
+    json_decref(conv);
+    chat_tmpl_free(t);
+    if (rc) {
+        fprintf(stderr, "moestream run: the chat template failed: %s\n", err);
+        return -1;
+    }
+    if (o->verbose_prompt) {
+        fprintf(stderr, "moestream run: formatted prompt (%zu bytes):\n", n);
+        fwrite(out, 1, n, stderr);
+        fprintf(stderr, "\nmoestream run: end of formatted prompt\n");
+    }
+    free(*text);
+    *text = out;
+    *len = n;
+    return 0;
 }
 
 int cli_run(int argc, char **argv)
@@ -147,8 +231,14 @@ int cli_run(int argc, char **argv)
         free(text);
         return 1;
     }
+    if (o.chat && run_chat_format(&o, &rt, &text, &len)) {
+        free(text);
+        cli_unload(&rt);
+        return 1;
+    }
     int rc = 1, n_prompt = 0;
-    int32_t *ids = tokenize_all(rt.tok, text, len, tok_wants_bos(rt.tok), o.special, &n_prompt);
+    /* a formatted prompt holds the template's special tokens (and its BOS) */
+    int32_t *ids = tokenize_all(rt.tok, text, len, tok_wants_bos(rt.tok) && !o.chat, o.special || o.chat, &n_prompt);
     float *logits = malloc(sizeof(float) * model_hparams(rt.m)->n_vocab);
     struct sampler *smp = sampler_init(&o.samp, model_hparams(rt.m)->n_vocab);
     if (!ids || !logits || !smp)
@@ -170,7 +260,7 @@ int cli_run(int argc, char **argv)
     double t_prompt = cli_now() - t0, t_gen = 0;
     for (int i = 0; i < n_prompt; i++)
         sampler_accept(smp, ids[i]);
-    int n_gen = generate(&rt, smp, logits, o.n_predict, &t_gen, o.stats_json);
+    int n_gen = generate(&rt, smp, logits, o.n_predict, &t_gen, o.stats_json, NULL);
     if (n_gen < 0)
         goto out;
     fputc('\n', stdout);
@@ -193,74 +283,145 @@ static void chat_usage(FILE *out)
 {
     fprintf(out,
             "usage: moestream chat -m DIR [--system TEXT] [options]\n"
-            "Interactive multi-turn chat using the model's ChatML chat template (Qwen family).\n"
+            "Interactive multi-turn chat, formatted with the model's own chat template (Jinja, from\n"
+            "the GGUF; ChatML with a notice when the model has none).\n"
             "Type a message and press enter; an empty line or end of input (Ctrl-D) quits.\n\n"
             "      --system TEXT      system prompt\n"
+            "      --chat-template F  use the Jinja template in file F instead of the model's\n"
+            "      --jinja            accepted for llama.cpp habit (templates are always Jinja)\n"
+            "      --reasoning on|off passed to the template as enable_thinking (default: the\n"
+            "                         template's own default)\n"
+            "      --verbose-prompt   print each formatted prompt on stderr, exactly as rendered\n"
             "  -n, --n-predict N      most tokens per reply (default 128; -1 = until the model stops)\n");
     cli_common_help(out);
     fprintf(out, "sampling flags as for `moestream run --help`.\n");
 }
 
-/* Appends text (with special tokens parsed) to the conversation. */
-static int feed(struct cli_runtime *rt, struct sampler *smp, const char *text, float *logits)
+#define CHAT_FLAGS RUN_FLAGS
+
+/* The chat template: --chat-template FILE or the model's (ChatML when it
+ * has none). *src gets the template text (for the output parser). */
+static struct chat_tmpl *chat_load_template(const struct cli_opts *o, const struct cli_runtime *rt, char **src)
 {
+    char err[1024];
+    struct chat_tmpl *model_t = NULL, *t = NULL;
+    bool fallback = false;
+    const struct gguf_ctx *g = model_manifest(rt->m);
+    if (chat_tmpl_from_gguf(&model_t, g, NULL, &fallback, err, sizeof(err))) {
+        if (!o->chat_template) {
+            fprintf(stderr, "moestream: %s: %s (override it with --chat-template FILE)\n", o->model_dir, err);
+            return NULL;
+        }
+        model_t = NULL;
+    }
+    if (o->chat_template) {
+        size_t len;
+        *src = cli_read_file(o->chat_template, &len);
+        if (*src && chat_tmpl_init(&t, *src, len, model_t ? chat_tmpl_bos(model_t) : NULL,
+                                   model_t ? chat_tmpl_eos(model_t) : NULL, NULL, err, sizeof(err)))
+            fprintf(stderr, "moestream: %s: %s\n", o->chat_template, err);
+        chat_tmpl_free(model_t);
+        return t;
+    }
+    const char *s = NULL;
+    gguf_get_str(g, "tokenizer.chat_template", &s);
+    *src = strdup(s ? s : chat_chatml_template);
+    if (fallback)
+        fprintf(stderr, "moestream: %s has no chat template; using ChatML\n", o->model_dir);
+    return model_t;
+}
+
+/* Renders the conversation, evaluates what the session does not hold yet
+ * (all of it again when the template rewrote earlier turns). */
+static int chat_prompt(struct cli_runtime *rt, struct sampler *smp, const struct cli_opts *o,
+                       const struct chat_tmpl *t, json_t *messages, struct gen_capture *fed, float *logits,
+                       char **prompt_out)
+{
+    char err[1024];
+    json_t *conv = json_pack("{s:O, s:b}", "messages", messages, "add_generation_prompt", 1);
+    if (o->reasoning >= 0)
+        json_object_set_new(conv, "enable_thinking", json_boolean(o->reasoning));
+    char *prompt = NULL;
+    size_t plen;
+    int rc = chat_render(t, conv, &prompt, &plen, err, sizeof(err));
+    json_decref(conv);
+    if (rc) {
+        fprintf(stderr, "moestream chat: the chat template failed: %s\n", err);
+        return -1;
+    }
+    if (o->verbose_prompt) {
+        fprintf(stderr, "moestream chat: formatted prompt (%zu bytes):\n", plen);
+        fwrite(prompt, 1, plen, stderr);
+        fprintf(stderr, "\nmoestream chat: end of formatted prompt\n");
+    }
+    const char *bos = chat_tmpl_bos(t);
+    bool add_bos = tok_wants_bos(rt->tok) && !(bos[0] && !strncmp(prompt, bos, strlen(bos)));
     int n;
-    int32_t *ids = tokenize_all(rt->tok, text, strlen(text), false, true, &n);
+    int32_t *ids = tokenize_all(rt->tok, prompt, plen, add_bos, true, &n);
+    *prompt_out = prompt;
     if (!ids)
         return -1;
-    if (session_n_past(rt->s) + n >= session_n_ctx(rt->s)) {
+    int keep = 0;
+    while (keep < n && keep < fed->n && ids[keep] == fed->ids[keep])
+        keep++;
+    if (keep < fed->n) { /* the template changed what came before: start over */
+        session_reset(rt->s);
+        keep = 0;
+    }
+    fed->n = 0;
+    for (int i = 0; i < n; i++)
+        capture_add(fed, ids[i], NULL, 0);
+    if (n - keep + session_n_past(rt->s) >= session_n_ctx(rt->s)) {
         fprintf(stderr, "moestream chat: the conversation no longer fits in the context (%d tokens): "
                         "start again with a larger -c\n",
                 session_n_ctx(rt->s));
         free(ids);
         return -1;
     }
-    int rc = cli_eval(rt, ids, n, logits, false);
+    rc = n > keep ? cli_eval(rt, ids + keep, n - keep, logits, false) : 0;
     if (rc < 0)
         fprintf(stderr, "moestream: %s\n", session_error(rt->s));
-    for (int i = 0; i < n; i++)
+    for (int i = keep; i < n; i++)
         sampler_accept(smp, ids[i]);
     free(ids);
     return rc;
 }
 
+/* The reply as an OpenAI-shaped assistant message. */
+static json_t *chat_reply_message(const struct chatparse_msg *m)
+{
+    json_t *msg = json_pack("{s:s, s:s}", "role", "assistant", "content", m->content);
+    if (m->reasoning[0])
+        json_object_set_new(msg, "reasoning_content", json_string(m->reasoning));
+    if (m->n_calls) {
+        json_t *calls = json_array();
+        for (int i = 0; i < m->n_calls; i++)
+            json_array_append_new(calls, json_pack("{s:s, s:{s:s, s:s}}", "type", "function", "function", "name",
+                                                   m->calls[i].name, "arguments", m->calls[i].arguments));
+        json_object_set_new(msg, "tool_calls", calls);
+    }
+    return msg;
+}
+
 int cli_chat(int argc, char **argv)
 {
     struct cli_opts o;
-    cli_parse(&o, argc, argv, RUN_FLAGS, chat_usage);
+    cli_parse(&o, argc, argv, CHAT_FLAGS, chat_usage);
     struct cli_runtime rt;
     if (cli_load(&rt, &o))
         return 1;
-    const char *tmpl = NULL;
-    gguf_get_str(model_manifest(rt.m), "tokenizer.chat_template", &tmpl);
-    if (tok_find(rt.tok, "<|im_start|>") < 0 || tok_find(rt.tok, "<|im_end|>") < 0 ||
-        (tmpl && !strstr(tmpl, "<|im_start|>"))) {
-        fprintf(stderr, "moestream chat: %s has no ChatML chat template (<|im_start|>); only ChatML models "
-                        "(Qwen family) chat for now: use `moestream run` for plain completion\n",
-                o.model_dir);
-        cli_unload(&rt);
-        return 1;
-    }
-    if (!tmpl)
-        fprintf(stderr, "moestream chat: %s has no chat template; using ChatML, which its <|im_start|> and "
-                        "<|im_end|> tokens suggest (it may not be a chat model)\n",
-                o.model_dir);
     int rc = 1;
+    char *src = NULL, *line = NULL, *prompt = NULL;
+    size_t cap = 0;
+    struct gen_capture fed = { 0 }, reply = { 0 };
+    json_t *messages = json_array();
     float *logits = malloc(sizeof(float) * model_hparams(rt.m)->n_vocab);
     struct sampler *smp = sampler_init(&o.samp, model_hparams(rt.m)->n_vocab);
-    char *line = NULL, *buf = NULL;
-    size_t cap = 0;
-    if (!logits || !smp)
+    struct chat_tmpl *t = chat_load_template(&o, &rt, &src);
+    if (!t || !logits || !smp || !messages)
         goto out;
-    if (o.system) {
-        size_t n = strlen(o.system) + 64;
-        buf = malloc(n);
-        snprintf(buf, n, "<|im_start|>system\n%s<|im_end|>\n", o.system);
-        if (feed(&rt, smp, buf, logits) < 0)
-            goto out;
-        free(buf);
-        buf = NULL;
-    }
+    if (o.system)
+        json_array_append_new(messages, json_pack("{s:s, s:s}", "role", "system", "content", o.system));
     bool tty = isatty(0);
     for (;;) {
         if (tty)
@@ -272,31 +433,44 @@ int cli_chat(int argc, char **argv)
             line[--got] = 0;
         if (got == 0)
             break;
-        size_t n = (size_t)got + 96;
-        buf = malloc(n);
-        if (!buf)
+        json_array_append_new(messages, json_pack("{s:s, s:s#}", "role", "user", "content", line, (int)got));
+        free(prompt);
+        prompt = NULL;
+        if (chat_prompt(&rt, smp, &o, t, messages, &fed, logits, &prompt) < 0)
             goto out;
-        snprintf(buf, n, "<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n", line);
-        if (feed(&rt, smp, buf, logits) < 0)
-            goto out;
-        free(buf);
-        buf = NULL;
         double t_gen;
-        int n_gen = generate(&rt, smp, logits, o.n_predict, &t_gen, o.stats_json);
+        reply.n = 0;
+        reply.len = 0;
+        int n_gen = generate(&rt, smp, logits, o.n_predict, &t_gen, o.stats_json, &reply);
         if (n_gen < 0)
             goto out;
         fputc('\n', stdout);
         fflush(stdout);
-        /* close the assistant turn so the next one starts cleanly */
-        if (feed(&rt, smp, "<|im_end|>\n", logits) < 0)
-            goto out;
+        for (int i = 0; i < reply.n; i++) /* the session holds the reply's tokens now */
+            capture_add(&fed, reply.ids[i], NULL, 0);
+        struct chatparse_opts po;
+        chatparse_opts_detect(&po, src, prompt);
+        struct chatparse_msg pm;
+        if (chatparse_parse(&po, reply.text ? reply.text : "", reply.len, &pm) == 0) {
+            for (int i = 0; i < pm.n_calls; i++)
+                fprintf(stderr, "moestream chat: tool call %s(%s)\n", pm.calls[i].name, pm.calls[i].arguments);
+            json_array_append_new(messages, chat_reply_message(&pm));
+            chatparse_msg_free(&pm);
+        }
         if (o.stats)
             fprintf(stderr, "moestream: %d tokens, %.2f tok/s\n", n_gen, t_gen > 0 ? n_gen / t_gen : 0);
     }
     rc = 0;
 out:
     free(line);
-    free(buf);
+    free(prompt);
+    free(src);
+    free(fed.ids);
+    free(fed.text);
+    free(reply.ids);
+    free(reply.text);
+    json_decref(messages);
+    chat_tmpl_free(t);
     sampler_free(smp);
     free(logits);
     cli_unload(&rt);

@@ -14,12 +14,13 @@ static void usage(FILE *out)
             "usage: moestream COMMAND [options]     (moestream COMMAND --help for each)\n\n"
             "  run          generate a continuation of a prompt\n"
             "  batch        continuations of many prompts, decoded together (shared expert reads)\n"
-            "  chat         interactive chat (ChatML models)\n"
+            "  chat         interactive chat with the model's chat template\n"
             "  logits       float32 logits of every position of a token sequence\n"
             "  perplexity   perplexity of a text (llama-perplexity protocol)\n"
             "  tokenize     print the tokens of stdin\n"
             "  bench        prompt and decode speed, I/O and memory statistics; A/B comparisons\n"
-            "  iobench      I/O-only replay of a routing trace, or raw device read bandwidth\n\n"
+            "  iobench      I/O-only replay of a routing trace, or raw device read bandwidth\n"
+            "  template     print the prompt a model's chat template renders for a conversation (JSON)\n\n"
             "A model is a directory made by moestream-split from a GGUF file:\n"
             "  moestream-split model.gguf -o model-split\n"
             "  moestream run -m model-split -p \"def fibonacci(n):\" -n 64 --ram-budget 8G\n");
@@ -35,6 +36,7 @@ int main(int argc, char **argv)
         { "run", cli_run },         { "chat", cli_chat },         { "logits", cli_logits },
         { "perplexity", cli_perplexity }, { "tokenize", cli_tokenize },
         { "bench", cli_bench },           { "iobench", cli_iobench },      { "batch", cli_batch },
+        { "template", cli_template },
     };
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
         if (!strcmp(argv[1], cmds[i].name))
