@@ -1,0 +1,237 @@
+/*
+ * mla.c - multi-head latent attention, absorbed (see mla.h).
+ */
+#include "mla.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blocks.h"
+#include "quant.h"
+#include "seq.h"
+
+static int mla_width(const struct mla_hparams *hp)
+{
+    return hp->kv_lora_rank + hp->n_rot;
+}
+
+static int imax(int a, int b)
+{
+    return a > b ? a : b;
+}
+
+uint64_t mla_cache_bytes(const struct mla_hparams *hp, int n_layer, int n_ctx)
+{
+    return (uint64_t)n_layer * n_ctx * mla_width(hp) * sizeof(float);
+}
+
+int mla_cache_init(struct mla_cache *c, const struct mla_hparams *hp, int n_layer, int n_ctx)
+{
+    c->width = mla_width(hp);
+    c->n_layer = n_layer;
+    c->n_ctx = n_ctx;
+    c->lat = calloc((size_t)n_layer * n_ctx * c->width, sizeof(float));
+    return c->lat ? 0 : -1;
+}
+
+void mla_cache_free(struct mla_cache *c)
+{
+    free(c->lat);
+    c->lat = NULL;
+}
+
+/* Element counts of the scratch buffers, in mla_scratch order. */
+static void scratch_sizes(const struct mla_hparams *hp, int n_batch, int n_ctx, int n_threads, size_t n[10])
+{
+    size_t B = (size_t)n_batch, dk = (size_t)hp->dk_nope + hp->n_rot;
+    n[0] = B * hp->q_lora_rank;
+    n[1] = B * hp->n_head * dk;
+    n[2] = B * mla_width(hp);
+    n[3] = B * hp->n_head * mla_width(hp);
+    n[4] = B * hp->n_head * hp->kv_lora_rank;
+    n[5] = B * imax(hp->dk_nope, hp->kv_lora_rank);
+    n[6] = B * imax(hp->kv_lora_rank, hp->dv);
+    n[7] = B * hp->n_head * hp->dv;
+    n[8] = (size_t)n_threads * n_ctx;
+    n[9] = B * (hp->n_rot / 2);
+}
+
+uint64_t mla_scratch_bytes(const struct mla_hparams *hp, int n_batch, int n_ctx, int n_threads)
+{
+    size_t n[10];
+    scratch_sizes(hp, n_batch, n_ctx, n_threads, n);
+    uint64_t floats = 0;
+    for (int i = 0; i < 10; i++)
+        floats += n[i];
+    floats += n[9]; /* sin beside cos */
+    return floats * sizeof(float) + (uint64_t)n_batch * sizeof(void *);
+}
+
+int mla_scratch_init(struct mla_scratch *s, const struct mla_hparams *hp, int n_batch, int n_ctx, int n_threads)
+{
+    size_t n[10];
+    scratch_sizes(hp, n_batch, n_ctx, n_threads, n);
+    memset(s, 0, sizeof(*s));
+    float **dst[10] = { &s->qa, &s->q, &s->kv, &s->qcat, &s->olat, &s->g_in, &s->g_out, &s->att, &s->scores,
+                        &s->rope_cos };
+    for (int i = 0; i < 10; i++)
+        *dst[i] = calloc(n[i] ? n[i] : 1, sizeof(float));
+    s->rope_sin = calloc(n[9] ? n[9] : 1, sizeof(float));
+    s->cache = calloc((size_t)n_batch, sizeof(*s->cache));
+    bool ok = s->rope_sin && s->cache;
+    for (int i = 0; i < 10; i++)
+        ok = ok && *dst[i];
+    if (!ok) {
+        mla_scratch_free(s);
+        return -1;
+    }
+    return 0;
+}
+
+void mla_scratch_free(struct mla_scratch *s)
+{
+    free(s->qa);
+    free(s->q);
+    free(s->kv);
+    free(s->qcat);
+    free(s->olat);
+    free(s->g_in);
+    free(s->g_out);
+    free(s->att);
+    free(s->scores);
+    free(s->rope_cos);
+    free(s->rope_sin);
+    free(s->cache);
+    memset(s, 0, sizeof(*s));
+}
+
+void mla_prepare(struct mla_scratch *s, const struct mla_hparams *hp, const struct engine_batch *b)
+{
+    int half = hp->n_rot / 2;
+    for (int t = 0; t < b->n; t++)
+        rope_yarn_table(&hp->rope, s->rope_cos + (size_t)t * half, s->rope_sin + (size_t)t * half, b->pos[t]);
+}
+
+/* Per-head products: y[t][h] = W_h x[t][h] for every head h, where W_h is
+ * head h's [n_out][n_in] slice of W and x/y rows are strided. One gather,
+ * one (batched) product and one scatter per head. */
+static void per_head_mm(struct fwd *f, struct mla_scratch *s, const struct mla_hparams *hp, const struct mtensor *W,
+                        int n_out, int n_in, const float *x, size_t x_row, size_t x_head, float *y, size_t y_row,
+                        size_t y_head, int n)
+{
+    size_t head_bytes = (size_t)n_out * quant_row_size(W->type, n_in);
+    for (int h = 0; h < hp->n_head; h++) {
+        for (int t = 0; t < n; t++)
+            memcpy(s->g_in + (size_t)t * n_in, x + t * x_row + h * x_head, sizeof(float) * n_in);
+        blocks_act_dirty(f);
+        blocks_mm(f, s->g_out, (const uint8_t *)W->data + h * head_bytes, W->type, n_out, n_in, s->g_in, n);
+        for (int t = 0; t < n; t++)
+            memcpy(y + t * y_row + h * y_head, s->g_out + (size_t)t * n_out, sizeof(float) * n_out);
+    }
+}
+
+struct mla_job {
+    struct mla_scratch *s;
+    const struct mla_hparams *hp;
+    const struct engine_batch *b;
+    int layer, n_ctx_max;
+};
+
+/* Causal attention in latent space for (row, head) pairs over pool tasks. */
+static void mla_task(void *ctx, int task, int n_tasks)
+{
+    const struct mla_job *j = ctx;
+    const struct mla_hparams *hp = j->hp;
+    struct mla_scratch *s = j->s;
+    int wd = mla_width(hp), r = hp->kv_lora_rank, total = j->b->n * hp->n_head;
+    float *sc = s->scores + (size_t)task * j->n_ctx_max;
+    for (int p = task; p < total; p += n_tasks) {
+        int t = p / hp->n_head, h = p % hp->n_head;
+        const struct mla_cache *c = s->cache[t];
+        const float *lat = c->lat + (size_t)j->layer * c->n_ctx * wd;
+        const float *q = s->qcat + ((size_t)t * hp->n_head + h) * wd;
+        int pos = j->b->pos[t];
+        float mx = -INFINITY;
+        for (int i = 0; i <= pos; i++) {
+            const float *k = lat + (size_t)i * wd;
+            float d = 0;
+            for (int e = 0; e < wd; e++)
+                d += q[e] * k[e];
+            sc[i] = d * hp->kq_scale;
+            if (sc[i] > mx)
+                mx = sc[i];
+        }
+        double sum = 0;
+        for (int i = 0; i <= pos; i++) {
+            sc[i] = expf(sc[i] - mx);
+            sum += sc[i];
+        }
+        float *out = s->olat + ((size_t)t * hp->n_head + h) * r;
+        memset(out, 0, sizeof(float) * r);
+        for (int i = 0; i <= pos; i++) {
+            float w = (float)(sc[i] / sum);
+            const float *v = lat + (size_t)i * wd;
+            for (int e = 0; e < r; e++)
+                out[e] += w * v[e];
+        }
+    }
+}
+
+void mla_forward(struct fwd *f, struct mla_scratch *s, const struct mla_hparams *hp, const struct mla_weights *w,
+                 int il, const struct engine_batch *b, const float *xb, float *out)
+{
+    int n = b->n, dk = hp->dk_nope + hp->n_rot, wd = mla_width(hp), r = hp->kv_lora_rank;
+    int n_q = hp->n_head * dk;
+    if (hp->q_lora_rank > 0) {
+        struct blocks_mm_part p[2] = {
+            { s->qa, w->wq_a->data, w->wq_a->type, hp->q_lora_rank },
+            { s->kv, w->wkv_a->data, w->wkv_a->type, wd },
+        };
+        blocks_mm_fused(f, p, 2, hp->n_embd, xb, n);
+        for (int t = 0; t < n; t++) {
+            float *qa = s->qa + (size_t)t * hp->q_lora_rank;
+            blocks_rmsnorm(qa, qa, w->q_a_norm->data, hp->q_lora_rank, hp->rms_eps);
+        }
+        blocks_act_dirty(f);
+        blocks_mm(f, s->q, w->wq_b->data, w->wq_b->type, n_q, hp->q_lora_rank, s->qa, n);
+    } else {
+        struct blocks_mm_part p[2] = {
+            { s->q, w->wq->data, w->wq->type, n_q },
+            { s->kv, w->wkv_a->data, w->wkv_a->type, wd },
+        };
+        blocks_mm_fused(f, p, 2, hp->n_embd, xb, n);
+    }
+
+    /* latent and rope key into the cache; rope queries beside the absorbed ones */
+    int64_t work = 0;
+    for (int t = 0; t < n; t++) {
+        const float *cs = s->rope_cos + (size_t)t * (hp->n_rot / 2), *sn = s->rope_sin + (size_t)t * (hp->n_rot / 2);
+        float *kv = s->kv + (size_t)t * wd;
+        blocks_rmsnorm(kv, kv, w->kv_a_norm->data, r, hp->rms_eps);
+        blocks_rope(kv + r, cs, sn, hp->n_rot, false);
+        struct mla_cache *c = s->cache[t];
+        memcpy(c->lat + ((size_t)il * c->n_ctx + (size_t)b->pos[t]) * wd, kv, sizeof(float) * wd);
+        for (int h = 0; h < hp->n_head; h++) {
+            float *qpe = s->q + (size_t)t * n_q + (size_t)h * dk + hp->dk_nope;
+            blocks_rope(qpe, cs, sn, hp->n_rot, false);
+            memcpy(s->qcat + ((size_t)t * hp->n_head + h) * wd + r, qpe, sizeof(float) * hp->n_rot);
+        }
+        work += (int64_t)hp->n_head * (b->pos[t] + 1) * wd;
+    }
+    /* q_abs[t][h] = K_b,h q_nope[t][h] */
+    per_head_mm(f, s, hp, w->wk_b, r, hp->dk_nope, s->q, (size_t)n_q, (size_t)dk, s->qcat,
+                (size_t)hp->n_head * wd, (size_t)wd, n);
+
+    struct mla_job job = { s, hp, b, il, f->n_ctx };
+    if (work < (1 << 17))
+        mla_task(&job, 0, 1);
+    else
+        pool_run(f->pool, mla_task, &job, f->n_threads);
+
+    /* att[t][h] = V_b,h olat[t][h] */
+    per_head_mm(f, s, hp, w->wv_b, hp->dv, r, s->olat, (size_t)hp->n_head * r, (size_t)r, s->att,
+                (size_t)hp->n_head * hp->dv, (size_t)hp->dv, n);
+    blocks_act_dirty(f);
+    blocks_mm(f, out, w->wo->data, w->wo->type, hp->n_embd, (int64_t)hp->n_head * hp->dv, s->att, n);
+}
