@@ -390,6 +390,15 @@ static void test_arch_llama(void **state)
     check_arch(&ac);
 }
 
+static void test_arch_deepseek2(void **state)
+{
+    (void)state;
+    if (!have_fixtures())
+        SKIP_NO_FIXTURES();
+    struct arch_case ac = { "deepseek2", 0.0630, 0.912 };
+    check_arch(&ac);
+}
+
 /* Four sequences decoded together: 4 different prompts (slices of the
  * fixture prompt's tokens, of different lengths) are prefilled in shared
  * steps (rows of all four in one step), then decoded together for 8 steps
@@ -499,6 +508,7 @@ int main(void)
         cmocka_unit_test(test_streaming_identical),
         cmocka_unit_test(test_tinymoe_nll),
         cmocka_unit_test(test_arch_llama),
+        cmocka_unit_test(test_arch_deepseek2),
         cmocka_unit_test(test_multi_sequence),
     };
     return cmocka_run_group_tests(tests, setup, NULL);

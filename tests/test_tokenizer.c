@@ -364,6 +364,45 @@ static void test_models_prompt(void **state)
     }
 }
 
+/* arch/deepseek2: the deepseek-v3 pre-tokenizer with BOS, as llama.cpp. */
+static void test_deepseek_v3_prompt(void **state)
+{
+    (void)state;
+    if (!fixtures()) {
+        print_message("skipped: fixtures not found (set MOESTREAM_FIXTURES or put ../shared/fixtures)\n");
+        skip();
+    }
+    char path[1200];
+    size_t tlen, blen;
+    snprintf(path, sizeof(path), "%s/models/prompt.txt", fixtures());
+    char *text = slurp(path, &tlen);
+    snprintf(path, sizeof(path), "%s/arch/deepseek2-Q8_0.tok.i32", fixtures());
+    char *bin = slurp(path, &blen);
+    assert_non_null(text);
+    assert_non_null(bin);
+    struct tokenizer *t = load("arch/deepseek2-Q8_0.gguf", NULL);
+    int n, bad = 0;
+    int32_t *ids = encode(t, text, tlen, true, false, &n);
+    for (int i = 0; i < n && (size_t)i < blen / 4; i++) {
+        int32_t want;
+        memcpy(&want, bin + 4 * (size_t)i, 4);
+        bad += ids[i] != want;
+    }
+    print_message("  deepseek-v3 pre-tokenizer: %d ids with BOS (reference %zu), %d differ\n", n, blen / 4, bad);
+    assert_int_equal((size_t)n, blen / 4);
+    assert_int_equal(bad, 0);
+    /* digits go in threes, kana runs stay whole, one ASCII mark may lead a word */
+    int32_t *a = encode(t, "12345", 5, false, false, &n);
+    char buf[64];
+    int len = tok_decode_piece(t, a[0], buf, sizeof(buf), false);
+    assert_true(len >= 1 && len <= 3);
+    free(a);
+    free(ids);
+    free(text);
+    free(bin);
+    tok_free(t);
+}
+
 static void test_tinymoe_val(void **state)
 {
     (void)state;
@@ -713,6 +752,7 @@ int main(void)
         cmocka_unit_test(test_vocab),
         cmocka_unit_test(test_models_prompt),
         cmocka_unit_test(test_tinymoe_val),
+        cmocka_unit_test(test_deepseek_v3_prompt),
         cmocka_unit_test(test_special_and_sizes),
         cmocka_unit_test(test_spm_special),
         cmocka_unit_test(test_reject),
