@@ -397,6 +397,33 @@ static void test_arch_deepseek2(void **state)
         SKIP_NO_FIXTURES();
     struct arch_case ac = { "deepseek2", 0.0630, 0.912 };
     check_arch(&ac);
+    /* token by token (the decode path: one-row steps, the latent cache read
+     * back at every position, the grouped router in the next-layer
+     * lookahead) through 8 slots: bit-identical to the batched run */
+    const char *dir = split_fixture("arch/deepseek2-Q8_0.gguf", "deepseek2");
+    char p[4400], err[512];
+    size_t len;
+    snprintf(p, sizeof(p), "%s/arch/deepseek2-Q8_0.tok.i32", fixtures);
+    int32_t *tok = read_file(p, &len);
+    assert_non_null(tok);
+    int n = (int)(len / 4), nv;
+    struct split_model *sm;
+    assert_int_equal(split_open(&sm, dir, err, sizeof(err)), 0);
+    uint64_t slot = sm->layers[1].blob_size;
+    split_close(sm);
+    struct run_cfg batched = { PROVIDER_IO_URING, 0, 64, false };
+    struct run_cfg dec = { PROVIDER_IO_URING, 8 * slot, 1, true }; /* room for the lookahead */
+    struct provider_stats ps;
+    float *x = run_model(dir, tok, n, &batched, &nv, NULL);
+    float *y = run_model(dir, tok, n, &dec, &nv, &ps);
+    bool same = memcmp(x, y, sizeof(float) * (size_t)n * nv) == 0;
+    printf("  deepseek2  decode + prefetch, 8 slots: %llu misses, %llu prefetch reads, identical %s\n",
+           (unsigned long long)ps.misses, (unsigned long long)ps.prefetches, same ? "yes" : "NO");
+    assert_true(same);
+    assert_true(ps.prefetches > 0);
+    free(x);
+    free(y);
+    free(tok);
 }
 
 /* Four sequences decoded together: 4 different prompts (slices of the
