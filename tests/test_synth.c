@@ -375,6 +375,40 @@ static void test_real_plans(void **state)
     assert_int_equal(st.n_tensor, 62 * 12 + 3);
 }
 
+/* deepseek2 presets: the tensor table of DeepSeek-V3 and Kimi-K2 (3 and 1
+ * dense lead layers; MLA tensors; router, exp_probs_b, routed and shared
+ * experts in the others) and the sizes of the Q2_K_XL-like mix. */
+static void test_plan_deepseek2(void **state)
+{
+    (void)state;
+    char err[256];
+    struct synth_stats st;
+    struct synth_options o = {
+        .shape = "deepseek-v3-671b", .quant = SYNTH_Q2_K_XL, .routing_skew = SYNTH_DEFAULT_SKEW,
+        .seed = SYNTH_DEFAULT_SEED,
+    };
+    assert_int_equal(synth_plan(&o, &st, err, sizeof(err)), 0);
+    assert_int_equal(st.n_tensor, 3 + 3 * 13 + 58 * 18);
+    assert_int_equal(st.type_count[QT_Q2_K], 58 * 2);     /* routed gate, up */
+    assert_int_equal(st.type_count[QT_Q3_K], 58);         /* routed down */
+    assert_int_equal(st.type_count[QT_Q8_0], 61 * 2);     /* attn_k_b, attn_v_b */
+    assert_int_equal(st.type_count[QT_F32], 1 + 61 * 4 + 58 * 2);
+    /* unsloth's DeepSeek-V3 UD-Q2_K_XL is 212 GB with IQ types; Q2_K 244 GB */
+    assert_true(st.data_bytes > 240e9 && st.data_bytes < 255e9);
+    o.shape = "kimi-k2";
+    assert_int_equal(synth_plan(&o, &st, err, sizeof(err)), 0);
+    assert_int_equal(st.n_tensor, 3 + 1 * 13 + 60 * 18);
+    /* unsloth's Kimi-K2 UD-Q2_K_XL is 381 GB */
+    assert_true(st.data_bytes > 360e9 && st.data_bytes < 390e9);
+    /* fewer layers keep one MoE layer after the dense ones */
+    o.shape = "deepseek-v3-671b";
+    o.n_layer = 3;
+    assert_int_equal(synth_plan(&o, &st, err, sizeof(err)), 0);
+    assert_int_equal(st.n_tensor, 3 + 2 * 13 + 18);
+    assert_int_equal(synth_parse_quant("q2_k_xl", &o.quant), 0);
+    assert_int_equal(o.quant, SYNTH_Q2_K_XL);
+}
+
 int main(void)
 {
     quant_init();
@@ -385,6 +419,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_deterministic, setup, teardown),
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_real_plans),
+        cmocka_unit_test(test_plan_deepseek2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
