@@ -69,6 +69,16 @@ static const struct synth_shape shapes[] = {
       .n_group = 1, .n_group_used = 1, .q_lora_rank = 1536, .kv_lora_rank = 512,
       .dk_nope = 128, .n_rot = 64, .dv = 128, .w_scale = 2.827f, .yarn_factor = 32.0f,
       .yarn_orig_ctx = 4096 },
+    /* Tests: the deepseek2 layout at n_embd 256 (~5 MB at q2_k_xl; rows fit
+     * every K-quant: q_lora 256, n_head * dv 256). */
+    { .name = "tiny-ds2", .model_name = "moestream tiny deepseek2 (synthetic)",
+      .arch = SYNTH_ARCH_DEEPSEEK2, .n_layer = 3, .n_embd = 256, .n_head = 4,
+      .n_head_kv = 1, .head_dim = 80, .n_expert = 16, .n_expert_used = 4,
+      .n_ff = 512, .n_ff_exp = 256, .n_vocab = 512, .n_ctx = 4096,
+      .rope_base = 10000.0f, .rms_eps = 1e-6f, .n_dense_lead = 1, .n_expert_shared = 1,
+      .n_group = 4, .n_group_used = 2, .q_lora_rank = 256, .kv_lora_rank = 64,
+      .dk_nope = 32, .n_rot = 16, .dv = 64, .w_scale = 2.5f, .yarn_factor = 40.0f,
+      .yarn_orig_ctx = 4096 },
     /* Demo: ~250 MB at Q4_K_M, big enough that a RAM budget below it streams. */
     { .name = "demo", .model_name = "moestream demo (synthetic)",
       .arch = SYNTH_ARCH_QWEN3MOE, .n_layer = 8, .n_embd = 512, .n_head = 8,
@@ -86,7 +96,7 @@ static const struct synth_shape shapes[] = {
 
 static const char *const shape_names[] = {
     "qwen3-30b-a3b", "qwen3-235b-a22b", "qwen3-coder-480b-a35b", "mixtral-8x7b",
-    "deepseek-v3-671b", "kimi-k2", "demo", "tiny", NULL,
+    "deepseek-v3-671b", "kimi-k2", "demo", "tiny-ds2", "tiny", NULL,
 };
 
 const struct synth_shape *synth_find_shape(const char *name)

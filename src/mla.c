@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "blocks.h"
+#include "matvec.h"
 #include "quant.h"
 #include "seq.h"
 
@@ -50,8 +51,9 @@ static void scratch_sizes(const struct mla_hparams *hp, int n_batch, int n_ctx, 
     n[2] = B * mla_width(hp);
     n[3] = B * hp->n_head * mla_width(hp);
     n[4] = B * hp->n_head * hp->kv_lora_rank;
-    n[5] = B * imax(hp->dk_nope, hp->kv_lora_rank);
-    n[6] = B * imax(hp->kv_lora_rank, hp->dv);
+    /* n[5]: bytes/4 of the quantized per-head inputs (F32 is the widest act format) */
+    n[5] = (B * hp->n_head * matvec_act_size(QT_F32, imax(hp->dk_nope, hp->kv_lora_rank)) + 3) / 4;
+    n[6] = B * hp->n_head * imax(hp->kv_lora_rank, hp->dv);
     n[7] = B * hp->n_head * hp->dv;
     n[8] = (size_t)n_threads * n_ctx;
     n[9] = B * (hp->n_rot / 2);
@@ -73,10 +75,12 @@ int mla_scratch_init(struct mla_scratch *s, const struct mla_hparams *hp, int n_
     size_t n[10];
     scratch_sizes(hp, n_batch, n_ctx, n_threads, n);
     memset(s, 0, sizeof(*s));
-    float **dst[10] = { &s->qa, &s->q, &s->kv, &s->qcat, &s->olat, &s->g_in, &s->g_out, &s->att, &s->scores,
+    float *hq = NULL;
+    float **dst[10] = { &s->qa, &s->q, &s->kv, &s->qcat, &s->olat, &hq, &s->g_out, &s->att, &s->scores,
                         &s->rope_cos };
     for (int i = 0; i < 10; i++)
         *dst[i] = calloc(n[i] ? n[i] : 1, sizeof(float));
+    s->hq = hq;
     s->rope_sin = calloc(n[9] ? n[9] : 1, sizeof(float));
     s->cache = calloc((size_t)n_batch, sizeof(*s->cache));
     bool ok = s->rope_sin && s->cache;
@@ -96,7 +100,7 @@ void mla_scratch_free(struct mla_scratch *s)
     free(s->kv);
     free(s->qcat);
     free(s->olat);
-    free(s->g_in);
+    free(s->hq);
     free(s->g_out);
     free(s->att);
     free(s->scores);
@@ -113,22 +117,43 @@ void mla_prepare(struct mla_scratch *s, const struct mla_hparams *hp, const stru
         rope_yarn_table(&hp->rope, s->rope_cos + (size_t)t * half, s->rope_sin + (size_t)t * half, b->pos[t]);
 }
 
-/* Per-head products: y[t][h] = W_h x[t][h] for every head h, where W_h is
- * head h's [n_out][n_in] slice of W and x/y rows are strided. One gather,
- * one (batched) product and one scatter per head. */
+/* Per-head products in one pool run: y[t][h] = W_h x[t][h] for every head
+ * h and row t, W_h head h's [n_out][n_in] slice of W, x and y rows strided.
+ * Same kernels (matmul_rows) and so the same numbers as blocks_mm. */
+struct ph_job {
+    const struct mtensor *W;
+    size_t head_bytes, act_row;
+    int n_out, n_in, n;
+    const uint8_t *xq;
+    float *y;              /* [n_head][n][n_out] */
+    int chunk, tasks_per_head;
+};
+
+static void ph_task(void *ctx, int task, int n_tasks)
+{
+    (void)n_tasks;
+    const struct ph_job *j = ctx;
+    int h = task / j->tasks_per_head;
+    int64_t r0 = (int64_t)(task % j->tasks_per_head) * j->chunk;
+    int64_t r1 = r0 + j->chunk < j->n_out ? r0 + j->chunk : j->n_out;
+    matmul_rows(j->y + (size_t)h * j->n * j->n_out, j->n_out, (const uint8_t *)j->W->data + h * j->head_bytes,
+                j->W->type, r0, r1, j->n_in, j->xq + (size_t)h * j->n * j->act_row, j->n);
+}
+
 static void per_head_mm(struct fwd *f, struct mla_scratch *s, const struct mla_hparams *hp, const struct mtensor *W,
                         int n_out, int n_in, const float *x, size_t x_row, size_t x_head, float *y, size_t y_row,
                         size_t y_head, int n)
 {
-    size_t head_bytes = (size_t)n_out * quant_row_size(W->type, n_in);
-    for (int h = 0; h < hp->n_head; h++) {
+    struct ph_job j = { W, (size_t)n_out * quant_row_size(W->type, n_in), matvec_act_size(W->type, n_in),
+                        n_out, n_in, n, s->hq, s->g_out, 64, (n_out + 63) / 64 };
+    for (int h = 0; h < hp->n_head; h++)
         for (int t = 0; t < n; t++)
-            memcpy(s->g_in + (size_t)t * n_in, x + t * x_row + h * x_head, sizeof(float) * n_in);
-        blocks_act_dirty(f);
-        blocks_mm(f, s->g_out, (const uint8_t *)W->data + h * head_bytes, W->type, n_out, n_in, s->g_in, n);
+            matvec_quantize_act(W->type, x + t * x_row + h * x_head,
+                                (uint8_t *)s->hq + ((size_t)h * n + t) * j.act_row, n_in);
+    pool_run(f->pool, ph_task, &j, hp->n_head * j.tasks_per_head);
+    for (int h = 0; h < hp->n_head; h++)
         for (int t = 0; t < n; t++)
-            memcpy(y + t * y_row + h * y_head, s->g_out + (size_t)t * n_out, sizeof(float) * n_out);
-    }
+            memcpy(y + t * y_row + h * y_head, s->g_out + ((size_t)h * n + t) * n_out, sizeof(float) * n_out);
 }
 
 struct mla_job {

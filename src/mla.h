@@ -52,8 +52,8 @@ struct mla_scratch {
     float *kv;             /* [B][kv_lora_rank + n_rot] */
     float *qcat;           /* [B][n_head][kv_lora_rank + n_rot] absorbed query, rope query */
     float *olat;           /* [B][n_head][kv_lora_rank] attention output in latent space */
-    float *g_in;           /* [B][max(dk_nope, kv_lora_rank)] one head's inputs, gathered */
-    float *g_out;          /* [B][max(kv_lora_rank, dv)] one head's outputs */
+    void *hq;              /* [n_head][B] per-head inputs quantized for k_b / v_b */
+    float *g_out;          /* [n_head][B][max(kv_lora_rank, dv)] per-head outputs */
     float *att;            /* [B][n_head * dv] */
     float *scores;         /* [n_threads][n_ctx] */
     float *rope_cos, *rope_sin; /* [B][n_rot / 2] */
