@@ -478,15 +478,12 @@ static void test_synth_deepseek2_runs(void **state)
  * steps (rows of all four in one step), then decoded together for 8 steps
  * with teacher-forced tokens; every sequence's logits must be bit-identical
  * to running it alone, streamed through a small cache. */
-static void test_multi_sequence(void **state)
+static void check_multi_sequence(const char *gguf_rel, const char *name, const char *tok_rel)
 {
-    (void)state;
-    if (!have_fixtures())
-        SKIP_NO_FIXTURES();
-    const char *dir = split_fixture("models/q3moe-a-Q4_K_M.gguf", "q3moe-a-Q4_K_M");
+    const char *dir = split_fixture(gguf_rel, name);
     char p[4400], err[1024];
     size_t len;
-    snprintf(p, sizeof(p), "%s/models/q3moe-a-Q4_K_M.tokens.i32", fixtures);
+    snprintf(p, sizeof(p), "%s/%s", fixtures, tok_rel);
     int32_t *tok = read_file(p, &len);
     assert_non_null(tok);
     int n_tok = (int)(len / 4);
@@ -556,8 +553,8 @@ static void test_multi_sequence(void **state)
         for (int q = 0; q < NS; q++)
             bad += memcmp(lg + (size_t)q * nv, alone[q] + (size_t)(plen[q] + d) * nv, sizeof(float) * nv) != 0;
     }
-    printf("  4 sequences in shared steps (%d prefill rows, %d decode steps): %d rows differ from running alone\n", n,
-           DEC, bad);
+    printf("  %s: 4 sequences in shared steps (%d prefill rows, %d decode steps): %d rows differ from running alone\n",
+           name, n, DEC, bad);
     /* a row that does not continue its sequence is refused */
     rt[0] = tok[0];
     rp[0] = 3;
@@ -575,6 +572,23 @@ static void test_multi_sequence(void **state)
     free(tok);
 }
 
+static void test_multi_sequence(void **state)
+{
+    (void)state;
+    if (!have_fixtures())
+        SKIP_NO_FIXTURES();
+    check_multi_sequence("models/q3moe-a-Q4_K_M.gguf", "q3moe-a-Q4_K_M", "models/q3moe-a-Q4_K_M.tokens.i32");
+}
+
+/* deepseek2: each row's latent cache is its own sequence's */
+static void test_multi_sequence_deepseek2(void **state)
+{
+    (void)state;
+    if (!have_fixtures())
+        SKIP_NO_FIXTURES();
+    check_multi_sequence("arch/deepseek2-Q8_0.gguf", "deepseek2", "arch/deepseek2-Q8_0.tok.i32");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -585,6 +599,7 @@ int main(void)
         cmocka_unit_test(test_arch_deepseek2),
         cmocka_unit_test(test_synth_deepseek2_runs),
         cmocka_unit_test(test_multi_sequence),
+        cmocka_unit_test(test_multi_sequence_deepseek2),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
