@@ -35,7 +35,7 @@
 #include "seq.h"
 
 struct ds2_layer {
-    struct mtensor attn_norm, wq, wq_a, q_a_norm, wq_b, wkv_a, kv_a_norm, wk_b, wv_b, wo;
+    struct mtensor attn_norm, wq, wq_a, q_a_norm, wq_b, wkv_a, kv_a_norm, wk_b, wv_b, wkv_b, wo;
     struct mtensor ffn_norm;
     struct mtensor gate, up, down;            /* dense layers: the FFN; MoE layers: the shared experts */
     struct mtensor router, probs_b;
@@ -67,7 +67,8 @@ static void hparams_split(const struct model_hparams *hp, struct mla_hparams *a,
                                .dk_nope = hp->head_dim_k_mla - hp->n_rot,
                                .n_rot = hp->n_rot,
                                .dv = hp->head_dim_v_mla,
-                               .rms_eps = hp->rms_eps };
+                               .rms_eps = hp->rms_eps,
+                               .kv_b_whole = hp->mla_kv_b_whole };
     rope_yarn_init(&a->rope, hp->n_rot, hp->rope_base, (enum rope_scaling)hp->rope_scaling, hp->rope_scale_factor,
                    hp->rope_n_ctx_orig, hp->rope_yarn_beta_fast, hp->rope_yarn_beta_slow, hp->rope_yarn_log_mul);
     a->kq_scale = rope_yarn_kq_scale(&a->rope, hp->head_dim_k_mla);
@@ -154,9 +155,14 @@ static int ds2_read_hparams(const struct gguf_ctx *g, struct model_hparams *hp, 
         key_u32(g, "attention.value_length_mla", &hp->head_dim_v_mla, false, err, errlen))
         return -EINVAL;
     if (hp->head_dim_k_mla == 0 || hp->head_dim_v_mla == 0) {
-        snprintf(err, errlen, "model: deepseek2 manifest lacks attention.key_length_mla/value_length_mla (a GGUF "
-                              "converted before the MLA split of attn_kv_b; reconvert with a current converter)");
-        return -EINVAL;
+        /* converted before the MLA split: attn_kv_b whole, per-head sizes in
+         * key_length / value_length, as many KV heads as heads */
+        int vl = 0;
+        if (key_u32(g, "attention.value_length", &vl, true, err, errlen))
+            return -EINVAL;
+        hp->mla_kv_b_whole = true;
+        hp->head_dim_k_mla = hp->head_dim;
+        hp->head_dim_v_mla = vl;
     }
     bool b = false;
     if (gguf_get_bool(g, "deepseek2.expert_weights_norm", &b) == 0)
@@ -184,16 +190,19 @@ static int ds2_read_hparams(const struct gguf_ctx *g, struct model_hparams *hp, 
     if (hp->n_expert_groups_used <= 0)
         hp->n_expert_groups_used = hp->n_expert_groups;
     int per = hp->n_expert / hp->n_expert_groups;
-    if (hp->n_head_kv != 1 || hp->kv_lora_rank <= 0 || hp->n_rot <= 0 || hp->n_rot % 2 != 0 ||
-        hp->head_dim != hp->kv_lora_rank + hp->n_rot || hp->head_dim_k_mla <= hp->n_rot ||
+    bool heads_ok = hp->mla_kv_b_whole ? hp->n_head_kv == hp->n_head
+                                       : hp->n_head_kv == 1 && hp->head_dim == hp->kv_lora_rank + hp->n_rot;
+    if (!heads_ok || hp->kv_lora_rank <= 0 || hp->n_rot <= 0 || hp->n_rot % 2 != 0 || hp->head_dim_v_mla <= 0 ||
+        hp->head_dim_k_mla <= hp->n_rot ||
         hp->n_layer_dense_lead > hp->n_layer || (hp->n_layer_dense_lead > 0 && hp->n_ff_dense <= 0) ||
         hp->n_expert_groups > MOE_MAX_GROUPS || hp->n_expert % hp->n_expert_groups != 0 ||
         hp->n_expert_groups_used > hp->n_expert_groups || hp->n_expert_groups_used * per < hp->n_expert_used) {
         snprintf(err, errlen,
-                 "model: inconsistent deepseek2 hyper-parameters (kv heads %d (expected 1), key_length %d (expected "
-                 "kv_lora_rank %d + rope dims %d), key_length_mla %d, dense layers %d of %d, ff %d, expert groups "
-                 "%d used %d of %d experts, %d per token)",
-                 hp->n_head_kv, hp->head_dim, hp->kv_lora_rank, hp->n_rot, hp->head_dim_k_mla, hp->n_layer_dense_lead,
+                 "model: inconsistent deepseek2 hyper-parameters (kv heads %d (expected %s), key_length %d (expected "
+                 "kv_lora_rank %d + rope dims %d with the MLA split), key_length_mla %d, dense layers %d of %d, ff %d, "
+                 "expert groups %d used %d of %d experts, %d per token)",
+                 hp->n_head_kv, hp->mla_kv_b_whole ? "the head count" : "1", hp->head_dim, hp->kv_lora_rank,
+                 hp->n_rot, hp->head_dim_k_mla, hp->n_layer_dense_lead,
                  hp->n_layer, hp->n_ff_dense, hp->n_expert_groups, hp->n_expert_groups_used, hp->n_expert,
                  hp->n_expert_used);
         return -EINVAL;
@@ -268,10 +277,14 @@ static int ds2_bind(struct arch_binder *bd, void **out)
         }
         B(wkv_a, "attn_kv_a_mqa.weight", hp->n_embd, r + hp->n_rot, true);
         F32(kv_a_norm, "attn_kv_a_norm.weight", r, true);
-        B(wk_b, "attn_k_b.weight", dk_nope, r, true);
-        B(wv_b, "attn_v_b.weight", r, dv, true);
         B(wo, "attn_output.weight", (int64_t)hp->n_head * dv, hp->n_embd, true);
-        if (L->wk_b.ne[2] != hp->n_head || L->wv_b.ne[2] != hp->n_head) {
+        if (hp->mla_kv_b_whole) {
+            B(wkv_b, "attn_kv_b.weight", r, (int64_t)hp->n_head * (dk_nope + dv), true);
+        } else {
+            B(wk_b, "attn_k_b.weight", dk_nope, r, true);
+            B(wv_b, "attn_v_b.weight", r, dv, true);
+        }
+        if (!hp->mla_kv_b_whole && (L->wk_b.ne[2] != hp->n_head || L->wv_b.ne[2] != hp->n_head)) {
             rc = arch_bind_fail(bd, "tensors blk.%d.attn_k_b/attn_v_b have %lld/%lld heads, expected %d", il,
                                 (long long)L->wk_b.ne[2], (long long)L->wv_b.ne[2], hp->n_head);
             goto fail;
@@ -312,8 +325,9 @@ static int ds2_bind(struct arch_binder *bd, void **out)
     }
     for (int il = 0; il < hp->n_layer; il++) {
         struct ds2_layer *L = &d->layers[il];
-        L->mla = (struct mla_weights){ &L->wq, &L->wq_a, &L->q_a_norm, &L->wq_b, &L->wkv_a,
-                                       &L->kv_a_norm, &L->wk_b, &L->wv_b, &L->wo };
+        L->mla = (struct mla_weights){ .wq = &L->wq, .wq_a = &L->wq_a, .q_a_norm = &L->q_a_norm, .wq_b = &L->wq_b,
+                                       .wkv_a = &L->wkv_a, .kv_a_norm = &L->kv_a_norm, .wk_b = &L->wk_b,
+                                       .wv_b = &L->wv_b, .wkv_b = &L->wkv_b, .wo = &L->wo };
     }
     *out = d;
     return 0;

@@ -43,7 +43,8 @@ void mla_cache_free(struct mla_cache *c)
 }
 
 /* Element counts of the scratch buffers, in mla_scratch order. */
-static void scratch_sizes(const struct mla_hparams *hp, int n_batch, int n_ctx, int n_threads, size_t n[10])
+#define MLA_NBUF 11
+static void scratch_sizes(const struct mla_hparams *hp, int n_batch, int n_ctx, int n_threads, size_t n[MLA_NBUF])
 {
     size_t B = (size_t)n_batch, dk = (size_t)hp->dk_nope + hp->n_rot;
     n[0] = B * hp->q_lora_rank;
@@ -57,14 +58,15 @@ static void scratch_sizes(const struct mla_hparams *hp, int n_batch, int n_ctx, 
     n[7] = B * hp->n_head * hp->dv;
     n[8] = (size_t)n_threads * n_ctx;
     n[9] = B * (hp->n_rot / 2);
+    n[10] = (size_t)hp->n_head * hp->kv_lora_rank; /* whole attn_kv_b: one dequantized row per head */
 }
 
 uint64_t mla_scratch_bytes(const struct mla_hparams *hp, int n_batch, int n_ctx, int n_threads)
 {
-    size_t n[10];
+    size_t n[MLA_NBUF];
     scratch_sizes(hp, n_batch, n_ctx, n_threads, n);
     uint64_t floats = 0;
-    for (int i = 0; i < 10; i++)
+    for (int i = 0; i < MLA_NBUF; i++)
         floats += n[i];
     floats += n[9]; /* sin beside cos */
     return floats * sizeof(float) + (uint64_t)n_batch * sizeof(void *);
@@ -72,19 +74,19 @@ uint64_t mla_scratch_bytes(const struct mla_hparams *hp, int n_batch, int n_ctx,
 
 int mla_scratch_init(struct mla_scratch *s, const struct mla_hparams *hp, int n_batch, int n_ctx, int n_threads)
 {
-    size_t n[10];
+    size_t n[MLA_NBUF];
     scratch_sizes(hp, n_batch, n_ctx, n_threads, n);
     memset(s, 0, sizeof(*s));
     float *hq = NULL;
-    float **dst[10] = { &s->qa, &s->q, &s->kv, &s->qcat, &s->olat, &hq, &s->g_out, &s->att, &s->scores,
-                        &s->rope_cos };
-    for (int i = 0; i < 10; i++)
+    float **dst[MLA_NBUF] = { &s->qa, &s->q, &s->kv, &s->qcat, &s->olat, &hq, &s->g_out, &s->att, &s->scores,
+                              &s->rope_cos, &s->kvb_row };
+    for (int i = 0; i < MLA_NBUF; i++)
         *dst[i] = calloc(n[i] ? n[i] : 1, sizeof(float));
     s->hq = hq;
     s->rope_sin = calloc(n[9] ? n[9] : 1, sizeof(float));
     s->cache = calloc((size_t)n_batch, sizeof(*s->cache));
     bool ok = s->rope_sin && s->cache;
-    for (int i = 0; i < 10; i++)
+    for (int i = 0; i < MLA_NBUF; i++)
         ok = ok && *dst[i];
     if (!ok) {
         mla_scratch_free(s);
@@ -107,6 +109,7 @@ void mla_scratch_free(struct mla_scratch *s)
     free(s->rope_cos);
     free(s->rope_sin);
     free(s->cache);
+    free(s->kvb_row);
     memset(s, 0, sizeof(*s));
 }
 
@@ -122,7 +125,7 @@ void mla_prepare(struct mla_scratch *s, const struct mla_hparams *hp, const stru
  * Same kernels (matmul_rows) and so the same numbers as blocks_mm. */
 struct ph_job {
     const struct mtensor *W;
-    size_t head_bytes, act_row;
+    size_t head_bytes, head_off, act_row;
     int n_out, n_in, n;
     const uint8_t *xq;
     float *y;              /* [n_head][n][n_out] */
@@ -136,15 +139,17 @@ static void ph_task(void *ctx, int task, int n_tasks)
     int h = task / j->tasks_per_head;
     int64_t r0 = (int64_t)(task % j->tasks_per_head) * j->chunk;
     int64_t r1 = r0 + j->chunk < j->n_out ? r0 + j->chunk : j->n_out;
-    matmul_rows(j->y + (size_t)h * j->n * j->n_out, j->n_out, (const uint8_t *)j->W->data + h * j->head_bytes,
+    matmul_rows(j->y + (size_t)h * j->n * j->n_out, j->n_out,
+                (const uint8_t *)j->W->data + h * j->head_bytes + j->head_off,
                 j->W->type, r0, r1, j->n_in, j->xq + (size_t)h * j->n * j->act_row, j->n);
 }
 
+/* Head h's matrix starts at byte h * head_bytes + head_off of W. */
 static void per_head_mm(struct fwd *f, struct mla_scratch *s, const struct mla_hparams *hp, const struct mtensor *W,
-                        int n_out, int n_in, const float *x, size_t x_row, size_t x_head, float *y, size_t y_row,
-                        size_t y_head, int n)
+                        size_t head_bytes, size_t head_off, int n_out, int n_in, const float *x, size_t x_row,
+                        size_t x_head, float *y, size_t y_row, size_t y_head, int n)
 {
-    struct ph_job j = { W, (size_t)n_out * quant_row_size(W->type, n_in), matvec_act_size(W->type, n_in),
+    struct ph_job j = { W, head_bytes, head_off, matvec_act_size(W->type, n_in),
                         n_out, n_in, n, s->hq, s->g_out, 64, (n_out + 63) / 64 };
     for (int h = 0; h < hp->n_head; h++)
         for (int t = 0; t < n; t++)
@@ -154,6 +159,41 @@ static void per_head_mm(struct fwd *f, struct mla_scratch *s, const struct mla_h
     for (int h = 0; h < hp->n_head; h++)
         for (int t = 0; t < n; t++)
             memcpy(y + t * y_row + h * y_head, s->g_out + ((size_t)h * n + t) * n_out, sizeof(float) * n_out);
+}
+
+/* Whole attn_kv_b (GGUFs converted before the MLA split): head h's rows are
+ * dk_nope key rows then dv value rows, each kv_lora_rank long. The absorbed
+ * query q_abs = K_h^T q_nope is a sum of dequantized key rows weighted by
+ * q_nope, one pool task per head. */
+struct kvb_job {
+    const struct mla_hparams *hp;
+    const struct mtensor *W;
+    size_t row_bytes;
+    const float *q;        /* [n][n_head * (dk_nope + n_rot)] */
+    float *qcat;
+    float *rowbuf;         /* [n_head][kv_lora_rank] */
+    int n;
+};
+
+static void kvb_task(void *ctx, int h, int n_tasks)
+{
+    (void)n_tasks;
+    const struct kvb_job *j = ctx;
+    const struct mla_hparams *hp = j->hp;
+    int r = hp->kv_lora_rank, wd = mla_width(hp), dk = hp->dk_nope + hp->n_rot;
+    float *row = j->rowbuf + (size_t)h * r;
+    const struct quant_traits *tr = quant_traits(j->W->type);
+    for (int t = 0; t < j->n; t++)
+        memset(j->qcat + ((size_t)t * hp->n_head + h) * wd, 0, sizeof(float) * r);
+    for (int d = 0; d < hp->dk_nope; d++) {
+        tr->to_float((const uint8_t *)j->W->data + ((size_t)h * (hp->dk_nope + hp->dv) + d) * j->row_bytes, row, r);
+        for (int t = 0; t < j->n; t++) {
+            float qv = j->q[(size_t)t * hp->n_head * dk + (size_t)h * dk + d];
+            float *o = j->qcat + ((size_t)t * hp->n_head + h) * wd;
+            for (int e = 0; e < r; e++)
+                o[e] += qv * row[e];
+        }
+    }
 }
 
 struct mla_job {
@@ -245,8 +285,13 @@ void mla_forward(struct fwd *f, struct mla_scratch *s, const struct mla_hparams 
         work += (int64_t)hp->n_head * (b->pos[t] + 1) * wd;
     }
     /* q_abs[t][h] = K_b,h q_nope[t][h] */
-    per_head_mm(f, s, hp, w->wk_b, r, hp->dk_nope, s->q, (size_t)n_q, (size_t)dk, s->qcat,
-                (size_t)hp->n_head * wd, (size_t)wd, n);
+    if (hp->kv_b_whole) {
+        struct kvb_job kj = { hp, w->wkv_b, quant_row_size(w->wkv_b->type, r), s->q, s->qcat, s->kvb_row, n };
+        pool_run(f->pool, kvb_task, &kj, hp->n_head);
+    } else {
+        per_head_mm(f, s, hp, w->wk_b, (size_t)r * quant_row_size(w->wk_b->type, hp->dk_nope), 0, r, hp->dk_nope,
+                    s->q, (size_t)n_q, (size_t)dk, s->qcat, (size_t)hp->n_head * wd, (size_t)wd, n);
+    }
 
     struct mla_job job = { s, hp, b, il, f->n_ctx };
     if (work < (1 << 17))
@@ -255,7 +300,11 @@ void mla_forward(struct fwd *f, struct mla_scratch *s, const struct mla_hparams 
         pool_run(f->pool, mla_task, &job, f->n_threads);
 
     /* att[t][h] = V_b,h olat[t][h] */
-    per_head_mm(f, s, hp, w->wv_b, hp->dv, r, s->olat, (size_t)hp->n_head * r, (size_t)r, s->att,
+    const struct mtensor *wv = hp->kv_b_whole ? w->wkv_b : w->wv_b;
+    size_t vrow = quant_row_size(wv->type, r);
+    size_t head_bytes = hp->kv_b_whole ? (size_t)(hp->dk_nope + hp->dv) * vrow : (size_t)hp->dv * vrow;
+    size_t head_off = hp->kv_b_whole ? (size_t)hp->dk_nope * vrow : 0;
+    per_head_mm(f, s, hp, wv, head_bytes, head_off, hp->dv, r, s->olat, (size_t)hp->n_head * r, (size_t)r, s->att,
                 (size_t)hp->n_head * hp->dv, (size_t)hp->dv, n);
     blocks_act_dirty(f);
     blocks_mm(f, out, w->wo->data, w->wo->type, hp->n_embd, (int64_t)hp->n_head * hp->dv, s->att, n);

@@ -11,12 +11,17 @@
  * the softmax-weighted sum of the c_i goes through the head's v_b slice to
  * dv values; the heads' values go through W_o.
  *
+ * GGUFs converted before llama.cpp split attn_kv_b into attn_k_b/attn_v_b
+ * keep one attn_kv_b per layer; the same absorption then runs from it (key
+ * rows weighted by the query, value rows as a per-head product).
+ *
  * Owns: the latent cache layout [n_layer][n_ctx][kv_lora_rank + n_rot]
  * (float32), the MLA scratch and arithmetic. Allocates only in *_init.
  */
 #ifndef MOESTREAM_MLA_H
 #define MOESTREAM_MLA_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "fwd.h"
@@ -30,6 +35,7 @@ struct mla_hparams {
     int dv;                /* value head */
     float rms_eps;
     float kq_scale;
+    bool kv_b_whole;       /* attn_kv_b unsplit (older conversions): absorbed at run time */
     struct rope_yarn rope; /* rotation of the n_rot part (interleaved pairs) */
 };
 
@@ -38,6 +44,7 @@ struct mla_weights {
     const struct mtensor *wq, *wq_a, *q_a_norm, *wq_b;
     const struct mtensor *wkv_a, *kv_a_norm;  /* x -> [c, k_pe]; norm of c */
     const struct mtensor *wk_b, *wv_b;        /* [n_head][kv_lora][dk_nope], [n_head][dv][kv_lora] */
+    const struct mtensor *wkv_b;              /* kv_b_whole: [n_head][dk_nope + dv][kv_lora] */
     const struct mtensor *wo;
 };
 
@@ -58,6 +65,7 @@ struct mla_scratch {
     float *scores;         /* [n_threads][n_ctx] */
     float *rope_cos, *rope_sin; /* [B][n_rot / 2] */
     struct mla_cache **cache;   /* [B] the cache of each row's sequence */
+    float *kvb_row;        /* [n_head][kv_lora_rank] (kv_b_whole) */
 };
 
 uint64_t mla_cache_bytes(const struct mla_hparams *hp, int n_layer, int n_ctx);

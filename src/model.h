@@ -53,6 +53,7 @@ struct model_hparams {
     int kv_lora_rank;
     int head_dim_k_mla;     /* per-head query/key size (no-rope + rope part) */
     int head_dim_v_mla;     /* per-head value size */
+    bool mla_kv_b_whole;    /* attn_kv_b unsplit (GGUFs converted before the MLA split) */
     int n_rot;              /* rope dims per head */
     int expert_gating;      /* enum moe_gating */
     int n_expert_groups, n_expert_groups_used;
