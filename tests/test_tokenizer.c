@@ -391,12 +391,25 @@ static void test_deepseek_v3_prompt(void **state)
     print_message("  deepseek-v3 pre-tokenizer: %d ids with BOS (reference %zu), %d differ\n", n, blen / 4, bad);
     assert_int_equal((size_t)n, blen / 4);
     assert_int_equal(bad, 0);
-    /* digits go in threes, kana runs stay whole, one ASCII mark may lead a word */
-    int32_t *a = encode(t, "12345", 5, false, false, &n);
-    char buf[64];
-    int len = tok_decode_piece(t, a[0], buf, sizeof(buf), false);
-    assert_true(len >= 1 && len <= 3);
-    free(a);
+    /* digits go in threes and kana runs apart from Latin letters: a piece
+     * boundary falls at byte 3 of each string */
+    static const char *const split3[] = { "12345", "abc\xe3\x82\xab\xe3\x82\xbf" };
+    for (int k = 0; k < 2; k++) {
+        int m;
+        int32_t *a = encode(t, split3[k], strlen(split3[k]), false, false, &m);
+        char buf[64];
+        int at = 0;
+        bool boundary = false;
+        for (int i = 0; i < m; i++) {
+            int len = tok_decode_piece(t, a[i], buf, sizeof(buf), false);
+            assert_true(len > 0);
+            at += len;
+            boundary |= at == 3;
+        }
+        assert_int_equal(at, (int)strlen(split3[k]));
+        assert_true(boundary);
+        free(a);
+    }
     free(ids);
     free(text);
     free(bin);
