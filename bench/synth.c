@@ -6,6 +6,7 @@
  * and the writers. Nothing here prints; synth_main.c owns the terminal.
  */
 #include "synth.h"
+#include "synth_impl.h"
 #include "errmsg.h"
 
 #include <assert.h>
@@ -50,6 +51,34 @@ static const struct synth_shape shapes[] = {
       .n_head_kv = 8, .head_dim = 128, .n_expert = 8, .n_expert_used = 2,
       .n_ff = 14336, .n_ff_exp = 14336, .n_vocab = 32000, .n_ctx = 32768,
       .rope_base = 1e6f, .rms_eps = 1e-5f },
+    /* DeepSeek-V3/R1 (config.json of deepseek-ai/DeepSeek-V3). */
+    { .name = "deepseek-v3-671b", .model_name = "DeepSeek-V3-671B (synthetic)",
+      .arch = SYNTH_ARCH_DEEPSEEK2, .n_layer = 61, .n_embd = 7168, .n_head = 128,
+      .n_head_kv = 1, .head_dim = 576, .n_expert = 256, .n_expert_used = 8,
+      .n_ff = 18432, .n_ff_exp = 2048, .n_vocab = 129280, .n_ctx = 163840,
+      .rope_base = 10000.0f, .rms_eps = 1e-6f, .n_dense_lead = 3, .n_expert_shared = 1,
+      .n_group = 8, .n_group_used = 4, .q_lora_rank = 1536, .kv_lora_rank = 512,
+      .dk_nope = 128, .n_rot = 64, .dv = 128, .w_scale = 2.5f, .yarn_factor = 40.0f,
+      .yarn_orig_ctx = 4096 },
+    /* Kimi-K2 (config.json of moonshotai/Kimi-K2-Instruct): 1.04T. */
+    { .name = "kimi-k2", .model_name = "Kimi-K2-1T (synthetic)",
+      .arch = SYNTH_ARCH_DEEPSEEK2, .n_layer = 61, .n_embd = 7168, .n_head = 64,
+      .n_head_kv = 1, .head_dim = 576, .n_expert = 384, .n_expert_used = 8,
+      .n_ff = 18432, .n_ff_exp = 2048, .n_vocab = 163840, .n_ctx = 131072,
+      .rope_base = 50000.0f, .rms_eps = 1e-6f, .n_dense_lead = 1, .n_expert_shared = 1,
+      .n_group = 1, .n_group_used = 1, .q_lora_rank = 1536, .kv_lora_rank = 512,
+      .dk_nope = 128, .n_rot = 64, .dv = 128, .w_scale = 2.827f, .yarn_factor = 32.0f,
+      .yarn_orig_ctx = 4096 },
+    /* Tests: the deepseek2 layout at n_embd 256 (~5 MB at q2_k_xl; rows fit
+     * every K-quant: q_lora 256, n_head * dv 256). */
+    { .name = "tiny-ds2", .model_name = "moestream tiny deepseek2 (synthetic)",
+      .arch = SYNTH_ARCH_DEEPSEEK2, .n_layer = 3, .n_embd = 256, .n_head = 4,
+      .n_head_kv = 1, .head_dim = 80, .n_expert = 16, .n_expert_used = 4,
+      .n_ff = 512, .n_ff_exp = 256, .n_vocab = 512, .n_ctx = 4096,
+      .rope_base = 10000.0f, .rms_eps = 1e-6f, .n_dense_lead = 1, .n_expert_shared = 1,
+      .n_group = 4, .n_group_used = 2, .q_lora_rank = 256, .kv_lora_rank = 64,
+      .dk_nope = 32, .n_rot = 16, .dv = 64, .w_scale = 2.5f, .yarn_factor = 40.0f,
+      .yarn_orig_ctx = 4096 },
     /* Demo: ~250 MB at Q4_K_M, big enough that a RAM budget below it streams. */
     { .name = "demo", .model_name = "moestream demo (synthetic)",
       .arch = SYNTH_ARCH_QWEN3MOE, .n_layer = 8, .n_embd = 512, .n_head = 8,
@@ -67,7 +96,7 @@ static const struct synth_shape shapes[] = {
 
 static const char *const shape_names[] = {
     "qwen3-30b-a3b", "qwen3-235b-a22b", "qwen3-coder-480b-a35b", "mixtral-8x7b",
-    "demo", "tiny", NULL,
+    "deepseek-v3-671b", "kimi-k2", "demo", "tiny-ds2", "tiny", NULL,
 };
 
 const struct synth_shape *synth_find_shape(const char *name)
@@ -92,6 +121,7 @@ static const struct {
     { "q8_0", SYNTH_Q8_0, 7 },
     { "q2_k", SYNTH_Q2_K, 10 },
     { "q4_0", SYNTH_Q4_0, 2 },
+    { "q2_k_xl", SYNTH_Q2_K_XL, 10 },
 };
 
 int synth_parse_quant(const char *name, enum synth_quant *out)
@@ -213,31 +243,6 @@ static float clamp_scale(float d)
 
 /* --------------------------------------------------- tensor table and mix */
 
-enum tkind {
-    TK_EMBD, TK_OUTPUT_NORM, TK_OUTPUT,
-    TK_ATTN_NORM, TK_Q, TK_K, TK_V, TK_Q_NORM, TK_K_NORM, TK_O,
-    TK_FFN_NORM, TK_ROUTER, TK_GATE_EXPS, TK_UP_EXPS, TK_DOWN_EXPS,
-};
-
-struct stensor {
-    char name[64];
-    enum tkind kind;
-    int layer;            /* -1 for non-block tensors */
-    int type;             /* enum quant_type */
-    uint32_t n_dims;
-    int64_t ne[4];        /* unused dims 1 */
-    uint64_t size;        /* bytes */
-    float sigma;          /* std of the dequantized values (quantized kinds) */
-};
-
-struct plan {
-    struct synth_shape sh;   /* preset with the option overrides applied */
-    const struct synth_options *opt;
-    int n_tensor;
-    struct stensor *t;       /* [n_tensor] */
-    uint64_t data_bytes;
-};
-
 /* llama.cpp's use_more_bits(): the first and last eighth of the layers and
  * every third layer in between get more bits in the _M mixes. */
 static bool use_more_bits(int i, int n)
@@ -249,6 +254,10 @@ static bool use_more_bits(int i, int n)
  * four supported schemes and this model family). */
 static int mix_type(const struct synth_shape *sh, enum synth_quant q, enum tkind k, int layer)
 {
+    if (sh->arch == SYNTH_ARCH_DEEPSEEK2)
+        return synth_ds2_type(sh, q, k, layer);
+    if (q == SYNTH_Q2_K_XL)
+        q = SYNTH_Q2_K;
     int def = q == SYNTH_Q4_K_M ? QT_Q4_K : q == SYNTH_Q8_0 ? QT_Q8_0
             : q == SYNTH_Q2_K ? QT_Q2_K : QT_Q4_0;
     int n_gqa = sh->n_head / sh->n_head_kv;
@@ -285,16 +294,20 @@ static int mix_type(const struct synth_shape *sh, enum synth_quant q, enum tkind
         return def;
     case TK_Q: case TK_GATE_EXPS: case TK_UP_EXPS:
         return def;
+    default: /* deepseek2 kinds: synth_ds2_type */
+        break;
     }
     return def;
 }
 
-static int plan_add(struct plan *p, enum tkind k, int layer, const char *base,
+int synth_plan_add(struct plan *p, enum tkind k, int layer, const char *base,
                     uint32_t n_dims, int64_t ne0, int64_t ne1, int64_t ne2,
                     char *err, size_t errlen)
 {
     struct stensor *t = &p->t[p->n_tensor];
-    if (layer >= 0)
+    if (layer >= 0 && strchr(base, '.'))
+        snprintf(t->name, sizeof(t->name), "blk.%d.%s", layer, base); /* "exp_probs_b.bias" */
+    else if (layer >= 0)
         snprintf(t->name, sizeof(t->name), "blk.%d.%s.weight", layer, base);
     else
         snprintf(t->name, sizeof(t->name), "%s.weight", base);
@@ -337,6 +350,9 @@ static int plan_build(struct plan *p, const struct synth_options *opt, char *err
                     opt->n_layer, base->n_layer, base->name);
     if (opt->n_layer)
         p->sh.n_layer = opt->n_layer;
+    /* fewer layers keep at least one MoE layer */
+    if (p->sh.n_dense_lead >= p->sh.n_layer)
+        p->sh.n_dense_lead = p->sh.n_layer - 1;
     if (opt->n_expert && (opt->n_expert < base->n_expert_used || opt->n_expert > 4096))
         return errmsg_set(err, errlen, -EINVAL, "synth: --experts %d: expected %d..4096 for %s",
                     opt->n_expert, base->n_expert_used, base->name);
@@ -347,31 +363,35 @@ static int plan_build(struct plan *p, const struct synth_options *opt, char *err
                     (double)opt->routing_skew);
 
     const struct synth_shape *s = &p->sh;
-    p->t = calloc((size_t)s->n_layer * 12 + 3, sizeof(*p->t));
+    p->t = calloc((size_t)s->n_layer * SYNTH_MAX_LAYER_TENSORS + 3, sizeof(*p->t));
     if (!p->t)
         return errmsg_set(err, errlen, -ENOMEM, "synth: out of memory for the tensor table");
     int64_t e = s->n_embd, nq = (int64_t)s->n_head * s->head_dim;
     int64_t nkv = (int64_t)s->n_head_kv * s->head_dim, ff = s->n_ff_exp, ne = s->n_expert;
-    int rc = plan_add(p, TK_EMBD, -1, "token_embd", 2, e, s->n_vocab, 1, err, errlen);
+    int rc = synth_plan_add(p, TK_EMBD, -1, "token_embd", 2, e, s->n_vocab, 1, err, errlen);
     for (int L = 0; L < s->n_layer && rc == 0; L++) {
-        bool qwen = s->arch == SYNTH_ARCH_QWEN3MOE;
-        rc = plan_add(p, TK_ATTN_NORM, L, "attn_norm", 1, e, 1, 1, err, errlen);
-        rc = rc ? rc : plan_add(p, TK_Q, L, "attn_q", 2, e, nq, 1, err, errlen);
-        rc = rc ? rc : plan_add(p, TK_K, L, "attn_k", 2, e, nkv, 1, err, errlen);
-        rc = rc ? rc : plan_add(p, TK_V, L, "attn_v", 2, e, nkv, 1, err, errlen);
-        if (qwen) {
-            rc = rc ? rc : plan_add(p, TK_Q_NORM, L, "attn_q_norm", 1, s->head_dim, 1, 1, err, errlen);
-            rc = rc ? rc : plan_add(p, TK_K_NORM, L, "attn_k_norm", 1, s->head_dim, 1, 1, err, errlen);
+        if (s->arch == SYNTH_ARCH_DEEPSEEK2) {
+            rc = synth_ds2_layer(p, L, err, errlen);
+            continue;
         }
-        rc = rc ? rc : plan_add(p, TK_O, L, "attn_output", 2, nq, e, 1, err, errlen);
-        rc = rc ? rc : plan_add(p, TK_FFN_NORM, L, "ffn_norm", 1, e, 1, 1, err, errlen);
-        rc = rc ? rc : plan_add(p, TK_ROUTER, L, "ffn_gate_inp", 2, e, ne, 1, err, errlen);
-        rc = rc ? rc : plan_add(p, TK_GATE_EXPS, L, "ffn_gate_exps", 3, e, ff, ne, err, errlen);
-        rc = rc ? rc : plan_add(p, TK_UP_EXPS, L, "ffn_up_exps", 3, e, ff, ne, err, errlen);
-        rc = rc ? rc : plan_add(p, TK_DOWN_EXPS, L, "ffn_down_exps", 3, ff, e, ne, err, errlen);
+        bool qwen = s->arch == SYNTH_ARCH_QWEN3MOE;
+        rc = synth_plan_add(p, TK_ATTN_NORM, L, "attn_norm", 1, e, 1, 1, err, errlen);
+        rc = rc ? rc : synth_plan_add(p, TK_Q, L, "attn_q", 2, e, nq, 1, err, errlen);
+        rc = rc ? rc : synth_plan_add(p, TK_K, L, "attn_k", 2, e, nkv, 1, err, errlen);
+        rc = rc ? rc : synth_plan_add(p, TK_V, L, "attn_v", 2, e, nkv, 1, err, errlen);
+        if (qwen) {
+            rc = rc ? rc : synth_plan_add(p, TK_Q_NORM, L, "attn_q_norm", 1, s->head_dim, 1, 1, err, errlen);
+            rc = rc ? rc : synth_plan_add(p, TK_K_NORM, L, "attn_k_norm", 1, s->head_dim, 1, 1, err, errlen);
+        }
+        rc = rc ? rc : synth_plan_add(p, TK_O, L, "attn_output", 2, nq, e, 1, err, errlen);
+        rc = rc ? rc : synth_plan_add(p, TK_FFN_NORM, L, "ffn_norm", 1, e, 1, 1, err, errlen);
+        rc = rc ? rc : synth_plan_add(p, TK_ROUTER, L, "ffn_gate_inp", 2, e, ne, 1, err, errlen);
+        rc = rc ? rc : synth_plan_add(p, TK_GATE_EXPS, L, "ffn_gate_exps", 3, e, ff, ne, err, errlen);
+        rc = rc ? rc : synth_plan_add(p, TK_UP_EXPS, L, "ffn_up_exps", 3, e, ff, ne, err, errlen);
+        rc = rc ? rc : synth_plan_add(p, TK_DOWN_EXPS, L, "ffn_down_exps", 3, ff, e, ne, err, errlen);
     }
-    rc = rc ? rc : plan_add(p, TK_OUTPUT_NORM, -1, "output_norm", 1, e, 1, 1, err, errlen);
-    rc = rc ? rc : plan_add(p, TK_OUTPUT, -1, "output", 2, e, s->n_vocab, 1, err, errlen);
+    rc = rc ? rc : synth_plan_add(p, TK_OUTPUT_NORM, -1, "output_norm", 1, e, 1, 1, err, errlen);
+    rc = rc ? rc : synth_plan_add(p, TK_OUTPUT, -1, "output", 2, e, s->n_vocab, 1, err, errlen);
     if (rc)
         plan_free(p);
     return rc;
@@ -549,6 +569,12 @@ static void gen_rows(const struct plan *p, int ti, int64_t slice, int64_t r0, in
         for (int64_t i = 0; i < nr; i++) {
             float g = 1.0f;
             float sd = 0.0f;
+            if (t->kind == TK_PROBS_B) {
+                /* selection bias: small offsets around zero */
+                for (int64_t j = 0; j < n0; j++)
+                    f[i * n0 + j] = 0.1f * (rng_unif(&r) - 0.5f);
+                continue;
+            }
             if (t->kind == TK_ROUTER) {
                 g = synth_router_gain(p->opt, p->sh.n_expert, (int)(r0 + i));
                 sd = 2.0f / sqrtf((float)n0) * g;
@@ -959,8 +985,8 @@ static const char qwen_chat_template[] =
 static int set_metadata(struct gguf_writer *w, const struct plan *p, const struct vocab *v)
 {
     const struct synth_shape *s = &p->sh;
-    bool qwen = s->arch == SYNTH_ARCH_QWEN3MOE;
-    const char *arch = qwen ? "qwen3moe" : "llama";
+    bool qwen = s->arch == SYNTH_ARCH_QWEN3MOE, ds2 = s->arch == SYNTH_ARCH_DEEPSEEK2;
+    const char *arch = qwen ? "qwen3moe" : ds2 ? "deepseek2" : "llama";
     char k[96];
     int rc = 0;
 #define KEY(suffix) (snprintf(k, sizeof(k), "%s.%s", arch, suffix), k)
@@ -973,7 +999,9 @@ static int set_metadata(struct gguf_writer *w, const struct plan *p, const struc
     rc = rc ? rc : gguf_writer_set_u32(w, KEY("feed_forward_length"), (uint32_t)s->n_ff);
     rc = rc ? rc : gguf_writer_set_u32(w, KEY("attention.head_count"), (uint32_t)s->n_head);
     rc = rc ? rc : gguf_writer_set_u32(w, KEY("attention.head_count_kv"), (uint32_t)s->n_head_kv);
-    if (qwen) {
+    if (ds2) {
+        rc = rc ? rc : synth_ds2_keys(w, s);
+    } else if (qwen) {
         rc = rc ? rc : gguf_writer_set_u32(w, KEY("attention.key_length"), (uint32_t)s->head_dim);
         rc = rc ? rc : gguf_writer_set_u32(w, KEY("attention.value_length"), (uint32_t)s->head_dim);
     } else {
@@ -984,14 +1012,14 @@ static int set_metadata(struct gguf_writer *w, const struct plan *p, const struc
     rc = rc ? rc : gguf_writer_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), s->rms_eps);
     rc = rc ? rc : gguf_writer_set_u32(w, KEY("expert_count"), (uint32_t)s->n_expert);
     rc = rc ? rc : gguf_writer_set_u32(w, KEY("expert_used_count"), (uint32_t)s->n_expert_used);
-    if (qwen)
+    if (qwen || ds2)
         rc = rc ? rc : gguf_writer_set_u32(w, KEY("expert_feed_forward_length"), (uint32_t)s->n_ff_exp);
 #undef KEY
     rc = rc ? rc : gguf_writer_set_u32(w, "general.quantization_version", 2);
     rc = rc ? rc : gguf_writer_set_u32(w, "general.file_type", quant_file_type(p->opt->quant));
 
-    rc = rc ? rc : gguf_writer_set_str(w, "tokenizer.ggml.model", qwen ? "gpt2" : "llama");
-    rc = rc ? rc : gguf_writer_set_str(w, "tokenizer.ggml.pre", qwen ? "qwen2" : "default");
+    rc = rc ? rc : gguf_writer_set_str(w, "tokenizer.ggml.model", qwen || ds2 ? "gpt2" : "llama");
+    rc = rc ? rc : gguf_writer_set_str(w, "tokenizer.ggml.pre", qwen ? "qwen2" : ds2 ? "deepseek-v3" : "default");
     rc = rc ? rc : gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens",
                                            (const char *const *)v->tok, (uint64_t)v->n);
     if (v->score)
@@ -1079,7 +1107,7 @@ static int write_gguf_file(const struct plan *p, const char *tmp, uint64_t prog_
 {
     const struct synth_options *opt = p->opt;
     struct vocab v = { 0 };
-    int rc = p->sh.arch == SYNTH_ARCH_QWEN3MOE ? vocab_build_bpe(&v, p->sh.n_vocab, opt->seed)
+    int rc = p->sh.arch != SYNTH_ARCH_LLAMA ? vocab_build_bpe(&v, p->sh.n_vocab, opt->seed)
                                                : vocab_build_spm(&v, p->sh.n_vocab, opt->seed);
     if (rc) {
         errmsg_set(err, errlen, rc, "synth: building the %d-token vocabulary: %s", p->sh.n_vocab,

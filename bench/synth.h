@@ -4,8 +4,8 @@
  * named real MoE model, filled with random but valid quantized blocks.
  *
  * Owns: the presets (published hyper-parameters of Qwen3-30B-A3B,
- * Qwen3-235B-A22B, Qwen3-Coder-480B-A35B, Mixtral-8x7B, and small tiny/demo
- * shapes), llama.cpp's per-tensor type mix for a quantization scheme, the
+ * Qwen3-235B-A22B, Qwen3-Coder-480B-A35B, Mixtral-8x7B, DeepSeek-V3-671B,
+ * Kimi-K2 (1T), and small tiny/demo shapes), llama.cpp's per-tensor type mix for a quantization scheme, the
  * random block writer and the synthetic byte-level BPE / SentencePiece
  * vocabularies.
  * Must not: print or exit (progress goes through the callback, errors into the
@@ -38,6 +38,7 @@
 enum synth_arch {
     SYNTH_ARCH_QWEN3MOE,   /* QK-norm, gpt2 BPE tokenizer with qwen2 pre-tokenizer */
     SYNTH_ARCH_LLAMA,      /* Mixtral: llama arch with experts, SentencePiece tokenizer */
+    SYNTH_ARCH_DEEPSEEK2,  /* DeepSeek-V3 / Kimi-K2: MLA, dense lead layers, shared expert (bench/synth_ds2.c) */
 };
 
 /* Quantization schemes, named as llama-quantize names them. */
@@ -46,6 +47,11 @@ enum synth_quant {
     SYNTH_Q8_0,
     SYNTH_Q2_K,
     SYNTH_Q4_0,
+    /* Q2_K_XL-like (the dynamic 2-bit mixes people run DeepSeek-V3/R1 at),
+     * restricted to types with kernels here: routed gate/up Q2_K, routed
+     * down Q3_K, everything pinned Q4_K/Q6_K (attn_k_b/v_b Q8_0). Other
+     * architectures: the q2_k mix. */
+    SYNTH_Q2_K_XL,
 };
 
 struct synth_shape {
@@ -65,6 +71,16 @@ struct synth_shape {
     int n_ctx;                 /* context_length */
     float rope_base;
     float rms_eps;
+    /* deepseek2 only (zero elsewhere); n_head_kv = 1 and head_dim =
+     * kv_lora_rank + n_rot there (the absorbed MLA layout llama.cpp writes) */
+    int n_dense_lead;          /* leading_dense_block_count (FFN width n_ff) */
+    int n_expert_shared;
+    int n_group, n_group_used;
+    int q_lora_rank, kv_lora_rank;
+    int dk_nope, n_rot, dv;    /* per head: no-rope key, rope key, value */
+    float w_scale;             /* expert_weights_scale */
+    float yarn_factor;         /* rope.scaling.factor (YaRN) */
+    int yarn_orig_ctx;
 };
 
 struct synth_options {

@@ -63,11 +63,14 @@ static void usage(FILE *f)
         "(values ~ N(0, 1/fan_in), norms ~1, routers std 2/sqrt(n_embd)).\n"
         "\n"
         "  --shape NAME         qwen3-30b-a3b, qwen3-235b-a22b, qwen3-coder-480b-a35b,\n"
-        "                       mixtral-8x7b, demo (~250 MB), tiny (~2 MB)\n"
+        "                       mixtral-8x7b, deepseek-v3-671b, kimi-k2 (1T), demo (~250 MB),\n"
+        "                       tiny (~2 MB)\n"
         "  -o, --output FILE    write a GGUF (FILE.tmp-<pid> first, renamed when complete)\n"
         "  --split-dir DIR      write a split model (splitfmt.h); needs 2x the size free\n"
         "                       while it runs (a temporary GGUF is split, then removed)\n"
-        "  --quant Q            q4_k_m (default), q8_0, q2_k, q4_0: llama.cpp's type mix\n"
+        "  --quant Q            q4_k_m (default), q8_0, q2_k, q4_0: llama.cpp's type mix;\n"
+        "                       q2_k_xl: a Q2_K_XL-like mix (routed gate/up Q2_K, down Q3_K,\n"
+        "                       pinned tensors Q4_K/Q6_K/Q8_0)\n"
         "  --layers N           only the first N layers\n"
         "  --experts N          N experts per layer instead of the preset's\n"
         "  --routing-skew S     router gain exp(S*g), g spread over [-1,1] across experts;\n"
@@ -132,7 +135,7 @@ int main(int argc, char **argv)
             split_dir = argv[++i];
         } else if (!strcmp(a, "--quant")) {
             if (synth_parse_quant(argv[++i], &opt.quant)) {
-                fprintf(stderr, "moestream-synth: --quant '%s': expected q4_k_m, q8_0, q2_k or q4_0\n",
+                fprintf(stderr, "moestream-synth: --quant '%s': expected q4_k_m, q8_0, q2_k, q4_0 or q2_k_xl\n",
                         argv[i]);
                 return 2;
             }

@@ -65,6 +65,12 @@ size_t blocks_actq_row_bytes(const struct model_hparams *hp)
         mx = (int64_t)hp->n_head * hp->head_dim;
     if (hp->n_ff_exp > mx)
         mx = hp->n_ff_exp;
+    /* deepseek2: dense and shared-expert FFNs, MLA ranks and value heads */
+    int64_t more[] = { hp->n_ff_dense, (int64_t)hp->n_ff_exp * hp->n_expert_shared, hp->q_lora_rank,
+                       hp->kv_lora_rank, (int64_t)hp->n_head * hp->head_dim_v_mla };
+    for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++)
+        if (more[i] > mx)
+            mx = more[i];
     return matvec_act_size(QT_F32, mx);
 }
 

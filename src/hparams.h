@@ -29,6 +29,26 @@ struct model_hparams {
     bool qk_norm;           /* per-head RMSNorm of q and k (Qwen3) */
     bool rope_neox;         /* NEOX (half-split) rotation; else interleaved pairs */
     bool norm_topk;         /* renormalise the top-k router weights */
+
+    /* deepseek2 (DeepSeek-V2/V3/R1, Kimi-K2): MLA, dense lead layers,
+     * shared experts, DeepSeek-V3 routing, YaRN. Zero for the others. */
+    int n_layer_dense_lead; /* first layers with a dense FFN */
+    int n_ff_dense;         /* their hidden size */
+    int n_expert_shared;    /* shared experts (one FFN of n_ff_exp * count) */
+    int q_lora_rank;        /* 0: plain q projection */
+    int kv_lora_rank;
+    int head_dim_k_mla;     /* per-head query/key size (no-rope + rope part) */
+    int head_dim_v_mla;     /* per-head value size */
+    bool mla_kv_b_whole;    /* attn_kv_b unsplit (GGUFs converted before the MLA split) */
+    int n_rot;              /* rope dims per head */
+    int expert_gating;      /* enum moe_gating */
+    int n_expert_groups, n_expert_groups_used;
+    float expert_weights_scale;
+    int rope_scaling;       /* enum rope_scaling */
+    float rope_scale_factor;
+    int rope_n_ctx_orig;
+    float rope_yarn_log_mul;     /* the GGUF value */
+    float rope_yarn_beta_fast, rope_yarn_beta_slow;
 };
 
 /* A view of one pinned tensor; data points into the pinned arena. */

@@ -20,7 +20,7 @@ uint64_t moe_scratch_bytes(const struct moe_hparams *hp, int n_batch)
 {
     uint64_t B = (uint64_t)n_batch, K = (uint64_t)hp->n_expert_used;
     uint64_t floats = B * hp->n_expert + B * K + B * K * hp->n_embd * 3 + B * K * hp->n_ff_exp * 2 + hp->n_embd +
-                      hp->n_expert;
+                      hp->n_expert * 2ull + K;
     uint64_t ints = B * K * 3 + 2ull * hp->n_expert + K;
     return floats * sizeof(float) + ints * sizeof(int32_t);
 }
@@ -50,6 +50,8 @@ int moe_scratch_init(struct moe_scratch *s, const struct moe_hparams *hp, int n_
     ALLOC(pf_x, (size_t)hp->n_embd);
     ALLOC(pf_logits, (size_t)hp->n_expert);
     ALLOC(pf_ids, K);
+    ALLOC(sel, (size_t)hp->n_expert);
+    ALLOC(pf_w, K);
 #undef ALLOC
     return 0;
 oom:
@@ -74,6 +76,8 @@ void moe_scratch_free(struct moe_scratch *s)
     free(s->pf_x);
     free(s->pf_logits);
     free(s->pf_ids);
+    free(s->sel);
+    free(s->pf_w);
     memset(s, 0, sizeof(*s));
 }
 
@@ -126,6 +130,90 @@ static void route_softmax(struct fwd *f, struct moe_scratch *s, const struct moe
         }
         if (f->route_fn)
             f->route_fn(f->route_ctx, b->pos[t], il, id, w, k);
+    }
+}
+
+/* True when the layer uses a router variant rather than the plain softmax. */
+static bool route_is_ext(const struct moe_hparams *hp, const struct moe_weights *w)
+{
+    return hp->gating != MOE_GATING_SOFTMAX || hp->n_group > 1 || w->probs_b != NULL || hp->w_scale != 0.0f;
+}
+
+/* One row of the extended router (DeepSeek-V3): p = scores of the logits
+ * (in place), sel = p + bias, groups outside the best n_group_used (ranked
+ * by the sum of their two best sel) masked, top-k of sel (ties to the lower
+ * id), weights p of the chosen, renormalised (sum clamped as llama.cpp
+ * does), times w_scale. */
+static void route_ext_row(const struct moe_hparams *hp, const struct moe_weights *w, float *p, float *sel,
+                          int32_t *id, float *wt)
+{
+    int ne = hp->n_expert, k = hp->n_expert_used;
+    if (hp->gating == MOE_GATING_SIGMOID) {
+        for (int e = 0; e < ne; e++)
+            p[e] = 1.0f / (1.0f + expf(-p[e]));
+    } else {
+        float mx = -INFINITY;
+        for (int e = 0; e < ne; e++)
+            mx = p[e] > mx ? p[e] : mx;
+        double sum = 0;
+        for (int e = 0; e < ne; e++) {
+            p[e] = expf(p[e] - mx);
+            sum += p[e];
+        }
+        for (int e = 0; e < ne; e++)
+            p[e] = (float)(p[e] / sum);
+    }
+    const float *bias = w->probs_b ? w->probs_b->data : NULL;
+    for (int e = 0; e < ne; e++)
+        sel[e] = bias ? p[e] + bias[e] : p[e];
+    if (hp->n_group > 1 && hp->n_group_used < hp->n_group) {
+        int per = ne / hp->n_group;
+        float gscore[MOE_MAX_GROUPS];
+        int32_t top[2], gkeep[MOE_MAX_GROUPS];
+        for (int g = 0; g < hp->n_group; g++) {
+            int n2 = per < 2 ? per : 2;
+            topk(sel + (size_t)g * per, per, n2, top);
+            gscore[g] = 0;
+            for (int i = 0; i < n2; i++)
+                gscore[g] += sel[(size_t)g * per + top[i]];
+        }
+        topk(gscore, hp->n_group, hp->n_group_used, gkeep);
+        for (int g = 0; g < hp->n_group; g++) {
+            bool keep = false;
+            for (int i = 0; i < hp->n_group_used; i++)
+                keep |= gkeep[i] == g;
+            if (!keep)
+                for (int e = g * per; e < (g + 1) * per; e++)
+                    sel[e] = -INFINITY;
+        }
+    }
+    topk(sel, ne, k, id);
+    for (int j = 0; j < k; j++)
+        wt[j] = p[id[j]];
+    if (hp->norm_topk) {
+        float ws = 0;
+        for (int j = 0; j < k; j++)
+            ws += wt[j];
+        if (ws < 6.103515625e-5f)
+            ws = 6.103515625e-5f;
+        for (int j = 0; j < k; j++)
+            wt[j] /= ws;
+    }
+    if (hp->w_scale != 0.0f)
+        for (int j = 0; j < k; j++)
+            wt[j] *= hp->w_scale;
+}
+
+static void route_ext(struct fwd *f, struct moe_scratch *s, const struct moe_hparams *hp,
+                      const struct moe_weights *w, int il, const struct engine_batch *b)
+{
+    int k = hp->n_expert_used;
+    for (int t = 0; t < b->n; t++) {
+        int32_t *id = s->topk_id + (size_t)t * k;
+        float *wt = s->topk_w + (size_t)t * k;
+        route_ext_row(hp, w, s->router + (size_t)t * hp->n_expert, s->sel, id, wt);
+        if (f->route_fn)
+            f->route_fn(f->route_ctx, b->pos[t], il, id, wt, k);
     }
 }
 
@@ -243,7 +331,10 @@ static void prefetch_next(void *ctx)
     const struct moe_weights *N = c->next;
     blocks_rmsnorm(s->pf_x, c->x, N->ffn_norm->data, hp->n_embd, c->rms_eps);
     blocks_mm(c->f, s->pf_logits, N->router->data, N->router->type, hp->n_expert, hp->n_embd, s->pf_x, 1);
-    topk(s->pf_logits, hp->n_expert, hp->n_expert_used, s->pf_ids);
+    if (route_is_ext(hp, N))
+        route_ext_row(hp, N, s->pf_logits, s->sel, s->pf_ids, s->pf_w);
+    else
+        topk(s->pf_logits, hp->n_expert, hp->n_expert_used, s->pf_ids);
     int n = prefetch_hints(c->f->pf, c->il + 1, s->pf_ids, hp->n_expert_used, s->pf_ids, hp->n_expert_used);
     provider_prefetch(c->f->prov, c->il + 1, s->pf_ids, n);
 }
@@ -255,7 +346,10 @@ int moe_forward(struct fwd *f, struct moe_scratch *s, const struct moe_hparams *
     int n = b->n, k = hp->n_expert_used;
     double t0 = blocks_now();
     blocks_mm(f, s->router, w->router->data, w->router->type, hp->n_expert, hp->n_embd, xb, n);
-    route_softmax(f, s, hp, il, b);
+    if (route_is_ext(hp, w))
+        route_ext(f, s, hp, w, il, b);
+    else
+        route_softmax(f, s, hp, il, b);
     f->times.router_s += blocks_now() - t0;
 
     struct moe_ctx c = { .f = f, .s = s, .hp = hp, .w = w, .next = next, .b = b, .xb = xb, .x = x,

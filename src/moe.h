@@ -1,7 +1,9 @@
 /*
  * moe.h - the routed mixture-of-experts feed-forward block for the rows of
  * one step: router projection, routing (softmax over all experts, top-k
- * with ties to the lower id, optional renormalisation), the union of the
+ * with ties to the lower id, optional renormalisation; or the DeepSeek-V3
+ * router: sigmoid scores, a selection-only bias, group-limited top-k,
+ * renormalised weights times a routed scaling factor), the union of the
  * rows' experts streamed through io/expert_stream.h, each expert computed on
  * every row routed to it as it arrives (gather, gate and up, SwiGLU, down),
  * and the weighted sum in slot order, so the numbers never depend on arrival
@@ -21,9 +23,19 @@
 
 struct split_part;
 
+/* Expert groups at most (DeepSeek-V3 and Kimi-K2 use 8 and 1). */
+#define MOE_MAX_GROUPS 64
+
+enum moe_gating { MOE_GATING_SOFTMAX = 0, MOE_GATING_SIGMOID = 1 };
+
 struct moe_hparams {
     int n_embd, n_expert, n_expert_used, n_ff_exp;
     bool norm_topk;        /* renormalise the top-k weights */
+    /* Router variants; all zero is the softmax router above, unchanged. */
+    int gating;            /* enum moe_gating: scores of the experts */
+    int n_group;           /* > 1: experts in n_group groups; the best */
+    int n_group_used;      /*   n_group_used groups (by their top-2 sum) only */
+    float w_scale;         /* nonzero: the weights times this (routed scaling) */
 };
 
 /* One layer's MoE weights: the router (pinned) and the parts of an expert
@@ -32,6 +44,7 @@ struct moe_weights {
     const struct mtensor *router;            /* (n_embd) -> n_expert */
     const struct split_part *gate, *up, *down;
     const struct mtensor *ffn_norm;          /* for the lookahead of the layer before */
+    const struct mtensor *probs_b;           /* F32 [n_expert] selection-only bias, or NULL */
 };
 
 struct moe_scratch {
@@ -47,6 +60,8 @@ struct moe_scratch {
     float *pf_x;           /* [n_embd] lookahead input */
     float *pf_logits;      /* [n_expert] */
     int32_t *pf_ids;       /* [K] */
+    float *sel;            /* [n_expert] selection scores of one row */
+    float *pf_w;           /* [K] lookahead weights (unused) */
 };
 
 uint64_t moe_scratch_bytes(const struct moe_hparams *hp, int n_batch);

@@ -135,6 +135,13 @@ static const struct tok_pre_def tok_pre_defs[] = {
      {"[\\r\\n]", "[" WS "]?[" RE_DS_LETTERS "]+",
       "[" WS "]?[!-/:-~\\x{FF01}-\\x{FF0F}\\x{FF1A}-\\x{FF5E}\\x{2018}-\\x{201F}\\x{3000}-\\x{3002}]+",
       "[" WS "]+$", RE_CJK, "\\p{N}+"}},
+    /* DeepSeek-V3/R1: digits in threes, CJK/kana runs, then a GPT-4-like
+     * word/punctuation split (one ASCII punctuation may lead a Latin word) */
+    {{"deepseek-v3"},
+     false,
+     {"\\p{N}{1,3}", "[\\x{4E00}-\\x{9FA5}\\x{3040}-\\x{309F}\\x{30A0}-\\x{30FF}]+",
+      "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\\r\\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+"
+      "| ?[\\p{P}\\p{S}]+[\\r\\n]*|[" WS "]*[\\r\\n]+|[" WS "]+(?![^" WS "])|[" WS "]+"}},
     {{"default"}, false, {"[\\p{P}\\$\\+<=>\\^~\\|]+", RE_GPT2, "\\p{N}+", "[0-9][0-9][0-9]"}},
 };
 
@@ -147,7 +154,7 @@ int tok_setup_pre(struct tokenizer *t, const char *pre, char *err, size_t errlen
                 def = &tok_pre_defs[i];
     if (!def) {
         tok_errf(err, errlen, "tokenizer: tokenizer.ggml.pre: unsupported pre-tokenizer \"%s\" "
-                 "(supported: qwen2, qwen35, llama3, gpt-2, starcoder, deepseek-llm, deepseek-coder, default)", pre);
+                 "(supported: qwen2, qwen35, llama3, gpt-2, starcoder, deepseek-llm, deepseek-coder, deepseek-v3, default)", pre);
         return -ENOTSUP;
     }
     snprintf(t->pre, sizeof(t->pre), "%s", pre);

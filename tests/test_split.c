@@ -364,6 +364,117 @@ static void test_fixture_models(void **state)
     }
 }
 
+/* Copies GGUF src to dst with tensor `drop` left out and tensor `reshape`
+ * (if any) declared with ne[1] = ne1 (data zero-filled: the architecture
+ * check refuses before any data is read). */
+static void copy_gguf_edited(const char *src, const char *dst, const char *drop, const char *reshape, int64_t ne1)
+{
+    char err[1024];
+    struct gguf_ctx *g;
+    if (gguf_open(&g, src, err, sizeof(err)) < 0)
+        fail_msg("%s", err);
+    struct gguf_writer *w = gguf_writer_init(gguf_alignment(g));
+    assert_non_null(w);
+    for (int64_t i = 0; i < gguf_n_kv(g); i++)
+        assert_int_equal(gguf_writer_copy_kv(w, gguf_kv_at(g, i)), 0);
+    uint64_t *sizes = calloc((size_t)gguf_n_tensors(g), sizeof(*sizes));
+    assert_non_null(sizes);
+    int n = 0;
+    for (int64_t i = 0; i < gguf_n_tensors(g); i++) {
+        const struct gguf_tensor *t = gguf_tensor_at(g, i);
+        if (drop && strcmp(t->name, drop) == 0)
+            continue;
+        int64_t ne[GGUF_MAX_DIMS];
+        memcpy(ne, t->ne, sizeof(ne));
+        uint64_t rows = 1;
+        if (reshape && strcmp(t->name, reshape) == 0)
+            ne[1] = ne1;
+        for (uint32_t d = 1; d < t->n_dims; d++)
+            rows *= (uint64_t)ne[d];
+        sizes[n++] = quant_row_size(t->type, ne[0]) * rows;
+        assert_true(gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, ne) >= 0);
+    }
+    if (gguf_writer_begin(w, dst, err, sizeof(err)) < 0)
+        fail_msg("%s", err);
+    static const unsigned char zero[4096];
+    for (int i = 0; i < n; i++)
+        for (uint64_t left = sizes[i]; left;) {
+            size_t k = left < sizeof(zero) ? (size_t)left : sizeof(zero);
+            assert_int_equal(gguf_writer_write(w, zero, k, err, sizeof(err)), 0);
+            left -= k;
+        }
+    if (gguf_writer_finish(w, err, sizeof(err)) < 0)
+        fail_msg("%s", err);
+    gguf_writer_free(w);
+    free(sizes);
+    gguf_close(g);
+}
+
+/* deepseek2 (DeepSeek-V3 layout): the check passes, every tensor is mapped
+ * (dense FFN, shared experts and exp_probs_b pinned; routed experts in
+ * blobs, byte-identical to the source), and a missing or mis-shaped tensor
+ * is refused before anything is written, naming it. */
+static void test_deepseek2_map_and_refuse(void **state)
+{
+    (void)state;
+    const char *fx = fixtures_dir();
+    char src[4096], out[4096], bad[4096], err[1024];
+    if (fx)
+        path_join(src, sizeof(src), fx, "arch/deepseek2-Q8_0.gguf");
+    if (!fx || !file_exists(src)) {
+        print_message("skipped: arch/deepseek2-Q8_0.gguf not found (set MOESTREAM_FIXTURES)\n");
+        skip();
+    }
+    snprintf(out, sizeof(out), "%s/ds2.split", tmp_root);
+    struct split_options o = {.input = src, .output_dir = out, .check_runnable = true};
+    struct split_stats st;
+    if (split_convert(&o, &st, err, sizeof(err)) < 0)
+        fail_msg("%s: %s", src, err);
+    assert_int_equal(st.n_layer, 3);
+    assert_int_equal(st.n_expert_layers, 2);
+    compare_with_source(src, out);
+    struct split_model *sm;
+    assert_int_equal(split_open(&sm, out, err, sizeof(err)), 0);
+    assert_int_equal(sm->layers[0].n_expert, 0);
+    assert_int_equal(sm->layers[1].n_expert, 16);
+    static const char *const pinned[] = {"blk.0.ffn_gate.weight", "blk.0.ffn_down.weight", "blk.1.ffn_up_shexp.weight",
+                                         "blk.2.ffn_down_shexp.weight", "blk.1.exp_probs_b.bias",
+                                         "blk.2.attn_k_b.weight", "blk.2.attn_v_b.weight"};
+    for (size_t i = 0; i < sizeof(pinned) / sizeof(pinned[0]); i++)
+        if (!split_find_tensor(sm, pinned[i]))
+            fail_msg("%s is not pinned", pinned[i]);
+    assert_null(split_find_tensor(sm, "blk.1.ffn_gate_exps.weight"));
+    assert_non_null(split_find_part(&sm->layers[2], "ffn_down_exps.weight"));
+    split_close(sm);
+    rm_rf(out);
+
+    static const struct {
+        const char *drop, *reshape;
+        int64_t ne1;
+        const char *want;
+    } cases[] = {
+        {"blk.1.ffn_down_shexp.weight", NULL, 0, "blk.1.ffn_down_shexp.weight is missing"},
+        {"blk.0.ffn_up.weight", NULL, 0, "blk.0.ffn_up.weight is missing"},
+        {"blk.2.attn_k_b.weight", NULL, 0, "blk.2.attn_k_b.weight is missing"},
+        {NULL, "blk.2.attn_kv_a_mqa.weight", 72, "blk.2.attn_kv_a_mqa.weight has shape [256, 72], expected [256, 80]"},
+        {NULL, "blk.1.attn_q_b.weight", 96, "blk.1.attn_q_b.weight has shape [128, 96], expected [128, 192]"},
+        {NULL, "blk.1.ffn_gate_exps.weight", 128, "expert part ffn_gate_exps.weight"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(bad, sizeof(bad), "%s/ds2-bad%zu.gguf", tmp_root, i);
+        copy_gguf_edited(src, bad, cases[i].drop, cases[i].reshape, cases[i].ne1);
+        struct split_options ob = {.input = bad, .output_dir = out, .check_runnable = true};
+        int rc = split_convert(&ob, NULL, err, sizeof(err));
+        print_message("  %s\n", err);
+        assert_true(rc < 0);
+        if (!strstr(err, cases[i].want))
+            fail_msg("error does not name the tensor: want \"%s\" in \"%s\"", cases[i].want, err);
+        assert_false(file_exists(out));
+        assert_no_tmp_dirs();
+        unlink(bad);
+    }
+}
+
 /* ---- synthetic ---------------------------------------------------------- */
 
 static void test_synthetic_roundtrip(void **state)
@@ -705,6 +816,7 @@ static int group_teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_deepseek2_map_and_refuse),
         cmocka_unit_test(test_synthetic_roundtrip),
         cmocka_unit_test(test_multipart),
         cmocka_unit_test(test_corruption_named),

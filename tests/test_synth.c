@@ -118,7 +118,9 @@ static void check_values(struct gguf_ctx *g)
             s2 += (double)x[j] * x[j];
         }
         double mean = s / (double)n, sd = sqrt(s2 / (double)n - mean * mean);
-        if (strstr(t->name, "norm")) {
+        if (strstr(t->name, "exp_probs_b")) {
+            assert_true(fabs(mean) < 0.05 && sd < 0.05); /* selection bias: small offsets */
+        } else if (strstr(t->name, "norm")) {
             assert_true(mean > 0.95 && mean < 1.05);
             assert_true(sd < 0.1);
         } else if (strstr(t->name, "ffn_gate_inp")) {
@@ -375,6 +377,74 @@ static void test_real_plans(void **state)
     assert_int_equal(st.n_tensor, 62 * 12 + 3);
 }
 
+/* tiny-ds2 written at q2_k_xl: the deepseek2 keys and MLA tensors as the
+ * runtime binds them, values at their scales. */
+static void test_tiny_ds2(void **state)
+{
+    struct fixture *f = *state;
+    struct synth_options o = tiny_opts();
+    o.shape = "tiny-ds2";
+    o.quant = SYNTH_Q2_K_XL;
+    struct gguf_ctx *g = write_and_open(f, &o);
+    const char *s;
+    uint32_t u;
+    assert_int_equal(gguf_get_str(g, "general.architecture", &s), 0);
+    assert_string_equal(s, "deepseek2");
+    assert_int_equal(gguf_get_str(g, "tokenizer.ggml.pre", &s), 0);
+    assert_string_equal(s, "deepseek-v3");
+    assert_int_equal(gguf_get_u32(g, "deepseek2.attention.kv_lora_rank", &u), 0);
+    assert_int_equal(u, 64);
+    assert_int_equal(gguf_get_u32(g, "deepseek2.attention.key_length", &u), 0);
+    assert_int_equal(u, 80);
+    assert_int_equal(gguf_get_u32(g, "deepseek2.leading_dense_block_count", &u), 0);
+    assert_int_equal(u, 1);
+    expect_tensor(g, "blk.0.ffn_down.weight", QT_Q6_K, 512, 256, 1);
+    expect_tensor(g, "blk.1.attn_q_b.weight", QT_Q4_K, 256, 4 * 48, 1);
+    expect_tensor(g, "blk.1.attn_k_b.weight", QT_Q8_0, 32, 64, 4);
+    expect_tensor(g, "blk.2.attn_v_b.weight", QT_Q8_0, 64, 64, 4);
+    expect_tensor(g, "blk.2.exp_probs_b.bias", QT_F32, 16, 1, 1);
+    expect_tensor(g, "blk.2.ffn_gate_exps.weight", QT_Q2_K, 256, 256, 16);
+    expect_tensor(g, "blk.2.ffn_down_exps.weight", QT_Q3_K, 256, 256, 16);
+    expect_tensor(g, "blk.2.ffn_up_shexp.weight", QT_Q4_K, 256, 256, 1);
+    assert_null(gguf_find_tensor(g, "blk.0.ffn_gate_inp.weight"));
+    check_values(g);
+    gguf_close(g);
+}
+
+/* deepseek2 presets: the tensor table of DeepSeek-V3 and Kimi-K2 (3 and 1
+ * dense lead layers; MLA tensors; router, exp_probs_b, routed and shared
+ * experts in the others) and the sizes of the Q2_K_XL-like mix. */
+static void test_plan_deepseek2(void **state)
+{
+    (void)state;
+    char err[256];
+    struct synth_stats st;
+    struct synth_options o = {
+        .shape = "deepseek-v3-671b", .quant = SYNTH_Q2_K_XL, .routing_skew = SYNTH_DEFAULT_SKEW,
+        .seed = SYNTH_DEFAULT_SEED,
+    };
+    assert_int_equal(synth_plan(&o, &st, err, sizeof(err)), 0);
+    assert_int_equal(st.n_tensor, 3 + 3 * 13 + 58 * 18);
+    assert_int_equal(st.type_count[QT_Q2_K], 58 * 2);     /* routed gate, up */
+    assert_int_equal(st.type_count[QT_Q3_K], 58);         /* routed down */
+    assert_int_equal(st.type_count[QT_Q8_0], 61 * 2);     /* attn_k_b, attn_v_b */
+    assert_int_equal(st.type_count[QT_F32], 1 + 61 * 4 + 58 * 2);
+    /* unsloth's DeepSeek-V3 UD-Q2_K_XL is 212 GB with IQ types; Q2_K 244 GB */
+    assert_true(st.data_bytes > 240e9 && st.data_bytes < 255e9);
+    o.shape = "kimi-k2";
+    assert_int_equal(synth_plan(&o, &st, err, sizeof(err)), 0);
+    assert_int_equal(st.n_tensor, 3 + 1 * 13 + 60 * 18);
+    /* unsloth's Kimi-K2 UD-Q2_K_XL is 381 GB */
+    assert_true(st.data_bytes > 360e9 && st.data_bytes < 390e9);
+    /* fewer layers keep one MoE layer after the dense ones */
+    o.shape = "deepseek-v3-671b";
+    o.n_layer = 3;
+    assert_int_equal(synth_plan(&o, &st, err, sizeof(err)), 0);
+    assert_int_equal(st.n_tensor, 3 + 2 * 13 + 18);
+    assert_int_equal(synth_parse_quant("q2_k_xl", &o.quant), 0);
+    assert_int_equal(o.quant, SYNTH_Q2_K_XL);
+}
+
 int main(void)
 {
     quant_init();
@@ -385,6 +455,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_deterministic, setup, teardown),
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_real_plans),
+        cmocka_unit_test(test_plan_deepseek2),
+        cmocka_unit_test_setup_teardown(test_tiny_ds2, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -364,6 +364,58 @@ static void test_models_prompt(void **state)
     }
 }
 
+/* arch/deepseek2: the deepseek-v3 pre-tokenizer with BOS, as llama.cpp. */
+static void test_deepseek_v3_prompt(void **state)
+{
+    (void)state;
+    if (!fixtures()) {
+        print_message("skipped: fixtures not found (set MOESTREAM_FIXTURES or put ../shared/fixtures)\n");
+        skip();
+    }
+    char path[1200];
+    size_t tlen, blen;
+    snprintf(path, sizeof(path), "%s/models/prompt.txt", fixtures());
+    char *text = slurp(path, &tlen);
+    snprintf(path, sizeof(path), "%s/arch/deepseek2-Q8_0.tok.i32", fixtures());
+    char *bin = slurp(path, &blen);
+    assert_non_null(text);
+    assert_non_null(bin);
+    struct tokenizer *t = load("arch/deepseek2-Q8_0.gguf", NULL);
+    int n, bad = 0;
+    int32_t *ids = encode(t, text, tlen, true, false, &n);
+    for (int i = 0; i < n && (size_t)i < blen / 4; i++) {
+        int32_t want;
+        memcpy(&want, bin + 4 * (size_t)i, 4);
+        bad += ids[i] != want;
+    }
+    print_message("  deepseek-v3 pre-tokenizer: %d ids with BOS (reference %zu), %d differ\n", n, blen / 4, bad);
+    assert_int_equal((size_t)n, blen / 4);
+    assert_int_equal(bad, 0);
+    /* digits go in threes and kana runs apart from Latin letters: a piece
+     * boundary falls at byte 3 of each string */
+    static const char *const split3[] = { "12345", "abc\xe3\x82\xab\xe3\x82\xbf" };
+    for (int k = 0; k < 2; k++) {
+        int m;
+        int32_t *a = encode(t, split3[k], strlen(split3[k]), false, false, &m);
+        char buf[64];
+        int at = 0;
+        bool boundary = false;
+        for (int i = 0; i < m; i++) {
+            int len = tok_decode_piece(t, a[i], buf, sizeof(buf), false);
+            assert_true(len > 0);
+            at += len;
+            boundary |= at == 3;
+        }
+        assert_int_equal(at, (int)strlen(split3[k]));
+        assert_true(boundary);
+        free(a);
+    }
+    free(ids);
+    free(text);
+    free(bin);
+    tok_free(t);
+}
+
 static void test_tinymoe_val(void **state)
 {
     (void)state;
@@ -713,6 +765,7 @@ int main(void)
         cmocka_unit_test(test_vocab),
         cmocka_unit_test(test_models_prompt),
         cmocka_unit_test(test_tinymoe_val),
+        cmocka_unit_test(test_deepseek_v3_prompt),
         cmocka_unit_test(test_special_and_sizes),
         cmocka_unit_test(test_spm_special),
         cmocka_unit_test(test_reject),

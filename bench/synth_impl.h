@@ -1,0 +1,59 @@
+/*
+ * synth_impl.h - what the synthetic-model generator's files share (bench/
+ * synth.c, bench/synth_ds2.c): the tensor table being planned and the hooks
+ * of the deepseek2 layout. Internal to the generator; see synth.h for the
+ * contract.
+ */
+#ifndef MOESTREAM_SYNTH_IMPL_H
+#define MOESTREAM_SYNTH_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "synth.h"
+
+struct gguf_writer;
+
+/* Tensors per block at most (deepseek2 MoE layers have 18). */
+#define SYNTH_MAX_LAYER_TENSORS 20
+
+enum tkind {
+    TK_EMBD, TK_OUTPUT_NORM, TK_OUTPUT,
+    TK_ATTN_NORM, TK_Q, TK_K, TK_V, TK_Q_NORM, TK_K_NORM, TK_O,
+    TK_FFN_NORM, TK_ROUTER, TK_GATE_EXPS, TK_UP_EXPS, TK_DOWN_EXPS,
+    /* deepseek2 */
+    TK_Q_A, TK_Q_A_NORM, TK_Q_B, TK_KV_A, TK_KV_A_NORM, TK_K_B, TK_V_B,
+    TK_GATE, TK_UP, TK_DOWN, TK_GATE_SHEXP, TK_UP_SHEXP, TK_DOWN_SHEXP, TK_PROBS_B,
+};
+
+struct stensor {
+    char name[64];
+    enum tkind kind;
+    int layer;            /* -1 for non-block tensors */
+    int type;             /* enum quant_type */
+    uint32_t n_dims;
+    int64_t ne[4];        /* unused dims 1 */
+    uint64_t size;        /* bytes */
+    float sigma;          /* std of the dequantized values (quantized kinds) */
+};
+
+struct plan {
+    struct synth_shape sh;   /* preset with the option overrides applied */
+    const struct synth_options *opt;
+    int n_tensor;
+    struct stensor *t;       /* [n_tensor] */
+    uint64_t data_bytes;
+};
+
+/* Appends tensor `base` of block `layer` (-1: not a block tensor) to the
+ * plan with the scheme's type for kind k. 0 or -EINVAL with err. */
+int synth_plan_add(struct plan *p, enum tkind k, int layer, const char *base, uint32_t n_dims, int64_t ne0,
+                   int64_t ne1, int64_t ne2, char *err, size_t errlen);
+
+/* deepseek2 (bench/synth_ds2.c): the tensors of block L, the type of a
+ * tensor kind in a scheme, and the architecture's metadata keys. */
+int synth_ds2_layer(struct plan *p, int L, char *err, size_t errlen);
+int synth_ds2_type(const struct synth_shape *sh, enum synth_quant q, enum tkind k, int layer);
+int synth_ds2_keys(struct gguf_writer *w, const struct synth_shape *s);
+
+#endif
