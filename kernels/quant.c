@@ -113,6 +113,9 @@ size_t quant_row_size(int t, int64_t n)
  */
 void quant_install_avx2(struct quant_traits *t);
 void quant_install_avx512(struct quant_traits *t);
+/* the same for the IQ/TQ formats and Q4_1/Q5_1 (quant_iq_avx2.c, quant_iq_avx512.c) */
+void quant_install_iq_avx2(struct quant_traits *t);
+void quant_install_iq_avx512(struct quant_traits *t);
 
 static const char *isa_name = "ref";
 
@@ -148,10 +151,14 @@ int quant_select_isa(const char *name)
         return -EINVAL;
     }
     quant_install_ref(traits);
-    if (want_avx2)
+    if (want_avx2) {
         quant_install_avx2(traits);
-    if (want_avx512)
+        quant_install_iq_avx2(traits);
+    }
+    if (want_avx512) {
         quant_install_avx512(traits);
+        quant_install_iq_avx512(traits);
+    }
     isa_name = want_avx512 ? "avx512" : want_avx2 ? "avx2" : "ref";
     return 0;
 }

@@ -728,12 +728,33 @@ static void check_multi_present(const char *isa, const int *types, size_t n_type
     quant_select_isa("ref");
 }
 
+/* the formats of the target models' published GGUFs have their own kernel
+ * in the ISA (not the reference): the IQ 1-3 bit family, MXFP4, the
+ * 32-element formats, TQ2_0 */
+static const int own_kernel_types[] = {
+    QT_Q4_0, QT_Q4_1, QT_Q5_0, QT_Q5_1, QT_IQ4_NL, QT_MXFP4, QT_IQ2_XXS, QT_IQ2_XS, QT_IQ2_S,
+    QT_IQ3_XXS, QT_IQ3_S, QT_IQ1_S, QT_IQ1_M, QT_TQ2_0,
+};
+
+static void check_own_kernels(const char *isa)
+{
+    if (quant_select_isa(isa) != 0)
+        return;
+    for (size_t i = 0; i < sizeof(own_kernel_types) / sizeof(own_kernel_types[0]); i++) {
+        const struct quant_traits *tr = quant_traits(own_kernel_types[i]);
+        if (tr->vec_dot == tr->vec_dot_ref)
+            fail_msg("%s: %s has no kernel of its own (uses the reference)", isa, tr->name);
+    }
+    quant_select_isa("ref");
+}
+
 static void test_dot_avx2(void **state)
 {
     (void)state;
     run_isa("avx2", DOT_TOL_SIMD);
     static const int types[] = { QT_Q8_0, QT_Q4_K, QT_Q6_K };
     check_multi_present("avx2", types, sizeof(types) / sizeof(types[0]));
+    check_own_kernels("avx2");
 }
 
 static void test_dot_avx512(void **state)
@@ -742,6 +763,7 @@ static void test_dot_avx512(void **state)
     run_isa("avx512", DOT_TOL_SIMD);
     static const int types[] = { QT_Q8_0, QT_Q2_K, QT_Q3_K, QT_Q4_K, QT_Q5_K, QT_Q6_K, QT_IQ4_XS };
     check_multi_present("avx512", types, sizeof(types) / sizeof(types[0]));
+    check_own_kernels("avx512");
 }
 
 static void test_traits(void **state)

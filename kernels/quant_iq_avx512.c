@@ -1,0 +1,500 @@
+/*
+ * quant_iq_avx512.c - AVX-512 (F/BW/VL/DQ/VNNI) dot products of one weight
+ * row with one activation row for the codebook formats (IQ2_XXS, IQ2_XS,
+ * IQ2_S, IQ3_XXS, IQ3_S, IQ1_S, IQ1_M), TQ2_0, and the 32-element formats
+ * with a min (Q4_1, Q5_1), which quant_avx512.c does not cover.
+ *
+ * Owns: quant_install_iq_avx512(), called by quant.c after
+ * quant_install_avx512(); it replaces traits[t].vec_dot of these formats
+ * and sets their vec_dot_multi to NULL (callers then loop over vec_dot).
+ * Must not: allocate, touch vec_dot_ref, or run on a CPU without the
+ * Makefile's ISA_AVX512 features (quant.c checks first).
+ *
+ * Technique, per 64 weights (two 32-element sub-blocks): the codebook
+ * entries of the 8 (or 16) indices are fetched with one gather into a
+ * vector of unsigned magnitudes; the format's sign bits, which are exactly
+ * one bit per weight in element order once expanded, become a 64-bit mask
+ * that negates the matching activations (mask_sub); maddubs multiplies
+ * magnitudes by activations into int16 pairs (|pair| <= 2 * 62 * 127, no
+ * saturation) and dpwssd adds them weighted by the int16 sub-block scale.
+ * The integer sum of a super-block is exact, so the float result differs
+ * from the reference only in the order of the per-super-block float adds.
+ * IQ1_S/IQ1_M store 8 * grid + delta + 9 (0..18) and remove the 9 with the
+ * Q8_K bsums; TQ2_0 stores q (0..2) and removes the 1 the same way.
+ */
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "quant.h"
+#include "quant_grids.h"
+#include "quant_iq_ref.h"
+#include "quant_iq_simd.h"
+#include "quant_ref.h"
+
+void quant_install_iq_avx512(struct quant_traits *traits);
+
+/* --- helpers ------------------------------------------------------------ */
+
+static inline float fp16_to_f32(qhalf h)
+{
+    return _cvtsh_ss(h);
+}
+
+/* 64 activations with the ones where 'neg' is set negated (|a| <= 127) */
+static inline __m512i act_signed(const int8_t *act, __mmask64 neg)
+{
+    const __m512i a = _mm512_loadu_si512(act);
+    return _mm512_mask_sub_epi8(a, neg, _mm512_setzero_si512(), a);
+}
+
+/* sumi += sc . pairs(w * a): w unsigned magnitudes, a signed, sc int16 per pair */
+static inline __m512i step64(__m512i sumi, __m512i w, __m512i a, __m512i sc)
+{
+    return _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(w, a), sc);
+}
+
+/* vpermw index for 64 elements starting at sub-block 'first' of a list of
+ * per-'len'-element scales: int16 lane l covers elements 2l, 2l + 1 */
+static inline __m512i scale_index(int first, int len)
+{
+    int16_t idx[32];
+    for (int l = 0; l < 32; l++)
+        idx[l] = (int16_t)(first + 2 * l / len);
+    return _mm512_loadu_si512(idx);
+}
+
+/* int16 lanes x -> 2x + 1 */
+static inline __m256i odd_scales(__m256i x)
+{
+    return _mm256_or_si256(_mm256_slli_epi16(x, 1), _mm256_set1_epi16(1));
+}
+
+/* bytes holding a 7-bit value each -> bit 7 set to their parity */
+static inline __m512i with_parity(__m512i y)
+{
+    __m512i p = _mm512_xor_si512(y, _mm512_srli_epi16(y, 4));
+    p = _mm512_xor_si512(p, _mm512_srli_epi16(p, 2));
+    p = _mm512_xor_si512(p, _mm512_srli_epi16(p, 1));
+    return _mm512_or_si512(y, _mm512_slli_epi16(_mm512_and_si512(p, _mm512_set1_epi8(1)), 7));
+}
+
+static inline uint64_t qword(__m256i v, int j)
+{
+    switch (j) {
+    case 0: return (uint64_t)_mm256_extract_epi64(v, 0);
+    case 1: return (uint64_t)_mm256_extract_epi64(v, 1);
+    case 2: return (uint64_t)_mm256_extract_epi64(v, 2);
+    default: return (uint64_t)_mm256_extract_epi64(v, 3);
+    }
+}
+
+static inline uint64_t load_u64(const void *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+/* the super-block's float step times the activation's, into acc */
+static inline __m512 finish(__m512 acc, __m512i sumi, float d)
+{
+    return _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+}
+
+/* --- IQ2_XXS ------------------------------------------------------------- */
+
+/* s = W[n] . x[n]; W IQ2_XXS, x Q8_K */
+static void dot_iq2_xxs_avx512(int64_t n, float *s, const void *w, const void *a)
+{
+    const block_iq2_xxs *x = w;
+    const block_q8_K *y = a;
+    const int64_t nb = n / QK_K;
+    const __m512i sidx[4] = { scale_index(0, 32), scale_index(2, 32), scale_index(4, 32), scale_index(6, 32) };
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        /* 8 qwords, one per 32 weights: 4 index bytes, then signs + scale */
+        const __m512i raw = _mm512_loadu_si512(x[i].qs);
+        const __m256i aux1 = _mm512_cvtepi64_epi32(_mm512_srli_epi64(raw, 32));
+        const __m256i idx8 = _mm512_cvtepi64_epi32(raw); /* 32 index bytes in order */
+        const __m256i signs = ksigns_from_packed(aux1);
+        const __m512i sc = _mm512_zextsi256_si512(
+            odd_scales(_mm256_zextsi128_si256(_mm256_cvtepi32_epi16(_mm256_srli_epi32(aux1, 28)))));
+        __m512i sumi = _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            const __m128i ib = j < 2 ? _mm256_castsi256_si128(idx8) : _mm256_extracti128_si256(idx8, 1);
+            const __m256i gi = _mm256_cvtepu8_epi32(j % 2 ? _mm_srli_si128(ib, 8) : ib);
+            const __m512i g = _mm512_i32gather_epi64(gi, (const long long *)quant_iq2xxs_grid, 8);
+            const __m512i av = act_signed(y[i].qs + 64 * j, (__mmask64)qword(signs, j));
+            sumi = step64(sumi, g, av, _mm512_permutexvar_epi16(sidx[j], sc));
+        }
+        acc = finish(acc, sumi, fp16_to_f32(x[i].d) * 0.125f * y[i].d);
+    }
+    *s = _mm512_reduce_add_ps(acc);
+}
+
+/* --- IQ2_XS -------------------------------------------------------------- */
+
+/* scales[8] (two nibbles per 32 weights) -> 16 int16 scales 2s + 1, one per 16 */
+static inline __m256i nibble_scales16(const uint8_t *scales)
+{
+    const __m128i v = _mm_loadl_epi64((const __m128i *)scales);
+    const __m128i m4 = _mm_set1_epi8(0x0f);
+    const __m128i nib = _mm_unpacklo_epi8(_mm_and_si128(v, m4), _mm_and_si128(_mm_srli_epi16(v, 4), m4));
+    return odd_scales(_mm256_cvtepu8_epi16(nib));
+}
+
+/* s = W[n] . x[n]; W IQ2_XS, x Q8_K */
+static void dot_iq2_xs_avx512(int64_t n, float *s, const void *w, const void *a)
+{
+    const block_iq2_xs *x = w;
+    const block_q8_K *y = a;
+    const int64_t nb = n / QK_K;
+    const __m512i sidx[4] = { scale_index(0, 16), scale_index(4, 16), scale_index(8, 16), scale_index(12, 16) };
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        /* 32 u16: 9-bit grid index, 7-bit sign index */
+        const __m512i raw = _mm512_loadu_si512(x[i].qs);
+        const __m256i signs = _mm512_cvtepi16_epi8(with_parity(_mm512_srli_epi16(raw, 9)));
+        const __m512i gidx = _mm512_and_si512(raw, _mm512_set1_epi16(511));
+        const __m512i sc = _mm512_zextsi256_si512(nibble_scales16(x[i].scales));
+        __m512i sumi = _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            __m128i ij;
+            switch (j) {
+            case 0: ij = _mm512_extracti32x4_epi32(gidx, 0); break;
+            case 1: ij = _mm512_extracti32x4_epi32(gidx, 1); break;
+            case 2: ij = _mm512_extracti32x4_epi32(gidx, 2); break;
+            default: ij = _mm512_extracti32x4_epi32(gidx, 3); break;
+            }
+            const __m512i g = _mm512_i32gather_epi64(_mm256_cvtepu16_epi32(ij), (const long long *)quant_iq2xs_grid, 8);
+            const __m512i av = act_signed(y[i].qs + 64 * j, (__mmask64)qword(signs, j));
+            sumi = step64(sumi, g, av, _mm512_permutexvar_epi16(sidx[j], sc));
+        }
+        acc = finish(acc, sumi, fp16_to_f32(x[i].d) * 0.125f * y[i].d);
+    }
+    *s = _mm512_reduce_add_ps(acc);
+}
+
+/* --- IQ2_S --------------------------------------------------------------- */
+
+/* s = W[n] . x[n]; W IQ2_S, x Q8_K */
+static void dot_iq2_s_avx512(int64_t n, float *s, const void *w, const void *a)
+{
+    const block_iq2_s *x = w;
+    const block_q8_K *y = a;
+    const int64_t nb = n / QK_K;
+    const __m512i sidx[4] = { scale_index(0, 16), scale_index(4, 16), scale_index(8, 16), scale_index(12, 16) };
+    /* group k of a pair takes qh byte k / 4 (of two), bits 2 (k % 4) */
+    const __m256i hsel = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
+    const __m256i hsh = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *signs = x[i].qs + QK_K / 8;
+        const __m512i sc = _mm512_zextsi256_si512(nibble_scales16(x[i].scales));
+        __m512i sumi = _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            const __m256i lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(x[i].qs + 8 * j)));
+            const __m256i qh = _mm256_permutevar8x32_epi32(
+                _mm256_cvtepu8_epi32(_mm_cvtsi32_si128(x[i].qh[2 * j] | x[i].qh[2 * j + 1] << 8)), hsel);
+            const __m256i hi = _mm256_slli_epi32(_mm256_and_si256(_mm256_srlv_epi32(qh, hsh), _mm256_set1_epi32(3)), 8);
+            const __m512i g = _mm512_i32gather_epi64(_mm256_or_si256(lo, hi), (const long long *)quant_iq2s_grid, 8);
+            const __m512i av = act_signed(y[i].qs + 64 * j, (__mmask64)load_u64(signs + 8 * j));
+            sumi = step64(sumi, g, av, _mm512_permutexvar_epi16(sidx[j], sc));
+        }
+        acc = finish(acc, sumi, fp16_to_f32(x[i].d) * 0.125f * y[i].d);
+    }
+    *s = _mm512_reduce_add_ps(acc);
+}
+
+/* --- IQ3_XXS ------------------------------------------------------------- */
+
+/* s = W[n] . x[n]; W IQ3_XXS, x Q8_K */
+static void dot_iq3_xxs_avx512(int64_t n, float *s, const void *w, const void *a)
+{
+    const block_iq3_xxs *x = w;
+    const block_q8_K *y = a;
+    const int64_t nb = n / QK_K;
+    const __m512i sidx[4] = { scale_index(0, 32), scale_index(2, 32), scale_index(4, 32), scale_index(6, 32) };
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        /* 64 index bytes, then one u32 per 32 weights: 4 x 7 sign bits + scale */
+        const __m256i aux = _mm256_loadu_si256((const __m256i *)(x[i].qs + QK_K / 4));
+        const __m256i signs = ksigns_from_packed(aux);
+        const __m512i sc = _mm512_zextsi256_si512(
+            odd_scales(_mm256_zextsi128_si256(_mm256_cvtepi32_epi16(_mm256_srli_epi32(aux, 28)))));
+        __m512i sumi = _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            const __m512i gi = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(x[i].qs + 16 * j)));
+            const __m512i g = _mm512_i32gather_epi32(gi, (const int *)quant_iq3xxs_grid, 4);
+            const __m512i av = act_signed(y[i].qs + 64 * j, (__mmask64)qword(signs, j));
+            sumi = step64(sumi, g, av, _mm512_permutexvar_epi16(sidx[j], sc));
+        }
+        acc = finish(acc, sumi, fp16_to_f32(x[i].d) * 0.25f * y[i].d);
+    }
+    *s = _mm512_reduce_add_ps(acc);
+}
+
+/* --- IQ3_S --------------------------------------------------------------- */
+
+/* s = W[n] . x[n]; W IQ3_S, x Q8_K */
+static void dot_iq3_s_avx512(int64_t n, float *s, const void *w, const void *a)
+{
+    const block_iq3_s *x = w;
+    const block_q8_K *y = a;
+    const int64_t nb = n / QK_K;
+    const __m512i sidx[4] = { scale_index(0, 32), scale_index(2, 32), scale_index(4, 32), scale_index(6, 32) };
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        uint32_t sc4;
+        memcpy(&sc4, x[i].scales, sizeof(sc4));
+        const __m128i sv = _mm_cvtsi32_si128((int)sc4);
+        const __m128i nib = _mm_unpacklo_epi8(_mm_and_si128(sv, _mm_set1_epi8(0x0f)),
+                                              _mm_and_si128(_mm_srli_epi16(sv, 4), _mm_set1_epi8(0x0f)));
+        const __m512i sc = _mm512_zextsi256_si512(odd_scales(_mm256_cvtepu8_epi16(nib)));
+        __m512i sumi = _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            /* 16 indices: 8 bits in qs, the 9th is bit k of qh[2j] (k < 8) / qh[2j + 1] */
+            const __m512i lo = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(x[i].qs + 16 * j)));
+            const __mmask16 h = (__mmask16)(x[i].qh[2 * j] | x[i].qh[2 * j + 1] << 8);
+            const __m512i gi = _mm512_mask_or_epi32(lo, h, lo, _mm512_set1_epi32(256));
+            const __m512i g = _mm512_i32gather_epi32(gi, (const int *)quant_iq3s_grid, 4);
+            const __m512i av = act_signed(y[i].qs + 64 * j, (__mmask64)load_u64(x[i].signs + 8 * j));
+            sumi = step64(sumi, g, av, _mm512_permutexvar_epi16(sidx[j], sc));
+        }
+        acc = finish(acc, sumi, fp16_to_f32(x[i].d) * y[i].d);
+    }
+    *s = _mm512_reduce_add_ps(acc);
+}
+
+/* --- IQ1_S, IQ1_M -------------------------------------------------------- */
+
+/* 8 IQ1 grid entries (64 signed values -1..1) -> 8 (g + 1): 0, 8, 16 */
+static inline __m512i iq1_base(__m256i gi)
+{
+    const __m512i g = _mm512_i32gather_epi64(gi, (const long long *)quant_iq1s_grid, 8);
+    return _mm512_slli_epi16(_mm512_add_epi8(g, _mm512_set1_epi8(1)), 3);
+}
+
+/* sumi -= 9 * sum_k sc[k] * bsums[k]: removes the +9 offset of IQ1 weights */
+static inline __m512i iq1_offset(__m512i sumi, __m256i sc16, const int16_t *bsums)
+{
+    const __m256i m = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)bsums));
+    return _mm512_sub_epi32(sumi, _mm512_zextsi256_si512(_mm256_mullo_epi32(m, _mm256_set1_epi32(9))));
+}
+
+/* s = W[n] . x[n]; W IQ1_S, x Q8_K */
+static void dot_iq1_s_avx512(int64_t n, float *s, const void *w, const void *a)
+{
+    const block_iq1_s *x = w;
+    const block_q8_K *y = a;
+    const int64_t nb = n / QK_K;
+    const __m512i sidx[4] = { scale_index(0, 16), scale_index(4, 16), scale_index(8, 16), scale_index(12, 16) };
+    const __m256i hsh = _mm256_setr_epi32(0, 3, 6, 9, 0, 3, 6, 9);
+    const __m256i sel16 = _mm256_setr_epi16(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        /* qh[s]: 4 x 3 high index bits, scale at bit 12, delta sign at 15 */
+        const __m128i qh = _mm_loadu_si128((const __m128i *)x[i].qh);
+        const __m256i qhd = _mm256_cvtepu16_epi32(qh);
+        const __m256i sc16 = odd_scales(
+            _mm256_permutexvar_epi16(sel16, _mm256_zextsi128_si256(_mm_and_si128(_mm_srli_epi16(qh, 12), _mm_set1_epi16(7)))));
+        const __m512i sc = _mm512_zextsi256_si512(sc16);
+        /* weights 8 (g + 1) + 1 + delta: +2 on top of 8 (g + 1) where delta is +1;
+         * bit s of dneg: sub-block s has delta -1 (qh bit 15, the int16 sign) */
+        const uint32_t dneg = (uint32_t)_mm_movemask_epi8(_mm_packs_epi16(qh, qh)) & 0xff;
+        __m512i sumi = _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            const __m256i lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(x[i].qs + 8 * j)));
+            const __m256i hs = _mm256_permutevar8x32_epi32(qhd, _mm256_setr_epi32(2 * j, 2 * j, 2 * j, 2 * j, 2 * j + 1,
+                                                                                   2 * j + 1, 2 * j + 1, 2 * j + 1));
+            const __m256i hi = _mm256_slli_epi32(_mm256_and_si256(_mm256_srlv_epi32(hs, hsh), _mm256_set1_epi32(7)), 8);
+            const __m512i base = iq1_base(_mm256_or_si256(lo, hi));
+            const uint64_t m0 = (dneg >> (2 * j)) & 1 ? 0 : 0xffffffffull;
+            const uint64_t m1 = (dneg >> (2 * j + 1)) & 1 ? 0 : 0xffffffffull;
+            const __m512i wv = _mm512_mask_add_epi8(base, (__mmask64)(m0 | m1 << 32), base, _mm512_set1_epi8(2));
+            sumi = step64(sumi, wv, _mm512_loadu_si512(y[i].qs + 64 * j), _mm512_permutexvar_epi16(sidx[j], sc));
+        }
+        sumi = iq1_offset(sumi, sc16, y[i].bsums);
+        acc = finish(acc, sumi, fp16_to_f32(x[i].d) * 0.125f * y[i].d);
+    }
+    *s = _mm512_reduce_add_ps(acc);
+}
+
+/* s = W[n] . x[n]; W IQ1_M, x Q8_K */
+static void dot_iq1_m_avx512(int64_t n, float *s, const void *w, const void *a)
+{
+    const block_iq1_m *x = w;
+    const block_q8_K *y = a;
+    const int64_t nb = n / QK_K;
+    const __m512i sidx[4] = { scale_index(0, 16), scale_index(4, 16), scale_index(8, 16), scale_index(12, 16) };
+    const __m256i sel16 = _mm256_setr_epi16(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    const __m256i sh16 = _mm256_setr_epi16(0, 3, 6, 9, 0, 3, 6, 9, 0, 3, 6, 9, 0, 3, 6, 9);
+    const __m256i hsel = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+    const __m256i hsh = _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4);
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = fp16_to_f32(quant_iq1m_scale(&x[i]));
+        /* 16 3-bit scales, scale k at bit 3 (k % 4) of 16-bit word k / 4 */
+        const __m256i sw = _mm256_zextsi128_si256(_mm_loadl_epi64((const __m128i *)x[i].scales));
+        const __m256i sc16 = odd_scales(
+            _mm256_and_si256(_mm256_srlv_epi16(_mm256_permutexvar_epi16(sel16, sw), sh16), _mm256_set1_epi16(7)));
+        const __m512i sc = _mm512_zextsi256_si512(sc16);
+        /* delta bits: bit 3 / 7 of qh byte b for group of 8 2b / 2b + 1; set = -1 */
+        const __m128i qh = _mm_loadu_si128((const __m128i *)x[i].qh);
+        const uint32_t dneg = interleave16((uint32_t)_mm_movemask_epi8(_mm_slli_epi16(qh, 4)),
+                                           (uint32_t)_mm_movemask_epi8(qh));
+        __m512i sumi = _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            const __m256i lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(x[i].qs + 8 * j)));
+            uint32_t qh4;
+            memcpy(&qh4, x[i].qh + 4 * j, sizeof(qh4));
+            const __m256i hq = _mm256_permutevar8x32_epi32(_mm256_cvtepu8_epi32(_mm_cvtsi32_si128((int)qh4)), hsel);
+            const __m256i hi = _mm256_slli_epi32(_mm256_and_si256(_mm256_srlv_epi32(hq, hsh), _mm256_set1_epi32(7)), 8);
+            const __m512i base = iq1_base(_mm256_or_si256(lo, hi));
+            /* 8 groups of 8: +2 where delta is +1 */
+            const __mmask8 plus8 = (__mmask8)~(dneg >> (8 * j));
+            const __m512i wv = _mm512_mask_add_epi8(base, (__mmask64)_mm512_movepi8_mask(_mm512_movm_epi64(plus8)), base,
+                                                    _mm512_set1_epi8(2));
+            sumi = step64(sumi, wv, _mm512_loadu_si512(y[i].qs + 64 * j), _mm512_permutexvar_epi16(sidx[j], sc));
+        }
+        sumi = iq1_offset(sumi, sc16, y[i].bsums);
+        acc = finish(acc, sumi, d * 0.125f * y[i].d);
+    }
+    *s = _mm512_reduce_add_ps(acc);
+}
+
+/* --- TQ2_0 --------------------------------------------------------------- */
+
+/* s = W[n] . x[n]; W TQ2_0, x Q8_K (weights q in 0..2, minus the bsums) */
+static void dot_tq2_0_avx512(int64_t n, float *s, const void *w, const void *a)
+{
+    const block_tq2_0 *x = w;
+    const block_q8_K *y = a;
+    const int64_t nb = n / QK_K;
+    const __m512i m3 = _mm512_set1_epi8(3);
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        __m512i sumi = _mm512_setzero_si512();
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            /* 128 weights: bit pairs 0..3 of 32 bytes, 32 weights per pair */
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * h));
+            const __m512i w01 = _mm512_and_si512(
+                _mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 2), 1), m3);
+            const __m512i w23 = _mm512_and_si512(
+                _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_srli_epi16(q, 4)), _mm256_srli_epi16(q, 6), 1), m3);
+            sumi = _mm512_dpbusd_epi32(sumi, w01, _mm512_loadu_si512(y[i].qs + 128 * h));
+            sumi = _mm512_dpbusd_epi32(sumi, w23, _mm512_loadu_si512(y[i].qs + 128 * h + 64));
+        }
+        const __m256i bs = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[i].bsums), _mm256_set1_epi16(1));
+        sumi = _mm512_sub_epi32(sumi, _mm512_zextsi256_si512(bs));
+        acc = finish(acc, sumi, fp16_to_f32(x[i].d) * y[i].d);
+    }
+    *s = _mm512_reduce_add_ps(acc);
+}
+
+/* --- Q4_1, Q5_1 (Q8_0 activations) ---------------------------------------- */
+
+/* two blocks' 16 nibble bytes -> 64 weights in element order */
+static inline __m512i nibbles_pair(const uint8_t *q0, const uint8_t *q1)
+{
+    const __m256i q = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)q0)),
+                                              _mm_loadu_si128((const __m128i *)q1), 1);
+    const __m512i v = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1),
+                                       _mm512_set1_epi8(0x0f)); /* lo0 lo1 hi0 hi1 */
+    return _mm512_shuffle_i64x2(v, v, _MM_SHUFFLE(3, 1, 2, 0));
+}
+
+static inline __m512i act_pair(const block_q8_0 *y)
+{
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)y[0].qs)),
+                              _mm256_loadu_si256((const __m256i *)y[1].qs), 1);
+}
+
+/* d * sum(q * a) + m * sum(a) for block pairs; wq(i) gives the 64 unsigned
+ * weights of blocks i, i + 1. Odd block counts fall back to the reference
+ * for the last block (n is a multiple of 32, rows here are long). */
+#define DOT_MIN_BODY(T, wq)                                                                                  \
+    do {                                                                                                     \
+        const T *x = w;                                                                                      \
+        const block_q8_0 *y = a;                                                                             \
+        const int64_t nb = n / 32;                                                                           \
+        const __m512i ones = _mm512_set1_epi8(1), z = _mm512_setzero_si512();                               \
+        __m512 acc = _mm512_setzero_ps();                                                                    \
+        int64_t i = 0;                                                                                       \
+        for (; i + 2 <= nb; i += 2) {                                                                        \
+            const __m512i av = act_pair(y + i);                                                              \
+            const __m512i p = _mm512_dpbusd_epi32(z, wq(i), av);                                             \
+            const __m512i sa = _mm512_dpbusd_epi32(z, ones, av);                                             \
+            const float da0 = fp16_to_f32(y[i].d), da1 = fp16_to_f32(y[i + 1].d);                            \
+            const __m512 dd = _mm512_insertf32x8(_mm512_set1_ps(fp16_to_f32(x[i].d) * da0),                  \
+                                                 _mm256_set1_ps(fp16_to_f32(x[i + 1].d) * da1), 1);          \
+            const __m512 mm = _mm512_insertf32x8(_mm512_set1_ps(fp16_to_f32(x[i].m) * da0),                  \
+                                                 _mm256_set1_ps(fp16_to_f32(x[i + 1].m) * da1), 1);          \
+            acc = _mm512_fmadd_ps(dd, _mm512_cvtepi32_ps(p), acc);                                           \
+            acc = _mm512_fmadd_ps(mm, _mm512_cvtepi32_ps(sa), acc);                                          \
+        }                                                                                                    \
+        float tail = 0.0f;                                                                                   \
+        if (i < nb)                                                                                          \
+            ref_tail(32, &tail, x + i, y + i);                                                               \
+        *s = _mm512_reduce_add_ps(acc) + tail;                                                               \
+    } while (0)
+
+static inline __m512i q5_1_pair(const block_q5_1 *b)
+{
+    uint32_t h0, h1;
+    memcpy(&h0, b[0].qh, sizeof(h0));
+    memcpy(&h1, b[1].qh, sizeof(h1));
+    const __m512i nib = nibbles_pair(b[0].qs, b[1].qs);
+    return _mm512_mask_add_epi8(nib, (__mmask64)h0 | (__mmask64)h1 << 32, nib, _mm512_set1_epi8(16));
+}
+
+/* s = W[n] . x[n]; W Q4_1, x Q8_0 */
+static void dot_q4_1_avx512(int64_t n, float *s, const void *w, const void *a)
+{
+#define ref_tail quant_dot_q4_1_ref
+#define WQ(b) nibbles_pair(x[b].qs, x[(b) + 1].qs)
+    DOT_MIN_BODY(block_q4_1, WQ);
+#undef WQ
+#undef ref_tail
+}
+
+/* s = W[n] . x[n]; W Q5_1, x Q8_0 */
+static void dot_q5_1_avx512(int64_t n, float *s, const void *w, const void *a)
+{
+#define ref_tail quant_dot_q5_1_ref
+#define WQ(b) q5_1_pair(&x[b])
+    DOT_MIN_BODY(block_q5_1, WQ);
+#undef WQ
+#undef ref_tail
+}
+
+#undef DOT_MIN_BODY
+
+void quant_install_iq_avx512(struct quant_traits *traits)
+{
+#define SET(t, fn)                         \
+    do {                                   \
+        traits[t].vec_dot = fn;            \
+        traits[t].vec_dot_multi = NULL;    \
+    } while (0)
+    SET(QT_Q4_1, dot_q4_1_avx512);
+    SET(QT_Q5_1, dot_q5_1_avx512);
+    SET(QT_IQ2_XXS, dot_iq2_xxs_avx512);
+    SET(QT_IQ2_XS, dot_iq2_xs_avx512);
+    SET(QT_IQ2_S, dot_iq2_s_avx512);
+    SET(QT_IQ3_XXS, dot_iq3_xxs_avx512);
+    SET(QT_IQ3_S, dot_iq3_s_avx512);
+    SET(QT_IQ1_S, dot_iq1_s_avx512);
+    SET(QT_IQ1_M, dot_iq1_m_avx512);
+    SET(QT_TQ2_0, dot_tq2_0_avx512);
+#undef SET
+}
