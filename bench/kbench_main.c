@@ -197,6 +197,12 @@ static void fill_weights(int t, uint8_t *w, int64_t n_rows, int64_t n)
     case QT_IQ4_XS: off_d = offsetof(block_iq4_xs, d); break;
     case QT_IQ3_S: off_d = offsetof(block_iq3_s, d); break;
     case QT_TQ2_0: off_d = offsetof(block_tq2_0, d); break;
+    case QT_TQ1_0: off_d = offsetof(block_tq1_0, d); break;
+    case QT_IQ2_XXS: off_d = offsetof(block_iq2_xxs, d); break;
+    case QT_IQ2_XS: off_d = offsetof(block_iq2_xs, d); break;
+    case QT_IQ2_S: off_d = offsetof(block_iq2_s, d); break;
+    case QT_IQ3_XXS: off_d = offsetof(block_iq3_xxs, d); break;
+    case QT_IQ1_S: off_d = offsetof(block_iq1_s, d); break;
     default: break;
     }
     size_t n_blocks = bytes / tr->type_size;
@@ -207,6 +213,13 @@ static void fill_weights(int t, uint8_t *w, int64_t n_rows, int64_t n)
             continue;
         }
         qhalf d = quant_fp32_to_fp16(0.001f + 0.01f * (rng_float() + 1.0f));
+        if (t == QT_IQ1_M) {
+            /* the fp16 scale lives in the top nibble of each 16-bit word of scales */
+            uint8_t *sc = blk + offsetof(block_iq1_m, scales);
+            for (int k = 0; k < 4; k++)
+                sc[2 * k + 1] = (uint8_t)((sc[2 * k + 1] & 0x0f) | (((d >> (4 * k)) & 0x0f) << 4));
+            continue;
+        }
         if (off_d >= 0)
             memcpy(blk + off_d, &d, sizeof(d));
         if (off_m >= 0)

@@ -325,15 +325,54 @@ static inline __m512i nibbles_pair(const uint8_t *q0, const uint8_t *q1)
     return _mm512_shuffle_i64x2(v, v, _MM_SHUFFLE(3, 1, 2, 0));
 }
 
-/* Body shared by the 4-bit 32-element formats, two blocks per 512-bit step:
+/* 8 fp16 values 'stride' bytes apart from p, as floats (one gather) */
+static inline __m256 fp16_strided8(const void *p, __m256i offs)
+{
+    const __m256i v = _mm256_i32gather_epi32((const int *)p, offs, 1);
+    return _mm256_cvtph_ps(_mm256_cvtepi32_epi16(v));
+}
+
+/* 8 e8m0 bytes 'stride' bytes apart from p -> 2^(e - 128) (see e8m0_half_to_f32) */
+static inline __m256 e8m0_half_strided8(const void *p, __m256i offs)
+{
+    const __m256i e = _mm256_and_si256(_mm256_i32gather_epi32((const int *)p, offs, 1), _mm256_set1_epi32(0xff));
+    const __m256i normal = _mm256_slli_epi32(_mm256_sub_epi32(e, _mm256_set1_epi32(1)), 23);
+    const __m256i tiny = _mm256_sllv_epi32(_mm256_set1_epi32(0x00200000), e);
+    return _mm256_castsi256_ps(_mm256_mask_blend_epi32(_mm256_cmplt_epu32_mask(e, _mm256_set1_epi32(2)), normal, tiny));
+}
+
+/* Body shared by the 4-bit 32-element formats. Eight blocks per step: their
+ * weight scales (scale8(b): 8 floats) times the activation scales come from
+ * two gathers, and each 512-bit pair of blocks takes its two products from
+ * that vector with one permute (two accumulators hide the FMA latency).
  * wu2(b) gives the unsigned weight bytes of blocks b and b+1, wu(b) those of
  * block b alone (odd tail), off the offset they carry, scale(b) the block's
- * weight scale. */
-#define DOT_OFF_BODY(wu2, wu, off, scale)                                                                      \
+ * weight scale (tail). */
+#define DOT_OFF_BODY(wu2, wu, off, scale, scale8)                                                              \
     do {                                                                                                       \
         const __m512i off2 = _mm512_broadcast_i64x4(off);                                                      \
-        __m512 acc = _mm512_setzero_ps();                                                                      \
+        const __m256i yoffs = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),                     \
+                                                 _mm256_set1_epi32((int)sizeof(block_q8_0)));                  \
+        __m512 acc = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps();                                          \
         int64_t i = 0;                                                                                         \
+        for (; i + 8 <= nb; i += 8) {                                                                          \
+            const __m512 sc8 = _mm512_castps256_ps512(_mm256_mul_ps(scale8(i), fp16_strided8(&y[i].d, yoffs))); \
+            _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {                                               \
+                const int64_t b = i + 2 * k;                                                                   \
+                const __m512i av = _mm512_inserti64x4(                                                         \
+                    _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)y[b].qs)),                      \
+                    _mm256_loadu_si256((const __m256i *)y[b + 1].qs), 1);                                      \
+                const __m512i z = _mm512_setzero_si512();                                                      \
+                const __m512i p = _mm512_sub_epi32(_mm512_dpbusd_epi32(z, wu2(b), av), _mm512_dpbusd_epi32(z, off2, av)); \
+                const __m512 sc = _mm512_permutexvar_ps(                                                       \
+                    _mm512_inserti64x4(_mm512_set1_epi32(2 * k), _mm256_set1_epi32(2 * k + 1), 1), sc8);       \
+                if (k % 2)                                                                                     \
+                    acc2 = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(p), acc2);                                   \
+                else                                                                                           \
+                    acc = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(p), acc);                                     \
+            }                                                                                                  \
+        }                                                                                                      \
+        acc = _mm512_add_ps(acc, acc2);                                                                        \
         for (; i + 2 <= nb; i += 2) {                                                                          \
             const __m512i av = _mm512_inserti64x4(                                                             \
                 _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)y[i].qs)),                          \
@@ -353,6 +392,9 @@ static inline __m512i nibbles_pair(const uint8_t *q0, const uint8_t *q1)
     } while (0)
 
 #define FP16_SCALE(b) fp16_to_f32(x[b].d)
+#define FP16_SCALE8(b) fp16_strided8(&x[b].d, xoffs)
+#define XOFFS(T) const __m256i xoffs = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), \
+                                                          _mm256_set1_epi32((int)sizeof(T)))
 
 /* s = W[n] . x[n]; W Q4_0, x Q8_0 */
 static void dot_q4_0_avx512(int64_t n, float *s, const void *w, const void *a)
@@ -360,10 +402,11 @@ static void dot_q4_0_avx512(int64_t n, float *s, const void *w, const void *a)
     const block_q4_0 *x = w;
     const block_q8_0 *y = a;
     const int64_t nb = n / QK4_0;
+    XOFFS(block_q4_0);
     const __m256i off = _mm256_set1_epi8(8);
 #define WU2(b) nibbles_pair(x[b].qs, x[(b) + 1].qs)
 #define WU(b) nibbles_32(x[b].qs)
-    DOT_OFF_BODY(WU2, WU, off, FP16_SCALE);
+    DOT_OFF_BODY(WU2, WU, off, FP16_SCALE, FP16_SCALE8);
 #undef WU
 #undef WU2
 }
@@ -384,10 +427,11 @@ static void dot_q5_0_avx512(int64_t n, float *s, const void *w, const void *a)
     const block_q5_0 *x = w;
     const block_q8_0 *y = a;
     const int64_t nb = n / QK5_0;
+    XOFFS(block_q5_0);
     const __m256i off = _mm256_set1_epi8(16);
 #define WU2(b) q5_0_pair(&x[b])
 #define WU(b) q5_0_bytes(&x[b])
-    DOT_OFF_BODY(WU2, WU, off, FP16_SCALE);
+    DOT_OFF_BODY(WU2, WU, off, FP16_SCALE, FP16_SCALE8);
 #undef WU
 #undef WU2
 }
@@ -398,13 +442,14 @@ static void dot_iq4_nl_avx512(int64_t n, float *s, const void *w, const void *a)
     const block_iq4_nl *x = w;
     const block_q8_0 *y = a;
     const int64_t nb = n / QK4_NL;
+    XOFFS(block_iq4_nl);
     const __m256i off = _mm256_set1_epi8((char)0x80);
     const __m256i table = _mm256_xor_si256(
         _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)quant_kvalues_iq4nl)), off);
     const __m512i table2 = _mm512_broadcast_i64x4(table);
 #define WU2(b) _mm512_shuffle_epi8(table2, nibbles_pair(x[b].qs, x[(b) + 1].qs))
 #define WU(b) _mm256_shuffle_epi8(table, nibbles_32(x[b].qs))
-    DOT_OFF_BODY(WU2, WU, off, FP16_SCALE);
+    DOT_OFF_BODY(WU2, WU, off, FP16_SCALE, FP16_SCALE8);
 #undef WU
 #undef WU2
 }
@@ -422,12 +467,17 @@ static void dot_mxfp4_avx512(int64_t n, float *s, const void *w, const void *a)
 #define WU2(b) _mm512_shuffle_epi8(table2, nibbles_pair(x[b].qs, x[(b) + 1].qs))
 #define WU(b) _mm256_shuffle_epi8(table, nibbles_32(x[b].qs))
 #define E8M0_SCALE(b) e8m0_half_to_f32(x[b].e)
-    DOT_OFF_BODY(WU2, WU, off, E8M0_SCALE);
+#define E8M0_SCALE8(b) e8m0_half_strided8(&x[b].e, xoffs)
+    XOFFS(block_mxfp4);
+    DOT_OFF_BODY(WU2, WU, off, E8M0_SCALE, E8M0_SCALE8);
+#undef E8M0_SCALE8
 #undef E8M0_SCALE
 #undef WU
 #undef WU2
 }
 
+#undef XOFFS
+#undef FP16_SCALE8
 #undef FP16_SCALE
 #undef DOT_OFF_BODY
 
