@@ -305,9 +305,6 @@ static void dot_iq1_s_avx512(int64_t n, float *s, const void *w, const void *a)
         const __m256i sc16 = odd_scales(
             _mm256_permutexvar_epi16(sel16, _mm256_zextsi128_si256(_mm_and_si128(_mm_srli_epi16(qh, 12), _mm_set1_epi16(7)))));
         const __m512i sc = _mm512_zextsi256_si512(sc16);
-        /* weights 8 (g + 1) + 1 + delta: +2 on top of 8 (g + 1) where delta is +1;
-         * bit s of dneg: sub-block s has delta -1 (qh bit 15, the int16 sign) */
-        const uint32_t dneg = (uint32_t)_mm_movemask_epi8(_mm_packs_epi16(qh, qh)) & 0xff;
         __m512i sumi = _mm512_setzero_si512();
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
@@ -315,10 +312,11 @@ static void dot_iq1_s_avx512(int64_t n, float *s, const void *w, const void *a)
             const __m256i hs = _mm256_permutevar8x32_epi32(qhd, _mm256_setr_epi32(2 * j, 2 * j, 2 * j, 2 * j, 2 * j + 1,
                                                                                    2 * j + 1, 2 * j + 1, 2 * j + 1));
             const __m256i hi = _mm256_slli_epi32(_mm256_and_si256(_mm256_srlv_epi32(hs, hsh), _mm256_set1_epi32(7)), 8);
+            /* weights 8 (g + 1) + 1 + delta: +2 per group of 8 (one qword) where
+             * delta is +1 (qh bit 15 clear); bytes <= 18, so qword adds do not carry */
+            const __mmask8 plus = _mm256_testn_epi32_mask(hs, _mm256_set1_epi32(0x8000));
             const __m512i base = iq1_base(_mm256_or_si256(lo, hi));
-            const uint64_t m0 = (dneg >> (2 * j)) & 1 ? 0 : 0xffffffffull;
-            const uint64_t m1 = (dneg >> (2 * j + 1)) & 1 ? 0 : 0xffffffffull;
-            const __m512i wv = _mm512_mask_add_epi8(base, (__mmask64)(m0 | m1 << 32), base, _mm512_set1_epi8(2));
+            const __m512i wv = _mm512_mask_add_epi64(base, plus, base, _mm512_set1_epi8(2));
             sumi = step64(sumi, wv, _mm512_loadu_si512(y[i].qs + 64 * j), _mm512_permutexvar_epi16(sidx[j], sc));
         }
         sumi = iq1_offset(sumi, sc16, y[i].bsums);
@@ -346,10 +344,6 @@ static void dot_iq1_m_avx512(int64_t n, float *s, const void *w, const void *a)
         const __m256i sc16 = odd_scales(
             _mm256_and_si256(_mm256_srlv_epi16(_mm256_permutexvar_epi16(sel16, sw), sh16), _mm256_set1_epi16(7)));
         const __m512i sc = _mm512_zextsi256_si512(sc16);
-        /* delta bits: bit 3 / 7 of qh byte b for group of 8 2b / 2b + 1; set = -1 */
-        const __m128i qh = _mm_loadu_si128((const __m128i *)x[i].qh);
-        const uint32_t dneg = interleave16((uint32_t)_mm_movemask_epi8(_mm_slli_epi16(qh, 4)),
-                                           (uint32_t)_mm_movemask_epi8(qh));
         __m512i sumi = _mm512_setzero_si512();
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
@@ -357,12 +351,12 @@ static void dot_iq1_m_avx512(int64_t n, float *s, const void *w, const void *a)
             uint32_t qh4;
             memcpy(&qh4, x[i].qh + 4 * j, sizeof(qh4));
             const __m256i hq = _mm256_permutevar8x32_epi32(_mm256_cvtepu8_epi32(_mm_cvtsi32_si128((int)qh4)), hsel);
-            const __m256i hi = _mm256_slli_epi32(_mm256_and_si256(_mm256_srlv_epi32(hq, hsh), _mm256_set1_epi32(7)), 8);
+            /* per group of 8: its qh nibble, 3 index bits then the delta sign */
+            const __m256i nib = _mm256_srlv_epi32(hq, hsh);
+            const __m256i hi = _mm256_slli_epi32(_mm256_and_si256(nib, _mm256_set1_epi32(7)), 8);
+            const __mmask8 plus = _mm256_testn_epi32_mask(nib, _mm256_set1_epi32(8));
             const __m512i base = iq1_base(_mm256_or_si256(lo, hi));
-            /* 8 groups of 8: +2 where delta is +1 */
-            const __mmask8 plus8 = (__mmask8)~(dneg >> (8 * j));
-            const __m512i wv = _mm512_mask_add_epi8(base, (__mmask64)_mm512_movepi8_mask(_mm512_movm_epi64(plus8)), base,
-                                                    _mm512_set1_epi8(2));
+            const __m512i wv = _mm512_mask_add_epi64(base, plus, base, _mm512_set1_epi8(2));
             sumi = step64(sumi, wv, _mm512_loadu_si512(y[i].qs + 64 * j), _mm512_permutexvar_epi16(sidx[j], sc));
         }
         sumi = iq1_offset(sumi, sc16, y[i].bsums);

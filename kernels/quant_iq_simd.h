@@ -31,19 +31,4 @@ static inline __m256i ksigns_from_packed(__m256i x)
     return with_parity256(y);
 }
 
-/* bit k of e -> bit 2k, bit k of o -> bit 2k + 1 (e, o < 2^16) */
-static inline uint32_t interleave16(uint32_t e, uint32_t o)
-{
-    uint32_t v[2] = { e, o };
-    for (int k = 0; k < 2; k++) {
-        uint32_t t = v[k];
-        t = (t | t << 8) & 0x00ff00ffu;
-        t = (t | t << 4) & 0x0f0f0f0fu;
-        t = (t | t << 2) & 0x33333333u;
-        t = (t | t << 1) & 0x55555555u;
-        v[k] = t;
-    }
-    return v[0] | v[1] << 1;
-}
-
 #endif
