@@ -183,14 +183,15 @@ static void dot_iq3_xxs_avx2(int64_t n, float *s, const void *w, const void *a)
     const int64_t nb = n / QK_K;
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        uint32_t aux[8], signs[8];
-        memcpy(aux, x[i].qs + QK_K / 4, sizeof(aux));
+        /* 64 index bytes, then one u32 per 32 weights: 4 x 7 sign bits + scale */
+        const uint8_t *aux = x[i].qs + QK_K / 4;
+        uint32_t signs[8];
         _mm256_storeu_si256((__m256i *)signs, ksigns_from_packed(_mm256_loadu_si256((const __m256i *)aux)));
         __m256i sumi = _mm256_setzero_si256();
         for (int sb = 0; sb < 8; sb++) {
             const __m256i gi = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(x[i].qs + 8 * sb)));
             const __m256i g = _mm256_i32gather_epi32((const int *)quant_iq3xxs_grid, gi, 4);
-            const int sc = (int)(2 * (aux[sb] >> 28) + 1);
+            const int sc = (int)(2 * (load_u32(aux + 4 * sb) >> 28) + 1);
             sumi = step32(sumi, g, act_signed(y[i].qs + 32 * sb, signs[sb]), _mm256_set1_epi16((short)sc));
         }
         acc = finish(acc, sumi, fp16_to_f32(x[i].d) * 0.25f * y[i].d);
@@ -268,6 +269,8 @@ static void dot_iq1_m_avx2(int64_t n, float *s, const void *w, const void *a)
     const block_q8_K *y = a;
     const int64_t nb = n / QK_K;
     const __m128i hsh = _mm_setr_epi32(0, 4, 0, 4);
+    const __m256i bcast_q = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 8, 8, 8, 8, 8, 8, 8, 8, 0, 0, 0, 0, 0, 0, 0, 0, 8, 8,
+                                             8, 8, 8, 8, 8, 8);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
         const float d = fp16_to_f32(quant_iq1m_scale(&x[i]));
@@ -279,10 +282,11 @@ static void dot_iq1_m_avx2(int64_t n, float *s, const void *w, const void *a)
             /* qh bytes 2sb, 2sb + 1: low / high nibble per group of 8: 3 index bits, delta sign */
             const unsigned h0 = x[i].qh[2 * sb], h1 = x[i].qh[2 * sb + 1];
             const __m128i lo = _mm_cvtepu8_epi32(_mm_cvtsi32_si128((int)load_u32(x[i].qs + 4 * sb)));
-            const __m128i hq = _mm_setr_epi32((int)h0, (int)h0, (int)h1, (int)h1);
-            const __m128i hi = _mm_slli_epi32(_mm_and_si128(_mm_srlv_epi32(hq, hsh), _mm_set1_epi32(7)), 8);
-            const __m256i dv = _mm256_setr_epi64x(h0 & 0x08 ? 0 : 0x0202020202020202ll, h0 & 0x80 ? 0 : 0x0202020202020202ll,
-                                                  h1 & 0x08 ? 0 : 0x0202020202020202ll, h1 & 0x80 ? 0 : 0x0202020202020202ll);
+            const __m128i nib = _mm_srlv_epi32(_mm_setr_epi32((int)h0, (int)h0, (int)h1, (int)h1), hsh);
+            const __m128i hi = _mm_slli_epi32(_mm_and_si128(nib, _mm_set1_epi32(7)), 8);
+            /* +2 for the groups whose delta is +1 (nibble bit 3 clear), spread over the group's 8 bytes */
+            const __m128i d2 = _mm_xor_si128(_mm_srli_epi32(_mm_and_si128(nib, _mm_set1_epi32(8)), 2), _mm_set1_epi32(2));
+            const __m256i dv = _mm256_shuffle_epi8(_mm256_cvtepu32_epi64(d2), bcast_q);
             const __m256i wv = _mm256_add_epi8(iq1_base(_mm_or_si128(lo, hi)), dv);
             const unsigned sv = (unsigned)sw[sb / 2] >> (6 * (sb % 2));
             const int sc0 = (int)(2 * (sv & 7) + 1), sc1 = (int)(2 * ((sv >> 3) & 7) + 1);
