@@ -560,7 +560,8 @@ static void synth_row(int t, void *dst, int64_t n)
 static void check_dots(const char *isa, double tol)
 {
     enum { N_MAX = 1024, ROWS = 24 };
-    static const int64_t lengths[] = { 256, 512, 1024 };
+    /* 416 = 13 blocks of 32: the SIMD kernels' 8-block, 2-block and 1-block tails */
+    static const int64_t lengths[] = { 256, 512, 1024, 416 };
     static uint8_t wbuf[N_MAX * 4], abuf[N_MAX * 4];
     static float x[N_MAX], wf[N_MAX], af[N_MAX];
     for (int fi = 0; fi < N_FORMATS; fi++) {
@@ -573,6 +574,8 @@ static void check_dots(const char *isa, double tol)
         assert_non_null(at->to_float);
         for (size_t li = 0; li < sizeof(lengths) / sizeof(lengths[0]); li++) {
             const int64_t n = lengths[li];
+            if (n % tr->blck_size != 0)
+                continue;
             for (int r = 0; r < ROWS; r++) {
                 synth_row(t, wbuf, n);
                 /* activations: mostly N(0,1)-ish, one row with outliers, one
@@ -644,7 +647,7 @@ static void check_multi(const char *isa)
 {
     enum { N_MAX = 1024, MAX_ACT = 19, PAD = 68 };
     static const int n_acts[] = { 1, 2, 3, 4, 5, 7, 8, 9, 16, 19 };
-    static const int64_t lengths[] = { 256, 1024 };
+    static const int64_t lengths[] = { 256, 1024, 416 };
     static uint8_t wbuf[N_MAX * 4], abuf[MAX_ACT * (N_MAX * 2 + PAD)];
     static float x[N_MAX], got[MAX_ACT * 3];
     for (int fi = 0; fi < N_FORMATS; fi++) {
@@ -655,6 +658,8 @@ static void check_multi(const char *isa)
         const struct quant_traits *at = quant_traits(tr->vec_dot_type);
         for (size_t li = 0; li < sizeof(lengths) / sizeof(lengths[0]); li++) {
             const int64_t n = lengths[li];
+            if (n % tr->blck_size != 0)
+                continue;
             for (size_t ki = 0; ki < sizeof(n_acts) / sizeof(n_acts[0]); ki++) {
                 const int n_act = n_acts[ki];
                 /* odd counts get padded rows (the stride is not the row size) */
@@ -761,7 +766,8 @@ static void test_dot_avx512(void **state)
 {
     (void)state;
     run_isa("avx512", DOT_TOL_SIMD);
-    static const int types[] = { QT_Q8_0, QT_Q2_K, QT_Q3_K, QT_Q4_K, QT_Q5_K, QT_Q6_K, QT_IQ4_XS };
+    static const int types[] = { QT_Q8_0, QT_Q2_K, QT_Q3_K, QT_Q4_K, QT_Q5_K, QT_Q6_K, QT_IQ4_XS,
+                                 QT_Q4_0, QT_Q5_0, QT_IQ4_NL, QT_MXFP4 };
     check_multi_present("avx512", types, sizeof(types) / sizeof(types[0]));
     check_own_kernels("avx512");
 }
