@@ -6,7 +6,8 @@
  *
  * Owns: quant_install_iq_avx512(), called by quant.c after
  * quant_install_avx512(); it replaces traits[t].vec_dot of these formats
- * and sets their vec_dot_multi to NULL (callers then loop over vec_dot).
+ * and their vec_dot_multi (a multi-row kernel for the IQ formats and
+ * TQ2_0, NULL for Q4_1/Q5_1: callers then loop over vec_dot).
  * Must not: allocate, touch vec_dot_ref, or run on a CPU without the
  * Makefile's ISA_AVX512 features (quant.c checks first).
  *
@@ -102,16 +103,58 @@ static inline __m512 finish(__m512 acc, __m512i sumi, float d)
     return _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
 }
 
+/* --- several activation rows per pass over the weights ------------------- */
+
+/*
+ * A *_rows() body computes s[k * ss] = dot(w, a + k * as) for k < na (na a
+ * compile-time constant once inlined): the codebook lookups, signs and
+ * scales of a super-block are decoded once, then every activation row runs
+ * exactly the single-row steps on them. vec_dot is the na = 1 instance of
+ * the same body, so vec_dot_multi equals vec_dot row by row, bit for bit.
+ * Eight rows keep their two accumulators each in registers.
+ */
+#define MULTI_G 8
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+#define ROWS_FOR(k) _Pragma("GCC unroll 8") for (int k = 0; k < na; k++)
+#define ROW_Q8K(k) ((const block_q8_K *)(a + (size_t)(k) * as))
+
+/* dot = rows with na = 1; dot_multi: groups of MULTI_G rows, then 4 + 2 + 1 */
+#define DEFINE_DOTS(dot, rows)                                                                       \
+    static void dot(int64_t n, float *s, const void *w, const void *a)                              \
+    {                                                                                                \
+        rows(n, s, 1, w, a, 0, 1);                                                                   \
+    }                                                                                                \
+    static void dot##_multi(int64_t n, float *s, size_t ss, const void *w, const void *a, size_t as, \
+                            int n_act)                                                               \
+    {                                                                                                \
+        const uint8_t *ap = a;                                                                       \
+        int k = 0;                                                                                   \
+        for (; k + MULTI_G <= n_act; k += MULTI_G)                                                   \
+            rows(n, s + (size_t)k * ss, ss, w, ap + (size_t)k * as, as, MULTI_G);                    \
+        if (n_act - k >= 4) {                                                                        \
+            rows(n, s + (size_t)k * ss, ss, w, ap + (size_t)k * as, as, 4);                          \
+            k += 4;                                                                                  \
+        }                                                                                            \
+        if (n_act - k >= 2) {                                                                        \
+            rows(n, s + (size_t)k * ss, ss, w, ap + (size_t)k * as, as, 2);                          \
+            k += 2;                                                                                  \
+        }                                                                                            \
+        if (n_act - k >= 1)                                                                          \
+            rows(n, s + (size_t)k * ss, ss, w, ap + (size_t)k * as, as, 1);                          \
+    }
+static_assert(MULTI_G == 8, "DEFINE_DOTS handles a remainder of at most 7 rows");
+
 /* --- IQ2_XXS ------------------------------------------------------------- */
 
 /* s = W[n] . x[n]; W IQ2_XXS, x Q8_K */
-static void dot_iq2_xxs_avx512(int64_t n, float *s, const void *w, const void *a)
+ALWAYS_INLINE void iq2_xxs_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
+                                const int na)
 {
     const block_iq2_xxs *x = w;
-    const block_q8_K *y = a;
     const int64_t nb = n / QK_K;
     const __m512i sidx[4] = { scale_index(0, 32), scale_index(2, 32), scale_index(4, 32), scale_index(6, 32) };
-    __m512 acc = _mm512_setzero_ps();
+    __m512 acc[MULTI_G];
+    ROWS_FOR(k) acc[k] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
         /* 8 qwords, one per 32 weights: 4 index bytes, then signs + scale */
         const __m512i raw = _mm512_loadu_si512(x[i].qs);
@@ -120,19 +163,23 @@ static void dot_iq2_xxs_avx512(int64_t n, float *s, const void *w, const void *a
         const __m256i signs = ksigns_from_packed(aux1);
         const __m512i sc = _mm512_zextsi256_si512(
             odd_scales(_mm256_zextsi128_si256(_mm256_cvtepi32_epi16(_mm256_srli_epi32(aux1, 28)))));
-        __m512i sumi = _mm512_setzero_si512();
+        __m512i sumi[MULTI_G];
+        ROWS_FOR(k) sumi[k] = _mm512_setzero_si512();
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
             const __m128i ib = j < 2 ? _mm256_castsi256_si128(idx8) : _mm256_extracti128_si256(idx8, 1);
             const __m256i gi = _mm256_cvtepu8_epi32(j % 2 ? _mm_srli_si128(ib, 8) : ib);
             const __m512i g = _mm512_i32gather_epi64(gi, (const long long *)quant_iq2xxs_grid, 8);
-            const __m512i av = act_signed(y[i].qs + 64 * j, (__mmask64)qword(signs, j));
-            sumi = step64(sumi, g, av, _mm512_permutexvar_epi16(sidx[j], sc));
+            const __mmask64 neg = (__mmask64)qword(signs, j);
+            const __m512i scj = _mm512_permutexvar_epi16(sidx[j], sc);
+            ROWS_FOR(k) sumi[k] = step64(sumi[k], g, act_signed(ROW_Q8K(k)[i].qs + 64 * j, neg), scj);
         }
-        acc = finish(acc, sumi, fp16_to_f32(x[i].d) * 0.125f * y[i].d);
+        const float dw = fp16_to_f32(x[i].d) * 0.125f;
+        ROWS_FOR(k) acc[k] = finish(acc[k], sumi[k], dw * ROW_Q8K(k)[i].d);
     }
-    *s = _mm512_reduce_add_ps(acc);
+    ROWS_FOR(k) s[(size_t)k * ss] = _mm512_reduce_add_ps(acc[k]);
 }
+DEFINE_DOTS(dot_iq2_xxs_avx512, iq2_xxs_rows)
 
 /* --- IQ2_XS -------------------------------------------------------------- */
 
@@ -146,20 +193,22 @@ static inline __m256i nibble_scales16(const uint8_t *scales)
 }
 
 /* s = W[n] . x[n]; W IQ2_XS, x Q8_K */
-static void dot_iq2_xs_avx512(int64_t n, float *s, const void *w, const void *a)
+ALWAYS_INLINE void iq2_xs_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
+                               const int na)
 {
     const block_iq2_xs *x = w;
-    const block_q8_K *y = a;
     const int64_t nb = n / QK_K;
     const __m512i sidx[4] = { scale_index(0, 16), scale_index(4, 16), scale_index(8, 16), scale_index(12, 16) };
-    __m512 acc = _mm512_setzero_ps();
+    __m512 acc[MULTI_G];
+    ROWS_FOR(k) acc[k] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
         /* 32 u16: 9-bit grid index, 7-bit sign index */
         const __m512i raw = _mm512_loadu_si512(x[i].qs);
         const __m256i signs = _mm512_cvtepi16_epi8(with_parity(_mm512_srli_epi16(raw, 9)));
         const __m512i gidx = _mm512_and_si512(raw, _mm512_set1_epi16(511));
         const __m512i sc = _mm512_zextsi256_si512(nibble_scales16(x[i].scales));
-        __m512i sumi = _mm512_setzero_si512();
+        __m512i sumi[MULTI_G];
+        ROWS_FOR(k) sumi[k] = _mm512_setzero_si512();
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
             __m128i ij;
@@ -170,31 +219,36 @@ static void dot_iq2_xs_avx512(int64_t n, float *s, const void *w, const void *a)
             default: ij = _mm512_extracti32x4_epi32(gidx, 3); break;
             }
             const __m512i g = _mm512_i32gather_epi64(_mm256_cvtepu16_epi32(ij), (const long long *)quant_iq2xs_grid, 8);
-            const __m512i av = act_signed(y[i].qs + 64 * j, (__mmask64)qword(signs, j));
-            sumi = step64(sumi, g, av, _mm512_permutexvar_epi16(sidx[j], sc));
+            const __mmask64 neg = (__mmask64)qword(signs, j);
+            const __m512i scj = _mm512_permutexvar_epi16(sidx[j], sc);
+            ROWS_FOR(k) sumi[k] = step64(sumi[k], g, act_signed(ROW_Q8K(k)[i].qs + 64 * j, neg), scj);
         }
-        acc = finish(acc, sumi, fp16_to_f32(x[i].d) * 0.125f * y[i].d);
+        const float dw = fp16_to_f32(x[i].d) * 0.125f;
+        ROWS_FOR(k) acc[k] = finish(acc[k], sumi[k], dw * ROW_Q8K(k)[i].d);
     }
-    *s = _mm512_reduce_add_ps(acc);
+    ROWS_FOR(k) s[(size_t)k * ss] = _mm512_reduce_add_ps(acc[k]);
 }
+DEFINE_DOTS(dot_iq2_xs_avx512, iq2_xs_rows)
 
 /* --- IQ2_S --------------------------------------------------------------- */
 
 /* s = W[n] . x[n]; W IQ2_S, x Q8_K */
-static void dot_iq2_s_avx512(int64_t n, float *s, const void *w, const void *a)
+ALWAYS_INLINE void iq2_s_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
+                              const int na)
 {
     const block_iq2_s *x = w;
-    const block_q8_K *y = a;
     const int64_t nb = n / QK_K;
     const __m512i sidx[4] = { scale_index(0, 16), scale_index(4, 16), scale_index(8, 16), scale_index(12, 16) };
     /* group k of a pair takes qh byte k / 4 (of two), bits 2 (k % 4) */
     const __m256i hsel = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
     const __m256i hsh = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
-    __m512 acc = _mm512_setzero_ps();
+    __m512 acc[MULTI_G];
+    ROWS_FOR(k) acc[k] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
         const uint8_t *signs = x[i].qs + QK_K / 8;
         const __m512i sc = _mm512_zextsi256_si512(nibble_scales16(x[i].scales));
-        __m512i sumi = _mm512_setzero_si512();
+        __m512i sumi[MULTI_G];
+        ROWS_FOR(k) sumi[k] = _mm512_setzero_si512();
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
             const __m256i lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(x[i].qs + 8 * j)));
@@ -202,53 +256,62 @@ static void dot_iq2_s_avx512(int64_t n, float *s, const void *w, const void *a)
                 _mm256_cvtepu8_epi32(_mm_cvtsi32_si128(x[i].qh[2 * j] | x[i].qh[2 * j + 1] << 8)), hsel);
             const __m256i hi = _mm256_slli_epi32(_mm256_and_si256(_mm256_srlv_epi32(qh, hsh), _mm256_set1_epi32(3)), 8);
             const __m512i g = _mm512_i32gather_epi64(_mm256_or_si256(lo, hi), (const long long *)quant_iq2s_grid, 8);
-            const __m512i av = act_signed(y[i].qs + 64 * j, (__mmask64)load_u64(signs + 8 * j));
-            sumi = step64(sumi, g, av, _mm512_permutexvar_epi16(sidx[j], sc));
+            const __mmask64 neg = (__mmask64)load_u64(signs + 8 * j);
+            const __m512i scj = _mm512_permutexvar_epi16(sidx[j], sc);
+            ROWS_FOR(k) sumi[k] = step64(sumi[k], g, act_signed(ROW_Q8K(k)[i].qs + 64 * j, neg), scj);
         }
-        acc = finish(acc, sumi, fp16_to_f32(x[i].d) * 0.125f * y[i].d);
+        const float dw = fp16_to_f32(x[i].d) * 0.125f;
+        ROWS_FOR(k) acc[k] = finish(acc[k], sumi[k], dw * ROW_Q8K(k)[i].d);
     }
-    *s = _mm512_reduce_add_ps(acc);
+    ROWS_FOR(k) s[(size_t)k * ss] = _mm512_reduce_add_ps(acc[k]);
 }
+DEFINE_DOTS(dot_iq2_s_avx512, iq2_s_rows)
 
 /* --- IQ3_XXS ------------------------------------------------------------- */
 
 /* s = W[n] . x[n]; W IQ3_XXS, x Q8_K */
-static void dot_iq3_xxs_avx512(int64_t n, float *s, const void *w, const void *a)
+ALWAYS_INLINE void iq3_xxs_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
+                                const int na)
 {
     const block_iq3_xxs *x = w;
-    const block_q8_K *y = a;
     const int64_t nb = n / QK_K;
     const __m512i sidx[4] = { scale_index(0, 32), scale_index(2, 32), scale_index(4, 32), scale_index(6, 32) };
-    __m512 acc = _mm512_setzero_ps();
+    __m512 acc[MULTI_G];
+    ROWS_FOR(k) acc[k] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
         /* 64 index bytes, then one u32 per 32 weights: 4 x 7 sign bits + scale */
         const __m256i aux = _mm256_loadu_si256((const __m256i *)(x[i].qs + QK_K / 4));
         const __m256i signs = ksigns_from_packed(aux);
         const __m512i sc = _mm512_zextsi256_si512(
             odd_scales(_mm256_zextsi128_si256(_mm256_cvtepi32_epi16(_mm256_srli_epi32(aux, 28)))));
-        __m512i sumi = _mm512_setzero_si512();
+        __m512i sumi[MULTI_G];
+        ROWS_FOR(k) sumi[k] = _mm512_setzero_si512();
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
             const __m512i gi = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(x[i].qs + 16 * j)));
             const __m512i g = _mm512_i32gather_epi32(gi, (const int *)quant_iq3xxs_grid, 4);
-            const __m512i av = act_signed(y[i].qs + 64 * j, (__mmask64)qword(signs, j));
-            sumi = step64(sumi, g, av, _mm512_permutexvar_epi16(sidx[j], sc));
+            const __mmask64 neg = (__mmask64)qword(signs, j);
+            const __m512i scj = _mm512_permutexvar_epi16(sidx[j], sc);
+            ROWS_FOR(k) sumi[k] = step64(sumi[k], g, act_signed(ROW_Q8K(k)[i].qs + 64 * j, neg), scj);
         }
-        acc = finish(acc, sumi, fp16_to_f32(x[i].d) * 0.25f * y[i].d);
+        const float dw = fp16_to_f32(x[i].d) * 0.25f;
+        ROWS_FOR(k) acc[k] = finish(acc[k], sumi[k], dw * ROW_Q8K(k)[i].d);
     }
-    *s = _mm512_reduce_add_ps(acc);
+    ROWS_FOR(k) s[(size_t)k * ss] = _mm512_reduce_add_ps(acc[k]);
 }
+DEFINE_DOTS(dot_iq3_xxs_avx512, iq3_xxs_rows)
 
 /* --- IQ3_S --------------------------------------------------------------- */
 
 /* s = W[n] . x[n]; W IQ3_S, x Q8_K */
-static void dot_iq3_s_avx512(int64_t n, float *s, const void *w, const void *a)
+ALWAYS_INLINE void iq3_s_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
+                              const int na)
 {
     const block_iq3_s *x = w;
-    const block_q8_K *y = a;
     const int64_t nb = n / QK_K;
     const __m512i sidx[4] = { scale_index(0, 32), scale_index(2, 32), scale_index(4, 32), scale_index(6, 32) };
-    __m512 acc = _mm512_setzero_ps();
+    __m512 acc[MULTI_G];
+    ROWS_FOR(k) acc[k] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
         uint32_t sc4;
         memcpy(&sc4, x[i].scales, sizeof(sc4));
@@ -256,7 +319,8 @@ static void dot_iq3_s_avx512(int64_t n, float *s, const void *w, const void *a)
         const __m128i nib = _mm_unpacklo_epi8(_mm_and_si128(sv, _mm_set1_epi8(0x0f)),
                                               _mm_and_si128(_mm_srli_epi16(sv, 4), _mm_set1_epi8(0x0f)));
         const __m512i sc = _mm512_zextsi256_si512(odd_scales(_mm256_cvtepu8_epi16(nib)));
-        __m512i sumi = _mm512_setzero_si512();
+        __m512i sumi[MULTI_G];
+        ROWS_FOR(k) sumi[k] = _mm512_setzero_si512();
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
             /* 16 indices: 8 bits in qs, the 9th is bit k of qh[2j] (k < 8) / qh[2j + 1] */
@@ -264,13 +328,16 @@ static void dot_iq3_s_avx512(int64_t n, float *s, const void *w, const void *a)
             const __mmask16 h = (__mmask16)(x[i].qh[2 * j] | x[i].qh[2 * j + 1] << 8);
             const __m512i gi = _mm512_mask_or_epi32(lo, h, lo, _mm512_set1_epi32(256));
             const __m512i g = _mm512_i32gather_epi32(gi, (const int *)quant_iq3s_grid, 4);
-            const __m512i av = act_signed(y[i].qs + 64 * j, (__mmask64)load_u64(x[i].signs + 8 * j));
-            sumi = step64(sumi, g, av, _mm512_permutexvar_epi16(sidx[j], sc));
+            const __mmask64 neg = (__mmask64)load_u64(x[i].signs + 8 * j);
+            const __m512i scj = _mm512_permutexvar_epi16(sidx[j], sc);
+            ROWS_FOR(k) sumi[k] = step64(sumi[k], g, act_signed(ROW_Q8K(k)[i].qs + 64 * j, neg), scj);
         }
-        acc = finish(acc, sumi, fp16_to_f32(x[i].d) * y[i].d);
+        const float dw = fp16_to_f32(x[i].d);
+        ROWS_FOR(k) acc[k] = finish(acc[k], sumi[k], dw * ROW_Q8K(k)[i].d);
     }
-    *s = _mm512_reduce_add_ps(acc);
+    ROWS_FOR(k) s[(size_t)k * ss] = _mm512_reduce_add_ps(acc[k]);
 }
+DEFINE_DOTS(dot_iq3_s_avx512, iq3_s_rows)
 
 /* --- IQ1_S, IQ1_M -------------------------------------------------------- */
 
@@ -289,15 +356,16 @@ static inline __m512i iq1_offset(__m512i sumi, __m256i sc16, const int16_t *bsum
 }
 
 /* s = W[n] . x[n]; W IQ1_S, x Q8_K */
-static void dot_iq1_s_avx512(int64_t n, float *s, const void *w, const void *a)
+ALWAYS_INLINE void iq1_s_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
+                              const int na)
 {
     const block_iq1_s *x = w;
-    const block_q8_K *y = a;
     const int64_t nb = n / QK_K;
     const __m512i sidx[4] = { scale_index(0, 16), scale_index(4, 16), scale_index(8, 16), scale_index(12, 16) };
     const __m256i hsh = _mm256_setr_epi32(0, 3, 6, 9, 0, 3, 6, 9);
     const __m256i sel16 = _mm256_setr_epi16(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-    __m512 acc = _mm512_setzero_ps();
+    __m512 acc[MULTI_G];
+    ROWS_FOR(k) acc[k] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
         /* qh[s]: 4 x 3 high index bits, scale at bit 12, delta sign at 15 */
         const __m128i qh = _mm_loadu_si128((const __m128i *)x[i].qh);
@@ -305,7 +373,8 @@ static void dot_iq1_s_avx512(int64_t n, float *s, const void *w, const void *a)
         const __m256i sc16 = odd_scales(
             _mm256_permutexvar_epi16(sel16, _mm256_zextsi128_si256(_mm_and_si128(_mm_srli_epi16(qh, 12), _mm_set1_epi16(7)))));
         const __m512i sc = _mm512_zextsi256_si512(sc16);
-        __m512i sumi = _mm512_setzero_si512();
+        __m512i sumi[MULTI_G];
+        ROWS_FOR(k) sumi[k] = _mm512_setzero_si512();
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
             const __m256i lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(x[i].qs + 8 * j)));
@@ -317,26 +386,30 @@ static void dot_iq1_s_avx512(int64_t n, float *s, const void *w, const void *a)
             const __mmask8 plus = _mm256_testn_epi32_mask(hs, _mm256_set1_epi32(0x8000));
             const __m512i base = iq1_base(_mm256_or_si256(lo, hi));
             const __m512i wv = _mm512_mask_add_epi64(base, plus, base, _mm512_set1_epi8(2));
-            sumi = step64(sumi, wv, _mm512_loadu_si512(y[i].qs + 64 * j), _mm512_permutexvar_epi16(sidx[j], sc));
+            const __m512i scj = _mm512_permutexvar_epi16(sidx[j], sc);
+            ROWS_FOR(k) sumi[k] = step64(sumi[k], wv, _mm512_loadu_si512(ROW_Q8K(k)[i].qs + 64 * j), scj);
         }
-        sumi = iq1_offset(sumi, sc16, y[i].bsums);
-        acc = finish(acc, sumi, fp16_to_f32(x[i].d) * 0.125f * y[i].d);
+        ROWS_FOR(k) sumi[k] = iq1_offset(sumi[k], sc16, ROW_Q8K(k)[i].bsums);
+        const float dw = fp16_to_f32(x[i].d) * 0.125f;
+        ROWS_FOR(k) acc[k] = finish(acc[k], sumi[k], dw * ROW_Q8K(k)[i].d);
     }
-    *s = _mm512_reduce_add_ps(acc);
+    ROWS_FOR(k) s[(size_t)k * ss] = _mm512_reduce_add_ps(acc[k]);
 }
+DEFINE_DOTS(dot_iq1_s_avx512, iq1_s_rows)
 
 /* s = W[n] . x[n]; W IQ1_M, x Q8_K */
-static void dot_iq1_m_avx512(int64_t n, float *s, const void *w, const void *a)
+ALWAYS_INLINE void iq1_m_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
+                              const int na)
 {
     const block_iq1_m *x = w;
-    const block_q8_K *y = a;
     const int64_t nb = n / QK_K;
     const __m512i sidx[4] = { scale_index(0, 16), scale_index(4, 16), scale_index(8, 16), scale_index(12, 16) };
     const __m256i sel16 = _mm256_setr_epi16(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
     const __m256i sh16 = _mm256_setr_epi16(0, 3, 6, 9, 0, 3, 6, 9, 0, 3, 6, 9, 0, 3, 6, 9);
     const __m256i hsel = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
     const __m256i hsh = _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4);
-    __m512 acc = _mm512_setzero_ps();
+    __m512 acc[MULTI_G];
+    ROWS_FOR(k) acc[k] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
         const float d = fp16_to_f32(quant_iq1m_scale(&x[i]));
         /* 16 3-bit scales, scale k at bit 3 (k % 4) of 16-bit word k / 4 */
@@ -344,7 +417,8 @@ static void dot_iq1_m_avx512(int64_t n, float *s, const void *w, const void *a)
         const __m256i sc16 = odd_scales(
             _mm256_and_si256(_mm256_srlv_epi16(_mm256_permutexvar_epi16(sel16, sw), sh16), _mm256_set1_epi16(7)));
         const __m512i sc = _mm512_zextsi256_si512(sc16);
-        __m512i sumi = _mm512_setzero_si512();
+        __m512i sumi[MULTI_G];
+        ROWS_FOR(k) sumi[k] = _mm512_setzero_si512();
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
             const __m256i lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(x[i].qs + 8 * j)));
@@ -357,26 +431,31 @@ static void dot_iq1_m_avx512(int64_t n, float *s, const void *w, const void *a)
             const __mmask8 plus = _mm256_testn_epi32_mask(nib, _mm256_set1_epi32(8));
             const __m512i base = iq1_base(_mm256_or_si256(lo, hi));
             const __m512i wv = _mm512_mask_add_epi64(base, plus, base, _mm512_set1_epi8(2));
-            sumi = step64(sumi, wv, _mm512_loadu_si512(y[i].qs + 64 * j), _mm512_permutexvar_epi16(sidx[j], sc));
+            const __m512i scj = _mm512_permutexvar_epi16(sidx[j], sc);
+            ROWS_FOR(k) sumi[k] = step64(sumi[k], wv, _mm512_loadu_si512(ROW_Q8K(k)[i].qs + 64 * j), scj);
         }
-        sumi = iq1_offset(sumi, sc16, y[i].bsums);
-        acc = finish(acc, sumi, d * 0.125f * y[i].d);
+        ROWS_FOR(k) sumi[k] = iq1_offset(sumi[k], sc16, ROW_Q8K(k)[i].bsums);
+        const float dw = d * 0.125f;
+        ROWS_FOR(k) acc[k] = finish(acc[k], sumi[k], dw * ROW_Q8K(k)[i].d);
     }
-    *s = _mm512_reduce_add_ps(acc);
+    ROWS_FOR(k) s[(size_t)k * ss] = _mm512_reduce_add_ps(acc[k]);
 }
+DEFINE_DOTS(dot_iq1_m_avx512, iq1_m_rows)
 
 /* --- TQ2_0 --------------------------------------------------------------- */
 
 /* s = W[n] . x[n]; W TQ2_0, x Q8_K (weights q in 0..2, minus the bsums) */
-static void dot_tq2_0_avx512(int64_t n, float *s, const void *w, const void *a)
+ALWAYS_INLINE void tq2_0_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
+                              const int na)
 {
     const block_tq2_0 *x = w;
-    const block_q8_K *y = a;
     const int64_t nb = n / QK_K;
     const __m512i m3 = _mm512_set1_epi8(3);
-    __m512 acc = _mm512_setzero_ps();
+    __m512 acc[MULTI_G];
+    ROWS_FOR(k) acc[k] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        __m512i sumi = _mm512_setzero_si512();
+        __m512i sumi[MULTI_G];
+        ROWS_FOR(k) sumi[k] = _mm512_setzero_si512();
 #pragma GCC unroll 2
         for (int h = 0; h < 2; h++) {
             /* 128 weights: bit pairs 0..3 of 32 bytes, 32 weights per pair */
@@ -385,15 +464,23 @@ static void dot_tq2_0_avx512(int64_t n, float *s, const void *w, const void *a)
                 _mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 2), 1), m3);
             const __m512i w23 = _mm512_and_si512(
                 _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_srli_epi16(q, 4)), _mm256_srli_epi16(q, 6), 1), m3);
-            sumi = _mm512_dpbusd_epi32(sumi, w01, _mm512_loadu_si512(y[i].qs + 128 * h));
-            sumi = _mm512_dpbusd_epi32(sumi, w23, _mm512_loadu_si512(y[i].qs + 128 * h + 64));
+            ROWS_FOR(k) {
+                const int8_t *act = ROW_Q8K(k)[i].qs + 128 * h;
+                sumi[k] = _mm512_dpbusd_epi32(sumi[k], w01, _mm512_loadu_si512(act));
+                sumi[k] = _mm512_dpbusd_epi32(sumi[k], w23, _mm512_loadu_si512(act + 64));
+            }
         }
-        const __m256i bs = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[i].bsums), _mm256_set1_epi16(1));
-        sumi = _mm512_sub_epi32(sumi, _mm512_zextsi256_si512(bs));
-        acc = finish(acc, sumi, fp16_to_f32(x[i].d) * y[i].d);
+        ROWS_FOR(k) {
+            const __m256i bs = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)ROW_Q8K(k)[i].bsums),
+                                                 _mm256_set1_epi16(1));
+            sumi[k] = _mm512_sub_epi32(sumi[k], _mm512_zextsi256_si512(bs));
+        }
+        const float dw = fp16_to_f32(x[i].d);
+        ROWS_FOR(k) acc[k] = finish(acc[k], sumi[k], dw * ROW_Q8K(k)[i].d);
     }
-    *s = _mm512_reduce_add_ps(acc);
+    ROWS_FOR(k) s[(size_t)k * ss] = _mm512_reduce_add_ps(acc[k]);
 }
+DEFINE_DOTS(dot_tq2_0_avx512, tq2_0_rows)
 
 /* --- Q4_1, Q5_1 (Q8_0 activations) ---------------------------------------- */
 
@@ -475,20 +562,20 @@ static void dot_q5_1_avx512(int64_t n, float *s, const void *w, const void *a)
 
 void quant_install_iq_avx512(struct quant_traits *traits)
 {
-#define SET(t, fn)                         \
-    do {                                   \
-        traits[t].vec_dot = fn;            \
-        traits[t].vec_dot_multi = NULL;    \
+#define SET(t, fn, multi)                \
+    do {                                 \
+        traits[t].vec_dot = fn;          \
+        traits[t].vec_dot_multi = multi; \
     } while (0)
-    SET(QT_Q4_1, dot_q4_1_avx512);
-    SET(QT_Q5_1, dot_q5_1_avx512);
-    SET(QT_IQ2_XXS, dot_iq2_xxs_avx512);
-    SET(QT_IQ2_XS, dot_iq2_xs_avx512);
-    SET(QT_IQ2_S, dot_iq2_s_avx512);
-    SET(QT_IQ3_XXS, dot_iq3_xxs_avx512);
-    SET(QT_IQ3_S, dot_iq3_s_avx512);
-    SET(QT_IQ1_S, dot_iq1_s_avx512);
-    SET(QT_IQ1_M, dot_iq1_m_avx512);
-    SET(QT_TQ2_0, dot_tq2_0_avx512);
+    SET(QT_Q4_1, dot_q4_1_avx512, NULL);
+    SET(QT_Q5_1, dot_q5_1_avx512, NULL);
+    SET(QT_IQ2_XXS, dot_iq2_xxs_avx512, dot_iq2_xxs_avx512_multi);
+    SET(QT_IQ2_XS, dot_iq2_xs_avx512, dot_iq2_xs_avx512_multi);
+    SET(QT_IQ2_S, dot_iq2_s_avx512, dot_iq2_s_avx512_multi);
+    SET(QT_IQ3_XXS, dot_iq3_xxs_avx512, dot_iq3_xxs_avx512_multi);
+    SET(QT_IQ3_S, dot_iq3_s_avx512, dot_iq3_s_avx512_multi);
+    SET(QT_IQ1_S, dot_iq1_s_avx512, dot_iq1_s_avx512_multi);
+    SET(QT_IQ1_M, dot_iq1_m_avx512, dot_iq1_m_avx512_multi);
+    SET(QT_TQ2_0, dot_tq2_0_avx512, dot_tq2_0_avx512_multi);
 #undef SET
 }
