@@ -227,6 +227,29 @@ static void fill_weights(int t, uint8_t *w, int64_t n_rows, int64_t n)
     }
 }
 
+/* One line per measured format: its fastest ISA (by the 1-thread figure),
+ * GB/s on 1 and all threads, and those figures relative to Q4_K's (same
+ * columns) and to the plain-read memory bandwidth of this run. */
+static void kb_print_summary(double best[][2], const int *isa, const double read_gbs[2], int threads)
+{
+    const double *q4k = best[QT_Q4_K];
+    printf("\nsummary, fastest ISA per format: GB/s, x Q4_K, x memory read bandwidth (%.1f / %.1f GB/s)\n",
+           read_gbs[0], read_gbs[1]);
+    printf("%-8s %-7s %8s %8s   %8s %8s   %8s %8s\n", "type", "isa", "1t", "all", "xQ4_K 1t", "all", "xread 1t",
+           "all");
+    for (int t = 0; t < QT_COUNT; t++) {
+        if (isa[t] < 0)
+            continue;
+        printf("%-8s %-7s %8.2f %8.2f", quant_traits(t)->name, isa_names[isa[t]], best[t][0], best[t][1]);
+        if (q4k[0] > 0)
+            printf("   %8.2f %8.2f", best[t][0] / q4k[0], best[t][1] / q4k[1]);
+        else
+            printf("   %8s %8s", "-", "-");
+        printf("   %8.2f %8.2f\n", best[t][0] / read_gbs[0], best[t][1] / read_gbs[1]);
+    }
+    printf("(all = %d threads)\n", threads);
+}
+
 /* best GB/s of weights over matvec passes lasting at least 'seconds' */
 static double time_matvec(struct pool *p, float *y, const uint8_t *W, int t, int64_t n_rows, int64_t n,
                           const void *xq, double seconds)
@@ -434,6 +457,13 @@ int main(int argc, char **argv)
     }
 
     bool first = true;
+    /* per format: the fastest ISA's GB/s (1 thread, all threads), for the summary */
+    static double best_gbs[QT_COUNT][2];
+    static int best_isa[QT_COUNT];
+    for (int t = 0; t < QT_COUNT; t++) {
+        best_gbs[t][0] = best_gbs[t][1] = -1.0;
+        best_isa[t] = -1;
+    }
     for (int t = 0; t < QT_COUNT; t++) {
         if (quant_select_isa("ref") != 0)
             goto out_free;
@@ -524,11 +554,18 @@ int main(int argc, char **argv)
         }
         fflush(stdout);
         first = false;
+        for (int s = 0; s < KB_MAX_ISA; s++)
+            if (r.gbs[s][0] > best_gbs[t][0]) {
+                best_gbs[t][0] = r.gbs[s][0];
+                best_gbs[t][1] = r.gbs[s][1];
+                best_isa[t] = s;
+            }
     }
     if (o.json) {
         printf("\n ]}\n");
     } else {
         printf("\n(=ref: this ISA uses the reference kernel for the format; -: ISA not run)\n");
+        kb_print_summary(best_gbs, best_isa, read_gbs, o.threads);
         if (o.tokens)
             printf("(matmul: effective GB/s = weight bytes x tokens / time on a %.0f MiB matrix; two activation "
                    "passes count as one)\n",
