@@ -6,7 +6,8 @@
  *
  * Owns: quant_install_iq_avx2(), called by quant.c after
  * quant_install_avx2(); it replaces traits[t].vec_dot of these formats and
- * sets their vec_dot_multi to NULL. Must not: allocate, touch vec_dot_ref,
+ * their vec_dot_multi (multi-row kernels for the IQ formats and TQ2_0, NULL
+ * for Q4_1/Q5_1). Must not: allocate, touch vec_dot_ref,
  * or run on a CPU without AVX2/FMA/F16C (quant.c checks first).
  *
  * Technique, per 32 weights (one sub-block): one gather fetches the
@@ -56,11 +57,16 @@ static inline __m256i mask_bytes(uint32_t m)
     return _mm256_cmpeq_epi8(_mm256_and_si256(v, bits), bits);
 }
 
-/* 32 activations, negated where bit k of 'neg' is set */
-static inline __m256i act_signed(const int8_t *act, uint32_t neg)
+/* sign_epi8 operand: -1 where bit k of 'neg' is set, else +1 */
+static inline __m256i sign_bytes(uint32_t neg)
 {
-    const __m256i a = _mm256_loadu_si256((const __m256i *)act);
-    return _mm256_sign_epi8(a, _mm256_or_si256(mask_bytes(neg), _mm256_set1_epi8(1)));
+    return _mm256_or_si256(mask_bytes(neg), _mm256_set1_epi8(1));
+}
+
+/* 32 activations with the signs of sign_bytes() applied (|a| <= 127) */
+static inline __m256i act_sign(const int8_t *act, __m256i sgn)
+{
+    return _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)act), sgn);
 }
 
 /* sumi += sc . pairs(w * a): int16 scale per pair lane */
@@ -87,15 +93,53 @@ static inline __m256 finish(__m256 acc, __m256i sumi, float d)
     return _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
 }
 
+/* --- several activation rows per pass over the weights ------------------- */
+
+/*
+ * A *_rows() body computes s[k * ss] = dot(w, a + k * as) for k < na (na a
+ * compile-time constant once inlined): the codebook lookups, signs and
+ * scales of a super-block are decoded once, then every activation row runs
+ * exactly the single-row steps on them. vec_dot is the na = 1 instance of
+ * the same body, so vec_dot_multi equals vec_dot row by row, bit for bit.
+ * Four rows fit the 16 ymm registers (two accumulators per row).
+ */
+#define MULTI_G 4
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+#define ROWS_FOR(k) _Pragma("GCC unroll 4") for (int k = 0; k < na; k++)
+#define ROW_Q8K(k) ((const block_q8_K *)(a + (size_t)(k) * as))
+
+/* dot = rows with na = 1; dot_multi: groups of MULTI_G rows, then 2 + 1 */
+#define DEFINE_DOTS(dot, rows)                                                                       \
+    static void dot(int64_t n, float *s, const void *w, const void *a)                              \
+    {                                                                                                \
+        rows(n, s, 1, w, a, 0, 1);                                                                   \
+    }                                                                                                \
+    static void dot##_multi(int64_t n, float *s, size_t ss, const void *w, const void *a, size_t as, \
+                            int n_act)                                                               \
+    {                                                                                                \
+        const uint8_t *ap = a;                                                                       \
+        int k = 0;                                                                                   \
+        for (; k + MULTI_G <= n_act; k += MULTI_G)                                                   \
+            rows(n, s + (size_t)k * ss, ss, w, ap + (size_t)k * as, as, MULTI_G);                    \
+        if (n_act - k >= 2) {                                                                        \
+            rows(n, s + (size_t)k * ss, ss, w, ap + (size_t)k * as, as, 2);                          \
+            k += 2;                                                                                  \
+        }                                                                                            \
+        if (n_act - k >= 1)                                                                          \
+            rows(n, s + (size_t)k * ss, ss, w, ap + (size_t)k * as, as, 1);                          \
+    }
+static_assert(MULTI_G == 4, "DEFINE_DOTS handles a remainder of at most 3 rows");
+
 /* --- IQ2_XXS ------------------------------------------------------------- */
 
 /* s = W[n] . x[n]; W IQ2_XXS, x Q8_K */
-static void dot_iq2_xxs_avx2(int64_t n, float *s, const void *w, const void *a)
+ALWAYS_INLINE void iq2_xxs_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
+                                const int na)
 {
     const block_iq2_xxs *x = w;
-    const block_q8_K *y = a;
     const int64_t nb = n / QK_K;
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[MULTI_G];
+    ROWS_FOR(k) acc[k] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
         uint32_t raw[16], signs[8];
         memcpy(raw, x[i].qs, sizeof(raw));
@@ -104,27 +148,33 @@ static void dot_iq2_xxs_avx2(int64_t n, float *s, const void *w, const void *a)
         const __m256i w0 = _mm256_permutevar8x32_epi32(_mm256_loadu_si256((const __m256i *)x[i].qs), odd);
         const __m256i w1 = _mm256_permutevar8x32_epi32(_mm256_loadu_si256((const __m256i *)(x[i].qs + 16)), odd);
         _mm256_storeu_si256((__m256i *)signs, ksigns_from_packed(_mm256_permute2x128_si256(w0, w1, 0x20)));
-        __m256i sumi = _mm256_setzero_si256();
+        __m256i sumi[MULTI_G];
+        ROWS_FOR(k) sumi[k] = _mm256_setzero_si256();
         for (int sb = 0; sb < 8; sb++) {
             const int sc = (int)(2 * (raw[2 * sb + 1] >> 28) + 1);
             const __m128i gi = _mm_cvtepu8_epi32(_mm_cvtsi32_si128((int)raw[2 * sb]));
             const __m256i g = _mm256_i32gather_epi64((const long long *)quant_iq2xxs_grid, gi, 8);
-            sumi = step32(sumi, g, act_signed(y[i].qs + 32 * sb, signs[sb]), _mm256_set1_epi16((short)sc));
+            const __m256i sgn = sign_bytes(signs[sb]);
+            const __m256i scv = _mm256_set1_epi16((short)sc);
+            ROWS_FOR(k) sumi[k] = step32(sumi[k], g, act_sign(ROW_Q8K(k)[i].qs + 32 * sb, sgn), scv);
         }
-        acc = finish(acc, sumi, fp16_to_f32(x[i].d) * 0.125f * y[i].d);
+        const float dw = fp16_to_f32(x[i].d) * 0.125f;
+        ROWS_FOR(k) acc[k] = finish(acc[k], sumi[k], dw * ROW_Q8K(k)[i].d);
     }
-    *s = hsum_f32_8(acc);
+    ROWS_FOR(k) s[(size_t)k * ss] = hsum_f32_8(acc[k]);
 }
+DEFINE_DOTS(dot_iq2_xxs_avx2, iq2_xxs_rows)
 
 /* --- IQ2_XS -------------------------------------------------------------- */
 
 /* s = W[n] . x[n]; W IQ2_XS, x Q8_K */
-static void dot_iq2_xs_avx2(int64_t n, float *s, const void *w, const void *a)
+ALWAYS_INLINE void iq2_xs_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
+                               const int na)
 {
     const block_iq2_xs *x = w;
-    const block_q8_K *y = a;
     const int64_t nb = n / QK_K;
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[MULTI_G];
+    ROWS_FOR(k) acc[k] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
         uint32_t signs[8];
         /* 32 u16: 9-bit grid index, 7-bit sign index -> 32 sign bytes */
@@ -133,32 +183,39 @@ static void dot_iq2_xs_avx2(int64_t n, float *s, const void *w, const void *a)
         const __m256i sb8 = _mm256_packus_epi16(with_parity256(_mm256_srli_epi16(r0, 9)),
                                                 with_parity256(_mm256_srli_epi16(r1, 9)));
         _mm256_storeu_si256((__m256i *)signs, _mm256_permute4x64_epi64(sb8, _MM_SHUFFLE(3, 1, 2, 0)));
-        __m256i sumi = _mm256_setzero_si256();
+        __m256i sumi[MULTI_G];
+        ROWS_FOR(k) sumi[k] = _mm256_setzero_si256();
         for (int sb = 0; sb < 8; sb++) {
             const __m128i gi = _mm_and_si128(_mm_cvtepu16_epi32(_mm_loadl_epi64((const __m128i *)(x[i].qs + 4 * sb))),
                                              _mm_set1_epi32(511));
             const __m256i g = _mm256_i32gather_epi64((const long long *)quant_iq2xs_grid, gi, 8);
             const __m256i sc = scale2(2 * (x[i].scales[sb] & 0x0f) + 1, 2 * (x[i].scales[sb] >> 4) + 1);
-            sumi = step32(sumi, g, act_signed(y[i].qs + 32 * sb, signs[sb]), sc);
+            const __m256i sgn = sign_bytes(signs[sb]);
+            const __m256i scv = sc;
+            ROWS_FOR(k) sumi[k] = step32(sumi[k], g, act_sign(ROW_Q8K(k)[i].qs + 32 * sb, sgn), scv);
         }
-        acc = finish(acc, sumi, fp16_to_f32(x[i].d) * 0.125f * y[i].d);
+        const float dw = fp16_to_f32(x[i].d) * 0.125f;
+        ROWS_FOR(k) acc[k] = finish(acc[k], sumi[k], dw * ROW_Q8K(k)[i].d);
     }
-    *s = hsum_f32_8(acc);
+    ROWS_FOR(k) s[(size_t)k * ss] = hsum_f32_8(acc[k]);
 }
+DEFINE_DOTS(dot_iq2_xs_avx2, iq2_xs_rows)
 
 /* --- IQ2_S --------------------------------------------------------------- */
 
 /* s = W[n] . x[n]; W IQ2_S, x Q8_K */
-static void dot_iq2_s_avx2(int64_t n, float *s, const void *w, const void *a)
+ALWAYS_INLINE void iq2_s_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
+                              const int na)
 {
     const block_iq2_s *x = w;
-    const block_q8_K *y = a;
     const int64_t nb = n / QK_K;
     const __m128i hsh = _mm_setr_epi32(0, 2, 4, 6);
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[MULTI_G];
+    ROWS_FOR(k) acc[k] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
         const uint8_t *signs = x[i].qs + QK_K / 8;
-        __m256i sumi = _mm256_setzero_si256();
+        __m256i sumi[MULTI_G];
+        ROWS_FOR(k) sumi[k] = _mm256_setzero_si256();
         for (int sb = 0; sb < 8; sb++) {
             /* 10-bit index: qs byte, 2 bits of qh[sb] at bit 2l */
             const __m128i lo = _mm_cvtepu8_epi32(_mm_cvtsi32_si128((int)load_u32(x[i].qs + 4 * sb)));
@@ -166,51 +223,63 @@ static void dot_iq2_s_avx2(int64_t n, float *s, const void *w, const void *a)
                 _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32(x[i].qh[sb]), hsh), _mm_set1_epi32(3)), 8);
             const __m256i g = _mm256_i32gather_epi64((const long long *)quant_iq2s_grid, _mm_or_si128(lo, hi), 8);
             const __m256i sc = scale2(2 * (x[i].scales[sb] & 0x0f) + 1, 2 * (x[i].scales[sb] >> 4) + 1);
-            sumi = step32(sumi, g, act_signed(y[i].qs + 32 * sb, load_u32(signs + 4 * sb)), sc);
+            const __m256i sgn = sign_bytes(load_u32(signs + 4 * sb));
+            const __m256i scv = sc;
+            ROWS_FOR(k) sumi[k] = step32(sumi[k], g, act_sign(ROW_Q8K(k)[i].qs + 32 * sb, sgn), scv);
         }
-        acc = finish(acc, sumi, fp16_to_f32(x[i].d) * 0.125f * y[i].d);
+        const float dw = fp16_to_f32(x[i].d) * 0.125f;
+        ROWS_FOR(k) acc[k] = finish(acc[k], sumi[k], dw * ROW_Q8K(k)[i].d);
     }
-    *s = hsum_f32_8(acc);
+    ROWS_FOR(k) s[(size_t)k * ss] = hsum_f32_8(acc[k]);
 }
+DEFINE_DOTS(dot_iq2_s_avx2, iq2_s_rows)
 
 /* --- IQ3_XXS ------------------------------------------------------------- */
 
 /* s = W[n] . x[n]; W IQ3_XXS, x Q8_K */
-static void dot_iq3_xxs_avx2(int64_t n, float *s, const void *w, const void *a)
+ALWAYS_INLINE void iq3_xxs_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
+                                const int na)
 {
     const block_iq3_xxs *x = w;
-    const block_q8_K *y = a;
     const int64_t nb = n / QK_K;
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[MULTI_G];
+    ROWS_FOR(k) acc[k] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
         /* 64 index bytes, then one u32 per 32 weights: 4 x 7 sign bits + scale */
         const uint8_t *aux = x[i].qs + QK_K / 4;
         uint32_t signs[8];
         _mm256_storeu_si256((__m256i *)signs, ksigns_from_packed(_mm256_loadu_si256((const __m256i *)aux)));
-        __m256i sumi = _mm256_setzero_si256();
+        __m256i sumi[MULTI_G];
+        ROWS_FOR(k) sumi[k] = _mm256_setzero_si256();
         for (int sb = 0; sb < 8; sb++) {
             const __m256i gi = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(x[i].qs + 8 * sb)));
             const __m256i g = _mm256_i32gather_epi32((const int *)quant_iq3xxs_grid, gi, 4);
             const int sc = (int)(2 * (load_u32(aux + 4 * sb) >> 28) + 1);
-            sumi = step32(sumi, g, act_signed(y[i].qs + 32 * sb, signs[sb]), _mm256_set1_epi16((short)sc));
+            const __m256i sgn = sign_bytes(signs[sb]);
+            const __m256i scv = _mm256_set1_epi16((short)sc);
+            ROWS_FOR(k) sumi[k] = step32(sumi[k], g, act_sign(ROW_Q8K(k)[i].qs + 32 * sb, sgn), scv);
         }
-        acc = finish(acc, sumi, fp16_to_f32(x[i].d) * 0.25f * y[i].d);
+        const float dw = fp16_to_f32(x[i].d) * 0.25f;
+        ROWS_FOR(k) acc[k] = finish(acc[k], sumi[k], dw * ROW_Q8K(k)[i].d);
     }
-    *s = hsum_f32_8(acc);
+    ROWS_FOR(k) s[(size_t)k * ss] = hsum_f32_8(acc[k]);
 }
+DEFINE_DOTS(dot_iq3_xxs_avx2, iq3_xxs_rows)
 
 /* --- IQ3_S --------------------------------------------------------------- */
 
 /* s = W[n] . x[n]; W IQ3_S, x Q8_K */
-static void dot_iq3_s_avx2(int64_t n, float *s, const void *w, const void *a)
+ALWAYS_INLINE void iq3_s_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
+                              const int na)
 {
     const block_iq3_s *x = w;
-    const block_q8_K *y = a;
     const int64_t nb = n / QK_K;
     const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[MULTI_G];
+    ROWS_FOR(k) acc[k] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        __m256i sumi = _mm256_setzero_si256();
+        __m256i sumi[MULTI_G];
+        ROWS_FOR(k) sumi[k] = _mm256_setzero_si256();
         for (int sb = 0; sb < 8; sb++) {
             /* 9-bit index: qs byte, bit m of qh[sb] for the m-th index */
             const __m256i lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(x[i].qs + 8 * sb)));
@@ -218,13 +287,16 @@ static void dot_iq3_s_avx2(int64_t n, float *s, const void *w, const void *a)
             const __m256i hi = _mm256_and_si256(_mm256_cmpeq_epi32(hb, bit), _mm256_set1_epi32(256));
             const __m256i g = _mm256_i32gather_epi32((const int *)quant_iq3s_grid, _mm256_or_si256(lo, hi), 4);
             const int sc = 2 * ((x[i].scales[sb / 2] >> (4 * (sb % 2))) & 0x0f) + 1;
-            sumi = step32(sumi, g, act_signed(y[i].qs + 32 * sb, load_u32(x[i].signs + 4 * sb)),
-                          _mm256_set1_epi16((short)sc));
+            const __m256i sgn = sign_bytes(load_u32(x[i].signs + 4 * sb));
+            const __m256i scv = _mm256_set1_epi16((short)sc);
+            ROWS_FOR(k) sumi[k] = step32(sumi[k], g, act_sign(ROW_Q8K(k)[i].qs + 32 * sb, sgn), scv);
         }
-        acc = finish(acc, sumi, fp16_to_f32(x[i].d) * y[i].d);
+        const float dw = fp16_to_f32(x[i].d);
+        ROWS_FOR(k) acc[k] = finish(acc[k], sumi[k], dw * ROW_Q8K(k)[i].d);
     }
-    *s = hsum_f32_8(acc);
+    ROWS_FOR(k) s[(size_t)k * ss] = hsum_f32_8(acc[k]);
 }
+DEFINE_DOTS(dot_iq3_s_avx2, iq3_s_rows)
 
 /* --- IQ1_S, IQ1_M -------------------------------------------------------- */
 
@@ -236,48 +308,56 @@ static inline __m256i iq1_base(__m128i gi)
 }
 
 /* s = W[n] . x[n]; W IQ1_S, x Q8_K (weights 8 g + delta + 9, 9 removed via bsums) */
-static void dot_iq1_s_avx2(int64_t n, float *s, const void *w, const void *a)
+ALWAYS_INLINE void iq1_s_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
+                              const int na)
 {
     const block_iq1_s *x = w;
-    const block_q8_K *y = a;
     const int64_t nb = n / QK_K;
     const __m128i hsh = _mm_setr_epi32(0, 3, 6, 9);
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[MULTI_G];
+    ROWS_FOR(k) acc[k] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        __m256i sumi = _mm256_setzero_si256();
-        int32_t off = 0;
+        __m256i sumi[MULTI_G];
+        ROWS_FOR(k) sumi[k] = _mm256_setzero_si256();
+        int32_t off[MULTI_G];
+        ROWS_FOR(k) off[k] = 0;
         for (int sb = 0; sb < 8; sb++) {
             const unsigned qh = x[i].qh[sb];
             const int sc = (int)(2 * ((qh >> 12) & 7) + 1);
             const __m128i lo = _mm_cvtepu8_epi32(_mm_cvtsi32_si128((int)load_u32(x[i].qs + 4 * sb)));
             const __m128i hi = _mm_slli_epi32(_mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32((int)qh), hsh), _mm_set1_epi32(7)), 8);
             const __m256i wv = _mm256_add_epi8(iq1_base(_mm_or_si128(lo, hi)), _mm256_set1_epi8(qh & 0x8000 ? 0 : 2));
-            sumi = step32(sumi, wv, _mm256_loadu_si256((const __m256i *)(y[i].qs + 32 * sb)),
-                          _mm256_set1_epi16((short)sc));
-            off += sc * (y[i].bsums[2 * sb] + y[i].bsums[2 * sb + 1]);
+            const __m256i scv = _mm256_set1_epi16((short)sc);
+            ROWS_FOR(k) sumi[k] = step32(sumi[k], wv, _mm256_loadu_si256((const __m256i *)(ROW_Q8K(k)[i].qs + 32 * sb)), scv);
+            ROWS_FOR(k) off[k] += sc * (ROW_Q8K(k)[i].bsums[2 * sb] + ROW_Q8K(k)[i].bsums[2 * sb + 1]);
         }
-        sumi = _mm256_sub_epi32(sumi, _mm256_castsi128_si256(_mm_cvtsi32_si128(9 * off)));
-        acc = finish(acc, sumi, fp16_to_f32(x[i].d) * 0.125f * y[i].d);
+        ROWS_FOR(k) sumi[k] = _mm256_sub_epi32(sumi[k], _mm256_setr_epi32(9 * off[k], 0, 0, 0, 0, 0, 0, 0));
+        const float dw = fp16_to_f32(x[i].d) * 0.125f;
+        ROWS_FOR(k) acc[k] = finish(acc[k], sumi[k], dw * ROW_Q8K(k)[i].d);
     }
-    *s = hsum_f32_8(acc);
+    ROWS_FOR(k) s[(size_t)k * ss] = hsum_f32_8(acc[k]);
 }
+DEFINE_DOTS(dot_iq1_s_avx2, iq1_s_rows)
 
 /* s = W[n] . x[n]; W IQ1_M, x Q8_K */
-static void dot_iq1_m_avx2(int64_t n, float *s, const void *w, const void *a)
+ALWAYS_INLINE void iq1_m_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
+                              const int na)
 {
     const block_iq1_m *x = w;
-    const block_q8_K *y = a;
     const int64_t nb = n / QK_K;
     const __m128i hsh = _mm_setr_epi32(0, 4, 0, 4);
     const __m256i bcast_q = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 8, 8, 8, 8, 8, 8, 8, 8, 0, 0, 0, 0, 0, 0, 0, 0, 8, 8,
                                              8, 8, 8, 8, 8, 8);
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[MULTI_G];
+    ROWS_FOR(k) acc[k] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
         const float d = fp16_to_f32(quant_iq1m_scale(&x[i]));
         uint16_t sw[4];
         memcpy(sw, x[i].scales, sizeof(sw));
-        __m256i sumi = _mm256_setzero_si256();
-        int32_t off = 0;
+        __m256i sumi[MULTI_G];
+        ROWS_FOR(k) sumi[k] = _mm256_setzero_si256();
+        int32_t off[MULTI_G];
+        ROWS_FOR(k) off[k] = 0;
         for (int sb = 0; sb < 8; sb++) {
             /* qh bytes 2sb, 2sb + 1: low / high nibble per group of 8: 3 index bits, delta sign */
             const unsigned h0 = x[i].qh[2 * sb], h1 = x[i].qh[2 * sb + 1];
@@ -290,40 +370,49 @@ static void dot_iq1_m_avx2(int64_t n, float *s, const void *w, const void *a)
             const __m256i wv = _mm256_add_epi8(iq1_base(_mm_or_si128(lo, hi)), dv);
             const unsigned sv = (unsigned)sw[sb / 2] >> (6 * (sb % 2));
             const int sc0 = (int)(2 * (sv & 7) + 1), sc1 = (int)(2 * ((sv >> 3) & 7) + 1);
-            sumi = step32(sumi, wv, _mm256_loadu_si256((const __m256i *)(y[i].qs + 32 * sb)), scale2(sc0, sc1));
-            off += sc0 * y[i].bsums[2 * sb] + sc1 * y[i].bsums[2 * sb + 1];
+            const __m256i scv = scale2(sc0, sc1);
+            ROWS_FOR(k) sumi[k] = step32(sumi[k], wv, _mm256_loadu_si256((const __m256i *)(ROW_Q8K(k)[i].qs + 32 * sb)), scv);
+            ROWS_FOR(k) off[k] += sc0 * ROW_Q8K(k)[i].bsums[2 * sb] + sc1 * ROW_Q8K(k)[i].bsums[2 * sb + 1];
         }
-        sumi = _mm256_sub_epi32(sumi, _mm256_castsi128_si256(_mm_cvtsi32_si128(9 * off)));
-        acc = finish(acc, sumi, d * 0.125f * y[i].d);
+        ROWS_FOR(k) sumi[k] = _mm256_sub_epi32(sumi[k], _mm256_setr_epi32(9 * off[k], 0, 0, 0, 0, 0, 0, 0));
+        const float dw = d * 0.125f;
+        ROWS_FOR(k) acc[k] = finish(acc[k], sumi[k], dw * ROW_Q8K(k)[i].d);
     }
-    *s = hsum_f32_8(acc);
+    ROWS_FOR(k) s[(size_t)k * ss] = hsum_f32_8(acc[k]);
 }
+DEFINE_DOTS(dot_iq1_m_avx2, iq1_m_rows)
 
 /* --- TQ2_0 --------------------------------------------------------------- */
 
 /* s = W[n] . x[n]; W TQ2_0, x Q8_K (weights q in 0..2, minus the bsums) */
-static void dot_tq2_0_avx2(int64_t n, float *s, const void *w, const void *a)
+ALWAYS_INLINE void tq2_0_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
+                              const int na)
 {
     const block_tq2_0 *x = w;
-    const block_q8_K *y = a;
     const int64_t nb = n / QK_K;
     const __m256i m3 = _mm256_set1_epi8(3), one16 = _mm256_set1_epi16(1);
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[MULTI_G];
+    ROWS_FOR(k) acc[k] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        __m256i sumi = _mm256_setzero_si256();
+        __m256i sumi[MULTI_G];
+        ROWS_FOR(k) sumi[k] = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
             const __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * h));
             for (int l = 0; l < 4; l++) {
                 const __m256i wv = _mm256_and_si256(_mm256_srli_epi16(q, 2 * l), m3);
-                const __m256i av = _mm256_loadu_si256((const __m256i *)(y[i].qs + 128 * h + 32 * l));
-                sumi = step32(sumi, wv, av, one16);
+                ROWS_FOR(k) sumi[k] = step32(
+                    sumi[k], wv, _mm256_loadu_si256((const __m256i *)(ROW_Q8K(k)[i].qs + 128 * h + 32 * l)), one16);
             }
         }
-        const __m256i bs = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[i].bsums), one16);
-        acc = finish(acc, _mm256_sub_epi32(sumi, bs), fp16_to_f32(x[i].d) * y[i].d);
+        const float dw = fp16_to_f32(x[i].d);
+        ROWS_FOR(k) {
+            const __m256i bs = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)ROW_Q8K(k)[i].bsums), one16);
+            acc[k] = finish(acc[k], _mm256_sub_epi32(sumi[k], bs), dw * ROW_Q8K(k)[i].d);
+        }
     }
-    *s = hsum_f32_8(acc);
+    ROWS_FOR(k) s[(size_t)k * ss] = hsum_f32_8(acc[k]);
 }
+DEFINE_DOTS(dot_tq2_0_avx2, tq2_0_rows)
 
 /* --- Q4_1, Q5_1 (Q8_0 activations) ---------------------------------------- */
 
@@ -379,20 +468,20 @@ static void dot_q5_1_avx2(int64_t n, float *s, const void *w, const void *a)
 
 void quant_install_iq_avx2(struct quant_traits *traits)
 {
-#define SET(t, fn)                      \
-    do {                                \
-        traits[t].vec_dot = fn;         \
-        traits[t].vec_dot_multi = NULL; \
+#define SET(t, fn, multi)                \
+    do {                                 \
+        traits[t].vec_dot = fn;          \
+        traits[t].vec_dot_multi = multi; \
     } while (0)
-    SET(QT_Q4_1, dot_q4_1_avx2);
-    SET(QT_Q5_1, dot_q5_1_avx2);
-    SET(QT_IQ2_XXS, dot_iq2_xxs_avx2);
-    SET(QT_IQ2_XS, dot_iq2_xs_avx2);
-    SET(QT_IQ2_S, dot_iq2_s_avx2);
-    SET(QT_IQ3_XXS, dot_iq3_xxs_avx2);
-    SET(QT_IQ3_S, dot_iq3_s_avx2);
-    SET(QT_IQ1_S, dot_iq1_s_avx2);
-    SET(QT_IQ1_M, dot_iq1_m_avx2);
-    SET(QT_TQ2_0, dot_tq2_0_avx2);
+    SET(QT_Q4_1, dot_q4_1_avx2, NULL);
+    SET(QT_Q5_1, dot_q5_1_avx2, NULL);
+    SET(QT_IQ2_XXS, dot_iq2_xxs_avx2, dot_iq2_xxs_avx2_multi);
+    SET(QT_IQ2_XS, dot_iq2_xs_avx2, dot_iq2_xs_avx2_multi);
+    SET(QT_IQ2_S, dot_iq2_s_avx2, dot_iq2_s_avx2_multi);
+    SET(QT_IQ3_XXS, dot_iq3_xxs_avx2, dot_iq3_xxs_avx2_multi);
+    SET(QT_IQ3_S, dot_iq3_s_avx2, dot_iq3_s_avx2_multi);
+    SET(QT_IQ1_S, dot_iq1_s_avx2, dot_iq1_s_avx2_multi);
+    SET(QT_IQ1_M, dot_iq1_m_avx2, dot_iq1_m_avx2_multi);
+    SET(QT_TQ2_0, dot_tq2_0_avx2, dot_tq2_0_avx2_multi);
 #undef SET
 }

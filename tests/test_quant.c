@@ -757,7 +757,8 @@ static void test_dot_avx2(void **state)
 {
     (void)state;
     run_isa("avx2", DOT_TOL_SIMD);
-    static const int types[] = { QT_Q8_0, QT_Q4_K, QT_Q6_K };
+    static const int types[] = { QT_Q8_0, QT_Q4_K, QT_Q6_K, QT_IQ2_XXS, QT_IQ2_XS, QT_IQ2_S,
+                                 QT_IQ3_XXS, QT_IQ3_S, QT_IQ1_S, QT_IQ1_M, QT_TQ2_0 };
     check_multi_present("avx2", types, sizeof(types) / sizeof(types[0]));
     check_own_kernels("avx2");
 }
