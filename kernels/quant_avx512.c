@@ -320,10 +320,12 @@ DEFINE_DOTS(dot_q8_0_avx512, q8_0_rows)
  * lo(b1), hi(b1)] (each 16 bytes), i.e. block b0's 32 weights then b1's. */
 static inline __m512i nibbles_pair(const uint8_t *q0, const uint8_t *q1)
 {
-    const __m256i q = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)q0)),
-                                              _mm_loadu_si128((const __m128i *)q1), 1);
-    const __m512i v = _mm512_and_si512(dup_shift(q, 4), _mm512_set1_epi8(0x0F)); /* lo0 lo1 hi0 hi1 */
-    return _mm512_shuffle_i64x2(v, v, _MM_SHUFFLE(3, 1, 2, 0));
+    /* [q0 q0 q1 q1] from two broadcast loads and a blend (no shuffle port),
+     * then the odd 128-bit lanes shifted down by a nibble */
+    const __m512i v = _mm512_mask_blend_epi64(0xF0, _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)q0)),
+                                              _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)q1)));
+    const __m512i sh = _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4);
+    return _mm512_and_si512(_mm512_srlv_epi64(v, sh), _mm512_set1_epi8(0x0F));
 }
 
 /* 8 fp16 values 'stride' bytes apart from p, as floats (one gather) */
