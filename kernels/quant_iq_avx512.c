@@ -80,6 +80,7 @@ static inline __m512i with_parity(__m512i y)
     return _mm512_or_si512(y, _mm512_slli_epi16(_mm512_and_si512(p, _mm512_set1_epi8(1)), 7));
 }
 
+/* qword j of v: the sign bits of the 64 weights of block pair j */
 static inline uint64_t qword(__m256i v, int j)
 {
     switch (j) {
@@ -205,20 +206,15 @@ ALWAYS_INLINE void iq2_xs_rows(int64_t n, float *s, size_t ss, const void *w, co
         /* 32 u16: 9-bit grid index, 7-bit sign index */
         const __m512i raw = _mm512_loadu_si512(x[i].qs);
         const __m256i signs = _mm512_cvtepi16_epi8(with_parity(_mm512_srli_epi16(raw, 9)));
-        const __m512i gidx = _mm512_and_si512(raw, _mm512_set1_epi16(511));
         const __m512i sc = _mm512_zextsi256_si512(nibble_scales16(x[i].scales));
         __m512i sumi[MULTI_G];
         ROWS_FOR(k) sumi[k] = _mm512_setzero_si512();
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
-            __m128i ij;
-            switch (j) {
-            case 0: ij = _mm512_extracti32x4_epi32(gidx, 0); break;
-            case 1: ij = _mm512_extracti32x4_epi32(gidx, 1); break;
-            case 2: ij = _mm512_extracti32x4_epi32(gidx, 2); break;
-            default: ij = _mm512_extracti32x4_epi32(gidx, 3); break;
-            }
-            const __m512i g = _mm512_i32gather_epi64(_mm256_cvtepu16_epi32(ij), (const long long *)quant_iq2xs_grid, 8);
+            /* 8 grid indices: the low 9 bits of 8 u16, read again from memory (a load, not a shuffle) */
+            const __m256i gi = _mm256_and_si256(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(x[i].qs + 8 * j))),
+                                                _mm256_set1_epi32(511));
+            const __m512i g = _mm512_i32gather_epi64(gi, (const long long *)quant_iq2xs_grid, 8);
             const __mmask64 neg = (__mmask64)qword(signs, j);
             const __m512i scj = _mm512_permutexvar_epi16(sidx[j], sc);
             ROWS_FOR(k) sumi[k] = step64(sumi[k], g, act_signed(ROW_Q8K(k)[i].qs + 64 * j, neg), scj);
