@@ -1,13 +1,14 @@
 /*
  * quant_iq_avx512.c - AVX-512 (F/BW/VL/DQ/VNNI) dot products of one weight
  * row with one activation row for the codebook formats (IQ2_XXS, IQ2_XS,
- * IQ2_S, IQ3_XXS, IQ3_S, IQ1_S, IQ1_M), TQ2_0, and the 32-element formats
- * with a min (Q4_1, Q5_1), which quant_avx512.c does not cover.
+ * IQ2_S, IQ3_XXS, IQ3_S, IQ1_S, IQ1_M) and TQ2_0, which quant_avx512.c
+ * does not cover. (Q4_1/Q5_1 keep their AVX2 kernels from quant_iq_avx2.c:
+ * a 512-bit version measured slower, its per-block scalar scale work
+ * dominating.)
  *
  * Owns: quant_install_iq_avx512(), called by quant.c after
  * quant_install_avx512(); it replaces traits[t].vec_dot of these formats
- * and their vec_dot_multi (a multi-row kernel for the IQ formats and
- * TQ2_0, NULL for Q4_1/Q5_1: callers then loop over vec_dot).
+ * and their vec_dot_multi (multi-row kernels, bit-identical to vec_dot).
  * Must not: allocate, touch vec_dot_ref, or run on a CPU without the
  * Makefile's ISA_AVX512 features (quant.c checks first).
  *
@@ -478,84 +479,6 @@ ALWAYS_INLINE void tq2_0_rows(int64_t n, float *s, size_t ss, const void *w, con
 }
 DEFINE_DOTS(dot_tq2_0_avx512, tq2_0_rows)
 
-/* --- Q4_1, Q5_1 (Q8_0 activations) ---------------------------------------- */
-
-/* two blocks' 16 nibble bytes -> 64 weights in element order */
-static inline __m512i nibbles_pair(const uint8_t *q0, const uint8_t *q1)
-{
-    const __m256i q = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)q0)),
-                                              _mm_loadu_si128((const __m128i *)q1), 1);
-    const __m512i v = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1),
-                                       _mm512_set1_epi8(0x0f)); /* lo0 lo1 hi0 hi1 */
-    return _mm512_shuffle_i64x2(v, v, _MM_SHUFFLE(3, 1, 2, 0));
-}
-
-static inline __m512i act_pair(const block_q8_0 *y)
-{
-    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)y[0].qs)),
-                              _mm256_loadu_si256((const __m256i *)y[1].qs), 1);
-}
-
-/* d * sum(q * a) + m * sum(a) for block pairs; wq(i) gives the 64 unsigned
- * weights of blocks i, i + 1. Odd block counts fall back to the reference
- * for the last block (n is a multiple of 32, rows here are long). */
-#define DOT_MIN_BODY(T, wq)                                                                                  \
-    do {                                                                                                     \
-        const T *x = w;                                                                                      \
-        const block_q8_0 *y = a;                                                                             \
-        const int64_t nb = n / 32;                                                                           \
-        const __m512i ones = _mm512_set1_epi8(1), z = _mm512_setzero_si512();                               \
-        __m512 acc = _mm512_setzero_ps();                                                                    \
-        int64_t i = 0;                                                                                       \
-        for (; i + 2 <= nb; i += 2) {                                                                        \
-            const __m512i av = act_pair(y + i);                                                              \
-            const __m512i p = _mm512_dpbusd_epi32(z, wq(i), av);                                             \
-            const __m512i sa = _mm512_dpbusd_epi32(z, ones, av);                                             \
-            const float da0 = fp16_to_f32(y[i].d), da1 = fp16_to_f32(y[i + 1].d);                            \
-            const __m512 dd = _mm512_insertf32x8(_mm512_set1_ps(fp16_to_f32(x[i].d) * da0),                  \
-                                                 _mm256_set1_ps(fp16_to_f32(x[i + 1].d) * da1), 1);          \
-            const __m512 mm = _mm512_insertf32x8(_mm512_set1_ps(fp16_to_f32(x[i].m) * da0),                  \
-                                                 _mm256_set1_ps(fp16_to_f32(x[i + 1].m) * da1), 1);          \
-            acc = _mm512_fmadd_ps(dd, _mm512_cvtepi32_ps(p), acc);                                           \
-            acc = _mm512_fmadd_ps(mm, _mm512_cvtepi32_ps(sa), acc);                                          \
-        }                                                                                                    \
-        float tail = 0.0f;                                                                                   \
-        if (i < nb)                                                                                          \
-            ref_tail(32, &tail, x + i, y + i);                                                               \
-        *s = _mm512_reduce_add_ps(acc) + tail;                                                               \
-    } while (0)
-
-static inline __m512i q5_1_pair(const block_q5_1 *b)
-{
-    uint32_t h0, h1;
-    memcpy(&h0, b[0].qh, sizeof(h0));
-    memcpy(&h1, b[1].qh, sizeof(h1));
-    const __m512i nib = nibbles_pair(b[0].qs, b[1].qs);
-    return _mm512_mask_add_epi8(nib, (__mmask64)h0 | (__mmask64)h1 << 32, nib, _mm512_set1_epi8(16));
-}
-
-/* s = W[n] . x[n]; W Q4_1, x Q8_0 */
-static void dot_q4_1_avx512(int64_t n, float *s, const void *w, const void *a)
-{
-#define ref_tail quant_dot_q4_1_ref
-#define WQ(b) nibbles_pair(x[b].qs, x[(b) + 1].qs)
-    DOT_MIN_BODY(block_q4_1, WQ);
-#undef WQ
-#undef ref_tail
-}
-
-/* s = W[n] . x[n]; W Q5_1, x Q8_0 */
-static void dot_q5_1_avx512(int64_t n, float *s, const void *w, const void *a)
-{
-#define ref_tail quant_dot_q5_1_ref
-#define WQ(b) q5_1_pair(&x[b])
-    DOT_MIN_BODY(block_q5_1, WQ);
-#undef WQ
-#undef ref_tail
-}
-
-#undef DOT_MIN_BODY
-
 void quant_install_iq_avx512(struct quant_traits *traits)
 {
 #define SET(t, fn, multi)                \
@@ -563,8 +486,6 @@ void quant_install_iq_avx512(struct quant_traits *traits)
         traits[t].vec_dot = fn;          \
         traits[t].vec_dot_multi = multi; \
     } while (0)
-    SET(QT_Q4_1, dot_q4_1_avx512, NULL);
-    SET(QT_Q5_1, dot_q5_1_avx512, NULL);
     SET(QT_IQ2_XXS, dot_iq2_xxs_avx512, dot_iq2_xxs_avx512_multi);
     SET(QT_IQ2_XS, dot_iq2_xs_avx512, dot_iq2_xs_avx512_multi);
     SET(QT_IQ2_S, dot_iq2_s_avx512, dot_iq2_s_avx512_multi);
