@@ -380,7 +380,8 @@ static inline __m256 e8m0_half_strided8(const void *p, __m256i offs)
                     const __m512i av = _mm512_inserti64x4(                                                     \
                         _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)y[b].qs)),                  \
                         _mm256_loadu_si256((const __m256i *)y[b + 1].qs), 1);                                  \
-                    const __m512i pr = _mm512_sub_epi32(_mm512_dpbusd_epi32(z, wv, av), _mm512_dpbusd_epi32(z, off2, av)); \
+                    const __m512i pr =                                                                         \
+                        _mm512_sub_epi32(_mm512_dpbusd_epi32(z, wv, av), _mm512_dpbusd_epi32(z, off2, av));    \
                     const __m512 sc = _mm512_permutexvar_ps(pidx, sc8[k]);                                     \
                     if (p % 2)                                                                                 \
                         acc2[k] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(pr), acc2[k]);                        \

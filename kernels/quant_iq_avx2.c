@@ -325,10 +325,12 @@ ALWAYS_INLINE void iq1_s_rows(int64_t n, float *s, size_t ss, const void *w, con
             const unsigned qh = x[i].qh[sb];
             const int sc = (int)(2 * ((qh >> 12) & 7) + 1);
             const __m128i lo = _mm_cvtepu8_epi32(_mm_cvtsi32_si128((int)load_u32(x[i].qs + 4 * sb)));
-            const __m128i hi = _mm_slli_epi32(_mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32((int)qh), hsh), _mm_set1_epi32(7)), 8);
+            const __m128i hb = _mm_srlv_epi32(_mm_set1_epi32((int)qh), hsh);
+            const __m128i hi = _mm_slli_epi32(_mm_and_si128(hb, _mm_set1_epi32(7)), 8);
             const __m256i wv = _mm256_add_epi8(iq1_base(_mm_or_si128(lo, hi)), _mm256_set1_epi8(qh & 0x8000 ? 0 : 2));
             const __m256i scv = _mm256_set1_epi16((short)sc);
-            ROWS_FOR(k) sumi[k] = step32(sumi[k], wv, _mm256_loadu_si256((const __m256i *)(ROW_Q8K(k)[i].qs + 32 * sb)), scv);
+            ROWS_FOR(k) sumi[k] =
+                step32(sumi[k], wv, _mm256_loadu_si256((const __m256i *)(ROW_Q8K(k)[i].qs + 32 * sb)), scv);
             ROWS_FOR(k) off[k] += sc * (ROW_Q8K(k)[i].bsums[2 * sb] + ROW_Q8K(k)[i].bsums[2 * sb + 1]);
         }
         ROWS_FOR(k) sumi[k] = _mm256_sub_epi32(sumi[k], _mm256_setr_epi32(9 * off[k], 0, 0, 0, 0, 0, 0, 0));
@@ -346,8 +348,8 @@ ALWAYS_INLINE void iq1_m_rows(int64_t n, float *s, size_t ss, const void *w, con
     const block_iq1_m *x = w;
     const int64_t nb = n / QK_K;
     const __m128i hsh = _mm_setr_epi32(0, 4, 0, 4);
-    const __m256i bcast_q = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 8, 8, 8, 8, 8, 8, 8, 8, 0, 0, 0, 0, 0, 0, 0, 0, 8, 8,
-                                             8, 8, 8, 8, 8, 8);
+    const __m256i bcast_q = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 8, 8, 8, 8, 8, 8, 8, 8,
+                                             0, 0, 0, 0, 0, 0, 0, 0, 8, 8, 8, 8, 8, 8, 8, 8);
     __m256 acc[MULTI_G];
     ROWS_FOR(k) acc[k] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
@@ -365,13 +367,15 @@ ALWAYS_INLINE void iq1_m_rows(int64_t n, float *s, size_t ss, const void *w, con
             const __m128i nib = _mm_srlv_epi32(_mm_setr_epi32((int)h0, (int)h0, (int)h1, (int)h1), hsh);
             const __m128i hi = _mm_slli_epi32(_mm_and_si128(nib, _mm_set1_epi32(7)), 8);
             /* +2 for the groups whose delta is +1 (nibble bit 3 clear), spread over the group's 8 bytes */
-            const __m128i d2 = _mm_xor_si128(_mm_srli_epi32(_mm_and_si128(nib, _mm_set1_epi32(8)), 2), _mm_set1_epi32(2));
+            const __m128i d2 =
+                _mm_xor_si128(_mm_srli_epi32(_mm_and_si128(nib, _mm_set1_epi32(8)), 2), _mm_set1_epi32(2));
             const __m256i dv = _mm256_shuffle_epi8(_mm256_cvtepu32_epi64(d2), bcast_q);
             const __m256i wv = _mm256_add_epi8(iq1_base(_mm_or_si128(lo, hi)), dv);
             const unsigned sv = (unsigned)sw[sb / 2] >> (6 * (sb % 2));
             const int sc0 = (int)(2 * (sv & 7) + 1), sc1 = (int)(2 * ((sv >> 3) & 7) + 1);
             const __m256i scv = scale2(sc0, sc1);
-            ROWS_FOR(k) sumi[k] = step32(sumi[k], wv, _mm256_loadu_si256((const __m256i *)(ROW_Q8K(k)[i].qs + 32 * sb)), scv);
+            ROWS_FOR(k) sumi[k] =
+                step32(sumi[k], wv, _mm256_loadu_si256((const __m256i *)(ROW_Q8K(k)[i].qs + 32 * sb)), scv);
             ROWS_FOR(k) off[k] += sc0 * ROW_Q8K(k)[i].bsums[2 * sb] + sc1 * ROW_Q8K(k)[i].bsums[2 * sb + 1];
         }
         ROWS_FOR(k) sumi[k] = _mm256_sub_epi32(sumi[k], _mm256_setr_epi32(9 * off[k], 0, 0, 0, 0, 0, 0, 0));

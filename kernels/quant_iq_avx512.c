@@ -223,8 +223,8 @@ ALWAYS_INLINE void iq2_xs_rows(int64_t n, float *s, size_t ss, const void *w, co
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
             /* 8 grid indices: the low 9 bits of 8 u16, read again from memory (a load, not a shuffle) */
-            const __m256i gi = _mm256_and_si256(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(x[i].qs + 8 * j))),
-                                                _mm256_set1_epi32(511));
+            const __m128i q16 = _mm_loadu_si128((const __m128i *)(x[i].qs + 8 * j));
+            const __m256i gi = _mm256_and_si256(_mm256_cvtepu16_epi32(q16), _mm256_set1_epi32(511));
             const __m512i g = _mm512_i32gather_epi64(gi, (const long long *)quant_iq2xs_grid, 8);
             const __mmask64 neg = (__mmask64)qword(signs, j);
             const __m512i scj = _mm512_permutexvar_epi16(sidx[j], sc);
@@ -378,7 +378,8 @@ ALWAYS_INLINE void iq1_s_rows(int64_t n, float *s, size_t ss, const void *w, con
         const __m128i qh = _mm_loadu_si128((const __m128i *)x[i].qh);
         const __m256i qhd = _mm256_cvtepu16_epi32(qh);
         const __m256i sc16 = odd_scales(
-            _mm256_permutexvar_epi16(sel16, _mm256_zextsi128_si256(_mm_and_si128(_mm_srli_epi16(qh, 12), _mm_set1_epi16(7)))));
+            _mm256_permutexvar_epi16(sel16, _mm256_zextsi128_si256(_mm_and_si128(_mm_srli_epi16(qh, 12),
+                                                                                  _mm_set1_epi16(7)))));
         const __m512i sc = _mm512_zextsi256_si512(sc16);
         __m512i sumi[MULTI_G];
         ROWS_FOR(k) sumi[k] = _mm512_setzero_si512();

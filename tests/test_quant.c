@@ -5,8 +5,9 @@
  *
  * Fixtures: $MOESTREAM_FIXTURES/quant/<TYPE>.gguf and quant-iq/<TYPE>.gguf
  * (the importance-matrix formats; default ../shared/fixtures); each fixture
- * test is skipped with a message when its directory is absent. The GGUF tensor table is read by a tiny private parser below so
- * this suite does not depend on split-tool/.
+ * test is skipped with a message when its directory is absent. The GGUF
+ * tensor table is read by a tiny private parser below so this suite does
+ * not depend on split-tool/.
  *
  * Dot tolerances: with e = the float64 sum of dequant(w)[i] * dequant(a)[i]
  * and L1 = the float64 sum of |dequant(w)[i] * dequant(a)[i]| over the row,
