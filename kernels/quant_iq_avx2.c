@@ -1,12 +1,12 @@
 /*
  * quant_iq_avx2.c - AVX2 (with FMA, F16C) dot products of one weight row
  * with one activation row for the codebook formats (IQ2_XXS, IQ2_XS,
- * IQ2_S, IQ3_XXS, IQ3_S, IQ1_S, IQ1_M), TQ2_0, and Q4_1/Q5_1, which
+ * IQ2_S, IQ3_XXS, IQ3_S, IQ1_S, IQ1_M), TQ1_0, TQ2_0, and Q4_1/Q5_1, which
  * quant_avx2.c does not cover.
  *
  * Owns: quant_install_iq_avx2(), called by quant.c after
  * quant_install_avx2(); it replaces traits[t].vec_dot of these formats and
- * their vec_dot_multi (multi-row kernels for the IQ formats and TQ2_0, NULL
+ * their vec_dot_multi (multi-row kernels for the IQ and TQ formats, NULL
  * for Q4_1/Q5_1). Must not: allocate, touch vec_dot_ref,
  * or run on a CPU without AVX2/FMA/F16C (quant.c checks first).
  *
@@ -18,7 +18,7 @@
  * int16 sub-block scale into int32. The super-block's integer sum is exact;
  * only the float adds across super-blocks differ from the reference. IQ1
  * weights are stored as 8 * grid + delta + 9 and TQ2_0's as q, with the
- * offsets removed through the Q8_K bsums.
+ * offsets removed through the Q8_K bsums; TQ1_0 likewise.
  */
 #include <immintrin.h>
 #include <stdint.h>
@@ -418,6 +418,35 @@ ALWAYS_INLINE void tq2_0_rows(int64_t n, float *s, size_t ss, const void *w, con
 }
 DEFINE_DOTS(dot_tq2_0_avx2, tq2_0_rows)
 
+/* --- TQ1_0 --------------------------------------------------------------- */
+
+/* s = W[n] . x[n]; W TQ1_0, x Q8_K (weights: base-3 digit in 0..2, minus the bsums) */
+ALWAYS_INLINE void tq1_0_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
+                              const int na)
+{
+    const block_tq1_0 *x = w;
+    const int64_t nb = n / QK_K;
+    const __m256i one16 = _mm256_set1_epi16(1);
+    __m256 acc[MULTI_G];
+    ROWS_FOR(k) acc[k] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        __m256i t[8];
+        tq1_decode(&x[i], t);
+        __m256i sumi[MULTI_G];
+        ROWS_FOR(k) sumi[k] = _mm256_setzero_si256();
+        for (int c = 0; c < 8; c++)
+            ROWS_FOR(k) sumi[k] =
+                step32(sumi[k], t[c], _mm256_loadu_si256((const __m256i *)(ROW_Q8K(k)[i].qs + 32 * c)), one16);
+        const float dw = fp16_to_f32(x[i].d);
+        ROWS_FOR(k) {
+            const __m256i bs = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)ROW_Q8K(k)[i].bsums), one16);
+            acc[k] = finish(acc[k], _mm256_sub_epi32(sumi[k], bs), dw * ROW_Q8K(k)[i].d);
+        }
+    }
+    ROWS_FOR(k) s[(size_t)k * ss] = hsum_f32_8(acc[k]);
+}
+DEFINE_DOTS(dot_tq1_0_avx2, tq1_0_rows)
+
 /* --- Q4_1, Q5_1 (Q8_0 activations) ---------------------------------------- */
 
 /* 16 nibble bytes -> 32 weights in element order (low nibbles first) */
@@ -486,6 +515,7 @@ void quant_install_iq_avx2(struct quant_traits *traits)
     SET(QT_IQ3_S, dot_iq3_s_avx2, dot_iq3_s_avx2_multi);
     SET(QT_IQ1_S, dot_iq1_s_avx2, dot_iq1_s_avx2_multi);
     SET(QT_IQ1_M, dot_iq1_m_avx2, dot_iq1_m_avx2_multi);
+    SET(QT_TQ1_0, dot_tq1_0_avx2, dot_tq1_0_avx2_multi);
     SET(QT_TQ2_0, dot_tq2_0_avx2, dot_tq2_0_avx2_multi);
 #undef SET
 }

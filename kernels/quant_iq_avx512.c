@@ -1,8 +1,8 @@
 /*
  * quant_iq_avx512.c - AVX-512 (F/BW/VL/DQ/VNNI) dot products of one weight
  * row with one activation row for the codebook formats (IQ2_XXS, IQ2_XS,
- * IQ2_S, IQ3_XXS, IQ3_S, IQ1_S, IQ1_M) and TQ2_0, which quant_avx512.c
- * does not cover. (Q4_1/Q5_1 keep their AVX2 kernels from quant_iq_avx2.c:
+ * IQ2_S, IQ3_XXS, IQ3_S, IQ1_S, IQ1_M) and the ternary TQ1_0/TQ2_0, which
+ * quant_avx512.c does not cover. (Q4_1/Q5_1 keep their AVX2 kernels from quant_iq_avx2.c:
  * a 512-bit version measured slower, its per-block scalar scale work
  * dominating.)
  *
@@ -22,7 +22,9 @@
  * The integer sum of a super-block is exact, so the float result differs
  * from the reference only in the order of the per-super-block float adds.
  * IQ1_S/IQ1_M store 8 * grid + delta + 9 (0..18) and remove the 9 with the
- * Q8_K bsums; TQ2_0 stores q (0..2) and removes the 1 the same way.
+ * Q8_K bsums; TQ1_0/TQ2_0 store the digit q (0..2) and remove the 1 the
+ * same way (TQ1_0's base-3 digits come from 16-bit multiplies, see
+ * quant_iq_simd.h).
  *
  * Measured (moestream-kbench --mb 1 --cpu-time, 2-pass activations, one
  * thread, median of 3 runs, Intel Xeon (Emerald Rapids) 2-vCPU VM; GB/s of
@@ -490,6 +492,36 @@ ALWAYS_INLINE void tq2_0_rows(int64_t n, float *s, size_t ss, const void *w, con
 }
 DEFINE_DOTS(dot_tq2_0_avx512, tq2_0_rows)
 
+/* --- TQ1_0 --------------------------------------------------------------- */
+
+/* s = W[n] . x[n]; W TQ1_0, x Q8_K (weights: base-3 digit in 0..2, minus the bsums) */
+ALWAYS_INLINE void tq1_0_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
+                              const int na)
+{
+    const block_tq1_0 *x = w;
+    const int64_t nb = n / QK_K;
+    __m512 acc[MULTI_G];
+    ROWS_FOR(k) acc[k] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        __m256i t[8];
+        tq1_decode(&x[i], t);
+        __m256i sumi[MULTI_G];
+        ROWS_FOR(k) sumi[k] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+        for (int c = 0; c < 8; c++)
+            ROWS_FOR(k) sumi[k] = _mm256_dpbusd_epi32(
+                sumi[k], t[c], _mm256_loadu_si256((const __m256i *)(ROW_Q8K(k)[i].qs + 32 * c)));
+        const float dw = fp16_to_f32(x[i].d);
+        ROWS_FOR(k) {
+            const __m256i bs = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)ROW_Q8K(k)[i].bsums),
+                                                 _mm256_set1_epi16(1));
+            acc[k] = finish(acc[k], _mm512_zextsi256_si512(_mm256_sub_epi32(sumi[k], bs)), dw * ROW_Q8K(k)[i].d);
+        }
+    }
+    ROWS_FOR(k) s[(size_t)k * ss] = _mm512_reduce_add_ps(acc[k]);
+}
+DEFINE_DOTS(dot_tq1_0_avx512, tq1_0_rows)
+
 void quant_install_iq_avx512(struct quant_traits *traits)
 {
 #define SET(t, fn, multi)                \
@@ -504,6 +536,7 @@ void quant_install_iq_avx512(struct quant_traits *traits)
     SET(QT_IQ3_S, dot_iq3_s_avx512, dot_iq3_s_avx512_multi);
     SET(QT_IQ1_S, dot_iq1_s_avx512, dot_iq1_s_avx512_multi);
     SET(QT_IQ1_M, dot_iq1_m_avx512, dot_iq1_m_avx512_multi);
+    SET(QT_TQ1_0, dot_tq1_0_avx512, dot_tq1_0_avx512_multi);
     SET(QT_TQ2_0, dot_tq2_0_avx512, dot_tq2_0_avx512_multi);
 #undef SET
 }

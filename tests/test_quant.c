@@ -736,10 +736,10 @@ static void check_multi_present(const char *isa, const int *types, size_t n_type
 
 /* the formats of the target models' published GGUFs have their own kernel
  * in the ISA (not the reference): the IQ 1-3 bit family, MXFP4, the
- * 32-element formats, TQ2_0 */
+ * 32-element formats, TQ1_0, TQ2_0 */
 static const int own_kernel_types[] = {
     QT_Q4_0, QT_Q4_1, QT_Q5_0, QT_Q5_1, QT_IQ4_NL, QT_MXFP4, QT_IQ2_XXS, QT_IQ2_XS, QT_IQ2_S,
-    QT_IQ3_XXS, QT_IQ3_S, QT_IQ1_S, QT_IQ1_M, QT_TQ2_0,
+    QT_IQ3_XXS, QT_IQ3_S, QT_IQ1_S, QT_IQ1_M, QT_TQ1_0, QT_TQ2_0,
 };
 
 static void check_own_kernels(const char *isa)
@@ -759,7 +759,7 @@ static void test_dot_avx2(void **state)
     (void)state;
     run_isa("avx2", DOT_TOL_SIMD);
     static const int types[] = { QT_Q8_0, QT_Q4_K, QT_Q6_K, QT_IQ2_XXS, QT_IQ2_XS, QT_IQ2_S,
-                                 QT_IQ3_XXS, QT_IQ3_S, QT_IQ1_S, QT_IQ1_M, QT_TQ2_0 };
+                                 QT_IQ3_XXS, QT_IQ3_S, QT_IQ1_S, QT_IQ1_M, QT_TQ1_0, QT_TQ2_0 };
     check_multi_present("avx2", types, sizeof(types) / sizeof(types[0]));
     check_own_kernels("avx2");
 }
@@ -770,7 +770,7 @@ static void test_dot_avx512(void **state)
     run_isa("avx512", DOT_TOL_SIMD);
     static const int types[] = { QT_Q8_0, QT_Q2_K, QT_Q3_K, QT_Q4_K, QT_Q5_K, QT_Q6_K, QT_IQ4_XS,
                                  QT_Q4_0, QT_Q5_0, QT_IQ4_NL, QT_MXFP4, QT_IQ2_XXS, QT_IQ2_XS, QT_IQ2_S,
-                                 QT_IQ3_XXS, QT_IQ3_S, QT_IQ1_S, QT_IQ1_M, QT_TQ2_0 };
+                                 QT_IQ3_XXS, QT_IQ3_S, QT_IQ1_S, QT_IQ1_M, QT_TQ1_0, QT_TQ2_0 };
     check_multi_present("avx512", types, sizeof(types) / sizeof(types[0]));
     check_own_kernels("avx512");
 }
