@@ -424,6 +424,58 @@ static void test_dequant_fixtures_iq(void **state)
     check_fixture_dir(fixtures_quant_iq, fixture_types_iq, sizeof(fixture_types_iq) / sizeof(fixture_types_iq[0]));
 }
 
+/* ---- TQ1_0 (no fixture): encode from the format's definition, decode ---- */
+
+/* byte holding base-3 digits t[0] (most significant) .. t[nd - 1], padded
+ * to 5 digits with zeros, stored as ceil(v * 256 / 243) */
+static uint8_t tq1_pack(const int *t, int nd)
+{
+    unsigned v = 0;
+    for (int k = 0; k < 5; k++)
+        v = v * 3 + (unsigned)(k < nd ? t[k] : 0);
+    return (uint8_t)((v * 256 + 242) / 243);
+}
+
+static void test_tq1_0_layout(void **state)
+{
+    (void)state;
+    enum { NB = 4 };
+    static float want[NB * QK_K], got[NB * QK_K];
+    block_tq1_0 b[NB];
+    for (int i = 0; i < NB; i++) {
+        const float d = 0.25f * (float)(i + 1);
+        int t[QK_K];
+        for (int j = 0; j < QK_K; j++) {
+            t[j] = (int)(rng_next() % 3);
+            want[i * QK_K + j] = d * (float)(t[j] - 1);
+        }
+        int dg[5];
+        /* qs[0..32): element 32k + m is digit k of byte m */
+        for (int m = 0; m < 32; m++) {
+            for (int k = 0; k < 5; k++)
+                dg[k] = t[32 * k + m];
+            b[i].qs[m] = tq1_pack(dg, 5);
+        }
+        /* qs[32..48): element 160 + 16k + m */
+        for (int m = 0; m < 16; m++) {
+            for (int k = 0; k < 5; k++)
+                dg[k] = t[160 + 16 * k + m];
+            b[i].qs[32 + m] = tq1_pack(dg, 5);
+        }
+        /* qh[0..4): element 240 + 4k + m, 4 digits */
+        for (int m = 0; m < 4; m++) {
+            for (int k = 0; k < 4; k++)
+                dg[k] = t[240 + 4 * k + m];
+            b[i].qh[m] = tq1_pack(dg, 4);
+        }
+        b[i].d = quant_fp32_to_fp16(d);
+    }
+    quant_to_float_tq1_0_ref(b, got, NB * QK_K);
+    for (int i = 0; i < NB * QK_K; i++)
+        if (got[i] != want[i])
+            fail_msg("TQ1_0 element %d: decoded %g, encoded %g", i, got[i], want[i]);
+}
+
 /* ---- activation quantizers ---- */
 
 static void test_quantize_q8_0(void **state)
@@ -801,6 +853,7 @@ int main(void)
         cmocka_unit_test(test_bf16_conversions),
         cmocka_unit_test(test_dequant_fixtures),
         cmocka_unit_test(test_dequant_fixtures_iq),
+        cmocka_unit_test(test_tq1_0_layout),
         cmocka_unit_test(test_quantize_q8_0),
         cmocka_unit_test(test_quantize_q8_k),
         cmocka_unit_test(test_dot_ref),
