@@ -43,6 +43,7 @@ struct kb_opts {
     int tokens;       /* matmul activation rows; 0 = no matmul columns */
     double mm_mb;     /* matmul weight matrix size, MiB */
     bool json;
+    bool cpu_time;    /* 1-thread column in the thread's CPU time */
     const char *types; /* comma list of type names, NULL = all */
     const char *isas;  /* comma list of ISA names, NULL = all */
 };
@@ -52,6 +53,14 @@ struct kb_result {
     bool fast[KB_MAX_ISA];     /* the ISA has its own kernel for this type */
     double mm_gbs[KB_MAX_ISA]; /* matmul effective GB/s, all threads; < 0: not run */
 };
+
+/* seconds on a clock: CLOCK_MONOTONIC (wall) or CLOCK_THREAD_CPUTIME_ID */
+static double clock_s(clockid_t c)
+{
+    struct timespec ts;
+    clock_gettime(c, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
 
 static double now_s(void)
 {
@@ -197,6 +206,12 @@ static void fill_weights(int t, uint8_t *w, int64_t n_rows, int64_t n)
     case QT_IQ4_XS: off_d = offsetof(block_iq4_xs, d); break;
     case QT_IQ3_S: off_d = offsetof(block_iq3_s, d); break;
     case QT_TQ2_0: off_d = offsetof(block_tq2_0, d); break;
+    case QT_TQ1_0: off_d = offsetof(block_tq1_0, d); break;
+    case QT_IQ2_XXS: off_d = offsetof(block_iq2_xxs, d); break;
+    case QT_IQ2_XS: off_d = offsetof(block_iq2_xs, d); break;
+    case QT_IQ2_S: off_d = offsetof(block_iq2_s, d); break;
+    case QT_IQ3_XXS: off_d = offsetof(block_iq3_xxs, d); break;
+    case QT_IQ1_S: off_d = offsetof(block_iq1_s, d); break;
     default: break;
     }
     size_t n_blocks = bytes / tr->type_size;
@@ -207,6 +222,13 @@ static void fill_weights(int t, uint8_t *w, int64_t n_rows, int64_t n)
             continue;
         }
         qhalf d = quant_fp32_to_fp16(0.001f + 0.01f * (rng_float() + 1.0f));
+        if (t == QT_IQ1_M) {
+            /* the fp16 scale lives in the top nibble of each 16-bit word of scales */
+            uint8_t *sc = blk + offsetof(block_iq1_m, scales);
+            for (int k = 0; k < 4; k++)
+                sc[2 * k + 1] = (uint8_t)((sc[2 * k + 1] & 0x0f) | (((d >> (4 * k)) & 0x0f) << 4));
+            continue;
+        }
         if (off_d >= 0)
             memcpy(blk + off_d, &d, sizeof(d));
         if (off_m >= 0)
@@ -214,18 +236,41 @@ static void fill_weights(int t, uint8_t *w, int64_t n_rows, int64_t n)
     }
 }
 
+/* One line per measured format: its fastest ISA (by the 1-thread figure),
+ * GB/s on 1 and all threads, and those figures relative to Q4_K's (same
+ * columns) and to the plain-read memory bandwidth of this run. */
+static void kb_print_summary(double best[][2], const int *isa, const double read_gbs[2], int threads)
+{
+    const double *q4k = best[QT_Q4_K];
+    printf("\nsummary, fastest ISA per format: GB/s, x Q4_K, x memory read bandwidth (%.1f / %.1f GB/s)\n",
+           read_gbs[0], read_gbs[1]);
+    printf("%-8s %-7s %8s %8s   %8s %8s   %8s %8s\n", "type", "isa", "1t", "all", "xQ4_K 1t", "all", "xread 1t",
+           "all");
+    for (int t = 0; t < QT_COUNT; t++) {
+        if (isa[t] < 0)
+            continue;
+        printf("%-8s %-7s %8.2f %8.2f", quant_traits(t)->name, isa_names[isa[t]], best[t][0], best[t][1]);
+        if (q4k[0] > 0)
+            printf("   %8.2f %8.2f", best[t][0] / q4k[0], best[t][1] / q4k[1]);
+        else
+            printf("   %8s %8s", "-", "-");
+        printf("   %8.2f %8.2f\n", best[t][0] / read_gbs[0], best[t][1] / read_gbs[1]);
+    }
+    printf("(all = %d threads)\n", threads);
+}
+
 /* best GB/s of weights over matvec passes lasting at least 'seconds' */
 static double time_matvec(struct pool *p, float *y, const uint8_t *W, int t, int64_t n_rows, int64_t n,
-                          const void *xq, double seconds)
+                          const void *xq, double seconds, clockid_t clk)
 {
     double bytes = (double)quant_row_size(t, n) * (double)n_rows;
     matvec(p, y, W, (enum quant_type)t, n_rows, n, xq); /* warm-up */
     double best = 0.0, t_start = now_s();
     int passes = 0;
     do {
-        double t0 = now_s();
+        double t0 = clock_s(clk);
         matvec(p, y, W, (enum quant_type)t, n_rows, n, xq);
-        double dt = now_s() - t0;
+        double dt = clock_s(clk) - t0;
         if (bytes / dt * 1e-9 > best)
             best = bytes / dt * 1e-9;
         passes++;
@@ -268,6 +313,9 @@ static void usage(FILE *f)
             "  --types LIST   comma list of formats, e.g. Q4_K,Q6_K (default: all)\n"
             "  --isa LIST     comma list of ref,avx2,avx512 (default: all the CPU supports)\n"
             "  --json         machine-readable output on stdout\n"
+            "  --cpu-time     time the 1-thread column in the calling thread's CPU time (it runs\n"
+            "                 every task itself): steady on a shared machine, where time slices lost\n"
+            "                 to other processes would count as kernel time\n"
             "  --help         this text\n");
 }
 
@@ -281,6 +329,9 @@ static int parse_args(int argc, char **argv, struct kb_opts *o)
             exit(0);
         } else if (strcmp(a, "--json") == 0) {
             o->json = true;
+            continue;
+        } else if (strcmp(a, "--cpu-time") == 0) {
+            o->cpu_time = true;
             continue;
         }
         static const char *const with_value[] = { "--mb", "--seconds", "--n", "--threads", "--types", "--isa",
@@ -386,10 +437,11 @@ int main(int argc, char **argv)
     }
 
     if (o.json) {
-        printf("{\"threads\": %d, \"mib\": %.0f, \"n\": %lld, \"tokens\": %d, \"mm_mib\": %.0f,\n"
+        printf("{\"threads\": %d, \"mib\": %.0f, \"n\": %lld, \"tokens\": %d, \"mm_mib\": %.0f, \"cpu_time_1t\": %s,\n"
                " \"memory\": {\"copy_gbs_1t\": %.2f, \"copy_gbs_all\": %.2f, \"read_gbs_1t\": %.2f, "
                "\"read_gbs_all\": %.2f},\n",
-               o.threads, o.mb, (long long)o.n, o.tokens, o.mm_mb, copy_gbs[0], copy_gbs[1], read_gbs[0], read_gbs[1]);
+               o.threads, o.mb, (long long)o.n, o.tokens, o.mm_mb, o.cpu_time ? "true" : "false", copy_gbs[0],
+               copy_gbs[1], read_gbs[0], read_gbs[1]);
         printf(" \"quantize_us\": {");
         const char *sep = "";
         for (int q = 0; q < 2; q++)
@@ -400,8 +452,9 @@ int main(int argc, char **argv)
                 }
         printf("},\n \"kernels\": [");
     } else {
-        printf("moestream-kbench: %.0f MiB of weights per format, rows of %lld, %d threads, best of >= %.2f s\n",
-               o.mb, (long long)o.n, o.threads, o.seconds);
+        printf("moestream-kbench: %.0f MiB of weights per format, rows of %lld, %d threads, best of >= %.2f s%s\n",
+               o.mb, (long long)o.n, o.threads, o.seconds,
+               o.cpu_time ? " (1-thread kernel columns in thread CPU time)" : "");
         printf("memory: copy %.1f GB/s (1 thread), %.1f GB/s (%d threads) [read+write bytes]; "
                "read %.1f GB/s (1 thread), %.1f GB/s (%d threads)\n",
                copy_gbs[0], copy_gbs[1], o.threads, read_gbs[0], read_gbs[1], o.threads);
@@ -421,6 +474,13 @@ int main(int argc, char **argv)
     }
 
     bool first = true;
+    /* per format: the fastest ISA's GB/s (1 thread, all threads), for the summary */
+    static double best_gbs[QT_COUNT][2];
+    static int best_isa[QT_COUNT];
+    for (int t = 0; t < QT_COUNT; t++) {
+        best_gbs[t][0] = best_gbs[t][1] = -1.0;
+        best_isa[t] = -1;
+    }
     for (int t = 0; t < QT_COUNT; t++) {
         if (quant_select_isa("ref") != 0)
             goto out_free;
@@ -474,7 +534,8 @@ int main(int argc, char **argv)
             if (!r.fast[s])
                 continue; /* same code as ref: not measured again */
             for (int k = 0; k < 2; k++)
-                r.gbs[s][k] = time_matvec(pools[k], y, buf_a, t, n_rows, o.n, xq, o.seconds);
+                r.gbs[s][k] = time_matvec(pools[k], y, buf_a, t, n_rows, o.n, xq, o.seconds,
+                                          k == 0 && o.cpu_time ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC);
             if (o.tokens)
                 r.mm_gbs[s] = time_matmul(pools[1], mm_y, buf_a, t, mm_rows, o.n, mm_xq, o.tokens, o.seconds);
         }
@@ -511,11 +572,18 @@ int main(int argc, char **argv)
         }
         fflush(stdout);
         first = false;
+        for (int s = 0; s < KB_MAX_ISA; s++)
+            if (r.gbs[s][0] > best_gbs[t][0]) {
+                best_gbs[t][0] = r.gbs[s][0];
+                best_gbs[t][1] = r.gbs[s][1];
+                best_isa[t] = s;
+            }
     }
     if (o.json) {
         printf("\n ]}\n");
     } else {
         printf("\n(=ref: this ISA uses the reference kernel for the format; -: ISA not run)\n");
+        kb_print_summary(best_gbs, best_isa, read_gbs, o.threads);
         if (o.tokens)
             printf("(matmul: effective GB/s = weight bytes x tokens / time on a %.0f MiB matrix; two activation "
                    "passes count as one)\n",

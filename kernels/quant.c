@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "qformat.h"
+#include "quant_iq_ref.h"
 #include "quant_ref.h"
 
 /* geometry only (types without kernels) */
@@ -52,22 +53,22 @@
     GEOMK(QT_Q5_K, "Q5_K", QK_K, sizeof(block_q5_K), true, q5_k, QT_Q8_K),                    \
     GEOMK(QT_Q6_K, "Q6_K", QK_K, sizeof(block_q6_K), true, q6_k, QT_Q8_K),                    \
     GEOMA(QT_Q8_K, "Q8_K", QK_K, sizeof(block_q8_K), true, q8_k),                             \
-    GEOM(QT_IQ2_XXS, "IQ2_XXS", QK_K, sizeof(block_iq2_xxs), true),                           \
-    GEOM(QT_IQ2_XS, "IQ2_XS", QK_K, sizeof(block_iq2_xs), true),                              \
-    GEOM(QT_IQ3_XXS, "IQ3_XXS", QK_K, sizeof(block_iq3_xxs), true),                           \
-    GEOM(QT_IQ1_S, "IQ1_S", QK_K, sizeof(block_iq1_s), true),                                 \
+    GEOMK(QT_IQ2_XXS, "IQ2_XXS", QK_K, sizeof(block_iq2_xxs), true, iq2_xxs, QT_Q8_K),         \
+    GEOMK(QT_IQ2_XS, "IQ2_XS", QK_K, sizeof(block_iq2_xs), true, iq2_xs, QT_Q8_K),             \
+    GEOMK(QT_IQ3_XXS, "IQ3_XXS", QK_K, sizeof(block_iq3_xxs), true, iq3_xxs, QT_Q8_K),         \
+    GEOMK(QT_IQ1_S, "IQ1_S", QK_K, sizeof(block_iq1_s), true, iq1_s, QT_Q8_K),                 \
     GEOMK(QT_IQ4_NL, "IQ4_NL", QK4_NL, sizeof(block_iq4_nl), true, iq4_nl, QT_Q8_0),          \
     GEOMK(QT_IQ3_S, "IQ3_S", QK_K, sizeof(block_iq3_s), true, iq3_s, QT_Q8_K),                \
-    GEOM(QT_IQ2_S, "IQ2_S", QK_K, sizeof(block_iq2_s), true),                                 \
+    GEOMK(QT_IQ2_S, "IQ2_S", QK_K, sizeof(block_iq2_s), true, iq2_s, QT_Q8_K),                 \
     GEOMK(QT_IQ4_XS, "IQ4_XS", QK_K, sizeof(block_iq4_xs), true, iq4_xs, QT_Q8_K),            \
     GEOM(QT_I8, "I8", 1, sizeof(int8_t), false),                                              \
     GEOM(QT_I16, "I16", 1, sizeof(int16_t), false),                                           \
     GEOM(QT_I32, "I32", 1, sizeof(int32_t), false),                                           \
     GEOM(QT_I64, "I64", 1, sizeof(int64_t), false),                                           \
     GEOM(QT_F64, "F64", 1, sizeof(double), false),                                            \
-    GEOM(QT_IQ1_M, "IQ1_M", QK_K, sizeof(block_iq1_m), true),                                 \
+    GEOMK(QT_IQ1_M, "IQ1_M", QK_K, sizeof(block_iq1_m), true, iq1_m, QT_Q8_K),                 \
     GEOMKA(QT_BF16, "BF16", 1, sizeof(uint16_t), false, bf16, QT_F32),                         \
-    GEOM(QT_TQ1_0, "TQ1_0", QK_K, sizeof(block_tq1_0), true),                                 \
+    GEOMK(QT_TQ1_0, "TQ1_0", QK_K, sizeof(block_tq1_0), true, tq1_0, QT_Q8_K),                 \
     GEOMK(QT_TQ2_0, "TQ2_0", QK_K, sizeof(block_tq2_0), true, tq2_0, QT_Q8_K),                \
     GEOMK(QT_MXFP4, "MXFP4", QK_MXFP4, sizeof(block_mxfp4), true, mxfp4, QT_Q8_0),            \
 }
@@ -112,6 +113,9 @@ size_t quant_row_size(int t, int64_t n)
  */
 void quant_install_avx2(struct quant_traits *t);
 void quant_install_avx512(struct quant_traits *t);
+/* the same for the IQ/TQ formats and Q4_1/Q5_1 (quant_iq_avx2.c, quant_iq_avx512.c) */
+void quant_install_iq_avx2(struct quant_traits *t);
+void quant_install_iq_avx512(struct quant_traits *t);
 
 static const char *isa_name = "ref";
 
@@ -147,10 +151,14 @@ int quant_select_isa(const char *name)
         return -EINVAL;
     }
     quant_install_ref(traits);
-    if (want_avx2)
+    if (want_avx2) {
         quant_install_avx2(traits);
-    if (want_avx512)
+        quant_install_iq_avx2(traits);
+    }
+    if (want_avx512) {
         quant_install_avx512(traits);
+        quant_install_iq_avx512(traits);
+    }
     isa_name = want_avx512 ? "avx512" : want_avx2 ? "avx2" : "ref";
     return 0;
 }

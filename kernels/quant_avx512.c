@@ -1,7 +1,8 @@
 /*
  * quant_avx512.c - AVX-512 (F/BW/VL/DQ/VNNI) dot products of one weight row
- * with one activation row, one per weight format, and for Q8_0 and the
- * K-quants (Q2_K..Q6_K, IQ4_XS) with several activation rows at once.
+ * with one activation row, one per weight format, and for Q8_0, the
+ * K-quants (Q2_K..Q6_K, IQ4_XS) and the 4-bit 32-element formats (Q4_0,
+ * Q5_0, IQ4_NL, MXFP4) with several activation rows at once.
  *
  * Owns: quant_install_avx512(), which replaces traits[t].vec_dot and
  * traits[t].vec_dot_multi (NULL where there is no multi-row kernel) for the
@@ -319,54 +320,123 @@ DEFINE_DOTS(dot_q8_0_avx512, q8_0_rows)
  * lo(b1), hi(b1)] (each 16 bytes), i.e. block b0's 32 weights then b1's. */
 static inline __m512i nibbles_pair(const uint8_t *q0, const uint8_t *q1)
 {
-    const __m256i q = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)q0)),
-                                              _mm_loadu_si128((const __m128i *)q1), 1);
-    const __m512i v = _mm512_and_si512(dup_shift(q, 4), _mm512_set1_epi8(0x0F)); /* lo0 lo1 hi0 hi1 */
-    return _mm512_shuffle_i64x2(v, v, _MM_SHUFFLE(3, 1, 2, 0));
+    /* [q0 q0 q1 q1] from two broadcast loads and a blend (no shuffle port),
+     * then the odd 128-bit lanes shifted down by a nibble */
+    const __m512i v = _mm512_mask_blend_epi64(0xF0, _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)q0)),
+                                              _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)q1)));
+    const __m512i sh = _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4);
+    return _mm512_and_si512(_mm512_srlv_epi64(v, sh), _mm512_set1_epi8(0x0F));
 }
 
-/* Body shared by the 4-bit 32-element formats, two blocks per 512-bit step:
- * wu2(b) gives the unsigned weight bytes of blocks b and b+1, wu(b) those of
- * block b alone (odd tail), off the offset they carry, scale(b) the block's
- * weight scale. */
-#define DOT_OFF_BODY(wu2, wu, off, scale)                                                                      \
+/* 8 fp16 values 'stride' bytes apart from p, as floats (one gather) */
+static inline __m256 fp16_strided8(const void *p, __m256i offs)
+{
+    const __m256i v = _mm256_i32gather_epi32((const int *)p, offs, 1);
+    return _mm256_cvtph_ps(_mm256_cvtepi32_epi16(v));
+}
+
+/* 8 e8m0 bytes 'stride' bytes apart from p -> 2^(e - 128) (see e8m0_half_to_f32) */
+static inline __m256 e8m0_half_strided8(const void *p, __m256i offs)
+{
+    const __m256i e = _mm256_and_si256(_mm256_i32gather_epi32((const int *)p, offs, 1), _mm256_set1_epi32(0xff));
+    const __m256i normal = _mm256_slli_epi32(_mm256_sub_epi32(e, _mm256_set1_epi32(1)), 23);
+    const __m256i tiny = _mm256_sllv_epi32(_mm256_set1_epi32(0x00200000), e);
+    return _mm256_castsi256_ps(_mm256_mask_blend_epi32(_mm256_cmplt_epu32_mask(e, _mm256_set1_epi32(2)), normal, tiny));
+}
+
+/* Rows body shared by the 4-bit 32-element formats (see the *_rows()
+ * contract above: na activation rows, each running the single-row steps).
+ * Eight blocks per step: their weight scales (scale8(b): 8 floats) times a
+ * row's activation scales come from two gathers, and each 512-bit pair of
+ * blocks takes its two products from that vector with one permute (two
+ * accumulators per row hide the FMA latency). wu2(b) gives the unsigned
+ * weight bytes of blocks b and b+1, decoded once for all rows, wu(b) those
+ * of block b alone (odd tail), off the offset they carry, scale(b) the
+ * block's weight scale (tails). */
+#define ROW_Q80(k) ((const block_q8_0 *)(a + (size_t)(k) * as))
+#define DOT_OFF_ROWS(wu2, wu, off, scale, scale8)                                                              \
     do {                                                                                                       \
         const __m512i off2 = _mm512_broadcast_i64x4(off);                                                      \
-        __m512 acc = _mm512_setzero_ps();                                                                      \
+        const __m512i z = _mm512_setzero_si512();                                                              \
+        const __m256i yoffs = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),                     \
+                                                 _mm256_set1_epi32((int)sizeof(block_q8_0)));                  \
+        __m512 acc[MULTI_G], acc2[MULTI_G];                                                                    \
+        __m256 acc1[MULTI_G];                                                                                  \
+        ROWS_FOR(k) {                                                                                          \
+            acc[k] = acc2[k] = _mm512_setzero_ps();                                                            \
+            acc1[k] = _mm256_setzero_ps();                                                                     \
+        }                                                                                                      \
         int64_t i = 0;                                                                                         \
+        for (; i + 8 <= nb; i += 8) {                                                                          \
+            const __m256 ws8 = scale8(i);                                                                      \
+            __m512 sc8[MULTI_G];                                                                               \
+            ROWS_FOR(k) sc8[k] = _mm512_castps256_ps512(_mm256_mul_ps(ws8, fp16_strided8(&ROW_Q80(k)[i].d, yoffs))); \
+            _Pragma("GCC unroll 4") for (int p = 0; p < 4; p++) {                                               \
+                const int64_t b = i + 2 * p;                                                                   \
+                const __m512i wv = wu2(b);                                                                     \
+                const __m512i pidx = _mm512_inserti64x4(_mm512_set1_epi32(2 * p), _mm256_set1_epi32(2 * p + 1), 1); \
+                ROWS_FOR(k) {                                                                                  \
+                    const block_q8_0 *y = ROW_Q80(k);                                                          \
+                    const __m512i av = _mm512_inserti64x4(                                                     \
+                        _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)y[b].qs)),                  \
+                        _mm256_loadu_si256((const __m256i *)y[b + 1].qs), 1);                                  \
+                    const __m512i pr =                                                                         \
+                        _mm512_sub_epi32(_mm512_dpbusd_epi32(z, wv, av), _mm512_dpbusd_epi32(z, off2, av));    \
+                    const __m512 sc = _mm512_permutexvar_ps(pidx, sc8[k]);                                     \
+                    if (p % 2)                                                                                 \
+                        acc2[k] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(pr), acc2[k]);                        \
+                    else                                                                                       \
+                        acc[k] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(pr), acc[k]);                          \
+                }                                                                                              \
+            }                                                                                                  \
+        }                                                                                                      \
+        ROWS_FOR(k) acc[k] = _mm512_add_ps(acc[k], acc2[k]);                                                   \
         for (; i + 2 <= nb; i += 2) {                                                                          \
-            const __m512i av = _mm512_inserti64x4(                                                             \
-                _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)y[i].qs)),                          \
-                _mm256_loadu_si256((const __m256i *)y[i + 1].qs), 1);                                          \
-            const __m512i z = _mm512_setzero_si512();                                                          \
-            const __m512i p = _mm512_sub_epi32(_mm512_dpbusd_epi32(z, wu2(i), av), _mm512_dpbusd_epi32(z, off2, av)); \
-            const __m512 sc = _mm512_insertf32x8(_mm512_set1_ps(scale(i) * fp16_to_f32(y[i].d)),              \
-                                                 _mm256_set1_ps(scale(i + 1) * fp16_to_f32(y[i + 1].d)), 1);   \
-            acc = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(p), acc);                                             \
+            const __m512i wv = wu2(i);                                                                         \
+            const float ws0 = scale(i), ws1 = scale(i + 1);                                                    \
+            ROWS_FOR(k) {                                                                                      \
+                const block_q8_0 *y = ROW_Q80(k);                                                              \
+                const __m512i av = _mm512_inserti64x4(                                                         \
+                    _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)y[i].qs)),                      \
+                    _mm256_loadu_si256((const __m256i *)y[i + 1].qs), 1);                                      \
+                const __m512i pr = _mm512_sub_epi32(_mm512_dpbusd_epi32(z, wv, av), _mm512_dpbusd_epi32(z, off2, av)); \
+                const __m512 sc = _mm512_insertf32x8(_mm512_set1_ps(ws0 * fp16_to_f32(y[i].d)),                \
+                                                     _mm256_set1_ps(ws1 * fp16_to_f32(y[i + 1].d)), 1);        \
+                acc[k] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(pr), acc[k]);                                  \
+            }                                                                                                  \
         }                                                                                                      \
-        __m256 acc1 = _mm256_setzero_ps();                                                                     \
         for (; i < nb; i++) {                                                                                  \
-            const __m256i p0 = dot_off(wu(i), off, _mm256_loadu_si256((const __m256i *)y[i].qs));              \
-            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(scale(i) * fp16_to_f32(y[i].d)), _mm256_cvtepi32_ps(p0), acc1); \
+            const __m256i wv = wu(i);                                                                          \
+            const float ws = scale(i);                                                                         \
+            ROWS_FOR(k) {                                                                                      \
+                const block_q8_0 *y = ROW_Q80(k);                                                              \
+                const __m256i p0 = dot_off(wv, off, _mm256_loadu_si256((const __m256i *)y[i].qs));            \
+                acc1[k] = _mm256_fmadd_ps(_mm256_set1_ps(ws * fp16_to_f32(y[i].d)), _mm256_cvtepi32_ps(p0), acc1[k]); \
+            }                                                                                                  \
         }                                                                                                      \
-        *s = _mm512_reduce_add_ps(acc) + hsum_f32_8(acc1);                                                     \
+        ROWS_FOR(k) s[(size_t)k * ss] = _mm512_reduce_add_ps(acc[k]) + hsum_f32_8(acc1[k]);                    \
     } while (0)
 
 #define FP16_SCALE(b) fp16_to_f32(x[b].d)
+#define FP16_SCALE8(b) fp16_strided8(&x[b].d, xoffs)
+#define XOFFS(T) const __m256i xoffs = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), \
+                                                          _mm256_set1_epi32((int)sizeof(T)))
 
 /* s = W[n] . x[n]; W Q4_0, x Q8_0 */
-static void dot_q4_0_avx512(int64_t n, float *s, const void *w, const void *a)
+ALWAYS_INLINE void q4_0_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
+                             const int na)
 {
     const block_q4_0 *x = w;
-    const block_q8_0 *y = a;
     const int64_t nb = n / QK4_0;
+    XOFFS(block_q4_0);
     const __m256i off = _mm256_set1_epi8(8);
 #define WU2(b) nibbles_pair(x[b].qs, x[(b) + 1].qs)
 #define WU(b) nibbles_32(x[b].qs)
-    DOT_OFF_BODY(WU2, WU, off, FP16_SCALE);
+    DOT_OFF_ROWS(WU2, WU, off, FP16_SCALE, FP16_SCALE8);
 #undef WU
 #undef WU2
 }
+DEFINE_DOTS(dot_q4_0_avx512, q4_0_rows)
 
 /* Q5_0 pair: qh bit i of each block adds 16 to its element i */
 static inline __m512i q5_0_pair(const block_q5_0 *b)
@@ -379,41 +449,45 @@ static inline __m512i q5_0_pair(const block_q5_0 *b)
 }
 
 /* s = W[n] . x[n]; W Q5_0, x Q8_0 */
-static void dot_q5_0_avx512(int64_t n, float *s, const void *w, const void *a)
+ALWAYS_INLINE void q5_0_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
+                             const int na)
 {
     const block_q5_0 *x = w;
-    const block_q8_0 *y = a;
     const int64_t nb = n / QK5_0;
+    XOFFS(block_q5_0);
     const __m256i off = _mm256_set1_epi8(16);
 #define WU2(b) q5_0_pair(&x[b])
 #define WU(b) q5_0_bytes(&x[b])
-    DOT_OFF_BODY(WU2, WU, off, FP16_SCALE);
+    DOT_OFF_ROWS(WU2, WU, off, FP16_SCALE, FP16_SCALE8);
 #undef WU
 #undef WU2
 }
+DEFINE_DOTS(dot_q5_0_avx512, q5_0_rows)
 
 /* s = W[n] . x[n]; W IQ4_NL, x Q8_0 (table of value + 128) */
-static void dot_iq4_nl_avx512(int64_t n, float *s, const void *w, const void *a)
+ALWAYS_INLINE void iq4_nl_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
+                               const int na)
 {
     const block_iq4_nl *x = w;
-    const block_q8_0 *y = a;
     const int64_t nb = n / QK4_NL;
+    XOFFS(block_iq4_nl);
     const __m256i off = _mm256_set1_epi8((char)0x80);
     const __m256i table = _mm256_xor_si256(
         _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)quant_kvalues_iq4nl)), off);
     const __m512i table2 = _mm512_broadcast_i64x4(table);
 #define WU2(b) _mm512_shuffle_epi8(table2, nibbles_pair(x[b].qs, x[(b) + 1].qs))
 #define WU(b) _mm256_shuffle_epi8(table, nibbles_32(x[b].qs))
-    DOT_OFF_BODY(WU2, WU, off, FP16_SCALE);
+    DOT_OFF_ROWS(WU2, WU, off, FP16_SCALE, FP16_SCALE8);
 #undef WU
 #undef WU2
 }
+DEFINE_DOTS(dot_iq4_nl_avx512, iq4_nl_rows)
 
 /* s = W[n] . x[n]; W MXFP4, x Q8_0 (table of doubled value + 128) */
-static void dot_mxfp4_avx512(int64_t n, float *s, const void *w, const void *a)
+ALWAYS_INLINE void mxfp4_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
+                              const int na)
 {
     const block_mxfp4 *x = w;
-    const block_q8_0 *y = a;
     const int64_t nb = n / QK_MXFP4;
     const __m256i off = _mm256_set1_epi8((char)0x80);
     const __m256i table = _mm256_xor_si256(
@@ -422,14 +496,21 @@ static void dot_mxfp4_avx512(int64_t n, float *s, const void *w, const void *a)
 #define WU2(b) _mm512_shuffle_epi8(table2, nibbles_pair(x[b].qs, x[(b) + 1].qs))
 #define WU(b) _mm256_shuffle_epi8(table, nibbles_32(x[b].qs))
 #define E8M0_SCALE(b) e8m0_half_to_f32(x[b].e)
-    DOT_OFF_BODY(WU2, WU, off, E8M0_SCALE);
+#define E8M0_SCALE8(b) e8m0_half_strided8(&x[b].e, xoffs)
+    XOFFS(block_mxfp4);
+    DOT_OFF_ROWS(WU2, WU, off, E8M0_SCALE, E8M0_SCALE8);
+#undef E8M0_SCALE8
 #undef E8M0_SCALE
 #undef WU
 #undef WU2
 }
+DEFINE_DOTS(dot_mxfp4_avx512, mxfp4_rows)
 
+#undef XOFFS
+#undef FP16_SCALE8
 #undef FP16_SCALE
-#undef DOT_OFF_BODY
+#undef DOT_OFF_ROWS
+#undef ROW_Q80
 
 /* --- 256-element super-blocks, Q8_K activations (512-bit) ----------------- */
 
@@ -756,11 +837,11 @@ void quant_install_avx512(struct quant_traits *traits)
     SET(QT_F32, dot_f32_avx512, NULL);
     SET(QT_F16, dot_f16_avx512, NULL);
     SET(QT_BF16, dot_bf16_avx512, NULL);
-    SET(QT_Q4_0, dot_q4_0_avx512, NULL);
-    SET(QT_Q5_0, dot_q5_0_avx512, NULL);
+    SET(QT_Q4_0, dot_q4_0_avx512, dot_q4_0_avx512_multi);
+    SET(QT_Q5_0, dot_q5_0_avx512, dot_q5_0_avx512_multi);
     SET(QT_Q8_0, dot_q8_0_avx512, dot_q8_0_avx512_multi);
-    SET(QT_IQ4_NL, dot_iq4_nl_avx512, NULL);
-    SET(QT_MXFP4, dot_mxfp4_avx512, NULL);
+    SET(QT_IQ4_NL, dot_iq4_nl_avx512, dot_iq4_nl_avx512_multi);
+    SET(QT_MXFP4, dot_mxfp4_avx512, dot_mxfp4_avx512_multi);
     SET(QT_Q2_K, dot_q2_K_avx512, dot_q2_K_avx512_multi);
     SET(QT_Q3_K, dot_q3_K_avx512, dot_q3_K_avx512_multi);
     SET(QT_Q4_K, dot_q4_K_avx512, dot_q4_K_avx512_multi);

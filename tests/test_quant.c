@@ -3,10 +3,11 @@
  * against gguf-py's (fixtures), activation quantizers, and every ISA's
  * vec_dot against a float64 dot of the dequantized operands.
  *
- * Fixtures: $MOESTREAM_FIXTURES/quant/<TYPE>.gguf (default
- * ../shared/fixtures); the fixture test is skipped with a message when they
- * are absent. The GGUF tensor table is read by a tiny private parser below so
- * this suite does not depend on split-tool/.
+ * Fixtures: $MOESTREAM_FIXTURES/quant/<TYPE>.gguf and quant-iq/<TYPE>.gguf
+ * (the importance-matrix formats; default ../shared/fixtures); each fixture
+ * test is skipped with a message when its directory is absent. The GGUF
+ * tensor table is read by a tiny private parser below so this suite does
+ * not depend on split-tool/.
  *
  * Dot tolerances: with e = the float64 sum of dequant(w)[i] * dequant(a)[i]
  * and L1 = the float64 sum of |dequant(w)[i] * dequant(a)[i]| over the row,
@@ -33,6 +34,7 @@
 #include <cmocka.h>
 
 #include "quant.h"
+#include "quant_iq_ref.h"
 #include "quant_ref.h"
 
 #define DOT_TOL_REF 1e-5
@@ -41,7 +43,8 @@
 /* weight formats with kernels, in GGUF id order */
 static const int test_formats[] = {
     QT_F32, QT_F16, QT_Q4_0, QT_Q4_1, QT_Q5_0, QT_Q5_1, QT_Q8_0, QT_Q2_K, QT_Q3_K,
-    QT_Q4_K, QT_Q5_K, QT_Q6_K, QT_IQ4_NL, QT_IQ3_S, QT_IQ4_XS, QT_BF16, QT_TQ2_0, QT_MXFP4,
+    QT_Q4_K, QT_Q5_K, QT_Q6_K, QT_IQ2_XXS, QT_IQ2_XS, QT_IQ3_XXS, QT_IQ1_S, QT_IQ4_NL,
+    QT_IQ3_S, QT_IQ2_S, QT_IQ4_XS, QT_IQ1_M, QT_BF16, QT_TQ1_0, QT_TQ2_0, QT_MXFP4,
 };
 #define N_FORMATS ((int)(sizeof(test_formats) / sizeof(test_formats[0])))
 
@@ -239,20 +242,27 @@ static const void *tt_data(const struct tt_file *f, const struct tt_tensor *t, s
 
 /* ---- fixtures ---- */
 
-static char fixtures_quant[4096];
-static bool have_fixtures;
+static char fixtures_quant[4096], fixtures_quant_iq[4096];
+static bool have_fixtures, have_fixtures_iq;
+
+static bool file_exists(const char *dir, const char *name)
+{
+    char probe[4200];
+    snprintf(probe, sizeof(probe), "%s/%s", dir, name);
+    FILE *fp = fopen(probe, "rb");
+    if (fp)
+        fclose(fp);
+    return fp != NULL;
+}
 
 static int group_setup(void **state)
 {
     (void)state;
     const char *dir = getenv("MOESTREAM_FIXTURES");
     snprintf(fixtures_quant, sizeof(fixtures_quant), "%s/quant", dir && *dir ? dir : "../shared/fixtures");
-    char probe[4200];
-    snprintf(probe, sizeof(probe), "%s/Q8_0.gguf", fixtures_quant);
-    FILE *fp = fopen(probe, "rb");
-    have_fixtures = fp != NULL;
-    if (fp)
-        fclose(fp);
+    snprintf(fixtures_quant_iq, sizeof(fixtures_quant_iq), "%s/quant-iq", dir && *dir ? dir : "../shared/fixtures");
+    have_fixtures = file_exists(fixtures_quant, "Q8_0.gguf");
+    have_fixtures_iq = file_exists(fixtures_quant_iq, "IQ2_XXS.gguf");
     return 0;
 }
 
@@ -317,6 +327,10 @@ static const char *const fixture_types[] = {
     "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K",
     "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS", "IQ3_S", "MXFP4", "TQ2_0",
 };
+/* in quant-iq/ (quantized with an importance matrix) */
+static const char *const fixture_types_iq[] = {
+    "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ3_XXS", "IQ1_S", "IQ1_M",
+};
 
 static int type_by_name(const char *name)
 {
@@ -374,6 +388,22 @@ static void check_tensor(const char *file, struct tt_file *f, int want_type, con
                  (long long)bad, (long long)n, refname, worst, (long long)worst_i);
 }
 
+static void check_fixture_dir(const char *dir, const char *const *types, size_t n_types)
+{
+    for (size_t i = 0; i < n_types; i++) {
+        char path[4200];
+        snprintf(path, sizeof(path), "%s/%s.gguf", dir, types[i]);
+        struct tt_file f;
+        if (tt_open(&f, path))
+            fail_msg("%s: %s", path, f.err);
+        int t = type_by_name(types[i]);
+        assert_true(t >= 0);
+        check_tensor(path, &f, t, "attn_q");
+        check_tensor(path, &f, t, "ffn_down_exps");
+        tt_close(&f);
+    }
+}
+
 static void test_dequant_fixtures(void **state)
 {
     (void)state;
@@ -381,18 +411,69 @@ static void test_dequant_fixtures(void **state)
         print_message("skipped: no quant fixtures in %s (set MOESTREAM_FIXTURES)\n", fixtures_quant);
         skip();
     }
-    for (size_t i = 0; i < sizeof(fixture_types) / sizeof(fixture_types[0]); i++) {
-        char path[4200];
-        snprintf(path, sizeof(path), "%s/%s.gguf", fixtures_quant, fixture_types[i]);
-        struct tt_file f;
-        if (tt_open(&f, path))
-            fail_msg("%s: %s", path, f.err);
-        int t = type_by_name(fixture_types[i]);
-        assert_true(t >= 0);
-        check_tensor(path, &f, t, "attn_q");
-        check_tensor(path, &f, t, "ffn_down_exps");
-        tt_close(&f);
+    check_fixture_dir(fixtures_quant, fixture_types, sizeof(fixture_types) / sizeof(fixture_types[0]));
+}
+
+static void test_dequant_fixtures_iq(void **state)
+{
+    (void)state;
+    if (!have_fixtures_iq) {
+        print_message("skipped: no quant-iq fixtures in %s (set MOESTREAM_FIXTURES)\n", fixtures_quant_iq);
+        skip();
     }
+    check_fixture_dir(fixtures_quant_iq, fixture_types_iq, sizeof(fixture_types_iq) / sizeof(fixture_types_iq[0]));
+}
+
+/* ---- TQ1_0 (no fixture): encode from the format's definition, decode ---- */
+
+/* byte holding base-3 digits t[0] (most significant) .. t[nd - 1], padded
+ * to 5 digits with zeros, stored as ceil(v * 256 / 243) */
+static uint8_t tq1_pack(const int *t, int nd)
+{
+    unsigned v = 0;
+    for (int k = 0; k < 5; k++)
+        v = v * 3 + (unsigned)(k < nd ? t[k] : 0);
+    return (uint8_t)((v * 256 + 242) / 243);
+}
+
+static void test_tq1_0_layout(void **state)
+{
+    (void)state;
+    enum { NB = 4 };
+    static float want[NB * QK_K], got[NB * QK_K];
+    block_tq1_0 b[NB];
+    for (int i = 0; i < NB; i++) {
+        const float d = 0.25f * (float)(i + 1);
+        int t[QK_K];
+        for (int j = 0; j < QK_K; j++) {
+            t[j] = (int)(rng_next() % 3);
+            want[i * QK_K + j] = d * (float)(t[j] - 1);
+        }
+        int dg[5];
+        /* qs[0..32): element 32k + m is digit k of byte m */
+        for (int m = 0; m < 32; m++) {
+            for (int k = 0; k < 5; k++)
+                dg[k] = t[32 * k + m];
+            b[i].qs[m] = tq1_pack(dg, 5);
+        }
+        /* qs[32..48): element 160 + 16k + m */
+        for (int m = 0; m < 16; m++) {
+            for (int k = 0; k < 5; k++)
+                dg[k] = t[160 + 16 * k + m];
+            b[i].qs[32 + m] = tq1_pack(dg, 5);
+        }
+        /* qh[0..4): element 240 + 4k + m, 4 digits */
+        for (int m = 0; m < 4; m++) {
+            for (int k = 0; k < 4; k++)
+                dg[k] = t[240 + 4 * k + m];
+            b[i].qh[m] = tq1_pack(dg, 4);
+        }
+        b[i].d = quant_fp32_to_fp16(d);
+    }
+    quant_to_float_tq1_0_ref(b, got, NB * QK_K);
+    for (int i = 0; i < NB * QK_K; i++)
+        if (got[i] != want[i])
+            fail_msg("TQ1_0 element %d: decoded %g, encoded %g", i, got[i], want[i]);
 }
 
 /* ---- activation quantizers ---- */
@@ -489,6 +570,13 @@ static void synth_row(int t, void *dst, int64_t n)
     case QT_IQ4_XS: off1 = offsetof(block_iq4_xs, d); break;
     case QT_IQ3_S: off1 = offsetof(block_iq3_s, d); break;
     case QT_TQ2_0: off1 = offsetof(block_tq2_0, d); break;
+    case QT_IQ2_XXS: off1 = offsetof(block_iq2_xxs, d); break;
+    case QT_IQ2_XS: off1 = offsetof(block_iq2_xs, d); break;
+    case QT_IQ2_S: off1 = offsetof(block_iq2_s, d); break;
+    case QT_IQ3_XXS: off1 = offsetof(block_iq3_xxs, d); break;
+    case QT_IQ1_S: off1 = offsetof(block_iq1_s, d); break;
+    case QT_TQ1_0: off1 = offsetof(block_tq1_0, d); break;
+    case QT_IQ1_M: break;
     case QT_MXFP4: break;
     default: fail_msg("synth_row: no recipe for %s", tr->name);
     }
@@ -496,6 +584,19 @@ static void synth_row(int t, void *dst, int64_t n)
         uint8_t *blk = p + (size_t)b * tr->type_size;
         if (t == QT_MXFP4) {
             blk[offsetof(block_mxfp4, e)] = (uint8_t)(118 + rng_next() % 12);
+            continue;
+        }
+        if (t == QT_IQ1_M) {
+            /* the fp16 scale is the top nibble of each 16-bit word of scales */
+            block_iq1_m *m = (block_iq1_m *)blk;
+            const qhalf h = quant_fp32_to_fp16(rng_float() * 0.05f);
+            for (int k = 0; k < 4; k++) {
+                uint16_t w16;
+                memcpy(&w16, m->scales + 2 * k, sizeof(w16));
+                w16 = (uint16_t)((w16 & 0x0fff) | (((h >> (4 * k)) & 0xf) << 12));
+                memcpy(m->scales + 2 * k, &w16, sizeof(w16));
+            }
+            assert_int_equal(quant_iq1m_scale(m), h);
             continue;
         }
         qhalf h = quant_fp32_to_fp16(rng_float() * 0.05f);
@@ -512,7 +613,8 @@ static void synth_row(int t, void *dst, int64_t n)
 static void check_dots(const char *isa, double tol)
 {
     enum { N_MAX = 1024, ROWS = 24 };
-    static const int64_t lengths[] = { 256, 512, 1024 };
+    /* 416 = 13 blocks of 32: the SIMD kernels' 8-block, 2-block and 1-block tails */
+    static const int64_t lengths[] = { 256, 512, 1024, 416 };
     static uint8_t wbuf[N_MAX * 4], abuf[N_MAX * 4];
     static float x[N_MAX], wf[N_MAX], af[N_MAX];
     for (int fi = 0; fi < N_FORMATS; fi++) {
@@ -525,6 +627,8 @@ static void check_dots(const char *isa, double tol)
         assert_non_null(at->to_float);
         for (size_t li = 0; li < sizeof(lengths) / sizeof(lengths[0]); li++) {
             const int64_t n = lengths[li];
+            if (n % tr->blck_size != 0)
+                continue;
             for (int r = 0; r < ROWS; r++) {
                 synth_row(t, wbuf, n);
                 /* activations: mostly N(0,1)-ish, one row with outliers, one
@@ -596,7 +700,7 @@ static void check_multi(const char *isa)
 {
     enum { N_MAX = 1024, MAX_ACT = 19, PAD = 68 };
     static const int n_acts[] = { 1, 2, 3, 4, 5, 7, 8, 9, 16, 19 };
-    static const int64_t lengths[] = { 256, 1024 };
+    static const int64_t lengths[] = { 256, 1024, 416 };
     static uint8_t wbuf[N_MAX * 4], abuf[MAX_ACT * (N_MAX * 2 + PAD)];
     static float x[N_MAX], got[MAX_ACT * 3];
     for (int fi = 0; fi < N_FORMATS; fi++) {
@@ -607,6 +711,8 @@ static void check_multi(const char *isa)
         const struct quant_traits *at = quant_traits(tr->vec_dot_type);
         for (size_t li = 0; li < sizeof(lengths) / sizeof(lengths[0]); li++) {
             const int64_t n = lengths[li];
+            if (n % tr->blck_size != 0)
+                continue;
             for (size_t ki = 0; ki < sizeof(n_acts) / sizeof(n_acts[0]); ki++) {
                 const int n_act = n_acts[ki];
                 /* odd counts get padded rows (the stride is not the row size) */
@@ -680,20 +786,45 @@ static void check_multi_present(const char *isa, const int *types, size_t n_type
     quant_select_isa("ref");
 }
 
+/* the formats of the target models' published GGUFs have their own kernel
+ * in the ISA (not the reference): the IQ 1-3 bit family, MXFP4, the
+ * 32-element formats, TQ1_0, TQ2_0 */
+static const int own_kernel_types[] = {
+    QT_Q4_0, QT_Q4_1, QT_Q5_0, QT_Q5_1, QT_IQ4_NL, QT_MXFP4, QT_IQ2_XXS, QT_IQ2_XS, QT_IQ2_S,
+    QT_IQ3_XXS, QT_IQ3_S, QT_IQ1_S, QT_IQ1_M, QT_TQ1_0, QT_TQ2_0,
+};
+
+static void check_own_kernels(const char *isa)
+{
+    if (quant_select_isa(isa) != 0)
+        return;
+    for (size_t i = 0; i < sizeof(own_kernel_types) / sizeof(own_kernel_types[0]); i++) {
+        const struct quant_traits *tr = quant_traits(own_kernel_types[i]);
+        if (tr->vec_dot == tr->vec_dot_ref)
+            fail_msg("%s: %s has no kernel of its own (uses the reference)", isa, tr->name);
+    }
+    quant_select_isa("ref");
+}
+
 static void test_dot_avx2(void **state)
 {
     (void)state;
     run_isa("avx2", DOT_TOL_SIMD);
-    static const int types[] = { QT_Q8_0, QT_Q4_K, QT_Q6_K };
+    static const int types[] = { QT_Q8_0, QT_Q4_K, QT_Q6_K, QT_IQ2_XXS, QT_IQ2_XS, QT_IQ2_S,
+                                 QT_IQ3_XXS, QT_IQ3_S, QT_IQ1_S, QT_IQ1_M, QT_TQ1_0, QT_TQ2_0 };
     check_multi_present("avx2", types, sizeof(types) / sizeof(types[0]));
+    check_own_kernels("avx2");
 }
 
 static void test_dot_avx512(void **state)
 {
     (void)state;
     run_isa("avx512", DOT_TOL_SIMD);
-    static const int types[] = { QT_Q8_0, QT_Q2_K, QT_Q3_K, QT_Q4_K, QT_Q5_K, QT_Q6_K, QT_IQ4_XS };
+    static const int types[] = { QT_Q8_0, QT_Q2_K, QT_Q3_K, QT_Q4_K, QT_Q5_K, QT_Q6_K, QT_IQ4_XS,
+                                 QT_Q4_0, QT_Q5_0, QT_IQ4_NL, QT_MXFP4, QT_IQ2_XXS, QT_IQ2_XS, QT_IQ2_S,
+                                 QT_IQ3_XXS, QT_IQ3_S, QT_IQ1_S, QT_IQ1_M, QT_TQ1_0, QT_TQ2_0 };
     check_multi_present("avx512", types, sizeof(types) / sizeof(types[0]));
+    check_own_kernels("avx512");
 }
 
 static void test_traits(void **state)
@@ -721,6 +852,8 @@ int main(void)
         cmocka_unit_test(test_fp16_conversions),
         cmocka_unit_test(test_bf16_conversions),
         cmocka_unit_test(test_dequant_fixtures),
+        cmocka_unit_test(test_dequant_fixtures_iq),
+        cmocka_unit_test(test_tq1_0_layout),
         cmocka_unit_test(test_quantize_q8_0),
         cmocka_unit_test(test_quantize_q8_k),
         cmocka_unit_test(test_dot_ref),
