@@ -65,6 +65,11 @@ size_t blocks_actq_row_bytes(const struct model_hparams *hp)
         mx = (int64_t)hp->n_head * hp->head_dim;
     if (hp->n_ff_exp > mx)
         mx = hp->n_ff_exp;
+    /* qwen35moe: the shared expert's hidden size and the delta-net output */
+    if (hp->n_ff_shexp > mx)
+        mx = hp->n_ff_shexp;
+    if (hp->ssm_d_inner > mx)
+        mx = hp->ssm_d_inner;
     return matvec_act_size(QT_F32, mx);
 }
 

@@ -43,6 +43,18 @@ struct model_hparams {
     bool qk_norm;           /* per-head RMSNorm of q and k (Qwen3) */
     bool rope_neox;         /* NEOX (half-split) rotation; else interleaved pairs */
     bool norm_topk;         /* renormalise the top-k router weights */
+    /* qwen35moe (Qwen3.5/3.6-MoE): gated delta-net layers with a gated
+     * full-attention layer every full_attn_interval-th, a shared expert, and
+     * NextN/MTP blocks after the trunk (n_layer counts the trunk only). */
+    int n_layer_nextn;      /* blocks after the trunk (not run) */
+    int n_rot;              /* rotary dims of a head (0 = head_dim) */
+    int n_ff_shexp;         /* shared expert hidden size (0 = none) */
+    int full_attn_interval; /* layer il is full attention when (il + 1) % it == 0 */
+    int ssm_d_conv;         /* causal conv kernel length */
+    int ssm_d_state;        /* key (= value) head size of a delta-net head */
+    int ssm_n_group;        /* key heads */
+    int ssm_dt_rank;        /* value heads */
+    int ssm_d_inner;        /* value heads * value head size */
 };
 
 /* A view of one pinned tensor; data points into the pinned arena. */
