@@ -50,6 +50,38 @@ static const struct synth_shape shapes[] = {
       .n_head_kv = 8, .head_dim = 128, .n_expert = 8, .n_expert_used = 2,
       .n_ff = 14336, .n_ff_exp = 14336, .n_vocab = 32000, .n_ctx = 32768,
       .rope_base = 1e6f, .rms_eps = 1e-5f },
+    /* Qwen3.5/3.6-MoE (config.json text_config): 3 gated delta-net layers then
+     * one gated full-attention layer; head_dim 256 with a quarter rotary;
+     * linear attention 16 key heads, value heads of 128; one shared expert.
+     * 35B-A3B and Qwen3.6-35B-A3B share every shape. */
+    { .name = "qwen3.5-35b-a3b", .model_name = "Qwen3.5-35B-A3B (synthetic)",
+      .arch = SYNTH_ARCH_QWEN35MOE, .n_layer = 40, .n_embd = 2048, .n_head = 16,
+      .n_head_kv = 2, .head_dim = 256, .n_expert = 256, .n_expert_used = 8,
+      .n_ff = 512, .n_ff_exp = 512, .n_vocab = 248320, .n_ctx = 262144,
+      .rope_base = 1e7f, .rms_eps = 1e-6f, .n_ff_shexp = 512, .n_rot = 64,
+      .full_attn_interval = 4, .ssm_d_conv = 4, .ssm_d_state = 128, .ssm_n_group = 16,
+      .ssm_dt_rank = 32 },
+    { .name = "qwen3.6-35b-a3b", .model_name = "Qwen3.6-35B-A3B (synthetic)",
+      .arch = SYNTH_ARCH_QWEN35MOE, .n_layer = 40, .n_embd = 2048, .n_head = 16,
+      .n_head_kv = 2, .head_dim = 256, .n_expert = 256, .n_expert_used = 8,
+      .n_ff = 512, .n_ff_exp = 512, .n_vocab = 248320, .n_ctx = 262144,
+      .rope_base = 1e7f, .rms_eps = 1e-6f, .n_ff_shexp = 512, .n_rot = 64,
+      .full_attn_interval = 4, .ssm_d_conv = 4, .ssm_d_state = 128, .ssm_n_group = 16,
+      .ssm_dt_rank = 32 },
+    { .name = "qwen3.5-122b-a10b", .model_name = "Qwen3.5-122B-A10B (synthetic)",
+      .arch = SYNTH_ARCH_QWEN35MOE, .n_layer = 48, .n_embd = 3072, .n_head = 32,
+      .n_head_kv = 2, .head_dim = 256, .n_expert = 256, .n_expert_used = 8,
+      .n_ff = 1024, .n_ff_exp = 1024, .n_vocab = 248320, .n_ctx = 262144,
+      .rope_base = 1e7f, .rms_eps = 1e-6f, .n_ff_shexp = 1024, .n_rot = 64,
+      .full_attn_interval = 4, .ssm_d_conv = 4, .ssm_d_state = 128, .ssm_n_group = 16,
+      .ssm_dt_rank = 64 },
+    { .name = "qwen3.5-397b-a17b", .model_name = "Qwen3.5-397B-A17B (synthetic)",
+      .arch = SYNTH_ARCH_QWEN35MOE, .n_layer = 60, .n_embd = 4096, .n_head = 32,
+      .n_head_kv = 2, .head_dim = 256, .n_expert = 512, .n_expert_used = 10,
+      .n_ff = 1024, .n_ff_exp = 1024, .n_vocab = 248320, .n_ctx = 262144,
+      .rope_base = 1e7f, .rms_eps = 1e-6f, .n_ff_shexp = 1024, .n_rot = 64,
+      .full_attn_interval = 4, .ssm_d_conv = 4, .ssm_d_state = 128, .ssm_n_group = 16,
+      .ssm_dt_rank = 64 },
     /* Demo: ~250 MB at Q4_K_M, big enough that a RAM budget below it streams. */
     { .name = "demo", .model_name = "moestream demo (synthetic)",
       .arch = SYNTH_ARCH_QWEN3MOE, .n_layer = 8, .n_embd = 512, .n_head = 8,
@@ -67,6 +99,7 @@ static const struct synth_shape shapes[] = {
 
 static const char *const shape_names[] = {
     "qwen3-30b-a3b", "qwen3-235b-a22b", "qwen3-coder-480b-a35b", "mixtral-8x7b",
+    "qwen3.5-35b-a3b", "qwen3.6-35b-a3b", "qwen3.5-122b-a10b", "qwen3.5-397b-a17b",
     "demo", "tiny", NULL,
 };
 
@@ -217,6 +250,9 @@ enum tkind {
     TK_EMBD, TK_OUTPUT_NORM, TK_OUTPUT,
     TK_ATTN_NORM, TK_Q, TK_K, TK_V, TK_Q_NORM, TK_K_NORM, TK_O,
     TK_FFN_NORM, TK_ROUTER, TK_GATE_EXPS, TK_UP_EXPS, TK_DOWN_EXPS,
+    /* qwen35moe */
+    TK_QKV, TK_ZGATE, TK_SSM_CONV, TK_SSM_DT, TK_SSM_A, TK_SSM_BETA, TK_SSM_ALPHA,
+    TK_SSM_NORM, TK_SSM_OUT, TK_SH_GATE_INP, TK_SH_GATE, TK_SH_UP, TK_SH_DOWN,
 };
 
 struct stensor {
@@ -255,8 +291,13 @@ static int mix_type(const struct synth_shape *sh, enum synth_quant q, enum tkind
     bool eight = sh->n_expert == 8; /* llama.cpp special-cases 8-expert models (Mixtral) */
     switch (k) {
     case TK_OUTPUT_NORM: case TK_ATTN_NORM: case TK_Q_NORM: case TK_K_NORM:
-    case TK_FFN_NORM: case TK_ROUTER:
-        return QT_F32; /* 1-D, and ffn_gate_inp is never quantized */
+    case TK_FFN_NORM: case TK_ROUTER: case TK_SSM_CONV: case TK_SSM_DT: case TK_SSM_A:
+    case TK_SSM_NORM: case TK_SH_GATE_INP:
+        return QT_F32; /* 1-D, ffn_gate_inp and ssm_conv1d are never quantized */
+    case TK_QKV: /* the fused delta-net q/k/v input projection */
+        if (q == SYNTH_Q4_K_M)
+            return QT_Q5_K;
+        return q == SYNTH_Q2_K ? QT_Q3_K : def;
     case TK_OUTPUT:
         return def == QT_Q8_0 ? QT_Q8_0 : QT_Q6_K;
     case TK_EMBD:
@@ -277,30 +318,32 @@ static int mix_type(const struct synth_shape *sh, enum synth_quant q, enum tkind
         if (q == SYNTH_Q2_K)
             return QT_Q3_K;
         return def;
-    case TK_DOWN_EXPS:
+    case TK_DOWN_EXPS: case TK_SH_DOWN:
         if (q == SYNTH_Q2_K)
             return QT_Q3_K;
         if (q == SYNTH_Q4_K_M && use_more_bits(layer, sh->n_layer))
             return QT_Q6_K;
         return def;
-    case TK_Q: case TK_GATE_EXPS: case TK_UP_EXPS:
+    case TK_Q: case TK_GATE_EXPS: case TK_UP_EXPS: case TK_ZGATE: case TK_SSM_BETA:
+    case TK_SSM_ALPHA: case TK_SSM_OUT: case TK_SH_GATE: case TK_SH_UP:
         return def;
     }
     return def;
 }
 
-static int plan_add(struct plan *p, enum tkind k, int layer, const char *base,
-                    uint32_t n_dims, int64_t ne0, int64_t ne1, int64_t ne2,
-                    char *err, size_t errlen)
+/* Adds tensor blk.<layer>.<name> (or <name> when layer < 0); mix_layer, n_mix:
+ * the index and count llama-quantize's use_more_bits() sees for it. */
+static int plan_add_full(struct plan *p, enum tkind k, int layer, int mix_layer, const char *name,
+                         uint32_t n_dims, int64_t ne0, int64_t ne1, int64_t ne2, char *err, size_t errlen)
 {
     struct stensor *t = &p->t[p->n_tensor];
     if (layer >= 0)
-        snprintf(t->name, sizeof(t->name), "blk.%d.%s.weight", layer, base);
+        snprintf(t->name, sizeof(t->name), "blk.%d.%s", layer, name);
     else
-        snprintf(t->name, sizeof(t->name), "%s.weight", base);
+        snprintf(t->name, sizeof(t->name), "%s", name);
     t->kind = k;
     t->layer = layer;
-    t->type = mix_type(&p->sh, p->opt->quant, k, layer);
+    t->type = mix_type(&p->sh, p->opt->quant, k, mix_layer);
     t->n_dims = n_dims;
     t->ne[0] = ne0;
     t->ne[1] = ne1;
@@ -316,6 +359,63 @@ static int plan_add(struct plan *p, enum tkind k, int layer, const char *base,
     p->data_bytes += t->size;
     p->n_tensor++;
     return 0;
+}
+
+static int plan_add(struct plan *p, enum tkind k, int layer, const char *base,
+                    uint32_t n_dims, int64_t ne0, int64_t ne1, int64_t ne2,
+                    char *err, size_t errlen)
+{
+    char name[64];
+    snprintf(name, sizeof(name), "%s.weight", base);
+    return plan_add_full(p, k, layer, layer, name, n_dims, ne0, ne1, ne2, err, errlen);
+}
+
+/* One Qwen3.5/3.6-MoE layer (convert_hf_to_gguf.py names and shapes). */
+static int plan_layer_q35(struct plan *p, int L, int *n_attn_seen, char *err, size_t errlen)
+{
+    const struct synth_shape *s = &p->sh;
+    int64_t e = s->n_embd, nq = (int64_t)s->n_head * s->head_dim, nkv = (int64_t)s->n_head_kv * s->head_dim;
+    int64_t S = s->ssm_d_state, nv = (int64_t)s->ssm_dt_rank * S, conv = 2 * (int64_t)s->ssm_n_group * S + nv;
+    int64_t ff = s->n_ff_exp, ne = s->n_expert, fs = s->n_ff_shexp;
+    bool attn = (L + 1) % s->full_attn_interval == 0;
+    int rc = plan_add(p, TK_ATTN_NORM, L, "attn_norm", 1, e, 1, 1, err, errlen);
+    rc = rc ? rc : plan_add(p, TK_FFN_NORM, L, "post_attention_norm", 1, e, 1, 1, err, errlen);
+    if (attn) {
+        rc = rc ? rc : plan_add(p, TK_Q, L, "attn_q", 2, e, 2 * nq, 1, err, errlen);
+        rc = rc ? rc : plan_add(p, TK_K, L, "attn_k", 2, e, nkv, 1, err, errlen);
+        rc = rc ? rc : plan_add(p, TK_V, L, "attn_v", 2, e, nkv, 1, err, errlen);
+        /* attn_v's use_more_bits() counts the attention layers only */
+        int n_attn = s->n_layer / s->full_attn_interval, ia = (*n_attn_seen)++;
+        struct stensor *v = &p->t[p->n_tensor - 1];
+        if (rc == 0 && p->opt->quant == SYNTH_Q4_K_M) {
+            p->data_bytes -= v->size;
+            v->type = use_more_bits(ia, n_attn) ? QT_Q6_K : QT_Q4_K;
+            v->size = quant_row_size(v->type, v->ne[0]) * (uint64_t)v->ne[1];
+            p->data_bytes += v->size;
+        }
+        rc = rc ? rc : plan_add(p, TK_Q_NORM, L, "attn_q_norm", 1, s->head_dim, 1, 1, err, errlen);
+        rc = rc ? rc : plan_add(p, TK_K_NORM, L, "attn_k_norm", 1, s->head_dim, 1, 1, err, errlen);
+        rc = rc ? rc : plan_add(p, TK_O, L, "attn_output", 2, nq, e, 1, err, errlen);
+    } else {
+        rc = rc ? rc : plan_add(p, TK_QKV, L, "attn_qkv", 2, e, conv, 1, err, errlen);
+        rc = rc ? rc : plan_add(p, TK_ZGATE, L, "attn_gate", 2, e, nv, 1, err, errlen);
+        rc = rc ? rc : plan_add(p, TK_SSM_CONV, L, "ssm_conv1d", 2, s->ssm_d_conv, conv, 1, err, errlen);
+        rc = rc ? rc : plan_add_full(p, TK_SSM_DT, L, L, "ssm_dt.bias", 1, s->ssm_dt_rank, 1, 1, err, errlen);
+        rc = rc ? rc : plan_add_full(p, TK_SSM_A, L, L, "ssm_a", 1, s->ssm_dt_rank, 1, 1, err, errlen);
+        rc = rc ? rc : plan_add(p, TK_SSM_BETA, L, "ssm_beta", 2, e, s->ssm_dt_rank, 1, err, errlen);
+        rc = rc ? rc : plan_add(p, TK_SSM_ALPHA, L, "ssm_alpha", 2, e, s->ssm_dt_rank, 1, err, errlen);
+        rc = rc ? rc : plan_add(p, TK_SSM_NORM, L, "ssm_norm", 1, S, 1, 1, err, errlen);
+        rc = rc ? rc : plan_add(p, TK_SSM_OUT, L, "ssm_out", 2, nv, e, 1, err, errlen);
+    }
+    rc = rc ? rc : plan_add(p, TK_ROUTER, L, "ffn_gate_inp", 2, e, ne, 1, err, errlen);
+    rc = rc ? rc : plan_add(p, TK_GATE_EXPS, L, "ffn_gate_exps", 3, e, ff, ne, err, errlen);
+    rc = rc ? rc : plan_add(p, TK_UP_EXPS, L, "ffn_up_exps", 3, e, ff, ne, err, errlen);
+    rc = rc ? rc : plan_add(p, TK_DOWN_EXPS, L, "ffn_down_exps", 3, ff, e, ne, err, errlen);
+    rc = rc ? rc : plan_add(p, TK_SH_GATE_INP, L, "ffn_gate_inp_shexp", 1, e, 1, 1, err, errlen);
+    rc = rc ? rc : plan_add(p, TK_SH_GATE, L, "ffn_gate_shexp", 2, e, fs, 1, err, errlen);
+    rc = rc ? rc : plan_add(p, TK_SH_UP, L, "ffn_up_shexp", 2, e, fs, 1, err, errlen);
+    rc = rc ? rc : plan_add(p, TK_SH_DOWN, L, "ffn_down_shexp", 2, fs, e, 1, err, errlen);
+    return rc;
 }
 
 static void plan_free(struct plan *p)
@@ -347,13 +447,16 @@ static int plan_build(struct plan *p, const struct synth_options *opt, char *err
                     (double)opt->routing_skew);
 
     const struct synth_shape *s = &p->sh;
-    p->t = calloc((size_t)s->n_layer * 12 + 3, sizeof(*p->t));
+    p->t = calloc((size_t)s->n_layer * 24 + 3, sizeof(*p->t));
     if (!p->t)
         return errmsg_set(err, errlen, -ENOMEM, "synth: out of memory for the tensor table");
     int64_t e = s->n_embd, nq = (int64_t)s->n_head * s->head_dim;
     int64_t nkv = (int64_t)s->n_head_kv * s->head_dim, ff = s->n_ff_exp, ne = s->n_expert;
     int rc = plan_add(p, TK_EMBD, -1, "token_embd", 2, e, s->n_vocab, 1, err, errlen);
-    for (int L = 0; L < s->n_layer && rc == 0; L++) {
+    int n_attn_seen = 0;
+    for (int L = 0; L < s->n_layer && rc == 0 && s->arch == SYNTH_ARCH_QWEN35MOE; L++)
+        rc = plan_layer_q35(p, L, &n_attn_seen, err, errlen);
+    for (int L = 0; L < s->n_layer && rc == 0 && s->arch != SYNTH_ARCH_QWEN35MOE; L++) {
         bool qwen = s->arch == SYNTH_ARCH_QWEN3MOE;
         rc = plan_add(p, TK_ATTN_NORM, L, "attn_norm", 1, e, 1, 1, err, errlen);
         rc = rc ? rc : plan_add(p, TK_Q, L, "attn_q", 2, e, nq, 1, err, errlen);
@@ -558,6 +661,14 @@ static void gen_rows(const struct plan *p, int ti, int64_t slice, int64_t r0, in
                     /* Irwin-Hall(4): close enough to normal for a router */
                     float u = rng_unif(&r) + rng_unif(&r) + rng_unif(&r) + rng_unif(&r) - 2.0f;
                     f[i * n0 + j] = u * sd * 1.7320508f;
+                } else if (t->kind == TK_SH_GATE_INP) {
+                    /* shared-expert gate logit of standard deviation about 1 */
+                    f[i * n0 + j] = (rng_unif(&r) - 0.5f) * 3.4641016f / sqrtf((float)n0);
+                } else if (t->kind == TK_SSM_CONV) {
+                    f[i * n0 + j] = rng_unif(&r) - 0.5f; /* conv taps in [-0.5, 0.5) */
+                } else if (t->kind == TK_SSM_A) {
+                    /* -exp(A_log): a decay, so the recurrent state stays bounded */
+                    f[i * n0 + j] = -(0.5f + 1.5f * rng_unif(&r));
                 } else {
                     f[i * n0 + j] = 1.0f + 0.2f * (rng_unif(&r) - 0.5f);
                 }
@@ -959,8 +1070,9 @@ static const char qwen_chat_template[] =
 static int set_metadata(struct gguf_writer *w, const struct plan *p, const struct vocab *v)
 {
     const struct synth_shape *s = &p->sh;
-    bool qwen = s->arch == SYNTH_ARCH_QWEN3MOE;
-    const char *arch = qwen ? "qwen3moe" : "llama";
+    bool q35 = s->arch == SYNTH_ARCH_QWEN35MOE;
+    bool qwen = s->arch == SYNTH_ARCH_QWEN3MOE || q35;
+    const char *arch = q35 ? "qwen35moe" : qwen ? "qwen3moe" : "llama";
     char k[96];
     int rc = 0;
 #define KEY(suffix) (snprintf(k, sizeof(k), "%s.%s", arch, suffix), k)
@@ -986,12 +1098,25 @@ static int set_metadata(struct gguf_writer *w, const struct plan *p, const struc
     rc = rc ? rc : gguf_writer_set_u32(w, KEY("expert_used_count"), (uint32_t)s->n_expert_used);
     if (qwen)
         rc = rc ? rc : gguf_writer_set_u32(w, KEY("expert_feed_forward_length"), (uint32_t)s->n_ff_exp);
+    if (q35) {
+        /* mrope sections of the rotary pairs: [11, 11, 10] for 32 pairs */
+        int32_t third = (s->n_rot / 2 + 2) / 3, sections[4] = { third, third, s->n_rot / 2 - 2 * third, 0 };
+        rc = rc ? rc : gguf_writer_set_u32(w, KEY("expert_shared_feed_forward_length"), (uint32_t)s->n_ff_shexp);
+        rc = rc ? rc : gguf_writer_set_u32(w, KEY("rope.dimension_count"), (uint32_t)s->n_rot);
+        rc = rc ? rc : gguf_writer_set_arr(w, KEY("rope.dimension_sections"), GGUF_VT_INT32, sections, 4);
+        rc = rc ? rc : gguf_writer_set_u32(w, KEY("full_attention_interval"), (uint32_t)s->full_attn_interval);
+        rc = rc ? rc : gguf_writer_set_u32(w, KEY("ssm.conv_kernel"), (uint32_t)s->ssm_d_conv);
+        rc = rc ? rc : gguf_writer_set_u32(w, KEY("ssm.state_size"), (uint32_t)s->ssm_d_state);
+        rc = rc ? rc : gguf_writer_set_u32(w, KEY("ssm.group_count"), (uint32_t)s->ssm_n_group);
+        rc = rc ? rc : gguf_writer_set_u32(w, KEY("ssm.time_step_rank"), (uint32_t)s->ssm_dt_rank);
+        rc = rc ? rc : gguf_writer_set_u32(w, KEY("ssm.inner_size"), (uint32_t)(s->ssm_dt_rank * s->ssm_d_state));
+    }
 #undef KEY
     rc = rc ? rc : gguf_writer_set_u32(w, "general.quantization_version", 2);
     rc = rc ? rc : gguf_writer_set_u32(w, "general.file_type", quant_file_type(p->opt->quant));
 
     rc = rc ? rc : gguf_writer_set_str(w, "tokenizer.ggml.model", qwen ? "gpt2" : "llama");
-    rc = rc ? rc : gguf_writer_set_str(w, "tokenizer.ggml.pre", qwen ? "qwen2" : "default");
+    rc = rc ? rc : gguf_writer_set_str(w, "tokenizer.ggml.pre", q35 ? "qwen35" : qwen ? "qwen2" : "default");
     rc = rc ? rc : gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens",
                                            (const char *const *)v->tok, (uint64_t)v->n);
     if (v->score)
@@ -1079,7 +1204,7 @@ static int write_gguf_file(const struct plan *p, const char *tmp, uint64_t prog_
 {
     const struct synth_options *opt = p->opt;
     struct vocab v = { 0 };
-    int rc = p->sh.arch == SYNTH_ARCH_QWEN3MOE ? vocab_build_bpe(&v, p->sh.n_vocab, opt->seed)
+    int rc = p->sh.arch != SYNTH_ARCH_LLAMA ? vocab_build_bpe(&v, p->sh.n_vocab, opt->seed)
                                                : vocab_build_spm(&v, p->sh.n_vocab, opt->seed);
     if (rc) {
         errmsg_set(err, errlen, rc, "synth: building the %d-token vocabulary: %s", p->sh.n_vocab,

@@ -4,8 +4,9 @@
  * named real MoE model, filled with random but valid quantized blocks.
  *
  * Owns: the presets (published hyper-parameters of Qwen3-30B-A3B,
- * Qwen3-235B-A22B, Qwen3-Coder-480B-A35B, Mixtral-8x7B, and small tiny/demo
- * shapes), llama.cpp's per-tensor type mix for a quantization scheme, the
+ * Qwen3-235B-A22B, Qwen3-Coder-480B-A35B, Mixtral-8x7B, Qwen3.5-35B-A3B,
+ * Qwen3.6-35B-A3B, Qwen3.5-122B-A10B, Qwen3.5-397B-A17B, and small
+ * tiny/demo shapes), llama.cpp's per-tensor type mix for a quantization scheme, the
  * random block writer and the synthetic byte-level BPE / SentencePiece
  * vocabularies.
  * Must not: print or exit (progress goes through the callback, errors into the
@@ -38,6 +39,7 @@
 enum synth_arch {
     SYNTH_ARCH_QWEN3MOE,   /* QK-norm, gpt2 BPE tokenizer with qwen2 pre-tokenizer */
     SYNTH_ARCH_LLAMA,      /* Mixtral: llama arch with experts, SentencePiece tokenizer */
+    SYNTH_ARCH_QWEN35MOE,  /* Qwen3.5/3.6-MoE: delta-net + gated attention, shared expert, qwen35 pre-tokenizer */
 };
 
 /* Quantization schemes, named as llama-quantize names them. */
@@ -65,6 +67,14 @@ struct synth_shape {
     int n_ctx;                 /* context_length */
     float rope_base;
     float rms_eps;
+    /* SYNTH_ARCH_QWEN35MOE only */
+    int n_ff_shexp;            /* shared expert hidden size */
+    int n_rot;                 /* rotary dims of a head */
+    int full_attn_interval;    /* every n-th layer is full attention */
+    int ssm_d_conv;            /* linear_conv_kernel_dim */
+    int ssm_d_state;           /* linear key (= value) head dim */
+    int ssm_n_group;           /* linear key heads */
+    int ssm_dt_rank;           /* linear value heads */
 };
 
 struct synth_options {
