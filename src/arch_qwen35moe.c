@@ -140,12 +140,13 @@ static int q35_read_hparams(const struct gguf_ctx *g, struct model_hparams *hp, 
     /* block_count includes the NextN blocks; the trunk is what runs */
     hp->n_layer -= hp->n_layer_nextn;
     if (hp->n_layer <= 0 || hp->full_attn_interval <= 0 || hp->ssm_d_conv <= 0 || hp->ssm_d_state <= 0 ||
-        hp->ssm_n_group <= 0 || hp->ssm_dt_rank <= 0 || hp->ssm_dt_rank % hp->ssm_n_group != 0 ||
+        hp->ssm_d_state % 8 != 0 || hp->ssm_n_group <= 0 || hp->ssm_dt_rank <= 0 ||
+        hp->ssm_dt_rank % hp->ssm_n_group != 0 ||
         hp->ssm_d_inner != hp->ssm_dt_rank * hp->ssm_d_state || hp->n_rot < 0 || hp->n_rot > hp->head_dim ||
         hp->n_rot % 2 != 0) {
         snprintf(err, errlen,
                  "model: inconsistent qwen35moe hyper-parameters (trunk layers %d, nextn %d, attention interval %d, "
-                 "ssm conv %d, state %d, groups %d, time-step rank %d, inner %d (expected rank * state = %lld), "
+                 "ssm conv %d, state %d (a multiple of 8), groups %d, time-step rank %d, inner %d (expected rank * state = %lld), "
                  "rope dims %d of head %d)",
                  hp->n_layer, hp->n_layer_nextn, hp->full_attn_interval, hp->ssm_d_conv, hp->ssm_d_state,
                  hp->ssm_n_group, hp->ssm_dt_rank, hp->ssm_d_inner, (long long)hp->ssm_dt_rank * hp->ssm_d_state,
