@@ -449,15 +449,12 @@ static void test_qwen35moe_prefill_decode(void **state)
  * steps (rows of all four in one step), then decoded together for 8 steps
  * with teacher-forced tokens; every sequence's logits must be bit-identical
  * to running it alone, streamed through a small cache. */
-static void test_multi_sequence(void **state)
+static void check_multi_sequence(const char *gguf_rel, const char *name, const char *tok_rel)
 {
-    (void)state;
-    if (!have_fixtures())
-        SKIP_NO_FIXTURES();
-    const char *dir = split_fixture("models/q3moe-a-Q4_K_M.gguf", "q3moe-a-Q4_K_M");
+    const char *dir = split_fixture(gguf_rel, name);
     char p[4400], err[1024];
     size_t len;
-    snprintf(p, sizeof(p), "%s/models/q3moe-a-Q4_K_M.tokens.i32", fixtures);
+    snprintf(p, sizeof(p), "%s/%s", fixtures, tok_rel);
     int32_t *tok = read_file(p, &len);
     assert_non_null(tok);
     int n_tok = (int)(len / 4);
@@ -527,8 +524,25 @@ static void test_multi_sequence(void **state)
         for (int q = 0; q < NS; q++)
             bad += memcmp(lg + (size_t)q * nv, alone[q] + (size_t)(plen[q] + d) * nv, sizeof(float) * nv) != 0;
     }
-    printf("  4 sequences in shared steps (%d prefill rows, %d decode steps): %d rows differ from running alone\n", n,
-           DEC, bad);
+    printf("  %s: 4 sequences in shared steps (%d prefill rows, %d decode steps): %d rows differ from running alone\n",
+           name, n, DEC, bad);
+    /* a reset sequence forgets everything (KV, conv and recurrent state):
+     * sequence 1's prompt on sequence 0 gives sequence 1's logits */
+    seq_reset(sq[0]);
+    for (int i = 0; i < plen[1]; i++) {
+        rt[i] = tok[start[1] + i];
+        rp[i] = i;
+        rs[i] = sq[0];
+        ro[i] = 1;
+    }
+    struct engine_batch br = { plen[1], rt, rp, rs, ro };
+    if (engine_step(e, &br, lg) < 0)
+        fail_msg("step: %s", engine_error(e));
+    int bad_reset = 0;
+    for (int i = 0; i < plen[1]; i++)
+        bad_reset += memcmp(lg + (size_t)i * nv, alone[1] + (size_t)i * nv, sizeof(float) * nv) != 0;
+    printf("  %s: after a reset, %d of %d rows differ\n", name, bad_reset, plen[1]);
+    bad += bad_reset;
     /* a row that does not continue its sequence is refused */
     rt[0] = tok[0];
     rp[0] = 3;
@@ -544,6 +558,16 @@ static void test_multi_sequence(void **state)
     engine_close(e);
     model_close(m);
     free(tok);
+}
+
+static void test_multi_sequence(void **state)
+{
+    (void)state;
+    if (!have_fixtures())
+        SKIP_NO_FIXTURES();
+    check_multi_sequence("models/q3moe-a-Q4_K_M.gguf", "q3moe-a-Q4_K_M", "models/q3moe-a-Q4_K_M.tokens.i32");
+    /* qwen35moe: per-sequence conv and recurrent state next to the KV cache */
+    check_multi_sequence("arch/qwen35moe-Q8_0.gguf", "qwen35moe", "arch/qwen35moe-Q8_0.tok.i32");
 }
 
 int main(void)
