@@ -79,6 +79,38 @@ static const struct synth_shape shapes[] = {
       .n_group = 4, .n_group_used = 2, .q_lora_rank = 256, .kv_lora_rank = 64,
       .dk_nope = 32, .n_rot = 16, .dv = 64, .w_scale = 2.5f, .yarn_factor = 40.0f,
       .yarn_orig_ctx = 4096 },
+    /* Qwen3.5/3.6-MoE (config.json text_config): 3 gated delta-net layers then
+     * one gated full-attention layer; head_dim 256 with a quarter rotary;
+     * linear attention 16 key heads, value heads of 128; one shared expert.
+     * 35B-A3B and Qwen3.6-35B-A3B share every shape. */
+    { .name = "qwen3.5-35b-a3b", .model_name = "Qwen3.5-35B-A3B (synthetic)",
+      .arch = SYNTH_ARCH_QWEN35MOE, .n_layer = 40, .n_embd = 2048, .n_head = 16,
+      .n_head_kv = 2, .head_dim = 256, .n_expert = 256, .n_expert_used = 8,
+      .n_ff = 512, .n_ff_exp = 512, .n_vocab = 248320, .n_ctx = 262144,
+      .rope_base = 1e7f, .rms_eps = 1e-6f, .n_ff_shexp = 512, .n_rot = 64,
+      .full_attn_interval = 4, .ssm_d_conv = 4, .ssm_d_state = 128, .ssm_n_group = 16,
+      .ssm_dt_rank = 32 },
+    { .name = "qwen3.6-35b-a3b", .model_name = "Qwen3.6-35B-A3B (synthetic)",
+      .arch = SYNTH_ARCH_QWEN35MOE, .n_layer = 40, .n_embd = 2048, .n_head = 16,
+      .n_head_kv = 2, .head_dim = 256, .n_expert = 256, .n_expert_used = 8,
+      .n_ff = 512, .n_ff_exp = 512, .n_vocab = 248320, .n_ctx = 262144,
+      .rope_base = 1e7f, .rms_eps = 1e-6f, .n_ff_shexp = 512, .n_rot = 64,
+      .full_attn_interval = 4, .ssm_d_conv = 4, .ssm_d_state = 128, .ssm_n_group = 16,
+      .ssm_dt_rank = 32 },
+    { .name = "qwen3.5-122b-a10b", .model_name = "Qwen3.5-122B-A10B (synthetic)",
+      .arch = SYNTH_ARCH_QWEN35MOE, .n_layer = 48, .n_embd = 3072, .n_head = 32,
+      .n_head_kv = 2, .head_dim = 256, .n_expert = 256, .n_expert_used = 8,
+      .n_ff = 1024, .n_ff_exp = 1024, .n_vocab = 248320, .n_ctx = 262144,
+      .rope_base = 1e7f, .rms_eps = 1e-6f, .n_ff_shexp = 1024, .n_rot = 64,
+      .full_attn_interval = 4, .ssm_d_conv = 4, .ssm_d_state = 128, .ssm_n_group = 16,
+      .ssm_dt_rank = 64 },
+    { .name = "qwen3.5-397b-a17b", .model_name = "Qwen3.5-397B-A17B (synthetic)",
+      .arch = SYNTH_ARCH_QWEN35MOE, .n_layer = 60, .n_embd = 4096, .n_head = 32,
+      .n_head_kv = 2, .head_dim = 256, .n_expert = 512, .n_expert_used = 10,
+      .n_ff = 1024, .n_ff_exp = 1024, .n_vocab = 248320, .n_ctx = 262144,
+      .rope_base = 1e7f, .rms_eps = 1e-6f, .n_ff_shexp = 1024, .n_rot = 64,
+      .full_attn_interval = 4, .ssm_d_conv = 4, .ssm_d_state = 128, .ssm_n_group = 16,
+      .ssm_dt_rank = 64 },
     /* Demo: ~250 MB at Q4_K_M, big enough that a RAM budget below it streams. */
     { .name = "demo", .model_name = "moestream demo (synthetic)",
       .arch = SYNTH_ARCH_QWEN3MOE, .n_layer = 8, .n_embd = 512, .n_head = 8,
@@ -96,7 +128,8 @@ static const struct synth_shape shapes[] = {
 
 static const char *const shape_names[] = {
     "qwen3-30b-a3b", "qwen3-235b-a22b", "qwen3-coder-480b-a35b", "mixtral-8x7b",
-    "deepseek-v3-671b", "kimi-k2", "demo", "tiny-ds2", "tiny", NULL,
+    "deepseek-v3-671b", "kimi-k2", "qwen3.5-35b-a3b", "qwen3.6-35b-a3b", "qwen3.5-122b-a10b",
+    "qwen3.5-397b-a17b", "demo", "tiny-ds2", "tiny", NULL,
 };
 
 const struct synth_shape *synth_find_shape(const char *name)
@@ -245,7 +278,7 @@ static float clamp_scale(float d)
 
 /* llama.cpp's use_more_bits(): the first and last eighth of the layers and
  * every third layer in between get more bits in the _M mixes. */
-static bool use_more_bits(int i, int n)
+bool synth_use_more_bits(int i, int n)
 {
     return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
 }
@@ -264,8 +297,13 @@ static int mix_type(const struct synth_shape *sh, enum synth_quant q, enum tkind
     bool eight = sh->n_expert == 8; /* llama.cpp special-cases 8-expert models (Mixtral) */
     switch (k) {
     case TK_OUTPUT_NORM: case TK_ATTN_NORM: case TK_Q_NORM: case TK_K_NORM:
-    case TK_FFN_NORM: case TK_ROUTER:
-        return QT_F32; /* 1-D, and ffn_gate_inp is never quantized */
+    case TK_FFN_NORM: case TK_ROUTER: case TK_SSM_CONV: case TK_SSM_DT: case TK_SSM_A:
+    case TK_SSM_NORM: case TK_SH_GATE_INP:
+        return QT_F32; /* 1-D, ffn_gate_inp and ssm_conv1d are never quantized */
+    case TK_QKV: /* the fused delta-net q/k/v input projection */
+        if (q == SYNTH_Q4_K_M)
+            return QT_Q5_K;
+        return q == SYNTH_Q2_K ? QT_Q3_K : def;
     case TK_OUTPUT:
         return def == QT_Q8_0 ? QT_Q8_0 : QT_Q6_K;
     case TK_EMBD:
@@ -275,7 +313,7 @@ static int mix_type(const struct synth_shape *sh, enum synth_quant q, enum tkind
             return QT_Q8_0;
         if (q == SYNTH_Q2_K)
             return n_gqa >= 4 ? QT_Q4_K : QT_Q3_K;
-        if (q == SYNTH_Q4_K_M && use_more_bits(layer, sh->n_layer))
+        if (q == SYNTH_Q4_K_M && synth_use_more_bits(layer, sh->n_layer))
             return QT_Q6_K;
         return def;
     case TK_K:
@@ -286,13 +324,14 @@ static int mix_type(const struct synth_shape *sh, enum synth_quant q, enum tkind
         if (q == SYNTH_Q2_K)
             return QT_Q3_K;
         return def;
-    case TK_DOWN_EXPS:
+    case TK_DOWN_EXPS: case TK_SH_DOWN:
         if (q == SYNTH_Q2_K)
             return QT_Q3_K;
-        if (q == SYNTH_Q4_K_M && use_more_bits(layer, sh->n_layer))
+        if (q == SYNTH_Q4_K_M && synth_use_more_bits(layer, sh->n_layer))
             return QT_Q6_K;
         return def;
-    case TK_Q: case TK_GATE_EXPS: case TK_UP_EXPS:
+    case TK_Q: case TK_GATE_EXPS: case TK_UP_EXPS: case TK_ZGATE: case TK_SSM_BETA:
+    case TK_SSM_ALPHA: case TK_SSM_OUT: case TK_SH_GATE: case TK_SH_UP:
         return def;
     default: /* deepseek2 kinds: synth_ds2_type */
         break;
@@ -304,13 +343,21 @@ int synth_plan_add(struct plan *p, enum tkind k, int layer, const char *base,
                     uint32_t n_dims, int64_t ne0, int64_t ne1, int64_t ne2,
                     char *err, size_t errlen)
 {
+    char name[64];
+    /* "exp_probs_b.bias" keeps its suffix; others are ".weight" */
+    snprintf(name, sizeof(name), strchr(base, '.') ? "%s" : "%s.weight", base);
+    return synth_plan_add_named(p, k, layer, name, n_dims, ne0, ne1, ne2, err, errlen);
+}
+
+int synth_plan_add_named(struct plan *p, enum tkind k, int layer, const char *name,
+                         uint32_t n_dims, int64_t ne0, int64_t ne1, int64_t ne2,
+                         char *err, size_t errlen)
+{
     struct stensor *t = &p->t[p->n_tensor];
-    if (layer >= 0 && strchr(base, '.'))
-        snprintf(t->name, sizeof(t->name), "blk.%d.%s", layer, base); /* "exp_probs_b.bias" */
-    else if (layer >= 0)
-        snprintf(t->name, sizeof(t->name), "blk.%d.%s.weight", layer, base);
+    if (layer >= 0)
+        snprintf(t->name, sizeof(t->name), "blk.%d.%s", layer, name);
     else
-        snprintf(t->name, sizeof(t->name), "%s.weight", base);
+        snprintf(t->name, sizeof(t->name), "%s", name);
     t->kind = k;
     t->layer = layer;
     t->type = mix_type(&p->sh, p->opt->quant, k, layer);
@@ -369,9 +416,14 @@ static int plan_build(struct plan *p, const struct synth_options *opt, char *err
     int64_t e = s->n_embd, nq = (int64_t)s->n_head * s->head_dim;
     int64_t nkv = (int64_t)s->n_head_kv * s->head_dim, ff = s->n_ff_exp, ne = s->n_expert;
     int rc = synth_plan_add(p, TK_EMBD, -1, "token_embd", 2, e, s->n_vocab, 1, err, errlen);
+    int n_attn_seen = 0; /* qwen35moe: full-attention layers planned so far */
     for (int L = 0; L < s->n_layer && rc == 0; L++) {
         if (s->arch == SYNTH_ARCH_DEEPSEEK2) {
             rc = synth_ds2_layer(p, L, err, errlen);
+            continue;
+        }
+        if (s->arch == SYNTH_ARCH_QWEN35MOE) {
+            rc = synth_q35_layer(p, L, &n_attn_seen, err, errlen);
             continue;
         }
         bool qwen = s->arch == SYNTH_ARCH_QWEN3MOE;
@@ -584,6 +636,14 @@ static void gen_rows(const struct plan *p, int ti, int64_t slice, int64_t r0, in
                     /* Irwin-Hall(4): close enough to normal for a router */
                     float u = rng_unif(&r) + rng_unif(&r) + rng_unif(&r) + rng_unif(&r) - 2.0f;
                     f[i * n0 + j] = u * sd * 1.7320508f;
+                } else if (t->kind == TK_SH_GATE_INP) {
+                    /* shared-expert gate logit of standard deviation about 1 */
+                    f[i * n0 + j] = (rng_unif(&r) - 0.5f) * 3.4641016f / sqrtf((float)n0);
+                } else if (t->kind == TK_SSM_CONV) {
+                    f[i * n0 + j] = rng_unif(&r) - 0.5f; /* conv taps in [-0.5, 0.5) */
+                } else if (t->kind == TK_SSM_A) {
+                    /* -exp(A_log): a decay, so the recurrent state stays bounded */
+                    f[i * n0 + j] = -(0.5f + 1.5f * rng_unif(&r));
                 } else {
                     f[i * n0 + j] = 1.0f + 0.2f * (rng_unif(&r) - 0.5f);
                 }
@@ -985,8 +1045,9 @@ static const char qwen_chat_template[] =
 static int set_metadata(struct gguf_writer *w, const struct plan *p, const struct vocab *v)
 {
     const struct synth_shape *s = &p->sh;
-    bool qwen = s->arch == SYNTH_ARCH_QWEN3MOE, ds2 = s->arch == SYNTH_ARCH_DEEPSEEK2;
-    const char *arch = qwen ? "qwen3moe" : ds2 ? "deepseek2" : "llama";
+    bool q35 = s->arch == SYNTH_ARCH_QWEN35MOE;
+    bool qwen = s->arch == SYNTH_ARCH_QWEN3MOE || q35, ds2 = s->arch == SYNTH_ARCH_DEEPSEEK2;
+    const char *arch = q35 ? "qwen35moe" : qwen ? "qwen3moe" : ds2 ? "deepseek2" : "llama";
     char k[96];
     int rc = 0;
 #define KEY(suffix) (snprintf(k, sizeof(k), "%s.%s", arch, suffix), k)
@@ -1014,12 +1075,14 @@ static int set_metadata(struct gguf_writer *w, const struct plan *p, const struc
     rc = rc ? rc : gguf_writer_set_u32(w, KEY("expert_used_count"), (uint32_t)s->n_expert_used);
     if (qwen || ds2)
         rc = rc ? rc : gguf_writer_set_u32(w, KEY("expert_feed_forward_length"), (uint32_t)s->n_ff_exp);
+    if (q35)
+        rc = rc ? rc : synth_q35_keys(w, s);
 #undef KEY
     rc = rc ? rc : gguf_writer_set_u32(w, "general.quantization_version", 2);
     rc = rc ? rc : gguf_writer_set_u32(w, "general.file_type", quant_file_type(p->opt->quant));
 
     rc = rc ? rc : gguf_writer_set_str(w, "tokenizer.ggml.model", qwen || ds2 ? "gpt2" : "llama");
-    rc = rc ? rc : gguf_writer_set_str(w, "tokenizer.ggml.pre", qwen ? "qwen2" : ds2 ? "deepseek-v3" : "default");
+    rc = rc ? rc : gguf_writer_set_str(w, "tokenizer.ggml.pre", q35 ? "qwen35" : qwen ? "qwen2" : ds2 ? "deepseek-v3" : "default");
     rc = rc ? rc : gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens",
                                            (const char *const *)v->tok, (uint64_t)v->n);
     if (v->score)

@@ -5,7 +5,8 @@
  *
  * Owns: the presets (published hyper-parameters of Qwen3-30B-A3B,
  * Qwen3-235B-A22B, Qwen3-Coder-480B-A35B, Mixtral-8x7B, DeepSeek-V3-671B,
- * Kimi-K2 (1T), and small tiny/demo shapes), llama.cpp's per-tensor type mix for a quantization scheme, the
+ * Kimi-K2 (1T), Qwen3.5-35B-A3B, Qwen3.6-35B-A3B, Qwen3.5-122B-A10B,
+ * Qwen3.5-397B-A17B, and small tiny/demo shapes), llama.cpp's per-tensor type mix for a quantization scheme, the
  * random block writer and the synthetic byte-level BPE / SentencePiece
  * vocabularies.
  * Must not: print or exit (progress goes through the callback, errors into the
@@ -38,6 +39,7 @@
 enum synth_arch {
     SYNTH_ARCH_QWEN3MOE,   /* QK-norm, gpt2 BPE tokenizer with qwen2 pre-tokenizer */
     SYNTH_ARCH_LLAMA,      /* Mixtral: llama arch with experts, SentencePiece tokenizer */
+    SYNTH_ARCH_QWEN35MOE,  /* Qwen3.5/3.6-MoE: delta-net + gated attention, shared expert, qwen35 pre-tokenizer */
     SYNTH_ARCH_DEEPSEEK2,  /* DeepSeek-V3 / Kimi-K2: MLA, dense lead layers, shared expert (bench/synth_ds2.c) */
 };
 
@@ -81,6 +83,13 @@ struct synth_shape {
     float w_scale;             /* expert_weights_scale */
     float yarn_factor;         /* rope.scaling.factor (YaRN) */
     int yarn_orig_ctx;
+    /* SYNTH_ARCH_QWEN35MOE only (n_rot above is its rotary dims too) */
+    int n_ff_shexp;            /* shared expert hidden size */
+    int full_attn_interval;    /* every n-th layer is full attention */
+    int ssm_d_conv;            /* linear_conv_kernel_dim */
+    int ssm_d_state;           /* linear key (= value) head dim */
+    int ssm_n_group;           /* linear key heads */
+    int ssm_dt_rank;           /* linear value heads */
 };
 
 struct synth_options {

@@ -15,7 +15,7 @@
 struct gguf_writer;
 
 /* Tensors per block at most (deepseek2 MoE layers have 18). */
-#define SYNTH_MAX_LAYER_TENSORS 20
+#define SYNTH_MAX_LAYER_TENSORS 24
 
 enum tkind {
     TK_EMBD, TK_OUTPUT_NORM, TK_OUTPUT,
@@ -24,6 +24,9 @@ enum tkind {
     /* deepseek2 */
     TK_Q_A, TK_Q_A_NORM, TK_Q_B, TK_KV_A, TK_KV_A_NORM, TK_K_B, TK_V_B,
     TK_GATE, TK_UP, TK_DOWN, TK_GATE_SHEXP, TK_UP_SHEXP, TK_DOWN_SHEXP, TK_PROBS_B,
+    /* qwen35moe (bench/synth_q35.c) */
+    TK_QKV, TK_ZGATE, TK_SSM_CONV, TK_SSM_DT, TK_SSM_A, TK_SSM_BETA, TK_SSM_ALPHA,
+    TK_SSM_NORM, TK_SSM_OUT, TK_SH_GATE_INP, TK_SH_GATE, TK_SH_UP, TK_SH_DOWN,
 };
 
 struct stensor {
@@ -49,11 +52,23 @@ struct plan {
  * plan with the scheme's type for kind k. 0 or -EINVAL with err. */
 int synth_plan_add(struct plan *p, enum tkind k, int layer, const char *base, uint32_t n_dims, int64_t ne0,
                    int64_t ne1, int64_t ne2, char *err, size_t errlen);
+/* The same with the tensor's name after "blk.L." taken verbatim ("ssm_a"). */
+int synth_plan_add_named(struct plan *p, enum tkind k, int layer, const char *name, uint32_t n_dims, int64_t ne0,
+                         int64_t ne1, int64_t ne2, char *err, size_t errlen);
+
+/* llama.cpp's use_more_bits(i, n) of the _M mixes. */
+bool synth_use_more_bits(int i, int n);
 
 /* deepseek2 (bench/synth_ds2.c): the tensors of block L, the type of a
  * tensor kind in a scheme, and the architecture's metadata keys. */
 int synth_ds2_layer(struct plan *p, int L, char *err, size_t errlen);
 int synth_ds2_type(const struct synth_shape *sh, enum synth_quant q, enum tkind k, int layer);
 int synth_ds2_keys(struct gguf_writer *w, const struct synth_shape *s);
+
+/* qwen35moe (bench/synth_q35.c): the tensors of block L (*n_attn_seen counts
+ * the full-attention layers planned so far, for attn_v's mix), and the
+ * architecture's metadata keys. */
+int synth_q35_layer(struct plan *p, int L, int *n_attn_seen, char *err, size_t errlen);
+int synth_q35_keys(struct gguf_writer *w, const struct synth_shape *s);
 
 #endif

@@ -45,7 +45,7 @@ struct decoder_scratch {
 static void hparams_split(const struct model_hparams *hp, struct attn_hparams *a, struct moe_hparams *mo)
 {
     *a = (struct attn_hparams){ hp->n_embd, hp->n_head, hp->n_head_kv, hp->head_dim, hp->rms_eps, hp->rope_base,
-                                hp->qk_norm, hp->rope_neox };
+                                hp->qk_norm, hp->rope_neox, 0, false };
     *mo = (struct moe_hparams){ .n_embd = hp->n_embd, .n_expert = hp->n_expert, .n_expert_used = hp->n_expert_used,
                                 .n_ff_exp = hp->n_ff_exp, .norm_topk = hp->norm_topk };
 }

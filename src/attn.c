@@ -41,7 +41,8 @@ uint64_t attn_scratch_bytes(const struct attn_hparams *hp, int n_batch, int n_ct
 {
     uint64_t B = (uint64_t)n_batch, nq = (uint64_t)hp->n_head * hp->head_dim,
              nkv = (uint64_t)hp->n_head_kv * hp->head_dim;
-    return (B * nq * 2 + B * nkv * 2 + (uint64_t)n_threads * n_ctx + B * hp->head_dim) * sizeof(float) +
+    return (B * nq * 2 + B * nkv * 2 + (uint64_t)n_threads * n_ctx + B * hp->head_dim + (hp->q_gate ? B * nq * 2 : 0)) *
+               sizeof(float) +
            B * sizeof(void *);
 }
 
@@ -58,6 +59,10 @@ int attn_scratch_init(struct attn_scratch *s, const struct attn_hparams *hp, int
     s->rope_cos = calloc(B * (hp->head_dim / 2), sizeof(float));
     s->rope_sin = calloc(B * (hp->head_dim / 2), sizeof(float));
     s->kv = calloc(B, sizeof(*s->kv));
+    if (hp->q_gate && !(s->qg = calloc(B * nq * 2, sizeof(float)))) {
+        attn_scratch_free(s);
+        return -1;
+    }
     if (!s->q || !s->k || !s->v || !s->att || !s->scores || !s->rope_cos || !s->rope_sin || !s->kv) {
         attn_scratch_free(s);
         return -1;
@@ -75,14 +80,15 @@ void attn_scratch_free(struct attn_scratch *s)
     free(s->rope_cos);
     free(s->rope_sin);
     free(s->kv);
+    free(s->qg);
     memset(s, 0, sizeof(*s));
 }
 
 void attn_prepare(struct attn_scratch *s, const struct attn_hparams *hp, const struct engine_batch *b)
 {
-    int half = hp->head_dim / 2;
+    int half = hp->head_dim / 2, n_rot = hp->n_rot ? hp->n_rot : hp->head_dim;
     for (int t = 0; t < b->n; t++)
-        blocks_rope_table(s->rope_cos + (size_t)t * half, s->rope_sin + (size_t)t * half, b->pos[t], hp->head_dim,
+        blocks_rope_table(s->rope_cos + (size_t)t * half, s->rope_sin + (size_t)t * half, b->pos[t], n_rot,
                           hp->rope_base);
 }
 
@@ -140,12 +146,23 @@ void attn_forward(struct fwd *f, struct attn_scratch *s, const struct attn_hpara
                   const struct attn_weights *w, int il, const struct engine_batch *b, const float *xb, float *out)
 {
     int n = b->n, hd = hp->head_dim, n_q = hp->n_head * hd, n_kv = hp->n_head_kv * hd;
+    int n_rot = hp->n_rot ? hp->n_rot : hd;
     struct blocks_mm_part qkv[3] = {
-        { s->q, w->wq->data, w->wq->type, n_q },
+        { hp->q_gate ? s->qg : s->q, w->wq->data, w->wq->type, hp->q_gate ? 2 * n_q : n_q },
         { s->k, w->wk->data, w->wk->type, n_kv },
         { s->v, w->wv->data, w->wv->type, n_kv },
     };
     blocks_mm_fused(f, qkv, 3, hp->n_embd, xb, n);
+    if (hp->q_gate) {
+        /* [q | gate] per head -> q into s->q, the gates packed in place */
+        for (int t = 0; t < n; t++) {
+            float *qg = s->qg + (size_t)t * 2 * n_q, *q = s->q + (size_t)t * n_q;
+            for (int h = 0; h < hp->n_head; h++)
+                memcpy(q + (size_t)h * hd, qg + (size_t)h * 2 * hd, sizeof(float) * hd);
+            for (int h = 0; h < hp->n_head; h++)
+                memmove(qg + (size_t)h * hd, qg + (size_t)h * 2 * hd + hd, sizeof(float) * hd);
+        }
+    }
 
     int64_t work = 0;
     for (int t = 0; t < n; t++) {
@@ -154,13 +171,13 @@ void attn_forward(struct fwd *f, struct attn_scratch *s, const struct attn_hpara
             float *q = s->q + (size_t)t * n_q + (size_t)h * hd;
             if (hp->qk_norm)
                 blocks_rmsnorm(q, q, w->q_norm->data, hd, hp->rms_eps);
-            blocks_rope(q, cs, sn, hd, hp->rope_neox);
+            blocks_rope(q, cs, sn, n_rot, hp->rope_neox);
         }
         for (int h = 0; h < hp->n_head_kv; h++) {
             float *k = s->k + (size_t)t * n_kv + (size_t)h * hd;
             if (hp->qk_norm)
                 blocks_rmsnorm(k, k, w->k_norm->data, hd, hp->rms_eps);
-            blocks_rope(k, cs, sn, hd, hp->rope_neox);
+            blocks_rope(k, cs, sn, n_rot, hp->rope_neox);
         }
         struct attn_kv *kv = s->kv[t];
         size_t slot = ((size_t)il * kv->n_ctx + (size_t)b->pos[t]) * n_kv;
@@ -175,6 +192,13 @@ void attn_forward(struct fwd *f, struct attn_scratch *s, const struct attn_hpara
         attn_task(&job, 0, 1);
     else
         pool_run(f->pool, attn_task, &job, f->n_threads);
+    if (hp->q_gate)
+        for (int t = 0; t < n; t++) {
+            float *a = s->att + (size_t)t * n_q;
+            const float *g = s->qg + (size_t)t * 2 * n_q;
+            for (int i = 0; i < n_q; i++)
+                a[i] *= 1.0f / (1.0f + expf(-g[i]));
+        }
     blocks_act_dirty(f);
     blocks_mm(f, out, w->wo->data, w->wo->type, hp->n_embd, n_q, s->att, n);
 }

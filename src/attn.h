@@ -25,6 +25,13 @@ struct attn_hparams {
     int n_embd, n_head, n_head_kv, head_dim;
     float rms_eps, rope_base;
     bool qk_norm, rope_neox;
+    /* Options (zero = off, the plain path's numbers are unchanged):
+     * n_rot: rotate only the first n_rot dims of a head (0 = head_dim);
+     * q_gate: wq yields per head [q (head_dim) | gate (head_dim)], and the
+     * attention output of each head is multiplied by sigmoid(gate) before wo
+     * (Qwen3.5/Qwen3-Next gated attention). */
+    int n_rot;
+    bool q_gate;
 };
 
 /* One layer's weights (views into the pinned arena). */
@@ -35,6 +42,7 @@ struct attn_weights {
 
 struct attn_scratch {
     float *q;              /* [B][n_head * head_dim] */
+    float *qg;             /* q_gate: [B][2 * n_head * head_dim] projection, then the gates */
     float *k, *v;          /* [B][n_head_kv * head_dim] */
     float *att;            /* [B][n_head * head_dim] */
     float *scores;         /* [n_threads][n_ctx] */
@@ -56,7 +64,8 @@ void attn_prepare(struct attn_scratch *s, const struct attn_hparams *hp, const s
 
 /* out[n][n_embd] = attention of layer il for the rows of b, given their
  * normed inputs xb[n][n_embd]; s->kv[t] must point at row t's cache. Writes
- * each row's k, v into its cache at its position first. */
+ * each row's k, v into its cache at its position first. il indexes the cache
+ * (an architecture with attention in some layers only passes its own count). */
 void attn_forward(struct fwd *f, struct attn_scratch *s, const struct attn_hparams *hp,
                   const struct attn_weights *w, int il, const struct engine_batch *b, const float *xb, float *out);
 

@@ -71,6 +71,11 @@ size_t blocks_actq_row_bytes(const struct model_hparams *hp)
     for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++)
         if (more[i] > mx)
             mx = more[i];
+    /* qwen35moe: the shared expert's hidden size and the delta-net output */
+    if (hp->n_ff_shexp > mx)
+        mx = hp->n_ff_shexp;
+    if (hp->ssm_d_inner > mx)
+        mx = hp->ssm_d_inner;
     return matvec_act_size(QT_F32, mx);
 }
 

@@ -40,7 +40,8 @@ struct model_hparams {
     int head_dim_k_mla;     /* per-head query/key size (no-rope + rope part) */
     int head_dim_v_mla;     /* per-head value size */
     bool mla_kv_b_whole;    /* attn_kv_b unsplit (GGUFs converted before the MLA split) */
-    int n_rot;              /* rope dims per head */
+    int n_rot;              /* rope dims per head (rope.dimension_count; deepseek2 and
+                             * qwen35moe read it; 0 = head_dim where optional) */
     int expert_gating;      /* enum moe_gating */
     int n_expert_groups, n_expert_groups_used;
     float expert_weights_scale;
@@ -49,6 +50,18 @@ struct model_hparams {
     int rope_n_ctx_orig;
     float rope_yarn_log_mul;     /* the GGUF value */
     float rope_yarn_beta_fast, rope_yarn_beta_slow;
+
+    /* qwen35moe (Qwen3.5/3.6-MoE): gated delta-net layers with a gated
+     * full-attention layer every full_attn_interval-th, a shared expert, and
+     * NextN/MTP blocks after the trunk (n_layer counts the trunk only). */
+    int n_layer_nextn;      /* blocks after the trunk (not run) */
+    int n_ff_shexp;         /* shared expert hidden size (0 = none) */
+    int full_attn_interval; /* layer il is full attention when (il + 1) % it == 0 */
+    int ssm_d_conv;         /* causal conv kernel length */
+    int ssm_d_state;        /* key (= value) head size of a delta-net head */
+    int ssm_n_group;        /* key heads */
+    int ssm_dt_rank;        /* value heads */
+    int ssm_d_inner;        /* value heads * value head size */
 };
 
 /* A view of one pinned tensor; data points into the pinned arena. */

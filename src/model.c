@@ -49,9 +49,10 @@ int model_read_hparams(const struct split_model *s, struct model_hparams *hp, ch
         snprintf(err, errlen, "%s (%s)", e2, s->dir);
         return rc;
     }
-    if (s->n_layer != hp->n_layer) {
+    /* NextN/MTP blocks after the trunk are split like layers but not run */
+    if (s->n_layer != hp->n_layer + hp->n_layer_nextn) {
         snprintf(err, errlen, "model: %s: manifest has %d layers, %s.block_count says %d", s->dir, s->n_layer, name,
-                 hp->n_layer);
+                 hp->n_layer + hp->n_layer_nextn);
         return -EINVAL;
     }
     return 0;

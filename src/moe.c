@@ -374,3 +374,72 @@ int moe_forward(struct fwd *f, struct moe_scratch *s, const struct moe_hparams *
     }
     return 0;
 }
+
+uint64_t moe_shared_scratch_bytes(int n_embd, int n_ff, int n_batch)
+{
+    return (uint64_t)n_batch * (2ull * n_ff + n_embd + 1) * sizeof(float);
+}
+
+int moe_shared_scratch_init(struct moe_shared_scratch *s, int n_embd, int n_ff, int n_batch)
+{
+    size_t B = (size_t)n_batch;
+    memset(s, 0, sizeof(*s));
+    s->hg = calloc(B * n_ff, sizeof(float));
+    s->hu = calloc(B * n_ff, sizeof(float));
+    s->y = calloc(B * n_embd, sizeof(float));
+    s->g = calloc(B, sizeof(float));
+    if (!s->hg || !s->hu || !s->y || !s->g) {
+        moe_shared_scratch_free(s);
+        return -1;
+    }
+    return 0;
+}
+
+void moe_shared_scratch_free(struct moe_shared_scratch *s)
+{
+    free(s->hg);
+    free(s->hu);
+    free(s->y);
+    free(s->g);
+    memset(s, 0, sizeof(*s));
+}
+
+void moe_shared_forward(struct fwd *f, struct moe_shared_scratch *s, const struct moe_shared_weights *w, int n_embd,
+                        int n_ff, int n, const float *xb, float *x)
+{
+    double t0 = blocks_now();
+    struct blocks_mm_part gu[2] = {
+        { s->hg, w->gate->data, w->gate->type, n_ff },
+        { s->hu, w->up->data, w->up->type, n_ff },
+    };
+    blocks_mm_fused(f, gu, 2, n_embd, xb, n);
+    if (w->gate_inp) {
+        if (w->gate_inp->type == QT_F32) {
+            /* one output: a plain dot product, as the reference does in F32 */
+            const float *gw = w->gate_inp->data;
+            for (int t = 0; t < n; t++) {
+                const float *xr = xb + (size_t)t * n_embd;
+                float d = 0;
+                for (int i = 0; i < n_embd; i++)
+                    d += gw[i] * xr[i];
+                s->g[t] = d;
+            }
+        } else {
+            blocks_mm(f, s->g, w->gate_inp->data, w->gate_inp->type, 1, n_embd, xb, n);
+        }
+    }
+    for (size_t i = 0; i < (size_t)n * n_ff; i++) {
+        float g = s->hg[i];
+        s->hg[i] = g / (1.0f + expf(-g)) * s->hu[i];
+    }
+    blocks_act_dirty(f);
+    blocks_mm(f, s->y, w->down->data, w->down->type, n_embd, n_ff, s->hg, n);
+    for (int t = 0; t < n; t++) {
+        float sg = w->gate_inp ? 1.0f / (1.0f + expf(-s->g[t])) : 1.0f;
+        float *xr = x + (size_t)t * n_embd;
+        const float *y = s->y + (size_t)t * n_embd;
+        for (int i = 0; i < n_embd; i++)
+            xr[i] += sg * y[i];
+    }
+    f->times.experts_s += blocks_now() - t0;
+}

@@ -76,4 +76,25 @@ int moe_forward(struct fwd *f, struct moe_scratch *s, const struct moe_hparams *
                 const struct moe_weights *next, float rms_eps, int il, const struct engine_batch *b,
                 const float *xb, float *x);
 
+/* The shared expert (Qwen3.5/Qwen3-Next, DeepSeek-style dense FFN next to
+ * the routed experts): x += g * down(silu(gate xb) * up xb), with
+ * g = sigmoid(gate_inp . xb) when gate_inp is bound, else 1. Pinned weights,
+ * no I/O; each row's numbers depend on that row only. */
+struct moe_shared_weights {
+    const struct mtensor *gate_inp;          /* [n_embd] -> 1, or NULL */
+    const struct mtensor *gate, *up, *down;  /* n_embd -> n_ff, n_ff -> n_embd */
+};
+
+struct moe_shared_scratch {
+    float *hg, *hu;        /* [B][n_ff] */
+    float *y;              /* [B][n_embd] */
+    float *g;              /* [B] gate logits */
+};
+
+uint64_t moe_shared_scratch_bytes(int n_embd, int n_ff, int n_batch);
+int moe_shared_scratch_init(struct moe_shared_scratch *s, int n_embd, int n_ff, int n_batch);
+void moe_shared_scratch_free(struct moe_shared_scratch *s);
+void moe_shared_forward(struct fwd *f, struct moe_shared_scratch *s, const struct moe_shared_weights *w, int n_embd,
+                        int n_ff, int n, const float *xb, float *x);
+
 #endif

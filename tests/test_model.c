@@ -621,6 +621,166 @@ static void test_synth_deepseek2_runs(void **state)
     free(y);
 }
 
+/* Qwen3.5/3.6-MoE: hybrid delta-net / gated attention with a shared expert. */
+static void test_arch_qwen35moe(void **state)
+{
+    (void)state;
+    if (!have_fixtures())
+        SKIP_NO_FIXTURES();
+    struct arch_case ac = { "qwen35moe", 0.0150, 0.948 };
+    check_arch(&ac);
+}
+
+/* The delta rule over a prefill step (many rows per step, in steps of
+ * uneven size) and token by token (one row per step, the decode path) give
+ * the same logits within float tolerance; so does a KV/recurrent state
+ * continued across steps. */
+static void test_qwen35moe_prefill_decode(void **state)
+{
+    (void)state;
+    if (!have_fixtures())
+        SKIP_NO_FIXTURES();
+    const char *dir = split_fixture("arch/qwen35moe-Q8_0.gguf", "qwen35moe");
+    char p[4400];
+    size_t len;
+    snprintf(p, sizeof(p), "%s/arch/qwen35moe-Q8_0.tok.i32", fixtures);
+    int32_t *tok = read_file(p, &len);
+    assert_non_null(tok);
+    int n = (int)(len / 4), nv;
+    if (n > 48)
+        n = 48;
+    struct run_cfg prefill = { PROVIDER_IO_URING, 0, 64, false };
+    struct run_cfg uneven = { PROVIDER_IO_URING, 0, 7, false };
+    struct run_cfg decode = { PROVIDER_IO_URING, 0, 1, false };
+    float *a = run_model(dir, tok, n, &prefill, &nv, NULL);
+    float *b = run_model(dir, tok, n, &uneven, &nv, NULL);
+    float *c = run_model(dir, tok, n, &decode, &nv, NULL);
+    double kl_b, kl_c, top_b, top_c, dmax = 0;
+    compare(a, b, n, nv, &kl_b, &top_b);
+    compare(a, c, n, nv, &kl_c, &top_c);
+    for (size_t i = 0; i < (size_t)n * nv; i++) {
+        double d = fabs((double)a[i] - c[i]);
+        if (d > dmax)
+            dmax = d;
+    }
+    printf("  qwen35moe prefill (64/step) vs 7/step: KL %.3g top-1 %.3f; vs token by token: KL %.3g top-1 %.3f, "
+           "max |dlogit| %.3g\n",
+           kl_b, top_b, kl_c, top_c, dmax);
+    assert_true(kl_b < 1e-6 && kl_c < 1e-6);
+    assert_true(top_b == 1.0 && top_c == 1.0);
+    assert_true(dmax < 1e-2);
+    free(a);
+    free(b);
+    free(c);
+    free(tok);
+}
+
+/* Writes the qwen35moe fixture with one NextN/MTP block after the trunk, as
+ * published Qwen3.5 files carry (block_count 5, nextn_predict_layers 1,
+ * blk.4 = an attention block with experts plus the nextn.* tensors); the
+ * data of each added tensor is copied from a fixture tensor of the same
+ * size. 0 or -1. */
+static int write_with_nextn(const char *src, const char *dst)
+{
+    char err[512];
+    struct gguf_ctx *g;
+    if (gguf_open(&g, src, err, sizeof(err)) < 0)
+        return -1;
+    struct gguf_writer *w = gguf_writer_init(gguf_alignment(g));
+    int rc = 0;
+    for (int64_t i = 0; i < gguf_n_kv(g) && rc == 0; i++) {
+        const struct gguf_kv *kv = gguf_kv_at(g, i);
+        if (strcmp(kv->key.ptr, "qwen35moe.block_count") != 0)
+            rc = gguf_writer_copy_kv(w, kv);
+    }
+    rc = rc ? rc : gguf_writer_set_u32(w, "qwen35moe.block_count", 5);
+    rc = rc ? rc : gguf_writer_set_u32(w, "qwen35moe.nextn_predict_layers", 1);
+    /* sources: every fixture tensor, then blk.3.* as blk.4.*, then nextn */
+    enum { MAXT = 160 };
+    const struct gguf_tensor *from[MAXT];
+    int n = 0;
+    char name[128];
+    for (int64_t i = 0; i < gguf_n_tensors(g) && rc >= 0; i++) {
+        const struct gguf_tensor *t = gguf_tensor_at(g, i);
+        from[n++] = t;
+        rc = gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne);
+    }
+    for (int64_t i = 0; i < gguf_n_tensors(g) && rc >= 0; i++) {
+        const struct gguf_tensor *t = gguf_tensor_at(g, i);
+        if (strncmp(t->name, "blk.3.", 6) != 0)
+            continue;
+        snprintf(name, sizeof(name), "blk.4.%s", t->name + 6);
+        from[n++] = t;
+        rc = gguf_writer_add_tensor(w, name, t->type, t->n_dims, t->ne);
+    }
+    const struct gguf_tensor *norm = gguf_find_tensor(g, "output_norm.weight");
+    const struct gguf_tensor *q = gguf_find_tensor(g, "blk.3.attn_q.weight"); /* same bytes as [512, 256] Q8_0 */
+    const int64_t ne_eh[2] = { 512, 256 };
+    const char *norms[] = { "blk.4.nextn.enorm.weight", "blk.4.nextn.hnorm.weight", "blk.4.nextn.shared_head_norm.weight" };
+    for (int i = 0; i < 3 && rc >= 0; i++) {
+        from[n++] = norm;
+        rc = gguf_writer_add_tensor(w, norms[i], norm->type, norm->n_dims, norm->ne);
+    }
+    if (rc >= 0) {
+        from[n++] = q;
+        rc = gguf_writer_add_tensor(w, "blk.4.nextn.eh_proj.weight", q->type, 2, ne_eh);
+    }
+    rc = rc < 0 ? rc : gguf_writer_begin(w, dst, err, sizeof(err));
+    for (int i = 0; i < n && rc >= 0; i++) {
+        void *buf = malloc(from[i]->size);
+        rc = buf ? gguf_read_tensor(g, from[i], 0, buf, from[i]->size, err, sizeof(err)) : -1;
+        rc = rc < 0 ? rc : gguf_writer_write(w, buf, from[i]->size, err, sizeof(err));
+        free(buf);
+    }
+    rc = rc < 0 ? rc : gguf_writer_finish(w, err, sizeof(err));
+    if (rc < 0)
+        printf("  write_with_nextn: %s\n", err);
+    gguf_writer_free(w);
+    gguf_close(g);
+    return rc < 0 ? -1 : 0;
+}
+
+/* A file with a NextN/MTP block after the trunk splits (the block pinned and
+ * its experts in a blob), loads with the trunk's 4 layers, and gives the
+ * trunk's logits bit for bit (the block is not run). */
+static void test_qwen35moe_nextn(void **state)
+{
+    (void)state;
+    if (!have_fixtures())
+        SKIP_NO_FIXTURES();
+    char src[4400], p[4400];
+    snprintf(src, sizeof(src), "%s/arch/qwen35moe-Q8_0.gguf", fixtures);
+    mkdir("build", 0755);
+    mkdir("build/test-model", 0755);
+    const char *with = "build/test-model/qwen35moe-nextn.gguf";
+    remove(with);
+    assert_int_equal(write_with_nextn(src, with), 0);
+    char dir[4200], err[1024];
+    snprintf(dir, sizeof(dir), "build/test-model/qwen35moe-nextn");
+    struct split_options so = { .input = with, .output_dir = dir, .force = true, .check_runnable = true };
+    struct split_stats ss;
+    if (split_convert(&so, &ss, err, sizeof(err)) < 0)
+        fail_msg("split %s: %s", with, err);
+    assert_int_equal(ss.n_layer, 5);
+    remove(with);
+    const char *base = split_fixture("arch/qwen35moe-Q8_0.gguf", "qwen35moe");
+    snprintf(p, sizeof(p), "%s/arch/qwen35moe-Q8_0.tok.i32", fixtures);
+    size_t len;
+    int32_t *tok = read_file(p, &len);
+    assert_non_null(tok);
+    int n = (int)(len / 4) < 32 ? (int)(len / 4) : 32, nv;
+    struct run_cfg cfg = { PROVIDER_IO_URING, 0, 64, false };
+    float *a = run_model(base, tok, n, &cfg, &nv, NULL);
+    float *b = run_model(dir, tok, n, &cfg, &nv, NULL);
+    bool same = memcmp(a, b, sizeof(float) * (size_t)n * nv) == 0;
+    printf("  qwen35moe with a NextN block: split into %d layers, trunk logits identical %s\n", ss.n_layer,
+           same ? "yes" : "NO");
+    assert_true(same);
+    free(a);
+    free(b);
+    free(tok);
+}
+
 /* Four sequences decoded together: 4 different prompts (slices of the
  * fixture prompt's tokens, of different lengths) are prefilled in shared
  * steps (rows of all four in one step), then decoded together for 8 steps
@@ -715,6 +875,23 @@ static void check_multi_sequence(const char *gguf_rel, const char *name, const c
            "differ from running alone\n",
            name, n, DEC, (unsigned long long)ps.misses, bad);
     assert_true(ps.misses > 0);
+    /* a reset sequence forgets everything (KV, conv and recurrent state):
+     * sequence 1's prompt on sequence 0 gives sequence 1's logits */
+    seq_reset(sq[0]);
+    for (int i = 0; i < plen[1]; i++) {
+        rt[i] = tok[start[1] + i];
+        rp[i] = i;
+        rs[i] = sq[0];
+        ro[i] = 1;
+    }
+    struct engine_batch br = { plen[1], rt, rp, rs, ro };
+    if (engine_step(e, &br, lg) < 0)
+        fail_msg("step: %s", engine_error(e));
+    int bad_reset = 0;
+    for (int i = 0; i < plen[1]; i++)
+        bad_reset += memcmp(lg + (size_t)i * nv, alone[1] + (size_t)i * nv, sizeof(float) * nv) != 0;
+    printf("  %s: after a reset, %d of %d rows differ\n", name, bad_reset, plen[1]);
+    bad += bad_reset;
     /* a row that does not continue its sequence is refused */
     rt[0] = tok[0];
     rp[0] = 3;
@@ -749,6 +926,15 @@ static void test_multi_sequence_deepseek2(void **state)
     check_multi_sequence("arch/deepseek2-Q8_0.gguf", "deepseek2", "arch/deepseek2-Q8_0.tok.i32");
 }
 
+/* qwen35moe: per-sequence conv and recurrent state next to the KV cache */
+static void test_multi_sequence_qwen35moe(void **state)
+{
+    (void)state;
+    if (!have_fixtures())
+        SKIP_NO_FIXTURES();
+    check_multi_sequence("arch/qwen35moe-Q8_0.gguf", "qwen35moe", "arch/qwen35moe-Q8_0.tok.i32");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -761,6 +947,10 @@ int main(void)
         cmocka_unit_test(test_synth_deepseek2_runs),
         cmocka_unit_test(test_multi_sequence),
         cmocka_unit_test(test_multi_sequence_deepseek2),
+        cmocka_unit_test(test_arch_qwen35moe),
+        cmocka_unit_test(test_qwen35moe_prefill_decode),
+        cmocka_unit_test(test_qwen35moe_nextn),
+        cmocka_unit_test(test_multi_sequence_qwen35moe),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

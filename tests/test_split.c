@@ -477,6 +477,125 @@ static void test_deepseek2_map_and_refuse(void **state)
 
 /* ---- synthetic ---------------------------------------------------------- */
 
+/* A copy of the fixture at src in dst with the length-prefixed string `from`
+ * (a tensor name or key) replaced by `to` of the same length; or, when
+ * ne1 >= 0, the second dimension of tensor `from` set to ne1; or, when u32 is
+ * nonzero, the u32 value of key `from` set to u32. */
+static void patch_copy(const char *src, const char *dst, const char *from, const char *to, int64_t ne1,
+                       uint32_t u32)
+{
+    FILE *f = fopen(src, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *buf = malloc((size_t)n);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    size_t fl = strlen(from);
+    unsigned char *hit = memmem(buf, (size_t)n, from, fl);
+    /* a tensor name is preceded by its u64 length; metadata keys likewise */
+    while (hit && (hit - buf < 8 || memcmp(hit - 8, &(uint64_t){ fl }, 8) != 0))
+        hit = memmem(hit + 1, (size_t)n - (size_t)(hit + 1 - buf), from, fl);
+    assert_non_null(hit);
+    if (u32) {
+        /* key, u32 value type, u32 value */
+        memcpy(hit + fl + 4, &u32, 4);
+    } else if (ne1 < 0) {
+        memcpy(hit, to, fl);
+    } else {
+        /* name, u32 n_dims, u64 ne[0], u64 ne[1] */
+        uint32_t nd;
+        memcpy(&nd, hit + fl, 4);
+        assert_true(nd >= 2);
+        memcpy(hit + fl + 4 + 8, &ne1, 8);
+    }
+    f = fopen(dst, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    free(buf);
+}
+
+/* Qwen3.5/3.6-MoE: every tensor recognised (delta-net weights, ssm_* norms
+ * and conv, shared expert and its gate pinned; routed experts in blobs);
+ * a file with a missing delta-net tensor, a mis-shaped conv or an
+ * inconsistent SSM size is refused before anything is written, naming the
+ * tensor (or key), expected and actual. */
+static void test_qwen35moe_family(void **state)
+{
+    (void)state;
+    const char *fx = fixtures_dir();
+    char src[4096], out[4096], bad[4096], err[1024];
+    if (!fx) {
+        print_message("skipped: fixtures not found (set MOESTREAM_FIXTURES)\n");
+        skip();
+    }
+    path_join(src, sizeof(src), fx, "arch/qwen35moe-Q8_0.gguf");
+    if (!file_exists(src)) {
+        print_message("skipped: %s not found\n", src);
+        skip();
+    }
+    snprintf(out, sizeof(out), "%s/q35", tmp_root);
+    struct split_stats st;
+    struct split_options o = {.input = src, .output_dir = out, .check_runnable = true};
+    if (split_convert(&o, &st, err, sizeof(err)) < 0)
+        fail_msg("%s: %s", src, err);
+    assert_int_equal(st.n_expert_layers, 4);
+    if (split_verify(out, NULL, NULL, err, sizeof(err)) < 0)
+        fail_msg("%s: %s", out, err);
+    compare_with_source(src, out);
+    struct split_model *sm;
+    assert_int_equal(split_open(&sm, out, err, sizeof(err)), 0);
+    const char *pinned[] = { "blk.0.ssm_conv1d.weight", "blk.0.ssm_a", "blk.0.ssm_norm.weight", "blk.0.attn_qkv.weight",
+                             "blk.0.attn_gate.weight", "blk.1.ssm_alpha.weight", "blk.2.ssm_out.weight",
+                             "blk.3.attn_q_norm.weight", "blk.3.ffn_gate_inp_shexp.weight",
+                             "blk.3.ffn_down_shexp.weight" };
+    for (size_t i = 0; i < sizeof(pinned) / sizeof(pinned[0]); i++)
+        if (!split_find_tensor(sm, pinned[i]))
+            fail_msg("%s is not pinned", pinned[i]);
+    assert_null(split_find_tensor(sm, "blk.0.ffn_up_exps.weight"));
+    assert_int_equal(sm->layers[2].n_expert, 16);
+    split_close(sm);
+    rm_rf(out);
+
+    static const struct {
+        const char *from, *to;
+        int64_t ne1;
+        uint32_t u32;
+        const char *want[3];
+    } cases[] = {
+        { "blk.1.ssm_beta.weight", "blk.1.ssm_bXta.weight", -1, 0,
+          { "blk.1.ssm_beta.weight is missing", "", "" } },
+        { "blk.2.ssm_conv1d.weight", NULL, 384, 0, { "blk.2.ssm_conv1d.weight", "[4, 384]", "expected [4, 512]" } },
+        { "blk.0.ssm_out.weight", NULL, 200, 0, { "blk.0.ssm_out.weight", "[256, 200]", "expected [256, 256]" } },
+        { "qwen35moe.ssm.inner_size", "qwen35moe.ssm.innXr_size", -1, 0, { "ssm.inner_size is missing", "", "" } },
+        /* inner size 192 with 4 value heads of 64: inconsistent */
+        { "qwen35moe.ssm.inner_size", NULL, -1, 192, { "inner 192", "expected rank * state = 256", "" } },
+        /* one key head where the tensors have two: q/k/v conv channels differ */
+        { "qwen35moe.ssm.group_count", NULL, -1, 1, { "blk.0.attn_qkv.weight", "[256, 512]", "expected [256, 384]" } },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(bad, sizeof(bad), "%s/bad%zu.gguf", tmp_root, i);
+        patch_copy(src, bad, cases[i].from, cases[i].to, cases[i].ne1, cases[i].u32);
+        snprintf(out, sizeof(out), "%s/bad%zu", tmp_root, i);
+        struct split_options ob = {.input = bad, .output_dir = out, .check_runnable = true};
+        err[0] = 0;
+        int rc = split_convert(&ob, NULL, err, sizeof(err));
+        print_message("  refused: %s\n", err);
+        assert_true(rc < 0);
+        for (int w = 0; w < 3; w++)
+            if (!strstr(err, cases[i].want[w]))
+                fail_msg("error '%s' does not say '%s'", err, cases[i].want[w]);
+        assert_false(file_exists(out));
+        unlink(bad);
+    }
+}
+
+/* ---- synthetic ---------------------------------------------------------- */
+
+
 static void test_synthetic_roundtrip(void **state)
 {
     (void)state;
@@ -826,6 +945,7 @@ int main(void)
         cmocka_unit_test(test_write_error_cleans_up),
         cmocka_unit_test(test_open_rejects),
         cmocka_unit_test(test_fixture_models),
+        cmocka_unit_test(test_qwen35moe_family),
         cmocka_unit_test(test_cli),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -375,6 +375,30 @@ static void test_real_plans(void **state)
     o.shape = "qwen3-coder-480b-a35b";
     assert_int_equal(synth_plan(&o, &st, err, sizeof(err)), 0);
     assert_int_equal(st.n_tensor, 62 * 12 + 3);
+
+    /* Qwen3.5/3.6-MoE: 3 delta-net layers (19 tensors: 2 norms, qkv, gate,
+     * conv, dt, a, beta, alpha, ssm_norm, ssm_out, router, 3 experts, shared
+     * gate + 3) then one attention layer (16) */
+    o.shape = "qwen3.6-35b-a3b";
+    assert_int_equal(synth_plan(&o, &st, err, sizeof(err)), 0);
+    assert_int_equal(st.n_tensor, 30 * 19 + 10 * 16 + 3);
+    assert_int_equal(st.type_count[QT_F32], 30 * 8 + 10 * 6 + 1);
+    assert_int_equal(st.type_count[QT_Q5_K], 30); /* attn_qkv */
+    /* use_more_bits(i, 40): 20 layers' ffn_down_exps and ffn_down_shexp;
+     * attn_v by attention-layer index, use_more_bits(i, 10): 5; output */
+    assert_int_equal(st.type_count[QT_Q6_K], 40 + 5 + 1);
+    /* the published Q4_K_M files are about 21 GB */
+    assert_true(st.data_bytes > 20.5e9 && st.data_bytes < 22.0e9);
+    o.shape = "qwen3.5-35b-a3b";
+    assert_int_equal(synth_plan(&o, &st, err, sizeof(err)), 0);
+    assert_int_equal(st.n_tensor, 30 * 19 + 10 * 16 + 3);
+    o.shape = "qwen3.5-122b-a10b";
+    assert_int_equal(synth_plan(&o, &st, err, sizeof(err)), 0);
+    assert_int_equal(st.n_tensor, 36 * 19 + 12 * 16 + 3);
+    o.shape = "qwen3.5-397b-a17b";
+    assert_int_equal(synth_plan(&o, &st, err, sizeof(err)), 0);
+    assert_int_equal(st.n_tensor, 45 * 19 + 15 * 16 + 3);
+    assert_true(st.data_bytes > 230e9 && st.data_bytes < 250e9);
 }
 
 /* tiny-ds2 written at q2_k_xl: the deepseek2 keys and MLA tensors as the

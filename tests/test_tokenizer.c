@@ -362,6 +362,8 @@ static void test_models_prompt(void **state)
         snprintf(ids, sizeof(ids), "models/q3moe-a-%s.tokens.i32", q[i]);
         check_ids_file(m, "models/prompt.txt", ids);
     }
+    /* Qwen3.5/3.6-MoE: the qwen35 pre-tokenizer on the prompt */
+    check_ids_file("arch/qwen35moe-Q8_0.gguf", "models/prompt.txt", "arch/qwen35moe-Q8_0.tok.i32");
 }
 
 /* arch/deepseek2: the deepseek-v3 pre-tokenizer with BOS, as llama.cpp. */
