@@ -310,16 +310,45 @@ static int load_layer(struct split_model *m, int L, uint64_t *xxh, const char *m
     return 0;
 }
 
+/* Does the file start with the GGUF magic? */
+static bool split_is_gguf_file(const char *path)
+{
+    char magic[4];
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return false;
+    bool yes = fread(magic, 1, 4, f) == 4 && !memcmp(magic, "GGUF", 4);
+    fclose(f);
+    return yes;
+}
+
 int split_open(struct split_model **out, const char *dir, char *err, size_t errlen)
 {
     struct stat st;
     char mpath[4200];
     *out = NULL;
-    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+    if (stat(dir, &st) < 0)
         return errmsg_set(err, errlen, -ENOENT,
-                    "split: %s is not a split model directory; create it with "
-                    "`moestream-split MODEL.gguf -o %s`",
-                    dir, dir);
+                    "split: %s: no such file or directory (a model is a directory made once by "
+                    "`moestream-split MODEL.gguf -o OUT-DIR`; pass that directory to -m)",
+                    dir);
+    if (!S_ISDIR(st.st_mode)) {
+        /* Suggest an output beside the input, never the input itself. */
+        char suggest[4200];
+        size_t n = strlen(dir);
+        if (n > 5 && !strcmp(dir + n - 5, ".gguf"))
+            n -= 5;
+        snprintf(suggest, sizeof(suggest), "%.*s-split", (int)(n < 4000 ? n : 4000), dir);
+        if (split_is_gguf_file(dir))
+            return errmsg_set(err, errlen, -ENOTDIR,
+                        "split: %s is a GGUF file, not a split model: convert it once with "
+                        "`moestream-split %s -o %s`, then run with -m %s",
+                        dir, dir, suggest, suggest);
+        return errmsg_set(err, errlen, -ENOTDIR,
+                    "split: %s is a file, not a split model directory (a directory made by "
+                    "`moestream-split MODEL.gguf -o OUT-DIR`)",
+                    dir);
+    }
     snprintf(mpath, sizeof(mpath), "%s/" SPLIT_MANIFEST, dir);
     if (stat(mpath, &st) < 0)
         return errmsg_set(err, errlen, -ENOENT,

@@ -24,6 +24,7 @@
 #include "quant.h"
 #include "split.h"
 #include "splitfmt.h"
+#include "version.h"
 
 static volatile sig_atomic_t cancel_flag;
 
@@ -357,6 +358,12 @@ static int cmd_info(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    if (version_asked(argc, argv)) {
+        char v[256];
+        version_format(v, sizeof(v), "moestream-split");
+        printf("%s\n", v);
+        return 0;
+    }
     if (argc < 2) {
         usage_convert(stderr);
         return 2;

@@ -17,6 +17,7 @@
 #include "quant.h"
 #include "tokenizer.h"
 #include "trace.h"
+#include "version.h"
 
 double cli_now(void)
 {
@@ -102,6 +103,21 @@ static bool allowed_flag(const char *allowed, const char *name)
     return false;
 }
 
+/* Flags of llama.cpp that mean nothing here: accepted by every subcommand. */
+#define CLI_IGNORED_FLAGS "--n-gpu-layers --flash-attn --ubatch-size --color --verbose --log-disable"
+
+/* Flags whose value is optional (llama.cpp's [on|off|auto]). */
+static bool optional_value(const char *a)
+{
+    return !strcmp(a, "--flash-attn") || !strcmp(a, "--color") || !strcmp(a, "--reasoning");
+}
+
+static void notice(const struct cli_opts *o, const char *flag, const char *why)
+{
+    if (!o->log_disable)
+        fprintf(stderr, "moestream: %s ignored: %s\n", flag, why);
+}
+
 void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, void (*usage)(FILE *out))
 {
     memset(o, 0, sizeof(*o));
@@ -114,13 +130,32 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
     o->queue_depth = 0;
     o->act_bits = 16;
     sampler_default_opts(&o->samp);
+    o->seed_random = true;
     static const struct { const char *s, *l; } alias[] = {
         { "-m", "--model" }, { "-p", "--prompt" }, { "-f", "--file" }, { "-n", "--n-predict" },
         { "-t", "--threads" }, { "-c", "--ctx-size" }, { "-b", "--batch-size" }, { "-s", "--seed" },
-        { "-h", "--help" },
+        { "-h", "--help" }, { "-sys", "--system" }, { "--system-prompt", "--system" },
+        { "-cnv", "--conversation" }, { "-no-cnv", "--no-conversation" }, { "-i", "--interactive" },
+        { "-r", "--reverse-prompt" }, { "-v", "--verbose" }, { "--log-verbose", "--verbose" },
+        { "-ngl", "--n-gpu-layers" }, { "--gpu-layers", "--n-gpu-layers" }, { "-fa", "--flash-attn" },
+        { "-ub", "--ubatch-size" }, { "-co", "--color" }, { "-sp", "--special" }, { "-rea", "--reasoning" },
+        { "--predict", "--n-predict" }, { "--temperature", "--temp" },
     };
+    /* --log-disable silences the notices below, wherever it appears */
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--log-disable"))
+            o->log_disable = true;
+    bool had_prompt = false, had_file = false;
     for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
+        char name[64];
+        const char *a = argv[i], *inline_v = NULL;
+        const char *eq = strncmp(a, "--", 2) == 0 ? strchr(a, '=') : NULL;
+        if (eq && (size_t)(eq - a) < sizeof(name)) {
+            memcpy(name, a, (size_t)(eq - a));
+            name[eq - a] = 0;
+            a = name;
+            inline_v = eq + 1;
+        }
         for (size_t j = 0; j < sizeof(alias) / sizeof(alias[0]); j++)
             if (strcmp(a, alias[j].s) == 0)
                 a = alias[j].l;
@@ -128,7 +163,13 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
             usage(stdout);
             exit(0);
         }
-        if (strncmp(a, "--", 2) != 0 || !allowed_flag(allowed, a)) {
+        if (strcmp(a, "--version") == 0) {
+            char v[256];
+            version_format(v, sizeof(v), "moestream");
+            printf("%s\n", v);
+            exit(0);
+        }
+        if (strncmp(a, "--", 2) != 0 || (!allowed_flag(allowed, a) && !allowed_flag(CLI_IGNORED_FLAGS, a))) {
             fprintf(stderr, "moestream: unknown option '%s' (see --help)\n", argv[i]);
             exit(2);
         }
@@ -146,10 +187,25 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
         else if (!strcmp(a, "--prefetch")) flag = &o->prefetch;
         else if (!strcmp(a, "--cold")) flag = &o->cold;
         else if (!strcmp(a, "--json")) flag = &o->json;
+        else if (!strcmp(a, "--no-display-prompt")) flag = &o->no_display_prompt;
+        else if (!strcmp(a, "--ignore-eos")) flag = &o->ignore_eos;
+        else if (!strcmp(a, "--log-disable")) flag = &o->log_disable;
+        else if (!strcmp(a, "--jinja")) flag = &o->jinja;
+        else if (!strcmp(a, "--verbose-prompt")) flag = &o->verbose_prompt;
         if (flag) {
+            if (inline_v)
+                die_flag(a, "takes no value");
             *flag = true;
             continue;
         }
+        if (!strcmp(a, "--display-prompt")) { o->no_display_prompt = false; continue; }
+        if (!strcmp(a, "--no-jinja")) { o->jinja = false; continue; }
+        if (!strcmp(a, "--verbose")) { notice(o, argv[i], "statistics are --stats / --stats-json"); continue; }
+        if (!strcmp(a, "--interactive") || !strcmp(a, "--conversation")) {
+            notice(o, argv[i], "use `moestream chat -m MODEL` for a conversation");
+            continue;
+        }
+        if (!strcmp(a, "--no-conversation")) continue; /* run never converses */
         if (!strcmp(a, "--compare")) {
             if (i + 2 >= argc)
                 die_flag(a, "needs two quoted argument lists, e.g. --compare \"--io pread\" \"--io uring\"");
@@ -157,13 +213,46 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
             o->compare_b = argv[++i];
             continue;
         }
-        if (i + 1 >= argc)
-            die_flag(a, "needs a value");
-        const char *v = argv[++i];
+        const char *v = inline_v;
+        if (!v && optional_value(a)) {
+            if (i + 1 < argc && (!strcmp(argv[i + 1], "on") || !strcmp(argv[i + 1], "off") ||
+                                 !strcmp(argv[i + 1], "auto")))
+                v = argv[++i];
+            else
+                v = "on";
+        }
+        if (!v) {
+            if (i + 1 >= argc)
+                die_flag(a, "needs a value");
+            v = argv[++i];
+        }
         if (!strcmp(a, "--model")) o->model_dir = v;
-        else if (!strcmp(a, "--prompt")) o->prompt = v;
-        else if (!strcmp(a, "--file")) o->prompt_file = v;
+        else if (!strcmp(a, "--prompt")) { o->prompt = v; had_prompt = true; }
+        else if (!strcmp(a, "--file")) { o->prompt_file = v; had_file = true; }
         else if (!strcmp(a, "--system")) o->system = v;
+        else if (!strcmp(a, "--chat-template")) o->chat_template = v;
+        else if (!strcmp(a, "--reasoning")) o->reasoning = v;
+        else if (!strcmp(a, "--n-gpu-layers")) {
+            parse_int(a, v, -1, INT_MAX);
+            notice(o, "-ngl", "moestream runs on the CPU and streams the experts from disk");
+        }
+        else if (!strcmp(a, "--flash-attn")) notice(o, "-fa", "attention runs on the CPU in one fused loop");
+        else if (!strcmp(a, "--ubatch-size")) {
+            parse_int(a, v, 1, INT_MAX);
+            notice(o, "-ub", "-b sets the tokens per step");
+        }
+        else if (!strcmp(a, "--color")) notice(o, "--color", "output is plain text");
+        else if (!strcmp(a, "--keep")) {
+            parse_int(a, v, -1, INT_MAX);
+            notice(o, "--keep", "generation stops when the context is full (no context shift yet)");
+        }
+        else if (!strcmp(a, "--reverse-prompt")) notice(o, "-r", "no interactive mode in run; use chat");
+        else if (!strcmp(a, "--presence-penalty") || !strcmp(a, "--frequency-penalty")) {
+            float x = parse_float(a, v);
+            if (x != 0)
+                notice(o, a[2] == 'p' ? "--presence-penalty" : "--frequency-penalty",
+                       "not implemented; --repeat-penalty is");
+        }
         else if (!strcmp(a, "--n-predict")) {
             o->n_predict = (int)parse_int(a, v, -1, INT_MAX);
             o->has_n_predict = true;
@@ -179,7 +268,10 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
                 die_flag(a, "expected seconds in (0, 3600]");
         }
         else if (!strcmp(a, "--size")) {
-            if (model_parse_size(v, &o->size) < 0 || o->size == 0)
+            int rc = model_parse_size(v, &o->size);
+            if (rc == -ERANGE)
+                die_flag(a, "the size does not fit in 64 bits");
+            if (rc < 0 || o->size == 0)
                 die_flag(a, "expected a size such as 1M, 256K or 4194304");
         }
         else if (!strcmp(a, "--cache-policy")) {
@@ -192,7 +284,11 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
         else if (!strcmp(a, "--ctx-size")) o->n_ctx = (int)parse_int(a, v, 0, 1 << 24);
         else if (!strcmp(a, "--batch-size")) o->n_batch = (int)parse_int(a, v, 1, 1 << 16);
         else if (!strcmp(a, "--queue-depth")) o->queue_depth = (int)parse_int(a, v, 1, 4096);
-        else if (!strcmp(a, "--seed")) o->samp.seed = (uint64_t)parse_int(a, v, 0, LONG_MAX);
+        else if (!strcmp(a, "--seed")) {
+            long x = parse_int(a, v, -1, LONG_MAX);
+            o->seed_random = x == -1;
+            o->samp.seed = x == -1 ? sampler_random_seed() : (uint64_t)x;
+        }
         else if (!strcmp(a, "--temp")) o->samp.temperature = parse_float(a, v);
         else if (!strcmp(a, "--top-k")) o->samp.top_k = (int)parse_int(a, v, 0, INT_MAX);
         else if (!strcmp(a, "--top-p")) o->samp.top_p = parse_float(a, v);
@@ -212,7 +308,10 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
                 die_flag(a, "expected 8 or 16");
         }
         else if (!strcmp(a, "--ram-budget")) {
-            if (model_parse_size(v, &o->ram_budget) < 0)
+            int rc = model_parse_size(v, &o->ram_budget);
+            if (rc == -ERANGE)
+                die_flag(a, "the size does not fit in 64 bits (16 EiB); expected e.g. 8G or 512M");
+            if (rc < 0)
                 die_flag(a, "expected a size such as 8G, 512M or 1.5G");
         } else if (!strcmp(a, "--io")) {
             if (!strcmp(v, "uring")) o->io = PROVIDER_IO_URING;
@@ -221,6 +320,15 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
             else die_flag(a, "expected uring, pread or buffered");
         } else
             die_flag(a, "is not handled");
+    }
+    if (had_prompt && had_file) {
+        fprintf(stderr, "moestream: -p and -f both give the prompt: pass only one (see --help)\n");
+        exit(2);
+    }
+    char err[256];
+    if (sampler_check_opts(&o->samp, err, sizeof(err)) < 0) {
+        fprintf(stderr, "moestream: %s (see --help)\n", err);
+        exit(2);
     }
 }
 
@@ -254,6 +362,11 @@ int cli_open_model(struct model **m, const struct cli_opts *o, int *n_ctx_out, i
         fprintf(stderr, "moestream: %s\n", err);
         return 1;
     }
+    const struct model_hparams *hp = model_hparams(*m);
+    if (o->n_ctx > 0 && hp->n_ctx_train > 0 && o->n_ctx > hp->n_ctx_train && !o->log_disable)
+        fprintf(stderr, "moestream: warning: -c %d is beyond the %d positions %s was trained on: "
+                        "output past position %d may degrade\n",
+                o->n_ctx, hp->n_ctx_train, o->model_dir, hp->n_ctx_train);
     *n_ctx_out = model_plan(*m)->n_ctx;
     *n_batch_out = model_plan(*m)->n_batch;
     return 0;

@@ -24,7 +24,7 @@ struct cli_opts {
     const char *model_dir;      /* -m */
     const char *prompt;         /* -p */
     const char *prompt_file;    /* -f */
-    const char *system;         /* --system */
+    const char *system;         /* --system, -sys, --system-prompt */
     int n_predict;              /* -n */
     int n_threads;              /* -t */
     int n_ctx;                  /* -c; 0 = min(train ctx, 4096) */
@@ -36,7 +36,9 @@ struct cli_opts {
     bool verify_reads;
     bool stats;                 /* --stats */
     bool stats_json;            /* --stats-json */
-    bool special;               /* --special: parse special tokens in the prompt */
+    bool special;               /* run/chat: --special (-sp) renders special tokens in the output, as in
+                                 * llama.cpp (prompts always parse them); tokenize/logits --text:
+                                 * parse special tokens in the text */
     bool bos;                   /* --bos */
     bool ids;                   /* tokenize --ids */
     bool no_escape;             /* --no-escape: keep \n, \t ... in prompts literal */
@@ -59,6 +61,16 @@ struct cli_opts {
     const char *qd_list;        /* --qd */
     double seconds;             /* --seconds */
     struct sampler_opts samp;
+    bool seed_random;           /* no -s, or -s -1: the seed came from the clock (printed when sampling) */
+    bool no_display_prompt;     /* --no-display-prompt: do not echo the prompt before the continuation */
+    bool ignore_eos;            /* --ignore-eos: keep generating past end-of-generation tokens */
+    bool log_disable;           /* --log-disable: no notices for ignored llama.cpp flags */
+    /* Accepted and stored for the chat-template engine (owned elsewhere); no
+     * rendering happens here. */
+    const char *chat_template;  /* --chat-template TEXT */
+    bool jinja;                 /* --jinja (--no-jinja clears it) */
+    bool verbose_prompt;        /* --verbose-prompt */
+    const char *reasoning;      /* --reasoning [on|off|auto] (-rea); "on" when given without a value */
     /* logits / perplexity */
     const char *tokens_in, *text_in, *out, *tokens_out, *kl_base;
     int chunks;                 /* perplexity: 0 = all */
@@ -75,9 +87,18 @@ struct cli_runtime {
     double preload_wait_s;
 };
 
-/* Parses argv (after the subcommand). usage() is printed for --help; an
- * unknown or malformed flag prints one line and exits 2. `allowed` lists the
- * flags the subcommand takes (space separated, long or short names). */
+/* Parses argv (after the subcommand). usage() is printed for --help,
+ * the version line for --version; an unknown or malformed flag prints one
+ * line and exits 2. `allowed` lists the flags the subcommand takes (space
+ * separated, long names). "--flag=value" is the same as "--flag value".
+ * llama.cpp flags that mean nothing here (-ngl, -fa, -ub, --color, -v,
+ * --log-disable) are accepted by every subcommand with a one-line notice;
+ * CLI_COMPAT_FLAGS lists those a generating subcommand also accepts. The
+ * sampling options are validated (finite, in range). */
+#define CLI_COMPAT_FLAGS                                                                          \
+    "--ignore-eos --presence-penalty --frequency-penalty --keep --reverse-prompt --interactive "   \
+    "--conversation --no-conversation --chat-template --jinja --no-jinja --verbose-prompt --reasoning " \
+    "--no-display-prompt --display-prompt --system"
 void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed,
                void (*usage)(FILE *out));
 

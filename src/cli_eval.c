@@ -14,6 +14,9 @@
 #include "splitfmt.h"
 #include "tokenizer.h"
 
+/* --kl-base file magic, "2MSKLDBL" (version 2: the header counts the chunks) */
+#define KL_MAGIC 0x4c42444c4b534d32ull
+
 static int write_all(const char *path, const void *data, size_t n)
 {
     char tmp[4200];
@@ -198,6 +201,12 @@ int cli_perplexity(int argc, char **argv)
     }
     if (o.n_ctx == 0)
         o.n_ctx = 512;
+    if (o.n_ctx < 4) {
+        /* the second half of each chunk is scored: fewer than 4 positions score nothing useful */
+        fprintf(stderr, "moestream perplexity: -c %d: expected a chunk of at least 4 tokens (default 512)\n",
+                o.n_ctx);
+        return 2;
+    }
     if (o.n_batch < o.n_ctx)
         o.n_batch = o.n_ctx;
     struct cli_runtime rt;
@@ -236,14 +245,30 @@ int cli_perplexity(int argc, char **argv)
             fprintf(stderr, "moestream: %s: %s\n", o.kl_base, strerror(errno));
             goto out;
         }
-        uint64_t hdr[3] = { 0x4c42444c4b534d31ull /* "1MSKLDBL" */, nv, (uint64_t)(c - 1 - first) };
+        /* header: magic, n_vocab, positions per chunk, chunks (0 until the
+         * run that writes it completes, so an interrupted run's file is refused) */
+        uint64_t hdr[4] = { KL_MAGIC, nv, (uint64_t)(c - 1 - first), 0 };
         if (kl_save)
             fwrite(hdr, sizeof(hdr), 1, kl_f);
         else {
-            uint64_t got[3];
+            uint64_t got[4];
             if (fread(got, sizeof(got), 1, kl_f) != 1 || got[0] != hdr[0] || got[1] != hdr[1] || got[2] != hdr[2]) {
-                fprintf(stderr, "moestream: %s: not a KL base for this vocabulary and -c %d (recreate it)\n",
+                fprintf(stderr, "moestream: %s: not a KL base for this vocabulary and -c %d (delete it to "
+                                "recreate it)\n",
                         o.kl_base, c);
+                goto out;
+            }
+            uint64_t want = sizeof(hdr) + got[3] * hdr[2] * nv * sizeof(float);
+            if (got[3] == 0 || (uint64_t)st.st_size != want) {
+                fprintf(stderr, "moestream: %s: incomplete KL base (the run that wrote it was interrupted): "
+                                "delete it to recreate it\n",
+                        o.kl_base);
+                goto out;
+            }
+            if (got[3] != (uint64_t)n_chunk) {
+                fprintf(stderr, "moestream: %s: holds %llu chunks, this run scores %d: pass --chunks %llu or "
+                                "delete it to recreate it\n",
+                        o.kl_base, (unsigned long long)got[3], n_chunk, (unsigned long long)got[3]);
                 goto out;
             }
         }
@@ -289,8 +314,14 @@ int cli_perplexity(int argc, char **argv)
            count);
     if (kl_f && !kl_save)
         printf("kl-divergence: mean %.6f, top-1 agreement %.4f\n", kl_sum / count, (double)same_count / count);
-    if (kl_f && kl_save)
+    if (kl_f && kl_save) {
+        uint64_t hdr[4] = { KL_MAGIC, nv, (uint64_t)(c - 1 - first), (uint64_t)n_chunk };
+        if (fseek(kl_f, 0, SEEK_SET) != 0 || fwrite(hdr, sizeof(hdr), 1, kl_f) != 1) {
+            fprintf(stderr, "moestream: %s: write failed\n", o.kl_base);
+            goto out;
+        }
         printf("kl-base: saved %ld positions to %s\n", count, o.kl_base);
+    }
     cli_print_stats(&rt, &o, n_chunk * c, cli_now() - t0, 0, 0);
     rc = 0;
 out:

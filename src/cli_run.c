@@ -3,6 +3,7 @@
  * `moestream chat` (interactive multi-turn chat with a ChatML template).
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -19,7 +20,14 @@ static void run_usage(FILE *out)
             "  -p, --prompt TEXT      the prompt\n"
             "  -f, --file FILE        read the prompt from FILE\n"
             "  -n, --n-predict N      tokens to generate (default 128; -1 = until end of text or context)\n"
-            "      --special          parse special tokens such as <|im_start|> in the prompt\n");
+            "      --no-display-prompt  do not echo the prompt before the continuation\n"
+            "      --ignore-eos       keep generating past the end-of-text token\n"
+            "  -sp, --special         print special tokens such as <|im_end|> in the output (as llama.cpp;\n"
+            "                         special tokens in the prompt are always recognised)\n"
+            "Ctrl-C stops the generation and still prints the statistics (exit code 130).\n"
+            "llama.cpp flags accepted and ignored with a notice: -ngl, -fa, -ub, --color, -v, -i, -cnv,\n"
+            "-no-cnv, -r, --keep, --presence-penalty, --frequency-penalty (unless 0); --log-disable\n"
+            "silences those notices. --flag=value is the same as --flag value.\n");
     cli_common_help(out);
     fprintf(out,
             "sampling:\n"
@@ -29,14 +37,14 @@ static void run_usage(FILE *out)
             "      --min-p P          (default 0.05; 0 = off)\n"
             "      --repeat-penalty R (default 1.0 = off)\n"
             "      --repeat-last-n N  tokens the penalty looks back (default 64)\n"
-            "  -s, --seed N           random seed (default: from the clock)\n");
+            "  -s, --seed N           random seed (default -1: from the clock; printed when sampling)\n");
 }
 
 #define RUN_FLAGS                                                                                      \
     "--model --prompt --file --n-predict --threads --ctx-size --batch-size --ram-budget --io "        \
     "--queue-depth --mlock --verify-reads --stats --stats-json --trace-out --special --temp --top-k " \
     "--top-p --min-p --repeat-penalty --repeat-last-n --seed --system --no-escape --preload --prefetch --act-bits " \
-    "--cache-policy"
+    "--cache-policy " CLI_COMPAT_FLAGS
 
 /* Tokenizes text into a freshly allocated array; NULL with a message. */
 static int32_t *tokenize_all(const struct tokenizer *t, const char *text, size_t len, bool bos, bool special,
@@ -76,11 +84,32 @@ static void token_stats(const struct cli_runtime *rt, int i, double dt, struct p
     *last = ps;
 }
 
-static int generate(struct cli_runtime *rt, struct sampler *smp, float *logits, int n_predict, double *t_gen,
-                    bool per_token_json)
+/* Set by SIGINT (Ctrl-C): generate() stops at the next token. */
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
 {
+    (void)sig;
+    interrupted = 1;
+}
+
+/* Ctrl-C sets `interrupted` instead of killing the process; without
+ * SA_RESTART so that a blocking read of the chat's stdin returns EINTR. */
+static void catch_sigint(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+static int generate(struct cli_runtime *rt, const struct cli_opts *o, struct sampler *smp, float *logits,
+                    int n_predict, double *t_gen)
+{
+    bool per_token_json = o->stats_json;
     struct tok_stream ts;
-    tok_stream_init(&ts, rt->tok, false);
+    tok_stream_init(&ts, rt->tok, o->special);
     size_t cap = 3 * tok_max_piece(rt->tok) + 16;
     char *piece = malloc(cap);
     if (!piece)
@@ -89,14 +118,14 @@ static int generate(struct cli_runtime *rt, struct sampler *smp, float *logits, 
     double t0 = cli_now();
     struct provider_stats last;
     provider_get_stats(engine_provider(rt->e), &last);
-    while (n_predict < 0 || n < n_predict) {
+    while ((n_predict < 0 || n < n_predict) && !interrupted) {
         if (session_n_past(rt->s) >= session_n_ctx(rt->s)) {
             fprintf(stderr, "\nmoestream: context full (%d tokens): stopping; raise -c for longer output\n",
                     session_n_ctx(rt->s));
             break;
         }
         int32_t id = sampler_sample(smp, logits);
-        if (tok_is_eog(rt->tok, id))
+        if (tok_is_eog(rt->tok, id) && !o->ignore_eos)
             break;
         sampler_accept(smp, id);
         int len = tok_stream_push(&ts, id, piece, cap);
@@ -148,7 +177,8 @@ int cli_run(int argc, char **argv)
         return 1;
     }
     int rc = 1, n_prompt = 0;
-    int32_t *ids = tokenize_all(rt.tok, text, len, tok_wants_bos(rt.tok), o.special, &n_prompt);
+    /* as llama.cpp: special tokens in the prompt are always recognised */
+    int32_t *ids = tokenize_all(rt.tok, text, len, tok_wants_bos(rt.tok), true, &n_prompt);
     float *logits = malloc(sizeof(float) * model_hparams(rt.m)->n_vocab);
     struct sampler *smp = sampler_init(&o.samp, model_hparams(rt.m)->n_vocab);
     if (!ids || !logits || !smp)
@@ -162,6 +192,14 @@ int cli_run(int argc, char **argv)
                 session_n_ctx(rt.s));
         goto out;
     }
+    if (o.samp.temperature > 0)
+        fprintf(stderr, "moestream: sampling with seed %llu (repeat with -s %llu)\n",
+                (unsigned long long)o.samp.seed, (unsigned long long)o.samp.seed);
+    catch_sigint();
+    if (!o.no_display_prompt) {
+        fwrite(text, 1, len, stdout);
+        fflush(stdout);
+    }
     double t0 = cli_now();
     if (cli_eval(&rt, ids, n_prompt, logits, false) < 0) {
         fprintf(stderr, "moestream: %s\n", session_error(rt.s));
@@ -170,15 +208,17 @@ int cli_run(int argc, char **argv)
     double t_prompt = cli_now() - t0, t_gen = 0;
     for (int i = 0; i < n_prompt; i++)
         sampler_accept(smp, ids[i]);
-    int n_gen = generate(&rt, smp, logits, o.n_predict, &t_gen, o.stats_json);
+    int n_gen = generate(&rt, &o, smp, logits, o.n_predict, &t_gen);
     if (n_gen < 0)
         goto out;
     fputc('\n', stdout);
     fflush(stdout);
+    if (interrupted)
+        fprintf(stderr, "moestream: interrupted (Ctrl-C) after %d generated tokens\n", n_gen);
     fprintf(stderr, "moestream: prompt %d tokens %.2f tok/s, decode %d tokens %.2f tok/s\n", n_prompt,
             t_prompt > 0 ? n_prompt / t_prompt : 0, n_gen, t_gen > 0 ? n_gen / t_gen : 0);
     cli_print_stats(&rt, &o, n_prompt, t_prompt, n_gen, t_gen);
-    rc = 0;
+    rc = interrupted ? 130 : 0;
 out:
     sampler_free(smp);
     free(logits);
@@ -194,8 +234,9 @@ static void chat_usage(FILE *out)
     fprintf(out,
             "usage: moestream chat -m DIR [--system TEXT] [options]\n"
             "Interactive multi-turn chat using the model's ChatML chat template (Qwen family).\n"
-            "Type a message and press enter; an empty line or end of input (Ctrl-D) quits.\n\n"
-            "      --system TEXT      system prompt\n"
+            "Type a message and press enter; an empty line or end of input (Ctrl-D) quits. Ctrl-C\n"
+            "while the model answers stops the answer (the chat goes on); at the prompt it quits.\n\n"
+            "  -sys, --system TEXT    system prompt\n"
             "  -n, --n-predict N      most tokens per reply (default 128; -1 = until the model stops)\n");
     cli_common_help(out);
     fprintf(out, "sampling flags as for `moestream run --help`.\n");
@@ -261,12 +302,16 @@ int cli_chat(int argc, char **argv)
         free(buf);
         buf = NULL;
     }
+    if (o.samp.temperature > 0)
+        fprintf(stderr, "moestream: sampling with seed %llu (repeat with -s %llu)\n",
+                (unsigned long long)o.samp.seed, (unsigned long long)o.samp.seed);
     bool tty = isatty(0);
+    catch_sigint();
     for (;;) {
         if (tty)
             fprintf(stderr, "> ");
         ssize_t got = getline(&line, &cap, stdin);
-        if (got <= 0)
+        if (got <= 0 || interrupted)
             break;
         while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r'))
             line[--got] = 0;
@@ -282,11 +327,16 @@ int cli_chat(int argc, char **argv)
         free(buf);
         buf = NULL;
         double t_gen;
-        int n_gen = generate(&rt, smp, logits, o.n_predict, &t_gen, o.stats_json);
+        interrupted = 0;
+        int n_gen = generate(&rt, &o, smp, logits, o.n_predict, &t_gen);
         if (n_gen < 0)
             goto out;
         fputc('\n', stdout);
         fflush(stdout);
+        if (interrupted) {
+            fprintf(stderr, "moestream chat: answer stopped (Ctrl-C); Ctrl-C at the prompt quits\n");
+            interrupted = 0;
+        }
         /* close the assistant turn so the next one starts cleanly */
         if (feed(&rt, smp, "<|im_end|>\n", logits) < 0)
             goto out;

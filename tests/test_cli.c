@@ -244,6 +244,152 @@ static void test_run_deterministic_and_chat(void **state)
     assert_non_null(strstr(out, "no chat template; using ChatML"));
 }
 
+/* The first minutes of a new user (issue 12, "found" list): a GGUF or a
+ * missing path given to -m says what to do without suggesting the input as
+ * output; bad sampler values and an overflowing budget are refused. */
+static void test_first_contact_errors(void **state)
+{
+    (void)state;
+    if (!ready())
+        skip();
+    assert_int_equal(sh("%s/moestream run -m %s/tinymoe/tinymoe-Q8_0.gguf -p hi 2>&1", bin, fx), 1);
+    printf("  -m FILE.gguf: %s", out);
+    assert_non_null(strstr(out, "is a GGUF file"));
+    assert_non_null(strstr(out, "tinymoe-Q8_0-split"));
+    char bad[8400];
+    snprintf(bad, sizeof(bad), "-o %s/tinymoe/tinymoe-Q8_0.gguf", fx);
+    assert_null(strstr(out, bad));
+    assert_int_equal(sh("%s/moestream run -m %s/no-such-model -p hi 2>&1", bin, dir), 1);
+    assert_non_null(strstr(out, "no such file or directory"));
+    assert_null(strstr(out, "-o build/test-cli/no-such-model"));
+    static const char *const bad_flags[][2] = {
+        { "--temp nan", "--temp: expected a finite" },      { "--temp inf", "--temp: expected a finite" },
+        { "--top-p 5", "--top-p: expected a probability" }, { "--min-p 2", "--min-p: expected a probability" },
+        { "--min-p -0.5", "--min-p: expected" },           { "--repeat-penalty -1", "--repeat-penalty: expected" },
+        { "--repeat-penalty 0", "--repeat-penalty: expected" },
+        { "--ram-budget 99999999999T", "does not fit in 64 bits" },
+        { "-f /etc/hostname", "-p and -f both give the prompt" },
+    };
+    for (size_t i = 0; i < sizeof(bad_flags) / sizeof(bad_flags[0]); i++) {
+        assert_int_equal(sh("%s/moestream run -m %s/tiny -p hi %s 2>&1", bin, dir, bad_flags[i][0]), 2);
+        if (!strstr(out, bad_flags[i][1]))
+            fail_msg("%s: expected '%s', got: %s", bad_flags[i][0], bad_flags[i][1], out);
+    }
+    /* perplexity with a chunk too short to score anything */
+    for (int c = 1; c <= 3; c++) {
+        assert_int_equal(sh("%s/moestream perplexity -m %s/tiny -f %s/tinymoe/val-a-512k.txt -c %d 2>&1", bin, dir,
+                            fx, c),
+                         2);
+        assert_non_null(strstr(out, "at least 4 tokens"));
+    }
+    /* -c beyond the trained context (tinymoe: 2048) is run with a warning */
+    assert_int_equal(sh("%s/moestream run -m %s/tiny -p hi -n 1 --temp 0 -c 4096 2>&1 >/dev/null", bin, dir), 0);
+    assert_non_null(strstr(out, "beyond the 2048 positions"));
+    assert_int_equal(sh("%s/moestream run -m %s/tiny -p hi -n 1 --temp 0 -c 2048 2>&1 >/dev/null", bin, dir), 0);
+    assert_null(strstr(out, "beyond"));
+}
+
+/* What llama.cpp users type. */
+static void test_llama_habits(void **state)
+{
+    (void)state;
+    if (!ready())
+        skip();
+    /* --version everywhere, with the revision and the ISA */
+    const char *progs[] = { "moestream", "moestream run", "moestream chat", "moestream-split", "moestream-synth",
+                            "moestream-kbench" };
+    for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
+        assert_int_equal(sh("%s/%s --version 2>&1", bin, progs[i]), 0);
+        if (!strstr(out, "(ISA "))
+            fail_msg("%s --version: %s", progs[i], out);
+    }
+    /* no subcommand = run; --flag=value; the prompt is echoed */
+    static char ref[1 << 16];
+    assert_int_equal(sh("%s/moestream run -m %s/tiny -p 'def add(a, b):' -n 12 --temp 0 2>/dev/null", bin, dir), 0);
+    snprintf(ref, sizeof(ref), "%s", out);
+    assert_true(strncmp(ref, "def add(a, b):", 14) == 0);
+    assert_true(strlen(ref) > 16);
+    assert_int_equal(sh("%s/moestream -m %s/tiny -p 'def add(a, b):' -n 12 --temp 0 2>/dev/null", bin, dir), 0);
+    assert_string_equal(out, ref);
+    assert_int_equal(sh("%s/moestream run --model=%s/tiny --prompt='def add(a, b):' --n-predict=12 --temp=0 "
+                        "2>/dev/null",
+                        bin, dir),
+                     0);
+    assert_string_equal(out, ref);
+    assert_int_equal(sh("%s/moestream run -m %s/tiny -p 'def add(a, b):' -n 12 --temp 0 --no-display-prompt "
+                        "2>/dev/null",
+                        bin, dir),
+                     0);
+    assert_string_equal(out, ref + 14);
+    /* -s -1: a random seed, printed; a printed seed repeats the run */
+    assert_int_equal(sh("%s/moestream run -m %s/tiny -p 'import' -n 8 -s -1 2>&1 >/dev/null", bin, dir), 0);
+    unsigned long long seed = 0;
+    const char *p = strstr(out, "sampling with seed ");
+    assert_non_null(p);
+    assert_int_equal(sscanf(p, "sampling with seed %llu", &seed), 1);
+    assert_int_equal(sh("%s/moestream run -m %s/tiny -p 'import' -n 8 -s %llu 2>/dev/null", bin, dir, seed), 0);
+    snprintf(ref, sizeof(ref), "%s", out);
+    assert_int_equal(sh("%s/moestream run -m %s/tiny -p 'import' -n 8 2>&1 >/dev/null", bin, dir), 0);
+    assert_non_null(strstr(out, "sampling with seed")); /* default seed printed too */
+    assert_int_equal(sh("%s/moestream run -m %s/tiny -p 'import' -n 8 -s %llu 2>/dev/null", bin, dir, seed), 0);
+    assert_string_equal(out, ref);
+    assert_int_equal(sh("%s/moestream run -m %s/tiny -p 'import' -n 2 --temp 0 2>&1 >/dev/null", bin, dir), 0);
+    assert_null(strstr(out, "seed")); /* greedy: no seed to print */
+    /* special tokens in the prompt are recognised without --special (as llama.cpp) */
+    assert_int_equal(sh("%s/moestream run -m %s/tiny -p '<|im_start|>' -n 1 --temp 0 2>&1 >/dev/null", bin, dir), 0);
+    assert_non_null(strstr(out, "prompt 1 tokens"));
+    /* llama.cpp flags accepted, with a notice where they do nothing here */
+    static const char *const compat[][2] = {
+        { "-ngl 99", "-ngl ignored" },          { "-fa", "-fa ignored" },
+        { "-fa on", "-fa ignored" },            { "-ub 512", "-ub ignored" },
+        { "--color", "--color ignored" },       { "-v", "-v ignored" },
+        { "-i", "-i ignored" },                 { "-cnv", "-cnv ignored" },
+        { "-r 'User:'", "-r ignored" },         { "--keep 4", "--keep ignored" },
+        { "--presence-penalty 0.5", "--presence-penalty ignored" },
+        { "--frequency-penalty 0.5", "--frequency-penalty ignored" },
+        { "-no-cnv", "" },                      { "--ignore-eos", "" },
+        { "--verbose-prompt", "" },             { "--jinja", "" },
+        { "--chat-template chatml", "" },       { "-sys 'be brief'", "" },
+        { "--log-disable -ngl 99", "" },        { "-sp", "" },
+    };
+    for (size_t i = 0; i < sizeof(compat) / sizeof(compat[0]); i++) {
+        int rc = sh("%s/moestream run -m %s/tiny -p hi -n 2 --temp 0 %s 2>&1 >/dev/null", bin, dir, compat[i][0]);
+        if (rc != 0 || (compat[i][1][0] && !strstr(out, compat[i][1])) || (!compat[i][1][0] && strstr(out, "ignored")))
+            fail_msg("%s: rc %d, output: %s", compat[i][0], rc, out);
+    }
+}
+
+/* Ctrl-C: run stops and still prints its statistics (exit 130); chat stops
+ * the answer and goes on with the next message. */
+static void test_ctrl_c(void **state)
+{
+    (void)state;
+    if (!ready())
+        skip();
+    assert_int_equal(sh("%s/moestream run -m %s/tiny -p 'def f(x):' -n -1 --ignore-eos -c 2048 --temp 0 --stats "
+                        ">/dev/null 2>%s/int.err & pid=$!; sleep 1.5; kill -INT $pid; wait $pid; echo rc=$?; "
+                        "cat %s/int.err",
+                        bin, dir, dir, dir),
+                     0);
+    printf("  run after Ctrl-C: %.200s\n", out);
+    assert_non_null(strstr(out, "rc=130"));
+    assert_non_null(strstr(out, "interrupted (Ctrl-C)"));
+    assert_non_null(strstr(out, "stats: prompt"));
+    /* chat: the first answer runs until Ctrl-C, the second message is answered */
+    assert_int_equal(sh("{ echo 'write a long program'; sleep 3; echo again; } | "
+                        "%s/moestream chat -m %s/tiny -n 600 --ignore-eos -c 2048 --temp 0 --stats >/dev/null "
+                        "2>%s/chat.err & pid=$!; sleep 1.5; kill -INT $pid; wait $pid; echo rc=$?; cat %s/chat.err",
+                        bin, dir, dir, dir),
+                     0);
+    printf("  chat after Ctrl-C: %.300s\n", out);
+    assert_non_null(strstr(out, "rc=0"));
+    assert_non_null(strstr(out, "answer stopped (Ctrl-C)"));
+    int answers = 0;
+    for (const char *q = out; (q = strstr(q, " tokens, ")); q++)
+        answers++;
+    assert_int_equal(answers, 2);
+}
+
 static void test_perplexity_cli(void **state)
 {
     (void)state;
@@ -271,6 +417,27 @@ static void test_perplexity_cli(void **state)
                         bin, dir, fx, kl),
                      0);
     assert_non_null(strstr(out, "kl-divergence: mean 0.000000, top-1 agreement 1.0000"));
+    /* compared with a different chunk count: refused, not silently shortened */
+    assert_int_equal(sh("%s/moestream perplexity -m %s/tiny -f %s/tinymoe/val-a-512k.txt --chunks 2 --kl-base %s "
+                        "2>&1",
+                        bin, dir, fx, kl),
+                     1);
+    assert_non_null(strstr(out, "holds 1 chunks, this run scores 2"));
+    /* a base left by a killed run is refused */
+    remove(kl);
+    assert_int_equal(sh("%s/moestream perplexity -m %s/tiny -f %s/tinymoe/val-a-512k.txt -c 128 --chunks 400 "
+                        "--kl-base %s >/dev/null 2>&1 & pid=$!; sleep 2; kill -KILL $pid; wait $pid; true",
+                        bin, dir, fx, kl),
+                     0);
+    struct stat st;
+    assert_int_equal(stat(kl, &st), 0);
+    assert_int_equal(sh("%s/moestream perplexity -m %s/tiny -f %s/tinymoe/val-a-512k.txt -c 128 --chunks 1 "
+                        "--kl-base %s 2>&1",
+                        bin, dir, fx, kl),
+                     1);
+    printf("  killed kl-base: %s", out);
+    assert_non_null(strstr(out, "incomplete KL base"));
+    remove(kl);
 }
 
 int main(void)
@@ -282,6 +449,9 @@ int main(void)
         cmocka_unit_test(test_tokenize_ids),
         cmocka_unit_test(test_run_deterministic_and_chat),
         cmocka_unit_test(test_perplexity_cli),
+        cmocka_unit_test(test_first_contact_errors),
+        cmocka_unit_test(test_llama_habits),
+        cmocka_unit_test(test_ctrl_c),
     };
     return cmocka_run_group_tests_name("cli", tests, setup, NULL);
 }
