@@ -23,6 +23,15 @@
  *                         at a multiple of SPLIT_PART_ALIGN, zero padding to
  *                         blob_size. One aligned read fetches one whole expert.
  *
+ *   DIR/manifest.xxh3     one line "xxh3 <16 hex digits>\n": XXH3_64bits of the
+ *                         bytes of manifest.gguf (the manifest cannot hold its
+ *                         own checksum). split_open refuses a manifest that does
+ *                         not match. Splits made before this file existed have
+ *                         none: they are still read (split_model.manifest_checked
+ *                         is false; the runtime and `verify` say so and suggest
+ *                         re-splitting). Same format_version: adding it breaks
+ *                         no reader.
+ *
  * Experts keep their source quantization. A part's slice is the bytes of the
  * stacked tensor for index e of its last dimension (which equals n_expert).
  *
@@ -51,7 +60,7 @@
  *   moestream.layer.L.blob_xxh3  [u64]  n_expert, XXH3_64bits of blob_bytes bytes
  *
  * Writers create DIR.tmp-<pid>, write everything, fsync, write the manifest
- * last, then rename to DIR: a directory without a valid manifest is not a
+ * and then its checksum last, then rename to DIR: a directory without a valid manifest is not a
  * split model. Readers reject any other format_version.
  */
 #ifndef MOESTREAM_SPLITFMT_H
@@ -67,6 +76,7 @@
 #define SPLIT_PART_ALIGN 64
 #define SPLIT_MAX_PARTS 8
 #define SPLIT_MANIFEST "manifest.gguf"
+#define SPLIT_MANIFEST_SUM "manifest.xxh3"
 #define SPLIT_PINNED "pinned.bin"
 #define SPLIT_EXPERTS_FMT "experts-%03d.bin"
 
@@ -110,9 +120,17 @@ struct split_model {
     struct split_layer *layers;  /* [n_layer] */
     int64_t n_tensor;
     struct split_tensor *tensors; /* [n_tensor] pinned tensors */
+    bool manifest_checked;       /* manifest.gguf matched manifest.xxh3 (false: no
+                                  * manifest.xxh3, a split made before it existed) */
 };
 
-/* Opens DIR: reads and validates the manifest (version, table consistency,
+/* XXH3_64bits of a whole file (read in 1 MiB steps). 0 or -errno with err. */
+int split_file_xxh3(const char *path, uint64_t *out, char *err, size_t errlen);
+/* Writes DIR/manifest.xxh3 for DIR/manifest.gguf (fsynced). 0 or -errno. */
+int split_write_manifest_sum(const char *dir, char *err, size_t errlen);
+
+/* Opens DIR: checks the manifest's checksum (when the split has one), reads
+ * and validates the manifest (version, table consistency,
  * alignment, file sizes of pinned.bin and every experts file). Does not read
  * tensor data. 0 or -errno with one line in err saying what to do. */
 int split_open(struct split_model **out, const char *dir, char *err, size_t errlen);

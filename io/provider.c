@@ -491,8 +491,11 @@ static int provider_complete(struct provider *p, const struct reader_completion 
         p->st.reads++;
         p->st.bytes_read += p->read_len[layer];
         bool ok = c->res >= 0;
-        if (ok && p->o.verify_reads && ly->blob_xxh3)
+        if (ok && p->o.verify_reads && ly->blob_xxh3) {
+            double t0 = provider_now();
             ok = XXH3_64bits(ecache_slot_data(p->cache, slot), (size_t)ly->blob_bytes) == ly->blob_xxh3[expert];
+            p->st.verify_s += provider_now() - t0;
+        }
         if (ok)
             ecache_set_ready(p->cache, slot);
         else
@@ -512,7 +515,9 @@ static int provider_complete(struct provider *p, const struct reader_completion 
     p->st.reads++;
     p->st.bytes_read += p->read_len[layer];
     if (p->o.verify_reads && ly->blob_xxh3) {
+        double t0 = provider_now();
         uint64_t h = XXH3_64bits(ecache_slot_data(p->cache, slot), (size_t)ly->blob_bytes);
+        p->st.verify_s += provider_now() - t0;
 
         if (h != ly->blob_xxh3[expert]) {
             provider_fail(p, "provider: layer %d expert %d: checksum mismatch in %s at offset "

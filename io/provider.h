@@ -55,6 +55,7 @@ struct provider_stats {
     uint64_t slot_bytes;       /* bytes per slot (largest blob_size) */
     uint64_t prefetches;       /* reads started by provider_prefetch */
     uint64_t prefetch_waits;   /* requested experts found still loading from a prefetch */
+    double verify_s;           /* time spent checking the XXH3 of reads (verify_reads) */
 };
 
 struct provider;

@@ -253,8 +253,15 @@ static int cmd_verify(int argc, char **argv)
         fprintf(stderr, "moestream-split: %s\n", err);
         return 1;
     }
-    if (!quiet)
-        fprintf(stderr, "%s: OK\n", dir);
+    char sum[4200];
+    struct stat st;
+    snprintf(sum, sizeof(sum), "%s/" SPLIT_MANIFEST_SUM, dir);
+    if (stat(sum, &st) < 0)
+        fprintf(stderr, "%s: data OK, but the manifest has no checksum (%s is missing: made by an older "
+                        "moestream-split); re-split to check the manifest too\n",
+                dir, SPLIT_MANIFEST_SUM);
+    else if (!quiet)
+        fprintf(stderr, "%s: OK (manifest checksum, pinned tensors and every expert blob)\n", dir);
     return 0;
 }
 

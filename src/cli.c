@@ -46,7 +46,8 @@ void cli_common_help(FILE *out)
             "      --io BACKEND       uring (default), pread or buffered\n"
             "      --queue-depth N    reads in flight (default 16)\n"
             "      --mlock            lock pinned weights and cache in RAM\n"
-            "      --verify-reads     check the XXH3 of every expert read\n"
+            "      --no-verify-reads  do not check the XXH3 of every expert read from disk (checked by\n"
+            "                         default: about 1%% of decode time; --verify-reads is accepted)\n"
             "      --stats            I/O and timing statistics on stderr\n"
             "      --stats-json       the same as one JSON line on stderr (run and chat: first one\n"
             "                         line per generated token with its reads, hits and I/O wait)\n"
@@ -129,6 +130,10 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
     o->io = PROVIDER_IO_URING;
     o->queue_depth = 0;
     o->act_bits = 16;
+    /* every expert read is checked against its XXH3 by default: it cost
+     * 1.1-1.4% of decode time on the demo model streamed at 192M, 0.5-1.7% on
+     * tinymoe at 140M (see bench/README.md); --no-verify-reads for the rest */
+    o->verify_reads = true;
     sampler_default_opts(&o->samp);
     o->seed_random = true;
     static const struct { const char *s, *l; } alias[] = {
@@ -169,14 +174,15 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
             printf("%s\n", v);
             exit(0);
         }
-        if (strncmp(a, "--", 2) != 0 || (!allowed_flag(allowed, a) && !allowed_flag(CLI_IGNORED_FLAGS, a))) {
+        bool known = allowed_flag(allowed, a) || allowed_flag(CLI_IGNORED_FLAGS, a) ||
+                     (!strcmp(a, "--no-verify-reads") && allowed_flag(allowed, "--verify-reads"));
+        if (strncmp(a, "--", 2) != 0 || !known) {
             fprintf(stderr, "moestream: unknown option '%s' (see --help)\n", argv[i]);
             exit(2);
         }
         /* flags without a value */
         bool *flag = NULL;
         if (!strcmp(a, "--mlock")) flag = &o->mlock;
-        else if (!strcmp(a, "--verify-reads")) flag = &o->verify_reads;
         else if (!strcmp(a, "--stats")) flag = &o->stats;
         else if (!strcmp(a, "--stats-json")) flag = &o->stats_json;
         else if (!strcmp(a, "--special")) flag = &o->special;
@@ -199,6 +205,11 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
             continue;
         }
         if (!strcmp(a, "--display-prompt")) { o->no_display_prompt = false; continue; }
+        if (!strcmp(a, "--verify-reads") || !strcmp(a, "--no-verify-reads")) {
+            o->verify_reads = a[2] == 'v';
+            o->verify_given = true;
+            continue;
+        }
         if (!strcmp(a, "--no-jinja")) { o->jinja = false; continue; }
         if (!strcmp(a, "--verbose")) { notice(o, argv[i], "statistics are --stats / --stats-json"); continue; }
         if (!strcmp(a, "--interactive") || !strcmp(a, "--conversation")) {
@@ -421,6 +432,7 @@ int cli_load(struct cli_runtime *rt, const struct cli_opts *o)
         rt->preload_reads = ps.reads;
         rt->preload_misses = ps.misses;
         rt->preload_wait_s = ps.io_wait_s;
+        rt->preload_verify_s = ps.verify_s;
     }
     if (o->trace_out) {
         const struct model_hparams *hp = model_hparams(rt->m);
@@ -572,6 +584,7 @@ void cli_print_stats(const struct cli_runtime *rt, const struct cli_opts *o, int
      * session's own timer (time in provider_next) cannot see. */
     double total = st.compute_s + st.io_wait_s;
     double pwait = ps.io_wait_s - rt->preload_wait_s;
+    ps.verify_s -= rt->preload_verify_s;
     if (pwait > st.io_wait_s && pwait <= total) {
         st.io_wait_s = pwait;
         st.compute_s = total - pwait;
@@ -585,12 +598,14 @@ void cli_print_stats(const struct cli_runtime *rt, const struct cli_opts *o, int
                 "stats: read %.1f MiB in %llu reads (%.2f MiB/token), cache hit rate %.1f%%, "
                 "I/O wait %.2f s, compute %.2f s, read bandwidth %.0f MB/s while waiting, %.0f MB/s over the run\n"
                 "stats: compute split: attention %.2f s, router %.2f s, experts %.2f s, output %.2f s\n"
-                "stats: RAM budget %.2f GiB (expert cache %.2f GiB), peak RSS %.2f GiB, io %s\n",
+                "stats: RAM budget %.2f GiB (expert cache %.2f GiB), peak RSS %.2f GiB, io %s, "
+                "read checks %.3f s (%.1f%% of the time)\n",
                 n_prompt, t_prompt, t_prompt > 0 ? n_prompt / t_prompt : 0, n_gen, t_gen,
                 t_gen > 0 ? n_gen / t_gen : 0, ps.bytes_read / 1048576.0, (unsigned long long)ps.reads,
                 n_tok ? ps.bytes_read / 1048576.0 / n_tok : 0, 100 * hit, st.io_wait_s, st.compute_s, bw / 1e6,
                 bw_wall / 1e6, st.attn_s, st.router_s, st.experts_s, st.output_s, pl->ram_budget / 1073741824.0, pl->cache_bytes / 1073741824.0,
-                cli_peak_rss() / 1073741824.0, provider_backend_name(engine_provider(rt->e)));
+                cli_peak_rss() / 1073741824.0, provider_backend_name(engine_provider(rt->e)), ps.verify_s,
+                t_prompt + t_gen > 0 ? 100 * ps.verify_s / (t_prompt + t_gen) : 0);
     }
     if (o->stats_json) {
         fprintf(stderr,
@@ -598,12 +613,12 @@ void cli_print_stats(const struct cli_runtime *rt, const struct cli_opts *o, int
                 "\"prefill_tok_s\":%.3f,\"decode_tok_s\":%.3f,\"bytes_read\":%llu,\"reads\":%llu,"
                 "\"bytes_read_per_token\":%.0f,\"cache_hit_rate\":%.4f,\"io_wait_s\":%.4f,\"compute_s\":%.4f,"
                 "\"io_wait_frac\":%.4f,\"read_bw_bytes_s\":%.0f,\"read_bw_wall_bytes_s\":%.0f,\"ram_budget_bytes\":%llu,"
-                "\"cache_bytes\":%llu,\"peak_rss_bytes\":%llu,\"io\":\"%s\"}\n",
+                "\"cache_bytes\":%llu,\"peak_rss_bytes\":%llu,\"io\":\"%s\",\"verify_s\":%.4f}\n",
                 n_prompt, t_prompt, n_gen, t_gen, t_prompt > 0 ? n_prompt / t_prompt : 0,
                 t_gen > 0 ? n_gen / t_gen : 0, (unsigned long long)ps.bytes_read, (unsigned long long)ps.reads,
                 n_tok ? (double)ps.bytes_read / n_tok : 0, hit, st.io_wait_s, st.compute_s,
                 total > 0 ? st.io_wait_s / total : 0, bw, bw_wall, (unsigned long long)pl->ram_budget,
                 (unsigned long long)pl->cache_bytes, (unsigned long long)cli_peak_rss(),
-                provider_backend_name(engine_provider(rt->e)));
+                provider_backend_name(engine_provider(rt->e)), ps.verify_s);
     }
 }

@@ -33,7 +33,8 @@ struct cli_opts {
     enum provider_io io;        /* --io */
     int queue_depth;            /* --queue-depth */
     bool mlock;
-    bool verify_reads;
+    bool verify_reads;          /* default on; --no-verify-reads turns it off */
+    bool verify_given;          /* --verify-reads or --no-verify-reads was given */
     bool stats;                 /* --stats */
     bool stats_json;            /* --stats-json */
     bool special;               /* run/chat: --special (-sp) renders special tokens in the output, as in
@@ -84,7 +85,7 @@ struct cli_runtime {
     struct tokenizer *tok;
     struct trace_writer *trace; /* --trace-out: installed as the session's route hook */
     uint64_t preload_bytes, preload_reads, preload_misses; /* excluded from run statistics */
-    double preload_wait_s;
+    double preload_wait_s, preload_verify_s;
 };
 
 /* Parses argv (after the subcommand). usage() is printed for --help,

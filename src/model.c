@@ -72,6 +72,13 @@ int model_open(struct model **out, const char *dir, const struct model_opts *o, 
     }
     if ((rc = split_open(&m->split, dir, err, errlen)))
         goto fail;
+    if (!m->split->manifest_checked && o->io.log) {
+        char msg[4400];
+        snprintf(msg, sizeof(msg), "%s has no " SPLIT_MANIFEST_SUM " (made by an older moestream-split): its "
+                                   "manifest is not checked; re-split to add the checksum",
+                 dir);
+        o->io.log(msg);
+    }
     if ((rc = model_read_hparams(m->split, &m->hp, err, errlen)))
         goto fail;
     m->arch = arch_find(m->hp.arch_name);

@@ -289,6 +289,56 @@ static void test_first_contact_errors(void **state)
     assert_null(strstr(out, "beyond"));
 }
 
+/* Damage never gives garbage with exit 0: random bytes in an experts file
+ * are caught by the read checks (default) naming the file, and without them
+ * by the finite check naming the layer; a manifest with an altered name is
+ * refused by run and verify; a split without manifest.xxh3 (older splitter)
+ * runs with a notice. */
+static void test_integrity(void **state)
+{
+    (void)state;
+    if (!ready())
+        skip();
+    assert_int_equal(sh("rm -rf %s/rnd && cp -r %s/tiny %s/rnd && head -c $(stat -c %%s %s/tiny/experts-002.bin) "
+                        "/dev/urandom > %s/rnd/experts-002.bin",
+                        dir, dir, dir, dir, dir),
+                     0);
+    assert_int_equal(sh("%s/moestream run -m %s/rnd -p 'def f(x):' -n 16 --temp 0 2>&1", bin, dir), 1);
+    printf("  random experts file: %s", strstr(out, "moestream:") ? strstr(out, "moestream:") : out);
+    assert_non_null(strstr(out, "checksum mismatch in build/test-cli/rnd/experts-002.bin"));
+    assert_int_equal(sh("%s/moestream run -m %s/rnd -p 'def f(x):' -n 16 --temp 0 --no-verify-reads 2>&1", bin, dir),
+                     1);
+    printf("  ... without read checks: %s", strstr(out, "moestream:") ? strstr(out, "moestream:") : out);
+    assert_non_null(strstr(out, "layer 2: the hidden state became NaN or infinite"));
+    /* a flipped letter in a tensor name of the manifest */
+    assert_int_equal(sh("rm -rf %s/man && cp -r %s/tiny %s/man", dir, dir, dir), 0);
+    char mpath[8300];
+    snprintf(mpath, sizeof(mpath), "%s/man/manifest.gguf", dir);
+    size_t len;
+    char *m = slurp(mpath, &len);
+    assert_non_null(m);
+    char *hit = memmem(m, len, "blk.1.attn_q.weight", 19);
+    assert_non_null(hit);
+    hit[4] = '7';
+    FILE *f = fopen(mpath, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(m, 1, len, f), len);
+    fclose(f);
+    free(m);
+    assert_int_equal(sh("%s/moestream run -m %s/man -p hi -n 1 2>&1", bin, dir), 1);
+    assert_non_null(strstr(out, "manifest.gguf does not match its checksum"));
+    assert_int_equal(sh("%s/moestream-split verify %s/man 2>&1", bin, dir), 1);
+    assert_non_null(strstr(out, "does not match its checksum"));
+    /* an intact split verifies; without manifest.xxh3 it runs and verifies with a notice */
+    assert_int_equal(sh("%s/moestream-split verify -q %s/tiny 2>&1", bin, dir), 0);
+    assert_int_equal(sh("rm -rf %s/old && cp -r %s/tiny %s/old && rm %s/old/manifest.xxh3", dir, dir, dir, dir), 0);
+    assert_int_equal(sh("%s/moestream run -m %s/old -p hi -n 1 --temp 0 2>&1", bin, dir), 0);
+    assert_non_null(strstr(out, "has no manifest.xxh3"));
+    assert_int_equal(sh("%s/moestream-split verify -q %s/old 2>&1", bin, dir), 0);
+    assert_non_null(strstr(out, "manifest has no checksum"));
+    sh("rm -rf %s/rnd %s/man %s/old", dir, dir, dir);
+}
+
 /* What llama.cpp users type. */
 static void test_llama_habits(void **state)
 {
@@ -452,6 +502,7 @@ int main(void)
         cmocka_unit_test(test_first_contact_errors),
         cmocka_unit_test(test_llama_habits),
         cmocka_unit_test(test_ctrl_c),
+        cmocka_unit_test(test_integrity),
     };
     return cmocka_run_group_tests_name("cli", tests, setup, NULL);
 }
