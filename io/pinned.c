@@ -37,6 +37,13 @@ static uint8_t *pinned_alloc(size_t size)
 int pinned_load(struct pinned *out, const struct split_model *m, bool mlock_it, bool verify,
                 char *err, size_t errlen)
 {
+    return pinned_load_progress(out, m, mlock_it, verify, NULL, err, errlen);
+}
+
+int pinned_load_progress(struct pinned *out, const struct split_model *m, bool mlock_it, bool verify,
+                         void (*progress)(const char *what, uint64_t done, uint64_t total), char *err,
+                         size_t errlen)
+{
     const char *path = m->pinned_path;
     struct stat st;
     uint64_t size, done = 0;
@@ -97,6 +104,8 @@ int pinned_load(struct pinned *out, const struct split_model *m, bool mlock_it, 
             goto fail_free;
         }
         done += (uint64_t)got;
+        if (progress)
+            progress("loading pinned weights", done, size);
     }
     /* The weights now live in anonymous memory; the cached file copy would
      * only double their footprint. */
@@ -106,6 +115,8 @@ int pinned_load(struct pinned *out, const struct split_model *m, bool mlock_it, 
             const struct split_tensor *ts = &m->tensors[t];
             uint64_t h = XXH3_64bits(base + ts->offset, (size_t)ts->size);
 
+            if (progress)
+                progress("checking pinned weights", (uint64_t)(t + 1), (uint64_t)m->n_tensor);
             if (h != ts->xxh3) {
                 snprintf(err, errlen, "pinned: tensor %s at offset %llu of %s: checksum "
                          "mismatch: xxh3 %016llx, manifest says %016llx",

@@ -249,6 +249,7 @@ int provider_open(struct provider **out, const struct split_model *m,
     ro.bufs = p->bufs;
     ro.n_bufs = p->n_bufs;
     ro.log = o->log;
+    ro.progress = o->progress;
     ro.fault = o->fault;
     rc = reader_open(&p->rd, paths, n_files, &ro, err, errlen);
     if (rc < 0)

@@ -36,6 +36,9 @@ struct provider_opts {
     bool verify_reads;         /* check XXH3 of every blob read */
     bool mlock;
     void (*log)(const char *msg); /* one-line notices (fallbacks); may be NULL */
+    /* progress of waits that can take seconds (io_uring buffer registration;
+     * model_open also uses it for the pinned weights); may be NULL */
+    void (*progress)(const char *what, uint64_t done, uint64_t total);
     int max_active;            /* experts one layer may need at once (n_expert_used of
                                   the largest layer); the budget must hold this many
                                   slots. 0 = 8, capped at the largest n_expert */

@@ -273,6 +273,7 @@ int reader_open(struct reader **out, const char *const *paths, int n_paths,
         r->qd = 4096;
     r->bufs = o->bufs;
     r->n_bufs = o->bufs ? o->n_bufs : 0;
+    r->progress = o->progress;
     r->log = o->log;
     r->fault = o->fault;
     reader_setup_env_fault(r);

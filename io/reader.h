@@ -58,6 +58,9 @@ struct reader_opts {
     const struct iovec *bufs;     /* destination regions to register (uring), may be NULL */
     int n_bufs;                   /* each region <= 1 GiB, page aligned */
     void (*log)(const char *msg); /* one-line notices (fallbacks); may be NULL */
+    /* uring: called with ("registering the expert cache", bytes done, total)
+     * after each buffer is registered (about 1 s per GiB); may be NULL */
+    void (*progress)(const char *what, uint64_t done, uint64_t total);
     const struct reader_fault *fault; /* tests only; NULL in production */
 };
 

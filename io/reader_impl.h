@@ -52,6 +52,7 @@ struct reader {
     const struct iovec *bufs;     /* caller's regions, borrowed */
     int n_bufs;
     void (*log)(const char *msg);
+    void (*progress)(const char *what, uint64_t done, uint64_t total);
     const struct reader_fault *fault;
     struct reader_fault env_fault; /* from MOESTREAM_FAULT, when set */
     struct reader_env_fault {

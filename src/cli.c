@@ -348,6 +348,36 @@ static void log_line(const char *msg)
     fprintf(stderr, "moestream: %s\n", msg);
 }
 
+/* Progress of the waits inside model_open and the provider (pinned
+ * weights, io_uring registration): silent for the first half second; then,
+ * on a terminal, a percentage rewritten in place; elsewhere one line at the
+ * end when the wait took more than a second. */
+static void cli_progress(const char *what, uint64_t done, uint64_t total)
+{
+    static const char *cur;
+    static double start, last;
+    static bool shown;
+    double t = cli_now();
+    if (what != cur || done == 0) {
+        cur = what;
+        start = last = t;
+        shown = false;
+    }
+    bool end = done >= total;
+    if (isatty(2)) {
+        if (t - start >= 0.5 && (t - last >= 0.1 || end || !shown)) {
+            fprintf(stderr, "\rmoestream: %s %3.0f%%", what, total ? 100.0 * (double)done / (double)total : 100.0);
+            shown = true;
+            last = t;
+        }
+        if (end && shown)
+            fprintf(stderr, " (%.1f s)\n", t - start);
+    } else if (end && t - start >= 1.0)
+        fprintf(stderr, "moestream: %s: done in %.1f s\n", what, t - start);
+    if (end)
+        cur = NULL;
+}
+
 int cli_open_model(struct model **m, const struct cli_opts *o, int *n_ctx_out, int *n_batch_out)
 {
     char err[1024];
@@ -362,6 +392,7 @@ int cli_open_model(struct model **m, const struct cli_opts *o, int *n_ctx_out, i
     mo.io.verify_reads = o->verify_reads;
     mo.io.mlock = o->mlock;
     mo.io.log = log_line;
+    mo.io.progress = cli_progress;
     mo.io.cache_policy = o->cache_policy;
     mo.ram_budget = o->ram_budget;
     mo.n_ctx = o->n_ctx;

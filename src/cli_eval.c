@@ -275,7 +275,7 @@ int cli_perplexity(int argc, char **argv)
     }
     double nll = 0, nll2 = 0, kl_sum = 0;
     long count = 0, same_count = 0;
-    double t0 = cli_now();
+    double t0 = cli_now(), last_line = 0;
     fprintf(stderr, "moestream: %d tokens, %d chunks of %d\n", n, n_chunk, c);
     for (int ch = 0; ch < n_chunk; ch++) {
         session_reset(rt.s);
@@ -304,9 +304,13 @@ int cli_perplexity(int argc, char **argv)
             }
         }
         double el = cli_now() - t0;
-        if (ch == 0 || (ch + 1) % 10 == 0 || ch + 1 == n_chunk)
+        /* a line per chunk when chunks are slow (no wait over ~1 s goes silent) */
+        if (ch == 0 || (ch + 1) % 10 == 0 || ch + 1 == n_chunk || el - last_line >= 1.0)
+        {
             fprintf(stderr, "[%d/%d] ppl %.4f  (%.1f s, ETA %.0f s)\n", ch + 1, n_chunk, exp(nll / count), el,
                     el / (ch + 1) * (n_chunk - ch - 1));
+            last_line = el;
+        }
     }
     double mean = nll / count, var = nll2 / count - mean * mean;
     double se = sqrt(var > 0 ? var / (count - 1 > 0 ? count - 1 : 1) : 0);

@@ -307,10 +307,15 @@ int cli_chat(int argc, char **argv)
                 (unsigned long long)o.samp.seed, (unsigned long long)o.samp.seed);
     bool tty = isatty(0);
     catch_sigint();
+    /* totals for the statistics at the end (--stats, --stats-json) */
+    int n_gen_total = 0;
+    double t_gen_total = 0, t_start = cli_now(), t_typing = 0;
     for (;;) {
         if (tty)
             fprintf(stderr, "> ");
+        double t_read = cli_now();
         ssize_t got = getline(&line, &cap, stdin);
+        t_typing += cli_now() - t_read;
         if (got <= 0 || interrupted)
             break;
         while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r'))
@@ -342,7 +347,14 @@ int cli_chat(int argc, char **argv)
             goto out;
         if (o.stats)
             fprintf(stderr, "moestream: %d tokens, %.2f tok/s\n", n_gen, t_gen > 0 ? n_gen / t_gen : 0);
+        n_gen_total += n_gen;
+        t_gen_total += t_gen;
     }
+    /* the whole conversation: prompt = everything the model read (system,
+     * user turns, turn markers), time without the time spent waiting for input */
+    double t_prompt_total = cli_now() - t_start - t_typing - t_gen_total;
+    cli_print_stats(&rt, &o, session_n_past(rt.s) - n_gen_total, t_prompt_total > 0 ? t_prompt_total : 0,
+                    n_gen_total, t_gen_total);
     rc = 0;
 out:
     free(line);

@@ -132,7 +132,8 @@ int model_open(struct model **out, const char *dir, const struct model_opts *o, 
     pl->cache_bytes = bo.cache_bytes;
     pl->request_cap = bo.request_cap;
 
-    if ((rc = pinned_load(&m->pinned, m->split, o->io.mlock, o->verify_pinned, err, errlen)))
+    if ((rc = pinned_load_progress(&m->pinned, m->split, o->io.mlock, o->verify_pinned, o->io.progress, err,
+                                   errlen)))
         goto fail;
     struct arch_binder *bd = arch_binder_split(&m->hp, m->split, m->pinned.base, err, errlen);
     if (!bd) {

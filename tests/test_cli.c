@@ -407,6 +407,12 @@ static void test_llama_habits(void **state)
         if (rc != 0 || (compat[i][1][0] && !strstr(out, compat[i][1])) || (!compat[i][1][0] && strstr(out, "ignored")))
             fail_msg("%s: rc %d, output: %s", compat[i][0], rc, out);
     }
+    /* chat --stats-json ends with its run line, like run */
+    assert_int_equal(sh("printf 'hi\\nmore\\n' | %s/moestream chat -m %s/tiny -n 4 --temp 0 --stats-json 2>&1 "
+                        ">/dev/null",
+                        bin, dir),
+                     0);
+    assert_non_null(strstr(out, "{\"type\":\"run\",\"prompt_tokens\":"));
 }
 
 /* Ctrl-C: run stops and still prints its statistics (exit 130); chat stops
