@@ -31,7 +31,9 @@ all: $(PROGS)
 
 help:
 	@echo "make            build moestream, moestream-split, moestream-synth, moestream-kbench into $(BUILD)/bin"
-	@echo "make demo       install Debian packages if missing, build, make a demo model, stream it"
+	@echo "make demo       install Debian packages if missing, build, stream the shipped tinymoe model"
+	@echo "                (models/tinymoe-Q4_K_M.gguf) under a RAM budget smaller than its experts"
+	@echo "make demo-random  the same with a 250 MB synthetic model (random weights; I/O behaviour)"
 	@echo "make test       build and run every cmocka suite in tests/ (needs ../shared/fixtures for golden tests)"
 	@echo "make sanitize   the test suite under ASan+UBSan (objects in build-asan/)"
 	@echo "make fuzz       libFuzzer target for the GGUF parser (installs clang); FUZZ_SECONDS=60"
@@ -112,6 +114,10 @@ bench: all
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@sh bench/demo.sh $(BUILD)
+
+demo-random: deps
+	@$(MAKE) --no-print-directory all
+	@sh bench/demo_random.sh $(BUILD)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
