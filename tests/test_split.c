@@ -616,6 +616,11 @@ static void test_open_rejects(void **state)
     gguf_writer_free(w);
     gguf_close(g);
     assert_int_equal(rename(mnew, mpath), 0);
+    /* rewritten without its checksum update: refused as altered */
+    assert_int_equal(split_open(&m, out, err, sizeof(err)), -EBADMSG);
+    assert_non_null(strstr(err, "does not match its checksum"));
+    /* as a newer moestream would write it: checksum updated */
+    assert_int_equal(split_write_manifest_sum(out, err, sizeof(err)), 0);
     assert_int_equal(split_open(&m, out, err, sizeof(err)), -EPROTONOSUPPORT);
     print_message("  %s\n", err);
     assert_non_null(strstr(err, "upgrade moestream"));
