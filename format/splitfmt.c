@@ -443,9 +443,9 @@ int split_open(struct split_model **out, const char *dir, char *err, size_t errl
         snprintf(suggest, sizeof(suggest), "%.*s-split", (int)(n < 4000 ? n : 4000), dir);
         if (split_is_gguf_file(dir))
             return errmsg_set(err, errlen, -ENOTDIR,
-                        "split: %s is a GGUF file, not a split model: convert it once with "
-                        "`moestream-split %s -o %s`, then run with -m %s",
-                        dir, dir, suggest, suggest);
+                        "split: %s is a GGUF file, not a split model directory: convert it with "
+                        "`moestream-split %s -o %s` (`moestream run` also takes the GGUF itself)",
+                        dir, dir, suggest);
         return errmsg_set(err, errlen, -ENOTDIR,
                     "split: %s is a file, not a split model directory (a directory made by "
                     "`moestream-split MODEL.gguf -o OUT-DIR`)",
@@ -562,7 +562,7 @@ void split_close(struct split_model *m)
     if (!m)
         return;
     /* The checksum array starts at the first layer with experts. */
-    for (int L = 0; L < m->n_layer; L++) {
+    for (int L = 0; m->layers && L < m->n_layer; L++) {
         if (m->layers[L].n_expert) {
             free((void *)m->layers[L].blob_xxh3);
             break;
@@ -570,6 +570,7 @@ void split_close(struct split_model *m)
     }
     free(m->layers);
     free(m->tensors);
+    free(m->files);
     gguf_close(m->manifest);
     free(m);
 }

@@ -90,6 +90,9 @@ struct split_tensor {
     uint64_t offset;       /* in pinned.bin */
     uint64_t size;
     uint64_t xxh3;
+    /* from_gguf only: where the bytes are in the source (part, absolute offset) */
+    int src_file;
+    uint64_t src_offset;
 };
 
 struct split_part {
@@ -99,6 +102,11 @@ struct split_part {
     int64_t ne[4];         /* per expert: ne[0] elements per row, ne[1] rows */
     uint64_t offset;       /* inside the blob */
     uint64_t size;
+    /* from_gguf only: expert e's slice is at src_offset + e * size in GGUF part
+     * src_file; it is read from the aligned offset below it into the blob at
+     * offset, then moved down by the misalignment (split_gguf_range) */
+    int src_file;
+    uint64_t src_offset;
 };
 
 struct split_layer {
@@ -122,7 +130,27 @@ struct split_model {
     struct split_tensor *tensors; /* [n_tensor] pinned tensors */
     bool manifest_checked;       /* manifest.gguf matched manifest.xxh3 (false: no
                                   * manifest.xxh3, a split made before it existed) */
+    /* Opened by split_open_gguf: no split on disk. The manifest is the GGUF
+     * itself; pinned tensors are read from it (offset = place in RAM), expert
+     * parts from the stacked tensors, one read per part; no checksums. */
+    bool from_gguf;
+    int n_files;                 /* GGUF parts */
+    const char **files;          /* [n_files] their paths (owned by manifest) */
 };
+
+/* Presents a GGUF file (single, or the first part of a multi-part model) as
+ * a split model without writing anything: the routed-expert tensors
+ * "blk.N.*_exps.*" become per-expert parts, everything else pinned. Each
+ * part gets a region of the blob of round_up(size, A) + A bytes (A =
+ * SPLIT_PINNED_ALIGN), enough for an aligned over-read of the slice. 0 or
+ * -errno with one line in err. */
+int split_open_gguf(struct split_model **out, const char *path, char *err, size_t errlen);
+
+/* from_gguf: the aligned read of part p of expert e: file, offset, length,
+ * and *shift, the bytes the slice starts after the read's start (the data
+ * must be moved down by *shift to lie at the part's offset in the blob). */
+void split_gguf_range(const struct split_layer *l, int p, int e, int *file, uint64_t *offset, uint64_t *len,
+                      uint64_t *shift);
 
 /* XXH3_64bits of a whole file (read in 1 MiB steps). 0 or -errno with err. */
 int split_file_xxh3(const char *path, uint64_t *out, char *err, size_t errlen);

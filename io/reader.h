@@ -92,6 +92,22 @@ int reader_in_flight(const struct reader *r);
  * index or misaligned offset/len/dst. Reads start at once. */
 int reader_submit(struct reader *r, int file, uint64_t offset, size_t len, void *dst,
                   uint64_t tag);
+/* One range of a gathered read. */
+struct reader_range {
+    int file;
+    uint64_t offset;
+    size_t len;
+    void *dst;
+    size_t need;          /* bytes that must arrive (<= len): an aligned over-read
+                           * may end past the end of the file; 0 = len */
+};
+
+/* Queues n reads (each aligned as for reader_submit) that complete as one:
+ * a single completion with `tag`, res 0 when all arrived, else the first
+ * failure. Takes n of the reader's capacity. 0, -EBUSY when fewer than n
+ * requests are free, -EINVAL as for reader_submit. */
+int reader_submitv(struct reader *r, const struct reader_range *rg, int n, uint64_t tag);
+
 /* Collects up to max finished reads into out. With wait, blocks until at
  * least one is available (returns 0 only when nothing is in flight). Returns
  * the count or -errno for a failure of the backend itself. A completion with

@@ -37,7 +37,9 @@ void cli_common_help(FILE *out)
 {
     fprintf(out,
             "model and runtime:\n"
-            "  -m, --model DIR        split model directory (made by moestream-split)\n"
+            "  -m, --model PATH       a GGUF file (first part of a multi-part one), or a split model\n"
+            "                         directory made from it by moestream-split (one read per expert,\n"
+            "                         checksums: the fast path)\n"
             "  -t, --threads N        compute threads (default: all cores)\n"
             "  -c, --ctx-size N       context length (default: min(model context, 4096))\n"
             "  -b, --batch-size N     tokens per step in prompt processing (default 256)\n"
@@ -383,7 +385,8 @@ int cli_open_model(struct model **m, const struct cli_opts *o, int *n_ctx_out, i
     char err[1024];
     *m = NULL;
     if (!o->model_dir) {
-        fprintf(stderr, "moestream: no model given: pass -m DIR (a directory made by moestream-split)\n");
+        fprintf(stderr, "moestream: no model given: pass -m MODEL.gguf or -m DIR (a directory made by "
+                        "moestream-split)\n");
         return 1;
     }
     struct model_opts mo = { 0 };

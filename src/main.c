@@ -22,7 +22,9 @@ static void usage(FILE *out)
             "  iobench      I/O-only replay of a routing trace, or raw device read bandwidth\n\n"
             "Options without a command (moestream -m DIR -p TEXT) mean `run`; --version prints the\n"
             "git revision and the kernel ISA in use.\n\n"
-            "A model is a directory made by moestream-split from a GGUF file:\n"
+            "A model is a GGUF file (the first part of a multi-part one) or, faster and checked, a\n"
+            "directory made from it once by moestream-split:\n"
+            "  moestream run -m model.gguf -p \"def fibonacci(n):\" -n 64\n"
             "  moestream-split model.gguf -o model-split\n"
             "  moestream run -m model-split -p \"def fibonacci(n):\" -n 64 --ram-budget 8G\n");
 }

@@ -126,8 +126,8 @@ static void test_missing_and_corrupt_split(void **state)
     for (const char *c = out; *c; c++)
         lines += *c == '\n';
     assert_int_equal(lines, 1); /* one line, not a cascade */
-    /* a regular GGUF given where a split directory is expected */
-    assert_int_equal(sh("%s/moestream run -m %s/models/q3moe-a-Q8_0.gguf -p hi 2>&1", bin, fx), 1);
+    /* a GGUF runs as it is, saying what a split would gain */
+    assert_int_equal(sh("%s/moestream run -m %s/models/q3moe-a-Q8_0.gguf -p hi -n 1 2>&1", bin, fx), 0);
     assert_non_null(strstr(out, "moestream-split"));
     /* flip one byte of pinned.bin: the pinned checksum catches it */
     assert_int_equal(sh("rm -rf %s/bad && cp -r %s/q8 %s/bad && printf '\\377' | dd of=%s/bad/pinned.bin bs=1 "
@@ -252,8 +252,9 @@ static void test_first_contact_errors(void **state)
     (void)state;
     if (!ready())
         skip();
-    assert_int_equal(sh("%s/moestream run -m %s/tinymoe/tinymoe-Q8_0.gguf -p hi 2>&1", bin, fx), 1);
-    printf("  -m FILE.gguf: %s", out);
+    /* (run takes a GGUF now: test_run_from_gguf; the split tools still want a split) */
+    assert_int_equal(sh("%s/moestream-split verify %s/tinymoe/tinymoe-Q8_0.gguf 2>&1", bin, fx), 1);
+    printf("  verify FILE.gguf: %s", out);
     assert_non_null(strstr(out, "is a GGUF file"));
     assert_non_null(strstr(out, "tinymoe-Q8_0-split"));
     char bad[8400];
@@ -337,6 +338,36 @@ static void test_integrity(void **state)
     assert_int_equal(sh("%s/moestream-split verify -q %s/old 2>&1", bin, dir), 0);
     assert_non_null(strstr(out, "manifest has no checksum"));
     sh("rm -rf %s/rnd %s/man %s/old", dir, dir, dir);
+}
+
+/* run/logits straight from a GGUF: no split, the same logits bit for bit,
+ * in RAM and streamed; every expert readable (--preload reads them all,
+ * including the slice that ends the file). */
+static void test_run_from_gguf(void **state)
+{
+    (void)state;
+    if (!ready())
+        skip();
+    static const char *const budgets[] = { "", "--ram-budget 140M --io pread", "--ram-budget 140M" };
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(sh("%s/moestream logits -m %s/tinymoe/tinymoe-Q8_0.gguf --tokens %s/tinymoe/ref64.tokens.i32 "
+                            "--out %s/g.f32 %s 2>&1 && %s/moestream logits -m %s/tiny --tokens "
+                            "%s/tinymoe/ref64.tokens.i32 --out %s/s.f32 %s 2>&1 && cmp %s/g.f32 %s/s.f32",
+                            bin, fx, fx, dir, budgets[i], bin, dir, fx, dir, budgets[i], dir, dir),
+                         0);
+    }
+    assert_int_equal(sh("%s/moestream logits -m %s/models/q3moe-a-Q8_0.gguf --tokens %s/models/q3moe-a-Q8_0.tokens.i32 "
+                        "--out %s/g.f32 2>&1 && %s/moestream logits -m %s/q8 --tokens %s/models/q3moe-a-Q8_0.tokens.i32 "
+                        "--out %s/s.f32 2>&1 && cmp %s/g.f32 %s/s.f32",
+                        bin, fx, fx, dir, bin, dir, fx, dir, dir, dir),
+                     0);
+    assert_int_equal(sh("%s/moestream run -m %s/tinymoe/tinymoe-Q8_0.gguf -p 'def f(x):' -n 8 --temp 0 --preload "
+                        "2>&1",
+                        bin, fx),
+                     0);
+    assert_non_null(strstr(out, "running straight from the GGUF"));
+    assert_non_null(strstr(out, "preloaded"));
+    sh("rm -f %s/g.f32 %s/s.f32", dir, dir);
 }
 
 /* What llama.cpp users type. */
@@ -509,6 +540,7 @@ int main(void)
         cmocka_unit_test(test_llama_habits),
         cmocka_unit_test(test_ctrl_c),
         cmocka_unit_test(test_integrity),
+        cmocka_unit_test(test_run_from_gguf),
     };
     return cmocka_run_group_tests_name("cli", tests, setup, NULL);
 }
