@@ -252,6 +252,12 @@ int cli_perplexity(int argc, char **argv)
             fwrite(hdr, sizeof(hdr), 1, kl_f);
         else {
             uint64_t got[4];
+            if (st.st_size < (off_t)sizeof(got)) {
+                fprintf(stderr, "moestream: %s: incomplete KL base (%lld bytes: the run that wrote it was "
+                                "interrupted): delete it to recreate it\n",
+                        o.kl_base, (long long)st.st_size);
+                goto out;
+            }
             if (fread(got, sizeof(got), 1, kl_f) != 1 || got[0] != hdr[0] || got[1] != hdr[1] || got[2] != hdr[2]) {
                 fprintf(stderr, "moestream: %s: not a KL base for this vocabulary and -c %d (delete it to "
                                 "recreate it)\n",

@@ -513,8 +513,10 @@ static void test_perplexity_cli(void **state)
     /* a base left by a killed run is refused */
     remove(kl);
     assert_int_equal(sh("%s/moestream perplexity -m %s/tiny -f %s/tinymoe/val-a-512k.txt -c 128 --chunks 400 "
-                        "--kl-base %s >/dev/null 2>&1 & pid=$!; sleep 2; kill -KILL $pid; wait $pid; true",
-                        bin, dir, fx, kl),
+                        "--kl-base %s >/dev/null 2>&1 & pid=$!; i=0; "
+                        "while [ $(stat -c %%s %s 2>/dev/null || echo 0) -lt 1000000 ] && [ $i -lt 300 ]; do "
+                        "sleep 0.1; i=$((i+1)); done; kill -KILL $pid; wait $pid; true",
+                        bin, dir, fx, kl, kl),
                      0);
     struct stat st;
     assert_int_equal(stat(kl, &st), 0);
