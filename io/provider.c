@@ -50,6 +50,7 @@ struct provider {
     int waiting;                   /* slots of this request not yet in the ready queue */
     uint8_t *pf;                   /* [n_slots] a prefetch read is in flight into the slot */
     uint8_t *want;                 /* [n_slots] the request waits for that prefetch read */
+    uint64_t *slot_read;           /* [n_slots] from a GGUF: bytes of the reads into the slot */
     uint32_t *seen;                /* [max_n_expert] request stamp per id (dedupe) */
     uint32_t seq;
     int max_n_expert;
@@ -182,9 +183,10 @@ int provider_open(struct provider **out, const struct split_model *m,
     p->pending = malloc((size_t)max_n_expert * sizeof *p->pending);
     p->seen = calloc((size_t)max_n_expert, sizeof *p->seen);
     p->pf = calloc((size_t)n_slots, 1);
+    p->slot_read = calloc((size_t)n_slots, sizeof *p->slot_read);
     p->want = calloc((size_t)n_slots, 1);
     paths = malloc((size_t)n_files * sizeof *paths);
-    if (!p->file_of_layer || !p->read_len || !p->ready || !p->pending || !p->seen || !paths)
+    if (!p->file_of_layer || !p->read_len || !p->slot_read || !p->ready || !p->pending || !p->seen || !paths)
         goto fail_nomem_p;
 
     {
@@ -317,6 +319,7 @@ void provider_close(struct provider *p)
     reader_close(p->rd); /* waits for reads into the arena before it goes */
     ecache_free(p->cache);
     free(p->pf);
+    free(p->slot_read);
     free(p->want);
     free(p->comps);
     free(p->bufs);
@@ -359,6 +362,7 @@ static int provider_start_read(struct provider *p, int layer, int expert, int sl
         return reader_submit(p->rd, p->file_of_layer[layer], provider_offset(p, layer, expert),
                              (size_t)p->read_len[layer], dst, (uint64_t)slot);
     struct reader_range rg[SPLIT_MAX_PARTS];
+    uint64_t total = 0;
     for (int i = 0; i < ly->n_part; i++) {
         uint64_t off, len, shift;
         int file;
@@ -368,8 +372,10 @@ static int provider_start_read(struct provider *p, int layer, int expert, int sl
         rg[i].offset = off;
         rg[i].len = (size_t)len;
         rg[i].dst = dst + ly->parts[i].offset;
+        total += len;
         rg[i].need = (size_t)(shift + ly->parts[i].size); /* the last slice may end the file */
     }
+    p->slot_read[slot] = total;
     return reader_submitv(p->rd, rg, ly->n_part, (uint64_t)slot);
 }
 
@@ -548,7 +554,7 @@ static int provider_complete(struct provider *p, const struct reader_completion 
     if (prefetched && !wanted) {
         /* a guess nobody asked for yet: keep it resident, or drop it if bad */
         p->st.reads++;
-        p->st.bytes_read += p->read_len[layer];
+        p->st.bytes_read += p->m->from_gguf ? p->slot_read[slot] : p->read_len[layer];
         bool ok = c->res >= 0;
         if (ok)
             provider_place_parts(p, slot);
@@ -574,7 +580,7 @@ static int provider_complete(struct provider *p, const struct reader_completion 
         return c->res;
     }
     p->st.reads++;
-    p->st.bytes_read += p->read_len[layer];
+    p->st.bytes_read += p->m->from_gguf ? p->slot_read[slot] : p->read_len[layer];
     provider_place_parts(p, slot);
     if (p->o.verify_reads && ly->blob_xxh3) {
         double t0 = provider_now();
