@@ -259,7 +259,8 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
             parse_int(a, v, -1, INT_MAX);
             notice(o, "--keep", "generation stops when the context is full (no context shift yet)");
         }
-        else if (!strcmp(a, "--reverse-prompt")) notice(o, "-r", "no interactive mode in run; use chat");
+        else if (!strcmp(a, "--reverse-prompt"))
+            notice(o, "-r", "reverse prompts are not supported (chat stops at the end of the turn)");
         else if (!strcmp(a, "--presence-penalty") || !strcmp(a, "--frequency-penalty")) {
             float x = parse_float(a, v);
             if (x != 0)
