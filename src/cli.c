@@ -152,7 +152,7 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
     for (int i = 0; i < argc; i++)
         if (!strcmp(argv[i], "--log-disable"))
             o->log_disable = true;
-    bool had_prompt = false, had_file = false;
+    bool had_prompt = false, had_file = false, had_keep = false;
     for (int i = 0; i < argc; i++) {
         char name[64];
         const char *a = argv[i], *inline_v = NULL;
@@ -199,6 +199,7 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
         else if (!strcmp(a, "--ignore-eos")) flag = &o->ignore_eos;
         else if (!strcmp(a, "--log-disable")) flag = &o->log_disable;
         else if (!strcmp(a, "--jinja")) flag = &o->jinja;
+        else if (!strcmp(a, "--context-shift")) flag = &o->context_shift;
         else if (!strcmp(a, "--verbose-prompt")) flag = &o->verbose_prompt;
         if (flag) {
             if (inline_v)
@@ -213,6 +214,7 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
             continue;
         }
         if (!strcmp(a, "--no-jinja")) { o->jinja = false; continue; }
+        if (!strcmp(a, "--no-context-shift")) { o->context_shift = false; continue; }
         if (!strcmp(a, "--verbose")) { notice(o, argv[i], "statistics are --stats / --stats-json"); continue; }
         if (!strcmp(a, "--interactive") || !strcmp(a, "--conversation")) {
             notice(o, argv[i], "use `moestream chat -m MODEL` for a conversation");
@@ -256,8 +258,8 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
         }
         else if (!strcmp(a, "--color")) notice(o, "--color", "output is plain text");
         else if (!strcmp(a, "--keep")) {
-            parse_int(a, v, -1, INT_MAX);
-            notice(o, "--keep", "generation stops when the context is full (no context shift yet)");
+            o->keep = (int)parse_int(a, v, -1, INT_MAX);
+            had_keep = true;
         }
         else if (!strcmp(a, "--reverse-prompt"))
             notice(o, "-r", "reverse prompts are not supported (chat stops at the end of the turn)");
@@ -335,6 +337,8 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
         } else
             die_flag(a, "is not handled");
     }
+    if (had_keep && !o->context_shift)
+        notice(o, "--keep", "it only matters with --context-shift (off by default, as in llama.cpp)");
     if (had_prompt && had_file) {
         fprintf(stderr, "moestream: -p and -f both give the prompt: pass only one (see --help)\n");
         exit(2);

@@ -66,6 +66,9 @@ struct cli_opts {
     bool no_display_prompt;     /* --no-display-prompt: do not echo the prompt before the continuation */
     bool ignore_eos;            /* --ignore-eos: keep generating past end-of-generation tokens */
     bool log_disable;           /* --log-disable: no notices for ignored llama.cpp flags */
+    bool context_shift;         /* --context-shift: when the context is full, drop the older half
+                                 * of the tokens after the first --keep and re-read the rest */
+    int keep;                   /* --keep N: tokens kept at the start (-1: the whole first prompt) */
     /* Accepted and stored for the chat-template engine (owned elsewhere); no
      * rendering happens here. */
     const char *chat_template;  /* --chat-template TEXT */
@@ -99,7 +102,7 @@ struct cli_runtime {
 #define CLI_COMPAT_FLAGS                                                                          \
     "--ignore-eos --presence-penalty --frequency-penalty --keep --reverse-prompt --interactive "   \
     "--conversation --no-conversation --chat-template --jinja --no-jinja --verbose-prompt --reasoning " \
-    "--no-display-prompt --display-prompt --system"
+    "--no-display-prompt --display-prompt --system --context-shift --no-context-shift"
 void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed,
                void (*usage)(FILE *out));
 

@@ -22,11 +22,14 @@ static void run_usage(FILE *out)
             "  -n, --n-predict N      tokens to generate (default 128; -1 = until end of text or context)\n"
             "      --no-display-prompt  do not echo the prompt before the continuation\n"
             "      --ignore-eos       keep generating past the end-of-text token\n"
+            "      --context-shift    when the context is full, drop the older half of the tokens after the\n"
+            "                         first --keep N (default 0; -1 = the whole prompt) and go on (the rest\n"
+            "                         is read again); off by default, as in llama.cpp\n"
             "  -sp, --special         print special tokens such as <|im_end|> in the output (as llama.cpp;\n"
             "                         special tokens in the prompt are always recognised)\n"
             "Ctrl-C stops the generation and still prints the statistics (exit code 130).\n"
             "llama.cpp flags accepted and ignored with a notice: -ngl, -fa, -ub, --color, -v, -i, -cnv,\n"
-            "-no-cnv, -r, --keep, --presence-penalty, --frequency-penalty (unless 0); --log-disable\n"
+            "-no-cnv, -r, --presence-penalty, --frequency-penalty (unless 0); --log-disable\n"
             "silences those notices. --flag=value is the same as --flag value.\n");
     cli_common_help(out);
     fprintf(out,
@@ -104,6 +107,72 @@ static void catch_sigint(void)
     sigaction(SIGINT, &sa, NULL);
 }
 
+/* The tokens in the session, for --context-shift (run and chat only). */
+static struct {
+    int32_t *tok;
+    int n, cap;
+    int n_first;   /* tokens of the first prompt (--keep -1) */
+} hist;
+
+/* cli_eval that also records the tokens. */
+static int run_eval(struct cli_runtime *rt, const int32_t *ids, int n, float *logits)
+{
+    if (hist.n + n > hist.cap) {
+        int cap = (hist.n + n) * 2 + 64;
+        int32_t *t = realloc(hist.tok, sizeof(int32_t) * (size_t)cap);
+        if (!t) {
+            fprintf(stderr, "moestream: out of memory\n");
+            return -1;
+        }
+        hist.tok = t;
+        hist.cap = cap;
+    }
+    int rc = cli_eval(rt, ids, n, logits, false);
+    if (rc < 0) {
+        fprintf(stderr, "\nmoestream: %s\n", session_error(rt->s));
+        return rc;
+    }
+    memcpy(hist.tok + hist.n, ids, sizeof(int32_t) * (size_t)n);
+    hist.n += n;
+    return 0;
+}
+
+/* --context-shift: makes room for `need` more tokens by keeping the first
+ * --keep tokens (at least the BOS), dropping the older half of the rest
+ * (more if needed) and reading what is left again from an empty session (as
+ * llama.cpp's context shift does, without shifting the cache in place).
+ * 0, or -1 with a message when nothing can be dropped. */
+static int context_shift(struct cli_runtime *rt, const struct cli_opts *o, int need, float *logits)
+{
+    int n_ctx = session_n_ctx(rt->s), n = hist.n;
+    int keep = o->keep < 0 ? hist.n_first : o->keep;
+    if (keep < 1 && tok_wants_bos(rt->tok))
+        keep = 1;
+    if (keep > n)
+        keep = n;
+    int discard = (n - keep) / 2;
+    if (n - discard + need >= n_ctx)
+        discard = n + need - n_ctx + 1;
+    if (discard < 1 || discard > n - keep - 1) {
+        fprintf(stderr, "\nmoestream: context full (%d tokens) and nothing left to drop after the %d kept "
+                        "tokens: raise -c or lower --keep\n",
+                n_ctx, keep);
+        return -1;
+    }
+    memmove(hist.tok + keep, hist.tok + keep + discard, sizeof(int32_t) * (size_t)(n - keep - discard));
+    hist.n = n - discard;
+    session_reset(rt->s);
+    if (cli_eval(rt, hist.tok, hist.n, logits, false) < 0) {
+        fprintf(stderr, "\nmoestream: %s\n", session_error(rt->s));
+        return -1;
+    }
+    if (!o->log_disable)
+        fprintf(stderr, "\nmoestream: context full: dropped %d tokens after the first %d, re-read %d "
+                        "(--context-shift)\n",
+                discard, keep, hist.n);
+    return 0;
+}
+
 static int generate(struct cli_runtime *rt, const struct cli_opts *o, struct sampler *smp, float *logits,
                     int n_predict, double *t_gen)
 {
@@ -120,9 +189,17 @@ static int generate(struct cli_runtime *rt, const struct cli_opts *o, struct sam
     provider_get_stats(engine_provider(rt->e), &last);
     while ((n_predict < 0 || n < n_predict) && !interrupted) {
         if (session_n_past(rt->s) >= session_n_ctx(rt->s)) {
-            fprintf(stderr, "\nmoestream: context full (%d tokens): stopping; raise -c for longer output\n",
-                    session_n_ctx(rt->s));
-            break;
+            if (o->context_shift) {
+                if (context_shift(rt, o, 1, logits) < 0) {
+                    free(piece);
+                    return -1;
+                }
+            } else {
+                fprintf(stderr, "\nmoestream: context full (%d tokens): stopping; raise -c for longer output "
+                                "or pass --context-shift\n",
+                        session_n_ctx(rt->s));
+                break;
+            }
         }
         int32_t id = sampler_sample(smp, logits);
         if (tok_is_eog(rt->tok, id) && !o->ignore_eos)
@@ -135,8 +212,7 @@ static int generate(struct cli_runtime *rt, const struct cli_opts *o, struct sam
         }
         n++;
         double ts = cli_now();
-        if (cli_eval(rt, &id, 1, logits, false) < 0) {
-            fprintf(stderr, "\nmoestream: %s\n", session_error(rt->s));
+        if (run_eval(rt, &id, 1, logits) < 0) {
             free(piece);
             return -1;
         }
@@ -201,10 +277,9 @@ int cli_run(int argc, char **argv)
         fflush(stdout);
     }
     double t0 = cli_now();
-    if (cli_eval(&rt, ids, n_prompt, logits, false) < 0) {
-        fprintf(stderr, "moestream: %s\n", session_error(rt.s));
+    if (run_eval(&rt, ids, n_prompt, logits) < 0)
         goto out;
-    }
+    hist.n_first = n_prompt;
     double t_prompt = cli_now() - t0, t_gen = 0;
     for (int i = 0; i < n_prompt; i++)
         sampler_accept(smp, ids[i]);
@@ -224,6 +299,7 @@ out:
     free(logits);
     free(ids);
     free(text);
+    free(hist.tok);
     if (cli_unload(&rt))
         rc = 1;
     return rc;
@@ -243,22 +319,22 @@ static void chat_usage(FILE *out)
 }
 
 /* Appends text (with special tokens parsed) to the conversation. */
-static int feed(struct cli_runtime *rt, struct sampler *smp, const char *text, float *logits)
+static int feed(struct cli_runtime *rt, const struct cli_opts *o, struct sampler *smp, const char *text,
+                float *logits)
 {
     int n;
     int32_t *ids = tokenize_all(rt->tok, text, strlen(text), false, true, &n);
     if (!ids)
         return -1;
-    if (session_n_past(rt->s) + n >= session_n_ctx(rt->s)) {
+    if (session_n_past(rt->s) + n >= session_n_ctx(rt->s) &&
+        (!o->context_shift || context_shift(rt, o, n, logits) < 0)) {
         fprintf(stderr, "moestream chat: the conversation no longer fits in the context (%d tokens): "
-                        "start again with a larger -c\n",
+                        "start again with a larger -c, or pass --context-shift\n",
                 session_n_ctx(rt->s));
         free(ids);
         return -1;
     }
-    int rc = cli_eval(rt, ids, n, logits, false);
-    if (rc < 0)
-        fprintf(stderr, "moestream: %s\n", session_error(rt->s));
+    int rc = run_eval(rt, ids, n, logits);
     for (int i = 0; i < n; i++)
         sampler_accept(smp, ids[i]);
     free(ids);
@@ -297,10 +373,11 @@ int cli_chat(int argc, char **argv)
         size_t n = strlen(o.system) + 64;
         buf = malloc(n);
         snprintf(buf, n, "<|im_start|>system\n%s<|im_end|>\n", o.system);
-        if (feed(&rt, smp, buf, logits) < 0)
+        if (feed(&rt, &o, smp, buf, logits) < 0)
             goto out;
         free(buf);
         buf = NULL;
+        hist.n_first = hist.n; /* --keep -1 keeps the system prompt */
     }
     if (o.samp.temperature > 0)
         fprintf(stderr, "moestream: sampling with seed %llu (repeat with -s %llu)\n",
@@ -327,7 +404,7 @@ int cli_chat(int argc, char **argv)
         if (!buf)
             goto out;
         snprintf(buf, n, "<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n", line);
-        if (feed(&rt, smp, buf, logits) < 0)
+        if (feed(&rt, &o, smp, buf, logits) < 0)
             goto out;
         free(buf);
         buf = NULL;
@@ -343,7 +420,7 @@ int cli_chat(int argc, char **argv)
             interrupted = 0;
         }
         /* close the assistant turn so the next one starts cleanly */
-        if (feed(&rt, smp, "<|im_end|>\n", logits) < 0)
+        if (feed(&rt, &o, smp, "<|im_end|>\n", logits) < 0)
             goto out;
         if (o.stats)
             fprintf(stderr, "moestream: %d tokens, %.2f tok/s\n", n_gen, t_gen > 0 ? n_gen / t_gen : 0);
@@ -359,6 +436,7 @@ int cli_chat(int argc, char **argv)
 out:
     free(line);
     free(buf);
+    free(hist.tok);
     sampler_free(smp);
     free(logits);
     cli_unload(&rt);

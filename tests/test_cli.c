@@ -426,6 +426,7 @@ static void test_llama_habits(void **state)
         { "--color", "--color ignored" },       { "-v", "-v ignored" },
         { "-i", "-i ignored" },                 { "-cnv", "-cnv ignored" },
         { "-r 'User:'", "-r ignored" },         { "--keep 4", "--keep ignored" },
+        { "--keep 4 --context-shift", "" },
         { "--presence-penalty 0.5", "--presence-penalty ignored" },
         { "--frequency-penalty 0.5", "--frequency-penalty ignored" },
         { "-no-cnv", "" },                      { "--ignore-eos", "" },
@@ -444,6 +445,33 @@ static void test_llama_habits(void **state)
                         bin, dir),
                      0);
     assert_non_null(strstr(out, "{\"type\":\"run\",\"prompt_tokens\":"));
+}
+
+/* --context-shift: generation goes on past a full context (llama.cpp's
+ * habit, opt-in as there); without it, it stops with a message. */
+static void test_context_shift(void **state)
+{
+    (void)state;
+    if (!ready())
+        skip();
+    assert_int_equal(sh("%s/moestream run -m %s/tiny -p 'def f(x):' -n 100 -c 40 --temp 0 --ignore-eos 2>&1 >/dev/null",
+                        bin, dir),
+                     0);
+    assert_non_null(strstr(out, "context full (40 tokens): stopping"));
+    assert_int_equal(sh("%s/moestream run -m %s/tiny -p 'def f(x):' -n 100 -c 40 --temp 0 --ignore-eos "
+                        "--context-shift --keep -1 2>&1 >/dev/null",
+                        bin, dir),
+                     0);
+    printf("  %.*s", (int)(strchr(strstr(out, "context full:"), '\n') - strstr(out, "context full:") + 1),
+           strstr(out, "context full:"));
+    assert_non_null(strstr(out, "dropped"));
+    assert_non_null(strstr(out, "decode 100 tokens"));
+    /* chat: more turns than the context holds */
+    assert_int_equal(sh("printf 'one\\ntwo\\nthree\\nfour\\nfive\\n' | %s/moestream chat -m %s/tiny -n 12 -c 64 "
+                        "--temp 0 --ignore-eos --context-shift -sys 'be brief' --keep -1 2>&1 >/dev/null",
+                        bin, dir),
+                     0);
+    assert_non_null(strstr(out, "dropped"));
 }
 
 /* Ctrl-C: run stops and still prints its statistics (exit 130); chat stops
@@ -541,6 +569,7 @@ int main(void)
         cmocka_unit_test(test_first_contact_errors),
         cmocka_unit_test(test_llama_habits),
         cmocka_unit_test(test_ctrl_c),
+        cmocka_unit_test(test_context_shift),
         cmocka_unit_test(test_integrity),
         cmocka_unit_test(test_run_from_gguf),
     };
