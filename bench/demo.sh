@@ -55,5 +55,5 @@ hit=$(sed -n 's/.*cache hit rate \([0-9.]*\)%.*/\1/p' "$BUILD/demo/stats.txt")
 echo
 echo "== done: the expert cache served ${hit}% of the routed experts; the rest were read from disk"
 echo "   ('read' above). Try --ram-budget 1G (every expert stays in RAM once read), --io pread,"
-echo "   or the same model in llama.cpp's habits: $BIN/moestream -m $SPLIT -p 'import os' -n 64."
+echo "   or llama.cpp's habits on the GGUF itself (no split): $BIN/moestream -m $GGUF -p 'import os' -n 64."
 echo "   make demo-random streams a larger synthetic model (random weights) for I/O."
