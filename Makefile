@@ -8,7 +8,10 @@ DESTDIR  ?=
 CC       ?= cc
 CFLAGS   ?= -O2 -g
 WARN     := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
-INCS     := -Isrc -Iformat -Isplit-tool -Ikernels -Iio -Ibench
+INCS     := -Isrc -Iformat -Isplit-tool -Ikernels -Iio -Ibench -I$(BUILD)
+# The git revision for --version: rewritten only when it changes, so a commit
+# recompiles src/version.c alone.
+REVISION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 LIBS     := -luring -lnuma -lzstd -lxxhash -lpcre2-8 -ljansson -lpthread -lm
 ISA_AVX2   := -mavx2 -mfma -mf16c
 ISA_AVX512 := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq \
@@ -22,13 +25,15 @@ LIB      := $(BUILD)/libmoestream.a
 PROGS    := $(BUILD)/bin/moestream $(patsubst %_main.c,$(BUILD)/bin/moestream-%,$(notdir $(MAINS)))
 TESTS    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 
-.PHONY: all test bench install sanitize fuzz fuzz-jinja format clean help deps demo
+.PHONY: all test bench install sanitize fuzz fuzz-jinja format clean help deps demo demo-random FORCE
 
 all: $(PROGS)
 
 help:
 	@echo "make            build moestream, moestream-split, moestream-synth, moestream-kbench into $(BUILD)/bin"
-	@echo "make demo       install Debian packages if missing, build, make a demo model, stream it"
+	@echo "make demo       install Debian packages if missing, build, stream the shipped tinymoe model"
+	@echo "                (models/tinymoe-Q4_K_M.gguf) under a RAM budget smaller than its experts"
+	@echo "make demo-random  the same with a 250 MB synthetic model (random weights; I/O behaviour)"
 	@echo "make test       build and run every cmocka suite in tests/ (needs ../shared/fixtures for golden tests)"
 	@echo "make sanitize   the test suite under ASan+UBSan (objects in build-asan/)"
 	@echo "make fuzz       libFuzzer target for the GGUF parser (installs clang); FUZZ_SECONDS=60"
@@ -53,6 +58,13 @@ $(BUILD)/obj/%_avx512.o: %_avx512.c
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) $(INCS) -MMD -MP -c $< -o $@
+
+$(BUILD)/moestream_rev.h: FORCE
+	@mkdir -p $(dir $@)
+	@echo '#define MOESTREAM_REVISION "$(REVISION)"' > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv -f $@.tmp $@
+
+$(BUILD)/obj/src/version.o: $(BUILD)/moestream_rev.h
 
 $(LIB): $(OBJS)
 	@mkdir -p $(dir $@)
@@ -120,6 +132,10 @@ bench: all
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@sh bench/demo.sh $(BUILD)
+
+demo-random: deps
+	@$(MAKE) --no-print-directory all
+	@sh bench/demo_random.sh $(BUILD)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin

@@ -31,6 +31,7 @@
 #include "pool.h"
 #include "quant.h"
 #include "quant_ref.h"
+#include "version.h"
 
 #define KB_MAX_ISA 3
 static const char *const isa_names[KB_MAX_ISA] = { "ref", "avx2", "avx512" };
@@ -382,6 +383,12 @@ static int parse_args(int argc, char **argv, struct kb_opts *o)
 
 int main(int argc, char **argv)
 {
+    if (version_asked(argc, argv)) {
+        char v[256];
+        version_format(v, sizeof(v), "moestream-kbench");
+        printf("%s\n", v);
+        return 0;
+    }
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     struct kb_opts o = { .mb = 512, .seconds = 0.3, .n = 4096, .threads = ncpu > 0 ? (int)ncpu : 1, .tokens = 64,
                          .mm_mb = 8 };

@@ -14,6 +14,7 @@
 
 #include "quant.h"
 #include "synth.h"
+#include "version.h"
 
 static volatile sig_atomic_t cancel_flag;
 
@@ -111,6 +112,12 @@ static void print_stats(const struct synth_stats *st)
 
 int main(int argc, char **argv)
 {
+    if (version_asked(argc, argv)) {
+        char v[256];
+        version_format(v, sizeof(v), "moestream-synth");
+        printf("%s\n", v);
+        return 0;
+    }
     struct synth_options opt = {
         .quant = SYNTH_Q4_K_M, .routing_skew = SYNTH_DEFAULT_SKEW, .seed = SYNTH_DEFAULT_SEED,
     };

@@ -15,7 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
 
 #include "gguf.h"
 #include "qformat.h"
@@ -310,16 +313,144 @@ static int load_layer(struct split_model *m, int L, uint64_t *xxh, const char *m
     return 0;
 }
 
+int split_file_xxh3(const char *path, uint64_t *out, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errmsg_set(err, errlen, -errno, "split: %s: %s", path, strerror(errno));
+    size_t cap = 1 << 20;
+    char *buf = malloc(cap);
+    XXH3_state_t *h = XXH3_createState();
+    int rc = 0;
+    if (!buf || !h) {
+        rc = errmsg_set(err, errlen, -ENOMEM, "split: out of memory");
+        goto out;
+    }
+    XXH3_64bits_reset(h);
+    for (;;) {
+        ssize_t n = read(fd, buf, cap);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = errmsg_set(err, errlen, -errno, "split: reading %s: %s", path, strerror(errno));
+            goto out;
+        }
+        if (n == 0)
+            break;
+        XXH3_64bits_update(h, buf, (size_t)n);
+    }
+    *out = XXH3_64bits_digest(h);
+out:
+    XXH3_freeState(h);
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+int split_write_manifest_sum(const char *dir, char *err, size_t errlen)
+{
+    char mpath[4200], spath[4200], line[64];
+    uint64_t h;
+    snprintf(mpath, sizeof(mpath), "%s/" SPLIT_MANIFEST, dir);
+    snprintf(spath, sizeof(spath), "%s/" SPLIT_MANIFEST_SUM, dir);
+    int rc = split_file_xxh3(mpath, &h, err, errlen);
+    if (rc < 0)
+        return rc;
+    int n = snprintf(line, sizeof(line), "xxh3 %016" PRIx64 "\n", h);
+    int fd = open(spath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return errmsg_set(err, errlen, -errno, "split: %s: %s", spath, strerror(errno));
+    if (write(fd, line, (size_t)n) != n || fsync(fd) < 0) {
+        rc = errmsg_set(err, errlen, errno ? -errno : -EIO, "split: writing %s: %s", spath, strerror(errno));
+        close(fd);
+        return rc;
+    }
+    if (close(fd) < 0)
+        return errmsg_set(err, errlen, -errno, "split: writing %s: %s", spath, strerror(errno));
+    return 0;
+}
+
+/* Checks DIR/manifest.gguf against DIR/manifest.xxh3. 0 (with *checked
+ * false when there is no checksum file), or -EBADMSG / -errno with err. */
+static int check_manifest_sum(const char *dir, bool *checked, char *err, size_t errlen)
+{
+    char mpath[4200], spath[4200], line[64] = { 0 };
+    snprintf(mpath, sizeof(mpath), "%s/" SPLIT_MANIFEST, dir);
+    snprintf(spath, sizeof(spath), "%s/" SPLIT_MANIFEST_SUM, dir);
+    *checked = false;
+    FILE *f = fopen(spath, "r");
+    if (!f) {
+        if (errno == ENOENT)
+            return 0;
+        return errmsg_set(err, errlen, -errno, "split: %s: %s", spath, strerror(errno));
+    }
+    bool ok = fgets(line, sizeof(line), f) != NULL;
+    fclose(f);
+    uint64_t want, got;
+    char *end = NULL;
+    if (ok && strncmp(line, "xxh3 ", 5) == 0) {
+        errno = 0;
+        want = strtoull(line + 5, &end, 16);
+        ok = errno == 0 && end == line + 21 && (*end == '\n' || *end == 0);
+    } else
+        ok = false;
+    if (!ok)
+        return errmsg_set(err, errlen, -EBADMSG,
+                    "split: %s is damaged (expected one line \"xxh3 <16 hex digits>\"): re-split the model "
+                    "with `moestream-split MODEL.gguf -o %s --force`",
+                    spath, dir);
+    int rc = split_file_xxh3(mpath, &got, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (got != want)
+        return errmsg_set(err, errlen, -EBADMSG,
+                    "split: %s does not match its checksum (xxh3 %016" PRIx64 ", expected %016" PRIx64
+                    " from " SPLIT_MANIFEST_SUM "): the manifest was altered or damaged; re-split the model "
+                    "with `moestream-split MODEL.gguf -o %s --force`",
+                    mpath, got, want, dir);
+    *checked = true;
+    return 0;
+}
+
+/* Does the file start with the GGUF magic? */
+static bool split_is_gguf_file(const char *path)
+{
+    char magic[4];
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return false;
+    bool yes = fread(magic, 1, 4, f) == 4 && !memcmp(magic, "GGUF", 4);
+    fclose(f);
+    return yes;
+}
+
 int split_open(struct split_model **out, const char *dir, char *err, size_t errlen)
 {
     struct stat st;
     char mpath[4200];
     *out = NULL;
-    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+    if (stat(dir, &st) < 0)
         return errmsg_set(err, errlen, -ENOENT,
-                    "split: %s is not a split model directory; create it with "
-                    "`moestream-split MODEL.gguf -o %s`",
-                    dir, dir);
+                    "split: %s: no such file or directory (a model is a directory made once by "
+                    "`moestream-split MODEL.gguf -o OUT-DIR`; pass that directory to -m)",
+                    dir);
+    if (!S_ISDIR(st.st_mode)) {
+        /* Suggest an output beside the input, never the input itself. */
+        char suggest[4200];
+        size_t n = strlen(dir);
+        if (n > 5 && !strcmp(dir + n - 5, ".gguf"))
+            n -= 5;
+        snprintf(suggest, sizeof(suggest), "%.*s-split", (int)(n < 4000 ? n : 4000), dir);
+        if (split_is_gguf_file(dir))
+            return errmsg_set(err, errlen, -ENOTDIR,
+                        "split: %s is a GGUF file, not a split model directory: convert it with "
+                        "`moestream-split %s -o %s` (`moestream run` also takes the GGUF itself)",
+                        dir, dir, suggest);
+        return errmsg_set(err, errlen, -ENOTDIR,
+                    "split: %s is a file, not a split model directory (a directory made by "
+                    "`moestream-split MODEL.gguf -o OUT-DIR`)",
+                    dir);
+    }
     snprintf(mpath, sizeof(mpath), "%s/" SPLIT_MANIFEST, dir);
     if (stat(mpath, &st) < 0)
         return errmsg_set(err, errlen, -ENOENT,
@@ -332,6 +463,8 @@ int split_open(struct split_model **out, const char *dir, char *err, size_t errl
         return errmsg_set(err, errlen, -ENOMEM, "split: out of memory");
     uint64_t *xxh = NULL;
     int rc;
+    if ((rc = check_manifest_sum(dir, &m->manifest_checked, err, errlen)) < 0)
+        goto free_model;
     if (strlen(dir) >= sizeof(m->dir) - 32) {
         rc = errmsg_set(err, errlen, -ENAMETOOLONG, "split: %s: path too long", dir);
         goto free_model;
@@ -429,7 +562,7 @@ void split_close(struct split_model *m)
     if (!m)
         return;
     /* The checksum array starts at the first layer with experts. */
-    for (int L = 0; L < m->n_layer; L++) {
+    for (int L = 0; m->layers && L < m->n_layer; L++) {
         if (m->layers[L].n_expert) {
             free((void *)m->layers[L].blob_xxh3);
             break;
@@ -437,6 +570,7 @@ void split_close(struct split_model *m)
     }
     free(m->layers);
     free(m->tensors);
+    free(m->files);
     gguf_close(m->manifest);
     free(m);
 }

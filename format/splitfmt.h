@@ -23,6 +23,15 @@
  *                         at a multiple of SPLIT_PART_ALIGN, zero padding to
  *                         blob_size. One aligned read fetches one whole expert.
  *
+ *   DIR/manifest.xxh3     one line "xxh3 <16 hex digits>\n": XXH3_64bits of the
+ *                         bytes of manifest.gguf (the manifest cannot hold its
+ *                         own checksum). split_open refuses a manifest that does
+ *                         not match. Splits made before this file existed have
+ *                         none: they are still read (split_model.manifest_checked
+ *                         is false; the runtime and `verify` say so and suggest
+ *                         re-splitting). Same format_version: adding it breaks
+ *                         no reader.
+ *
  * Experts keep their source quantization. A part's slice is the bytes of the
  * stacked tensor for index e of its last dimension (which equals n_expert).
  *
@@ -51,7 +60,7 @@
  *   moestream.layer.L.blob_xxh3  [u64]  n_expert, XXH3_64bits of blob_bytes bytes
  *
  * Writers create DIR.tmp-<pid>, write everything, fsync, write the manifest
- * last, then rename to DIR: a directory without a valid manifest is not a
+ * and then its checksum last, then rename to DIR: a directory without a valid manifest is not a
  * split model. Readers reject any other format_version.
  */
 #ifndef MOESTREAM_SPLITFMT_H
@@ -67,6 +76,7 @@
 #define SPLIT_PART_ALIGN 64
 #define SPLIT_MAX_PARTS 8
 #define SPLIT_MANIFEST "manifest.gguf"
+#define SPLIT_MANIFEST_SUM "manifest.xxh3"
 #define SPLIT_PINNED "pinned.bin"
 #define SPLIT_EXPERTS_FMT "experts-%03d.bin"
 
@@ -80,6 +90,9 @@ struct split_tensor {
     uint64_t offset;       /* in pinned.bin */
     uint64_t size;
     uint64_t xxh3;
+    /* from_gguf only: where the bytes are in the source (part, absolute offset) */
+    int src_file;
+    uint64_t src_offset;
 };
 
 struct split_part {
@@ -89,6 +102,11 @@ struct split_part {
     int64_t ne[4];         /* per expert: ne[0] elements per row, ne[1] rows */
     uint64_t offset;       /* inside the blob */
     uint64_t size;
+    /* from_gguf only: expert e's slice is at src_offset + e * size in GGUF part
+     * src_file; it is read from the aligned offset below it into the blob at
+     * offset, then moved down by the misalignment (split_gguf_range) */
+    int src_file;
+    uint64_t src_offset;
 };
 
 struct split_layer {
@@ -110,9 +128,37 @@ struct split_model {
     struct split_layer *layers;  /* [n_layer] */
     int64_t n_tensor;
     struct split_tensor *tensors; /* [n_tensor] pinned tensors */
+    bool manifest_checked;       /* manifest.gguf matched manifest.xxh3 (false: no
+                                  * manifest.xxh3, a split made before it existed) */
+    /* Opened by split_open_gguf: no split on disk. The manifest is the GGUF
+     * itself; pinned tensors are read from it (offset = place in RAM), expert
+     * parts from the stacked tensors, one read per part; no checksums. */
+    bool from_gguf;
+    int n_files;                 /* GGUF parts */
+    const char **files;          /* [n_files] their paths (owned by manifest) */
 };
 
-/* Opens DIR: reads and validates the manifest (version, table consistency,
+/* Presents a GGUF file (single, or the first part of a multi-part model) as
+ * a split model without writing anything: the routed-expert tensors
+ * "blk.N.*_exps.*" become per-expert parts, everything else pinned. Each
+ * part gets a region of the blob of round_up(size, A) + A bytes (A =
+ * SPLIT_PINNED_ALIGN), enough for an aligned over-read of the slice. 0 or
+ * -errno with one line in err. */
+int split_open_gguf(struct split_model **out, const char *path, char *err, size_t errlen);
+
+/* from_gguf: the aligned read of part p of expert e: file, offset, length,
+ * and *shift, the bytes the slice starts after the read's start (the data
+ * must be moved down by *shift to lie at the part's offset in the blob). */
+void split_gguf_range(const struct split_layer *l, int p, int e, int *file, uint64_t *offset, uint64_t *len,
+                      uint64_t *shift);
+
+/* XXH3_64bits of a whole file (read in 1 MiB steps). 0 or -errno with err. */
+int split_file_xxh3(const char *path, uint64_t *out, char *err, size_t errlen);
+/* Writes DIR/manifest.xxh3 for DIR/manifest.gguf (fsynced). 0 or -errno. */
+int split_write_manifest_sum(const char *dir, char *err, size_t errlen);
+
+/* Opens DIR: checks the manifest's checksum (when the split has one), reads
+ * and validates the manifest (version, table consistency,
  * alignment, file sizes of pinned.bin and every experts file). Does not read
  * tensor data. 0 or -errno with one line in err saying what to do. */
 int split_open(struct split_model **out, const char *dir, char *err, size_t errlen);

@@ -8,6 +8,7 @@
  */
 #include "pinned.h"
 
+#include "gguf.h"
 #include "splitfmt.h"
 
 #include <errno.h>
@@ -34,8 +35,75 @@ static uint8_t *pinned_alloc(size_t size)
     return p == MAP_FAILED ? NULL : p;
 }
 
+/* A model opened straight from a GGUF: each pinned tensor is read from its
+ * part of the GGUF to its place in RAM (no checksums to check). */
+static int pinned_load_gguf(struct pinned *out, const struct split_model *m, bool mlock_it,
+                            void (*progress)(const char *what, uint64_t done, uint64_t total), char *err,
+                            size_t errlen)
+{
+    uint64_t size = m->pinned_file_size, done = 0;
+    uint8_t *base;
+    int rc = 0;
+
+    if (size == 0)
+        return 0;
+    base = pinned_alloc((size_t)size);
+    if (!base) {
+        snprintf(err, errlen, "pinned: cannot allocate %llu MiB for the weights of %s",
+                 (unsigned long long)(size >> 20), m->dir);
+        return -ENOMEM;
+    }
+    for (int64_t t = 0; t < m->n_tensor; t++) {
+        const struct split_tensor *ts = &m->tensors[t];
+        int fd = gguf_part_fd(m->manifest, ts->src_file);
+        uint64_t got_total = 0;
+
+        while (got_total < ts->size) {
+            uint64_t left = ts->size - got_total;
+            size_t want = left < PINNED_CHUNK ? (size_t)left : PINNED_CHUNK;
+            ssize_t got = pread(fd, base + ts->offset + got_total, want, (off_t)(ts->src_offset + got_total));
+
+            if (got < 0 && errno == EINTR)
+                continue;
+            if (got <= 0) {
+                rc = got < 0 ? -errno : -EIO;
+                snprintf(err, errlen, "pinned: reading tensor %s from %s at offset %llu: %s", ts->name,
+                         gguf_part_path(m->manifest, ts->src_file),
+                         (unsigned long long)(ts->src_offset + got_total),
+                         got < 0 ? strerror(-rc) : "unexpected end of file");
+                goto fail;
+            }
+            got_total += (uint64_t)got;
+            done += (uint64_t)got;
+            if (progress)
+                progress("loading weights from the GGUF", done, size);
+        }
+    }
+    if (progress)
+        progress("loading weights from the GGUF", size, size);
+    if (mlock_it && mlock(base, (size_t)size) != 0) {
+        rc = -errno;
+        snprintf(err, errlen, "pinned: mlock of %llu MiB failed: %s (raise the memlock limit: ulimit -l)",
+                 (unsigned long long)(size >> 20), strerror(-rc));
+        goto fail;
+    }
+    out->base = base;
+    out->size = size;
+    return 0;
+fail:
+    munmap(base, (size_t)size); /* numa_alloc_local memory is an mmap too */
+    return rc;
+}
+
 int pinned_load(struct pinned *out, const struct split_model *m, bool mlock_it, bool verify,
                 char *err, size_t errlen)
+{
+    return pinned_load_progress(out, m, mlock_it, verify, NULL, err, errlen);
+}
+
+int pinned_load_progress(struct pinned *out, const struct split_model *m, bool mlock_it, bool verify,
+                         void (*progress)(const char *what, uint64_t done, uint64_t total), char *err,
+                         size_t errlen)
 {
     const char *path = m->pinned_path;
     struct stat st;
@@ -45,6 +113,8 @@ int pinned_load(struct pinned *out, const struct split_model *m, bool mlock_it, 
 
     out->base = NULL;
     out->size = 0;
+    if (m->from_gguf)
+        return pinned_load_gguf(out, m, mlock_it, progress, err, errlen);
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         rc = -errno;
@@ -97,6 +167,8 @@ int pinned_load(struct pinned *out, const struct split_model *m, bool mlock_it, 
             goto fail_free;
         }
         done += (uint64_t)got;
+        if (progress)
+            progress("loading pinned weights", done, size);
     }
     /* The weights now live in anonymous memory; the cached file copy would
      * only double their footprint. */
@@ -106,6 +178,8 @@ int pinned_load(struct pinned *out, const struct split_model *m, bool mlock_it, 
             const struct split_tensor *ts = &m->tensors[t];
             uint64_t h = XXH3_64bits(base + ts->offset, (size_t)ts->size);
 
+            if (progress)
+                progress("checking pinned weights", (uint64_t)(t + 1), (uint64_t)m->n_tensor);
             if (h != ts->xxh3) {
                 snprintf(err, errlen, "pinned: tensor %s at offset %llu of %s: checksum "
                          "mismatch: xxh3 %016llx, manifest says %016llx",

@@ -19,6 +19,12 @@ struct pinned {
 
 int pinned_load(struct pinned *out, const struct split_model *m, bool mlock_it,
                 bool verify, char *err, size_t errlen);
+/* The same, calling progress("loading pinned weights", done, total) after
+ * every read of up to 64 MiB and ("checking pinned weights", ...) after every
+ * tensor checked, the last call with done == total. progress may be NULL. */
+int pinned_load_progress(struct pinned *out, const struct split_model *m, bool mlock_it, bool verify,
+                         void (*progress)(const char *what, uint64_t done, uint64_t total), char *err,
+                         size_t errlen);
 void pinned_free(struct pinned *p);
 
 #endif

@@ -50,6 +50,7 @@ struct provider {
     int waiting;                   /* slots of this request not yet in the ready queue */
     uint8_t *pf;                   /* [n_slots] a prefetch read is in flight into the slot */
     uint8_t *want;                 /* [n_slots] the request waits for that prefetch read */
+    uint64_t *slot_read;           /* [n_slots] from a GGUF: bytes of the reads into the slot */
     uint32_t *seen;                /* [max_n_expert] request stamp per id (dedupe) */
     uint32_t seq;
     int max_n_expert;
@@ -148,6 +149,8 @@ int provider_open(struct provider **out, const struct split_model *m,
         snprintf(err, errlen, "provider: model has no routed experts");
         return -EINVAL;
     }
+    if (m->from_gguf)
+        n_files = m->n_files; /* expert parts are read from the GGUF's parts */
     max_active = o->max_active > 0 ? o->max_active : PROVIDER_DEFAULT_ACTIVE;
     if (max_active > max_n_expert)
         max_active = max_n_expert;
@@ -180,9 +183,10 @@ int provider_open(struct provider **out, const struct split_model *m,
     p->pending = malloc((size_t)max_n_expert * sizeof *p->pending);
     p->seen = calloc((size_t)max_n_expert, sizeof *p->seen);
     p->pf = calloc((size_t)n_slots, 1);
+    p->slot_read = calloc((size_t)n_slots, sizeof *p->slot_read);
     p->want = calloc((size_t)n_slots, 1);
     paths = malloc((size_t)n_files * sizeof *paths);
-    if (!p->file_of_layer || !p->read_len || !p->ready || !p->pending || !p->seen || !paths)
+    if (!p->file_of_layer || !p->read_len || !p->slot_read || !p->ready || !p->pending || !p->seen || !paths)
         goto fail_nomem_p;
 
     {
@@ -236,11 +240,13 @@ int provider_open(struct provider **out, const struct split_model *m,
     n_files = 0;
     for (int l = 0; l < m->n_layer; l++) {
         p->file_of_layer[l] = -1;
-        if (m->layers[l].n_expert == 0)
+        if (m->layers[l].n_expert == 0 || m->from_gguf)
             continue;
         p->file_of_layer[l] = n_files;
         paths[n_files++] = m->layers[l].path;
     }
+    for (int i = 0; m->from_gguf && i < m->n_files; i++)
+        paths[n_files++] = m->files[i];
     memset(&ro, 0, sizeof ro);
     ro.backend = o->io == PROVIDER_IO_PREAD      ? READER_PREAD
                  : o->io == PROVIDER_IO_BUFFERED ? READER_BUFFERED
@@ -249,6 +255,7 @@ int provider_open(struct provider **out, const struct split_model *m,
     ro.bufs = p->bufs;
     ro.n_bufs = p->n_bufs;
     ro.log = o->log;
+    ro.progress = o->progress;
     ro.fault = o->fault;
     rc = reader_open(&p->rd, paths, n_files, &ro, err, errlen);
     if (rc < 0)
@@ -271,6 +278,14 @@ int provider_open(struct provider **out, const struct split_model *m,
             goto fail_free;
         }
     }
+    for (int l = 0; m->from_gguf && l < m->n_layer; l++)
+        if (m->layers[l].n_part > reader_capacity(p->rd) || align > SPLIT_PINNED_ALIGN) {
+            snprintf(err, errlen, "provider: reading experts from a GGUF takes %d reads in flight per expert "
+                     "(4 KiB aligned): raise --queue-depth to at least %d",
+                     m->layers[l].n_part, m->layers[l].n_part);
+            rc = -EINVAL;
+            goto fail_free;
+        }
     p->comps = malloc((size_t)reader_capacity(p->rd) * sizeof *p->comps);
     if (!p->comps)
         goto fail_nomem_p;
@@ -304,6 +319,7 @@ void provider_close(struct provider *p)
     reader_close(p->rd); /* waits for reads into the arena before it goes */
     ecache_free(p->cache);
     free(p->pf);
+    free(p->slot_read);
     free(p->want);
     free(p->comps);
     free(p->bufs);
@@ -335,6 +351,55 @@ static uint64_t provider_offset(const struct provider *p, int layer, int expert)
     return (uint64_t)expert * p->m->layers[layer].blob_size;
 }
 
+/* Starts the read of (layer, expert) into slot: one read of the blob, or,
+ * from a GGUF, one aligned read per part, gathered into one completion. */
+static int provider_start_read(struct provider *p, int layer, int expert, int slot)
+{
+    const struct split_layer *ly = &p->m->layers[layer];
+    uint8_t *dst = ecache_slot_data(p->cache, slot);
+
+    if (!p->m->from_gguf)
+        return reader_submit(p->rd, p->file_of_layer[layer], provider_offset(p, layer, expert),
+                             (size_t)p->read_len[layer], dst, (uint64_t)slot);
+    struct reader_range rg[SPLIT_MAX_PARTS];
+    uint64_t total = 0;
+    for (int i = 0; i < ly->n_part; i++) {
+        uint64_t off, len, shift;
+        int file;
+
+        split_gguf_range(ly, i, expert, &file, &off, &len, &shift);
+        rg[i].file = file;
+        rg[i].offset = off;
+        rg[i].len = (size_t)len;
+        rg[i].dst = dst + ly->parts[i].offset;
+        total += len;
+        rg[i].need = (size_t)(shift + ly->parts[i].size); /* the last slice may end the file */
+    }
+    p->slot_read[slot] = total;
+    return reader_submitv(p->rd, rg, ly->n_part, (uint64_t)slot);
+}
+
+/* From a GGUF: moves each part of the arrived expert down to its offset in
+ * the blob (the aligned read started up to 4 KiB before the slice). */
+static void provider_place_parts(struct provider *p, int slot)
+{
+    int layer, expert;
+
+    if (!p->m->from_gguf)
+        return;
+    ecache_slot_key(p->cache, slot, &layer, &expert);
+    const struct split_layer *ly = &p->m->layers[layer];
+    uint8_t *dst = ecache_slot_data(p->cache, slot);
+    for (int i = 0; i < ly->n_part; i++) {
+        uint64_t off, len, shift;
+        int file;
+
+        split_gguf_range(ly, i, expert, &file, &off, &len, &shift);
+        if (shift)
+            memmove(dst + ly->parts[i].offset, dst + ly->parts[i].offset + shift, (size_t)ly->parts[i].size);
+    }
+}
+
 /* Starts queued misses while the reader has room. Counted as I/O wait:
  * the buffered backend reads synchronously right here. */
 static int provider_submit_pending(struct provider *p)
@@ -347,9 +412,7 @@ static int provider_submit_pending(struct provider *p)
         int layer, expert;
 
         ecache_slot_key(p->cache, slot, &layer, &expert);
-        rc = reader_submit(p->rd, p->file_of_layer[layer], provider_offset(p, layer, expert),
-                           (size_t)p->read_len[layer], ecache_slot_data(p->cache, slot),
-                           (uint64_t)slot);
+        rc = provider_start_read(p, layer, expert, slot);
         if (rc == -EBUSY) {
             rc = 0;
             break;
@@ -383,8 +446,10 @@ static int provider_abandon(struct provider *p, int rc)
             if (p->pf[slot] && p->want[slot])
                 ecache_unpin(p->cache, slot); /* the request's pin; the read's below */
             p->pf[slot] = p->want[slot] = 0;
-            if (p->comps[i].res == 0)
+            if (p->comps[i].res == 0) {
+                provider_place_parts(p, slot);
                 ecache_set_ready(p->cache, slot);
+            }
             else
                 ecache_discard(p->cache, slot);
             ecache_unpin(p->cache, slot);
@@ -489,10 +554,15 @@ static int provider_complete(struct provider *p, const struct reader_completion 
     if (prefetched && !wanted) {
         /* a guess nobody asked for yet: keep it resident, or drop it if bad */
         p->st.reads++;
-        p->st.bytes_read += p->read_len[layer];
+        p->st.bytes_read += p->m->from_gguf ? p->slot_read[slot] : p->read_len[layer];
         bool ok = c->res >= 0;
-        if (ok && p->o.verify_reads && ly->blob_xxh3)
+        if (ok)
+            provider_place_parts(p, slot);
+        if (ok && p->o.verify_reads && ly->blob_xxh3) {
+            double t0 = provider_now();
             ok = XXH3_64bits(ecache_slot_data(p->cache, slot), (size_t)ly->blob_bytes) == ly->blob_xxh3[expert];
+            p->st.verify_s += provider_now() - t0;
+        }
         if (ok)
             ecache_set_ready(p->cache, slot);
         else
@@ -510,9 +580,12 @@ static int provider_complete(struct provider *p, const struct reader_completion 
         return c->res;
     }
     p->st.reads++;
-    p->st.bytes_read += p->read_len[layer];
+    p->st.bytes_read += p->m->from_gguf ? p->slot_read[slot] : p->read_len[layer];
+    provider_place_parts(p, slot);
     if (p->o.verify_reads && ly->blob_xxh3) {
+        double t0 = provider_now();
         uint64_t h = XXH3_64bits(ecache_slot_data(p->cache, slot), (size_t)ly->blob_bytes);
+        p->st.verify_s += provider_now() - t0;
 
         if (h != ly->blob_xxh3[expert]) {
             provider_fail(p, "provider: layer %d expert %d: checksum mismatch in %s at offset "
@@ -587,8 +660,7 @@ int provider_prefetch(struct provider *p, int layer, const int *experts, int n)
         slot = ecache_acquire_quiet(p->cache, layer, e, &state);
         if (slot < 0)
             break;     /* every slot pinned: no room for guesses */
-        int rc = reader_submit(p->rd, p->file_of_layer[layer], provider_offset(p, layer, e),
-                               (size_t)p->read_len[layer], ecache_slot_data(p->cache, slot), (uint64_t)slot);
+        int rc = provider_start_read(p, layer, e, slot);
         if (rc < 0) {
             ecache_discard(p->cache, slot);
             ecache_unpin(p->cache, slot);

@@ -36,6 +36,9 @@ struct provider_opts {
     bool verify_reads;         /* check XXH3 of every blob read */
     bool mlock;
     void (*log)(const char *msg); /* one-line notices (fallbacks); may be NULL */
+    /* progress of waits that can take seconds (io_uring buffer registration;
+     * model_open also uses it for the pinned weights); may be NULL */
+    void (*progress)(const char *what, uint64_t done, uint64_t total);
     int max_active;            /* experts one layer may need at once (n_expert_used of
                                   the largest layer); the budget must hold this many
                                   slots. 0 = 8, capped at the largest n_expert */
@@ -55,6 +58,7 @@ struct provider_stats {
     uint64_t slot_bytes;       /* bytes per slot (largest blob_size) */
     uint64_t prefetches;       /* reads started by provider_prefetch */
     uint64_t prefetch_waits;   /* requested experts found still loading from a prefetch */
+    double verify_s;           /* time spent checking the XXH3 of reads (verify_reads) */
 };
 
 struct provider;

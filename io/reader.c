@@ -273,6 +273,7 @@ int reader_open(struct reader **out, const char *const *paths, int n_paths,
         r->qd = 4096;
     r->bufs = o->bufs;
     r->n_bufs = o->bufs ? o->n_bufs : 0;
+    r->progress = o->progress;
     r->log = o->log;
     r->fault = o->fault;
     reader_setup_env_fault(r);
@@ -281,7 +282,9 @@ int reader_open(struct reader **out, const char *const *paths, int n_paths,
     r->reqs = calloc((size_t)r->qd, sizeof *r->reqs);
     r->free_ids = malloc((size_t)r->qd * sizeof *r->free_ids);
     r->scratch = malloc((size_t)r->qd * sizeof *r->scratch);
-    if (!r->paths || !r->fds || !r->reqs || !r->free_ids || !r->scratch)
+    r->groups = calloc((size_t)r->qd, sizeof *r->groups);
+    r->free_groups = malloc((size_t)r->qd * sizeof *r->free_groups);
+    if (!r->paths || !r->fds || !r->reqs || !r->free_ids || !r->scratch || !r->groups || !r->free_groups)
         goto fail_nomem;
     for (int i = 0; i < n_paths; i++) {
         r->fds[i] = -1;
@@ -289,9 +292,12 @@ int reader_open(struct reader **out, const char *const *paths, int n_paths,
         if (!r->paths[i])
             goto fail_nomem;
     }
-    for (int i = 0; i < r->qd; i++)
+    for (int i = 0; i < r->qd; i++) {
         r->free_ids[i] = r->qd - 1 - i;
+        r->free_groups[i] = r->qd - 1 - i;
+    }
     r->n_free = r->qd;
+    r->n_free_groups = r->qd;
 
     b = o->backend;
     rc = reader_prepare_files(r, b, why, sizeof why);
@@ -339,6 +345,8 @@ fail_free:
     free(r->reqs);
     free(r->free_ids);
     free(r->scratch);
+    free(r->groups);
+    free(r->free_groups);
     free(r);
     return rc;
 }
@@ -366,6 +374,8 @@ void reader_close(struct reader *r)
     free(r->reqs);
     free(r->free_ids);
     free(r->scratch);
+    free(r->groups);
+    free(r->free_groups);
     free(r);
 }
 
@@ -400,8 +410,51 @@ static int reader_find_buf(const struct reader *r, const uint8_t *dst, size_t le
     return -1;
 }
 
+static int reader_submit_one(struct reader *r, int file, uint64_t offset, size_t len, size_t need, void *dst,
+                             uint64_t tag, int group);
+
 int reader_submit(struct reader *r, int file, uint64_t offset, size_t len, void *dst,
                   uint64_t tag)
+{
+    return reader_submit_one(r, file, offset, len, len, dst, tag, -1);
+}
+
+int reader_submitv(struct reader *r, const struct reader_range *rg, int n, uint64_t tag)
+{
+    if (n < 1)
+        return -EINVAL;
+    for (int i = 0; i < n; i++)
+        if (rg[i].file < 0 || rg[i].file >= r->n_files || !rg[i].dst || rg[i].len == 0 || rg[i].len > INT_MAX ||
+            rg[i].offset % r->align || rg[i].len % r->align || (uintptr_t)rg[i].dst % r->align)
+            return -EINVAL;
+    if (r->n_free < n || r->n_free_groups == 0)
+        return -EBUSY;
+    int gid = r->free_groups[--r->n_free_groups];
+    struct reader_group *g = &r->groups[gid];
+    g->tag = tag;
+    g->left = n;
+    g->res = 0;
+    for (int i = 0; i < n; i++) {
+        size_t need = rg[i].need && rg[i].need < rg[i].len ? rg[i].need : rg[i].len;
+        int rc = reader_submit_one(r, rg[i].file, rg[i].offset, rg[i].len, need, rg[i].dst, tag, gid);
+        if (rc < 0) {
+            if (i == 0) {
+                r->free_groups[r->n_free_groups++] = gid;
+                return rc;
+            }
+            /* the started members complete the group, reporting the failure */
+            g->left = i;
+            g->res = rc;
+            snprintf(r->err, sizeof r->err, "reader: %s: cannot start a read at offset %llu: %s",
+                     r->paths[rg[i].file], (unsigned long long)rg[i].offset, strerror(-rc));
+            break;
+        }
+    }
+    return 0;
+}
+
+static int reader_submit_one(struct reader *r, int file, uint64_t offset, size_t len, size_t need, void *dst,
+                             uint64_t tag, int group)
 {
     struct reader_req *q;
     int id, rc;
@@ -417,11 +470,13 @@ int reader_submit(struct reader *r, int file, uint64_t offset, size_t len, void 
     q->file = file;
     q->offset = offset;
     q->len = len;
+    q->need = need;
     q->dst = dst;
     q->tag = tag;
     q->attempts = 1;
     q->res = 0;
     q->buf_index = reader_find_buf(r, dst, len);
+    q->group = group;
     if (r->envf.kind && ++r->envf.started == r->envf.nth) {
         r->envf.victim_path = r->paths[file];
         r->envf.victim_offset = offset;
@@ -432,9 +487,22 @@ int reader_submit(struct reader *r, int file, uint64_t offset, size_t len, void 
     return rc;
 }
 
-static void reader_put(struct reader *r, struct reader_req *q)
+/* Frees a finished request. For a member of a group: 1 when it was the
+ * last one (out then holds the group's completion), 0 otherwise. */
+static int reader_put(struct reader *r, struct reader_req *q, struct reader_completion *out)
 {
     r->free_ids[r->n_free++] = (int)(q - r->reqs);
+    if (q->group < 0)
+        return 1;
+    struct reader_group *g = &r->groups[q->group];
+    if (out->res < 0 && g->res == 0)
+        g->res = out->res;
+    if (--g->left > 0)
+        return 0;
+    out->tag = g->tag;
+    out->res = g->res;
+    r->free_groups[r->n_free_groups++] = q->group;
+    return 1;
 }
 
 /* Decides about one raw completion: 1 = done (out filled), 0 = retried. */
@@ -446,11 +514,10 @@ static int reader_check(struct reader *r, struct reader_req *q, struct reader_co
     if (r->fault && r->fault->on_complete)
         res = r->fault->on_complete(r->fault->ctx, r->paths[q->file], q->offset, q->len,
                                     q->dst, res);
-    if (res >= 0 && (size_t)res == q->len) {
+    if (res >= 0 && (size_t)res >= q->need && (size_t)res <= q->len) {
         out->tag = q->tag;
         out->res = 0;
-        reader_put(r, q);
-        return 1;
+        return reader_put(r, q, out);
     }
     if (q->attempts <= READER_MAX_RETRY && res != -EINVAL && res != -EBADF) {
         q->attempts++;
@@ -465,8 +532,7 @@ static int reader_check(struct reader *r, struct reader_req *q, struct reader_co
              r->paths[q->file], q->len, (unsigned long long)q->offset, q->attempts, what);
     out->tag = q->tag;
     out->res = res < 0 ? res : -EIO;
-    reader_put(r, q);
-    return 1;
+    return reader_put(r, q, out);
 }
 
 int reader_reap(struct reader *r, struct reader_completion *out, int max, bool wait)

@@ -58,6 +58,9 @@ struct reader_opts {
     const struct iovec *bufs;     /* destination regions to register (uring), may be NULL */
     int n_bufs;                   /* each region <= 1 GiB, page aligned */
     void (*log)(const char *msg); /* one-line notices (fallbacks); may be NULL */
+    /* uring: called with ("registering the expert cache", bytes done, total)
+     * after each buffer is registered (about 1 s per GiB); may be NULL */
+    void (*progress)(const char *what, uint64_t done, uint64_t total);
     const struct reader_fault *fault; /* tests only; NULL in production */
 };
 
@@ -89,6 +92,22 @@ int reader_in_flight(const struct reader *r);
  * index or misaligned offset/len/dst. Reads start at once. */
 int reader_submit(struct reader *r, int file, uint64_t offset, size_t len, void *dst,
                   uint64_t tag);
+/* One range of a gathered read. */
+struct reader_range {
+    int file;
+    uint64_t offset;
+    size_t len;
+    void *dst;
+    size_t need;          /* bytes that must arrive (<= len): an aligned over-read
+                           * may end past the end of the file; 0 = len */
+};
+
+/* Queues n reads (each aligned as for reader_submit) that complete as one:
+ * a single completion with `tag`, res 0 when all arrived, else the first
+ * failure. Takes n of the reader's capacity. 0, -EBUSY when fewer than n
+ * requests are free, -EINVAL as for reader_submit. */
+int reader_submitv(struct reader *r, const struct reader_range *rg, int n, uint64_t tag);
+
 /* Collects up to max finished reads into out. With wait, blocks until at
  * least one is available (returns 0 only when nothing is in flight). Returns
  * the count or -errno for a failure of the backend itself. A completion with

@@ -16,11 +16,19 @@ struct reader_req {
     int file;             /* index into reader.fds */
     uint64_t offset;      /* bytes */
     size_t len;           /* bytes */
+    size_t need;          /* bytes that must arrive (a read ending past EOF may stop short) */
     uint8_t *dst;
     uint64_t tag;         /* caller's */
     int attempts;         /* reads started for this request */
     int res;              /* raw result from the backend: bytes or -errno */
     int buf_index;        /* registered buffer holding dst, -1 if none */
+    int group;            /* reader_submitv group, -1 for a single read */
+};
+
+struct reader_group {
+    uint64_t tag;
+    int left;             /* member reads not finished */
+    int res;              /* first failure, 0 */
 };
 
 struct reader_ops {
@@ -49,9 +57,13 @@ struct reader {
     int *free_ids;                /* [qd] stack of free request indexes */
     int n_free;
     struct reader_req **scratch;  /* [qd] for collect */
+    struct reader_group *groups;  /* [qd] */
+    int *free_groups;             /* [qd] stack */
+    int n_free_groups;
     const struct iovec *bufs;     /* caller's regions, borrowed */
     int n_bufs;
     void (*log)(const char *msg);
+    void (*progress)(const char *what, uint64_t done, uint64_t total);
     const struct reader_fault *fault;
     struct reader_fault env_fault; /* from MOESTREAM_FAULT, when set */
     struct reader_env_fault {

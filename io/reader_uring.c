@@ -19,6 +19,31 @@ struct uring_state {
     bool fixed_bufs;
 };
 
+/* Registers the buffers one at a time into a sparse table, reporting
+ * progress after each (a buffer is up to 1 GiB, about a second to pin).
+ * Negative when the kernel has no sparse tables: the caller registers all at
+ * once. */
+static int uring_register_progress(struct reader *r, struct uring_state *u)
+{
+    uint64_t total = 0, done = 0;
+    __u64 tag = 0;
+    for (int i = 0; i < r->n_bufs; i++)
+        total += r->bufs[i].iov_len;
+    int rc = io_uring_register_buffers_sparse(&u->ring, (unsigned)r->n_bufs);
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < r->n_bufs; i++) {
+        rc = io_uring_register_buffers_update_tag(&u->ring, (unsigned)i, &r->bufs[i], &tag, 1);
+        if (rc != 1) {
+            io_uring_unregister_buffers(&u->ring);
+            return rc < 0 ? rc : -EIO;
+        }
+        done += r->bufs[i].iov_len;
+        r->progress("registering the expert cache", done, total);
+    }
+    return 0;
+}
+
 static int uring_setup(struct reader *r, char *err, size_t errlen)
 {
     struct uring_state *u;
@@ -48,7 +73,9 @@ static int uring_setup(struct reader *r, char *err, size_t errlen)
     }
     u->fixed_files = io_uring_register_files(&u->ring, r->fds, (unsigned)r->n_files) == 0;
     if (r->n_bufs > 0) {
-        rc = io_uring_register_buffers(&u->ring, r->bufs, (unsigned)r->n_bufs);
+        rc = r->progress ? uring_register_progress(r, u) : -EINVAL;
+        if (rc < 0) /* no progress wanted, or sparse tables unsupported: one call */
+            rc = io_uring_register_buffers(&u->ring, r->bufs, (unsigned)r->n_bufs);
         u->fixed_bufs = rc == 0;
         if (rc < 0 && r->log) {
             char msg[160];

@@ -540,6 +540,8 @@ static int write_manifest(struct conv *c, const struct plan *p, const char *tmp)
     rc = gguf_writer_begin(w, path, c->err, c->errlen);
     if (rc == 0)
         rc = gguf_writer_finish(w, c->err, c->errlen);
+    if (rc == 0)
+        rc = split_write_manifest_sum(tmp, c->err, c->errlen);
 out:
     if (rc == -ENOMEM)
         errmsg_set(c->err, c->errlen, rc, "split: out of memory");
@@ -554,7 +556,7 @@ out:
 /* True for the names a split directory holds. */
 static bool is_split_file(const char *n)
 {
-    if (strcmp(n, SPLIT_MANIFEST) == 0 || strcmp(n, SPLIT_PINNED) == 0)
+    if (strcmp(n, SPLIT_MANIFEST) == 0 || strcmp(n, SPLIT_MANIFEST_SUM) == 0 || strcmp(n, SPLIT_PINNED) == 0)
         return true;
     if (strncmp(n, "experts-", 8) != 0)
         return false;

@@ -24,6 +24,7 @@
 #include "quant.h"
 #include "split.h"
 #include "splitfmt.h"
+#include "version.h"
 
 static volatile sig_atomic_t cancel_flag;
 
@@ -252,8 +253,15 @@ static int cmd_verify(int argc, char **argv)
         fprintf(stderr, "moestream-split: %s\n", err);
         return 1;
     }
-    if (!quiet)
-        fprintf(stderr, "%s: OK\n", dir);
+    char sum[4200];
+    struct stat st;
+    snprintf(sum, sizeof(sum), "%s/" SPLIT_MANIFEST_SUM, dir);
+    if (stat(sum, &st) < 0)
+        fprintf(stderr, "%s: data OK, but the manifest has no checksum (%s is missing: made by an older "
+                        "moestream-split); re-split to check the manifest too\n",
+                dir, SPLIT_MANIFEST_SUM);
+    else if (!quiet)
+        fprintf(stderr, "%s: OK (manifest checksum, pinned tensors and every expert blob)\n", dir);
     return 0;
 }
 
@@ -357,6 +365,12 @@ static int cmd_info(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    if (version_asked(argc, argv)) {
+        char v[256];
+        version_format(v, sizeof(v), "moestream-split");
+        printf("%s\n", v);
+        return 0;
+    }
     if (argc < 2) {
         usage_convert(stderr);
         return 2;

@@ -4,6 +4,8 @@
 #include "blocks.h"
 
 #include <assert.h>
+#include <errno.h>
+#include <stdio.h>
 #include <math.h>
 #include <time.h>
 
@@ -153,4 +155,37 @@ void blocks_mm_fused(struct fwd *f, const struct blocks_mm_part *parts, int n_pa
     for (int p = 0; p < n_parts; p++)
         j.task0[p + 1] = j.task0[p] + (int)((parts[p].n_out + j.chunk - 1) / j.chunk);
     pool_run(f->pool, mmf_task, &j, j.task0[n_parts]);
+}
+
+bool blocks_all_finite(const float *x, size_t n)
+{
+    /* eight independent lanes so the loop vectorises without -ffast-math */
+    float acc[8] = { 0 };
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++)
+            acc[k] += x[i + k] * 0.0f;
+    for (; i < n; i++)
+        acc[0] += x[i] * 0.0f;
+    float s = 0;
+    for (int k = 0; k < 8; k++)
+        s += acc[k];
+    return s == 0.0f;
+}
+
+int blocks_check_finite(struct fwd *f, const float *x, size_t n, int il)
+{
+    if (blocks_all_finite(x, n))
+        return 0;
+    if (il >= 0)
+        snprintf(f->err, sizeof(f->err),
+                 "layer %d: the hidden state became NaN or infinite: the weights of layer %d are damaged or "
+                 "unusable (check the model with `moestream-split verify DIR`); stopping instead of printing "
+                 "garbage",
+                 il, il);
+    else
+        snprintf(f->err, sizeof(f->err),
+                 "output: the logits are NaN or infinite: the output weights are damaged or unusable (check the "
+                 "model with `moestream-split verify DIR`); stopping instead of printing garbage");
+    return -EBADMSG;
 }

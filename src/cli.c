@@ -17,6 +17,7 @@
 #include "quant.h"
 #include "tokenizer.h"
 #include "trace.h"
+#include "version.h"
 
 double cli_now(void)
 {
@@ -36,7 +37,9 @@ void cli_common_help(FILE *out)
 {
     fprintf(out,
             "model and runtime:\n"
-            "  -m, --model DIR        split model directory (made by moestream-split)\n"
+            "  -m, --model PATH       a GGUF file (first part of a multi-part one), or a split model\n"
+            "                         directory made from it by moestream-split (one read per expert,\n"
+            "                         checksums: the fast path)\n"
             "  -t, --threads N        compute threads (default: all cores)\n"
             "  -c, --ctx-size N       context length (default: min(model context, 4096))\n"
             "  -b, --batch-size N     tokens per step in prompt processing (default 256)\n"
@@ -45,7 +48,8 @@ void cli_common_help(FILE *out)
             "      --io BACKEND       uring (default), pread or buffered\n"
             "      --queue-depth N    reads in flight (default 16)\n"
             "      --mlock            lock pinned weights and cache in RAM\n"
-            "      --verify-reads     check the XXH3 of every expert read\n"
+            "      --no-verify-reads  do not check the XXH3 of every expert read from disk (checked by\n"
+            "                         default: about 1%% of decode time; --verify-reads is accepted)\n"
             "      --stats            I/O and timing statistics on stderr\n"
             "      --stats-json       the same as one JSON line on stderr (run and chat: first one\n"
             "                         line per generated token with its reads, hits and I/O wait)\n"
@@ -102,6 +106,21 @@ static bool allowed_flag(const char *allowed, const char *name)
     return false;
 }
 
+/* Flags of llama.cpp that mean nothing here: accepted by every subcommand. */
+#define CLI_IGNORED_FLAGS "--n-gpu-layers --flash-attn --ubatch-size --color --verbose --log-disable"
+
+/* Flags whose value is optional (llama.cpp's [on|off|auto]). */
+static bool optional_value(const char *a)
+{
+    return !strcmp(a, "--flash-attn") || !strcmp(a, "--color") || !strcmp(a, "--reasoning");
+}
+
+static void notice(const struct cli_opts *o, const char *flag, const char *why)
+{
+    if (!o->log_disable)
+        fprintf(stderr, "moestream: %s ignored: %s\n", flag, why);
+}
+
 void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, void (*usage)(FILE *out))
 {
     memset(o, 0, sizeof(*o));
@@ -114,14 +133,37 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
     o->queue_depth = 0;
     o->act_bits = 16;
     o->reasoning = -1;
+    /* every expert read is checked against its XXH3 by default: it cost
+     * 1.1-1.4% of decode time on the demo model streamed at 192M, 0.5-1.7% on
+     * tinymoe at 140M (see bench/README.md); --no-verify-reads for the rest */
+    o->verify_reads = true;
     sampler_default_opts(&o->samp);
+    o->seed_random = true;
     static const struct { const char *s, *l; } alias[] = {
         { "-m", "--model" }, { "-p", "--prompt" }, { "-f", "--file" }, { "-n", "--n-predict" },
         { "-t", "--threads" }, { "-c", "--ctx-size" }, { "-b", "--batch-size" }, { "-s", "--seed" },
-        { "-h", "--help" },
+        { "-h", "--help" }, { "-sys", "--system" }, { "--system-prompt", "--system" },
+        { "-cnv", "--conversation" }, { "-no-cnv", "--no-conversation" }, { "-i", "--interactive" },
+        { "-r", "--reverse-prompt" }, { "-v", "--verbose" }, { "--log-verbose", "--verbose" },
+        { "-ngl", "--n-gpu-layers" }, { "--gpu-layers", "--n-gpu-layers" }, { "-fa", "--flash-attn" },
+        { "-ub", "--ubatch-size" }, { "-co", "--color" }, { "-sp", "--special" }, { "-rea", "--reasoning" },
+        { "--predict", "--n-predict" }, { "--temperature", "--temp" },
     };
+    /* --log-disable silences the notices below, wherever it appears */
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--log-disable"))
+            o->log_disable = true;
+    bool had_prompt = false, had_file = false, had_keep = false;
     for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
+        char name[64];
+        const char *a = argv[i], *inline_v = NULL;
+        const char *eq = strncmp(a, "--", 2) == 0 ? strchr(a, '=') : NULL;
+        if (eq && (size_t)(eq - a) < sizeof(name)) {
+            memcpy(name, a, (size_t)(eq - a));
+            name[eq - a] = 0;
+            a = name;
+            inline_v = eq + 1;
+        }
         for (size_t j = 0; j < sizeof(alias) / sizeof(alias[0]); j++)
             if (strcmp(a, alias[j].s) == 0)
                 a = alias[j].l;
@@ -129,14 +171,21 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
             usage(stdout);
             exit(0);
         }
-        if (strncmp(a, "--", 2) != 0 || !allowed_flag(allowed, a)) {
+        if (strcmp(a, "--version") == 0) {
+            char v[256];
+            version_format(v, sizeof(v), "moestream");
+            printf("%s\n", v);
+            exit(0);
+        }
+        bool known = allowed_flag(allowed, a) || allowed_flag(CLI_IGNORED_FLAGS, a) ||
+                     (!strcmp(a, "--no-verify-reads") && allowed_flag(allowed, "--verify-reads"));
+        if (strncmp(a, "--", 2) != 0 || !known) {
             fprintf(stderr, "moestream: unknown option '%s' (see --help)\n", argv[i]);
             exit(2);
         }
         /* flags without a value */
         bool *flag = NULL;
         if (!strcmp(a, "--mlock")) flag = &o->mlock;
-        else if (!strcmp(a, "--verify-reads")) flag = &o->verify_reads;
         else if (!strcmp(a, "--stats")) flag = &o->stats;
         else if (!strcmp(a, "--stats-json")) flag = &o->stats_json;
         else if (!strcmp(a, "--special")) flag = &o->special;
@@ -150,10 +199,30 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
         else if (!strcmp(a, "--prefetch")) flag = &o->prefetch;
         else if (!strcmp(a, "--cold")) flag = &o->cold;
         else if (!strcmp(a, "--json")) flag = &o->json;
+        else if (!strcmp(a, "--no-display-prompt")) flag = &o->no_display_prompt;
+        else if (!strcmp(a, "--ignore-eos")) flag = &o->ignore_eos;
+        else if (!strcmp(a, "--log-disable")) flag = &o->log_disable;
+        else if (!strcmp(a, "--context-shift")) flag = &o->context_shift;
         if (flag) {
+            if (inline_v)
+                die_flag(a, "takes no value");
             *flag = true;
             continue;
         }
+        if (!strcmp(a, "--display-prompt")) { o->no_display_prompt = false; continue; }
+        if (!strcmp(a, "--verify-reads") || !strcmp(a, "--no-verify-reads")) {
+            o->verify_reads = a[2] == 'v';
+            o->verify_given = true;
+            continue;
+        }
+        if (!strcmp(a, "--no-jinja")) { o->jinja = false; continue; }
+        if (!strcmp(a, "--no-context-shift")) { o->context_shift = false; continue; }
+        if (!strcmp(a, "--verbose")) { notice(o, argv[i], "statistics are --stats / --stats-json"); continue; }
+        if (!strcmp(a, "--interactive") || !strcmp(a, "--conversation")) {
+            notice(o, argv[i], "use `moestream chat -m MODEL` for a conversation");
+            continue;
+        }
+        if (!strcmp(a, "--no-conversation")) continue; /* run never converses */
         if (!strcmp(a, "--compare")) {
             if (i + 2 >= argc)
                 die_flag(a, "needs two quoted argument lists, e.g. --compare \"--io pread\" \"--io uring\"");
@@ -161,18 +230,50 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
             o->compare_b = argv[++i];
             continue;
         }
-        if (i + 1 >= argc)
-            die_flag(a, "needs a value");
-        const char *v = argv[++i];
+        const char *v = inline_v;
+        if (!v && optional_value(a)) {
+            if (i + 1 < argc && (!strcmp(argv[i + 1], "on") || !strcmp(argv[i + 1], "off") ||
+                                 !strcmp(argv[i + 1], "auto")))
+                v = argv[++i];
+            else
+                v = "on";
+        }
+        if (!v) {
+            if (i + 1 >= argc)
+                die_flag(a, "needs a value");
+            v = argv[++i];
+        }
         if (!strcmp(a, "--model")) o->model_dir = v;
-        else if (!strcmp(a, "--prompt")) o->prompt = v;
-        else if (!strcmp(a, "--file")) o->prompt_file = v;
+        else if (!strcmp(a, "--prompt")) { o->prompt = v; had_prompt = true; }
+        else if (!strcmp(a, "--file")) { o->prompt_file = v; had_file = true; }
         else if (!strcmp(a, "--system")) o->system = v;
         else if (!strcmp(a, "--chat-template")) o->chat_template = v;
         else if (!strcmp(a, "--reasoning")) {
-            if (strcmp(v, "on") && strcmp(v, "off"))
-                die_flag(a, "expects on or off");
-            o->reasoning = !strcmp(v, "on");
+            if (strcmp(v, "on") && strcmp(v, "off") && strcmp(v, "auto"))
+                die_flag(a, "expects on, off or auto");
+            o->reasoning = !strcmp(v, "auto") ? -1 : !strcmp(v, "on");
+        }
+        else if (!strcmp(a, "--n-gpu-layers")) {
+            parse_int(a, v, -1, INT_MAX);
+            notice(o, "-ngl", "moestream runs on the CPU and streams the experts from disk");
+        }
+        else if (!strcmp(a, "--flash-attn")) notice(o, "-fa", "attention runs on the CPU in one fused loop");
+        else if (!strcmp(a, "--ubatch-size")) {
+            parse_int(a, v, 1, INT_MAX);
+            notice(o, "-ub", "-b sets the tokens per step");
+        }
+        else if (!strcmp(a, "--color")) notice(o, "--color", "output is plain text");
+        else if (!strcmp(a, "--keep")) {
+            o->keep = (int)parse_int(a, v, -1, INT_MAX);
+            had_keep = true;
+        }
+        else if (!strcmp(a, "--reverse-prompt"))
+            notice(o, "-r", "reverse prompts are not supported (chat stops at the end of the turn)");
+        else if (!strcmp(a, "--presence-penalty") || !strcmp(a, "--frequency-penalty")) {
+            float x = parse_float(a, v);
+            if (x != 0)
+                notice(o, a[2] == 'p' ? "--presence-penalty" : "--frequency-penalty",
+                       "not implemented; --repeat-penalty is");
         }
         else if (!strcmp(a, "--n-predict")) {
             o->n_predict = (int)parse_int(a, v, -1, INT_MAX);
@@ -189,7 +290,10 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
                 die_flag(a, "expected seconds in (0, 3600]");
         }
         else if (!strcmp(a, "--size")) {
-            if (model_parse_size(v, &o->size) < 0 || o->size == 0)
+            int rc = model_parse_size(v, &o->size);
+            if (rc == -ERANGE)
+                die_flag(a, "the size does not fit in 64 bits");
+            if (rc < 0 || o->size == 0)
                 die_flag(a, "expected a size such as 1M, 256K or 4194304");
         }
         else if (!strcmp(a, "--cache-policy")) {
@@ -202,7 +306,11 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
         else if (!strcmp(a, "--ctx-size")) o->n_ctx = (int)parse_int(a, v, 0, 1 << 24);
         else if (!strcmp(a, "--batch-size")) o->n_batch = (int)parse_int(a, v, 1, 1 << 16);
         else if (!strcmp(a, "--queue-depth")) o->queue_depth = (int)parse_int(a, v, 1, 4096);
-        else if (!strcmp(a, "--seed")) o->samp.seed = (uint64_t)parse_int(a, v, 0, LONG_MAX);
+        else if (!strcmp(a, "--seed")) {
+            long x = parse_int(a, v, -1, LONG_MAX);
+            o->seed_random = x == -1;
+            o->samp.seed = x == -1 ? sampler_random_seed() : (uint64_t)x;
+        }
         else if (!strcmp(a, "--temp")) o->samp.temperature = parse_float(a, v);
         else if (!strcmp(a, "--top-k")) o->samp.top_k = (int)parse_int(a, v, 0, INT_MAX);
         else if (!strcmp(a, "--top-p")) o->samp.top_p = parse_float(a, v);
@@ -222,7 +330,10 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
                 die_flag(a, "expected 8 or 16");
         }
         else if (!strcmp(a, "--ram-budget")) {
-            if (model_parse_size(v, &o->ram_budget) < 0)
+            int rc = model_parse_size(v, &o->ram_budget);
+            if (rc == -ERANGE)
+                die_flag(a, "the size does not fit in 64 bits (16 EiB); expected e.g. 8G or 512M");
+            if (rc < 0)
                 die_flag(a, "expected a size such as 8G, 512M or 1.5G");
         } else if (!strcmp(a, "--io")) {
             if (!strcmp(v, "uring")) o->io = PROVIDER_IO_URING;
@@ -232,6 +343,17 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
         } else
             die_flag(a, "is not handled");
     }
+    if (had_keep && !o->context_shift)
+        notice(o, "--keep", "it only matters with --context-shift (off by default, as in llama.cpp)");
+    if (had_prompt && had_file) {
+        fprintf(stderr, "moestream: -p and -f both give the prompt: pass only one (see --help)\n");
+        exit(2);
+    }
+    char err[256];
+    if (sampler_check_opts(&o->samp, err, sizeof(err)) < 0) {
+        fprintf(stderr, "moestream: %s (see --help)\n", err);
+        exit(2);
+    }
 }
 
 static void log_line(const char *msg)
@@ -239,12 +361,43 @@ static void log_line(const char *msg)
     fprintf(stderr, "moestream: %s\n", msg);
 }
 
+/* Progress of the waits inside model_open and the provider (pinned
+ * weights, io_uring registration): silent for the first half second; then,
+ * on a terminal, a percentage rewritten in place; elsewhere one line at the
+ * end when the wait took more than a second. */
+static void cli_progress(const char *what, uint64_t done, uint64_t total)
+{
+    static const char *cur;
+    static double start, last;
+    static bool shown;
+    double t = cli_now();
+    if (what != cur || done == 0) {
+        cur = what;
+        start = last = t;
+        shown = false;
+    }
+    bool end = done >= total;
+    if (isatty(2)) {
+        if (t - start >= 0.5 && (t - last >= 0.1 || end || !shown)) {
+            fprintf(stderr, "\rmoestream: %s %3.0f%%", what, total ? 100.0 * (double)done / (double)total : 100.0);
+            shown = true;
+            last = t;
+        }
+        if (end && shown)
+            fprintf(stderr, " (%.1f s)\n", t - start);
+    } else if (end && t - start >= 1.0)
+        fprintf(stderr, "moestream: %s: done in %.1f s\n", what, t - start);
+    if (end)
+        cur = NULL;
+}
+
 int cli_open_model(struct model **m, const struct cli_opts *o, int *n_ctx_out, int *n_batch_out)
 {
     char err[1024];
     *m = NULL;
     if (!o->model_dir) {
-        fprintf(stderr, "moestream: no model given: pass -m DIR (a directory made by moestream-split)\n");
+        fprintf(stderr, "moestream: no model given: pass -m MODEL.gguf or -m DIR (a directory made by "
+                        "moestream-split)\n");
         return 1;
     }
     struct model_opts mo = { 0 };
@@ -253,6 +406,7 @@ int cli_open_model(struct model **m, const struct cli_opts *o, int *n_ctx_out, i
     mo.io.verify_reads = o->verify_reads;
     mo.io.mlock = o->mlock;
     mo.io.log = log_line;
+    mo.io.progress = cli_progress;
     mo.io.cache_policy = o->cache_policy;
     mo.ram_budget = o->ram_budget;
     mo.n_ctx = o->n_ctx;
@@ -264,6 +418,11 @@ int cli_open_model(struct model **m, const struct cli_opts *o, int *n_ctx_out, i
         fprintf(stderr, "moestream: %s\n", err);
         return 1;
     }
+    const struct model_hparams *hp = model_hparams(*m);
+    if (o->n_ctx > 0 && hp->n_ctx_train > 0 && o->n_ctx > hp->n_ctx_train && !o->log_disable)
+        fprintf(stderr, "moestream: warning: -c %d is beyond the %d positions %s was trained on: "
+                        "output past position %d may degrade\n",
+                o->n_ctx, hp->n_ctx_train, o->model_dir, hp->n_ctx_train);
     *n_ctx_out = model_plan(*m)->n_ctx;
     *n_batch_out = model_plan(*m)->n_batch;
     return 0;
@@ -318,6 +477,7 @@ int cli_load(struct cli_runtime *rt, const struct cli_opts *o)
         rt->preload_reads = ps.reads;
         rt->preload_misses = ps.misses;
         rt->preload_wait_s = ps.io_wait_s;
+        rt->preload_verify_s = ps.verify_s;
     }
     if (o->trace_out) {
         const struct model_hparams *hp = model_hparams(rt->m);
@@ -469,6 +629,7 @@ void cli_print_stats(const struct cli_runtime *rt, const struct cli_opts *o, int
      * session's own timer (time in provider_next) cannot see. */
     double total = st.compute_s + st.io_wait_s;
     double pwait = ps.io_wait_s - rt->preload_wait_s;
+    ps.verify_s -= rt->preload_verify_s;
     if (pwait > st.io_wait_s && pwait <= total) {
         st.io_wait_s = pwait;
         st.compute_s = total - pwait;
@@ -482,12 +643,14 @@ void cli_print_stats(const struct cli_runtime *rt, const struct cli_opts *o, int
                 "stats: read %.1f MiB in %llu reads (%.2f MiB/token), cache hit rate %.1f%%, "
                 "I/O wait %.2f s, compute %.2f s, read bandwidth %.0f MB/s while waiting, %.0f MB/s over the run\n"
                 "stats: compute split: attention %.2f s, router %.2f s, experts %.2f s, output %.2f s\n"
-                "stats: RAM budget %.2f GiB (expert cache %.2f GiB), peak RSS %.2f GiB, io %s\n",
+                "stats: RAM budget %.2f GiB (expert cache %.2f GiB), peak RSS %.2f GiB, io %s, "
+                "read checks %.3f s (%.1f%% of the time)\n",
                 n_prompt, t_prompt, t_prompt > 0 ? n_prompt / t_prompt : 0, n_gen, t_gen,
                 t_gen > 0 ? n_gen / t_gen : 0, ps.bytes_read / 1048576.0, (unsigned long long)ps.reads,
                 n_tok ? ps.bytes_read / 1048576.0 / n_tok : 0, 100 * hit, st.io_wait_s, st.compute_s, bw / 1e6,
                 bw_wall / 1e6, st.attn_s, st.router_s, st.experts_s, st.output_s, pl->ram_budget / 1073741824.0, pl->cache_bytes / 1073741824.0,
-                cli_peak_rss() / 1073741824.0, provider_backend_name(engine_provider(rt->e)));
+                cli_peak_rss() / 1073741824.0, provider_backend_name(engine_provider(rt->e)), ps.verify_s,
+                t_prompt + t_gen > 0 ? 100 * ps.verify_s / (t_prompt + t_gen) : 0);
     }
     if (o->stats_json) {
         fprintf(stderr,
@@ -495,12 +658,12 @@ void cli_print_stats(const struct cli_runtime *rt, const struct cli_opts *o, int
                 "\"prefill_tok_s\":%.3f,\"decode_tok_s\":%.3f,\"bytes_read\":%llu,\"reads\":%llu,"
                 "\"bytes_read_per_token\":%.0f,\"cache_hit_rate\":%.4f,\"io_wait_s\":%.4f,\"compute_s\":%.4f,"
                 "\"io_wait_frac\":%.4f,\"read_bw_bytes_s\":%.0f,\"read_bw_wall_bytes_s\":%.0f,\"ram_budget_bytes\":%llu,"
-                "\"cache_bytes\":%llu,\"peak_rss_bytes\":%llu,\"io\":\"%s\"}\n",
+                "\"cache_bytes\":%llu,\"peak_rss_bytes\":%llu,\"io\":\"%s\",\"verify_s\":%.4f}\n",
                 n_prompt, t_prompt, n_gen, t_gen, t_prompt > 0 ? n_prompt / t_prompt : 0,
                 t_gen > 0 ? n_gen / t_gen : 0, (unsigned long long)ps.bytes_read, (unsigned long long)ps.reads,
                 n_tok ? (double)ps.bytes_read / n_tok : 0, hit, st.io_wait_s, st.compute_s,
                 total > 0 ? st.io_wait_s / total : 0, bw, bw_wall, (unsigned long long)pl->ram_budget,
                 (unsigned long long)pl->cache_bytes, (unsigned long long)cli_peak_rss(),
-                provider_backend_name(engine_provider(rt->e)));
+                provider_backend_name(engine_provider(rt->e)), ps.verify_s);
     }
 }

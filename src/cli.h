@@ -24,11 +24,11 @@ struct cli_opts {
     const char *model_dir;      /* -m */
     const char *prompt;         /* -p */
     const char *prompt_file;    /* -f */
-    const char *system;         /* --system */
+    const char *system;         /* --system, -sys, --system-prompt */
     const char *chat_template;  /* --chat-template FILE: overrides the model's */
-    int reasoning;              /* --reasoning on|off: 1, 0; -1 = template default */
+    int reasoning;              /* --reasoning on|off|auto (-rea; "on" without a value): 1, 0; -1 = template default */
     bool verbose_prompt;        /* --verbose-prompt: print each formatted prompt */
-    bool jinja;                 /* --jinja: accepted and ignored */
+    bool jinja;                 /* --jinja: accepted (templates are always Jinja); --no-jinja clears it */
     bool chat;                  /* run --chat: format -p with the chat template */
     int n_predict;              /* -n */
     int n_threads;              /* -t */
@@ -38,10 +38,13 @@ struct cli_opts {
     enum provider_io io;        /* --io */
     int queue_depth;            /* --queue-depth */
     bool mlock;
-    bool verify_reads;
+    bool verify_reads;          /* default on; --no-verify-reads turns it off */
+    bool verify_given;          /* --verify-reads or --no-verify-reads was given */
     bool stats;                 /* --stats */
     bool stats_json;            /* --stats-json */
-    bool special;               /* --special: parse special tokens in the prompt */
+    bool special;               /* run/chat: --special (-sp) renders special tokens in the output, as in
+                                 * llama.cpp (prompts always parse them); tokenize/logits --text:
+                                 * parse special tokens in the text */
     bool bos;                   /* --bos */
     bool ids;                   /* tokenize --ids */
     bool no_escape;             /* --no-escape: keep \n, \t ... in prompts literal */
@@ -64,6 +67,13 @@ struct cli_opts {
     const char *qd_list;        /* --qd */
     double seconds;             /* --seconds */
     struct sampler_opts samp;
+    bool seed_random;           /* no -s, or -s -1: the seed came from the clock (printed when sampling) */
+    bool no_display_prompt;     /* --no-display-prompt: do not echo the prompt before the continuation */
+    bool ignore_eos;            /* --ignore-eos: keep generating past end-of-generation tokens */
+    bool log_disable;           /* --log-disable: no notices for ignored llama.cpp flags */
+    bool context_shift;         /* --context-shift: when the context is full, drop the older half
+                                 * of the tokens after the first --keep and re-read the rest */
+    int keep;                   /* --keep N: tokens kept at the start (-1: the whole first prompt) */
     /* logits / perplexity */
     const char *tokens_in, *text_in, *out, *tokens_out, *kl_base;
     int chunks;                 /* perplexity: 0 = all */
@@ -77,12 +87,21 @@ struct cli_runtime {
     struct tokenizer *tok;
     struct trace_writer *trace; /* --trace-out: installed as the session's route hook */
     uint64_t preload_bytes, preload_reads, preload_misses; /* excluded from run statistics */
-    double preload_wait_s;
+    double preload_wait_s, preload_verify_s;
 };
 
-/* Parses argv (after the subcommand). usage() is printed for --help; an
- * unknown or malformed flag prints one line and exits 2. `allowed` lists the
- * flags the subcommand takes (space separated, long or short names). */
+/* Parses argv (after the subcommand). usage() is printed for --help,
+ * the version line for --version; an unknown or malformed flag prints one
+ * line and exits 2. `allowed` lists the flags the subcommand takes (space
+ * separated, long names). "--flag=value" is the same as "--flag value".
+ * llama.cpp flags that mean nothing here (-ngl, -fa, -ub, --color, -v,
+ * --log-disable) are accepted by every subcommand with a one-line notice;
+ * CLI_COMPAT_FLAGS lists those a generating subcommand also accepts. The
+ * sampling options are validated (finite, in range). */
+#define CLI_COMPAT_FLAGS                                                                          \
+    "--ignore-eos --presence-penalty --frequency-penalty --keep --reverse-prompt --interactive "   \
+    "--conversation --no-conversation --chat-template --jinja --no-jinja --verbose-prompt --reasoning " \
+    "--no-display-prompt --display-prompt --system --context-shift --no-context-shift"
 void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed,
                void (*usage)(FILE *out));
 

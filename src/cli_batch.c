@@ -20,7 +20,8 @@ static void batch_usage(FILE *out)
             "usage: moestream batch -m DIR -f PROMPTS.txt [-n N] [--parallel N] [options]\n"
             "Generates a continuation of every line of PROMPTS.txt (one prompt per line; empty lines\n"
             "are skipped) as concurrent sequences that share each forward step and each expert read.\n"
-            "Outputs go to stdout in prompt order, each as `moestream run` prints it; statistics to stderr.\n\n"
+            "Outputs go to stdout in prompt order, each as `moestream run` prints it (the prompt, then its\n"
+            "continuation; --no-display-prompt leaves the prompt out); statistics to stderr.\n\n"
             "  -f, --file FILE        the prompts\n"
             "  -n, --n-predict N      tokens to generate per prompt (default 128; -1 = until end of text or context)\n"
             "      --parallel N       sequences decoded together (default 4)\n"
@@ -35,9 +36,11 @@ static void batch_usage(FILE *out)
 #define BATCH_FLAGS                                                                                           \
     "--model --file --n-predict --parallel --threads --ctx-size --batch-size --ram-budget --io --queue-depth " \
     "--mlock --verify-reads --stats --stats-json --special --temp --top-k --top-p --min-p --repeat-penalty "   \
-    "--repeat-last-n --seed --no-escape --preload --prefetch --act-bits --cache-policy"
+    "--repeat-last-n --seed --no-escape --preload --prefetch --act-bits --cache-policy " CLI_COMPAT_FLAGS
 
 struct job {
+    const char *prompt;      /* the prompt's text (escapes processed) */
+    size_t prompt_len;
     int32_t *ids;            /* the prompt's tokens */
     int n_prompt;
     char *out;               /* generated text */
@@ -172,10 +175,13 @@ int cli_batch(int argc, char **argv)
         size_t l = strlen(lines[j]);
         if (!o.no_escape)
             l = cli_unescape(lines[j], l);
+        jobs[j].prompt = lines[j];
+        jobs[j].prompt_len = l;
         jobs[j].ids = malloc(sizeof(int32_t) * (l + 16));
         if (!jobs[j].ids)
             goto out;
-        jobs[j].n_prompt = tok_encode(tok, lines[j], l, tok_wants_bos(tok), o.special, jobs[j].ids, (int)l + 16);
+        /* as run: special tokens in the prompt are always recognised */
+        jobs[j].n_prompt = tok_encode(tok, lines[j], l, tok_wants_bos(tok), true, jobs[j].ids, (int)l + 16);
         if (jobs[j].n_prompt <= 0 || jobs[j].n_prompt >= n_ctx) {
             fprintf(stderr, "moestream batch: prompt %d has %d tokens (the context holds %d): %s\n", j + 1,
                     jobs[j].n_prompt, n_ctx, jobs[j].n_prompt <= 0 ? "empty or untokenizable" : "raise -c");
@@ -206,7 +212,7 @@ int cli_batch(int argc, char **argv)
             if (!sl->smp)
                 goto out;
             seq_reset(sl->q);
-            tok_stream_init(&sl->ts, tok, false);
+            tok_stream_init(&sl->ts, tok, o.special);
             sl->job = next_job++;
             sl->fed = 0;
             sl->st = SLOT_PREFILL;
@@ -263,7 +269,7 @@ int cli_batch(int argc, char **argv)
                 stop = true;
             } else {
                 int32_t id = sampler_sample(sl->smp, lg);
-                if (tok_is_eog(tok, id)) {
+                if (tok_is_eog(tok, id) && !o.ignore_eos) {
                     stop = true;
                 } else {
                     sampler_accept(sl->smp, id);
@@ -290,6 +296,8 @@ int cli_batch(int argc, char **argv)
     double wall = cli_now() - t0;
     provider_get_stats(engine_provider(e), &p1);
     for (int j = 0; j < n_jobs; j++) {
+        if (!o.no_display_prompt)
+            fwrite(jobs[j].prompt, 1, jobs[j].prompt_len, stdout);
         if (jobs[j].out_len)
             fwrite(jobs[j].out, 1, jobs[j].out_len, stdout);
         fputc('\n', stdout);

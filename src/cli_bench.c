@@ -663,7 +663,7 @@ int cli_bench(int argc, char **argv)
     if (!o.prompt_tokens)
         o.prompt_tokens = BENCH_PROMPT_TOKENS;
     if (!o.model_dir) {
-        fprintf(stderr, "moestream bench: no model given: pass -m DIR (a directory made by moestream-split)\n");
+        fprintf(stderr, "moestream bench: no model given: pass -m MODEL.gguf or -m DIR (made by moestream-split)\n");
         return 2;
     }
     if (o.prompt && o.prompt_file) {

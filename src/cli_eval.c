@@ -14,6 +14,9 @@
 #include "splitfmt.h"
 #include "tokenizer.h"
 
+/* --kl-base file magic, "2MSKLDBL" (version 2: the header counts the chunks) */
+#define KL_MAGIC 0x4c42444c4b534d32ull
+
 static int write_all(const char *path, const void *data, size_t n)
 {
     char tmp[4200];
@@ -198,6 +201,12 @@ int cli_perplexity(int argc, char **argv)
     }
     if (o.n_ctx == 0)
         o.n_ctx = 512;
+    if (o.n_ctx < 4) {
+        /* the second half of each chunk is scored: fewer than 4 positions score nothing useful */
+        fprintf(stderr, "moestream perplexity: -c %d: expected a chunk of at least 4 tokens (default 512)\n",
+                o.n_ctx);
+        return 2;
+    }
     if (o.n_batch < o.n_ctx)
         o.n_batch = o.n_ctx;
     struct cli_runtime rt;
@@ -236,21 +245,43 @@ int cli_perplexity(int argc, char **argv)
             fprintf(stderr, "moestream: %s: %s\n", o.kl_base, strerror(errno));
             goto out;
         }
-        uint64_t hdr[3] = { 0x4c42444c4b534d31ull /* "1MSKLDBL" */, nv, (uint64_t)(c - 1 - first) };
+        /* header: magic, n_vocab, positions per chunk, chunks (0 until the
+         * run that writes it completes, so an interrupted run's file is refused) */
+        uint64_t hdr[4] = { KL_MAGIC, nv, (uint64_t)(c - 1 - first), 0 };
         if (kl_save)
             fwrite(hdr, sizeof(hdr), 1, kl_f);
         else {
-            uint64_t got[3];
+            uint64_t got[4];
+            if (st.st_size < (off_t)sizeof(got)) {
+                fprintf(stderr, "moestream: %s: incomplete KL base (%lld bytes: the run that wrote it was "
+                                "interrupted): delete it to recreate it\n",
+                        o.kl_base, (long long)st.st_size);
+                goto out;
+            }
             if (fread(got, sizeof(got), 1, kl_f) != 1 || got[0] != hdr[0] || got[1] != hdr[1] || got[2] != hdr[2]) {
-                fprintf(stderr, "moestream: %s: not a KL base for this vocabulary and -c %d (recreate it)\n",
+                fprintf(stderr, "moestream: %s: not a KL base for this vocabulary and -c %d (delete it to "
+                                "recreate it)\n",
                         o.kl_base, c);
+                goto out;
+            }
+            uint64_t want = sizeof(hdr) + got[3] * hdr[2] * nv * sizeof(float);
+            if (got[3] == 0 || (uint64_t)st.st_size != want) {
+                fprintf(stderr, "moestream: %s: incomplete KL base (the run that wrote it was interrupted): "
+                                "delete it to recreate it\n",
+                        o.kl_base);
+                goto out;
+            }
+            if (got[3] != (uint64_t)n_chunk) {
+                fprintf(stderr, "moestream: %s: holds %llu chunks, this run scores %d: pass --chunks %llu or "
+                                "delete it to recreate it\n",
+                        o.kl_base, (unsigned long long)got[3], n_chunk, (unsigned long long)got[3]);
                 goto out;
             }
         }
     }
     double nll = 0, nll2 = 0, kl_sum = 0;
     long count = 0, same_count = 0;
-    double t0 = cli_now();
+    double t0 = cli_now(), last_line = 0;
     fprintf(stderr, "moestream: %d tokens, %d chunks of %d\n", n, n_chunk, c);
     for (int ch = 0; ch < n_chunk; ch++) {
         session_reset(rt.s);
@@ -279,9 +310,13 @@ int cli_perplexity(int argc, char **argv)
             }
         }
         double el = cli_now() - t0;
-        if (ch == 0 || (ch + 1) % 10 == 0 || ch + 1 == n_chunk)
+        /* a line per chunk when chunks are slow (no wait over ~1 s goes silent) */
+        if (ch == 0 || (ch + 1) % 10 == 0 || ch + 1 == n_chunk || el - last_line >= 1.0)
+        {
             fprintf(stderr, "[%d/%d] ppl %.4f  (%.1f s, ETA %.0f s)\n", ch + 1, n_chunk, exp(nll / count), el,
                     el / (ch + 1) * (n_chunk - ch - 1));
+            last_line = el;
+        }
     }
     double mean = nll / count, var = nll2 / count - mean * mean;
     double se = sqrt(var > 0 ? var / (count - 1 > 0 ? count - 1 : 1) : 0);
@@ -289,8 +324,14 @@ int cli_perplexity(int argc, char **argv)
            count);
     if (kl_f && !kl_save)
         printf("kl-divergence: mean %.6f, top-1 agreement %.4f\n", kl_sum / count, (double)same_count / count);
-    if (kl_f && kl_save)
+    if (kl_f && kl_save) {
+        uint64_t hdr[4] = { KL_MAGIC, nv, (uint64_t)(c - 1 - first), (uint64_t)n_chunk };
+        if (fseek(kl_f, 0, SEEK_SET) != 0 || fwrite(hdr, sizeof(hdr), 1, kl_f) != 1) {
+            fprintf(stderr, "moestream: %s: write failed\n", o.kl_base);
+            goto out;
+        }
         printf("kl-base: saved %ld positions to %s\n", count, o.kl_base);
+    }
     cli_print_stats(&rt, &o, n_chunk * c, cli_now() - t0, 0, 0);
     rc = 0;
 out:

@@ -150,6 +150,13 @@ int engine_step(struct engine *e, const struct engine_batch *b, float *logits)
     int rc = e->arch->forward(f, b, logits);
     if (rc < 0)
         return rc;
+    if (logits) {
+        int rows = 0;
+        for (int t = 0; t < b->n; t++)
+            rows += b->out ? b->out[t] != 0 : t == b->n - 1;
+        if ((rc = blocks_check_finite(f, logits, (size_t)rows * (size_t)hp->n_vocab, -1)) < 0)
+            return rc;
+    }
     for (int t = 0; t < b->n; t++)
         b->seq[t]->n_past = b->pos[t] + 1;
     f->times.compute_s += (blocks_now() - t0) - (f->times.io_wait_s - wait0);

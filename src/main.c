@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "version.h"
 
 static void usage(FILE *out)
 {
@@ -21,13 +22,23 @@ static void usage(FILE *out)
             "  bench        prompt and decode speed, I/O and memory statistics; A/B comparisons\n"
             "  iobench      I/O-only replay of a routing trace, or raw device read bandwidth\n"
             "  template     print the prompt a model's chat template renders for a conversation (JSON)\n\n"
-            "A model is a directory made by moestream-split from a GGUF file:\n"
+            "Options without a command (moestream -m DIR -p TEXT) mean `run`; --version prints the\n"
+            "git revision and the kernel ISA in use.\n\n"
+            "A model is a GGUF file (the first part of a multi-part one) or, faster and checked, a\n"
+            "directory made from it once by moestream-split:\n"
+            "  moestream run -m model.gguf -p \"def fibonacci(n):\" -n 64\n"
             "  moestream-split model.gguf -o model-split\n"
             "  moestream run -m model-split -p \"def fibonacci(n):\" -n 64 --ram-budget 8G\n");
 }
 
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && !strcmp(argv[1], "--version")) {
+        char v[256];
+        version_format(v, sizeof(v), "moestream");
+        printf("%s\n", v);
+        return 0;
+    }
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
@@ -41,6 +52,9 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
         if (!strcmp(argv[1], cmds[i].name))
             return cmds[i].fn(argc - 2, argv + 2);
+    /* llama.cpp habit: `moestream -m MODEL -p TEXT` is `moestream run ...` */
+    if (argv[1][0] == '-' && argv[1][1] != 0)
+        return cli_run(argc - 1, argv + 1);
     fprintf(stderr, "moestream: unknown command '%s' (see moestream --help)\n", argv[1]);
     return 2;
 }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "arch.h"
 #include "budget.h"
@@ -71,8 +72,20 @@ int model_open(struct model **out, const char *dir, const struct model_opts *o, 
         snprintf(err, errlen, "model: out of memory");
         return -ENOMEM;
     }
-    if ((rc = split_open(&m->split, dir, err, errlen)))
+    struct stat st;
+    bool gguf = stat(dir, &st) == 0 && S_ISREG(st.st_mode);
+    if ((rc = gguf ? split_open_gguf(&m->split, dir, err, errlen) : split_open(&m->split, dir, err, errlen)))
         goto fail;
+    if (gguf && o->io.log)
+        o->io.log("running straight from the GGUF: a split (moestream-split MODEL.gguf -o DIR) reads each "
+                  "expert in one read instead of one per tensor and checks every read against checksums");
+    if (!m->split->manifest_checked && o->io.log) {
+        char msg[4400];
+        snprintf(msg, sizeof(msg), "%s has no " SPLIT_MANIFEST_SUM " (made by an older moestream-split): its "
+                                   "manifest is not checked; re-split to add the checksum",
+                 dir);
+        o->io.log(msg);
+    }
     if ((rc = model_read_hparams(m->split, &m->hp, err, errlen)))
         goto fail;
     m->arch = arch_find(m->hp.arch_name);
@@ -126,7 +139,8 @@ int model_open(struct model **out, const char *dir, const struct model_opts *o, 
     pl->cache_bytes = bo.cache_bytes;
     pl->request_cap = bo.request_cap;
 
-    if ((rc = pinned_load(&m->pinned, m->split, o->io.mlock, o->verify_pinned, err, errlen)))
+    if ((rc = pinned_load_progress(&m->pinned, m->split, o->io.mlock, o->verify_pinned, o->io.progress, err,
+                                   errlen)))
         goto fail;
     struct arch_binder *bd = arch_binder_split(&m->hp, m->split, m->pinned.base, err, errlen);
     if (!bd) {

@@ -5,7 +5,10 @@
  */
 #include "sampler.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +32,38 @@ void sampler_default_opts(struct sampler_opts *o)
     o->min_p = 0.05f;
     o->repeat_penalty = 1.0f;
     o->repeat_last_n = 64;
-    o->seed = (uint64_t)time(NULL);
+    o->seed = sampler_random_seed();
+}
+
+uint64_t sampler_random_seed(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t x = (uint64_t)ts.tv_sec * 1000000007ull ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 20);
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    return x & 0xffffffffull;
+}
+
+int sampler_check_opts(const struct sampler_opts *o, char *err, size_t errlen)
+{
+    const char *what = NULL;
+    char got[32];
+    float v = 0;
+    if (!isfinite(o->temperature))
+        what = "--temp: expected a finite temperature (0 = greedy)", v = o->temperature;
+    else if (!(o->top_p >= 0 && o->top_p <= 1))
+        what = "--top-p: expected a probability in [0, 1] (1 = off)", v = o->top_p;
+    else if (!(o->min_p >= 0 && o->min_p <= 1))
+        what = "--min-p: expected a probability in [0, 1] (0 = off)", v = o->min_p;
+    else if (!(isfinite(o->repeat_penalty) && o->repeat_penalty > 0))
+        what = "--repeat-penalty: expected a factor > 0 (1 = off)", v = o->repeat_penalty;
+    if (!what)
+        return 0;
+    snprintf(got, sizeof(got), "%g", (double)v);
+    snprintf(err, errlen, "%s, got %s", what, got);
+    return -EINVAL;
 }
 
 struct sampler *sampler_init(const struct sampler_opts *o, int n_vocab)

@@ -6,6 +6,7 @@
 #ifndef MOESTREAM_SAMPLER_H
 #define MOESTREAM_SAMPLER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct sampler_opts {
@@ -19,8 +20,17 @@ struct sampler_opts {
 };
 
 /* llama.cpp-like defaults: temperature 0.8, top-k 40, top-p 0.95, min-p 0.05,
- * repeat penalty 1.0 over 64 tokens, seed from the clock. */
+ * repeat penalty 1.0 over 64 tokens, seed from sampler_random_seed(). */
 void sampler_default_opts(struct sampler_opts *o);
+
+/* A seed from the clock (nanoseconds) and the process id, below 2^32 so it
+ * is easy to type back with -s. */
+uint64_t sampler_random_seed(void);
+
+/* 0, or -EINVAL with a one-line message naming the option and its range:
+ * temperature finite (<= 0 is greedy), top-p and min-p in [0, 1], repeat
+ * penalty finite and > 0. */
+int sampler_check_opts(const struct sampler_opts *o, char *err, size_t errlen);
 
 struct sampler;
 

@@ -126,8 +126,8 @@ static void test_missing_and_corrupt_split(void **state)
     for (const char *c = out; *c; c++)
         lines += *c == '\n';
     assert_int_equal(lines, 1); /* one line, not a cascade */
-    /* a regular GGUF given where a split directory is expected */
-    assert_int_equal(sh("%s/moestream run -m %s/models/q3moe-a-Q8_0.gguf -p hi 2>&1", bin, fx), 1);
+    /* a GGUF runs as it is, saying what a split would gain */
+    assert_int_equal(sh("%s/moestream run -m %s/models/q3moe-a-Q8_0.gguf -p hi -n 1 2>&1", bin, fx), 0);
     assert_non_null(strstr(out, "moestream-split"));
     /* flip one byte of pinned.bin: the pinned checksum catches it */
     assert_int_equal(sh("rm -rf %s/bad && cp -r %s/q8 %s/bad && printf '\\377' | dd of=%s/bad/pinned.bin bs=1 "
@@ -244,6 +244,267 @@ static void test_run_deterministic_and_chat(void **state)
     assert_non_null(strstr(out, "no chat template; using ChatML"));
 }
 
+/* The first minutes of a new user (issue 12, "found" list): a GGUF or a
+ * missing path given to -m says what to do without suggesting the input as
+ * output; bad sampler values and an overflowing budget are refused. */
+static void test_first_contact_errors(void **state)
+{
+    (void)state;
+    if (!ready())
+        skip();
+    /* (run takes a GGUF now: test_run_from_gguf; the split tools still want a split) */
+    assert_int_equal(sh("%s/moestream-split verify %s/tinymoe/tinymoe-Q8_0.gguf 2>&1", bin, fx), 1);
+    printf("  verify FILE.gguf: %s", out);
+    assert_non_null(strstr(out, "is a GGUF file"));
+    assert_non_null(strstr(out, "tinymoe-Q8_0-split"));
+    char bad[8400];
+    snprintf(bad, sizeof(bad), "-o %s/tinymoe/tinymoe-Q8_0.gguf", fx);
+    assert_null(strstr(out, bad));
+    assert_int_equal(sh("%s/moestream run -m %s/no-such-model -p hi 2>&1", bin, dir), 1);
+    assert_non_null(strstr(out, "no such file or directory"));
+    assert_null(strstr(out, "-o build/test-cli/no-such-model"));
+    static const char *const bad_flags[][2] = {
+        { "--temp nan", "--temp: expected a finite" },      { "--temp inf", "--temp: expected a finite" },
+        { "--top-p 5", "--top-p: expected a probability" }, { "--min-p 2", "--min-p: expected a probability" },
+        { "--min-p -0.5", "--min-p: expected" },           { "--repeat-penalty -1", "--repeat-penalty: expected" },
+        { "--repeat-penalty 0", "--repeat-penalty: expected" },
+        { "--ram-budget 99999999999T", "does not fit in 64 bits" },
+        { "-f /etc/hostname", "-p and -f both give the prompt" },
+    };
+    for (size_t i = 0; i < sizeof(bad_flags) / sizeof(bad_flags[0]); i++) {
+        assert_int_equal(sh("%s/moestream run -m %s/tiny -p hi %s 2>&1", bin, dir, bad_flags[i][0]), 2);
+        if (!strstr(out, bad_flags[i][1]))
+            fail_msg("%s: expected '%s', got: %s", bad_flags[i][0], bad_flags[i][1], out);
+    }
+    /* perplexity with a chunk too short to score anything */
+    for (int c = 1; c <= 3; c++) {
+        assert_int_equal(sh("%s/moestream perplexity -m %s/tiny -f %s/tinymoe/val-a-512k.txt -c %d 2>&1", bin, dir,
+                            fx, c),
+                         2);
+        assert_non_null(strstr(out, "at least 4 tokens"));
+    }
+    /* -c beyond the trained context (tinymoe: 2048) is run with a warning */
+    assert_int_equal(sh("%s/moestream run -m %s/tiny -p hi -n 1 --temp 0 -c 4096 2>&1 >/dev/null", bin, dir), 0);
+    assert_non_null(strstr(out, "beyond the 2048 positions"));
+    assert_int_equal(sh("%s/moestream run -m %s/tiny -p hi -n 1 --temp 0 -c 2048 2>&1 >/dev/null", bin, dir), 0);
+    assert_null(strstr(out, "beyond"));
+}
+
+/* Damage never gives garbage with exit 0: random bytes in an experts file
+ * are caught by the read checks (default) naming the file, and without them
+ * by the finite check naming the layer; a manifest with an altered name is
+ * refused by run and verify; a split without manifest.xxh3 (older splitter)
+ * runs with a notice. */
+static void test_integrity(void **state)
+{
+    (void)state;
+    if (!ready())
+        skip();
+    assert_int_equal(sh("rm -rf %s/rnd && cp -r %s/tiny %s/rnd && head -c $(stat -c %%s %s/tiny/experts-002.bin) "
+                        "/dev/urandom > %s/rnd/experts-002.bin",
+                        dir, dir, dir, dir, dir),
+                     0);
+    assert_int_equal(sh("%s/moestream run -m %s/rnd -p 'def f(x):' -n 16 --temp 0 2>&1", bin, dir), 1);
+    printf("  random experts file: %s", strstr(out, "moestream:") ? strstr(out, "moestream:") : out);
+    assert_non_null(strstr(out, "checksum mismatch in build/test-cli/rnd/experts-002.bin"));
+    assert_int_equal(sh("%s/moestream run -m %s/rnd -p 'def f(x):' -n 16 --temp 0 --no-verify-reads 2>&1", bin, dir),
+                     1);
+    printf("  ... without read checks: %s", strstr(out, "moestream:") ? strstr(out, "moestream:") : out);
+    assert_non_null(strstr(out, "layer 2: the hidden state became NaN or infinite"));
+    /* a flipped letter in a tensor name of the manifest */
+    assert_int_equal(sh("rm -rf %s/man && cp -r %s/tiny %s/man", dir, dir, dir), 0);
+    char mpath[8300];
+    snprintf(mpath, sizeof(mpath), "%s/man/manifest.gguf", dir);
+    size_t len;
+    char *m = slurp(mpath, &len);
+    assert_non_null(m);
+    char *hit = memmem(m, len, "blk.1.attn_q.weight", 19);
+    assert_non_null(hit);
+    hit[4] = '7';
+    FILE *f = fopen(mpath, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(m, 1, len, f), len);
+    fclose(f);
+    free(m);
+    assert_int_equal(sh("%s/moestream run -m %s/man -p hi -n 1 2>&1", bin, dir), 1);
+    assert_non_null(strstr(out, "manifest.gguf does not match its checksum"));
+    assert_int_equal(sh("%s/moestream-split verify %s/man 2>&1", bin, dir), 1);
+    assert_non_null(strstr(out, "does not match its checksum"));
+    /* an intact split verifies; without manifest.xxh3 it runs and verifies with a notice */
+    assert_int_equal(sh("%s/moestream-split verify -q %s/tiny 2>&1", bin, dir), 0);
+    assert_int_equal(sh("rm -rf %s/old && cp -r %s/tiny %s/old && rm %s/old/manifest.xxh3", dir, dir, dir, dir), 0);
+    assert_int_equal(sh("%s/moestream run -m %s/old -p hi -n 1 --temp 0 2>&1", bin, dir), 0);
+    assert_non_null(strstr(out, "has no manifest.xxh3"));
+    assert_int_equal(sh("%s/moestream-split verify -q %s/old 2>&1", bin, dir), 0);
+    assert_non_null(strstr(out, "manifest has no checksum"));
+    sh("rm -rf %s/rnd %s/man %s/old", dir, dir, dir);
+}
+
+/* run/logits straight from a GGUF: no split, the same logits bit for bit,
+ * in RAM and streamed; every expert readable (--preload reads them all,
+ * including the slice that ends the file). */
+static void test_run_from_gguf(void **state)
+{
+    (void)state;
+    if (!ready())
+        skip();
+    static const char *const budgets[] = { "", "--ram-budget 140M --io pread", "--ram-budget 140M" };
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(sh("%s/moestream logits -m %s/tinymoe/tinymoe-Q8_0.gguf --tokens %s/tinymoe/ref64.tokens.i32 "
+                            "--out %s/g.f32 %s 2>&1 && %s/moestream logits -m %s/tiny --tokens "
+                            "%s/tinymoe/ref64.tokens.i32 --out %s/s.f32 %s 2>&1 && cmp %s/g.f32 %s/s.f32",
+                            bin, fx, fx, dir, budgets[i], bin, dir, fx, dir, budgets[i], dir, dir),
+                         0);
+    }
+    assert_int_equal(sh("%s/moestream logits -m %s/models/q3moe-a-Q8_0.gguf --tokens %s/models/q3moe-a-Q8_0.tokens.i32 "
+                        "--out %s/g.f32 2>&1 && %s/moestream logits -m %s/q8 --tokens %s/models/q3moe-a-Q8_0.tokens.i32 "
+                        "--out %s/s.f32 2>&1 && cmp %s/g.f32 %s/s.f32",
+                        bin, fx, fx, dir, bin, dir, fx, dir, dir, dir),
+                     0);
+    assert_int_equal(sh("%s/moestream run -m %s/tinymoe/tinymoe-Q8_0.gguf -p 'def f(x):' -n 8 --temp 0 --preload "
+                        "2>&1",
+                        bin, fx),
+                     0);
+    assert_non_null(strstr(out, "running straight from the GGUF"));
+    assert_non_null(strstr(out, "preloaded"));
+    sh("rm -f %s/g.f32 %s/s.f32", dir, dir);
+}
+
+/* What llama.cpp users type. */
+static void test_llama_habits(void **state)
+{
+    (void)state;
+    if (!ready())
+        skip();
+    /* --version everywhere, with the revision and the ISA */
+    const char *progs[] = { "moestream", "moestream run", "moestream chat", "moestream-split", "moestream-synth",
+                            "moestream-kbench" };
+    for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
+        assert_int_equal(sh("%s/%s --version 2>&1", bin, progs[i]), 0);
+        if (!strstr(out, "(ISA "))
+            fail_msg("%s --version: %s", progs[i], out);
+    }
+    /* no subcommand = run; --flag=value; the prompt is echoed */
+    static char ref[1 << 16];
+    assert_int_equal(sh("%s/moestream run -m %s/tiny -p 'def add(a, b):' -n 12 --temp 0 2>/dev/null", bin, dir), 0);
+    snprintf(ref, sizeof(ref), "%s", out);
+    assert_true(strncmp(ref, "def add(a, b):", 14) == 0);
+    assert_true(strlen(ref) > 16);
+    assert_int_equal(sh("%s/moestream -m %s/tiny -p 'def add(a, b):' -n 12 --temp 0 2>/dev/null", bin, dir), 0);
+    assert_string_equal(out, ref);
+    assert_int_equal(sh("%s/moestream run --model=%s/tiny --prompt='def add(a, b):' --n-predict=12 --temp=0 "
+                        "2>/dev/null",
+                        bin, dir),
+                     0);
+    assert_string_equal(out, ref);
+    assert_int_equal(sh("%s/moestream run -m %s/tiny -p 'def add(a, b):' -n 12 --temp 0 --no-display-prompt "
+                        "2>/dev/null",
+                        bin, dir),
+                     0);
+    assert_string_equal(out, ref + 14);
+    /* -s -1: a random seed, printed; a printed seed repeats the run */
+    assert_int_equal(sh("%s/moestream run -m %s/tiny -p 'import' -n 8 -s -1 2>&1 >/dev/null", bin, dir), 0);
+    unsigned long long seed = 0;
+    const char *p = strstr(out, "sampling with seed ");
+    assert_non_null(p);
+    assert_int_equal(sscanf(p, "sampling with seed %llu", &seed), 1);
+    assert_int_equal(sh("%s/moestream run -m %s/tiny -p 'import' -n 8 -s %llu 2>/dev/null", bin, dir, seed), 0);
+    snprintf(ref, sizeof(ref), "%s", out);
+    assert_int_equal(sh("%s/moestream run -m %s/tiny -p 'import' -n 8 2>&1 >/dev/null", bin, dir), 0);
+    assert_non_null(strstr(out, "sampling with seed")); /* default seed printed too */
+    assert_int_equal(sh("%s/moestream run -m %s/tiny -p 'import' -n 8 -s %llu 2>/dev/null", bin, dir, seed), 0);
+    assert_string_equal(out, ref);
+    assert_int_equal(sh("%s/moestream run -m %s/tiny -p 'import' -n 2 --temp 0 2>&1 >/dev/null", bin, dir), 0);
+    assert_null(strstr(out, "seed")); /* greedy: no seed to print */
+    /* special tokens in the prompt are recognised without --special (as llama.cpp) */
+    assert_int_equal(sh("%s/moestream run -m %s/tiny -p '<|im_start|>' -n 1 --temp 0 2>&1 >/dev/null", bin, dir), 0);
+    assert_non_null(strstr(out, "prompt 1 tokens"));
+    /* llama.cpp flags accepted, with a notice where they do nothing here */
+    static const char *const compat[][2] = {
+        { "-ngl 99", "-ngl ignored" },          { "-fa", "-fa ignored" },
+        { "-fa on", "-fa ignored" },            { "-ub 512", "-ub ignored" },
+        { "--color", "--color ignored" },       { "-v", "-v ignored" },
+        { "-i", "-i ignored" },                 { "-cnv", "-cnv ignored" },
+        { "-r 'User:'", "-r ignored" },         { "--keep 4", "--keep ignored" },
+        { "--keep 4 --context-shift", "" },
+        { "--presence-penalty 0.5", "--presence-penalty ignored" },
+        { "--frequency-penalty 0.5", "--frequency-penalty ignored" },
+        { "-no-cnv", "" },                      { "--ignore-eos", "" },
+        { "--verbose-prompt", "" },             { "--jinja", "" },
+        { "--chat-template chatml", "" },       { "-sys 'be brief'", "" },
+        { "--log-disable -ngl 99", "" },        { "-sp", "" },
+    };
+    for (size_t i = 0; i < sizeof(compat) / sizeof(compat[0]); i++) {
+        int rc = sh("%s/moestream run -m %s/tiny -p hi -n 2 --temp 0 %s 2>&1 >/dev/null", bin, dir, compat[i][0]);
+        if (rc != 0 || (compat[i][1][0] && !strstr(out, compat[i][1])) || (!compat[i][1][0] && strstr(out, "ignored")))
+            fail_msg("%s: rc %d, output: %s", compat[i][0], rc, out);
+    }
+    /* chat --stats-json ends with its run line, like run */
+    assert_int_equal(sh("printf 'hi\\nmore\\n' | %s/moestream chat -m %s/tiny -n 4 --temp 0 --stats-json 2>&1 "
+                        ">/dev/null",
+                        bin, dir),
+                     0);
+    assert_non_null(strstr(out, "{\"type\":\"run\",\"prompt_tokens\":"));
+}
+
+/* --context-shift: generation goes on past a full context (llama.cpp's
+ * habit, opt-in as there); without it, it stops with a message. */
+static void test_context_shift(void **state)
+{
+    (void)state;
+    if (!ready())
+        skip();
+    assert_int_equal(sh("%s/moestream run -m %s/tiny -p 'def f(x):' -n 100 -c 40 --temp 0 --ignore-eos 2>&1 >/dev/null",
+                        bin, dir),
+                     0);
+    assert_non_null(strstr(out, "context full (40 tokens): stopping"));
+    assert_int_equal(sh("%s/moestream run -m %s/tiny -p 'def f(x):' -n 100 -c 40 --temp 0 --ignore-eos "
+                        "--context-shift --keep -1 2>&1 >/dev/null",
+                        bin, dir),
+                     0);
+    printf("  %.*s", (int)(strchr(strstr(out, "context full:"), '\n') - strstr(out, "context full:") + 1),
+           strstr(out, "context full:"));
+    assert_non_null(strstr(out, "dropped"));
+    assert_non_null(strstr(out, "decode 100 tokens"));
+    /* chat: more turns than the context holds */
+    assert_int_equal(sh("printf 'one\\ntwo\\nthree\\nfour\\nfive\\n' | %s/moestream chat -m %s/tiny -n 12 -c 64 "
+                        "--temp 0 --ignore-eos --context-shift -sys 'be brief' --keep -1 2>&1 >/dev/null",
+                        bin, dir),
+                     0);
+    assert_non_null(strstr(out, "dropped"));
+}
+
+/* Ctrl-C: run stops and still prints its statistics (exit 130); chat stops
+ * the answer and goes on with the next message. */
+static void test_ctrl_c(void **state)
+{
+    (void)state;
+    if (!ready())
+        skip();
+    assert_int_equal(sh("%s/moestream run -m %s/tiny -p 'def f(x):' -n -1 --ignore-eos -c 2048 --temp 0 --stats "
+                        ">/dev/null 2>%s/int.err & pid=$!; sleep 1.5; kill -INT $pid; wait $pid; echo rc=$?; "
+                        "cat %s/int.err",
+                        bin, dir, dir, dir),
+                     0);
+    printf("  run after Ctrl-C: %.200s\n", out);
+    assert_non_null(strstr(out, "rc=130"));
+    assert_non_null(strstr(out, "interrupted (Ctrl-C)"));
+    assert_non_null(strstr(out, "stats: prompt"));
+    /* chat: the first answer runs until Ctrl-C, the second message is answered */
+    assert_int_equal(sh("{ echo 'write a long program'; sleep 3; echo again; } | "
+                        "%s/moestream chat -m %s/tiny -n 600 --ignore-eos -c 2048 --temp 0 --stats >/dev/null "
+                        "2>%s/chat.err & pid=$!; sleep 1.5; kill -INT $pid; wait $pid; echo rc=$?; cat %s/chat.err",
+                        bin, dir, dir, dir),
+                     0);
+    printf("  chat after Ctrl-C: %.300s\n", out);
+    assert_non_null(strstr(out, "rc=0"));
+    assert_non_null(strstr(out, "answer stopped (Ctrl-C)"));
+    int answers = 0;
+    for (const char *q = out; (q = strstr(q, " tokens, ")); q++)
+        answers++;
+    assert_int_equal(answers, 2);
+}
+
 static void test_perplexity_cli(void **state)
 {
     (void)state;
@@ -271,6 +532,29 @@ static void test_perplexity_cli(void **state)
                         bin, dir, fx, kl),
                      0);
     assert_non_null(strstr(out, "kl-divergence: mean 0.000000, top-1 agreement 1.0000"));
+    /* compared with a different chunk count: refused, not silently shortened */
+    assert_int_equal(sh("%s/moestream perplexity -m %s/tiny -f %s/tinymoe/val-a-512k.txt --chunks 2 --kl-base %s "
+                        "2>&1",
+                        bin, dir, fx, kl),
+                     1);
+    assert_non_null(strstr(out, "holds 1 chunks, this run scores 2"));
+    /* a base left by a killed run is refused */
+    remove(kl);
+    assert_int_equal(sh("%s/moestream perplexity -m %s/tiny -f %s/tinymoe/val-a-512k.txt -c 128 --chunks 400 "
+                        "--kl-base %s >/dev/null 2>&1 & pid=$!; i=0; "
+                        "while [ $(stat -c %%s %s 2>/dev/null || echo 0) -lt 1000000 ] && [ $i -lt 300 ]; do "
+                        "sleep 0.1; i=$((i+1)); done; kill -KILL $pid; wait $pid; true",
+                        bin, dir, fx, kl, kl),
+                     0);
+    struct stat st;
+    assert_int_equal(stat(kl, &st), 0);
+    assert_int_equal(sh("%s/moestream perplexity -m %s/tiny -f %s/tinymoe/val-a-512k.txt -c 128 --chunks 1 "
+                        "--kl-base %s 2>&1",
+                        bin, dir, fx, kl),
+                     1);
+    printf("  killed kl-base: %s", out);
+    assert_non_null(strstr(out, "incomplete KL base"));
+    remove(kl);
 }
 
 /* batch: every prompt's output equals `run` alone (greedy and seeded
@@ -324,6 +608,12 @@ int main(void)
         cmocka_unit_test(test_run_deterministic_and_chat),
         cmocka_unit_test(test_perplexity_cli),
         cmocka_unit_test(test_batch_matches_run),
+        cmocka_unit_test(test_first_contact_errors),
+        cmocka_unit_test(test_llama_habits),
+        cmocka_unit_test(test_ctrl_c),
+        cmocka_unit_test(test_context_shift),
+        cmocka_unit_test(test_integrity),
+        cmocka_unit_test(test_run_from_gguf),
     };
     return cmocka_run_group_tests_name("cli", tests, setup, NULL);
 }

@@ -72,6 +72,37 @@ static int teardown(void **state)
     return 0;
 }
 
+/* progress of the load: calls with done rising to total, for both phases */
+static int prog_calls, prog_verify_calls;
+static uint64_t prog_last_done, prog_last_total;
+
+static void on_progress(const char *what, uint64_t done, uint64_t total)
+{
+    if (strstr(what, "checking"))
+        prog_verify_calls++;
+    else {
+        assert_true(done > prog_last_done || prog_calls == 0);
+        prog_calls++;
+        prog_last_done = done;
+        prog_last_total = total;
+    }
+}
+
+static void test_load_progress(void **state)
+{
+    struct pin_fixture *f = *state;
+    struct pinned p;
+    char err[512];
+
+    assert_int_equal(pinned_load_progress(&p, &f->m, false, true, on_progress, err, sizeof err), 0);
+    assert_true(prog_calls >= 1);
+    assert_int_equal(prog_last_done, FILE_SIZE);
+    assert_int_equal(prog_last_total, FILE_SIZE);
+    assert_int_equal(prog_verify_calls, (int)f->m.n_tensor);
+    assert_memory_equal(p.base, f->bytes, FILE_SIZE);
+    pinned_free(&p);
+}
+
 static void test_load_ok(void **state)
 {
     struct pin_fixture *f = *state;
@@ -135,6 +166,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_load_ok),
+        cmocka_unit_test(test_load_progress),
         cmocka_unit_test(test_checksum_names_tensor),
         cmocka_unit_test(test_bad_sizes),
     };

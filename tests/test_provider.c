@@ -68,6 +68,46 @@ static struct provider *open_p(struct split_fixture *f, struct provider_opts *o)
     return p;
 }
 
+/* The io_uring buffer registration reports its progress (one call per
+ * registered buffer, the last with done == total), and the buffers it
+ * registered one by one serve fixed reads like a registration in one call. */
+static int reg_calls;
+static uint64_t reg_done, reg_total;
+
+static void on_reg(const char *what, uint64_t done, uint64_t total)
+{
+    assert_non_null(strstr(what, "registering"));
+    reg_calls++;
+    reg_done = done;
+    reg_total = total;
+}
+
+static void test_registration_progress(void **state)
+{
+    struct split_fixture *f = *state;
+    struct provider_opts o = {.io = PROVIDER_IO_URING, .cache_bytes = 0, .max_active = 4, .progress = on_reg};
+    struct provider *p = open_p(f, &o);
+    int ids[] = {3, 7}, e, rc, n = 0;
+    const uint8_t *blob;
+
+    if (strcmp(provider_backend_name(p), "uring") != 0) {
+        provider_close(p);
+        skip();
+    }
+    assert_true(reg_calls >= 1);
+    assert_true(reg_total > 0);
+    assert_int_equal(reg_done, reg_total);
+    assert_int_equal(provider_request(p, 2, ids, 2), 0);
+    while ((rc = provider_next(p, &e, &blob)) > 0) {
+        assert_memory_equal(blob, fixture_blob(f, 2, e), BLOB_BYTES);
+        provider_release(p, 2, e);
+        n++;
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(n, 2);
+    provider_close(p);
+}
+
 static void test_hits_first(void **state)
 {
     struct split_fixture *f = *state;
@@ -270,6 +310,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hits_first),
+        cmocka_unit_test(test_registration_progress),
         cmocka_unit_test(test_tiny_cache_random),
         cmocka_unit_test(test_more_misses_than_queue_depth),
         cmocka_unit_test(test_budget_refusal),

@@ -29,6 +29,8 @@
 #include <cmocka.h>
 
 #include "gguf.h"
+#include "pinned.h"
+#include "provider.h"
 #include "quant.h"
 #include "split.h"
 #include "splitfmt.h"
@@ -654,6 +656,90 @@ static void test_multipart(void **state)
     rm_rf(out);
 }
 
+/* A GGUF opened as a split (split_open_gguf) has the split's tables, its
+ * pinned weights load to the same bytes, and the provider delivers every
+ * expert with the same part bytes as the split's blobs (aligned over-reads
+ * moved into place, the last slice ending the file included). */
+static void check_gguf_as_split(const char *src, const char *dir, enum provider_io io)
+{
+    char err[1024];
+    struct split_model *a, *b;
+    if (split_open_gguf(&a, src, err, sizeof(err)) < 0)
+        fail_msg("%s", err);
+    assert_int_equal(split_open(&b, dir, err, sizeof(err)), 0);
+    assert_true(a->from_gguf);
+    assert_int_equal(a->n_layer, b->n_layer);
+    assert_int_equal(a->n_tensor, b->n_tensor);
+    struct pinned pa, pb;
+    assert_int_equal(pinned_load(&pa, a, false, true, err, sizeof(err)), 0);
+    assert_int_equal(pinned_load(&pb, b, false, true, err, sizeof(err)), 0);
+    for (int64_t i = 0; i < b->n_tensor; i++) {
+        const struct split_tensor *tb = &b->tensors[i], *ta = split_find_tensor(a, tb->name);
+        assert_non_null(ta);
+        assert_int_equal(ta->type, tb->type);
+        assert_int_equal(ta->size, tb->size);
+        assert_memory_equal(ta->ne, tb->ne, sizeof(ta->ne));
+        assert_memory_equal(pa.base + ta->offset, pb.base + tb->offset, tb->size);
+    }
+    pinned_free(&pa);
+    pinned_free(&pb);
+    struct provider_opts o = {.io = io, .cache_bytes = 0, .max_active = 4};
+    struct provider *p;
+    if (provider_open(&p, a, &o, err, sizeof(err)) < 0)
+        fail_msg("%s", err);
+    int checked = 0;
+    for (int L = 0; L < b->n_layer; L++) {
+        const struct split_layer *la = &a->layers[L], *lb = &b->layers[L];
+        assert_int_equal(la->n_expert, lb->n_expert);
+        assert_int_equal(la->n_part, lb->n_part);
+        if (!lb->n_expert)
+            continue;
+        int fd = open(lb->path, O_RDONLY);
+        assert_true(fd >= 0);
+        uint8_t *want = malloc(lb->blob_size);
+        for (int e = 0; e < lb->n_expert; e++) {
+            int id = e, got_e, rc;
+            const uint8_t *blob;
+            assert_int_equal(provider_request(p, L, &id, 1), 0);
+            assert_int_equal(provider_next(p, &got_e, &blob), 1);
+            assert_int_equal(got_e, e);
+            assert_int_equal(pread(fd, want, lb->blob_size, (off_t)((uint64_t)e * lb->blob_size)),
+                             (ssize_t)lb->blob_size);
+            for (int q = 0; q < lb->n_part; q++) {
+                const struct split_part *qa = split_find_part(la, lb->parts[q].name);
+                assert_non_null(qa);
+                assert_int_equal(qa->size, lb->parts[q].size);
+                assert_memory_equal(blob + qa->offset, want + lb->parts[q].offset, qa->size);
+            }
+            provider_release(p, L, e);
+            assert_int_equal((rc = provider_next(p, &got_e, &blob)), 0);
+            checked++;
+        }
+        free(want);
+        close(fd);
+    }
+    assert_true(checked > 0);
+    provider_close(p);
+    split_close(a);
+    split_close(b);
+}
+
+static void test_open_gguf(void **state)
+{
+    (void)state;
+    char out[4096], err[1024];
+    for (int parts = 1; parts <= 2; parts++) {
+        const char *src = syn_model(parts == 1 ? "og1" : "og2", true, parts);
+        snprintf(out, sizeof(out), "%s/og%d.split", tmp_root, parts);
+        if (convert(src, out, false, err, sizeof(err)) < 0)
+            fail_msg("%s", err);
+        check_gguf_as_split(src, out, PROVIDER_IO_URING);
+        check_gguf_as_split(src, out, PROVIDER_IO_PREAD);
+        check_gguf_as_split(src, out, PROVIDER_IO_BUFFERED);
+        rm_rf(out);
+    }
+}
+
 static void test_corruption_named(void **state)
 {
     (void)state;
@@ -846,6 +932,11 @@ static void test_open_rejects(void **state)
     gguf_writer_free(w);
     gguf_close(g);
     assert_int_equal(rename(mnew, mpath), 0);
+    /* rewritten without its checksum update: refused as altered */
+    assert_int_equal(split_open(&m, out, err, sizeof(err)), -EBADMSG);
+    assert_non_null(strstr(err, "does not match its checksum"));
+    /* as a newer moestream would write it: checksum updated */
+    assert_int_equal(split_write_manifest_sum(out, err, sizeof(err)), 0);
     assert_int_equal(split_open(&m, out, err, sizeof(err)), -EPROTONOSUPPORT);
     print_message("  %s\n", err);
     assert_non_null(strstr(err, "upgrade moestream"));
@@ -938,6 +1029,7 @@ int main(void)
         cmocka_unit_test(test_deepseek2_map_and_refuse),
         cmocka_unit_test(test_synthetic_roundtrip),
         cmocka_unit_test(test_multipart),
+        cmocka_unit_test(test_open_gguf),
         cmocka_unit_test(test_corruption_named),
         cmocka_unit_test(test_refuse_non_moe),
         cmocka_unit_test(test_existing_dir),
