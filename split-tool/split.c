@@ -1,21 +1,23 @@
 /*
- * split.c - converts a GGUF MoE model into a split directory (splitfmt.h)
- * and verifies one.
+ * split.c - writes a split directory (splitfmt.h) from a GGUF MoE model,
+ * following the plan of split_plan.c.
  *
- * Owns: the tensor classification (routed-expert part or pinned), the file
- * layout, the buffered sequential writer, checksums, the free-space check and
- * the DIR.tmp-<pid> -> DIR protocol.
+ * Owns: the file layout on disk, the buffered sequential writer, checksums,
+ * the free-space check and the DIR.tmp-<pid> -> DIR protocol.
  * Must not: hold more than SPLIT_IO_BUF bytes of tensor data (models are
- * larger than RAM), print, or exit. Called by split_main.c, tests, bench/.
+ * larger than RAM) plus one expert part per transform, print, or exit.
+ * Called by split_main.c, tests, bench/.
  *
  * Data flow: every output file is written front to back through one buffer.
  * Source bytes are pread straight into the free tail of that buffer, hashed
  * there, and flushed with pwrite when it fills, so each byte is copied once
  * in user space. Expert e of a layer is assembled part by part (its slice of
  * each stacked tensor is contiguous in the source: the expert index is the
- * outermost dimension), which reads the source in large sequential runs.
+ * outermost dimension), which reads the source in large sequential runs. A
+ * transformed part is read whole, converted, and appended.
  */
-#include "split.h"
+
+#include "split_impl.h"
 
 #include "arch.h"
 #include "errmsg.h"
@@ -39,203 +41,6 @@
 #include "splitfmt.h"
 
 
-static uint64_t round_up(uint64_t v, uint64_t a)
-{
-    return (v + a - 1) / a * a;
-}
-
-/* Layer index of "blk.N.*", or -1. */
-static int block_of(const char *name)
-{
-    if (strncmp(name, "blk.", 4) != 0)
-        return -1;
-    char *end;
-    long L = strtol(name + 4, &end, 10);
-    if (end == name + 4 || *end != '.' || L < 0 || L > 100000)
-        return -1;
-    return (int)L;
-}
-
-/* ---- plan: which tensor goes where ---------------------------------------- */
-
-struct plan_part {
-    const struct gguf_tensor *src;
-    char name[96];            /* without "blk.L." */
-    struct split_part p;      /* per-expert shape, offset in blob, size */
-};
-
-struct plan_layer {
-    int n_expert;
-    int n_part;
-    struct plan_part parts[SPLIT_MAX_PARTS];
-    uint64_t blob_size, blob_bytes;
-    uint64_t *xxh;            /* [n_expert], filled while writing */
-};
-
-struct plan {
-    int n_layer;
-    struct plan_layer *layers;          /* [n_layer] */
-    int64_t n_pinned;
-    const struct gguf_tensor **pinned;  /* [n_pinned] */
-    uint64_t *pinned_off;               /* [n_pinned] offset in pinned.bin */
-    uint64_t *pinned_xxh;               /* [n_pinned] */
-    uint64_t pinned_file_size;
-    uint64_t expert_bytes;              /* all experts files */
-    uint64_t data_bytes;                /* tensor bytes copied */
-};
-
-static void plan_free(struct plan *p)
-{
-    if (p->layers)
-        for (int L = 0; L < p->n_layer; L++)
-            free(p->layers[L].xxh);
-    free(p->layers);
-    free(p->pinned);
-    free(p->pinned_off);
-    free(p->pinned_xxh);
-    memset(p, 0, sizeof(*p));
-}
-
-
-/* Old Mixtral GGUFs store one tensor per expert ("blk.0.ffn_gate.3.weight"). */
-static bool is_per_expert_legacy(const char *name)
-{
-    const char *s = strstr(name, ".ffn_");
-    if (!s)
-        return false;
-    s = strchr(s + 1, '.');
-    return s && s[1] >= '0' && s[1] <= '9';
-}
-
-static int plan_build(struct plan *p, const struct gguf_ctx *g, const char *in, char *err,
-                      size_t errlen)
-{
-    const char *arch = NULL;
-    char key[160];
-    uint32_t n_expert = 0, block_count = 0;
-    memset(p, 0, sizeof(*p));
-
-    if (gguf_get_str(g, "general.architecture", &arch) < 0)
-        return errmsg_set(err, errlen, -EINVAL, "split: %s: no general.architecture key", in);
-    snprintf(key, sizeof(key), "%s.expert_count", arch);
-    int rc = gguf_get_u32(g, key, &n_expert);
-    int64_t nt = gguf_n_tensors(g);
-    int64_t n_exps_named = 0;
-    int max_layer = -1;
-    for (int64_t i = 0; i < nt; i++) {
-        const struct gguf_tensor *t = gguf_tensor_at(g, i);
-        int L;
-        if (split_is_expert_name(t->name, &L))
-            n_exps_named++;
-        if (is_per_expert_legacy(t->name))
-            return errmsg_set(err, errlen, -EINVAL,
-                        "split: %s: tensor %s stores one expert per tensor (old Mixtral "
-                        "layout); re-convert the model with a current llama.cpp "
-                        "convert_hf_to_gguf.py, which stacks experts (ffn_*_exps)",
-                        in, t->name);
-        int b = block_of(t->name);
-        if (b > max_layer)
-            max_layer = b;
-    }
-    if (rc < 0 || n_expert == 0 || n_exps_named == 0)
-        return errmsg_set(err, errlen, -EINVAL,
-                    "split: %s is not a Mixture-of-Experts model (architecture %s: %s %s, "
-                    "%" PRId64 " blk.N.*_exps.* tensors); moestream streams routed experts "
-                    "and needs a MoE model",
-                    in, arch, key, rc < 0 ? "missing" : "is 0", n_exps_named);
-    snprintf(key, sizeof(key), "%s.block_count", arch);
-    if (gguf_get_u32(g, key, &block_count) < 0)
-        block_count = 0;
-    p->n_layer = (int)block_count > max_layer + 1 ? (int)block_count : max_layer + 1;
-    p->layers = calloc((size_t)p->n_layer, sizeof(*p->layers));
-    p->pinned = calloc((size_t)nt, sizeof(*p->pinned));
-    p->pinned_off = calloc((size_t)nt, sizeof(*p->pinned_off));
-    p->pinned_xxh = calloc((size_t)nt, sizeof(*p->pinned_xxh));
-    if (!p->layers || !p->pinned || !p->pinned_off || !p->pinned_xxh) {
-        plan_free(p);
-        return errmsg_set(err, errlen, -ENOMEM, "split: out of memory");
-    }
-
-    uint64_t poff = 0;
-    for (int64_t i = 0; i < nt; i++) {
-        const struct gguf_tensor *t = gguf_tensor_at(g, i);
-        int L;
-        bool expert = split_is_expert_name(t->name, &L) &&
-                      t->ne[t->n_dims - 1] == (int64_t)n_expert;
-        if (!expert && split_is_expert_name(t->name, &L) && strstr(t->name, ".weight"))
-            rc = errmsg_set(err, errlen, -EINVAL,
-                      "split: %s: tensor %s: last dimension %" PRId64
-                      ", expected expert_count %u",
-                      in, t->name, t->ne[t->n_dims - 1], n_expert);
-        else if (!expert) {
-            poff = round_up(poff, SPLIT_PINNED_ALIGN);
-            p->pinned[p->n_pinned] = t;
-            p->pinned_off[p->n_pinned++] = poff;
-            poff += t->size;
-            p->data_bytes += t->size;
-            continue;
-        } else {
-            struct plan_layer *l = &p->layers[L];
-            l->n_expert = (int)n_expert;
-            if (l->n_part == SPLIT_MAX_PARTS)
-                rc = errmsg_set(err, errlen, -EINVAL,
-                          "split: %s: layer %d has more than %d per-expert tensors (%s)", in,
-                          L, SPLIT_MAX_PARTS, t->name);
-            else {
-                struct plan_part *pp = &l->parts[l->n_part++];
-                const char *rest = strchr(t->name + 4, '.') + 1;
-                pp->src = t;
-                snprintf(pp->name, sizeof(pp->name), "%s", rest);
-                pp->p.name = pp->name;
-                pp->p.type = t->type;
-                pp->p.n_dims = t->n_dims > 1 ? t->n_dims - 1 : 1;
-                for (int d = 0; d < 4; d++)
-                    pp->p.ne[d] = 1;
-                for (uint32_t d = 0; d + 1 < t->n_dims; d++)
-                    pp->p.ne[d] = t->ne[d];
-                pp->p.size = split_tensor_bytes(t->type, pp->p.n_dims, pp->p.ne);
-                if (pp->p.size == 0 || pp->p.size * n_expert != t->size)
-                    rc = errmsg_set(err, errlen, -EINVAL,
-                              "split: %s: tensor %s: %" PRIu64
-                              " bytes do not split into %u expert slices of %" PRIu64,
-                              in, t->name, t->size, n_expert, pp->p.size);
-                else if (strlen(rest) >= sizeof(pp->name))
-                    rc = errmsg_set(err, errlen, -EINVAL, "split: %s: tensor name %s too long", in,
-                              t->name);
-                else
-                    rc = 0;
-            }
-        }
-        if (rc < 0) {
-            plan_free(p);
-            return rc;
-        }
-    }
-    p->pinned_file_size = round_up(poff, SPLIT_PINNED_ALIGN);
-
-    for (int L = 0; L < p->n_layer; L++) {
-        struct plan_layer *l = &p->layers[L];
-        if (!l->n_expert)
-            continue;
-        uint64_t off = 0;
-        for (int i = 0; i < l->n_part; i++) {
-            off = round_up(off, SPLIT_PART_ALIGN);
-            l->parts[i].p.offset = off;
-            off += l->parts[i].p.size;
-        }
-        l->blob_bytes = off;
-        l->blob_size = round_up(off, SPLIT_BLOB_ALIGN);
-        l->xxh = calloc((size_t)l->n_expert, sizeof(*l->xxh));
-        if (!l->xxh) {
-            plan_free(p);
-            return errmsg_set(err, errlen, -ENOMEM, "split: out of memory");
-        }
-        p->expert_bytes += l->blob_size * (uint64_t)l->n_expert;
-        p->data_bytes += l->blob_bytes * (uint64_t)l->n_expert;
-    }
-    return 0;
-}
-
 /* ---- buffered sequential writer ---------------------------------------- */
 
 struct conv {
@@ -253,6 +58,8 @@ struct conv {
     /* progress */
     uint64_t done, total;
     char stage[48];
+    /* transformed parts: one source slice and its conversion */
+    uint8_t *tf_src, *tf_dst;
 };
 
 static int conv_flush(struct conv *c)
@@ -341,6 +148,43 @@ static int conv_copy(struct conv *c, const struct gguf_tensor *t, uint64_t off, 
     return 0;
 }
 
+/* Appends n bytes of data, hashed into h. */
+static int conv_append(struct conv *c, const uint8_t *data, uint64_t n, XXH3_state_t *h)
+{
+    while (n) {
+        int rc;
+        if (c->len == c->cap && (rc = conv_flush(c)) < 0)
+            return rc;
+        size_t k = c->cap - c->len < n ? c->cap - c->len : (size_t)n;
+        memcpy(c->buf + c->len, data, k);
+        XXH3_64bits_update(h, c->buf + c->len, k);
+        c->len += k;
+        data += k;
+        n -= k;
+    }
+    return 0;
+}
+
+/* Expert e's slice of a transformed part: read whole, converted by the
+ * split options' transform, appended (hashed into h). */
+static int conv_transformed(struct conv *c, const struct plan_part *pp, int L, int e, XXH3_state_t *h)
+{
+    const struct split_transform *tf = c->opt->transform;
+    int rc = conv_check_cancel(c);
+    if (rc == 0)
+        rc = gguf_read_tensor(c->g, pp->src, (uint64_t)e * pp->src_size, c->tf_src, pp->src_size, c->err,
+                              c->errlen);
+    if (rc == 0)
+        rc = tf->convert(tf->ctx, L, e, pp->name, pp->src->type, c->tf_src, pp->src_size, pp->p.type, c->tf_dst,
+                         pp->p.size, pp->p.ne, c->err, c->errlen);
+    if (rc < 0)
+        return rc;
+    c->done += pp->src_size;
+    if (c->opt->progress)
+        c->opt->progress(c->opt->progress_ud, c->done, c->total, c->stage);
+    return conv_append(c, c->tf_dst, pp->p.size, h);
+}
+
 static int conv_open_file(struct conv *c, const char *dir, const char *name)
 {
     int n = snprintf(c->path, sizeof(c->path), "%s/%s", dir, name);
@@ -421,7 +265,9 @@ static int write_layer(struct conv *c, struct plan_layer *l, int L, const char *
         for (int i = 0; i < l->n_part && rc == 0; i++) {
             const struct plan_part *pp = &l->parts[i];
             rc = conv_zero(c, blob + pp->p.offset - (c->buf_off + c->len), h);
-            if (rc == 0)
+            if (rc == 0 && pp->transformed)
+                rc = conv_transformed(c, pp, L, e, h);
+            else if (rc == 0)
                 rc = conv_copy(c, pp->src, (uint64_t)e * pp->p.size, pp->p.size, h);
         }
         l->xxh[e] = XXH3_64bits_digest(h);
@@ -735,7 +581,7 @@ int split_convert(const struct split_options *opt, struct split_stats *stats, ch
     for (int k = 0; k < gguf_n_parts(g); k++)
         posix_fadvise(gguf_part_fd(g, k), 0, 0, POSIX_FADV_SEQUENTIAL);
     remove_stale_tmp(parent, out);
-    rc = plan_build(&p, g, opt->input, err, errlen);
+    rc = split_plan_build(&p, g, opt->input, opt->transform, err, errlen);
     if (rc < 0)
         goto close_gguf;
 
@@ -764,7 +610,11 @@ int split_convert(const struct split_options *opt, struct split_stats *stats, ch
 
     c.cap = SPLIT_IO_BUF;
     c.buf = malloc(c.cap);
-    if (!c.buf) {
+    if (p.max_tf_src) {
+        c.tf_src = malloc(p.max_tf_src);
+        c.tf_dst = malloc(p.max_tf_dst);
+    }
+    if (!c.buf || (p.max_tf_src && (!c.tf_src || !c.tf_dst))) {
         rc = errmsg_set(err, errlen, -ENOMEM, "split: out of memory");
         goto free_plan;
     }
@@ -813,179 +663,12 @@ int split_convert(const struct split_options *opt, struct split_stats *stats, ch
 
 free_buf:
     free(c.buf);
+    free(c.tf_src);
+    free(c.tf_dst);
 free_plan:
-    plan_free(&p);
+    split_plan_free(&p);
 close_gguf:
     gguf_close(g);
     return rc;
 }
 
-/* ---- verify ------------------------------------------------------------- */
-
-static int pread_full(int fd, void *buf, size_t n, uint64_t off, const char *path, char *err,
-                      size_t errlen)
-{
-    size_t at = 0;
-    while (at < n) {
-        ssize_t r = pread(fd, (uint8_t *)buf + at, n - at, (off_t)(off + at));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            int e = errno;
-            return errmsg_set(err, errlen, -e, "verify: reading %s at offset %" PRIu64 ": %s", path,
-                        off + at, strerror(e));
-        }
-        if (r == 0)
-            return errmsg_set(err, errlen, -EIO,
-                        "verify: %s ends at offset %" PRIu64 ", expected %" PRIu64 " more bytes",
-                        path, off + at, (uint64_t)(n - at));
-        at += (size_t)r;
-    }
-    return 0;
-}
-
-struct vctx {
-    uint8_t *buf;
-    size_t cap;
-    uint64_t done, total;
-    split_progress_fn progress;
-    void *ud;
-    char stage[48];
-    char *err;
-    size_t errlen;
-};
-
-/* Reads [off, off + n) of fd; hashes it into h, or (h NULL) checks it is all
- * zero and returns the offset of the first non-zero byte in *bad (else
- * UINT64_MAX). */
-static int verify_range(struct vctx *v, int fd, const char *path, uint64_t off, uint64_t n,
-                        XXH3_state_t *h, uint64_t *bad)
-{
-    if (bad)
-        *bad = UINT64_MAX;
-    while (n) {
-        size_t k = n < v->cap ? (size_t)n : v->cap;
-        int rc = pread_full(fd, v->buf, k, off, path, v->err, v->errlen);
-        if (rc < 0)
-            return rc;
-        if (h) {
-            XXH3_64bits_update(h, v->buf, k);
-        } else {
-            for (size_t i = 0; i < k; i++)
-                if (v->buf[i]) {
-                    *bad = off + i;
-                    return 0;
-                }
-        }
-        off += k;
-        n -= k;
-        v->done += k;
-        if (v->progress)
-            v->progress(v->ud, v->done, v->total, v->stage);
-    }
-    return 0;
-}
-
-static int open_ro(const char *path, char *err, size_t errlen)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        return errmsg_set(err, errlen, -e, "verify: opening %s: %s", path, strerror(e));
-    }
-    posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-    return fd;
-}
-
-static int verify_pinned(struct vctx *v, const struct split_model *m, XXH3_state_t *h)
-{
-    int fd = open_ro(m->pinned_path, v->err, v->errlen);
-    if (fd < 0)
-        return fd;
-    snprintf(v->stage, sizeof(v->stage), "verify pinned");
-    uint64_t pos = 0, bad;
-    int rc = 0;
-    for (int64_t i = 0; i <= m->n_tensor && rc == 0; i++) {
-        const struct split_tensor *t = i < m->n_tensor ? &m->tensors[i] : NULL;
-        uint64_t next = t ? t->offset : m->pinned_file_size;
-        rc = verify_range(v, fd, m->pinned_path, pos, next - pos, NULL, &bad);
-        if (rc == 0 && bad != UINT64_MAX)
-            rc = errmsg_set(v->err, v->errlen, -EBADMSG,
-                      "verify: %s: non-zero padding byte at offset %" PRIu64 " (before %s)",
-                      m->pinned_path, bad, t ? t->name : "the end of the file");
-        if (rc < 0 || !t)
-            break;
-        XXH3_64bits_reset(h);
-        rc = verify_range(v, fd, m->pinned_path, t->offset, t->size, h, NULL);
-        uint64_t got = XXH3_64bits_digest(h);
-        if (rc == 0 && got != t->xxh3)
-            rc = errmsg_set(v->err, v->errlen, -EBADMSG,
-                      "verify: pinned tensor %s: checksum %016" PRIx64
-                      ", manifest says %016" PRIx64 " (%s, offset %" PRIu64 ", %" PRIu64
-                      " bytes)",
-                      t->name, got, t->xxh3, m->pinned_path, t->offset, t->size);
-        pos = t->offset + t->size;
-    }
-    close(fd);
-    return rc;
-}
-
-static int verify_layer(struct vctx *v, const struct split_layer *l, int L, XXH3_state_t *h)
-{
-    int fd = open_ro(l->path, v->err, v->errlen);
-    if (fd < 0)
-        return fd;
-    snprintf(v->stage, sizeof(v->stage), "verify layer %d", L);
-    int rc = 0;
-    for (int e = 0; e < l->n_expert && rc == 0; e++) {
-        uint64_t blob = (uint64_t)e * l->blob_size, bad;
-        XXH3_64bits_reset(h);
-        rc = verify_range(v, fd, l->path, blob, l->blob_bytes, h, NULL);
-        uint64_t got = XXH3_64bits_digest(h);
-        if (rc == 0 && got != l->blob_xxh3[e])
-            rc = errmsg_set(v->err, v->errlen, -EBADMSG,
-                      "verify: layer %d expert %d: checksum %016" PRIx64
-                      ", manifest says %016" PRIx64 " (%s, blob at offset %" PRIu64
-                      ", %" PRIu64 " bytes)",
-                      L, e, got, l->blob_xxh3[e], l->path, blob, l->blob_bytes);
-        if (rc == 0)
-            rc = verify_range(v, fd, l->path, blob + l->blob_bytes,
-                              l->blob_size - l->blob_bytes, NULL, &bad);
-        if (rc == 0 && bad != UINT64_MAX)
-            rc = errmsg_set(v->err, v->errlen, -EBADMSG,
-                      "verify: layer %d expert %d: non-zero padding byte at offset %" PRIu64
-                      " (%s, blob at offset %" PRIu64 ")",
-                      L, e, bad, l->path, blob);
-    }
-    close(fd);
-    return rc;
-}
-
-int split_verify(const char *dir, split_progress_fn progress, void *ud, char *err,
-                 size_t errlen)
-{
-    struct split_model *m;
-    int rc = split_open(&m, dir, err, errlen);
-    if (rc < 0)
-        return rc;
-    struct vctx v = {.cap = SPLIT_IO_BUF, .progress = progress, .ud = ud, .err = err,
-                     .errlen = errlen};
-    XXH3_state_t *h = XXH3_createState();
-    v.buf = malloc(v.cap);
-    if (!v.buf || !h) {
-        rc = errmsg_set(err, errlen, -ENOMEM, "verify: out of memory");
-        goto out;
-    }
-    v.total = m->pinned_file_size;
-    for (int L = 0; L < m->n_layer; L++)
-        v.total += m->layers[L].blob_size * (uint64_t)m->layers[L].n_expert;
-    rc = verify_pinned(&v, m, h);
-    for (int L = 0; L < m->n_layer && rc == 0; L++)
-        if (m->layers[L].n_expert)
-            rc = verify_layer(&v, &m->layers[L], L, h);
-out:
-    XXH3_freeState(h);
-    free(v.buf);
-    split_close(m);
-    return rc;
-}

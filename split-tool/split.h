@@ -26,6 +26,22 @@
  * the converting thread, often (every buffer flush): rate-limit in the callback. */
 typedef void (*split_progress_fn)(void *ud, uint64_t done, uint64_t total, const char *stage);
 
+/* A per-part transform applied at split time (where requantization plugs
+ * in). plan_part is asked once per routed-expert part of a layer (name as in
+ * the manifest, "ffn_up_exps.weight"; ne the per-expert shape) and may set
+ * *dst_type to another block type; the blob is then laid out for that type.
+ * convert turns one expert's slice (src_size bytes of src_type) into
+ * dst_size bytes of dst_type. Both return 0 or -errno (with err set); they
+ * run on the converting thread. */
+struct split_transform {
+    int (*plan_part)(void *ctx, int layer, const char *name, int src_type, uint32_t n_dims, const int64_t ne[4],
+                     int *dst_type, char *err, size_t errlen);
+    int (*convert)(void *ctx, int layer, int expert, const char *name, int src_type, const void *src,
+                   size_t src_size, int dst_type, void *dst, size_t dst_size, const int64_t ne[4], char *err,
+                   size_t errlen);
+    void *ctx;
+};
+
 struct split_options {
     const char *input;        /* GGUF file, or the first part of a multi-part model */
     const char *output_dir;   /* DIR; written as DIR.tmp-<pid> and renamed at the end */
@@ -41,6 +57,8 @@ struct split_options {
      * a kernel): src/arch.h arch_check_gguf. moestream-split sets it unless
      * --no-check. */
     bool check_runnable;
+    /* Per-part transform of the routed experts; NULL copies them as they are. */
+    const struct split_transform *transform;
 };
 
 /* What split_convert wrote (optional out-parameter). */

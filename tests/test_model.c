@@ -935,6 +935,75 @@ static void test_multi_sequence_qwen35moe(void **state)
     check_multi_sequence("arch/qwen35moe-Q8_0.gguf", "qwen35moe", "arch/qwen35moe-Q8_0.tok.i32");
 }
 
+/* The splitter's per-part transform hook: routed experts' down projections
+ * of tinymoe (Q8_0) turned into F32 at split time. The split verifies, the
+ * part has the new type, and the logits stay those of the source (the
+ * dequantization is exact; only the activation path of that product
+ * changes). */
+static int tf_plan_down_f32(void *ctx, int layer, const char *name, int src_type, uint32_t n_dims,
+                            const int64_t ne[4], int *dst_type, char *err, size_t errlen)
+{
+    (void)ctx, (void)layer, (void)n_dims, (void)ne, (void)err, (void)errlen;
+    if (!strcmp(name, "ffn_down_exps.weight") && src_type == QT_Q8_0)
+        *dst_type = QT_F32;
+    return 0;
+}
+
+static int tf_convert_f32(void *ctx, int layer, int expert, const char *name, int src_type, const void *src,
+                          size_t src_size, int dst_type, void *dst, size_t dst_size, const int64_t ne[4], char *err,
+                          size_t errlen)
+{
+    (void)ctx, (void)layer, (void)expert, (void)name, (void)src_size, (void)err, (void)errlen;
+    assert_int_equal(dst_type, QT_F32);
+    int64_t n = ne[0] * ne[1];
+    assert_int_equal(dst_size, (size_t)n * sizeof(float));
+    quant_traits(src_type)->to_float(src, dst, n);
+    return 0;
+}
+
+static void test_split_transform(void **state)
+{
+    (void)state;
+    if (!have_fixtures())
+        SKIP_NO_FIXTURES();
+    const char *plain = split_fixture("tinymoe/tinymoe-Q8_0.gguf", "tinymoe");
+    char src[4400], err[1024], p[4400];
+    snprintf(src, sizeof(src), "%s/tinymoe/tinymoe-Q8_0.gguf", fixtures);
+    const char *dir = "build/test-model/tinymoe-down-f32";
+    struct split_transform tf = { tf_plan_down_f32, tf_convert_f32, NULL };
+    struct split_options so = { .input = src, .output_dir = dir, .force = true, .transform = &tf };
+    if (split_convert(&so, NULL, err, sizeof(err)) < 0)
+        fail_msg("split with transform: %s", err);
+    if (split_verify(dir, NULL, NULL, err, sizeof(err)) < 0)
+        fail_msg("verify: %s", err);
+    struct split_model *sm;
+    assert_int_equal(split_open(&sm, dir, err, sizeof(err)), 0);
+    const struct split_part *down = split_find_part(&sm->layers[0], "ffn_down_exps.weight");
+    const struct split_part *up = split_find_part(&sm->layers[0], "ffn_up_exps.weight");
+    assert_non_null(down);
+    assert_non_null(up);
+    assert_int_equal(down->type, QT_F32);
+    assert_int_equal(up->type, QT_Q8_0);
+    split_close(sm);
+    size_t len;
+    snprintf(p, sizeof(p), "%s/tinymoe/ref64.tokens.i32", fixtures);
+    int32_t *tok = read_file(p, &len);
+    assert_non_null(tok);
+    int n = (int)(len / 4), nv;
+    struct run_cfg cfg = { PROVIDER_IO_URING, 0, 64, false };
+    float *a = run_model(plain, tok, n, &cfg, &nv, NULL);
+    float *b = run_model(dir, tok, n, &cfg, &nv, NULL);
+    double kl, top1;
+    compare(a, b, n, nv, &kl, &top1);
+    printf("  tinymoe with F32 down projections (split-time transform): KL %.3g, top-1 %.3f against the source\n",
+           kl, top1);
+    assert_true(kl < 1e-5);
+    assert_true(top1 == 1.0);
+    free(a);
+    free(b);
+    free(tok);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -951,6 +1020,7 @@ int main(void)
         cmocka_unit_test(test_qwen35moe_prefill_decode),
         cmocka_unit_test(test_qwen35moe_nextn),
         cmocka_unit_test(test_multi_sequence_qwen35moe),
+        cmocka_unit_test(test_split_transform),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
