@@ -10,6 +10,7 @@
 #include "provider.h"
 
 #include "ecache.h"
+#include "errmsg.h"
 #include "reader.h"
 #include "splitfmt.h"
 
@@ -58,15 +59,6 @@ struct provider {
     struct provider_stats st;
     char err[1024];
 };
-
-static void provider_fail(struct provider *p, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(p->err, sizeof p->err, fmt, ap);
-    va_end(ap);
-}
 
 static double provider_now(void)
 {
@@ -418,7 +410,7 @@ static int provider_submit_pending(struct provider *p)
             break;
         }
         if (rc < 0) {
-            provider_fail(p, "provider: layer %d expert %d: cannot submit read of %s at "
+            errmsg_set(p->err, sizeof p->err, 0, "provider: layer %d expert %d: cannot submit read of %s at "
                           "offset %llu: %s", layer, expert, p->m->layers[layer].path,
                           (unsigned long long)provider_offset(p, layer, expert), strerror(-rc));
             break;
@@ -478,12 +470,12 @@ int provider_request(struct provider *p, int layer, const int *experts, int n)
     int rc;
 
     if (p->active) {
-        provider_fail(p, "provider: request for layer %d while layer %d is still being "
+        errmsg_set(p->err, sizeof p->err, 0, "provider: request for layer %d while layer %d is still being "
                       "delivered (call provider_next until it returns 0)", layer, p->layer);
         return -EBUSY;
     }
     if (layer < 0 || layer >= p->m->n_layer || p->m->layers[layer].n_expert == 0) {
-        provider_fail(p, "provider: layer %d has no routed experts", layer);
+        errmsg_set(p->err, sizeof p->err, 0, "provider: layer %d has no routed experts", layer);
         return -EINVAL;
     }
     ly = &p->m->layers[layer];
@@ -501,7 +493,7 @@ int provider_request(struct provider *p, int layer, const int *experts, int n)
         enum ecache_state state;
 
         if (e < 0 || e >= ly->n_expert) {
-            provider_fail(p, "provider: layer %d: expert %d out of range 0..%d", layer, e,
+            errmsg_set(p->err, sizeof p->err, 0, "provider: layer %d: expert %d out of range 0..%d", layer, e,
                           ly->n_expert - 1);
             return provider_abandon(p, -EINVAL);
         }
@@ -510,7 +502,7 @@ int provider_request(struct provider *p, int layer, const int *experts, int n)
         p->seen[e] = p->seq;
         slot = ecache_acquire(p->cache, layer, e, &state);
         if (slot < 0) {
-            provider_fail(p, "provider: layer %d expert %d: all %llu expert slots are pinned "
+            errmsg_set(p->err, sizeof p->err, 0, "provider: layer %d expert %d: all %llu expert slots are pinned "
                           "(release delivered experts before requesting more)", layer, e,
                           (unsigned long long)p->st.n_slots);
             return provider_abandon(p, slot);
@@ -573,7 +565,7 @@ static int provider_complete(struct provider *p, const struct reader_completion 
     if (prefetched)
         ecache_unpin(p->cache, slot); /* the read's pin; the request keeps its own */
     if (c->res < 0) {
-        provider_fail(p, "provider: layer %d expert %d: %s", layer, expert,
+        errmsg_set(p->err, sizeof p->err, 0, "provider: layer %d expert %d: %s", layer, expert,
                       reader_error(p->rd));
         ecache_discard(p->cache, slot);
         ecache_unpin(p->cache, slot);
@@ -588,7 +580,7 @@ static int provider_complete(struct provider *p, const struct reader_completion 
         p->st.verify_s += provider_now() - t0;
 
         if (h != ly->blob_xxh3[expert]) {
-            provider_fail(p, "provider: layer %d expert %d: checksum mismatch in %s at offset "
+            errmsg_set(p->err, sizeof p->err, 0, "provider: layer %d expert %d: checksum mismatch in %s at offset "
                           "%llu: xxh3 %016llx, manifest says %016llx", layer, expert, ly->path,
                           (unsigned long long)provider_offset(p, layer, expert),
                           (unsigned long long)h, (unsigned long long)ly->blob_xxh3[expert]);
@@ -626,7 +618,7 @@ int provider_next(struct provider *p, int *expert, const uint8_t **blob)
         n = reader_reap(p->rd, p->comps, reader_capacity(p->rd), true);
         p->st.io_wait_s += provider_now() - t0;
         if (n < 0) {
-            provider_fail(p, "provider: layer %d: waiting for reads failed: %s", p->layer,
+            errmsg_set(p->err, sizeof p->err, 0, "provider: layer %d: waiting for reads failed: %s", p->layer,
                           strerror(-n));
             return provider_abandon(p, n);
         }

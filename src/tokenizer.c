@@ -38,16 +38,6 @@
 
 /* ------------------------------------------------------------ utilities */
 
-void tok_errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* Checks the UTF-8 sequence at p (avail bytes). Returns its length when it is
  * complete and valid, 0 when the bytes are a valid but incomplete prefix,
  * -1 when p[0] cannot start a valid sequence here. */
@@ -191,7 +181,7 @@ static int tok_load_vocab(struct tokenizer *t, const struct gguf_ctx *g, char *e
     const void *data;
     int rc = gguf_get_arr(g, "tokenizer.ggml.tokens", &vt, &n, &data);
     if (rc != 0 || vt != GGUF_VT_STRING || n == 0 || n > INT32_MAX / 2) {
-        tok_errf(err, errlen, "tokenizer: tokenizer.ggml.tokens: expected a non-empty string array, %s",
+        errmsg_set(err, errlen, 0, "tokenizer: tokenizer.ggml.tokens: expected a non-empty string array, %s",
                  rc ? "key absent or not an array" : "got another type or size");
         return -EINVAL;
     }
@@ -204,7 +194,7 @@ static int tok_load_vocab(struct tokenizer *t, const struct gguf_ctx *g, char *e
             t->max_piece = strs[i].len;
     }
     if (total > UINT32_MAX) {
-        tok_errf(err, errlen, "tokenizer: tokenizer.ggml.tokens: %zu bytes of text (max 4 GiB)", total);
+        errmsg_set(err, errlen, 0, "tokenizer: tokenizer.ggml.tokens: %zu bytes of text (max 4 GiB)", total);
         return -EINVAL;
     }
     t->tokens = calloc(n, sizeof(*t->tokens));
@@ -223,7 +213,7 @@ static int tok_load_vocab(struct tokenizer *t, const struct gguf_ctx *g, char *e
 
     if (gguf_get_arr(g, "tokenizer.ggml.token_type", &vt, &n, &data) == 0) {
         if (n != (uint64_t)t->n_vocab || vt == GGUF_VT_STRING || vt == GGUF_VT_ARRAY) {
-            tok_errf(err, errlen, "tokenizer: tokenizer.ggml.token_type: expected %d integers, got %" PRIu64 " of type %s",
+            errmsg_set(err, errlen, 0, "tokenizer: tokenizer.ggml.token_type: expected %d integers, got %" PRIu64 " of type %s",
                      t->n_vocab, n, gguf_vtype_name(vt));
             return -EINVAL;
         }
@@ -234,7 +224,7 @@ static int tok_load_vocab(struct tokenizer *t, const struct gguf_ctx *g, char *e
     }
     if (gguf_get_arr(g, "tokenizer.ggml.scores", &vt, &n, &data) == 0) {
         if (n != (uint64_t)t->n_vocab || vt == GGUF_VT_STRING || vt == GGUF_VT_ARRAY) {
-            tok_errf(err, errlen, "tokenizer: tokenizer.ggml.scores: expected %d numbers, got %" PRIu64 " of type %s",
+            errmsg_set(err, errlen, 0, "tokenizer: tokenizer.ggml.scores: expected %d numbers, got %" PRIu64 " of type %s",
                      t->n_vocab, n, gguf_vtype_name(vt));
             return -EINVAL;
         }
@@ -338,7 +328,7 @@ int tok_init(struct tokenizer **out, const struct gguf_ctx *g, char *err, size_t
     int rc;
     const char *model = NULL, *pre = NULL;
     if (gguf_get_str(g, "tokenizer.ggml.model", &model) != 0) {
-        tok_errf(err, errlen, "tokenizer: tokenizer.ggml.model: key absent (expected \"gpt2\" or \"llama\")");
+        errmsg_set(err, errlen, 0, "tokenizer: tokenizer.ggml.model: key absent (expected \"gpt2\" or \"llama\")");
         rc = -EINVAL;
         goto fail;
     }
@@ -347,7 +337,7 @@ int tok_init(struct tokenizer **out, const struct gguf_ctx *g, char *err, size_t
     } else if (strcmp(model, "llama") == 0) {
         t->model = TOK_MODEL_SPM;
     } else {
-        tok_errf(err, errlen, "tokenizer: tokenizer.ggml.model: unsupported \"%s\" (expected \"gpt2\" or \"llama\")", model);
+        errmsg_set(err, errlen, 0, "tokenizer: tokenizer.ggml.model: unsupported \"%s\" (expected \"gpt2\" or \"llama\")", model);
         rc = -ENOTSUP;
         goto fail;
     }
@@ -403,7 +393,7 @@ int tok_init(struct tokenizer **out, const struct gguf_ctx *g, char *err, size_t
     return 0;
 fail:
     if (rc == -ENOMEM)
-        tok_errf(err, errlen, "tokenizer: out of memory for a %d-token vocabulary", t->n_vocab);
+        errmsg_set(err, errlen, 0, "tokenizer: out of memory for a %d-token vocabulary", t->n_vocab);
     tok_free(t);
     return rc;
 }

@@ -37,7 +37,7 @@ int tok_load_merges(struct tokenizer *t, const struct gguf_ctx *g, char *err, si
     uint64_t n;
     const void *data;
     if (gguf_get_arr(g, "tokenizer.ggml.merges", &vt, &n, &data) != 0 || vt != GGUF_VT_STRING) {
-        tok_errf(err, errlen, "tokenizer: tokenizer.ggml.merges: expected a string array for a gpt2 (BPE) vocabulary");
+        errmsg_set(err, errlen, 0, "tokenizer: tokenizer.ggml.merges: expected a string array for a gpt2 (BPE) vocabulary");
         return -EINVAL;
     }
     const struct gguf_str *strs = data;
@@ -58,7 +58,7 @@ int tok_load_merges(struct tokenizer *t, const struct gguf_ctx *g, char *err, si
         const char *sp = len > 1 ? memchr(s + 1, ' ', len - 1) : NULL;
         if (!sp) {
             free(buf);
-            tok_errf(err, errlen, "tokenizer: tokenizer.ggml.merges[%" PRIu64 "]: expected \"left right\", got \"%.*s\"",
+            errmsg_set(err, errlen, 0, "tokenizer: tokenizer.ggml.merges[%" PRIu64 "]: expected \"left right\", got \"%.*s\"",
                      r, (int)(len > 64 ? 64 : len), s);
             return -EINVAL;
         }
@@ -153,7 +153,7 @@ int tok_setup_pre(struct tokenizer *t, const char *pre, char *err, size_t errlen
             if (strcmp(pre, tok_pre_defs[i].names[j]) == 0)
                 def = &tok_pre_defs[i];
     if (!def) {
-        tok_errf(err, errlen, "tokenizer: tokenizer.ggml.pre: unsupported pre-tokenizer \"%s\" "
+        errmsg_set(err, errlen, 0, "tokenizer: tokenizer.ggml.pre: unsupported pre-tokenizer \"%s\" "
                  "(supported: qwen2, qwen35, llama3, gpt-2, starcoder, deepseek-llm, deepseek-coder, deepseek-v3, default)", pre);
         return -ENOTSUP;
     }
@@ -167,7 +167,7 @@ int tok_setup_pre(struct tokenizer *t, const char *pre, char *err, size_t errlen
         if (!t->re[i]) {
             PCRE2_UCHAR msg[128];
             pcre2_get_error_message(ecode, msg, sizeof(msg));
-            tok_errf(err, errlen, "tokenizer: pre-tokenizer %s regex %d: PCRE2 error at offset %zu: %s",
+            errmsg_set(err, errlen, 0, "tokenizer: pre-tokenizer %s regex %d: PCRE2 error at offset %zu: %s",
                      pre, i, (size_t)eoff, (const char *)msg);
             return -EINVAL;
         }

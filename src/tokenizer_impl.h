@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "errmsg.h"
+
 #include "tokenizer.h"
 
 #define TOK_MAX_REGEX 6
@@ -137,7 +139,6 @@ static inline void tok_emit(struct tok_out *o, int32_t id)
 }
 
 /* tokenizer.c */
-void tok_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Length of the valid complete UTF-8 sequence at p, 0 for a valid but
  * incomplete prefix, -1 when p[0] cannot start a valid sequence. */
 int tok_utf8_check(const unsigned char *p, size_t avail);

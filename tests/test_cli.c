@@ -481,20 +481,26 @@ static void test_ctrl_c(void **state)
     (void)state;
     if (!ready())
         skip();
+    /* SIGINT once the model is generating (its output has grown past the
+     * echoed prompt), however slow the machine */
     assert_int_equal(sh("%s/moestream run -m %s/tiny -p 'def f(x):' -n -1 --ignore-eos -c 2048 --temp 0 --stats "
-                        ">/dev/null 2>%s/int.err & pid=$!; sleep 1.5; kill -INT $pid; wait $pid; echo rc=$?; "
-                        "cat %s/int.err",
-                        bin, dir, dir, dir),
+                        ">%s/int.out 2>%s/int.err & pid=$!; i=0; while [ $i -lt 300 ] && "
+                        "[ \"$(cat %s/int.out 2>/dev/null | wc -c)\" -lt 64 ]; do sleep 0.1; i=$((i+1)); done; kill -INT $pid; "
+                        "wait $pid; echo rc=$?; cat %s/int.err",
+                        bin, dir, dir, dir, dir, dir),
                      0);
     printf("  run after Ctrl-C: %.200s\n", out);
     assert_non_null(strstr(out, "rc=130"));
     assert_non_null(strstr(out, "interrupted (Ctrl-C)"));
     assert_non_null(strstr(out, "stats: prompt"));
     /* chat: the first answer runs until Ctrl-C, the second message is answered */
-    assert_int_equal(sh("{ echo 'write a long program'; sleep 3; echo again; } | "
-                        "%s/moestream chat -m %s/tiny -n 600 --ignore-eos -c 2048 --temp 0 --stats >/dev/null "
-                        "2>%s/chat.err & pid=$!; sleep 1.5; kill -INT $pid; wait $pid; echo rc=$?; cat %s/chat.err",
-                        bin, dir, dir, dir),
+    assert_int_equal(sh("rm -f %s/chat.go; { echo 'write a long program'; while [ ! -e %s/chat.go ]; do sleep 0.1; "
+                        "done; echo again; } | "
+                        "%s/moestream chat -m %s/tiny -n 300 --ignore-eos -c 2048 --temp 0 --stats >%s/chat.out "
+                        "2>%s/chat.err & pid=$!; i=0; while [ $i -lt 300 ] && [ \"$(cat %s/chat.out 2>/dev/null | wc -c)\" -lt 64 ]; do "
+                        "sleep 0.1; i=$((i+1)); done; kill -INT $pid; sleep 0.5; touch %s/chat.go; wait $pid; "
+                        "echo rc=$?; cat %s/chat.err",
+                        dir, dir, bin, dir, dir, dir, dir, dir, dir),
                      0);
     printf("  chat after Ctrl-C: %.300s\n", out);
     assert_non_null(strstr(out, "rc=0"));
