@@ -144,6 +144,20 @@ static inline float e8m0_half_to_f32(uint8_t e)
     return f;
 }
 
+/* Software prefetch of the weight bytes KPF_DIST ahead of the block being
+ * unpacked (rows are contiguous, so this runs into the next row at the end
+ * of one): the kernels are busy enough that the hardware prefetcher alone
+ * leaves DRAM latency exposed. */
+#ifndef KPF_DIST
+#define KPF_DIST 1024
+#endif
+static inline void prefetch_block(const void *blk, size_t size)
+{
+    const char *c = (const char *)blk + KPF_DIST;
+    for (size_t o = 0; o < size; o += 64)
+        _mm_prefetch(c + o, _MM_HINT_T0);
+}
+
 /* --- several activation rows per pass over the weights ------------------- */
 
 /*
@@ -285,6 +299,7 @@ ALWAYS_INLINE void q8_0_rows(int64_t n, float *s, size_t ss, const void *w, cons
     }
     int64_t i = 0;
     for (; i + 2 <= nb; i += 2) {
+        prefetch_block(x + i, 2 * sizeof(*x));
         const __m512i wv = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x[i].qs)),
                                               _mm256_loadu_si256((const __m256i *)x[i + 1].qs), 1);
         const __m512i wabs = _mm512_abs_epi8(wv);
@@ -436,27 +451,72 @@ static void dot_mxfp4_avx512(int64_t n, float *s, const void *w, const void *a)
 /* Activation row k of a rows() body, as Q8_K blocks */
 #define ROW_Q8K(k) ((const block_q8_K *)(a + (size_t)(k) * as))
 
-/* Q4_K/Q5_K per-row tail of a super-block: the mins (dmin * sum(min *
- * sums of 32 activations)) and the scaled integer sum, into row k's
- * accumulators */
-#define K4_ROW_ACC(k, i, xd, xdmin, mins, sumi)                                                               \
+/*
+ * Q4_K/Q5_K super-block plumbing, arranged to keep the shuffle port free
+ * (a vpermw is two uops there; the integer dots use the other port):
+ * - the 8 scales and 8 mins (unpack_k4_scales) sit in every 128-bit lane,
+ *   so one vpshufb per 64 weights gives that step's int16 scale vector
+ *   [sc(2j) x 16 | sc(2j+1) x 16] (index k4_sc_idx(j));
+ * - the mins meet the Q8_K bsums directly: int16 lane l of mins_dup is
+ *   min(l / 2), so one vpmaddwd gives min(s) * (bsums[2s] + bsums[2s+1])
+ *   for the 8 sub-blocks (no horizontal add per activation row);
+ * - the 32 packed bytes of a step are broadcast-loaded to both halves and
+ *   the high half shifted by 4 under a mask (no 256-bit insert).
+ */
+static inline __m512i k4_sc_idx(int j)
+{
+    int8_t b[64];
+    for (int i = 0; i < 64; i++)
+        b[i] = (int8_t)(i % 2 ? -128 : (i < 32 ? 2 * j : 2 * j + 1));
+    return _mm512_loadu_si512(b);
+}
+
+static inline __m256i k4_mins_idx(void)
+{
+    int8_t b[32];
+    for (int i = 0; i < 32; i++)
+        b[i] = (int8_t)(i % 2 ? -128 : 8 + i / 4);
+    return _mm256_loadu_si256((const __m256i *)b);
+}
+
+/* 64 unsigned nibbles of a 32-byte step: low nibbles, then high nibbles */
+static inline __m512i k4_nibbles64(const uint8_t *q, __m512i m4)
+{
+    const __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)q));
+    return _mm512_and_si512(_mm512_mask_srli_epi16(v, (__mmask32)0xFFFF0000u, v, 4), m4);
+}
+
+/* Q4_K/Q5_K per-row tail of a super-block: the scaled integer sum and the
+ * mins (dmin * sum(min * sums of 32 activations)) into row k's accumulators */
+#define K4_ROW_ACC(k, i, xd, xdmin, mins_dup, sumi)                                                           \
     do {                                                                                                      \
         const block_q8_K *yk = ROW_Q8K(k) + (i);                                                              \
-        const float d = yk->d * (xd);                                                                         \
-        const float dmin = -yk->d * (xdmin);                                                                  \
-        const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)yk->bsums),                         \
-                                          _mm_loadu_si128((const __m128i *)(yk->bsums + 8)));                  \
-        accm[k] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(_mm_madd_epi16(mins, bs)), accm[k]);        \
-        acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc[k]);                        \
+        const __m256i msum = _mm256_madd_epi16(mins_dup, _mm256_loadu_si256((const __m256i *)yk->bsums));     \
+        acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(yk->d * (xd)), _mm512_cvtepi32_ps(sumi), acc[k]);             \
+        accm[k] = _mm256_fmadd_ps(_mm256_set1_ps(-yk->d * (xdmin)), _mm256_cvtepi32_ps(msum), accm[k]);      \
     } while (0)
 
 /* final sum of row k of Q4_K/Q5_K: float lanes, then the mins */
-#define K4_ROW_STORE(k)                                                                                       \
-    do {                                                                                                      \
-        __m128 m = _mm_add_ps(accm[k], _mm_movehl_ps(accm[k], accm[k]));                                      \
-        m = _mm_add_ss(m, _mm_movehdup_ps(m));                                                                \
-        s[(size_t)(k) * ss] = _mm512_reduce_add_ps(acc[k]) + _mm_cvtss_f32(m);                                \
-    } while (0)
+#define K4_ROW_STORE(k) s[(size_t)(k) * ss] = _mm512_reduce_add_ps(acc[k]) + hsum_f32_8(accm[k])
+
+/* Q4_K/Q5_K set-up shared by both bodies */
+#define K4_CONSTS                                                                                             \
+    const __m512i m4 = _mm512_set1_epi8(0x0F);                                                                \
+    const __m512i sidx[4] = { k4_sc_idx(0), k4_sc_idx(1), k4_sc_idx(2), k4_sc_idx(3) };                       \
+    const __m256i midx = k4_mins_idx();                                                                       \
+    __m512 acc[MULTI_G];                                                                                      \
+    __m256 accm[MULTI_G];                                                                                     \
+    ROWS_FOR(k) {                                                                                             \
+        acc[k] = _mm512_setzero_ps();                                                                         \
+        accm[k] = _mm256_setzero_ps();                                                                        \
+    }
+
+/* per super-block: xd, xdmin, the scale bytes in every lane, the mins */
+#define K4_BLOCK_SCALES(blk)                                                                                  \
+    const float xd = fp16_to_f32((blk)->d), xdmin = fp16_to_f32((blk)->dmin);                                 \
+    const __m128i sm = unpack_k4_scales((blk)->scales);                                                       \
+    const __m512i scb = _mm512_broadcast_i32x4(sm);                                                           \
+    const __m256i mins_dup = _mm256_shuffle_epi8(_mm512_castsi512_si256(scb), midx)
 
 /* s = W[n] . x[n]; W Q4_K, x Q8_K */
 ALWAYS_INLINE void q4_K_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
@@ -464,33 +524,23 @@ ALWAYS_INLINE void q4_K_rows(int64_t n, float *s, size_t ss, const void *w, cons
 {
     const block_q4_K *x = w;
     const int64_t nb = n / QK_K;
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
-    const __m512i idx[4] = { scale_idx(0, 2), scale_idx(2, 2), scale_idx(4, 2), scale_idx(6, 2) };
-    __m512 acc[MULTI_G];
-    __m128 accm[MULTI_G];
-    ROWS_FOR(k) {
-        acc[k] = _mm512_setzero_ps();
-        accm[k] = _mm_setzero_ps();
-    }
+    K4_CONSTS
     for (int64_t i = 0; i < nb; i++) {
-        const float xd = fp16_to_f32(x[i].d), xdmin = fp16_to_f32(x[i].dmin);
-        const __m128i sm = unpack_k4_scales(x[i].scales);
-        const __m128i mins = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(sm, sm));
-        const __m512i sc = _mm512_zextsi128_si512(_mm_cvtepu8_epi16(sm));
+        prefetch_block(x + i, sizeof(*x));
+        K4_BLOCK_SCALES(x + i);
         __m512i sumi[MULTI_G];
         ROWS_FOR(k) sumi[k] = _mm512_setzero_si512();
         /* 64 elements per step: low nibbles of 32 bytes, then their high nibbles */
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
-            const __m256i qv = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
-            const __m512i qq = _mm512_and_si512(dup_shift(qv, 4), m4);
-            const __m512i scj = _mm512_permutexvar_epi16(idx[j], sc);
+            const __m512i qq = k4_nibbles64(x[i].qs + 32 * j, m4);
+            const __m512i scj = _mm512_shuffle_epi8(scb, sidx[j]);
             ROWS_FOR(k) {
                 const __m512i p = _mm512_maddubs_epi16(qq, _mm512_loadu_si512(ROW_Q8K(k)[i].qs + 64 * j));
                 sumi[k] = _mm512_dpwssd_epi32(sumi[k], p, scj);
             }
         }
-        ROWS_FOR(k) K4_ROW_ACC(k, i, xd, xdmin, mins, sumi[k]);
+        ROWS_FOR(k) K4_ROW_ACC(k, i, xd, xdmin, mins_dup, sumi[k]);
     }
     ROWS_FOR(k) K4_ROW_STORE(k);
 }
@@ -531,35 +581,26 @@ ALWAYS_INLINE void q5_K_rows(int64_t n, float *s, size_t ss, const void *w, cons
 {
     const block_q5_K *x = w;
     const int64_t nb = n / QK_K;
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
     const __m512i sixteen = _mm512_set1_epi8(16);
-    const __m512i idx[4] = { scale_idx(0, 2), scale_idx(2, 2), scale_idx(4, 2), scale_idx(6, 2) };
     const __m512i hb[4] = { bit_pair(0), bit_pair(2), bit_pair(4), bit_pair(6) };
-    __m512 acc[MULTI_G];
-    __m128 accm[MULTI_G];
-    ROWS_FOR(k) {
-        acc[k] = _mm512_setzero_ps();
-        accm[k] = _mm_setzero_ps();
-    }
+    K4_CONSTS
     for (int64_t i = 0; i < nb; i++) {
-        const float xd = fp16_to_f32(x[i].d), xdmin = fp16_to_f32(x[i].dmin);
-        const __m128i sm = unpack_k4_scales(x[i].scales);
-        const __m128i mins = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(sm, sm));
-        const __m512i sc = _mm512_zextsi128_si512(_mm_cvtepu8_epi16(sm));
+        prefetch_block(x + i, sizeof(*x));
+        K4_BLOCK_SCALES(x + i);
         const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)x[i].qh));
         __m512i sumi[MULTI_G];
         ROWS_FOR(k) sumi[k] = _mm512_setzero_si512();
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
-            __m512i qq = _mm512_and_si512(dup_shift(_mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j)), 4), m4);
+            __m512i qq = k4_nibbles64(x[i].qs + 32 * j, m4);
             qq = _mm512_mask_add_epi8(qq, _mm512_test_epi8_mask(qh, hb[j]), qq, sixteen);
-            const __m512i scj = _mm512_permutexvar_epi16(idx[j], sc);
+            const __m512i scj = _mm512_shuffle_epi8(scb, sidx[j]);
             ROWS_FOR(k) {
                 const __m512i p = _mm512_maddubs_epi16(qq, _mm512_loadu_si512(ROW_Q8K(k)[i].qs + 64 * j));
                 sumi[k] = _mm512_dpwssd_epi32(sumi[k], p, scj);
             }
         }
-        ROWS_FOR(k) K4_ROW_ACC(k, i, xd, xdmin, mins, sumi[k]);
+        ROWS_FOR(k) K4_ROW_ACC(k, i, xd, xdmin, mins_dup, sumi[k]);
     }
     ROWS_FOR(k) K4_ROW_STORE(k);
 }
@@ -577,6 +618,7 @@ ALWAYS_INLINE void q6_K_rows(int64_t n, float *s, size_t ss, const void *w, cons
     __m512 acc[MULTI_G];
     ROWS_FOR(k) acc[k] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
+        prefetch_block(x + i, sizeof(*x));
         const float xd = fp16_to_f32(x[i].d);
         const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
         const __m512i sc = _mm512_zextsi256_si512(sc16);
@@ -616,6 +658,7 @@ ALWAYS_INLINE void q3_K_rows(int64_t n, float *s, size_t ss, const void *w, cons
     __m512 acc[MULTI_G];
     ROWS_FOR(k) acc[k] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
+        prefetch_block(x + i, sizeof(*x));
         const float xd = fp16_to_f32(x[i].d);
         const __m256i sc16 = _mm256_cvtepi8_epi16(unpack_q3k_scales(x[i].scales));
         const __m512i sc = _mm512_zextsi256_si512(sc16);
@@ -652,6 +695,7 @@ ALWAYS_INLINE void q2_K_rows(int64_t n, float *s, size_t ss, const void *w, cons
     __m512 acc[MULTI_G];
     ROWS_FOR(k) acc[k] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
+        prefetch_block(x + i, sizeof(*x));
         const float xd = fp16_to_f32(x[i].d), xdmin = fp16_to_f32(x[i].dmin);
         const __m128i raw = _mm_loadu_si128((const __m128i *)x[i].scales);
         const __m256i mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), m4));
@@ -699,6 +743,7 @@ ALWAYS_INLINE void iq4_xs_rows(int64_t n, float *s, size_t ss, const void *w, co
     __m512 acc[MULTI_G];
     ROWS_FOR(k) acc[k] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
+        prefetch_block(x + i, sizeof(*x));
         const float xd = fp16_to_f32(x[i].d);
         uint32_t sl;
         memcpy(&sl, x[i].scales_l, sizeof(sl));
@@ -741,6 +786,8 @@ ALWAYS_INLINE void iq4_xs_rows(int64_t n, float *s, size_t ss, const void *w, co
 DEFINE_DOTS(dot_iq4_xs_avx512, iq4_xs_rows)
 
 #undef K4_ROW_STORE
+#undef K4_CONSTS
+#undef K4_BLOCK_SCALES
 #undef K4_ROW_ACC
 #undef ROW_Q8K
 
