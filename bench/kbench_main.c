@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gguf.h"
 #include "matvec.h"
 #include "pool.h"
 #include "quant.h"
@@ -47,6 +48,7 @@ struct kb_opts {
     bool json;
     const char *types; /* comma list of type names, NULL = all */
     const char *isas;  /* comma list of ISA names, NULL = all */
+    const char *decode_gguf; /* --decode-bytes: print the weights per decode token and exit */
 };
 
 struct kb_result {
@@ -280,6 +282,51 @@ static double time_matmul(struct pool *p, float *Y, const uint8_t *W, int t, int
     return best;
 }
 
+/* Bytes of weights one decode token reads from the GGUF at path: every
+ * tensor in full, except the expert tensors ("_exps": expert_used_count of
+ * expert_count experts) and the token embedding (one row). 0 or -errno. */
+static int kb_decode_bytes(const char *path, double *out)
+{
+    char err[256] = "";
+    struct gguf_ctx *g = NULL;
+    int rc = gguf_open(&g, path, err, sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "kbench: %s\n", err);
+        return rc;
+    }
+    const char *arch = NULL;
+    char key[128];
+    uint32_t n_exp = 0, n_used = 0;
+    rc = gguf_get_str(g, "general.architecture", &arch);
+    if (rc == 0) {
+        snprintf(key, sizeof(key), "%s.expert_count", arch);
+        rc = gguf_get_u32(g, key, &n_exp);
+    }
+    if (rc == 0) {
+        snprintf(key, sizeof(key), "%s.expert_used_count", arch);
+        rc = gguf_get_u32(g, key, &n_used);
+    }
+    if (rc != 0 || n_exp == 0) {
+        fprintf(stderr, "kbench: %s: no general.architecture / expert_count / expert_used_count (not a MoE GGUF)\n",
+                path);
+        gguf_close(g);
+        return rc ? rc : -EINVAL;
+    }
+    double bytes = 0;
+    for (int64_t i = 0; i < gguf_n_tensors(g); i++) {
+        const struct gguf_tensor *t = gguf_tensor_at(g, i);
+        if (strstr(t->name, "_exps"))
+            bytes += (double)t->size * n_used / n_exp;
+        else if (strcmp(t->name, "token_embd.weight") == 0)
+            bytes += (double)t->size / (double)(t->n_dims > 1 ? t->ne[1] : 1);
+        else
+            bytes += (double)t->size;
+    }
+    gguf_close(g);
+    *out = bytes;
+    return 0;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -297,6 +344,8 @@ static void usage(FILE *f)
             "  --types LIST   comma list of formats, e.g. Q4_K,Q6_K (default: all)\n"
             "  --isa LIST     comma list of ref,avx2,avx512 (default: all the CPU supports)\n"
             "  --json         machine-readable output on stdout\n"
+            "  --decode-bytes GGUF  print the bytes of weights one decode token reads from GGUF (every\n"
+            "                 tensor, the routed share of the expert tensors, one row of token_embd) and exit\n"
             "  --help         this text\n");
 }
 
@@ -313,7 +362,7 @@ static int parse_args(int argc, char **argv, struct kb_opts *o)
             continue;
         }
         static const char *const with_value[] = { "--mb", "--seconds", "--n", "--threads", "--types", "--isa",
-                                                   "--tokens", "--mm-mb", "--act-bits" };
+                                                   "--tokens", "--mm-mb", "--act-bits", "--decode-bytes" };
         bool known = false;
         for (size_t k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++)
             known = known || strcmp(a, with_value[k]) == 0;
@@ -342,6 +391,8 @@ static int parse_args(int argc, char **argv, struct kb_opts *o)
             o->act_bits = (int)strtol(v, &end, 10);
         else if (strcmp(a, "--types") == 0)
             o->types = v;
+        else if (strcmp(a, "--decode-bytes") == 0)
+            o->decode_gguf = v;
         else
             o->isas = v;
         if (end && *end) {
@@ -367,6 +418,13 @@ int main(int argc, char **argv)
                          .mm_mb = 8, .act_bits = 16 };
     if (parse_args(argc, argv, &o) != 0)
         return 2;
+    if (o.decode_gguf) {
+        double bytes;
+        if (kb_decode_bytes(o.decode_gguf, &bytes) != 0)
+            return 1;
+        printf("decode_weight_bytes %.0f\n", bytes);
+        return 0;
+    }
 
     int rc = 1;
     struct pool *pools[2] = { pool_init(1), pool_init(o.threads) };

@@ -488,12 +488,14 @@ static inline __m512i k4_nibbles64(const uint8_t *q, __m512i m4)
 
 /* Q4_K/Q5_K per-row tail of a super-block: the scaled integer sum and the
  * mins (dmin * sum(min * sums of 32 activations)) into row k's accumulators */
-#define K4_ROW_ACC(k, i, xd, xdmin, mins_dup, sumi)                                                           \
+#define K4_ROW_ACC(k, i, mins_dup, sumi)                                                           \
     do {                                                                                                      \
         const block_q8_K *yk = ROW_Q8K(k) + (i);                                                              \
         const __m256i msum = _mm256_madd_epi16(mins_dup, _mm256_loadu_si256((const __m256i *)yk->bsums));     \
-        acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(yk->d * (xd)), _mm512_cvtepi32_ps(sumi), acc[k]);             \
-        accm[k] = _mm256_fmadd_ps(_mm256_set1_ps(-yk->d * (xdmin)), _mm256_cvtepi32_ps(msum), accm[k]);      \
+        const __m512 yd = _mm512_set1_ps(yk->d);                                                              \
+        acc[k] = _mm512_fmadd_ps(_mm512_mul_ps(yd, vxd), _mm512_cvtepi32_ps(sumi), acc[k]);                   \
+        accm[k] = _mm256_fmadd_ps(_mm256_mul_ps(_mm512_castps512_ps256(yd), vxdmin), _mm256_cvtepi32_ps(msum),   \
+                                  accm[k]);                                                                   \
     } while (0)
 
 /* final sum of row k of Q4_K/Q5_K: float lanes, then the mins */
@@ -511,9 +513,11 @@ static inline __m512i k4_nibbles64(const uint8_t *q, __m512i m4)
         accm[k] = _mm256_setzero_ps();                                                                        \
     }
 
-/* per super-block: xd, xdmin, the scale bytes in every lane, the mins */
+/* per super-block: d and -dmin as vectors (the products with the
+ * activation scale round exactly as scalar ones), the scale bytes in every lane, the mins */
 #define K4_BLOCK_SCALES(blk)                                                                                  \
-    const float xd = fp16_to_f32((blk)->d), xdmin = fp16_to_f32((blk)->dmin);                                 \
+    const __m512 vxd = _mm512_set1_ps(fp16_to_f32((blk)->d));                                                \
+    const __m256 vxdmin = _mm256_set1_ps(-fp16_to_f32((blk)->dmin));                                          \
     const __m128i sm = unpack_k4_scales((blk)->scales);                                                       \
     const __m512i scb = _mm512_broadcast_i32x4(sm);                                                           \
     const __m256i mins_dup = _mm256_shuffle_epi8(_mm512_castsi512_si256(scb), midx)
@@ -540,7 +544,7 @@ ALWAYS_INLINE void q4_K_rows(int64_t n, float *s, size_t ss, const void *w, cons
                 sumi[k] = _mm512_dpwssd_epi32(sumi[k], p, scj);
             }
         }
-        ROWS_FOR(k) K4_ROW_ACC(k, i, xd, xdmin, mins_dup, sumi[k]);
+        ROWS_FOR(k) K4_ROW_ACC(k, i, mins_dup, sumi[k]);
     }
     ROWS_FOR(k) K4_ROW_STORE(k);
 }
@@ -600,7 +604,7 @@ ALWAYS_INLINE void q5_K_rows(int64_t n, float *s, size_t ss, const void *w, cons
                 sumi[k] = _mm512_dpwssd_epi32(sumi[k], p, scj);
             }
         }
-        ROWS_FOR(k) K4_ROW_ACC(k, i, xd, xdmin, mins_dup, sumi[k]);
+        ROWS_FOR(k) K4_ROW_ACC(k, i, mins_dup, sumi[k]);
     }
     ROWS_FOR(k) K4_ROW_STORE(k);
 }
