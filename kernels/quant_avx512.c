@@ -610,6 +610,17 @@ ALWAYS_INLINE void q5_K_rows(int64_t n, float *s, size_t ss, const void *w, cons
 }
 DEFINE_DOTS(dot_q5_K_avx512, q5_K_rows)
 
+/* Q6_K scale vectors without vpermw: vpshufb puts signed scale base + L
+ * (L = the 128-bit lane) in the high byte of every int16 lane of lane L,
+ * an arithmetic shift right by 8 sign-extends it. */
+static inline __m512i q6k_sc_idx(int base)
+{
+    int8_t b[64];
+    for (int i = 0; i < 64; i++)
+        b[i] = (int8_t)(i % 2 ? base + i / 16 : -128);
+    return _mm512_loadu_si512(b);
+}
+
 /* s = W[n] . x[n]; W Q6_K, x Q8_K */
 ALWAYS_INLINE void q6_K_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
                              const int na)
@@ -617,15 +628,15 @@ ALWAYS_INLINE void q6_K_rows(int64_t n, float *s, size_t ss, const void *w, cons
     const block_q6_K *x = w;
     const int64_t nb = n / QK_K;
     const __m512i m4 = _mm512_set1_epi8(0x0F);
-    const __m512i m3 = _mm512_set1_epi8(0x03);
-    const __m512i idx[4] = { scale_idx(0, 4), scale_idx(4, 4), scale_idx(8, 4), scale_idx(12, 4) };
+    const __m512i m30 = _mm512_set1_epi8(0x30);
+    const __m512i idx[4] = { q6k_sc_idx(0), q6k_sc_idx(4), q6k_sc_idx(8), q6k_sc_idx(12) };
     __m512 acc[MULTI_G];
     ROWS_FOR(k) acc[k] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
         prefetch_block(x + i, sizeof(*x));
         const float xd = fp16_to_f32(x[i].d);
         const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
-        const __m512i sc = _mm512_zextsi256_si512(sc16);
+        const __m512i raw = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)x[i].scales));
         __m512i sumi[MULTI_G];
         ROWS_FOR(k) sumi[k] = _mm512_setzero_si512();
 #pragma GCC unroll 2
@@ -633,13 +644,16 @@ ALWAYS_INLINE void q6_K_rows(int64_t n, float *s, size_t ss, const void *w, cons
             /* L = ql[0..63] of this half: low nibbles are elements 0..63,
              * high nibbles 64..127; QH = [qh | qh >> 2] supplies bits 4-5 */
             const __m512i L = _mm512_loadu_si512(x[i].ql + 64 * h);
-            const __m512i QH = dup_shift(_mm256_loadu_si256((const __m256i *)(x[i].qh + 32 * h)), 2);
-            const __m512i ha = _mm512_slli_epi16(_mm512_and_si512(QH, m3), 4);
-            const __m512i hb = _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(QH, 4), m3), 4);
-            const __m512i wa = _mm512_or_si512(_mm512_and_si512(L, m4), ha);
-            const __m512i wb = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(L, 4), m4), hb);
-            const __m512i sca = _mm512_permutexvar_epi16(idx[2 * h], sc);
-            const __m512i scb = _mm512_permutexvar_epi16(idx[2 * h + 1], sc);
+            const __m512i QH0 = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x[i].qh + 32 * h)));
+            const __m512i QH = _mm512_mask_srli_epi16(QH0, (__mmask32)0xFFFF0000u, QH0, 2);
+            /* bits 4-5 of each weight: (QH & 3) << 4 and ((QH >> 4) & 3) << 4 */
+            const __m512i ha = _mm512_and_si512(_mm512_slli_epi16(QH, 4), m30);
+            const __m512i hb = _mm512_and_si512(QH, m30);
+            /* (low nibble) | high bits, one ternary-logic op each (A & B) | C */
+            const __m512i wa = _mm512_ternarylogic_epi32(L, m4, ha, 0xEA);
+            const __m512i wb = _mm512_ternarylogic_epi32(_mm512_srli_epi16(L, 4), m4, hb, 0xEA);
+            const __m512i sca = _mm512_srai_epi16(_mm512_shuffle_epi8(raw, idx[2 * h]), 8);
+            const __m512i scb = _mm512_srai_epi16(_mm512_shuffle_epi8(raw, idx[2 * h + 1]), 8);
             ROWS_FOR(k) sumi[k] = dot128_scaled(sumi[k], wa, wb, ROW_Q8K(k)[i].qs + 128 * h, sca, scb);
         }
         /* weights are stored as q + 32 (0..63): subtract 32 * sum(sc * bsums) */
