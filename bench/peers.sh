@@ -43,6 +43,8 @@ the decode limit set by memory bandwidth.
   --peers DIR       unpacked peers (default /tmp/peers; unpacked from
                     ../shared/peers when missing)
   --bin DIR         moestream binaries (default build/bin)
+  --base-bin DIR    also run the moestream of DIR (engine "ms0", e.g. a build of the previous
+                    commit) in the alternation: the ms / ms0 ratio is the speed-up
   --out FILE        keep every raw measurement as lines "round engine metric value"
 
 Peers run as llama-bench -t T -p P1,P2 -n N -r 1 -o json (llama-bench sizes the context to
@@ -54,7 +56,7 @@ EOF
 }
 
 GGUF= SPLIT= ROUNDS=3 THREADS=2 NGEN=32 PROMPTS="64 512" BUDGET=20G MS_ARGS= ENGINES="ms ik ik-rtr lcpp"
-PEERS=/tmp/peers BIN= OUT=
+PEERS=/tmp/peers BIN= OUT= BASE_BIN=
 while [ $# -gt 0 ]; do
     case $1 in
     -h | --help) usage; exit 0 ;;
@@ -69,6 +71,7 @@ while [ $# -gt 0 ]; do
     --engines) ENGINES=$2; shift 2 ;;
     --peers) PEERS=$2; shift 2 ;;
     --bin) BIN=$2; shift 2 ;;
+    --base-bin) BASE_BIN=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     *) bench_die "unknown option '$1' (see --help)" ;;
     esac
@@ -81,6 +84,10 @@ BIN=${BIN:-$REPO/build/bin}
 for b in moestream moestream-kbench; do
     [ -x "$BIN/$b" ] || bench_die "$BIN/$b: missing (run make)"
 done
+if [ -n "$BASE_BIN" ]; then
+    [ -x "$BASE_BIN/moestream" ] || bench_die "$BASE_BIN/moestream: missing"
+    ENGINES="ms ms0 ${ENGINES#ms }"
+fi
 PROMPT_CSV=$(echo $PROMPTS | tr ' ' ',')
 P1=${PROMPTS%% *}
 
@@ -88,9 +95,9 @@ P1=${PROMPTS%% *}
 need_peers=no
 for e in $ENGINES; do
     case $e in
-    ms) ;;
+    ms | ms0) ;;
     ik | ik-rtr | lcpp) need_peers=yes ;;
-    *) bench_die "unknown engine '$e' (ms ik ik-rtr lcpp)" ;;
+    *) bench_die "unknown engine '$e' (ms ms0 ik ik-rtr lcpp)" ;;
     esac
 done
 if [ $need_peers = yes ]; then
@@ -137,21 +144,21 @@ run_peer() { # round engine binary extra-args...
     done
 }
 
-run_ms() { # round
-    r=$1
+run_ms() { # round engine binary-dir
+    r=$1 e=$2 bindir=$3
     for p in $PROMPTS; do
         n=$NGEN
         [ "$p" = "$P1" ] || n=1
         # shellcheck disable=SC2086 # MS_ARGS is a list of flags
-        if ! "$BIN/moestream" bench -m "$SPLIT" -t "$THREADS" --preload --ram-budget "$BUDGET" --prompt-tokens "$p" \
+        if ! "$bindir/moestream" bench -m "$SPLIT" -t "$THREADS" --preload --ram-budget "$BUDGET" --prompt-tokens "$p" \
             -n "$n" --json $MS_ARGS > "$TMP/ms.json" 2> "$TMP/ms.err"; then
-            bench_warn "round $r: moestream (prompt $p) failed: $(tail -n 2 "$TMP/ms.err" | tr '\n' ' ')"
+            bench_warn "round $r: $e (prompt $p) failed: $(tail -n 2 "$TMP/ms.err" | tr '\n' ' ')"
             continue
         fi
         line=$(head -n 1 "$TMP/ms.json")
-        record "$r" ms "prompt$p" "$(echo "$line" | bench_json_num prefill_tok_s)"
+        record "$r" "$e" "prompt$p" "$(echo "$line" | bench_json_num prefill_tok_s)"
         if [ "$p" = "$P1" ]; then
-            record "$r" ms decode "$(echo "$line" | bench_json_num decode_tok_s)"
+            record "$r" "$e" decode "$(echo "$line" | bench_json_num decode_tok_s)"
         fi
     done
 }
@@ -169,7 +176,8 @@ for r in $(seq 1 "$ROUNDS"); do
     for e in $ENGINES; do
         echo "peers.sh: round $r/$ROUNDS: $e" >&2
         case $e in
-        ms) run_ms "$r" ;;
+        ms) run_ms "$r" ms "$BIN" ;;
+        ms0) run_ms "$r" ms0 "$BASE_BIN" ;;
         ik) run_peer "$r" ik "$PEERS/ik/llama-bench" ;;
         ik-rtr) run_peer "$r" ik-rtr "$PEERS/ik/llama-bench" -rtr 1 -mmp 0 ;;
         lcpp) run_peer "$r" lcpp "$PEERS/lcpp/llama-bench" ;;
