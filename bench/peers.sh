@@ -116,6 +116,23 @@ TMP=$(mktemp -d /tmp/peers-sh.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT INT TERM
 RAW=$TMP/raw
 : > "$RAW"
+
+# Every engine holds the whole model: on a shared machine, wait (up to
+# MEM_WAIT seconds, default 600) until MemAvailable covers it plus 1 GiB,
+# rather than measure an engine thrashing or being OOM-killed.
+NEED_KB=$(( $(stat -c %s "$GGUF") / 1024 + 1048576 ))
+wait_for_memory() {
+    waited=0
+    while [ "$(awk '/^MemAvailable:/ { print $2 }' /proc/meminfo)" -lt "$NEED_KB" ]; do
+        if [ "$waited" -ge "${MEM_WAIT:-600}" ]; then
+            bench_warn "only $(awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo) MiB available, need $((NEED_KB / 1024)) MiB: running anyway"
+            return 0
+        fi
+        [ "$waited" -gt 0 ] || bench_warn "waiting for $((NEED_KB / 1024)) MiB of available memory (other processes hold it)"
+        sleep 10
+        waited=$((waited + 10))
+    done
+}
 record() { echo "$1 $2 $3 $4" >> "$RAW"; }
 
 # llama-bench -o json: one object per test, "n_prompt", "n_gen", "avg_ts" on
@@ -174,7 +191,8 @@ for r in $(seq 1 "$ROUNDS"); do
     record "$r" mem read_gbs "$bw"
     record "$r" mem limit_tok_s "$(awk -v b="$DECODE_BYTES" -v g="$bw" 'BEGIN { printf "%.3f", g * 1e9 / b }')"
     for e in $ENGINES; do
-        echo "peers.sh: round $r/$ROUNDS: $e" >&2
+        wait_for_memory
+        echo "peers.sh: round $r/$ROUNDS: $e ($(date +%H:%M:%S))" >&2
         case $e in
         ms) run_ms "$r" ms "$BIN" ;;
         ms0) run_ms "$r" ms0 "$BASE_BIN" ;;
