@@ -429,9 +429,9 @@ ALWAYS_INLINE void q4_K_rows(int64_t n, float *s, size_t ss, const void *w, cons
         accm[k] = _mm256_setzero_ps();
     }
     for (int64_t i = 0; i < nb; i++) {
-        _mm_prefetch((const char *)(x + i) + 1024, _MM_HINT_T0);
-        _mm_prefetch((const char *)(x + i) + 1024 + 64, _MM_HINT_T0);
-        _mm_prefetch((const char *)(x + i) + 1024 + 128, _MM_HINT_T0);
+        __builtin_prefetch((const char *)(x + i) + 1024, 0, 3);
+        __builtin_prefetch((const char *)(x + i) + 1024 + 64, 0, 3);
+        __builtin_prefetch((const char *)(x + i) + 1024 + 128, 0, 3);
         const float xd = fp16_to_f32(x[i].d), xdmin = fp16_to_f32(x[i].dmin);
         const __m128i sm = unpack_k4_scales(x[i].scales);
         const __m256i mins_dup = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(sm), midx);

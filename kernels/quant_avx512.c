@@ -155,7 +155,7 @@ static inline void prefetch_block(const void *blk, size_t size)
 {
     const char *c = (const char *)blk + KPF_DIST;
     for (size_t o = 0; o < size; o += 64)
-        _mm_prefetch(c + o, _MM_HINT_T0);
+        __builtin_prefetch(c + o, 0, 3); /* _mm_prefetch is dropped by gcc 12 here */
 }
 
 /* --- several activation rows per pass over the weights ------------------- */
