@@ -47,6 +47,9 @@ the decode limit set by memory bandwidth.
                     commit) in the alternation: the ms / ms0 ratio is the speed-up
   --out FILE        keep every raw measurement as lines "round engine metric value"
 
+Every run first waits (up to $MEM_WAIT seconds, default 600) until MemAvailable covers the
+GGUF plus 1 GiB, and a failed run (e.g. OOM-killed on a shared machine) is retried once.
+
 Peers run as llama-bench -t T -p P1,P2 -n N -r 1 -o json (llama-bench sizes the context to
 the test; the CLI tools would need -c, they default to a 40960-token context). ik_llama.cpp
 runs with its defaults (fused MoE, flash attention) and again with -rtr 1 -mmp 0 (its
@@ -113,7 +116,8 @@ if [ $need_peers = yes ]; then
 fi
 
 TMP=$(mktemp -d /tmp/peers-sh.XXXXXX)
-trap 'rm -rf "$TMP"' EXIT INT TERM
+trap 'rm -rf "$TMP"' EXIT
+trap 'exit 130' INT TERM
 RAW=$TMP/raw
 : > "$RAW"
 
@@ -148,11 +152,17 @@ parse_llama_bench() {
 run_peer() { # round engine binary extra-args...
     r=$1 e=$2 bin=$3
     shift 3
-    cat "$GGUF" > /dev/null # page cache warm, not timed
-    if ! "$bin" -m "$GGUF" -t "$THREADS" -p "$PROMPT_CSV" -n "$NGEN" -r 1 -o json "$@" > "$TMP/lb.json" 2> "$TMP/lb.err"; then
-        bench_warn "round $r: $e failed: $(tail -n 2 "$TMP/lb.err" | tr '\n' ' ')"
-        return 0
-    fi
+    ok=no
+    for attempt in 1 2; do
+        wait_for_memory
+        cat "$GGUF" > /dev/null # page cache warm, not timed
+        if "$bin" -m "$GGUF" -t "$THREADS" -p "$PROMPT_CSV" -n "$NGEN" -r 1 -o json "$@" > "$TMP/lb.json" 2> "$TMP/lb.err"; then
+            ok=yes
+            break
+        fi
+        bench_warn "round $r: $e failed (attempt $attempt): $(tail -n 2 "$TMP/lb.err" | tr '\n' ' ')"
+    done
+    [ $ok = yes ] || return 0
     parse_llama_bench "$TMP/lb.json" | while read -r test ts; do
         case $test in
         tg*) record "$r" "$e" decode "$ts" ;;
@@ -166,12 +176,18 @@ run_ms() { # round engine binary-dir
     for p in $PROMPTS; do
         n=$NGEN
         [ "$p" = "$P1" ] || n=1
-        # shellcheck disable=SC2086 # MS_ARGS is a list of flags
-        if ! "$bindir/moestream" bench -m "$SPLIT" -t "$THREADS" --preload --ram-budget "$BUDGET" --prompt-tokens "$p" \
-            -n "$n" --json $MS_ARGS > "$TMP/ms.json" 2> "$TMP/ms.err"; then
-            bench_warn "round $r: $e (prompt $p) failed: $(tail -n 2 "$TMP/ms.err" | tr '\n' ' ')"
-            continue
-        fi
+        ok=no
+        for attempt in 1 2; do
+            wait_for_memory
+            # shellcheck disable=SC2086 # MS_ARGS is a list of flags
+            if "$bindir/moestream" bench -m "$SPLIT" -t "$THREADS" --preload --ram-budget "$BUDGET" --prompt-tokens "$p" \
+                -n "$n" --json $MS_ARGS > "$TMP/ms.json" 2> "$TMP/ms.err"; then
+                ok=yes
+                break
+            fi
+            bench_warn "round $r: $e (prompt $p) failed (attempt $attempt): $(tail -n 2 "$TMP/ms.err" | tr '\n' ' ')"
+        done
+        [ $ok = yes ] || continue
         line=$(head -n 1 "$TMP/ms.json")
         record "$r" "$e" "prompt$p" "$(echo "$line" | bench_json_num prefill_tok_s)"
         if [ "$p" = "$P1" ]; then
@@ -191,7 +207,6 @@ for r in $(seq 1 "$ROUNDS"); do
     record "$r" mem read_gbs "$bw"
     record "$r" mem limit_tok_s "$(awk -v b="$DECODE_BYTES" -v g="$bw" 'BEGIN { printf "%.3f", g * 1e9 / b }')"
     for e in $ENGINES; do
-        wait_for_memory
         echo "peers.sh: round $r/$ROUNDS: $e ($(date +%H:%M:%S))" >&2
         case $e in
         ms) run_ms "$r" ms "$BIN" ;;
