@@ -745,22 +745,33 @@ ALWAYS_INLINE void q2_K_rows(int64_t n, float *s, size_t ss, const void *w, cons
 }
 DEFINE_DOTS(dot_q2_K_avx512, q2_K_rows)
 
-/* s = W[n] . x[n]; W IQ4_XS, x Q8_K */
+/* IQ4_XS scale vectors: vpshufb puts the signed sub-block scale (a byte of
+ * the lane-broadcast ls8) in the high byte of every int16 lane, an
+ * arithmetic shift sign-extends it: lanes 0-15 get scale 2j, 16-31 2j+1. */
+static inline __m512i iq4xs_sc_idx(int j)
+{
+    int8_t b[64];
+    for (int i = 0; i < 64; i++)
+        b[i] = (int8_t)(i % 2 ? (i < 32 ? 2 * j : 2 * j + 1) : -128);
+    return _mm512_loadu_si512(b);
+}
+
+/* s = W[n] . x[n]; W IQ4_XS, x Q8_K. The looked-up values are signed (-127..
+ * 113): |w| meets the activations with w's sign (maddubs pairs stay below
+ * 2 * 127 * 127), so there is no offset to correct, and the int16 pair sums
+ * take their sub-block scale by dpwssd, as in the K-quants. */
 ALWAYS_INLINE void iq4_xs_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
                                const int na)
 {
     const block_iq4_xs *x = w;
     const int64_t nb = n / QK_K;
-    const __m512i off = _mm512_set1_epi8((char)0x80);
-    /* value + 128 as unsigned bytes, the 16-entry table in every 128-bit lane */
-    const __m512i table = _mm512_xor_si512(
-        _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)quant_kvalues_iq4nl)), off);
+    const __m512i values = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)quant_kvalues_iq4nl));
+    const __m512i mags = _mm512_abs_epi8(values);
     const __m512i m4 = _mm512_set1_epi8(0x0F);
+    const __m512i z = _mm512_setzero_si512();
     const __m256i sh_l = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
     const __m256i sh_h = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
-    __m512i idx[4];
-    for (int j = 0; j < 4; j++)
-        idx[j] = _mm512_inserti64x4(_mm512_set1_epi32(2 * j), _mm256_set1_epi32(2 * j + 1), 1);
+    const __m512i sidx[4] = { iq4xs_sc_idx(0), iq4xs_sc_idx(1), iq4xs_sc_idx(2), iq4xs_sc_idx(3) };
     __m512 acc[MULTI_G];
     ROWS_FOR(k) acc[k] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
@@ -774,32 +785,28 @@ ALWAYS_INLINE void iq4_xs_rows(int64_t n, float *s, size_t ss, const void *w, co
         const __m256i hi = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(x[i].scales_h), sh_h),
                                             _mm256_set1_epi32(3));
         const __m256i ls = _mm256_sub_epi32(_mm256_or_si256(lo, _mm256_slli_epi32(hi, 4)), _mm256_set1_epi32(32));
-        const __m512i ls512 = _mm512_zextsi256_si512(ls);
+        const __m512i ls8 = _mm512_broadcast_i32x4(_mm256_cvtepi32_epi8(ls));
         __m512i sumi[MULTI_G];
         ROWS_FOR(k) sumi[k] = _mm512_setzero_si512();
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
-            /* 32 bytes = sub-blocks 2j and 2j+1; reorder 128-bit lanes to
-             * [lo(2j), hi(2j), lo(2j+1), hi(2j+1)] = element order */
-            const __m256i qv = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
-            __m512i v = _mm512_and_si512(dup_shift(qv, 4), m4);
-            v = _mm512_shuffle_i64x2(v, v, _MM_SHUFFLE(3, 1, 2, 0));
-            const __m512i wu = _mm512_shuffle_epi8(table, v);
-            const __m512i lsj = _mm512_permutexvar_epi32(idx[j], ls512);
+            /* 32 bytes = sub-blocks 2j and 2j+1 (16 bytes each); lanes
+             * [A, A, B, B], high nibbles in lanes 1 and 3 = element order */
+            const __m512i q = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j)));
+            const __m512i t = _mm512_shuffle_i64x2(q, q, _MM_SHUFFLE(1, 1, 0, 0));
+            const __m512i v = _mm512_and_si512(_mm512_mask_srli_epi16(t, (__mmask32)0xFF00FF00u, t, 4), m4);
+            const __m512i wabs = _mm512_shuffle_epi8(mags, v);
+            const __mmask64 neg = _mm512_movepi8_mask(_mm512_shuffle_epi8(values, v));
+            const __m512i scj = _mm512_srai_epi16(_mm512_shuffle_epi8(ls8, sidx[j]), 8);
             ROWS_FOR(k) {
-                const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wu,
-                                                      _mm512_loadu_si512(ROW_Q8K(k)[i].qs + 64 * j));
-                sumi[k] = _mm512_add_epi32(sumi[k], _mm512_mullo_epi32(p, lsj));
+                const __m512i av = _mm512_loadu_si512(ROW_Q8K(k)[i].qs + 64 * j);
+                const __m512i p = _mm512_maddubs_epi16(wabs, _mm512_mask_sub_epi8(av, neg, z, av));
+                sumi[k] = _mm512_dpwssd_epi32(sumi[k], p, scj);
             }
         }
         ROWS_FOR(k) {
             const block_q8_K *yk = ROW_Q8K(k) + i;
-            /* the +128 offset: 128 * sum over sub-blocks of ls * (sum of its 32 activations) */
-            const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)yk->bsums),
-                                              _mm_loadu_si128((const __m128i *)(yk->bsums + 8)));
-            const __m256i corr = _mm256_mullo_epi32(ls, _mm256_cvtepi16_epi32(bs));
-            const __m512i si = _mm512_sub_epi32(sumi[k], _mm512_zextsi256_si512(_mm256_slli_epi32(corr, 7)));
-            acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(yk->d * xd), _mm512_cvtepi32_ps(si), acc[k]);
+            acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(yk->d * xd), _mm512_cvtepi32_ps(sumi[k]), acc[k]);
         }
     }
     ROWS_FOR(k) s[(size_t)k * ss] = _mm512_reduce_add_ps(acc[k]);
