@@ -19,13 +19,27 @@
  * removed with a second dpbusd of the offset against the activations. The
  * K-quants use 512-bit maddubs (u8 x s8 -> int16 pairs) followed by
  * _mm512_dpwssd_epi32 against a vector of int16 sub-block scales, and the
- * Q8_K bsums for the offsets and mins once per super-block; IQ4_XS uses
- * dpbusd on value + 128 and an int32 scale multiply. All weight bytes are
- * at most 6 bits here except the +128 tables, which only meet dpbusd, so
- * no int16 pair sum can saturate for activations in [-127, 127].
+ * Q8_K bsums for the offsets and mins once per super-block. Q8_0 and
+ * IQ4_XS use the sign trick instead (|w| against the activations with w's
+ * sign: Q8_0 into a 256-bit dpbusd per block, IQ4_XS into maddubs +
+ * dpwssd with its sub-block scales, pair sums below 2 * 127 * 127). All
+ * other weight bytes are at most 6 bits, or +128 table values that only
+ * meet dpbusd, so no int16 pair sum can saturate for activations in
+ * [-127, 127].
  *
- * Measured on the 2-core AVX-512 dev VM (AMD EPYC, L2-resident rows of
- * 4096, one thread, GB/s of weights; AVX2 kernel in brackets): Q4_K 32
+ * Port pressure (Intel: 512-bit integer ops on ports 0 and 5 only, the
+ * integer dot products on port 0, vpermw two port-5 uops): the K-quant
+ * and IQ4_XS scale vectors are vpshufb of a lane-broadcast, the nibble
+ * halves a broadcast load plus a masked shift, and the Q4_K/Q5_K mins meet
+ * the bsums in one vpmaddwd; the weights are prefetched 1 KiB ahead
+ * (prefetch_block). In 16-bit activation mode (two activation rows per
+ * weight row) this took, on the shared 2-core Xeon VM (one thread, rows of
+ * 2048 in L2, medians of 3 alternating runs, GB/s of weights): Q4_K 8.8 ->
+ * 11.7, Q5_K 10.3 -> 12.2, Q6_K 17.4 -> 19.1, Q8_0 8.9 -> 12.7, IQ4_XS
+ * 7.7 -> 9.0 (bench/README.md has the full table).
+ *
+ * Measured earlier on the 2-core AVX-512 dev VM (AMD EPYC, L2-resident rows
+ * of 4096, one thread, GB/s of weights; AVX2 kernel in brackets): Q4_K 32
  * (26), Q6_K 55 (32), Q5_K 34 (23), Q3_K 23 (12), Q2_K 23 (15), Q8_0 44
  * (39), Q4_0 20 (14), Q5_0 21 (14), IQ4_NL 19 (14), MXFP4 17 (14), IQ4_XS
  * 26 (16). Streaming from DRAM reads 10-25 GB/s per core there.
