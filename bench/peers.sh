@@ -103,16 +103,18 @@ for e in $ENGINES; do
     *) bench_die "unknown engine '$e' (ms ms0 ik ik-rtr lcpp)" ;;
     esac
 done
+SHARED=${PEERS_ARCHIVES:-$REPO/../shared/peers}
+# ensure_peer DIR NAME: PEERS/DIR/llama-bench, unpacked from SHARED/NAME-*.tar.xz when
+# missing; checked before every run (another session may clean /tmp meanwhile).
+ensure_peer() {
+    [ -x "$PEERS/$1/llama-bench" ] && return 0
+    tarball=$(ls "$SHARED/$2"-*.tar.xz 2>/dev/null | head -n 1)
+    [ -n "$tarball" ] || bench_die "$PEERS/$1/llama-bench missing and no $SHARED/$2-*.tar.xz to unpack"
+    mkdir -p "$PEERS" && tar xJf "$tarball" -C "$PEERS" || bench_die "cannot unpack $tarball into $PEERS"
+}
 if [ $need_peers = yes ]; then
-    SHARED=${PEERS_ARCHIVES:-$REPO/../shared/peers}
-    mkdir -p "$PEERS"
-    for pair in "ik:ik_llama.cpp" "lcpp:llama.cpp"; do
-        d=${pair%%:*} name=${pair#*:}
-        [ -x "$PEERS/$d/llama-bench" ] && continue
-        tarball=$(ls "$SHARED/$name"-*.tar.xz 2>/dev/null | head -n 1)
-        [ -n "$tarball" ] || bench_die "$PEERS/$d/llama-bench missing and no $SHARED/$name-*.tar.xz to unpack"
-        tar xJf "$tarball" -C "$PEERS" || bench_die "cannot unpack $tarball into $PEERS"
-    done
+    ensure_peer ik ik_llama.cpp
+    ensure_peer lcpp llama.cpp
 fi
 
 TMP=$(mktemp -d /tmp/peers-sh.XXXXXX)
@@ -211,9 +213,9 @@ for r in $(seq 1 "$ROUNDS"); do
         case $e in
         ms) run_ms "$r" ms "$BIN" ;;
         ms0) run_ms "$r" ms0 "$BASE_BIN" ;;
-        ik) run_peer "$r" ik "$PEERS/ik/llama-bench" ;;
-        ik-rtr) run_peer "$r" ik-rtr "$PEERS/ik/llama-bench" -rtr 1 -mmp 0 ;;
-        lcpp) run_peer "$r" lcpp "$PEERS/lcpp/llama-bench" ;;
+        ik) ensure_peer ik ik_llama.cpp && run_peer "$r" ik "$PEERS/ik/llama-bench" ;;
+        ik-rtr) ensure_peer ik ik_llama.cpp && run_peer "$r" ik-rtr "$PEERS/ik/llama-bench" -rtr 1 -mmp 0 ;;
+        lcpp) ensure_peer lcpp llama.cpp && run_peer "$r" lcpp "$PEERS/lcpp/llama-bench" ;;
         esac
     done
 done
