@@ -19,6 +19,7 @@
  * tests.
  */
 #include <errno.h>
+#include <immintrin.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gguf.h"
 #include "matvec.h"
 #include "pool.h"
 #include "quant.h"
@@ -43,10 +45,12 @@ struct kb_opts {
     int threads;      /* "all threads" count */
     int tokens;       /* matmul activation rows; 0 = no matmul columns */
     double mm_mb;     /* matmul weight matrix size, MiB */
+    int act_bits;     /* matvec_set_act_bits: 16 (default) or 8 */
     bool json;
     bool cpu_time;    /* 1-thread column in the thread's CPU time */
     const char *types; /* comma list of type names, NULL = all */
     const char *isas;  /* comma list of ISA names, NULL = all */
+    const char *decode_gguf; /* --decode-bytes: print the weights per decode token and exit */
 };
 
 struct kb_result {
@@ -112,6 +116,28 @@ struct kb_mem_job {
     uint64_t sums[64];
 };
 
+/* Sum of len bytes read with 256-bit loads, four independent accumulators:
+ * the read bandwidth a SIMD kernel can see (a scalar loop is limited by
+ * load instructions, not by memory, on one core). */
+__attribute__((target("avx2"))) static uint64_t mem_read_avx2(const uint8_t *src, size_t len)
+{
+    __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+    size_t i = 0;
+    for (; i + 128 <= len; i += 128) {
+        s0 = _mm256_add_epi64(s0, _mm256_loadu_si256((const __m256i *)(src + i)));
+        s1 = _mm256_add_epi64(s1, _mm256_loadu_si256((const __m256i *)(src + i + 32)));
+        s2 = _mm256_add_epi64(s2, _mm256_loadu_si256((const __m256i *)(src + i + 64)));
+        s3 = _mm256_add_epi64(s3, _mm256_loadu_si256((const __m256i *)(src + i + 96)));
+    }
+    __m256i t = _mm256_add_epi64(_mm256_add_epi64(s0, s1), _mm256_add_epi64(s2, s3));
+    uint64_t lanes[4];
+    _mm256_storeu_si256((__m256i *)lanes, t);
+    uint64_t sum = lanes[0] + lanes[1] + lanes[2] + lanes[3];
+    for (; i < len; i++)
+        sum += src[i];
+    return sum;
+}
+
 static void mem_task(void *ctx, int task, int n_tasks)
 {
     struct kb_mem_job *j = ctx;
@@ -120,6 +146,10 @@ static void mem_task(void *ctx, int task, int n_tasks)
     size_t len = task == n_tasks - 1 ? j->bytes - off : chunk;
     if (j->dst) {
         memcpy(j->dst + off, j->src + off, len);
+        return;
+    }
+    if (__builtin_cpu_supports("avx2")) {
+        j->sums[task % 64] = mem_read_avx2(j->src + off, len);
         return;
     }
     const uint64_t *p = (const uint64_t *)(j->src + off);
@@ -298,6 +328,51 @@ static double time_matmul(struct pool *p, float *Y, const uint8_t *W, int t, int
     return best;
 }
 
+/* Bytes of weights one decode token reads from the GGUF at path: every
+ * tensor in full, except the expert tensors ("_exps": expert_used_count of
+ * expert_count experts) and the token embedding (one row). 0 or -errno. */
+static int kb_decode_bytes(const char *path, double *out)
+{
+    char err[256] = "";
+    struct gguf_ctx *g = NULL;
+    int rc = gguf_open(&g, path, err, sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "kbench: %s\n", err);
+        return rc;
+    }
+    const char *arch = NULL;
+    char key[128];
+    uint32_t n_exp = 0, n_used = 0;
+    rc = gguf_get_str(g, "general.architecture", &arch);
+    if (rc == 0) {
+        snprintf(key, sizeof(key), "%s.expert_count", arch);
+        rc = gguf_get_u32(g, key, &n_exp);
+    }
+    if (rc == 0) {
+        snprintf(key, sizeof(key), "%s.expert_used_count", arch);
+        rc = gguf_get_u32(g, key, &n_used);
+    }
+    if (rc != 0 || n_exp == 0) {
+        fprintf(stderr, "kbench: %s: no general.architecture / expert_count / expert_used_count (not a MoE GGUF)\n",
+                path);
+        gguf_close(g);
+        return rc ? rc : -EINVAL;
+    }
+    double bytes = 0;
+    for (int64_t i = 0; i < gguf_n_tensors(g); i++) {
+        const struct gguf_tensor *t = gguf_tensor_at(g, i);
+        if (strstr(t->name, "_exps"))
+            bytes += (double)t->size * n_used / n_exp;
+        else if (strcmp(t->name, "token_embd.weight") == 0)
+            bytes += (double)t->size / (double)(t->n_dims > 1 ? t->ne[1] : 1);
+        else
+            bytes += (double)t->size;
+    }
+    gguf_close(g);
+    *out = bytes;
+    return 0;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -311,12 +386,15 @@ static void usage(FILE *f)
             "  --threads N    threads for the all-threads column (default: online CPUs)\n"
             "  --tokens N     activation rows for the matmul columns (default 64; 0: skip matmul)\n"
             "  --mm-mb N      matmul weight matrix size in MiB (default 8)\n"
+            "  --act-bits N   activation precision of the integer dots: 16 (default) or 8\n"
             "  --types LIST   comma list of formats, e.g. Q4_K,Q6_K (default: all)\n"
             "  --isa LIST     comma list of ref,avx2,avx512 (default: all the CPU supports)\n"
             "  --json         machine-readable output on stdout\n"
             "  --cpu-time     time the 1-thread column in the calling thread's CPU time (it runs\n"
             "                 every task itself): steady on a shared machine, where time slices lost\n"
             "                 to other processes would count as kernel time\n"
+            "  --decode-bytes GGUF  print the bytes of weights one decode token reads from GGUF (every\n"
+            "                 tensor, the routed share of the expert tensors, one row of token_embd) and exit\n"
             "  --help         this text\n");
 }
 
@@ -336,7 +414,7 @@ static int parse_args(int argc, char **argv, struct kb_opts *o)
             continue;
         }
         static const char *const with_value[] = { "--mb", "--seconds", "--n", "--threads", "--types", "--isa",
-                                                   "--tokens", "--mm-mb" };
+                                                   "--tokens", "--mm-mb", "--act-bits", "--decode-bytes" };
         bool known = false;
         for (size_t k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++)
             known = known || strcmp(a, with_value[k]) == 0;
@@ -361,8 +439,12 @@ static int parse_args(int argc, char **argv, struct kb_opts *o)
             o->tokens = (int)strtol(v, &end, 10);
         else if (strcmp(a, "--mm-mb") == 0)
             o->mm_mb = strtod(v, &end);
+        else if (strcmp(a, "--act-bits") == 0)
+            o->act_bits = (int)strtol(v, &end, 10);
         else if (strcmp(a, "--types") == 0)
             o->types = v;
+        else if (strcmp(a, "--decode-bytes") == 0)
+            o->decode_gguf = v;
         else
             o->isas = v;
         if (end && *end) {
@@ -372,9 +454,9 @@ static int parse_args(int argc, char **argv, struct kb_opts *o)
         i++;
     }
     if (o->mb <= 0 || o->seconds < 0 || o->threads < 1 || o->n <= 0 || o->n % QK_K != 0 || o->tokens < 0 ||
-        o->mm_mb <= 0) {
+        o->mm_mb <= 0 || matvec_set_act_bits(o->act_bits) != 0) {
         fprintf(stderr, "kbench: need --mb > 0, --seconds >= 0, --threads >= 1, --n a positive multiple of %d, "
-                        "--tokens >= 0, --mm-mb > 0\n",
+                        "--tokens >= 0, --mm-mb > 0, --act-bits 8 or 16\n",
                 QK_K);
         return -EINVAL;
     }
@@ -391,9 +473,16 @@ int main(int argc, char **argv)
     }
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     struct kb_opts o = { .mb = 512, .seconds = 0.3, .n = 4096, .threads = ncpu > 0 ? (int)ncpu : 1, .tokens = 64,
-                         .mm_mb = 8 };
+                         .mm_mb = 8, .act_bits = 16 };
     if (parse_args(argc, argv, &o) != 0)
         return 2;
+    if (o.decode_gguf) {
+        double bytes;
+        if (kb_decode_bytes(o.decode_gguf, &bytes) != 0)
+            return 1;
+        printf("decode_weight_bytes %.0f\n", bytes);
+        return 0;
+    }
 
     int rc = 1;
     struct pool *pools[2] = { pool_init(1), pool_init(o.threads) };
@@ -444,11 +533,12 @@ int main(int argc, char **argv)
     }
 
     if (o.json) {
-        printf("{\"threads\": %d, \"mib\": %.0f, \"n\": %lld, \"tokens\": %d, \"mm_mib\": %.0f, \"cpu_time_1t\": %s,\n"
+        printf("{\"threads\": %d, \"mib\": %.0f, \"n\": %lld, \"tokens\": %d, \"mm_mib\": %.0f, \"act_bits\": %d, "
+               "\"cpu_time_1t\": %s,\n"
                " \"memory\": {\"copy_gbs_1t\": %.2f, \"copy_gbs_all\": %.2f, \"read_gbs_1t\": %.2f, "
                "\"read_gbs_all\": %.2f},\n",
-               o.threads, o.mb, (long long)o.n, o.tokens, o.mm_mb, o.cpu_time ? "true" : "false", copy_gbs[0],
-               copy_gbs[1], read_gbs[0], read_gbs[1]);
+               o.threads, o.mb, (long long)o.n, o.tokens, o.mm_mb, o.act_bits, o.cpu_time ? "true" : "false",
+               copy_gbs[0], copy_gbs[1], read_gbs[0], read_gbs[1]);
         printf(" \"quantize_us\": {");
         const char *sep = "";
         for (int q = 0; q < 2; q++)
@@ -459,8 +549,9 @@ int main(int argc, char **argv)
                 }
         printf("},\n \"kernels\": [");
     } else {
-        printf("moestream-kbench: %.0f MiB of weights per format, rows of %lld, %d threads, best of >= %.2f s%s\n",
-               o.mb, (long long)o.n, o.threads, o.seconds,
+        printf("moestream-kbench: %.0f MiB of weights per format, rows of %lld, %d threads, best of >= %.2f s, "
+               "%d-bit activations%s\n",
+               o.mb, (long long)o.n, o.threads, o.seconds, o.act_bits,
                o.cpu_time ? " (1-thread kernel columns in thread CPU time)" : "");
         printf("memory: copy %.1f GB/s (1 thread), %.1f GB/s (%d threads) [read+write bytes]; "
                "read %.1f GB/s (1 thread), %.1f GB/s (%d threads)\n",

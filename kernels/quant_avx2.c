@@ -416,16 +416,25 @@ ALWAYS_INLINE void q4_K_rows(int64_t n, float *s, size_t ss, const void *w, cons
     __m256i k1[8];
     for (int k = 0; k < 8; k++)
         k1[k] = one_ctrl(k);
+    /* int16 lane l of mins_dup = min(l / 2): one vpmaddwd against the 16
+     * bsums gives min(s) * (sum of the 32 activations of sub-block s) */
+    int8_t midx_b[32];
+    for (int l = 0; l < 32; l++)
+        midx_b[l] = (int8_t)(l % 2 ? -128 : 8 + l / 4);
+    const __m256i midx = _mm256_loadu_si256((const __m256i *)midx_b);
     __m256 acc[MULTI_G];
-    __m128 accm[MULTI_G];
+    __m256 accm[MULTI_G];
     ROWS_FOR(k) {
         acc[k] = _mm256_setzero_ps();
-        accm[k] = _mm_setzero_ps();
+        accm[k] = _mm256_setzero_ps();
     }
     for (int64_t i = 0; i < nb; i++) {
+        __builtin_prefetch((const char *)(x + i) + 1024, 0, 3);
+        __builtin_prefetch((const char *)(x + i) + 1024 + 64, 0, 3);
+        __builtin_prefetch((const char *)(x + i) + 1024 + 128, 0, 3);
         const float xd = fp16_to_f32(x[i].d), xdmin = fp16_to_f32(x[i].dmin);
         const __m128i sm = unpack_k4_scales(x[i].scales);
-        const __m128i mins = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(sm, sm));
+        const __m256i mins_dup = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(sm), midx);
         /* sc: the 8 sub-block scales as int16 in both lanes */
         const __m256i sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));
         __m256i sumi[MULTI_G];
@@ -448,18 +457,12 @@ ALWAYS_INLINE void q4_K_rows(int64_t n, float *s, size_t ss, const void *w, cons
             const block_q8_K *yk = ROW_Q8K(k) + i;
             const float d = yk->d * xd;
             const float dmin = -yk->d * xdmin;
-            /* sums of 32 activations: pairs of the 16-element bsums */
-            const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)yk->bsums),
-                                              _mm_loadu_si128((const __m128i *)(yk->bsums + 8)));
-            accm[k] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(_mm_madd_epi16(mins, bs)), accm[k]);
+            const __m256i msum = _mm256_madd_epi16(mins_dup, _mm256_loadu_si256((const __m256i *)yk->bsums));
+            accm[k] = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(msum), accm[k]);
             acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[k]), acc[k]);
         }
     }
-    ROWS_FOR(k) {
-        __m128 m = _mm_add_ps(accm[k], _mm_movehl_ps(accm[k], accm[k]));
-        m = _mm_add_ss(m, _mm_movehdup_ps(m));
-        s[(size_t)k * ss] = hsum_f32_8(acc[k]) + _mm_cvtss_f32(m);
-    }
+    ROWS_FOR(k) s[(size_t)k * ss] = hsum_f32_8(acc[k]) + hsum_f32_8(accm[k]);
 }
 DEFINE_DOTS(dot_q4_K_avx2, q4_K_rows)
 

@@ -20,13 +20,27 @@
  * removed with a second dpbusd of the offset against the activations. The
  * K-quants use 512-bit maddubs (u8 x s8 -> int16 pairs) followed by
  * _mm512_dpwssd_epi32 against a vector of int16 sub-block scales, and the
- * Q8_K bsums for the offsets and mins once per super-block; IQ4_XS uses
- * dpbusd on value + 128 and an int32 scale multiply. All weight bytes are
- * at most 6 bits here except the +128 tables, which only meet dpbusd, so
- * no int16 pair sum can saturate for activations in [-127, 127].
+ * Q8_K bsums for the offsets and mins once per super-block. Q8_0 and
+ * IQ4_XS use the sign trick instead (|w| against the activations with w's
+ * sign: Q8_0 into a 256-bit dpbusd per block, IQ4_XS into maddubs +
+ * dpwssd with its sub-block scales, pair sums below 2 * 127 * 127). All
+ * other weight bytes are at most 6 bits, or +128 table values that only
+ * meet dpbusd, so no int16 pair sum can saturate for activations in
+ * [-127, 127].
  *
- * Measured on the 2-core AVX-512 dev VM (AMD EPYC, L2-resident rows of
- * 4096, one thread, GB/s of weights; AVX2 kernel in brackets): Q4_K 32
+ * Port pressure (Intel: 512-bit integer ops on ports 0 and 5 only, the
+ * integer dot products on port 0, vpermw two port-5 uops): the K-quant
+ * and IQ4_XS scale vectors are vpshufb of a lane-broadcast, the nibble
+ * halves a broadcast load plus a masked shift, and the Q4_K/Q5_K mins meet
+ * the bsums in one vpmaddwd; the weights are prefetched 1 KiB ahead
+ * (prefetch_block). In 16-bit activation mode (two activation rows per
+ * weight row) this took, on the shared 2-core Xeon VM (one thread, rows of
+ * 2048 in L2, medians of 3 alternating runs, GB/s of weights): Q4_K 8.8 ->
+ * 11.7, Q5_K 10.3 -> 12.2, Q6_K 17.4 -> 19.1, Q8_0 8.9 -> 12.7, IQ4_XS
+ * 7.7 -> 9.0 (bench/README.md has the full table).
+ *
+ * Measured earlier on the 2-core AVX-512 dev VM (AMD EPYC, L2-resident rows
+ * of 4096, one thread, GB/s of weights; AVX2 kernel in brackets): Q4_K 32
  * (26), Q6_K 55 (32), Q5_K 34 (23), Q3_K 23 (12), Q2_K 23 (15), Q8_0 44
  * (39), Q4_0 20 (14), Q5_0 21 (14), IQ4_NL 19 (14), MXFP4 17 (14), IQ4_XS
  * 26 (16). Streaming from DRAM reads 10-25 GB/s per core there.
@@ -143,6 +157,20 @@ static inline float e8m0_half_to_f32(uint8_t e)
     float f;
     memcpy(&f, &bits, sizeof(f));
     return f;
+}
+
+/* Software prefetch of the weight bytes KPF_DIST ahead of the block being
+ * unpacked (rows are contiguous, so this runs into the next row at the end
+ * of one): the kernels are busy enough that the hardware prefetcher alone
+ * leaves DRAM latency exposed. */
+#ifndef KPF_DIST
+#define KPF_DIST 1024
+#endif
+static inline void prefetch_block(const void *blk, size_t size)
+{
+    const char *c = (const char *)blk + KPF_DIST;
+    for (size_t o = 0; o < size; o += 64)
+        __builtin_prefetch(c + o, 0, 3); /* _mm_prefetch is dropped by gcc 12 here */
 }
 
 /* --- several activation rows per pass over the weights ------------------- */
@@ -270,49 +298,53 @@ static void dot_bf16_avx512(int64_t n, float *s, const void *w, const void *a)
 /* --- 32-element blocks, Q8_0 activations (256-bit VNNI) ------------------ */
 
 /* s = W[n] . x[n]; W Q8_0, x Q8_0 (na activation rows, see ROWS_FOR). Sign
- * trick |w| * (a with w's sign), two blocks per 512-bit step (no 512-bit
- * vpsignb: a masked negate instead). */
+ * trick |w| * (a with w's sign) into a 256-bit dpbusd per block, two
+ * accumulators (even and odd blocks) per row. 256 bits on purpose: a block
+ * is 32 bytes, and pairing two blocks in 512 bits costs three shuffle-port
+ * uops per pair for the scales; measured on the 2-core Xeon VM (one thread,
+ * rows of 2048 in L2, medians of 3) this is 8.9 -> 12.7 GB/s (16-bit
+ * activations) and 13.1 -> 21.3 GB/s (8-bit) against the 512-bit pairing. */
 ALWAYS_INLINE void q8_0_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
                              const int na)
 {
     const block_q8_0 *x = w;
     const int64_t nb = n / QK8_0;
-    const __m512i z = _mm512_setzero_si512();
-    __m512 acc[MULTI_G];
-    __m256 acc1[MULTI_G];
+    const __m256i z = _mm256_setzero_si256();
+    __m256 acc0[MULTI_G], acc1[MULTI_G];
     ROWS_FOR(k) {
-        acc[k] = _mm512_setzero_ps();
+        acc0[k] = _mm256_setzero_ps();
         acc1[k] = _mm256_setzero_ps();
     }
+#define Q80_ROW(acc, b, wv, wabs, xd)                                                                        \
+    do {                                                                                                     \
+        const __m256i av = _mm256_loadu_si256((const __m256i *)y[b].qs);                                     \
+        const __m256i p = _mm256_dpbusd_epi32(z, wabs, _mm256_sign_epi8(av, wv));                            \
+        acc = _mm256_fmadd_ps(_mm256_set1_ps((xd) * fp16_to_f32(y[b].d)), _mm256_cvtepi32_ps(p), acc);       \
+    } while (0)
     int64_t i = 0;
     for (; i + 2 <= nb; i += 2) {
-        const __m512i wv = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x[i].qs)),
-                                              _mm256_loadu_si256((const __m256i *)x[i + 1].qs), 1);
-        const __m512i wabs = _mm512_abs_epi8(wv);
-        const __mmask64 neg = _mm512_movepi8_mask(wv);
+        prefetch_block(x + i, 2 * sizeof(*x));
+        const __m256i w0 = _mm256_loadu_si256((const __m256i *)x[i].qs);
+        const __m256i w1 = _mm256_loadu_si256((const __m256i *)x[i + 1].qs);
+        const __m256i w0abs = _mm256_abs_epi8(w0), w1abs = _mm256_abs_epi8(w1);
         const float xd0 = fp16_to_f32(x[i].d), xd1 = fp16_to_f32(x[i + 1].d);
         ROWS_FOR(k) {
             const block_q8_0 *y = (const block_q8_0 *)(a + (size_t)k * as);
-            const __m512i av = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)y[i].qs)),
-                                                  _mm256_loadu_si256((const __m256i *)y[i + 1].qs), 1);
-            const __m512i p = _mm512_dpbusd_epi32(z, wabs, _mm512_mask_sub_epi8(av, neg, z, av));
-            const __m512 sc = _mm512_insertf32x8(_mm512_set1_ps(xd0 * fp16_to_f32(y[i].d)),
-                                                 _mm256_set1_ps(xd1 * fp16_to_f32(y[i + 1].d)), 1);
-            acc[k] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(p), acc[k]);
+            Q80_ROW(acc0[k], i, w0, w0abs, xd0);
+            Q80_ROW(acc1[k], i + 1, w1, w1abs, xd1);
         }
     }
     for (; i < nb; i++) {
-        const __m256i wv = _mm256_loadu_si256((const __m256i *)x[i].qs);
-        const __m256i wabs = _mm256_abs_epi8(wv);
-        const float xd = fp16_to_f32(x[i].d);
+        const __m256i w0 = _mm256_loadu_si256((const __m256i *)x[i].qs);
+        const __m256i w0abs = _mm256_abs_epi8(w0);
+        const float xd0 = fp16_to_f32(x[i].d);
         ROWS_FOR(k) {
             const block_q8_0 *y = (const block_q8_0 *)(a + (size_t)k * as);
-            const __m256i av = _mm256_loadu_si256((const __m256i *)y[i].qs);
-            const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), wabs, _mm256_sign_epi8(av, wv));
-            acc1[k] = _mm256_fmadd_ps(_mm256_set1_ps(xd * fp16_to_f32(y[i].d)), _mm256_cvtepi32_ps(p), acc1[k]);
+            Q80_ROW(acc0[k], i, w0, w0abs, xd0);
         }
     }
-    ROWS_FOR(k) s[(size_t)k * ss] = _mm512_reduce_add_ps(acc[k]) + hsum_f32_8(acc1[k]);
+#undef Q80_ROW
+    ROWS_FOR(k) s[(size_t)k * ss] = hsum_f32_8(_mm256_add_ps(acc0[k], acc1[k]));
 }
 DEFINE_DOTS(dot_q8_0_avx512, q8_0_rows)
 
@@ -517,27 +549,76 @@ DEFINE_DOTS(dot_mxfp4_avx512, mxfp4_rows)
 /* Activation row k of a rows() body, as Q8_K blocks */
 #define ROW_Q8K(k) ((const block_q8_K *)(a + (size_t)(k) * as))
 
-/* Q4_K/Q5_K per-row tail of a super-block: the mins (dmin * sum(min *
- * sums of 32 activations)) and the scaled integer sum, into row k's
- * accumulators */
-#define K4_ROW_ACC(k, i, xd, xdmin, mins, sumi)                                                               \
+/*
+ * Q4_K/Q5_K super-block plumbing, arranged to keep the shuffle port free
+ * (a vpermw is two uops there; the integer dots use the other port):
+ * - the 8 scales and 8 mins (unpack_k4_scales) sit in every 128-bit lane,
+ *   so one vpshufb per 64 weights gives that step's int16 scale vector
+ *   [sc(2j) x 16 | sc(2j+1) x 16] (index k4_sc_idx(j));
+ * - the mins meet the Q8_K bsums directly: int16 lane l of mins_dup is
+ *   min(l / 2), so one vpmaddwd gives min(s) * (bsums[2s] + bsums[2s+1])
+ *   for the 8 sub-blocks (no horizontal add per activation row);
+ * - the 32 packed bytes of a step are broadcast-loaded to both halves and
+ *   the high half shifted by 4 under a mask (no 256-bit insert).
+ */
+static inline __m512i k4_sc_idx(int j)
+{
+    int8_t b[64];
+    for (int i = 0; i < 64; i++)
+        b[i] = (int8_t)(i % 2 ? -128 : (i < 32 ? 2 * j : 2 * j + 1));
+    return _mm512_loadu_si512(b);
+}
+
+static inline __m256i k4_mins_idx(void)
+{
+    int8_t b[32];
+    for (int i = 0; i < 32; i++)
+        b[i] = (int8_t)(i % 2 ? -128 : 8 + i / 4);
+    return _mm256_loadu_si256((const __m256i *)b);
+}
+
+/* 64 unsigned nibbles of a 32-byte step: low nibbles, then high nibbles */
+static inline __m512i k4_nibbles64(const uint8_t *q, __m512i m4)
+{
+    const __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)q));
+    return _mm512_and_si512(_mm512_mask_srli_epi16(v, (__mmask32)0xFFFF0000u, v, 4), m4);
+}
+
+/* Q4_K/Q5_K per-row tail of a super-block: the scaled integer sum and the
+ * mins (dmin * sum(min * sums of 32 activations)) into row k's accumulators */
+#define K4_ROW_ACC(k, i, mins_dup, sumi)                                                           \
     do {                                                                                                      \
         const block_q8_K *yk = ROW_Q8K(k) + (i);                                                              \
-        const float d = yk->d * (xd);                                                                         \
-        const float dmin = -yk->d * (xdmin);                                                                  \
-        const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)yk->bsums),                         \
-                                          _mm_loadu_si128((const __m128i *)(yk->bsums + 8)));                  \
-        accm[k] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(_mm_madd_epi16(mins, bs)), accm[k]);        \
-        acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc[k]);                        \
+        const __m256i msum = _mm256_madd_epi16(mins_dup, _mm256_loadu_si256((const __m256i *)yk->bsums));     \
+        const __m512 yd = _mm512_set1_ps(yk->d);                                                              \
+        acc[k] = _mm512_fmadd_ps(_mm512_mul_ps(yd, vxd), _mm512_cvtepi32_ps(sumi), acc[k]);                   \
+        accm[k] = _mm256_fmadd_ps(_mm256_mul_ps(_mm512_castps512_ps256(yd), vxdmin), _mm256_cvtepi32_ps(msum),   \
+                                  accm[k]);                                                                   \
     } while (0)
 
 /* final sum of row k of Q4_K/Q5_K: float lanes, then the mins */
-#define K4_ROW_STORE(k)                                                                                       \
-    do {                                                                                                      \
-        __m128 m = _mm_add_ps(accm[k], _mm_movehl_ps(accm[k], accm[k]));                                      \
-        m = _mm_add_ss(m, _mm_movehdup_ps(m));                                                                \
-        s[(size_t)(k) * ss] = _mm512_reduce_add_ps(acc[k]) + _mm_cvtss_f32(m);                                \
-    } while (0)
+#define K4_ROW_STORE(k) s[(size_t)(k) * ss] = _mm512_reduce_add_ps(acc[k]) + hsum_f32_8(accm[k])
+
+/* Q4_K/Q5_K set-up shared by both bodies */
+#define K4_CONSTS                                                                                             \
+    const __m512i m4 = _mm512_set1_epi8(0x0F);                                                                \
+    const __m512i sidx[4] = { k4_sc_idx(0), k4_sc_idx(1), k4_sc_idx(2), k4_sc_idx(3) };                       \
+    const __m256i midx = k4_mins_idx();                                                                       \
+    __m512 acc[MULTI_G];                                                                                      \
+    __m256 accm[MULTI_G];                                                                                     \
+    ROWS_FOR(k) {                                                                                             \
+        acc[k] = _mm512_setzero_ps();                                                                         \
+        accm[k] = _mm256_setzero_ps();                                                                        \
+    }
+
+/* per super-block: d and -dmin as vectors (the products with the
+ * activation scale round exactly as scalar ones), the scale bytes in every lane, the mins */
+#define K4_BLOCK_SCALES(blk)                                                                                  \
+    const __m512 vxd = _mm512_set1_ps(fp16_to_f32((blk)->d));                                                \
+    const __m256 vxdmin = _mm256_set1_ps(-fp16_to_f32((blk)->dmin));                                          \
+    const __m128i sm = unpack_k4_scales((blk)->scales);                                                       \
+    const __m512i scb = _mm512_broadcast_i32x4(sm);                                                           \
+    const __m256i mins_dup = _mm256_shuffle_epi8(_mm512_castsi512_si256(scb), midx)
 
 /* s = W[n] . x[n]; W Q4_K, x Q8_K */
 ALWAYS_INLINE void q4_K_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
@@ -545,33 +626,23 @@ ALWAYS_INLINE void q4_K_rows(int64_t n, float *s, size_t ss, const void *w, cons
 {
     const block_q4_K *x = w;
     const int64_t nb = n / QK_K;
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
-    const __m512i idx[4] = { scale_idx(0, 2), scale_idx(2, 2), scale_idx(4, 2), scale_idx(6, 2) };
-    __m512 acc[MULTI_G];
-    __m128 accm[MULTI_G];
-    ROWS_FOR(k) {
-        acc[k] = _mm512_setzero_ps();
-        accm[k] = _mm_setzero_ps();
-    }
+    K4_CONSTS
     for (int64_t i = 0; i < nb; i++) {
-        const float xd = fp16_to_f32(x[i].d), xdmin = fp16_to_f32(x[i].dmin);
-        const __m128i sm = unpack_k4_scales(x[i].scales);
-        const __m128i mins = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(sm, sm));
-        const __m512i sc = _mm512_zextsi128_si512(_mm_cvtepu8_epi16(sm));
+        prefetch_block(x + i, sizeof(*x));
+        K4_BLOCK_SCALES(x + i);
         __m512i sumi[MULTI_G];
         ROWS_FOR(k) sumi[k] = _mm512_setzero_si512();
         /* 64 elements per step: low nibbles of 32 bytes, then their high nibbles */
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
-            const __m256i qv = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
-            const __m512i qq = _mm512_and_si512(dup_shift(qv, 4), m4);
-            const __m512i scj = _mm512_permutexvar_epi16(idx[j], sc);
+            const __m512i qq = k4_nibbles64(x[i].qs + 32 * j, m4);
+            const __m512i scj = _mm512_shuffle_epi8(scb, sidx[j]);
             ROWS_FOR(k) {
                 const __m512i p = _mm512_maddubs_epi16(qq, _mm512_loadu_si512(ROW_Q8K(k)[i].qs + 64 * j));
                 sumi[k] = _mm512_dpwssd_epi32(sumi[k], p, scj);
             }
         }
-        ROWS_FOR(k) K4_ROW_ACC(k, i, xd, xdmin, mins, sumi[k]);
+        ROWS_FOR(k) K4_ROW_ACC(k, i, mins_dup, sumi[k]);
     }
     ROWS_FOR(k) K4_ROW_STORE(k);
 }
@@ -612,39 +683,41 @@ ALWAYS_INLINE void q5_K_rows(int64_t n, float *s, size_t ss, const void *w, cons
 {
     const block_q5_K *x = w;
     const int64_t nb = n / QK_K;
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
     const __m512i sixteen = _mm512_set1_epi8(16);
-    const __m512i idx[4] = { scale_idx(0, 2), scale_idx(2, 2), scale_idx(4, 2), scale_idx(6, 2) };
     const __m512i hb[4] = { bit_pair(0), bit_pair(2), bit_pair(4), bit_pair(6) };
-    __m512 acc[MULTI_G];
-    __m128 accm[MULTI_G];
-    ROWS_FOR(k) {
-        acc[k] = _mm512_setzero_ps();
-        accm[k] = _mm_setzero_ps();
-    }
+    K4_CONSTS
     for (int64_t i = 0; i < nb; i++) {
-        const float xd = fp16_to_f32(x[i].d), xdmin = fp16_to_f32(x[i].dmin);
-        const __m128i sm = unpack_k4_scales(x[i].scales);
-        const __m128i mins = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(sm, sm));
-        const __m512i sc = _mm512_zextsi128_si512(_mm_cvtepu8_epi16(sm));
+        prefetch_block(x + i, sizeof(*x));
+        K4_BLOCK_SCALES(x + i);
         const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)x[i].qh));
         __m512i sumi[MULTI_G];
         ROWS_FOR(k) sumi[k] = _mm512_setzero_si512();
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
-            __m512i qq = _mm512_and_si512(dup_shift(_mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j)), 4), m4);
+            __m512i qq = k4_nibbles64(x[i].qs + 32 * j, m4);
             qq = _mm512_mask_add_epi8(qq, _mm512_test_epi8_mask(qh, hb[j]), qq, sixteen);
-            const __m512i scj = _mm512_permutexvar_epi16(idx[j], sc);
+            const __m512i scj = _mm512_shuffle_epi8(scb, sidx[j]);
             ROWS_FOR(k) {
                 const __m512i p = _mm512_maddubs_epi16(qq, _mm512_loadu_si512(ROW_Q8K(k)[i].qs + 64 * j));
                 sumi[k] = _mm512_dpwssd_epi32(sumi[k], p, scj);
             }
         }
-        ROWS_FOR(k) K4_ROW_ACC(k, i, xd, xdmin, mins, sumi[k]);
+        ROWS_FOR(k) K4_ROW_ACC(k, i, mins_dup, sumi[k]);
     }
     ROWS_FOR(k) K4_ROW_STORE(k);
 }
 DEFINE_DOTS(dot_q5_K_avx512, q5_K_rows)
+
+/* Q6_K scale vectors without vpermw: vpshufb puts signed scale base + L
+ * (L = the 128-bit lane) in the high byte of every int16 lane of lane L,
+ * an arithmetic shift right by 8 sign-extends it. */
+static inline __m512i q6k_sc_idx(int base)
+{
+    int8_t b[64];
+    for (int i = 0; i < 64; i++)
+        b[i] = (int8_t)(i % 2 ? base + i / 16 : -128);
+    return _mm512_loadu_si512(b);
+}
 
 /* s = W[n] . x[n]; W Q6_K, x Q8_K */
 ALWAYS_INLINE void q6_K_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
@@ -653,14 +726,15 @@ ALWAYS_INLINE void q6_K_rows(int64_t n, float *s, size_t ss, const void *w, cons
     const block_q6_K *x = w;
     const int64_t nb = n / QK_K;
     const __m512i m4 = _mm512_set1_epi8(0x0F);
-    const __m512i m3 = _mm512_set1_epi8(0x03);
-    const __m512i idx[4] = { scale_idx(0, 4), scale_idx(4, 4), scale_idx(8, 4), scale_idx(12, 4) };
+    const __m512i m30 = _mm512_set1_epi8(0x30);
+    const __m512i idx[4] = { q6k_sc_idx(0), q6k_sc_idx(4), q6k_sc_idx(8), q6k_sc_idx(12) };
     __m512 acc[MULTI_G];
     ROWS_FOR(k) acc[k] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
+        prefetch_block(x + i, sizeof(*x));
         const float xd = fp16_to_f32(x[i].d);
         const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
-        const __m512i sc = _mm512_zextsi256_si512(sc16);
+        const __m512i raw = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)x[i].scales));
         __m512i sumi[MULTI_G];
         ROWS_FOR(k) sumi[k] = _mm512_setzero_si512();
 #pragma GCC unroll 2
@@ -668,13 +742,16 @@ ALWAYS_INLINE void q6_K_rows(int64_t n, float *s, size_t ss, const void *w, cons
             /* L = ql[0..63] of this half: low nibbles are elements 0..63,
              * high nibbles 64..127; QH = [qh | qh >> 2] supplies bits 4-5 */
             const __m512i L = _mm512_loadu_si512(x[i].ql + 64 * h);
-            const __m512i QH = dup_shift(_mm256_loadu_si256((const __m256i *)(x[i].qh + 32 * h)), 2);
-            const __m512i ha = _mm512_slli_epi16(_mm512_and_si512(QH, m3), 4);
-            const __m512i hb = _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(QH, 4), m3), 4);
-            const __m512i wa = _mm512_or_si512(_mm512_and_si512(L, m4), ha);
-            const __m512i wb = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(L, 4), m4), hb);
-            const __m512i sca = _mm512_permutexvar_epi16(idx[2 * h], sc);
-            const __m512i scb = _mm512_permutexvar_epi16(idx[2 * h + 1], sc);
+            const __m512i QH0 = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x[i].qh + 32 * h)));
+            const __m512i QH = _mm512_mask_srli_epi16(QH0, (__mmask32)0xFFFF0000u, QH0, 2);
+            /* bits 4-5 of each weight: (QH & 3) << 4 and ((QH >> 4) & 3) << 4 */
+            const __m512i ha = _mm512_and_si512(_mm512_slli_epi16(QH, 4), m30);
+            const __m512i hb = _mm512_and_si512(QH, m30);
+            /* (low nibble) | high bits, one ternary-logic op each (A & B) | C */
+            const __m512i wa = _mm512_ternarylogic_epi32(L, m4, ha, 0xEA);
+            const __m512i wb = _mm512_ternarylogic_epi32(_mm512_srli_epi16(L, 4), m4, hb, 0xEA);
+            const __m512i sca = _mm512_srai_epi16(_mm512_shuffle_epi8(raw, idx[2 * h]), 8);
+            const __m512i scb = _mm512_srai_epi16(_mm512_shuffle_epi8(raw, idx[2 * h + 1]), 8);
             ROWS_FOR(k) sumi[k] = dot128_scaled(sumi[k], wa, wb, ROW_Q8K(k)[i].qs + 128 * h, sca, scb);
         }
         /* weights are stored as q + 32 (0..63): subtract 32 * sum(sc * bsums) */
@@ -697,6 +774,7 @@ ALWAYS_INLINE void q3_K_rows(int64_t n, float *s, size_t ss, const void *w, cons
     __m512 acc[MULTI_G];
     ROWS_FOR(k) acc[k] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
+        prefetch_block(x + i, sizeof(*x));
         const float xd = fp16_to_f32(x[i].d);
         const __m256i sc16 = _mm256_cvtepi8_epi16(unpack_q3k_scales(x[i].scales));
         const __m512i sc = _mm512_zextsi256_si512(sc16);
@@ -733,6 +811,7 @@ ALWAYS_INLINE void q2_K_rows(int64_t n, float *s, size_t ss, const void *w, cons
     __m512 acc[MULTI_G];
     ROWS_FOR(k) acc[k] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
+        prefetch_block(x + i, sizeof(*x));
         const float xd = fp16_to_f32(x[i].d), xdmin = fp16_to_f32(x[i].dmin);
         const __m128i raw = _mm_loadu_si128((const __m128i *)x[i].scales);
         const __m256i mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), m4));
@@ -761,25 +840,37 @@ ALWAYS_INLINE void q2_K_rows(int64_t n, float *s, size_t ss, const void *w, cons
 }
 DEFINE_DOTS(dot_q2_K_avx512, q2_K_rows)
 
-/* s = W[n] . x[n]; W IQ4_XS, x Q8_K */
+/* IQ4_XS scale vectors: vpshufb puts the signed sub-block scale (a byte of
+ * the lane-broadcast ls8) in the high byte of every int16 lane, an
+ * arithmetic shift sign-extends it: lanes 0-15 get scale 2j, 16-31 2j+1. */
+static inline __m512i iq4xs_sc_idx(int j)
+{
+    int8_t b[64];
+    for (int i = 0; i < 64; i++)
+        b[i] = (int8_t)(i % 2 ? (i < 32 ? 2 * j : 2 * j + 1) : -128);
+    return _mm512_loadu_si512(b);
+}
+
+/* s = W[n] . x[n]; W IQ4_XS, x Q8_K. The looked-up values are signed (-127..
+ * 113): |w| meets the activations with w's sign (maddubs pairs stay below
+ * 2 * 127 * 127), so there is no offset to correct, and the int16 pair sums
+ * take their sub-block scale by dpwssd, as in the K-quants. */
 ALWAYS_INLINE void iq4_xs_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
                                const int na)
 {
     const block_iq4_xs *x = w;
     const int64_t nb = n / QK_K;
-    const __m512i off = _mm512_set1_epi8((char)0x80);
-    /* value + 128 as unsigned bytes, the 16-entry table in every 128-bit lane */
-    const __m512i table = _mm512_xor_si512(
-        _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)quant_kvalues_iq4nl)), off);
+    const __m512i values = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)quant_kvalues_iq4nl));
+    const __m512i mags = _mm512_abs_epi8(values);
     const __m512i m4 = _mm512_set1_epi8(0x0F);
+    const __m512i z = _mm512_setzero_si512();
     const __m256i sh_l = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
     const __m256i sh_h = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
-    __m512i idx[4];
-    for (int j = 0; j < 4; j++)
-        idx[j] = _mm512_inserti64x4(_mm512_set1_epi32(2 * j), _mm256_set1_epi32(2 * j + 1), 1);
+    const __m512i sidx[4] = { iq4xs_sc_idx(0), iq4xs_sc_idx(1), iq4xs_sc_idx(2), iq4xs_sc_idx(3) };
     __m512 acc[MULTI_G];
     ROWS_FOR(k) acc[k] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
+        prefetch_block(x + i, sizeof(*x));
         const float xd = fp16_to_f32(x[i].d);
         uint32_t sl;
         memcpy(&sl, x[i].scales_l, sizeof(sl));
@@ -789,32 +880,28 @@ ALWAYS_INLINE void iq4_xs_rows(int64_t n, float *s, size_t ss, const void *w, co
         const __m256i hi = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(x[i].scales_h), sh_h),
                                             _mm256_set1_epi32(3));
         const __m256i ls = _mm256_sub_epi32(_mm256_or_si256(lo, _mm256_slli_epi32(hi, 4)), _mm256_set1_epi32(32));
-        const __m512i ls512 = _mm512_zextsi256_si512(ls);
+        const __m512i ls8 = _mm512_broadcast_i32x4(_mm256_cvtepi32_epi8(ls));
         __m512i sumi[MULTI_G];
         ROWS_FOR(k) sumi[k] = _mm512_setzero_si512();
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
-            /* 32 bytes = sub-blocks 2j and 2j+1; reorder 128-bit lanes to
-             * [lo(2j), hi(2j), lo(2j+1), hi(2j+1)] = element order */
-            const __m256i qv = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
-            __m512i v = _mm512_and_si512(dup_shift(qv, 4), m4);
-            v = _mm512_shuffle_i64x2(v, v, _MM_SHUFFLE(3, 1, 2, 0));
-            const __m512i wu = _mm512_shuffle_epi8(table, v);
-            const __m512i lsj = _mm512_permutexvar_epi32(idx[j], ls512);
+            /* 32 bytes = sub-blocks 2j and 2j+1 (16 bytes each); lanes
+             * [A, A, B, B], high nibbles in lanes 1 and 3 = element order */
+            const __m512i q = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j)));
+            const __m512i t = _mm512_shuffle_i64x2(q, q, _MM_SHUFFLE(1, 1, 0, 0));
+            const __m512i v = _mm512_and_si512(_mm512_mask_srli_epi16(t, (__mmask32)0xFF00FF00u, t, 4), m4);
+            const __m512i wabs = _mm512_shuffle_epi8(mags, v);
+            const __mmask64 neg = _mm512_movepi8_mask(_mm512_shuffle_epi8(values, v));
+            const __m512i scj = _mm512_srai_epi16(_mm512_shuffle_epi8(ls8, sidx[j]), 8);
             ROWS_FOR(k) {
-                const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wu,
-                                                      _mm512_loadu_si512(ROW_Q8K(k)[i].qs + 64 * j));
-                sumi[k] = _mm512_add_epi32(sumi[k], _mm512_mullo_epi32(p, lsj));
+                const __m512i av = _mm512_loadu_si512(ROW_Q8K(k)[i].qs + 64 * j);
+                const __m512i p = _mm512_maddubs_epi16(wabs, _mm512_mask_sub_epi8(av, neg, z, av));
+                sumi[k] = _mm512_dpwssd_epi32(sumi[k], p, scj);
             }
         }
         ROWS_FOR(k) {
             const block_q8_K *yk = ROW_Q8K(k) + i;
-            /* the +128 offset: 128 * sum over sub-blocks of ls * (sum of its 32 activations) */
-            const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)yk->bsums),
-                                              _mm_loadu_si128((const __m128i *)(yk->bsums + 8)));
-            const __m256i corr = _mm256_mullo_epi32(ls, _mm256_cvtepi16_epi32(bs));
-            const __m512i si = _mm512_sub_epi32(sumi[k], _mm512_zextsi256_si512(_mm256_slli_epi32(corr, 7)));
-            acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(yk->d * xd), _mm512_cvtepi32_ps(si), acc[k]);
+            acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(yk->d * xd), _mm512_cvtepi32_ps(sumi[k]), acc[k]);
         }
     }
     ROWS_FOR(k) s[(size_t)k * ss] = _mm512_reduce_add_ps(acc[k]);
@@ -822,6 +909,8 @@ ALWAYS_INLINE void iq4_xs_rows(int64_t n, float *s, size_t ss, const void *w, co
 DEFINE_DOTS(dot_iq4_xs_avx512, iq4_xs_rows)
 
 #undef K4_ROW_STORE
+#undef K4_CONSTS
+#undef K4_BLOCK_SCALES
 #undef K4_ROW_ACC
 #undef ROW_Q8K
 
