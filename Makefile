@@ -9,7 +9,7 @@ CC       ?= cc
 CFLAGS   ?= -O2 -g
 WARN     := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
 INCS     := -Isrc -Iformat -Isplit-tool -Ikernels -Iio -Ibench
-LIBS     := -luring -lnuma -lzstd -lxxhash -lpcre2-8 -ljansson -lpthread -lm
+LIBS     := -luring -lnuma -lzstd -lxxhash -lpcre2-8 -ljansson -lmicrohttpd -lpthread -lm
 ISA_AVX2   := -mavx2 -mfma -mf16c
 ISA_AVX512 := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq \
               -mavx512vnni -mavx512bf16
