@@ -159,8 +159,9 @@ int cli_serve(int argc, char **argv)
     char err[1024];
     int port = 0, rc = 1;
     struct chat_tmpl *tmpl = NULL;
-    if (server_http_start(&s, &port, err, sizeof(err))) {
-        fprintf(stderr, "moestream serve: %s\n", err);
+    if (server_queue_init(&s) || server_http_start(&s, &port, err, sizeof(err))) {
+        fprintf(stderr, "moestream serve: %s\n", s.queue ? err : "out of memory");
+        server_queue_free(&s);
         free(rest);
         return 1;
     }
@@ -176,6 +177,7 @@ int cli_serve(int argc, char **argv)
         goto out;
     s.tmpl = tmpl;
     s.n_vocab = model_hparams(s.m)->n_vocab;
+    s.ram_budget = model_plan(s.m)->ram_budget;
     if (o.preload && engine_preload(s.e, NULL, err, sizeof(err)) < 0) {
         fprintf(stderr, "moestream: preload: %s\n", err);
         goto out;
@@ -201,6 +203,7 @@ out:
     server_http_quiesce(&s);
     server_sched_stop(&s, 120);
     server_http_stop(&s);
+    server_queue_free(&s);
     if (!rc)
         fprintf(stderr, "moestream serve: stopped\n");
     chat_tmpl_free(tmpl);

@@ -4,7 +4,8 @@
  * and the contracts between the four parts:
  *   server_http.c   libmicrohttpd: bodies, limits, auth, waiting/streaming, disconnects
  *   server_routes.c endpoints: JSON in, validation, prompt rendering, JSON out (no I/O: fuzzable)
- *   server_sched.c  the one thread that owns the engine: queue, slots, steps, sampling, stops
+ *   server_queue.c  requests' lifetime (references) and the bounded queue between the two sides
+ *   server_sched.c  the one thread that owns the engine: slots, steps, sampling, stops
  *   server_sse.c    response and SSE chunk bodies (OpenAI / llama-server shapes), timings
  * Locking: one mutex (server.mu) guards the queue, every request's shared
  * fields and the metrics; the engine, the slots and the samplers belong to
@@ -92,6 +93,13 @@ struct server {
     atomic_int draining;       /* SIGTERM: refuse new work, finish the rest */
     pthread_mutex_t mu;
     struct server_metrics met;
+    uint64_t ram_budget;       /* for /metrics (0: none) */
+    /* the bounded queue (server_queue.c), under mu */
+    struct srv_req **queue;
+    int q_head, q_len, q_cap;
+    pthread_cond_t work;       /* wakes the scheduler */
+    bool accepting;            /* a scheduler runs and takes from the queue */
+    bool stopping;             /* the scheduler is asked to exit */
     struct sched *sched;       /* NULL: no engine (fuzz target) */
     struct http *http;
     double t_start;
@@ -117,18 +125,27 @@ char *server_error_body(int status, const char *type, const char *fmt, ...)
 void server_resp_error(struct srv_resp *r, int status, const char *type, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* --- server_queue.c --- */
+/* The queue holds o.queue_max + o.parallel requests. 0 or -ENOMEM. */
+int server_queue_init(struct server *s);
+void server_queue_free(struct server *s);
+/* Queues r (takes a reference). -EBUSY: queue full (more than o.queue_max
+ * would wait); -ESHUTDOWN: draining or no scheduler. */
+int server_submit(struct server *s, struct srv_req *r);
+/* The oldest queued request (mu held), NULL when empty. */
+struct srv_req *server_queue_pop(struct server *s);
+struct srv_req *server_req_new(void);
+/* Drops one reference (frees at zero): _put takes server.mu, _put_locked
+ * is called with it held. */
+void server_req_put(struct server *s, struct srv_req *r);
+void server_req_put_locked(struct srv_req *r);
+
 /* --- server_sched.c --- */
 /* Starts the scheduler thread on s->m/e/tok with s->o.parallel slots. */
 int server_sched_start(struct server *s, char *err, size_t errlen);
 /* Waits (at most timeout_s) for queued and active work to finish, then
  * stops the thread and frees the slots. */
 void server_sched_stop(struct server *s, double timeout_s);
-/* Queues r (takes a reference). -EBUSY: queue full; -ESHUTDOWN: draining or
- * no engine. */
-int server_submit(struct server *s, struct srv_req *r);
-/* Drops one reference (frees at zero). Takes server.mu. */
-void server_req_put(struct server *s, struct srv_req *r);
-struct srv_req *server_req_new(void);
 /* Appends SSE bytes to a request and wakes its HTTP thread (mu held). */
 int server_req_emit(struct srv_req *r, const char *s, size_t n);
 /* Process RSS in bytes (now). */

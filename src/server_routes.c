@@ -13,7 +13,6 @@
 #include <time.h>
 
 #include "chat.h"
-#include "model.h"
 #include "server.h"
 #include "tokenizer.h"
 
@@ -38,6 +37,12 @@ static char *error_body_v(int status, const char *type, const char *fmt, va_list
 {
     char msg[1024];
     vsnprintf(msg, sizeof(msg), fmt, ap);
+    json_t *probe = json_string(msg); /* NULL for invalid UTF-8 (a path, a cut message) */
+    if (!probe)
+        for (char *c = msg; *c; c++)
+            if ((unsigned char)*c >= 0x80)
+                *c = '?';
+    json_decref(probe);
     json_t *j = json_pack("{s:{s:i, s:s, s:s}}", "error", "code", status, "message", msg, "type",
                           type ? type : status_type(status));
     char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
@@ -551,7 +556,7 @@ static void route_metrics(struct server *s, struct srv_resp *r)
     pthread_mutex_lock(&s->mu);
     m = s->met;
     pthread_mutex_unlock(&s->mu);
-    uint64_t budget = s->m ? model_plan(s->m)->ram_budget : 0, rss = server_rss();
+    uint64_t budget = s->ram_budget, rss = server_rss();
     double lookups = (double)(m.hits + m.misses);
     char *buf = NULL;
     size_t len = 0;

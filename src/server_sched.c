@@ -43,10 +43,7 @@ struct slot {
 
 struct sched {
     pthread_t th;
-    bool started, stop;
-    pthread_cond_t cv;         /* wakes the scheduler (under server.mu) */
-    struct srv_req **queue;    /* ring of queue_cap */
-    int q_head, q_len, q_cap;
+    bool started;
     struct slot *slots;
     int n_slots, n_batch;
     int32_t *rt, *rp;
@@ -64,89 +61,6 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-uint64_t server_rss(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long long size = 0, rss = 0;
-    if (f) {
-        if (fscanf(f, "%llu %llu", &size, &rss) != 2)
-            rss = 0;
-        fclose(f);
-    }
-    return rss * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-
-struct srv_req *server_req_new(void)
-{
-    struct srv_req *r = calloc(1, sizeof(*r));
-    if (!r)
-        return NULL;
-    pthread_cond_init(&r->cv, NULL);
-    r->refs = 1;
-    return r;
-}
-
-static void req_free(struct srv_req *r)
-{
-    free(r->prompt);
-    for (int i = 0; i < r->n_stop; i++)
-        free(r->stop[i]);
-    free(r->stop);
-    free(r->out);
-    free(r->body);
-    pthread_cond_destroy(&r->cv);
-    free(r);
-}
-
-void server_req_put(struct server *s, struct srv_req *r)
-{
-    pthread_mutex_lock(&s->mu);
-    bool last = --r->refs == 0;
-    pthread_mutex_unlock(&s->mu);
-    if (last)
-        req_free(r);
-}
-
-int server_req_emit(struct srv_req *r, const char *s, size_t n)
-{
-    if (r->out_off == r->out_len)
-        r->out_off = r->out_len = 0;
-    if (r->out_len + n > r->out_cap) {
-        size_t cap = (r->out_len + n) * 2 + 256;
-        char *p = realloc(r->out, cap);
-        if (!p)
-            return -ENOMEM;
-        r->out = p;
-        r->out_cap = cap;
-    }
-    memcpy(r->out + r->out_len, s, n);
-    r->out_len += n;
-    pthread_cond_broadcast(&r->cv);
-    return 0;
-}
-
-int server_submit(struct server *s, struct srv_req *r)
-{
-    struct sched *sc = s->sched;
-    pthread_mutex_lock(&s->mu);
-    int rc = 0;
-    if (!sc || atomic_load(&s->draining) || sc->stop)
-        rc = -ESHUTDOWN;
-    else if (sc->q_len >= sc->q_cap || sc->q_len >= s->o.queue_max + (sc->n_slots - s->met.active)) {
-        rc = -EBUSY;
-        s->met.rejected_busy++;
-    } else {
-        r->refs++;
-        r->state = SRV_QUEUED;
-        sc->queue[(sc->q_head + sc->q_len++) % sc->q_cap] = r;
-        s->met.queued++;
-        s->met.requests++;
-        pthread_cond_signal(&sc->cv);
-    }
-    pthread_mutex_unlock(&s->mu);
-    return rc;
 }
 
 /* --- per-slot generation (server.mu held) ------------------------------ */
@@ -242,8 +156,7 @@ static void slot_release(struct server *s, struct slot *sl)
     struct srv_req *r = sl->r;
     r->state = SRV_DONE;
     pthread_cond_broadcast(&r->cv);
-    if (--r->refs == 0)
-        req_free(r);
+    server_req_put_locked(r);
     sl->r = NULL;
     sampler_free(sl->smp);
     sl->smp = NULL;
@@ -409,11 +322,8 @@ static void *sched_main(void *arg)
                 s->met.cancelled++;
                 slot_release(s, &sc->slots[i]);
             }
-        while (sc->q_len > 0 && s->met.active < sc->n_slots) {
-            struct srv_req *r = sc->queue[sc->q_head];
-            sc->q_head = (sc->q_head + 1) % sc->q_cap;
-            sc->q_len--;
-            s->met.queued--;
+        struct srv_req *r;
+        while (s->met.active < sc->n_slots && (r = server_queue_pop(s))) {
             if (atomic_load(&r->cancel) || slot_start(s, sc, r)) {
                 if (atomic_load(&r->cancel))
                     s->met.cancelled++;
@@ -424,14 +334,13 @@ static void *sched_main(void *arg)
                 }
                 r->state = SRV_DONE;
                 pthread_cond_broadcast(&r->cv);
-                if (--r->refs == 0)
-                    req_free(r);
+                server_req_put_locked(r);
             }
         }
         if (s->met.active == 0) {
-            if (sc->stop)
+            if (s->stopping)
                 break;
-            pthread_cond_wait(&sc->cv, &s->mu);
+            pthread_cond_wait(&s->work, &s->mu);
             continue;
         }
         /* one step: a decode row per generating slot, then prompt rows */
@@ -530,7 +439,6 @@ static void sched_free(struct sched *sc)
         chatparse_free(sc->slots[i].cp);
     }
     free(sc->slots);
-    free(sc->queue);
     free(sc->rt);
     free(sc->rp);
     free(sc->rs);
@@ -538,7 +446,6 @@ static void sched_free(struct sched *sc)
     free(sc->row_slot);
     free(sc->logits);
     free(sc->piece);
-    pthread_cond_destroy(&sc->cv);
     free(sc);
 }
 
@@ -547,13 +454,10 @@ int server_sched_start(struct server *s, char *err, size_t errlen)
     struct sched *sc = calloc(1, sizeof(*sc));
     if (!sc)
         return snprintf(err, errlen, "out of memory"), -ENOMEM;
-    pthread_cond_init(&sc->cv, NULL);
     sc->n_slots = s->o.parallel;
     sc->n_batch = engine_n_batch(s->e);
-    sc->q_cap = s->o.queue_max + sc->n_slots;
     sc->piece_cap = 3 * tok_max_piece(s->tok) + 16;
     sc->slots = calloc((size_t)sc->n_slots, sizeof(*sc->slots));
-    sc->queue = calloc((size_t)sc->q_cap, sizeof(*sc->queue));
     sc->rt = malloc(sizeof(int32_t) * (size_t)sc->n_batch);
     sc->rp = malloc(sizeof(int32_t) * (size_t)sc->n_batch);
     sc->rs = malloc(sizeof(*sc->rs) * (size_t)sc->n_batch);
@@ -561,7 +465,7 @@ int server_sched_start(struct server *s, char *err, size_t errlen)
     sc->row_slot = malloc(sizeof(int) * (size_t)sc->n_batch);
     sc->logits = malloc(sizeof(float) * (size_t)sc->n_slots * (size_t)s->n_vocab);
     sc->piece = malloc(sc->piece_cap);
-    if (!sc->slots || !sc->queue || !sc->rt || !sc->rp || !sc->rs || !sc->ro || !sc->row_slot || !sc->logits ||
+    if (!sc->slots || !sc->rt || !sc->rp || !sc->rs || !sc->ro || !sc->row_slot || !sc->logits ||
         !sc->piece) {
         sched_free(sc);
         return snprintf(err, errlen, "out of memory for the scheduler"), -ENOMEM;
@@ -581,12 +485,16 @@ int server_sched_start(struct server *s, char *err, size_t errlen)
         }
     }
     s->sched = sc;
+    s->stopping = false;
     if (pthread_create(&sc->th, NULL, sched_main, s)) {
         s->sched = NULL;
         sched_free(sc);
         return snprintf(err, errlen, "cannot start the scheduler thread"), -EAGAIN;
     }
     sc->started = true;
+    pthread_mutex_lock(&s->mu);
+    s->accepting = true;
+    pthread_mutex_unlock(&s->mu);
     return 0;
 }
 
@@ -598,15 +506,16 @@ void server_sched_stop(struct server *s, double timeout_s)
     double end = now_s() + timeout_s;
     for (;;) {
         pthread_mutex_lock(&s->mu);
-        bool idle = sc->q_len == 0 && s->met.active == 0;
+        bool idle = s->q_len == 0 && s->met.active == 0;
         if (idle || now_s() > end) {
-            for (int i = 0; i < sc->q_len; i++)
-                atomic_store(&sc->queue[(sc->q_head + i) % sc->q_cap]->cancel, 1);
+            for (int i = 0; i < s->q_len; i++)
+                atomic_store(&s->queue[(s->q_head + i) % s->q_cap]->cancel, 1);
             for (int i = 0; i < sc->n_slots; i++)
                 if (sc->slots[i].r)
                     atomic_store(&sc->slots[i].r->cancel, 1);
-            sc->stop = true;
-            pthread_cond_signal(&sc->cv);
+            s->stopping = true;
+            s->accepting = false;
+            pthread_cond_signal(&s->work);
             pthread_mutex_unlock(&s->mu);
             break;
         }
