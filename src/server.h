@@ -168,6 +168,10 @@ int sse_end(struct srv_req *r, const struct srv_timings *t);
 int sse_error(struct srv_req *r, const char *msg);
 json_t *sse_timings_json(const struct srv_timings *t);
 json_t *sse_usage_json(const struct srv_timings *t);
+/* Chat output text through the parser: when streaming, the final content,
+ * reasoning and complete tool calls of this piece go out as deltas (finish:
+ * the parser's held-back rest too). 0 or -errno. */
+int sse_chat_feed(struct srv_req *r, struct chatparse *cp, const char *p, size_t n, bool finish);
 /* Tool call i of a parse as an OpenAI tool_calls element (with index, id). */
 json_t *sse_tool_call_json(const struct srv_req *r, int i, const struct chatparse_call *c);
 /* Non-stream bodies. */

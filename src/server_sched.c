@@ -93,34 +93,7 @@ static int slot_emit(struct slot *sl, size_t upto, bool finish)
     sl->sent = upto;
     if (r->kind == SRV_COMPLETION)
         return r->stream && n ? sse_text(r, p, n, NULL, NULL) : 0;
-    struct chatparse_delta d;
-    int rc = n ? chatparse_feed(sl->cp, p, n, &d) : 0;
-    if (rc)
-        return rc;
-    for (int pass = 0; pass < 2; pass++) {
-        if (pass == 0 && !n)
-            continue;
-        if (pass == 1) {
-            if (!finish)
-                break;
-            if ((rc = chatparse_finish(sl->cp, &d)))
-                return rc;
-        }
-        if (!r->stream)
-            continue;
-        if (d.reasoning_len && sse_chat_delta(r, json_pack("{s:s%}", "reasoning_content", d.reasoning,
-                                                            d.reasoning_len), NULL, NULL))
-            return -ENOMEM;
-        if (d.content_len &&
-            sse_chat_delta(r, json_pack("{s:s%}", "content", d.content, d.content_len), NULL, NULL))
-            return -ENOMEM;
-        const struct chatparse_msg *m = chatparse_result(sl->cp);
-        for (int i = d.first_call; i < d.first_call + d.n_calls; i++)
-            if (sse_chat_delta(r, json_pack("{s:[o]}", "tool_calls", sse_tool_call_json(r, i, &m->calls[i])),
-                               NULL, NULL))
-                return -ENOMEM;
-    }
-    return 0;
+    return sse_chat_feed(r, sl->cp, p, n, finish);
 }
 
 /* Bytes at the end of the generation that may still become a stop string. */

@@ -6,6 +6,7 @@
  * the expert I/O of the steps the request took part in (steps are shared by
  * the requests decoded together, so their I/O is counted for each).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,3 +165,36 @@ char *sse_text_body(const struct srv_req *r, const char *text, size_t n, const c
     json_decref(c);
     return s;
 }
+
+int sse_chat_feed(struct srv_req *r, struct chatparse *cp, const char *p, size_t n, bool finish)
+{
+    struct chatparse_delta d;
+    int rc = n ? chatparse_feed(cp, p, n, &d) : 0;
+    if (rc)
+        return rc;
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 0 && !n)
+            continue;
+        if (pass == 1) {
+            if (!finish)
+                break;
+            if ((rc = chatparse_finish(cp, &d)))
+                return rc;
+        }
+        if (!r->stream)
+            continue;
+        if (d.reasoning_len && sse_chat_delta(r, json_pack("{s:s%}", "reasoning_content", d.reasoning,
+                                                            d.reasoning_len), NULL, NULL))
+            return -ENOMEM;
+        if (d.content_len &&
+            sse_chat_delta(r, json_pack("{s:s%}", "content", d.content, d.content_len), NULL, NULL))
+            return -ENOMEM;
+        const struct chatparse_msg *m = chatparse_result(cp);
+        for (int i = d.first_call; i < d.first_call + d.n_calls; i++)
+            if (sse_chat_delta(r, json_pack("{s:[o]}", "tool_calls", sse_tool_call_json(r, i, &m->calls[i])),
+                               NULL, NULL))
+                return -ENOMEM;
+    }
+    return 0;
+}
+

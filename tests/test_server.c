@@ -31,6 +31,9 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
+
+#include "server.h"
 
 static char bin[4096], fx[4096], dir[] = "build/test-server";
 static char out[1 << 16];
@@ -424,9 +427,78 @@ static void test_sigterm_drains(void **state)
     assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+/* The streaming tool-call path without a model: generated text of the
+ * Qwen3 (hermes) format, fed in 3-byte pieces as tokens arrive, becomes
+ * reasoning and content deltas and one tool_calls delta that carries the
+ * call's index, id, type, name and complete arguments. */
+static void test_tool_call_stream_deltas(void **state)
+{
+    (void)state;
+    struct srv_req *r = server_req_new();
+    assert_non_null(r);
+    r->kind = SRV_CHAT;
+    r->stream = true;
+    snprintf(r->id, sizeof(r->id), "chatcmpl-0123456789abcdef");
+    snprintf(r->model, sizeof(r->model), "m");
+    struct chatparse_opts po = { .format = CHATPARSE_HERMES, .think = true };
+    struct chatparse *cp;
+    assert_int_equal(chatparse_init(&cp, &po), 0);
+    const char *text = "<think>\nplan it\n</think>\n\nLet me check.\n<tool_call>\n{\"name\": \"get_weather\", "
+                       "\"arguments\": {\"city\": \"Paris\"}}\n</tool_call>";
+    size_t n = strlen(text);
+    for (size_t off = 0; off < n; off += 3)
+        assert_int_equal(sse_chat_feed(r, cp, text + off, n - off < 3 ? n - off : 3, false), 0);
+    assert_int_equal(sse_chat_feed(r, cp, NULL, 0, true), 0);
+    char *out = strndup(r->out + r->out_off, r->out_len - r->out_off);
+    char content[256] = "", reasoning[256] = "";
+    int n_calls = 0;
+    for (char *ev = out, *next; ev && *ev; ev = next) {
+        next = strstr(ev, "\n\n");
+        assert_non_null(next);
+        *next = 0;
+        next += 2;
+        assert_memory_equal(ev, "data: ", 6);
+        json_error_t je;
+        json_t *j = json_loads(ev + 6, 0, &je);
+        assert_non_null(j);
+        json_t *d = json_object_get(json_array_get(json_object_get(j, "choices"), 0), "delta");
+        assert_non_null(d);
+        const char *c = json_string_value(json_object_get(d, "content"));
+        const char *rs = json_string_value(json_object_get(d, "reasoning_content"));
+        if (c)
+            strncat(content, c, sizeof(content) - strlen(content) - 1);
+        if (rs)
+            strncat(reasoning, rs, sizeof(reasoning) - strlen(reasoning) - 1);
+        json_t *tc = json_object_get(d, "tool_calls");
+        if (tc) {
+            n_calls++;
+            json_t *call = json_array_get(tc, 0);
+            assert_int_equal(json_integer_value(json_object_get(call, "index")), 0);
+            assert_non_null(strstr(json_string_value(json_object_get(call, "id")), "call_"));
+            assert_string_equal(json_string_value(json_object_get(call, "type")), "function");
+            json_t *fn = json_object_get(call, "function");
+            assert_string_equal(json_string_value(json_object_get(fn, "name")), "get_weather");
+            json_t *args = json_loads(json_string_value(json_object_get(fn, "arguments")), 0, &je);
+            assert_non_null(args);
+            assert_string_equal(json_string_value(json_object_get(args, "city")), "Paris");
+            json_decref(args);
+        }
+        json_decref(j);
+    }
+    printf("  streamed: reasoning '%s', content '%s', %d tool call delta(s)\n", reasoning, content, n_calls);
+    assert_int_equal(n_calls, 1);
+    assert_non_null(strstr(reasoning, "plan it"));
+    assert_non_null(strstr(content, "Let me check."));
+    assert_null(strstr(content, "tool_call"));
+    free(out);
+    chatparse_free(cp);
+    server_req_put_locked(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tool_call_stream_deltas),
         cmocka_unit_test(test_greedy_equals_run),
         cmocka_unit_test(test_http_errors_and_utility_routes),
         cmocka_unit_test(test_concurrent_queue_and_cancel),

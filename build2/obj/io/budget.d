@@ -1,0 +1,2 @@
+build2/obj/io/budget.o: io/budget.c io/budget.h
+io/budget.h:

@@ -1,0 +1,3 @@
+build2/obj/io/reader.o: io/reader.c io/reader_impl.h io/reader.h
+io/reader_impl.h:
+io/reader.h:
