@@ -385,14 +385,18 @@ static void test_js_clients(void **state)
         printf("  SKIP: node/npm not installed: the openai and AI SDK client tests did not run\n");
         skip();
     }
-    int rc = sh("cd tests/js && timeout 300 npm ci --no-audit --no-fund --loglevel=error 2>&1");
+    /* installed into the build tree, not the sources */
+    int rc = sh("rm -rf %s/js && mkdir -p %s/js && cp tests/js/package.json tests/js/package-lock.json "
+                "tests/js/serve.test.mjs %s/js/ && cd %s/js && timeout 300 npm ci --no-audit --no-fund "
+                "--loglevel=error 2>&1",
+                dir, dir, dir, dir);
     if (rc) {
         printf("  SKIP: npm ci failed (is the npm registry reachable?): %s\n", out);
         skip();
     }
-    rc = sh("cd tests/js && MOESTREAM_URL=http://127.0.0.1:%d/v1 MOESTREAM_API_KEY=%s MOESTREAM_MODEL=tiny "
+    rc = sh("cd %s/js && MOESTREAM_URL=http://127.0.0.1:%d/v1 MOESTREAM_API_KEY=%s MOESTREAM_MODEL=tiny "
             "timeout 180 node --test serve.test.mjs 2>&1",
-            port, key);
+            dir, port, key);
     const char *sum = strstr(out, "# tests");
     printf("  node --test: %s", sum ? sum : out);
     if (rc)

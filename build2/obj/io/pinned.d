@@ -1,3 +1,0 @@
-build2/obj/io/pinned.o: io/pinned.c io/pinned.h format/splitfmt.h
-io/pinned.h:
-format/splitfmt.h:

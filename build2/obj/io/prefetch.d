@@ -1,2 +1,0 @@
-build2/obj/io/prefetch.o: io/prefetch.c io/prefetch.h
-io/prefetch.h:

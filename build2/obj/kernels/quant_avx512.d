@@ -1,5 +1,0 @@
-build2/obj/kernels/quant_avx512.o: kernels/quant_avx512.c kernels/quant.h \
- kernels/quant_blocks.h kernels/quant_ref.h
-kernels/quant.h:
-kernels/quant_blocks.h:
-kernels/quant_ref.h:

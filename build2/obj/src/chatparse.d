@@ -1,2 +1,0 @@
-build2/obj/src/chatparse.o: src/chatparse.c src/chatparse.h
-src/chatparse.h:
