@@ -2,7 +2,8 @@
  * test_server.c - `moestream serve` on the tinymoe fixture over loopback:
  * a greedy request gives exactly the text and token count of `moestream run
  * --temp 0`; concurrent requests decoded in shared steps give the same
- * greedy text as alone; a full queue answers 429 with Retry-After; a client
+ * greedy text as alone; a full queue answers 429 with Retry-After; a stalled
+ * client that never reads its stream delays nobody; a client
  * that disconnects mid-stream cancels its request; HTTP errors (413, 400
  * with the JSON position, 401, 404, 405) are OpenAI-shaped; /metrics,
  * /tokenize, /detokenize; SIGTERM drains a stream in flight and exits 0.
@@ -306,7 +307,26 @@ static void test_concurrent_queue_and_cancel(void **state)
     printf("  5 concurrent: %d answered (identical to alone), %d refused with 429\n", ok, busy);
     assert_int_equal(ok, 3);
     assert_int_equal(busy, 2);
+    /* a stalled client (never reads its stream) delays nobody: another
+     * request is answered while it sits there */
+    int stalled = connect_server();
+    int rcvbuf = 1024;
+    setsockopt(stalled, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+    assert_int_equal(send_req(stalled, "POST", "/v1/completions", key,
+                              "{\"prompt\":\"Once\",\"max_tokens\":400,\"stream\":true,\"temperature\":0.7}"),
+                     0);
+    usleep(200000);
+    assert_int_equal(http("POST", "/v1/completions", key, body, resp, sizeof(resp)), 200);
+    char *t2 = completion_text(body_of(resp), &n);
+    assert_string_equal(t2, alone);
+    free(t2);
     free(alone);
+    close(stalled);
+    usleep(300000); /* let its cancellation land before counting below */
+    assert_int_equal(http("GET", "/metrics", key, NULL, resp, sizeof(resp)), 200);
+    const char *mc = strstr(resp, "\nmoestream_requests_cancelled_total ");
+    assert_non_null(mc);
+    int cancelled0 = atoi(mc + 36);
 
     /* a stream abandoned after its first bytes is cancelled */
     int fd = connect_server();
@@ -316,18 +336,18 @@ static void test_concurrent_queue_and_cancel(void **state)
     char b[256];
     assert_true(read(fd, b, sizeof(b)) > 0);
     close(fd);
-    int cancelled = 0;
-    for (int i = 0; i < 100 && !cancelled; i++) {
+    int cancelled = cancelled0;
+    for (int i = 0; i < 100 && cancelled == cancelled0; i++) {
         usleep(50000);
         assert_int_equal(http("GET", "/metrics", key, NULL, resp, sizeof(resp)), 200);
         const char *m = strstr(resp, "\nmoestream_requests_cancelled_total ");
         assert_non_null(m);
         cancelled = atoi(m + 36);
         const char *p = strstr(resp, "\nmoestream_requests_processing ");
-        if (cancelled)
+        if (cancelled > cancelled0)
             assert_int_equal(atoi(p + 31), 0);
     }
-    assert_int_equal(cancelled, 1);
+    assert_int_equal(cancelled, cancelled0 + 1);
 }
 
 static void test_http_errors_and_utility_routes(void **state)
