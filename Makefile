@@ -12,7 +12,7 @@ INCS     := -Isrc -Iformat -Isplit-tool -Ikernels -Iio -Ibench -I$(BUILD)
 # The git revision for --version: rewritten only when it changes, so a commit
 # recompiles src/version.c alone.
 REVISION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
-LIBS     := -luring -lnuma -lzstd -lxxhash -lpcre2-8 -ljansson -lpthread -lm
+LIBS     := -luring -lnuma -lzstd -lxxhash -lpcre2-8 -ljansson -lmicrohttpd -lpthread -lm
 ISA_AVX2   := -mavx2 -mfma -mf16c
 ISA_AVX512 := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq \
               -mavx512vnni -mavx512bf16
@@ -25,7 +25,7 @@ LIB      := $(BUILD)/libmoestream.a
 PROGS    := $(BUILD)/bin/moestream $(patsubst %_main.c,$(BUILD)/bin/moestream-%,$(notdir $(MAINS)))
 TESTS    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 
-.PHONY: all test bench install sanitize fuzz fuzz-jinja format clean help deps demo demo-random FORCE
+.PHONY: all test bench install sanitize fuzz fuzz-jinja fuzz-server format clean help deps demo demo-random FORCE
 
 all: $(PROGS)
 
@@ -38,6 +38,7 @@ help:
 	@echo "make sanitize   the test suite under ASan+UBSan (objects in build-asan/)"
 	@echo "make fuzz       libFuzzer target for the GGUF parser (installs clang); FUZZ_SECONDS=60"
 	@echo "make fuzz-jinja libFuzzer target for the Jinja engine and the chat output parser; FUZZ_SECONDS=60"
+	@echo "make fuzz-server libFuzzer target for the server's HTTP and JSON request handling; FUZZ_SECONDS=60"
 	@echo "make bench      the benchmarks in bench/ (see bench/README.md)"
 	@echo "make install    PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)"
 	@echo "make deps       apt-get install the Debian packages the build needs"
@@ -125,6 +126,21 @@ fuzz-jinja:
 	        > $(BUILD)/fuzz-jinja/seeds/$$(basename "$$t" .jinja).seed; done
 	$(BUILD)/fuzz-jinja/fuzz_jinja -max_total_time=$(FUZZ_SECONDS) -max_len=32768 -timeout=20 -rss_limit_mb=2048 \
 	    $(BUILD)/fuzz-jinja/corpus $(BUILD)/fuzz-jinja/seeds tests/fuzz_seeds_jinja
+
+# The server's request handling: the HTTP side (a real libmicrohttpd daemon
+# on loopback), the routes, bodies, queue, templates and tokenizer, built
+# with clang and the sanitizers; tokenizer and template from the fixtures.
+FUZZ_FIXTURES ?= $(abspath $(if $(MOESTREAM_FIXTURES),$(MOESTREAM_FIXTURES),../shared/fixtures))
+FUZZ_SERVER_SRCS := tests/fuzz_server.c src/server_http.c src/server_routes.c src/server_sse.c src/server_queue.c \
+    src/chat.c src/chatparse.c $(wildcard src/jinja_*.c) src/tokenizer.c src/tokenizer_bpe.c src/tokenizer_spm.c \
+    src/sampler.c format/gguf.c format/errmsg.c kernels/qformat.c
+fuzz-server:
+	@sh tests/deps.sh clang
+	@mkdir -p $(BUILD)/fuzz-server/corpus
+	clang $(WARN) -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined $(INCS) \
+	    -o $(BUILD)/fuzz-server/fuzz_server $(FUZZ_SERVER_SRCS) -lmicrohttpd -lpcre2-8 -ljansson -lpthread -lm
+	MOESTREAM_FIXTURES=$(FUZZ_FIXTURES) $(BUILD)/fuzz-server/fuzz_server -max_total_time=$(FUZZ_SECONDS) \
+	    -max_len=8192 -timeout=20 -rss_limit_mb=2048 $(BUILD)/fuzz-server/corpus tests/fuzz_seeds_server
 
 bench: all
 	@sh bench/run.sh $(BUILD)

@@ -12,6 +12,7 @@
 #ifndef MOESTREAM_ARCH_H
 #define MOESTREAM_ARCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -61,6 +62,10 @@ int arch_check_gguf(const struct gguf_ctx *g, const char *path, char *err, size_
 struct arch_ops {
     const char *name;            /* general.architecture */
     const char *family;          /* what users know it as, for messages */
+    /* A sequence's state can be cut back to an earlier position (a KV or
+     * latent cache indexed by position); false for recurrent or ring state,
+     * which only restarts from position 0 (src/seq.h seq_rewind). */
+    bool rewindable;
     /* Fills hp from the manifest (defaults first). 0 or -errno with err. */
     int (*read_hparams)(const struct gguf_ctx *g, struct model_hparams *hp, char *err, size_t errlen);
     /* Binds the layer tensors through b; *layers is the architecture's own

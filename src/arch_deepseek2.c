@@ -513,6 +513,7 @@ static int ds2_forward(struct fwd *f, const struct engine_batch *b, float *logit
 const struct arch_ops arch_deepseek2 = {
     .name = "deepseek2",
     .family = "DeepSeek-V3/R1, Kimi-K2",
+    .rewindable = true,
     .read_hparams = ds2_read_hparams,
     .bind = ds2_bind,
     .unbind = ds2_unbind,

@@ -22,6 +22,7 @@ static int llama_read_hparams(const struct gguf_ctx *g, struct model_hparams *hp
 const struct arch_ops arch_llama = {
     .name = "llama",
     .family = "Mixtral",
+    .rewindable = true,
     .read_hparams = llama_read_hparams,
     .bind = decoder_bind,
     .unbind = decoder_unbind,

@@ -434,6 +434,7 @@ static int q35_forward(struct fwd *f, const struct engine_batch *b, float *logit
 const struct arch_ops arch_qwen35moe = {
     .name = "qwen35moe",
     .family = "Qwen3.5/3.6-MoE",
+    .rewindable = false,
     .read_hparams = q35_read_hparams,
     .bind = q35_bind,
     .unbind = q35_unbind,

@@ -20,6 +20,7 @@ static int qwen3moe_read_hparams(const struct gguf_ctx *g, struct model_hparams 
 const struct arch_ops arch_qwen3moe = {
     .name = "qwen3moe",
     .family = "Qwen3-MoE",
+    .rewindable = true,
     .read_hparams = qwen3moe_read_hparams,
     .bind = decoder_bind,
     .unbind = decoder_unbind,

@@ -152,5 +152,6 @@ int cli_bench(int argc, char **argv);
 int cli_iobench(int argc, char **argv);
 int cli_batch(int argc, char **argv);
 int cli_template(int argc, char **argv);
+int cli_serve(int argc, char **argv);
 
 #endif

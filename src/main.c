@@ -21,6 +21,7 @@ static void usage(FILE *out)
             "  tokenize     print the tokens of stdin\n"
             "  bench        prompt and decode speed, I/O and memory statistics; A/B comparisons\n"
             "  iobench      I/O-only replay of a routing trace, or raw device read bandwidth\n"
+            "  serve        OpenAI-compatible HTTP server, several conversations decoded together\n"
             "  template     print the prompt a model's chat template renders for a conversation (JSON)\n\n"
             "Options without a command (moestream -m DIR -p TEXT) mean `run`; --version prints the\n"
             "git revision and the kernel ISA in use.\n\n"
@@ -47,7 +48,7 @@ int main(int argc, char **argv)
         { "run", cli_run },         { "chat", cli_chat },         { "logits", cli_logits },
         { "perplexity", cli_perplexity }, { "tokenize", cli_tokenize },
         { "bench", cli_bench },           { "iobench", cli_iobench },      { "batch", cli_batch },
-        { "template", cli_template },
+        { "template", cli_template },     { "serve", cli_serve },
     };
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
         if (!strcmp(argv[1], cmds[i].name))

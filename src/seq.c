@@ -35,6 +35,22 @@ void seq_free(struct seq *s)
     free(s);
 }
 
+int seq_rewind(struct seq *s, int n_past)
+{
+    if (n_past < 0 || n_past > s->n_past)
+        return -EINVAL;
+    if (n_past == s->n_past)
+        return 0;
+    if (n_past == 0) {
+        seq_reset(s);
+        return 0;
+    }
+    if (!model_arch(s->m)->rewindable)
+        return -ENOTSUP;
+    s->n_past = n_past;
+    return 0;
+}
+
 void seq_reset(struct seq *s)
 {
     s->n_past = 0;

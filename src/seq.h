@@ -25,5 +25,10 @@ int seq_init(struct seq **out, const struct model *m, int n_ctx, char *err, size
 void seq_free(struct seq *s);
 /* Forgets every position (the next token is at position 0). */
 void seq_reset(struct seq *s);
+/* Cuts the sequence back to its first n_past positions (prompt-prefix
+ * reuse). 0; -ENOTSUP when the architecture's state cannot be cut back
+ * (recurrent or ring state) and n_past is neither 0 nor the current length;
+ * -EINVAL when n_past is outside [0, current length]. */
+int seq_rewind(struct seq *s, int n_past);
 
 #endif

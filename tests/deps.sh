@@ -7,7 +7,7 @@
 # MOESTREAM_NO_DEPS=1 skips it (other distributions: install the equivalents
 # of the packages below yourself).
 set -e
-PKGS="gcc make pkg-config liburing-dev libnuma-dev libzstd-dev libcmocka-dev libxxhash-dev libpcre2-dev libjansson-dev $*"
+PKGS="gcc make pkg-config liburing-dev libnuma-dev libzstd-dev libcmocka-dev libxxhash-dev libpcre2-dev libjansson-dev libmicrohttpd-dev $*"
 [ -n "$MOESTREAM_NO_DEPS" ] && exit 0
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
     echo "deps: no dpkg/apt-get here; install the equivalents of these Debian packages yourself," >&2
