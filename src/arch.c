@@ -10,7 +10,7 @@
 
 #include "gguf.h"
 
-static const struct arch_ops *const registry[] = { &arch_qwen3moe, &arch_llama };
+static const struct arch_ops *const registry[] = { &arch_qwen3moe, &arch_llama, &arch_gptoss };
 
 const struct arch_ops *arch_find(const char *name)
 {
@@ -22,7 +22,7 @@ const struct arch_ops *arch_find(const char *name)
 
 const char *arch_names(void)
 {
-    return "qwen3moe (Qwen3-MoE), llama (Mixtral)";
+    return "qwen3moe (Qwen3-MoE), llama (Mixtral), gpt-oss";
 }
 
 static int get_u32(const struct gguf_ctx *g, const char *arch, const char *key, int *out, bool required, char *err,

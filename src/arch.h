@@ -92,5 +92,6 @@ int arch_read_common(const struct gguf_ctx *g, const char *arch, struct model_hp
 
 extern const struct arch_ops arch_qwen3moe;
 extern const struct arch_ops arch_llama;
+extern const struct arch_ops arch_gptoss;
 
 #endif

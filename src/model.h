@@ -43,6 +43,12 @@ struct model_hparams {
     bool qk_norm;           /* per-head RMSNorm of q and k (Qwen3) */
     bool rope_neox;         /* NEOX (half-split) rotation; else interleaved pairs */
     bool norm_topk;         /* renormalise the top-k router weights */
+    /* gpt-oss (src/arch_gptoss.c); zero for the other architectures */
+    int n_swa;              /* sliding window in positions (the current one included); 0 = none */
+    int swa_period;         /* layer il slides when il % swa_period < swa_period - 1 */
+    float rope_freq_scale;  /* YaRN: 1 / scaling factor; 0 = no rope scaling */
+    int rope_n_ctx_orig;    /* YaRN: original training context */
+    float yarn_beta_fast, yarn_beta_slow;
 };
 
 /* A view of one pinned tensor; data points into the pinned arena. */

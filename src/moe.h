@@ -1,9 +1,11 @@
 /*
  * moe.h - the routed mixture-of-experts feed-forward block for the rows of
- * one step: router projection, routing (softmax over all experts, top-k
- * with ties to the lower id, optional renormalisation), the union of the
+ * one step: router projection (optional bias), routing (softmax over all
+ * experts, top-k with ties to the lower id, optional renormalisation; or
+ * top-k of the logits with a softmax over the selected ones), the union of the
  * rows' experts streamed through io/expert_stream.h, each expert computed on
- * every row routed to it as it arrives (gather, gate and up, SwiGLU, down),
+ * every row routed to it as it arrives (gather, gate and up, SwiGLU or the
+ * clamped gpt-oss SwiGLU, down; optional per-expert biases from the blob),
  * and the weighted sum in slot order, so the numbers never depend on arrival
  * order, on what was cached, or on the other rows of the step.
  *
@@ -21,9 +23,24 @@
 
 struct split_part;
 
+enum moe_gating {
+    MOE_GATING_SOFTMAX = 0,        /* softmax over all experts, then top-k */
+    MOE_GATING_SOFTMAX_SELECTED,   /* top-k of the logits, softmax over those k */
+};
+
+enum moe_act {
+    MOE_ACT_SWIGLU = 0,            /* silu(gate) * up */
+    /* gpt-oss: g = min(gate, limit), u = clamp(up, -limit, limit),
+     * g * sigmoid(alpha * g) * (u + 1) */
+    MOE_ACT_SWIGLU_OAI,
+};
+
 struct moe_hparams {
     int n_embd, n_expert, n_expert_used, n_ff_exp;
     bool norm_topk;        /* renormalise the top-k weights */
+    int gating;            /* enum moe_gating */
+    int act;               /* enum moe_act */
+    float act_alpha, act_limit;    /* MOE_ACT_SWIGLU_OAI */
 };
 
 /* One layer's MoE weights: the router (pinned) and the parts of an expert
@@ -32,6 +49,10 @@ struct moe_weights {
     const struct mtensor *router;            /* (n_embd) -> n_expert */
     const struct split_part *gate, *up, *down;
     const struct mtensor *ffn_norm;          /* for the lookahead of the layer before */
+    /* Options (NULL: none), all F32: the router's bias [n_expert] (pinned)
+     * and per-expert biases [n_ff_exp], [n_ff_exp], [n_embd] in the blob. */
+    const struct mtensor *router_b;
+    const struct split_part *gate_b, *up_b, *down_b;
 };
 
 struct moe_scratch {
