@@ -50,6 +50,27 @@ static const struct synth_shape shapes[] = {
       .n_head_kv = 8, .head_dim = 128, .n_expert = 8, .n_expert_used = 2,
       .n_ff = 14336, .n_ff_exp = 14336, .n_vocab = 32000, .n_ctx = 32768,
       .rope_base = 1e6f, .rms_eps = 1e-5f },
+    /* gpt-oss (HF config.json): every layer routed, sliding window 128 on even
+     * layers, YaRN x32 over 4096; the published GGUFs are MXFP4_MOE. */
+    { .name = "gpt-oss-20b", .model_name = "gpt-oss-20b (synthetic)",
+      .arch = SYNTH_ARCH_GPTOSS, .n_layer = 24, .n_embd = 2880, .n_head = 64,
+      .n_head_kv = 8, .head_dim = 64, .n_expert = 32, .n_expert_used = 4,
+      .n_ff = 2880, .n_ff_exp = 2880, .n_vocab = 201088, .n_ctx = 131072,
+      .rope_base = 150000.0f, .rms_eps = 1e-5f, .n_swa = 128, .yarn_factor = 32.0f,
+      .yarn_orig_ctx = 4096 },
+    { .name = "gpt-oss-120b", .model_name = "gpt-oss-120b (synthetic)",
+      .arch = SYNTH_ARCH_GPTOSS, .n_layer = 36, .n_embd = 2880, .n_head = 64,
+      .n_head_kv = 8, .head_dim = 64, .n_expert = 128, .n_expert_used = 4,
+      .n_ff = 2880, .n_ff_exp = 2880, .n_vocab = 201088, .n_ctx = 131072,
+      .rope_base = 150000.0f, .rms_eps = 1e-5f, .n_swa = 128, .yarn_factor = 32.0f,
+      .yarn_orig_ctx = 4096 },
+    /* Tests: a ~3 MB gpt-oss (every structural feature, small sizes). */
+    { .name = "tiny-gpt-oss", .model_name = "moestream tiny gpt-oss (synthetic)",
+      .arch = SYNTH_ARCH_GPTOSS, .n_layer = 2, .n_embd = 256, .n_head = 8,
+      .n_head_kv = 2, .head_dim = 64, .n_expert = 8, .n_expert_used = 2,
+      .n_ff = 256, .n_ff_exp = 256, .n_vocab = 512, .n_ctx = 4096,
+      .rope_base = 150000.0f, .rms_eps = 1e-5f, .n_swa = 32, .yarn_factor = 32.0f,
+      .yarn_orig_ctx = 4096 },
     /* Demo: ~250 MB at Q4_K_M, big enough that a RAM budget below it streams. */
     { .name = "demo", .model_name = "moestream demo (synthetic)",
       .arch = SYNTH_ARCH_QWEN3MOE, .n_layer = 8, .n_embd = 512, .n_head = 8,
@@ -67,7 +88,7 @@ static const struct synth_shape shapes[] = {
 
 static const char *const shape_names[] = {
     "qwen3-30b-a3b", "qwen3-235b-a22b", "qwen3-coder-480b-a35b", "mixtral-8x7b",
-    "demo", "tiny", NULL,
+    "gpt-oss-20b", "gpt-oss-120b", "tiny-gpt-oss", "demo", "tiny", NULL,
 };
 
 const struct synth_shape *synth_find_shape(const char *name)
@@ -92,6 +113,7 @@ static const struct {
     { "q8_0", SYNTH_Q8_0, 7 },
     { "q2_k", SYNTH_Q2_K, 10 },
     { "q4_0", SYNTH_Q4_0, 2 },
+    { "mxfp4_moe", SYNTH_MXFP4_MOE, 38 },
 };
 
 int synth_parse_quant(const char *name, enum synth_quant *out)
@@ -217,6 +239,8 @@ enum tkind {
     TK_EMBD, TK_OUTPUT_NORM, TK_OUTPUT,
     TK_ATTN_NORM, TK_Q, TK_K, TK_V, TK_Q_NORM, TK_K_NORM, TK_O,
     TK_FFN_NORM, TK_ROUTER, TK_GATE_EXPS, TK_UP_EXPS, TK_DOWN_EXPS,
+    /* gpt-oss: F32 biases (".bias"), sinks, router bias, per-expert biases */
+    TK_BIAS, TK_SINKS, TK_EXPS_BIAS,
 };
 
 struct stensor {
@@ -249,13 +273,15 @@ static bool use_more_bits(int i, int n)
  * four supported schemes and this model family). */
 static int mix_type(const struct synth_shape *sh, enum synth_quant q, enum tkind k, int layer)
 {
-    int def = q == SYNTH_Q4_K_M ? QT_Q4_K : q == SYNTH_Q8_0 ? QT_Q8_0
+    int def = q == SYNTH_Q4_K_M ? QT_Q4_K : q == SYNTH_Q8_0 || q == SYNTH_MXFP4_MOE ? QT_Q8_0
             : q == SYNTH_Q2_K ? QT_Q2_K : QT_Q4_0;
+    if (q == SYNTH_MXFP4_MOE && (k == TK_GATE_EXPS || k == TK_UP_EXPS || k == TK_DOWN_EXPS))
+        return QT_MXFP4;
     int n_gqa = sh->n_head / sh->n_head_kv;
     bool eight = sh->n_expert == 8; /* llama.cpp special-cases 8-expert models (Mixtral) */
     switch (k) {
     case TK_OUTPUT_NORM: case TK_ATTN_NORM: case TK_Q_NORM: case TK_K_NORM:
-    case TK_FFN_NORM: case TK_ROUTER:
+    case TK_FFN_NORM: case TK_ROUTER: case TK_BIAS: case TK_SINKS: case TK_EXPS_BIAS:
         return QT_F32; /* 1-D, and ffn_gate_inp is never quantized */
     case TK_OUTPUT:
         return def == QT_Q8_0 ? QT_Q8_0 : QT_Q6_K;
@@ -294,10 +320,11 @@ static int plan_add(struct plan *p, enum tkind k, int layer, const char *base,
                     char *err, size_t errlen)
 {
     struct stensor *t = &p->t[p->n_tensor];
+    const char *suffix = k == TK_BIAS || k == TK_EXPS_BIAS ? "bias" : "weight";
     if (layer >= 0)
-        snprintf(t->name, sizeof(t->name), "blk.%d.%s.weight", layer, base);
+        snprintf(t->name, sizeof(t->name), "blk.%d.%s.%s", layer, base, suffix);
     else
-        snprintf(t->name, sizeof(t->name), "%s.weight", base);
+        snprintf(t->name, sizeof(t->name), "%s.%s", base, suffix);
     t->kind = k;
     t->layer = layer;
     t->type = mix_type(&p->sh, p->opt->quant, k, layer);
@@ -347,14 +374,14 @@ static int plan_build(struct plan *p, const struct synth_options *opt, char *err
                     (double)opt->routing_skew);
 
     const struct synth_shape *s = &p->sh;
-    p->t = calloc((size_t)s->n_layer * 12 + 3, sizeof(*p->t));
+    p->t = calloc((size_t)s->n_layer * 20 + 3, sizeof(*p->t));
     if (!p->t)
         return errmsg_set(err, errlen, -ENOMEM, "synth: out of memory for the tensor table");
     int64_t e = s->n_embd, nq = (int64_t)s->n_head * s->head_dim;
     int64_t nkv = (int64_t)s->n_head_kv * s->head_dim, ff = s->n_ff_exp, ne = s->n_expert;
     int rc = plan_add(p, TK_EMBD, -1, "token_embd", 2, e, s->n_vocab, 1, err, errlen);
     for (int L = 0; L < s->n_layer && rc == 0; L++) {
-        bool qwen = s->arch == SYNTH_ARCH_QWEN3MOE;
+        bool qwen = s->arch == SYNTH_ARCH_QWEN3MOE, oss = s->arch == SYNTH_ARCH_GPTOSS;
         rc = plan_add(p, TK_ATTN_NORM, L, "attn_norm", 1, e, 1, 1, err, errlen);
         rc = rc ? rc : plan_add(p, TK_Q, L, "attn_q", 2, e, nq, 1, err, errlen);
         rc = rc ? rc : plan_add(p, TK_K, L, "attn_k", 2, e, nkv, 1, err, errlen);
@@ -364,11 +391,25 @@ static int plan_build(struct plan *p, const struct synth_options *opt, char *err
             rc = rc ? rc : plan_add(p, TK_K_NORM, L, "attn_k_norm", 1, s->head_dim, 1, 1, err, errlen);
         }
         rc = rc ? rc : plan_add(p, TK_O, L, "attn_output", 2, nq, e, 1, err, errlen);
-        rc = rc ? rc : plan_add(p, TK_FFN_NORM, L, "ffn_norm", 1, e, 1, 1, err, errlen);
+        if (oss) {
+            rc = rc ? rc : plan_add(p, TK_BIAS, L, "attn_q", 1, nq, 1, 1, err, errlen);
+            rc = rc ? rc : plan_add(p, TK_BIAS, L, "attn_k", 1, nkv, 1, 1, err, errlen);
+            rc = rc ? rc : plan_add(p, TK_BIAS, L, "attn_v", 1, nkv, 1, 1, err, errlen);
+            rc = rc ? rc : plan_add(p, TK_BIAS, L, "attn_output", 1, e, 1, 1, err, errlen);
+            rc = rc ? rc : plan_add(p, TK_SINKS, L, "attn_sinks", 1, s->n_head, 1, 1, err, errlen);
+        }
+        rc = rc ? rc : plan_add(p, TK_FFN_NORM, L, oss ? "post_attention_norm" : "ffn_norm", 1, e, 1, 1, err,
+                                errlen);
         rc = rc ? rc : plan_add(p, TK_ROUTER, L, "ffn_gate_inp", 2, e, ne, 1, err, errlen);
         rc = rc ? rc : plan_add(p, TK_GATE_EXPS, L, "ffn_gate_exps", 3, e, ff, ne, err, errlen);
         rc = rc ? rc : plan_add(p, TK_UP_EXPS, L, "ffn_up_exps", 3, e, ff, ne, err, errlen);
         rc = rc ? rc : plan_add(p, TK_DOWN_EXPS, L, "ffn_down_exps", 3, ff, e, ne, err, errlen);
+        if (oss) {
+            rc = rc ? rc : plan_add(p, TK_BIAS, L, "ffn_gate_inp", 1, ne, 1, 1, err, errlen);
+            rc = rc ? rc : plan_add(p, TK_EXPS_BIAS, L, "ffn_gate_exps", 2, ff, ne, 1, err, errlen);
+            rc = rc ? rc : plan_add(p, TK_EXPS_BIAS, L, "ffn_up_exps", 2, ff, ne, 1, err, errlen);
+            rc = rc ? rc : plan_add(p, TK_EXPS_BIAS, L, "ffn_down_exps", 2, e, ne, 1, err, errlen);
+        }
     }
     rc = rc ? rc : plan_add(p, TK_OUTPUT_NORM, -1, "output_norm", 1, e, 1, 1, err, errlen);
     rc = rc ? rc : plan_add(p, TK_OUTPUT, -1, "output", 2, e, s->n_vocab, 1, err, errlen);
@@ -536,6 +577,20 @@ static void gen_q6_k(struct rng *r, float sigma, void *dst, int64_t n_blk)
     }
 }
 
+/* MXFP4: value = k[q] * 2^(e - 128) with k the e2m1 values times 2 (rms
+ * 5.85 over the 16 codes); the power-of-two scale nearest sigma / 5.85, one
+ * step lower for a random third of the blocks so rows differ. */
+static void gen_mxfp4(struct rng *r, float sigma, void *dst, int64_t n_blk)
+{
+    block_mxfp4 *b = dst;
+    int e0 = 128 + (int)lroundf(log2f(sigma / 5.85f));
+    for (int64_t i = 0; i < n_blk; i++) {
+        int e = e0 - (rng_int(r, 0, 2) == 0);
+        b[i].e = (uint8_t)(e < 1 ? 1 : e > 254 ? 254 : e);
+        rng_fill(r, b[i].qs, sizeof(b[i].qs));
+    }
+}
+
 /* Generates rows [r0, r0 + nr) of slice `slice` of tensor t into dst. */
 static void gen_rows(const struct plan *p, int ti, int64_t slice, int64_t r0, int64_t nr,
                      void *dst)
@@ -554,7 +609,11 @@ static void gen_rows(const struct plan *p, int ti, int64_t slice, int64_t r0, in
                 sd = 2.0f / sqrtf((float)n0) * g;
             }
             for (int64_t j = 0; j < n0; j++) {
-                if (t->kind == TK_ROUTER) {
+                if (t->kind == TK_BIAS || t->kind == TK_EXPS_BIAS) {
+                    f[i * n0 + j] = 0.2f * (rng_unif(&r) - 0.5f); /* small, like trained biases */
+                } else if (t->kind == TK_SINKS) {
+                    f[i * n0 + j] = 2.0f * (rng_unif(&r) - 0.5f);
+                } else if (t->kind == TK_ROUTER) {
                     /* Irwin-Hall(4): close enough to normal for a router */
                     float u = rng_unif(&r) + rng_unif(&r) + rng_unif(&r) + rng_unif(&r) - 2.0f;
                     f[i * n0 + j] = u * sd * 1.7320508f;
@@ -574,6 +633,7 @@ static void gen_rows(const struct plan *p, int ti, int64_t slice, int64_t r0, in
     case QT_Q4_K: gen_q4_k(&r, t->sigma, dst, n_blk); break;
     case QT_Q5_K: gen_q5_k(&r, t->sigma, dst, n_blk); break;
     case QT_Q6_K: gen_q6_k(&r, t->sigma, dst, n_blk); break;
+    case QT_MXFP4: gen_mxfp4(&r, t->sigma, dst, n_blk); break;
     default: assert(!"type outside the supported mixes"); break;
     }
 }
@@ -959,8 +1019,9 @@ static const char qwen_chat_template[] =
 static int set_metadata(struct gguf_writer *w, const struct plan *p, const struct vocab *v)
 {
     const struct synth_shape *s = &p->sh;
-    bool qwen = s->arch == SYNTH_ARCH_QWEN3MOE;
-    const char *arch = qwen ? "qwen3moe" : "llama";
+    bool qwen = s->arch == SYNTH_ARCH_QWEN3MOE, oss = s->arch == SYNTH_ARCH_GPTOSS;
+    bool bpe = qwen || oss;
+    const char *arch = qwen ? "qwen3moe" : oss ? "gpt-oss" : "llama";
     char k[96];
     int rc = 0;
 #define KEY(suffix) (snprintf(k, sizeof(k), "%s.%s", arch, suffix), k)
@@ -973,7 +1034,7 @@ static int set_metadata(struct gguf_writer *w, const struct plan *p, const struc
     rc = rc ? rc : gguf_writer_set_u32(w, KEY("feed_forward_length"), (uint32_t)s->n_ff);
     rc = rc ? rc : gguf_writer_set_u32(w, KEY("attention.head_count"), (uint32_t)s->n_head);
     rc = rc ? rc : gguf_writer_set_u32(w, KEY("attention.head_count_kv"), (uint32_t)s->n_head_kv);
-    if (qwen) {
+    if (bpe) {
         rc = rc ? rc : gguf_writer_set_u32(w, KEY("attention.key_length"), (uint32_t)s->head_dim);
         rc = rc ? rc : gguf_writer_set_u32(w, KEY("attention.value_length"), (uint32_t)s->head_dim);
     } else {
@@ -984,14 +1045,21 @@ static int set_metadata(struct gguf_writer *w, const struct plan *p, const struc
     rc = rc ? rc : gguf_writer_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), s->rms_eps);
     rc = rc ? rc : gguf_writer_set_u32(w, KEY("expert_count"), (uint32_t)s->n_expert);
     rc = rc ? rc : gguf_writer_set_u32(w, KEY("expert_used_count"), (uint32_t)s->n_expert_used);
-    if (qwen)
+    if (bpe)
         rc = rc ? rc : gguf_writer_set_u32(w, KEY("expert_feed_forward_length"), (uint32_t)s->n_ff_exp);
+    if (oss) {
+        rc = rc ? rc : gguf_writer_set_u32(w, KEY("attention.sliding_window"), (uint32_t)s->n_swa);
+        rc = rc ? rc : gguf_writer_set_str(w, KEY("rope.scaling.type"), "yarn");
+        rc = rc ? rc : gguf_writer_set_f32(w, KEY("rope.scaling.factor"), s->yarn_factor);
+        rc = rc ? rc : gguf_writer_set_u32(w, KEY("rope.scaling.original_context_length"),
+                                           (uint32_t)s->yarn_orig_ctx);
+    }
 #undef KEY
     rc = rc ? rc : gguf_writer_set_u32(w, "general.quantization_version", 2);
     rc = rc ? rc : gguf_writer_set_u32(w, "general.file_type", quant_file_type(p->opt->quant));
 
-    rc = rc ? rc : gguf_writer_set_str(w, "tokenizer.ggml.model", qwen ? "gpt2" : "llama");
-    rc = rc ? rc : gguf_writer_set_str(w, "tokenizer.ggml.pre", qwen ? "qwen2" : "default");
+    rc = rc ? rc : gguf_writer_set_str(w, "tokenizer.ggml.model", bpe ? "gpt2" : "llama");
+    rc = rc ? rc : gguf_writer_set_str(w, "tokenizer.ggml.pre", qwen ? "qwen2" : oss ? "gpt-4o" : "default");
     rc = rc ? rc : gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens",
                                            (const char *const *)v->tok, (uint64_t)v->n);
     if (v->score)
@@ -1009,8 +1077,8 @@ static int set_metadata(struct gguf_writer *w, const struct plan *p, const struc
         rc = rc ? rc : gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)v->unk);
     if (v->pad >= 0)
         rc = rc ? rc : gguf_writer_set_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)v->pad);
-    rc = rc ? rc : gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", !qwen);
-    if (!qwen)
+    rc = rc ? rc : gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", !bpe);
+    if (!bpe)
         rc = rc ? rc : gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", false);
     if (qwen)
         rc = rc ? rc : gguf_writer_set_str(w, "tokenizer.chat_template", qwen_chat_template);
@@ -1079,8 +1147,8 @@ static int write_gguf_file(const struct plan *p, const char *tmp, uint64_t prog_
 {
     const struct synth_options *opt = p->opt;
     struct vocab v = { 0 };
-    int rc = p->sh.arch == SYNTH_ARCH_QWEN3MOE ? vocab_build_bpe(&v, p->sh.n_vocab, opt->seed)
-                                               : vocab_build_spm(&v, p->sh.n_vocab, opt->seed);
+    int rc = p->sh.arch != SYNTH_ARCH_LLAMA ? vocab_build_bpe(&v, p->sh.n_vocab, opt->seed)
+                                            : vocab_build_spm(&v, p->sh.n_vocab, opt->seed);
     if (rc) {
         errmsg_set(err, errlen, rc, "synth: building the %d-token vocabulary: %s", p->sh.n_vocab,
              strerror(-rc));

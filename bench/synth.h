@@ -4,8 +4,8 @@
  * named real MoE model, filled with random but valid quantized blocks.
  *
  * Owns: the presets (published hyper-parameters of Qwen3-30B-A3B,
- * Qwen3-235B-A22B, Qwen3-Coder-480B-A35B, Mixtral-8x7B, and small tiny/demo
- * shapes), llama.cpp's per-tensor type mix for a quantization scheme, the
+ * Qwen3-235B-A22B, Qwen3-Coder-480B-A35B, Mixtral-8x7B, gpt-oss-20b,
+ * gpt-oss-120b, and small tiny/demo shapes), llama.cpp's per-tensor type mix for a quantization scheme, the
  * random block writer and the synthetic byte-level BPE / SentencePiece
  * vocabularies.
  * Must not: print or exit (progress goes through the callback, errors into the
@@ -38,6 +38,7 @@
 enum synth_arch {
     SYNTH_ARCH_QWEN3MOE,   /* QK-norm, gpt2 BPE tokenizer with qwen2 pre-tokenizer */
     SYNTH_ARCH_LLAMA,      /* Mixtral: llama arch with experts, SentencePiece tokenizer */
+    SYNTH_ARCH_GPTOSS,     /* gpt-oss: biases, sinks, sliding window, YaRN; BPE with gpt-4o pre-tokenizer */
 };
 
 /* Quantization schemes, named as llama-quantize names them. */
@@ -46,6 +47,9 @@ enum synth_quant {
     SYNTH_Q8_0,
     SYNTH_Q2_K,
     SYNTH_Q4_0,
+    /* MXFP4_MOE as the published gpt-oss GGUFs: routed experts MXFP4,
+     * attention, embeddings and output Q8_0, the rest F32 */
+    SYNTH_MXFP4_MOE,
 };
 
 struct synth_shape {
@@ -65,6 +69,10 @@ struct synth_shape {
     int n_ctx;                 /* context_length */
     float rope_base;
     float rms_eps;
+    /* gpt-oss only */
+    int n_swa;                 /* attention.sliding_window */
+    float yarn_factor;         /* rope.scaling.factor (type yarn) */
+    int yarn_orig_ctx;         /* rope.scaling.original_context_length */
 };
 
 struct synth_options {
