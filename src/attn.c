@@ -127,8 +127,8 @@ static void attn_task(void *ctx, int task, int n_tasks)
         int nk = pos + 1 - i0;
         const float *q = s->q + (size_t)t * hp->n_head * hd + (size_t)h * hd;
         float mx = -INFINITY;
-        for (int i = 0; i < nk; i++) {
-            const float *k = kc + (size_t)((i0 + i) % kv->n_ctx) * n_kv + (size_t)kvh * hd;
+        for (int i = 0, slot = i0 % kv->n_ctx; i < nk; i++, slot = slot + 1 == kv->n_ctx ? 0 : slot + 1) {
+            const float *k = kc + (size_t)slot * n_kv + (size_t)kvh * hd;
             float d = 0;
             for (int e = 0; e < hd; e++)
                 d += q[e] * k[e];
@@ -147,9 +147,9 @@ static void attn_task(void *ctx, int task, int n_tasks)
             sum += expf(sinks[h] - mx);
         float *out = s->att + (size_t)t * hp->n_head * hd + (size_t)h * hd;
         memset(out, 0, sizeof(float) * hd);
-        for (int i = 0; i < nk; i++) {
+        for (int i = 0, slot = i0 % kv->n_ctx; i < nk; i++, slot = slot + 1 == kv->n_ctx ? 0 : slot + 1) {
             float w = (float)(sc[i] / sum);
-            const float *v = vc + (size_t)((i0 + i) % kv->n_ctx) * n_kv + (size_t)kvh * hd;
+            const float *v = vc + (size_t)slot * n_kv + (size_t)kvh * hd;
             for (int e = 0; e < hd; e++)
                 out[e] += w * v[e];
         }
