@@ -153,7 +153,11 @@ static int gptoss_read_hparams(const struct gguf_ctx *g, struct model_hparams *h
         return -EINVAL;
     }
     const char *type = "none";
-    gguf_get_str(g, "gpt-oss.rope.scaling.type", &type);
+    rc = gguf_get_str(g, "gpt-oss.rope.scaling.type", &type);
+    if (rc < 0 && rc != -ENOENT) {
+        snprintf(err, errlen, "model: manifest key gpt-oss.rope.scaling.type is not a string");
+        return -EINVAL;
+    }
     if (strcmp(type, "yarn") == 0) {
         float factor = 1.0f;
         hp->rope_n_ctx_orig = hp->n_ctx_train;
