@@ -111,6 +111,27 @@ static const struct synth_shape shapes[] = {
       .rope_base = 1e7f, .rms_eps = 1e-6f, .n_ff_shexp = 1024, .n_rot = 64,
       .full_attn_interval = 4, .ssm_d_conv = 4, .ssm_d_state = 128, .ssm_n_group = 16,
       .ssm_dt_rank = 64 },
+    /* gpt-oss (HF config.json): every layer routed, sliding window 128 on even
+     * layers, YaRN x32 over 4096; the published GGUFs are MXFP4_MOE. */
+    { .name = "gpt-oss-20b", .model_name = "gpt-oss-20b (synthetic)",
+      .arch = SYNTH_ARCH_GPTOSS, .n_layer = 24, .n_embd = 2880, .n_head = 64,
+      .n_head_kv = 8, .head_dim = 64, .n_expert = 32, .n_expert_used = 4,
+      .n_ff = 2880, .n_ff_exp = 2880, .n_vocab = 201088, .n_ctx = 131072,
+      .rope_base = 150000.0f, .rms_eps = 1e-5f, .n_swa = 128, .yarn_factor = 32.0f,
+      .yarn_orig_ctx = 4096 },
+    { .name = "gpt-oss-120b", .model_name = "gpt-oss-120b (synthetic)",
+      .arch = SYNTH_ARCH_GPTOSS, .n_layer = 36, .n_embd = 2880, .n_head = 64,
+      .n_head_kv = 8, .head_dim = 64, .n_expert = 128, .n_expert_used = 4,
+      .n_ff = 2880, .n_ff_exp = 2880, .n_vocab = 201088, .n_ctx = 131072,
+      .rope_base = 150000.0f, .rms_eps = 1e-5f, .n_swa = 128, .yarn_factor = 32.0f,
+      .yarn_orig_ctx = 4096 },
+    /* Tests: a ~3 MB gpt-oss (every structural feature, small sizes). */
+    { .name = "tiny-gpt-oss", .model_name = "moestream tiny gpt-oss (synthetic)",
+      .arch = SYNTH_ARCH_GPTOSS, .n_layer = 2, .n_embd = 256, .n_head = 8,
+      .n_head_kv = 2, .head_dim = 64, .n_expert = 8, .n_expert_used = 2,
+      .n_ff = 256, .n_ff_exp = 256, .n_vocab = 512, .n_ctx = 4096,
+      .rope_base = 150000.0f, .rms_eps = 1e-5f, .n_swa = 32, .yarn_factor = 32.0f,
+      .yarn_orig_ctx = 4096 },
     /* Demo: ~250 MB at Q4_K_M, big enough that a RAM budget below it streams. */
     { .name = "demo", .model_name = "moestream demo (synthetic)",
       .arch = SYNTH_ARCH_QWEN3MOE, .n_layer = 8, .n_embd = 512, .n_head = 8,
@@ -129,7 +150,7 @@ static const struct synth_shape shapes[] = {
 static const char *const shape_names[] = {
     "qwen3-30b-a3b", "qwen3-235b-a22b", "qwen3-coder-480b-a35b", "mixtral-8x7b",
     "deepseek-v3-671b", "kimi-k2", "qwen3.5-35b-a3b", "qwen3.6-35b-a3b", "qwen3.5-122b-a10b",
-    "qwen3.5-397b-a17b", "demo", "tiny-ds2", "tiny", NULL,
+    "qwen3.5-397b-a17b", "gpt-oss-20b", "gpt-oss-120b", "demo", "tiny-ds2", "tiny-gpt-oss", "tiny", NULL,
 };
 
 const struct synth_shape *synth_find_shape(const char *name)
@@ -155,6 +176,7 @@ static const struct {
     { "q2_k", SYNTH_Q2_K, 10 },
     { "q4_0", SYNTH_Q4_0, 2 },
     { "q2_k_xl", SYNTH_Q2_K_XL, 10 },
+    { "mxfp4_moe", SYNTH_MXFP4_MOE, 38 },
 };
 
 int synth_parse_quant(const char *name, enum synth_quant *out)
@@ -291,14 +313,16 @@ static int mix_type(const struct synth_shape *sh, enum synth_quant q, enum tkind
         return synth_ds2_type(sh, q, k, layer);
     if (q == SYNTH_Q2_K_XL)
         q = SYNTH_Q2_K;
-    int def = q == SYNTH_Q4_K_M ? QT_Q4_K : q == SYNTH_Q8_0 ? QT_Q8_0
+    int def = q == SYNTH_Q4_K_M ? QT_Q4_K : q == SYNTH_Q8_0 || q == SYNTH_MXFP4_MOE ? QT_Q8_0
             : q == SYNTH_Q2_K ? QT_Q2_K : QT_Q4_0;
+    if (q == SYNTH_MXFP4_MOE && (k == TK_GATE_EXPS || k == TK_UP_EXPS || k == TK_DOWN_EXPS))
+        return QT_MXFP4;
     int n_gqa = sh->n_head / sh->n_head_kv;
     bool eight = sh->n_expert == 8; /* llama.cpp special-cases 8-expert models (Mixtral) */
     switch (k) {
     case TK_OUTPUT_NORM: case TK_ATTN_NORM: case TK_Q_NORM: case TK_K_NORM:
     case TK_FFN_NORM: case TK_ROUTER: case TK_SSM_CONV: case TK_SSM_DT: case TK_SSM_A:
-    case TK_SSM_NORM: case TK_SH_GATE_INP:
+    case TK_SSM_NORM: case TK_SH_GATE_INP: case TK_BIAS: case TK_SINKS: case TK_EXPS_BIAS:
         return QT_F32; /* 1-D, ffn_gate_inp and ssm_conv1d are never quantized */
     case TK_QKV: /* the fused delta-net q/k/v input projection */
         if (q == SYNTH_Q4_K_M)
@@ -424,6 +448,10 @@ static int plan_build(struct plan *p, const struct synth_options *opt, char *err
         }
         if (s->arch == SYNTH_ARCH_QWEN35MOE) {
             rc = synth_q35_layer(p, L, &n_attn_seen, err, errlen);
+            continue;
+        }
+        if (s->arch == SYNTH_ARCH_GPTOSS) {
+            rc = synth_oss_layer(p, L, err, errlen);
             continue;
         }
         bool qwen = s->arch == SYNTH_ARCH_QWEN3MOE;
@@ -608,6 +636,20 @@ static void gen_q6_k(struct rng *r, float sigma, void *dst, int64_t n_blk)
     }
 }
 
+/* MXFP4: value = k[q] * 2^(e - 128) with k the e2m1 values times 2 (rms
+ * 5.85 over the 16 codes); the power-of-two scale nearest sigma / 5.85, one
+ * step lower for a random third of the blocks so rows differ. */
+static void gen_mxfp4(struct rng *r, float sigma, void *dst, int64_t n_blk)
+{
+    block_mxfp4 *b = dst;
+    int e0 = 128 + (int)lroundf(log2f(sigma / 5.85f));
+    for (int64_t i = 0; i < n_blk; i++) {
+        int e = e0 - (rng_int(r, 0, 2) == 0);
+        b[i].e = (uint8_t)(e < 1 ? 1 : e > 254 ? 254 : e);
+        rng_fill(r, b[i].qs, sizeof(b[i].qs));
+    }
+}
+
 /* Generates rows [r0, r0 + nr) of slice `slice` of tensor t into dst. */
 static void gen_rows(const struct plan *p, int ti, int64_t slice, int64_t r0, int64_t nr,
                      void *dst)
@@ -632,7 +674,11 @@ static void gen_rows(const struct plan *p, int ti, int64_t slice, int64_t r0, in
                 sd = 2.0f / sqrtf((float)n0) * g;
             }
             for (int64_t j = 0; j < n0; j++) {
-                if (t->kind == TK_ROUTER) {
+                if (t->kind == TK_BIAS || t->kind == TK_EXPS_BIAS) {
+                    f[i * n0 + j] = 0.2f * (rng_unif(&r) - 0.5f); /* small, like trained biases */
+                } else if (t->kind == TK_SINKS) {
+                    f[i * n0 + j] = 2.0f * (rng_unif(&r) - 0.5f);
+                } else if (t->kind == TK_ROUTER) {
                     /* Irwin-Hall(4): close enough to normal for a router */
                     float u = rng_unif(&r) + rng_unif(&r) + rng_unif(&r) + rng_unif(&r) - 2.0f;
                     f[i * n0 + j] = u * sd * 1.7320508f;
@@ -660,6 +706,7 @@ static void gen_rows(const struct plan *p, int ti, int64_t slice, int64_t r0, in
     case QT_Q4_K: gen_q4_k(&r, t->sigma, dst, n_blk); break;
     case QT_Q5_K: gen_q5_k(&r, t->sigma, dst, n_blk); break;
     case QT_Q6_K: gen_q6_k(&r, t->sigma, dst, n_blk); break;
+    case QT_MXFP4: gen_mxfp4(&r, t->sigma, dst, n_blk); break;
     default: assert(!"type outside the supported mixes"); break;
     }
 }
@@ -1047,7 +1094,8 @@ static int set_metadata(struct gguf_writer *w, const struct plan *p, const struc
     const struct synth_shape *s = &p->sh;
     bool q35 = s->arch == SYNTH_ARCH_QWEN35MOE;
     bool qwen = s->arch == SYNTH_ARCH_QWEN3MOE || q35, ds2 = s->arch == SYNTH_ARCH_DEEPSEEK2;
-    const char *arch = q35 ? "qwen35moe" : qwen ? "qwen3moe" : ds2 ? "deepseek2" : "llama";
+    bool oss = s->arch == SYNTH_ARCH_GPTOSS, bpe = qwen || ds2 || oss;
+    const char *arch = q35 ? "qwen35moe" : qwen ? "qwen3moe" : ds2 ? "deepseek2" : oss ? "gpt-oss" : "llama";
     char k[96];
     int rc = 0;
 #define KEY(suffix) (snprintf(k, sizeof(k), "%s.%s", arch, suffix), k)
@@ -1062,7 +1110,7 @@ static int set_metadata(struct gguf_writer *w, const struct plan *p, const struc
     rc = rc ? rc : gguf_writer_set_u32(w, KEY("attention.head_count_kv"), (uint32_t)s->n_head_kv);
     if (ds2) {
         rc = rc ? rc : synth_ds2_keys(w, s);
-    } else if (qwen) {
+    } else if (qwen || oss) {
         rc = rc ? rc : gguf_writer_set_u32(w, KEY("attention.key_length"), (uint32_t)s->head_dim);
         rc = rc ? rc : gguf_writer_set_u32(w, KEY("attention.value_length"), (uint32_t)s->head_dim);
     } else {
@@ -1073,16 +1121,18 @@ static int set_metadata(struct gguf_writer *w, const struct plan *p, const struc
     rc = rc ? rc : gguf_writer_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), s->rms_eps);
     rc = rc ? rc : gguf_writer_set_u32(w, KEY("expert_count"), (uint32_t)s->n_expert);
     rc = rc ? rc : gguf_writer_set_u32(w, KEY("expert_used_count"), (uint32_t)s->n_expert_used);
-    if (qwen || ds2)
+    if (qwen || ds2 || oss)
         rc = rc ? rc : gguf_writer_set_u32(w, KEY("expert_feed_forward_length"), (uint32_t)s->n_ff_exp);
     if (q35)
         rc = rc ? rc : synth_q35_keys(w, s);
+    if (oss)
+        rc = rc ? rc : synth_oss_keys(w, s);
 #undef KEY
     rc = rc ? rc : gguf_writer_set_u32(w, "general.quantization_version", 2);
     rc = rc ? rc : gguf_writer_set_u32(w, "general.file_type", quant_file_type(p->opt->quant));
 
-    rc = rc ? rc : gguf_writer_set_str(w, "tokenizer.ggml.model", qwen || ds2 ? "gpt2" : "llama");
-    rc = rc ? rc : gguf_writer_set_str(w, "tokenizer.ggml.pre", q35 ? "qwen35" : qwen ? "qwen2" : ds2 ? "deepseek-v3" : "default");
+    rc = rc ? rc : gguf_writer_set_str(w, "tokenizer.ggml.model", bpe ? "gpt2" : "llama");
+    rc = rc ? rc : gguf_writer_set_str(w, "tokenizer.ggml.pre", q35 ? "qwen35" : qwen ? "qwen2" : ds2 ? "deepseek-v3" : oss ? "gpt-4o" : "default");
     rc = rc ? rc : gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens",
                                            (const char *const *)v->tok, (uint64_t)v->n);
     if (v->score)
@@ -1100,8 +1150,8 @@ static int set_metadata(struct gguf_writer *w, const struct plan *p, const struc
         rc = rc ? rc : gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)v->unk);
     if (v->pad >= 0)
         rc = rc ? rc : gguf_writer_set_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)v->pad);
-    rc = rc ? rc : gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", !qwen);
-    if (!qwen)
+    rc = rc ? rc : gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", !qwen && !oss);
+    if (!qwen && !oss)
         rc = rc ? rc : gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", false);
     if (qwen)
         rc = rc ? rc : gguf_writer_set_str(w, "tokenizer.chat_template", qwen_chat_template);

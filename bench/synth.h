@@ -6,7 +6,7 @@
  * Owns: the presets (published hyper-parameters of Qwen3-30B-A3B,
  * Qwen3-235B-A22B, Qwen3-Coder-480B-A35B, Mixtral-8x7B, DeepSeek-V3-671B,
  * Kimi-K2 (1T), Qwen3.5-35B-A3B, Qwen3.6-35B-A3B, Qwen3.5-122B-A10B,
- * Qwen3.5-397B-A17B, and small tiny/demo shapes), llama.cpp's per-tensor type mix for a quantization scheme, the
+ * Qwen3.5-397B-A17B, gpt-oss-20b, gpt-oss-120b, and small tiny/demo shapes), llama.cpp's per-tensor type mix for a quantization scheme, the
  * random block writer and the synthetic byte-level BPE / SentencePiece
  * vocabularies.
  * Must not: print or exit (progress goes through the callback, errors into the
@@ -40,6 +40,7 @@ enum synth_arch {
     SYNTH_ARCH_QWEN3MOE,   /* QK-norm, gpt2 BPE tokenizer with qwen2 pre-tokenizer */
     SYNTH_ARCH_LLAMA,      /* Mixtral: llama arch with experts, SentencePiece tokenizer */
     SYNTH_ARCH_QWEN35MOE,  /* Qwen3.5/3.6-MoE: delta-net + gated attention, shared expert, qwen35 pre-tokenizer */
+    SYNTH_ARCH_GPTOSS,     /* gpt-oss: biases, sinks, sliding window, YaRN; BPE with gpt-4o pre-tokenizer (bench/synth_oss.c) */
     SYNTH_ARCH_DEEPSEEK2,  /* DeepSeek-V3 / Kimi-K2: MLA, dense lead layers, shared expert (bench/synth_ds2.c) */
 };
 
@@ -54,6 +55,9 @@ enum synth_quant {
      * down Q3_K, everything pinned Q4_K/Q6_K (attn_k_b/v_b Q8_0). Other
      * architectures: the q2_k mix. */
     SYNTH_Q2_K_XL,
+    /* MXFP4_MOE as the published gpt-oss GGUFs: routed experts MXFP4,
+     * attention, embeddings and output Q8_0, the rest F32 */
+    SYNTH_MXFP4_MOE,
 };
 
 struct synth_shape {
@@ -90,6 +94,8 @@ struct synth_shape {
     int ssm_d_state;           /* linear key (= value) head dim */
     int ssm_n_group;           /* linear key heads */
     int ssm_dt_rank;           /* linear value heads */
+    /* SYNTH_ARCH_GPTOSS only (yarn_factor, yarn_orig_ctx above are its YaRN too) */
+    int n_swa;                 /* attention.sliding_window */
 };
 
 struct synth_options {

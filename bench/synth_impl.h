@@ -27,6 +27,8 @@ enum tkind {
     /* qwen35moe (bench/synth_q35.c) */
     TK_QKV, TK_ZGATE, TK_SSM_CONV, TK_SSM_DT, TK_SSM_A, TK_SSM_BETA, TK_SSM_ALPHA,
     TK_SSM_NORM, TK_SSM_OUT, TK_SH_GATE_INP, TK_SH_GATE, TK_SH_UP, TK_SH_DOWN,
+    /* gpt-oss (bench/synth_oss.c): F32 biases, sinks, per-expert biases */
+    TK_BIAS, TK_SINKS, TK_EXPS_BIAS,
 };
 
 struct stensor {
@@ -70,5 +72,9 @@ int synth_ds2_keys(struct gguf_writer *w, const struct synth_shape *s);
  * architecture's metadata keys. */
 int synth_q35_layer(struct plan *p, int L, int *n_attn_seen, char *err, size_t errlen);
 int synth_q35_keys(struct gguf_writer *w, const struct synth_shape *s);
+
+/* gpt-oss (bench/synth_oss.c): the tensors of block L and the keys. */
+int synth_oss_layer(struct plan *p, int L, char *err, size_t errlen);
+int synth_oss_keys(struct gguf_writer *w, const struct synth_shape *s);
 
 #endif

@@ -10,7 +10,8 @@
 
 #include "gguf.h"
 
-static const struct arch_ops *const registry[] = { &arch_qwen3moe, &arch_llama, &arch_deepseek2, &arch_qwen35moe };
+static const struct arch_ops *const registry[] = { &arch_qwen3moe, &arch_llama, &arch_deepseek2, &arch_qwen35moe,
+                                                  &arch_gptoss };
 
 const struct arch_ops *arch_find(const char *name)
 {
@@ -22,7 +23,8 @@ const struct arch_ops *arch_find(const char *name)
 
 const char *arch_names(void)
 {
-    return "qwen3moe (Qwen3-MoE), llama (Mixtral), deepseek2 (DeepSeek-V3/R1, Kimi-K2), qwen35moe (Qwen3.5/3.6-MoE)";
+    return "qwen3moe (Qwen3-MoE), llama (Mixtral), deepseek2 (DeepSeek-V3/R1, Kimi-K2), qwen35moe (Qwen3.5/3.6-MoE), "
+           "gpt-oss";
 }
 
 static int get_u32(const struct gguf_ctx *g, const char *arch, const char *key, int *out, bool required, char *err,

@@ -103,5 +103,6 @@ extern const struct arch_ops arch_qwen3moe;
 extern const struct arch_ops arch_llama;
 extern const struct arch_ops arch_deepseek2;
 extern const struct arch_ops arch_qwen35moe;
+extern const struct arch_ops arch_gptoss;
 
 #endif

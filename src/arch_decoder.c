@@ -44,8 +44,9 @@ struct decoder_scratch {
 
 static void hparams_split(const struct model_hparams *hp, struct attn_hparams *a, struct moe_hparams *mo)
 {
-    *a = (struct attn_hparams){ hp->n_embd, hp->n_head, hp->n_head_kv, hp->head_dim, hp->rms_eps, hp->rope_base,
-                                hp->qk_norm, hp->rope_neox, 0, false };
+    *a = (struct attn_hparams){ .n_embd = hp->n_embd, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv,
+                                .head_dim = hp->head_dim, .rms_eps = hp->rms_eps, .rope_base = hp->rope_base,
+                                .qk_norm = hp->qk_norm, .rope_neox = hp->rope_neox };
     *mo = (struct moe_hparams){ .n_embd = hp->n_embd, .n_expert = hp->n_expert, .n_expert_used = hp->n_expert_used,
                                 .n_ff_exp = hp->n_ff_exp, .norm_topk = hp->norm_topk };
 }
@@ -95,7 +96,8 @@ int decoder_bind(struct arch_binder *bd, void **out)
                                 hp->n_expert);
             goto fail;
         }
-        L->attn = (struct attn_weights){ &L->wq, &L->wk, &L->wv, &L->wo, &L->q_norm, &L->k_norm };
+        L->attn = (struct attn_weights){ .wq = &L->wq, .wk = &L->wk, .wv = &L->wv, .wo = &L->wo,
+                                         .q_norm = &L->q_norm, .k_norm = &L->k_norm };
         L->moe.router = &L->router;
         L->moe.ffn_norm = &L->ffn_norm;
         if ((rc = arch_bind_part(bd, il, &L->moe.gate, "ffn_gate_exps.weight", hp->n_embd, hp->n_ff_exp)) ||

@@ -72,9 +72,10 @@ static void hparams_split(const struct model_hparams *hp, struct mla_hparams *a,
     rope_yarn_init(&a->rope, hp->n_rot, hp->rope_base, (enum rope_scaling)hp->rope_scaling, hp->rope_scale_factor,
                    hp->rope_n_ctx_orig, hp->rope_yarn_beta_fast, hp->rope_yarn_beta_slow, hp->rope_yarn_log_mul);
     a->kq_scale = rope_yarn_kq_scale(&a->rope, hp->head_dim_k_mla);
-    *mo = (struct moe_hparams){ hp->n_embd,         hp->n_expert,       hp->n_expert_used,
-                                hp->n_ff_exp,       hp->norm_topk,      hp->expert_gating,
-                                hp->n_expert_groups, hp->n_expert_groups_used, hp->expert_weights_scale };
+    *mo = (struct moe_hparams){ .n_embd = hp->n_embd, .n_expert = hp->n_expert, .n_expert_used = hp->n_expert_used,
+                                .n_ff_exp = hp->n_ff_exp, .norm_topk = hp->norm_topk, .gating = hp->expert_gating,
+                                .n_group = hp->n_expert_groups, .n_group_used = hp->n_expert_groups_used,
+                                .w_scale = hp->expert_weights_scale };
 }
 
 static int n_ff_max(const struct model_hparams *hp)

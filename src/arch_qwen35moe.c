@@ -225,7 +225,8 @@ static int q35_bind(struct arch_binder *bd, void **out)
             B(k_norm, "attn_k_norm.weight", hd, 0, true);
             F32(q_norm, "attn_q_norm.weight");
             F32(k_norm, "attn_k_norm.weight");
-            L->attn = (struct attn_weights){ &L->wq, &L->wk, &L->wv, &L->wo, &L->q_norm, &L->k_norm };
+            L->attn = (struct attn_weights){ .wq = &L->wq, .wk = &L->wk, .wv = &L->wv, .wo = &L->wo,
+                                             .q_norm = &L->q_norm, .k_norm = &L->k_norm };
         } else {
             B(wqkv, "attn_qkv.weight", ne, conv_dim, true);
             B(wgate, "attn_gate.weight", ne, nv, true);

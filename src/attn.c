@@ -84,41 +84,57 @@ void attn_scratch_free(struct attn_scratch *s)
     memset(s, 0, sizeof(*s));
 }
 
+int attn_swa_ring(int n_swa, int n_ctx)
+{
+    return n_swa + ATTN_SWA_CHUNK < n_ctx ? n_swa + ATTN_SWA_CHUNK : n_ctx;
+}
+
 void attn_prepare(struct attn_scratch *s, const struct attn_hparams *hp, const struct engine_batch *b)
 {
     int half = hp->head_dim / 2, n_rot = hp->n_rot ? hp->n_rot : hp->head_dim;
-    for (int t = 0; t < b->n; t++)
-        blocks_rope_table(s->rope_cos + (size_t)t * half, s->rope_sin + (size_t)t * half, b->pos[t], n_rot,
-                          hp->rope_base);
+    for (int t = 0; t < b->n; t++) {
+        if (hp->rope_yarn)
+            blocks_rope_table_yarn(s->rope_cos + (size_t)t * half, s->rope_sin + (size_t)t * half, b->pos[t],
+                                   n_rot, hp->rope_base, &hp->yarn);
+        else
+            blocks_rope_table(s->rope_cos + (size_t)t * half, s->rope_sin + (size_t)t * half, b->pos[t], n_rot,
+                              hp->rope_base);
+    }
 }
 
 struct attn_job {
     struct attn_scratch *s;
     const struct attn_hparams *hp;
+    const struct attn_weights *w;
     const struct engine_batch *b;
     int layer, n_ctx_max;
+    int t0, t1;            /* rows of this pass */
 };
 
-/* Causal GQA attention for (row, head) pairs, split over pool tasks. */
+/* Causal GQA attention for (row, head) pairs, split over pool tasks. Keys
+ * from pos - n_swa + 1 (or 0) to pos; slot i % n_ctx of the row's cache. */
 static void attn_task(void *ctx, int task, int n_tasks)
 {
     const struct attn_job *j = ctx;
     const struct attn_hparams *hp = j->hp;
     struct attn_scratch *s = j->s;
     int hd = hp->head_dim, n_kv = hp->n_head_kv * hd, group = hp->n_head / hp->n_head_kv;
-    int total = j->b->n * hp->n_head;
+    int total = (j->t1 - j->t0) * hp->n_head;
+    const float *sinks = j->w->sinks ? j->w->sinks->data : NULL;
     float *sc = s->scores + (size_t)task * j->n_ctx_max;
     float inv = 1.0f / sqrtf((float)hd);
     for (int p = task; p < total; p += n_tasks) {
-        int t = p / hp->n_head, h = p % hp->n_head, kvh = h / group;
+        int t = j->t0 + p / hp->n_head, h = p % hp->n_head, kvh = h / group;
         const struct attn_kv *kv = s->kv[t];
         const float *kc = kv->k + (size_t)j->layer * kv->n_ctx * n_kv;
         const float *vc = kv->v + (size_t)j->layer * kv->n_ctx * n_kv;
         int pos = j->b->pos[t];
+        int i0 = j->w->n_swa > 0 && pos - j->w->n_swa + 1 > 0 ? pos - j->w->n_swa + 1 : 0;
+        int nk = pos + 1 - i0;
         const float *q = s->q + (size_t)t * hp->n_head * hd + (size_t)h * hd;
         float mx = -INFINITY;
-        for (int i = 0; i <= pos; i++) {
-            const float *k = kc + (size_t)i * n_kv + (size_t)kvh * hd;
+        for (int i = 0, slot = i0 % kv->n_ctx; i < nk; i++, slot = slot + 1 == kv->n_ctx ? 0 : slot + 1) {
+            const float *k = kc + (size_t)slot * n_kv + (size_t)kvh * hd;
             float d = 0;
             for (int e = 0; e < hd; e++)
                 d += q[e] * k[e];
@@ -126,20 +142,33 @@ static void attn_task(void *ctx, int task, int n_tasks)
             if (sc[i] > mx)
                 mx = sc[i];
         }
+        if (sinks && sinks[h] > mx)
+            mx = sinks[h];
         double sum = 0;
-        for (int i = 0; i <= pos; i++) {
+        for (int i = 0; i < nk; i++) {
             sc[i] = expf(sc[i] - mx);
             sum += sc[i];
         }
+        if (sinks)
+            sum += expf(sinks[h] - mx);
         float *out = s->att + (size_t)t * hp->n_head * hd + (size_t)h * hd;
         memset(out, 0, sizeof(float) * hd);
-        for (int i = 0; i <= pos; i++) {
+        for (int i = 0, slot = i0 % kv->n_ctx; i < nk; i++, slot = slot + 1 == kv->n_ctx ? 0 : slot + 1) {
             float w = (float)(sc[i] / sum);
-            const float *v = vc + (size_t)i * n_kv + (size_t)kvh * hd;
+            const float *v = vc + (size_t)slot * n_kv + (size_t)kvh * hd;
             for (int e = 0; e < hd; e++)
                 out[e] += w * v[e];
         }
     }
+}
+
+/* y[t][0..n) += bias for the n_rows rows of stride n. */
+static void add_bias(float *y, const struct mtensor *bias, int n, int n_rows)
+{
+    const float *bv = bias->data;
+    for (int t = 0; t < n_rows; t++)
+        for (int i = 0; i < n; i++)
+            y[(size_t)t * n + i] += bv[i];
 }
 
 void attn_forward(struct fwd *f, struct attn_scratch *s, const struct attn_hparams *hp,
@@ -164,34 +193,49 @@ void attn_forward(struct fwd *f, struct attn_scratch *s, const struct attn_hpara
         }
     }
 
-    int64_t work = 0;
-    for (int t = 0; t < n; t++) {
-        const float *cs = s->rope_cos + (size_t)t * (hd / 2), *sn = s->rope_sin + (size_t)t * (hd / 2);
-        for (int h = 0; h < hp->n_head; h++) {
-            float *q = s->q + (size_t)t * n_q + (size_t)h * hd;
-            if (hp->qk_norm)
-                blocks_rmsnorm(q, q, w->q_norm->data, hd, hp->rms_eps);
-            blocks_rope(q, cs, sn, n_rot, hp->rope_neox);
-        }
-        for (int h = 0; h < hp->n_head_kv; h++) {
-            float *k = s->k + (size_t)t * n_kv + (size_t)h * hd;
-            if (hp->qk_norm)
-                blocks_rmsnorm(k, k, w->k_norm->data, hd, hp->rms_eps);
-            blocks_rope(k, cs, sn, n_rot, hp->rope_neox);
-        }
-        struct attn_kv *kv = s->kv[t];
-        size_t slot = ((size_t)il * kv->n_ctx + (size_t)b->pos[t]) * n_kv;
-        memcpy(kv->k + slot, s->k + (size_t)t * n_kv, sizeof(float) * n_kv);
-        memcpy(kv->v + slot, s->v + (size_t)t * n_kv, sizeof(float) * n_kv);
-        work += (int64_t)hp->n_head * (b->pos[t] + 1) * hd;
-    }
+    if (w->bq)
+        add_bias(s->q, w->bq, n_q, n);
+    if (w->bk)
+        add_bias(s->k, w->bk, n_kv, n);
+    if (w->bv)
+        add_bias(s->v, w->bv, n_kv, n);
 
-    struct attn_job job = { s, hp, b, il, f->n_ctx };
-    /* short contexts: less work than waking the pool costs */
-    if (work < (1 << 17))
-        attn_task(&job, 0, 1);
-    else
-        pool_run(f->pool, attn_task, &job, f->n_threads);
+    /* A ring cache holds the window plus ATTN_SWA_CHUNK - 1 positions: rows
+     * go in passes of that many, each written then attended, so no row's
+     * window is overwritten by a later row of its sequence. */
+    int pass = w->n_swa > 0 ? ATTN_SWA_CHUNK : n;
+    for (int t0 = 0; t0 < n; t0 += pass) {
+        int t1 = t0 + pass < n ? t0 + pass : n;
+        int64_t work = 0;
+        for (int t = t0; t < t1; t++) {
+            const float *cs = s->rope_cos + (size_t)t * (hd / 2), *sn = s->rope_sin + (size_t)t * (hd / 2);
+            for (int h = 0; h < hp->n_head; h++) {
+                float *q = s->q + (size_t)t * n_q + (size_t)h * hd;
+                if (hp->qk_norm)
+                    blocks_rmsnorm(q, q, w->q_norm->data, hd, hp->rms_eps);
+                blocks_rope(q, cs, sn, n_rot, hp->rope_neox);
+            }
+            for (int h = 0; h < hp->n_head_kv; h++) {
+                float *k = s->k + (size_t)t * n_kv + (size_t)h * hd;
+                if (hp->qk_norm)
+                    blocks_rmsnorm(k, k, w->k_norm->data, hd, hp->rms_eps);
+                blocks_rope(k, cs, sn, n_rot, hp->rope_neox);
+            }
+            struct attn_kv *kv = s->kv[t];
+            size_t slot = ((size_t)il * kv->n_ctx + (size_t)(b->pos[t] % kv->n_ctx)) * n_kv;
+            memcpy(kv->k + slot, s->k + (size_t)t * n_kv, sizeof(float) * n_kv);
+            memcpy(kv->v + slot, s->v + (size_t)t * n_kv, sizeof(float) * n_kv);
+            int nk = w->n_swa > 0 && b->pos[t] + 1 > w->n_swa ? w->n_swa : b->pos[t] + 1;
+            work += (int64_t)hp->n_head * nk * hd;
+        }
+
+        struct attn_job job = { s, hp, w, b, il, f->n_ctx, t0, t1 };
+        /* short contexts: less work than waking the pool costs */
+        if (work < (1 << 17))
+            attn_task(&job, 0, 1);
+        else
+            pool_run(f->pool, attn_task, &job, f->n_threads);
+    }
     if (hp->q_gate)
         for (int t = 0; t < n; t++) {
             float *a = s->att + (size_t)t * n_q;
@@ -201,4 +245,6 @@ void attn_forward(struct fwd *f, struct attn_scratch *s, const struct attn_hpara
         }
     blocks_act_dirty(f);
     blocks_mm(f, out, w->wo->data, w->wo->type, hp->n_embd, n_q, s->att, n);
+    if (w->bo)
+        add_bias(out, w->bo, hp->n_embd, n);
 }

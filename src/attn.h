@@ -5,7 +5,9 @@
  * each row's own sequence, and the output projection.
  *
  * Owns: the float32 KV cache layout [n_layer][n_ctx][n_head_kv * head_dim]
- * (k and v), its scratch, and the attention arithmetic. The architecture
+ * (k and v), its scratch, and the attention arithmetic. A cache may hold
+ * fewer positions than the sequence (a ring for sliding-window layers):
+ * position p lives in slot p % n_ctx. The architecture
  * owns which layers use it and their weights.
  */
 #ifndef MOESTREAM_ATTN_H
@@ -14,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "blocks.h"
 #include "fwd.h"
 
 struct attn_kv {
@@ -32,13 +35,24 @@ struct attn_hparams {
      * (Qwen3.5/Qwen3-Next gated attention). */
     int n_rot;
     bool q_gate;
+    bool rope_yarn;        /* YaRN-scaled rope tables (yarn below) */
+    struct blocks_yarn yarn;
 };
 
 /* One layer's weights (views into the pinned arena). */
 struct attn_weights {
     const struct mtensor *wq, *wk, *wv, *wo;
     const struct mtensor *q_norm, *k_norm;   /* qk_norm only */
+    /* Options (NULL / 0: none). Biases and sinks are F32. */
+    const struct mtensor *bq, *bk, *bv, *bo; /* [n_q], [n_kv], [n_kv], [n_embd] */
+    const struct mtensor *sinks;             /* [n_head] logit joining each head's softmax */
+    int n_swa;             /* sliding window: attend to positions pos - n_swa + 1 .. pos */
 };
+
+/* Rows of one sliding-window pass: a ring cache for a window of n_swa must
+ * hold attn_swa_ring(n_swa, n_ctx) positions. */
+#define ATTN_SWA_CHUNK 32
+int attn_swa_ring(int n_swa, int n_ctx);
 
 struct attn_scratch {
     float *q;              /* [B][n_head * head_dim] */

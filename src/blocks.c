@@ -39,6 +39,38 @@ void blocks_rope_table(float *cs, float *sn, int pos, int n_rot, float base)
     }
 }
 
+/* The dimension pair index at which a rotation of frequency base^(-2i/n_rot)
+ * turns n_rot_turns times over n_ctx_orig positions. */
+static double yarn_corr_dim(int n_rot, int n_ctx_orig, double n_rot_turns, double base)
+{
+    return n_rot * log(n_ctx_orig / (n_rot_turns * 2 * M_PI)) / (2 * log(base));
+}
+
+void blocks_rope_table_yarn(float *cs, float *sn, int pos, int n_rot, float base, const struct blocks_yarn *y)
+{
+    int half = n_rot / 2;
+    double lo = floor(yarn_corr_dim(n_rot, y->n_ctx_orig, y->beta_fast, base));
+    double hi = ceil(yarn_corr_dim(n_rot, y->n_ctx_orig, y->beta_slow, base));
+    if (lo < 0)
+        lo = 0;
+    if (hi > n_rot - 1)
+        hi = n_rot - 1;
+    float mscale = y->attn_factor;
+    if (y->ext_factor != 0.0f)
+        mscale *= 1.0f + 0.1f * logf(1.0f / y->freq_scale);
+    for (int i = 0; i < half; i++) {
+        double extrap = (double)pos * pow(base, -2.0 * i / n_rot);
+        double interp = y->freq_scale * extrap, theta = interp;
+        if (y->ext_factor != 0.0f) {
+            double r = (i - lo) / fmax(0.001, hi - lo);
+            double ramp = (1.0 - fmin(1.0, fmax(0.0, r))) * y->ext_factor;
+            theta = interp * (1.0 - ramp) + extrap * ramp;
+        }
+        cs[i] = (float)cos(theta) * mscale;
+        sn[i] = (float)sin(theta) * mscale;
+    }
+}
+
 void blocks_rope(float *v, const float *cs, const float *sn, int n_rot, bool neox)
 {
     int half = n_rot / 2;

@@ -22,6 +22,16 @@ void blocks_rmsnorm(float *y, const float *x, const float *w, int n, float eps);
 /* cos/sin tables of one position for rotation of the first n_rot dims of a
  * head: cs[i], sn[i] for i < n_rot / 2, theta_i = pos * base^(-2i/n_rot). */
 void blocks_rope_table(float *cs, float *sn, int pos, int n_rot, float base);
+/* YaRN rope scaling (as ggml applies it): frequencies interpolated by
+ * freq_scale outside the correction band [beta_fast, beta_slow] rotations of
+ * the original context n_ctx_orig, extrapolated inside it (ramp mixed by
+ * ext_factor), and cos/sin scaled by attn_factor * (1 + 0.1 ln(1/freq_scale))
+ * when ext_factor != 0. */
+struct blocks_yarn {
+    float freq_scale, ext_factor, attn_factor, beta_fast, beta_slow;
+    int n_ctx_orig;
+};
+void blocks_rope_table_yarn(float *cs, float *sn, int pos, int n_rot, float base, const struct blocks_yarn *y);
 /* Rotates the first n_rot dims of v (NEOX: pairs (i, i + n_rot/2); else
  * adjacent pairs (2i, 2i+1)). */
 void blocks_rope(float *v, const float *cs, const float *sn, int n_rot, bool neox);

@@ -62,6 +62,13 @@ struct model_hparams {
     int ssm_n_group;        /* key heads */
     int ssm_dt_rank;        /* value heads */
     int ssm_d_inner;        /* value heads * value head size */
+
+    /* gpt-oss (src/arch_gptoss.c); zero for the other architectures
+     * (rope_n_ctx_orig above is its YaRN original context too) */
+    int n_swa;              /* sliding window in positions (the current one included); 0 = none */
+    int swa_period;         /* layer il slides when il % swa_period < swa_period - 1 */
+    float rope_freq_scale;  /* YaRN: 1 / scaling factor; 0 = no rope scaling */
+    float yarn_beta_fast, yarn_beta_slow;
 };
 
 /* A view of one pinned tensor; data points into the pinned arena. */

@@ -98,35 +98,54 @@ static void topk(const float *v, int n, int k, int32_t *ids)
     }
 }
 
-/* Softmax over all experts, top-k (ties to the lower id), renormalise. */
-static void route_softmax(struct fwd *f, struct moe_scratch *s, const struct moe_hparams *hp, int il,
-                          const struct engine_batch *b)
+/* Router logits (plus bias) to each row's top-k ids and weights. Softmax
+ * over all experts, top-k (ties to the lower id), optional renormalisation;
+ * or top-k of the logits and a softmax over the k selected. */
+static void route(struct fwd *f, struct moe_scratch *s, const struct moe_hparams *hp, const struct moe_weights *mw,
+                  int il, const struct engine_batch *b)
 {
     int ne = hp->n_expert, k = hp->n_expert_used;
     for (int t = 0; t < b->n; t++) {
         float *p = s->router + (size_t)t * ne;
-        float mx = -INFINITY;
-        for (int e = 0; e < ne; e++)
-            if (p[e] > mx)
-                mx = p[e];
-        double sum = 0;
-        for (int e = 0; e < ne; e++) {
-            p[e] = expf(p[e] - mx);
-            sum += p[e];
-        }
-        for (int e = 0; e < ne; e++)
-            p[e] = (float)(p[e] / sum);
         int32_t *id = s->topk_id + (size_t)t * k;
         float *w = s->topk_w + (size_t)t * k;
-        topk(p, ne, k, id);
-        for (int j = 0; j < k; j++)
-            w[j] = p[id[j]];
-        if (hp->norm_topk) {
-            double ws = 0;
+        if (mw->router_b) {
+            const float *rb = mw->router_b->data;
+            for (int e = 0; e < ne; e++)
+                p[e] += rb[e];
+        }
+        if (hp->gating == MOE_GATING_SOFTMAX_SELECTED) {
+            topk(p, ne, k, id);
+            float mx = p[id[0]];
+            double sum = 0;
+            for (int j = 0; j < k; j++) {
+                w[j] = expf(p[id[j]] - mx);
+                sum += w[j];
+            }
             for (int j = 0; j < k; j++)
-                ws += w[j];
+                w[j] = (float)(w[j] / sum);
+        } else {
+            float mx = -INFINITY;
+            for (int e = 0; e < ne; e++)
+                if (p[e] > mx)
+                    mx = p[e];
+            double sum = 0;
+            for (int e = 0; e < ne; e++) {
+                p[e] = expf(p[e] - mx);
+                sum += p[e];
+            }
+            for (int e = 0; e < ne; e++)
+                p[e] = (float)(p[e] / sum);
+            topk(p, ne, k, id);
             for (int j = 0; j < k; j++)
-                w[j] = (float)(w[j] / ws);
+                w[j] = p[id[j]];
+            if (hp->norm_topk) {
+                double ws = 0;
+                for (int j = 0; j < k; j++)
+                    ws += w[j];
+                for (int j = 0; j < k; j++)
+                    w[j] = (float)(w[j] / ws);
+            }
         }
         if (f->route_fn)
             f->route_fn(f->route_ctx, b->pos[t], il, id, w, k);
@@ -136,7 +155,7 @@ static void route_softmax(struct fwd *f, struct moe_scratch *s, const struct moe
 /* True when the layer uses a router variant rather than the plain softmax. */
 static bool route_is_ext(const struct moe_hparams *hp, const struct moe_weights *w)
 {
-    return hp->gating != MOE_GATING_SOFTMAX || hp->n_group > 1 || w->probs_b != NULL || hp->w_scale != 0.0f;
+    return hp->gating == MOE_GATING_SIGMOID || hp->n_group > 1 || w->probs_b != NULL || hp->w_scale != 0.0f;
 }
 
 /* One row of the extended router (DeepSeek-V3): p = scores of the logits
@@ -264,6 +283,19 @@ static void ebatch_task(void *ctx, int task, int n_tasks)
     }
 }
 
+/* y[r][0..n) += the F32 bias part of each expert of the batch, for the
+ * gathered rows of that expert. */
+static void add_part_bias(float *y, int n, const struct split_part *part, const uint8_t *const *blobs, int nb,
+                          const struct moe_scratch *s)
+{
+    for (int i = 0; i < nb; i++) {
+        const float *bias = (const float *)(const void *)(blobs[i] + part->offset);
+        for (int r = s->b_row0[i]; r < s->b_row0[i] + s->b_rows[i]; r++)
+            for (int e = 0; e < n; e++)
+                y[(size_t)r * n + e] += bias[e];
+    }
+}
+
 /* Runs the nb experts of a delivered batch on every (row, slot) routed to
  * them: gather, gate and up, silu * up, down, scatter to s->out. Each output
  * row depends only on its own row and expert. */
@@ -301,9 +333,22 @@ static int expert_batch(void *ctx, const int32_t *ids, const uint8_t *const *blo
                             hp->n_embd);
     blocks_act_dirty(f);
     pool_run(f->pool, ebatch_task, c, nb * c->tasks_per_expert);
-    for (size_t i = 0; i < (size_t)rows * hp->n_ff_exp; i++) {
-        float g = s->hg[i];
-        s->hg[i] = g / (1.0f + expf(-g)) * s->hu[i];
+    if (w->gate_b)
+        add_part_bias(s->hg, hp->n_ff_exp, w->gate_b, blobs, nb, s);
+    if (w->up_b)
+        add_part_bias(s->hu, hp->n_ff_exp, w->up_b, blobs, nb, s);
+    if (hp->act == MOE_ACT_SWIGLU_OAI) {
+        float alpha = hp->act_alpha, limit = hp->act_limit;
+        for (size_t i = 0; i < (size_t)rows * hp->n_ff_exp; i++) {
+            float g = s->hg[i] < limit ? s->hg[i] : limit;
+            float u = s->hu[i] < -limit ? -limit : s->hu[i] > limit ? limit : s->hu[i];
+            s->hg[i] = g / (1.0f + expf(alpha * -g)) * (u + 1.0f);
+        }
+    } else {
+        for (size_t i = 0; i < (size_t)rows * hp->n_ff_exp; i++) {
+            float g = s->hg[i];
+            s->hg[i] = g / (1.0f + expf(-g)) * s->hu[i];
+        }
     }
     c->phase = 1;
     c->tasks_per_expert = (hp->n_embd + MOE_TASK_ROWS - 1) / MOE_TASK_ROWS;
@@ -312,6 +357,8 @@ static int expert_batch(void *ctx, const int32_t *ids, const uint8_t *const *blo
         matvec_quantize_act(w->down->type, s->hg + (size_t)r * hp->n_ff_exp,
                             (char *)f->aq.xq + (size_t)r * c->act_row, hp->n_ff_exp);
     pool_run(f->pool, ebatch_task, c, nb * c->tasks_per_expert);
+    if (w->down_b)
+        add_part_bias(s->yg, hp->n_embd, w->down_b, blobs, nb, s);
     for (int r = 0; r < rows; r++)
         memcpy(s->out + ((size_t)s->g_tok[r] * k + s->g_slot[r]) * hp->n_embd, s->yg + (size_t)r * hp->n_embd,
                sizeof(float) * hp->n_embd);
@@ -331,10 +378,14 @@ static void prefetch_next(void *ctx)
     const struct moe_weights *N = c->next;
     blocks_rmsnorm(s->pf_x, c->x, N->ffn_norm->data, hp->n_embd, c->rms_eps);
     blocks_mm(c->f, s->pf_logits, N->router->data, N->router->type, hp->n_expert, hp->n_embd, s->pf_x, 1);
-    if (route_is_ext(hp, N))
+    if (route_is_ext(hp, N)) {
         route_ext_row(hp, N, s->pf_logits, s->sel, s->pf_ids, s->pf_w);
-    else
+    } else {
+        if (N->router_b)
+            for (int e = 0; e < hp->n_expert; e++)
+                s->pf_logits[e] += ((const float *)N->router_b->data)[e];
         topk(s->pf_logits, hp->n_expert, hp->n_expert_used, s->pf_ids);
+    }
     int n = prefetch_hints(c->f->pf, c->il + 1, s->pf_ids, hp->n_expert_used, s->pf_ids, hp->n_expert_used);
     provider_prefetch(c->f->prov, c->il + 1, s->pf_ids, n);
 }
@@ -349,7 +400,7 @@ int moe_forward(struct fwd *f, struct moe_scratch *s, const struct moe_hparams *
     if (route_is_ext(hp, w))
         route_ext(f, s, hp, w, il, b);
     else
-        route_softmax(f, s, hp, il, b);
+        route(f, s, hp, w, il, b);
     f->times.router_s += blocks_now() - t0;
 
     struct moe_ctx c = { .f = f, .s = s, .hp = hp, .w = w, .next = next, .b = b, .xb = xb, .x = x,

@@ -1,11 +1,13 @@
 /*
  * moe.h - the routed mixture-of-experts feed-forward block for the rows of
- * one step: router projection, routing (softmax over all experts, top-k
- * with ties to the lower id, optional renormalisation; or the DeepSeek-V3
- * router: sigmoid scores, a selection-only bias, group-limited top-k,
- * renormalised weights times a routed scaling factor), the union of the
+ * one step: router projection (optional bias), routing (softmax over all
+ * experts, top-k with ties to the lower id, optional renormalisation; top-k
+ * of the logits with a softmax over the selected ones (gpt-oss); or the
+ * DeepSeek-V3 router: sigmoid scores, a selection-only bias, group-limited
+ * top-k, renormalised weights times a routed scaling factor), the union of the
  * rows' experts streamed through io/expert_stream.h, each expert computed on
- * every row routed to it as it arrives (gather, gate and up, SwiGLU, down),
+ * every row routed to it as it arrives (gather, gate and up, SwiGLU or the
+ * clamped gpt-oss SwiGLU, down; optional per-expert biases from the blob),
  * and the weighted sum in slot order, so the numbers never depend on arrival
  * order, on what was cached, or on the other rows of the step.
  *
@@ -26,7 +28,18 @@ struct split_part;
 /* Expert groups at most (DeepSeek-V3 and Kimi-K2 use 8 and 1). */
 #define MOE_MAX_GROUPS 64
 
-enum moe_gating { MOE_GATING_SOFTMAX = 0, MOE_GATING_SIGMOID = 1 };
+enum moe_gating {
+    MOE_GATING_SOFTMAX = 0,        /* softmax over all experts, then top-k */
+    MOE_GATING_SIGMOID = 1,        /* DeepSeek-V3: sigmoid scores */
+    MOE_GATING_SOFTMAX_SELECTED,   /* gpt-oss: top-k of the logits, softmax over those k */
+};
+
+enum moe_act {
+    MOE_ACT_SWIGLU = 0,            /* silu(gate) * up */
+    /* gpt-oss: g = min(gate, limit), u = clamp(up, -limit, limit),
+     * g * sigmoid(alpha * g) * (u + 1) */
+    MOE_ACT_SWIGLU_OAI,
+};
 
 struct moe_hparams {
     int n_embd, n_expert, n_expert_used, n_ff_exp;
@@ -36,6 +49,8 @@ struct moe_hparams {
     int n_group;           /* > 1: experts in n_group groups; the best */
     int n_group_used;      /*   n_group_used groups (by their top-2 sum) only */
     float w_scale;         /* nonzero: the weights times this (routed scaling) */
+    int act;               /* enum moe_act */
+    float act_alpha, act_limit;    /* MOE_ACT_SWIGLU_OAI */
 };
 
 /* One layer's MoE weights: the router (pinned) and the parts of an expert
@@ -45,6 +60,10 @@ struct moe_weights {
     const struct split_part *gate, *up, *down;
     const struct mtensor *ffn_norm;          /* for the lookahead of the layer before */
     const struct mtensor *probs_b;           /* F32 [n_expert] selection-only bias, or NULL */
+    /* Options (NULL: none), all F32: the router's bias [n_expert] (pinned)
+     * and per-expert biases [n_ff_exp], [n_ff_exp], [n_embd] in the blob. */
+    const struct mtensor *router_b;
+    const struct split_part *gate_b, *up_b, *down_b;
 };
 
 struct moe_scratch {

@@ -97,6 +97,16 @@ int tok_load_merges(struct tokenizer *t, const struct gguf_ctx *g, char *err, si
 #define RE_LLAMA3 RE_CONTRACTIONS "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^" WS "\\p{L}\\p{N}]+[\\r\\n]*" RE_WS_TAIL
 #define RE_QWEN35                                                                                  \
     RE_CONTRACTIONS "|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}| ?[^" WS "\\p{L}\\p{M}\\p{N}]+[\\r\\n]*" RE_WS_TAIL
+/* o200k (gpt-4o, gpt-oss, llama4), as llama.cpp rewrites it: a word is an
+ * optional non-letter/digit lead, a run of letters other than a-z and a run
+ * of letters other than A-Z (one of the two may be empty), with an optional
+ * contraction; digits in threes; punctuation runs may end in newlines or '/'. */
+#define RE_O200K_UPPER "(?:(?=\\p{L})[^a-z])"
+#define RE_O200K_LOWER "(?:(?=\\p{L})[^A-Z])"
+#define RE_O200K                                                                                      \
+    "[^\\r\\n\\p{L}\\p{N}]?" RE_O200K_UPPER "*" RE_O200K_LOWER "+" RE_CONTRACTIONS "?"               \
+    "|[^\\r\\n\\p{L}\\p{N}]?" RE_O200K_UPPER "+" RE_O200K_LOWER "*" RE_CONTRACTIONS "?"              \
+    "|\\p{N}{1,3}| ?[^" WS "\\p{L}\\p{N}]+[\\r\\n/]*|[" WS "]*[\\r\\n]+|[" WS "]+(?![^" WS "])|[" WS "]+"
 #define RE_CJK "[\\x{4E00}-\\x{9FA5}\\x{800}-\\x{4E00}\\x{AC00}-\\x{D7FF}]+"
 /* deepseek-llm letters: the cased-letter (Lu/Ll/Lt) ranges of its tokenizer.json */
 #define RE_DS_LETTERS                                                                              \
@@ -126,6 +136,7 @@ struct tok_pre_def {
 static const struct tok_pre_def tok_pre_defs[] = {
     {{"qwen2", "deepseek-r1-qwen", "stablelm2", "hunyuan"}, false, {RE_QWEN2}},
     {{"qwen35"}, false, {RE_QWEN35}},
+    {{"gpt-4o", "llama4"}, false, {RE_O200K}},
     {{"llama3", "llama-v3", "llama-bpe", "falcon3", "dbrx", "smaug-bpe"}, true, {RE_LLAMA3}},
     {{"gpt-2", "gpt2", "phi-2", "mpt", "olmo", "jais"}, false, {RE_GPT2}},
     {{"starcoder", "refact", "command-r", "smollm", "codeshell", "exaone"}, false, {"\\p{N}", RE_GPT2}},
@@ -154,7 +165,8 @@ int tok_setup_pre(struct tokenizer *t, const char *pre, char *err, size_t errlen
                 def = &tok_pre_defs[i];
     if (!def) {
         errmsg_set(err, errlen, 0, "tokenizer: tokenizer.ggml.pre: unsupported pre-tokenizer \"%s\" "
-                 "(supported: qwen2, qwen35, llama3, gpt-2, starcoder, deepseek-llm, deepseek-coder, deepseek-v3, default)", pre);
+                   "(supported: qwen2, qwen35, gpt-4o, llama3, gpt-2, starcoder, deepseek-llm, deepseek-coder, "
+                   "deepseek-v3, default)", pre);
         return -ENOTSUP;
     }
     snprintf(t->pre, sizeof(t->pre), "%s", pre);

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -781,6 +782,135 @@ static void test_qwen35moe_nextn(void **state)
     free(tok);
 }
 
+/* gpt-oss: sinks, biases, alternating sliding-window (ring cache) and full
+ * attention, YaRN, softmax over the selected top-k, clamped SwiGLU. Besides
+ * the arch check, one token per step (the ring wraps between steps) must give
+ * the same logits as steps of 64 rows (passes of ATTN_SWA_CHUNK in the ring),
+ * and the state must hold a window, not the context, for sliding layers. */
+static void test_arch_gptoss(void **state)
+{
+    (void)state;
+    if (!have_fixtures())
+        SKIP_NO_FIXTURES();
+    struct arch_case ac = { "gpt-oss", 0.0014, 0.985 };
+    check_arch(&ac);
+
+    const char *dir = split_fixture("arch/gpt-oss-Q8_0.gguf", "gpt-oss");
+    char p[4400], err[512];
+    size_t len;
+    snprintf(p, sizeof(p), "%s/arch/gpt-oss-Q8_0.tok.i32", fixtures);
+    int32_t *tok = read_file(p, &len);
+    assert_non_null(tok);
+    int n = (int)(len / 4), nv;
+    struct run_cfg batched = { PROVIDER_IO_URING, 0, 64, false };
+    struct run_cfg one = { PROVIDER_IO_URING, 0, 1, true };
+    float *x = run_model(dir, tok, n, &batched, &nv, NULL);
+    float *y = run_model(dir, tok, n, &one, &nv, NULL);
+    int differ = 0;
+    for (int t = 0; t < n; t++)
+        differ += memcmp(x + (size_t)t * nv, y + (size_t)t * nv, sizeof(float) * nv) != 0;
+    printf("  gpt-oss: %d tokens one per step vs 64 per step: %d positions differ\n", n, differ);
+    assert_int_equal(differ, 0);
+
+    /* state: full KV for the full layer, a ring of window + chunk for the
+     * sliding one (the fixture: 2 layers, window 32, 2 KV heads of 64) */
+    struct model_opts mo = { 0 };
+    mo.n_ctx = 1024;
+    mo.n_threads = 1;
+    mo.ram_budget = 1ull << 30; /* not the machine's free memory: fixed */
+    struct model *m;
+    if (model_open(&m, dir, &mo, err, sizeof(err)) < 0)
+        fail_msg("model_open: %s", err);
+    const struct model_hparams *hp = model_hparams(m);
+    assert_int_equal(hp->n_swa, 32);
+    uint64_t row = 2ull * hp->n_head_kv * hp->head_dim * sizeof(float);
+    assert_int_equal(model_plan(m)->state_bytes, row * (1024 + 32 + 32));
+    model_close(m);
+    free(x);
+    free(y);
+    free(tok);
+}
+
+/* Writes the gpt-oss fixture to path without tensor `drop` and with tensor
+ * `reshape` (a 1-D or 2-D F32 tensor) halved in its first dimension. */
+static void write_gptoss_variant(const char *path, const char *drop, const char *reshape)
+{
+    char src[4400], err[1024];
+    snprintf(src, sizeof(src), "%s/arch/gpt-oss-Q8_0.gguf", fixtures);
+    struct gguf_ctx *g;
+    if (gguf_open(&g, src, err, sizeof(err)) < 0)
+        fail_msg("%s", err);
+    struct gguf_writer *w = gguf_writer_init(gguf_alignment(g));
+    assert_non_null(w);
+    for (int64_t i = 0; i < gguf_n_kv(g); i++)
+        assert_int_equal(gguf_writer_copy_kv(w, gguf_kv_at(g, i)), 0);
+    for (int64_t i = 0; i < gguf_n_tensors(g); i++) {
+        const struct gguf_tensor *t = gguf_tensor_at(g, i);
+        int64_t ne[GGUF_MAX_DIMS];
+        memcpy(ne, t->ne, sizeof(ne));
+        if (drop && strcmp(t->name, drop) == 0)
+            continue;
+        if (reshape && strcmp(t->name, reshape) == 0)
+            ne[0] /= 2;
+        assert_true(gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, ne) >= 0);
+    }
+    if (gguf_writer_begin(w, path, err, sizeof(err)) < 0)
+        fail_msg("%s", err);
+    for (int64_t i = 0; i < gguf_n_tensors(g); i++) {
+        const struct gguf_tensor *t = gguf_tensor_at(g, i);
+        if (drop && strcmp(t->name, drop) == 0)
+            continue;
+        size_t n = (size_t)t->size;
+        if (reshape && strcmp(t->name, reshape) == 0)
+            n /= 2;
+        void *buf = malloc(n);
+        assert_non_null(buf);
+        if (gguf_read_tensor(g, t, 0, buf, n, err, sizeof(err)) < 0 || gguf_writer_write(w, buf, n, err, sizeof(err)) < 0)
+            fail_msg("%s", err);
+        free(buf);
+    }
+    if (gguf_writer_finish(w, err, sizeof(err)) < 0)
+        fail_msg("%s", err);
+    gguf_writer_free(w);
+    gguf_close(g);
+}
+
+/* The splitter refuses a gpt-oss file with a missing or mis-shaped tensor
+ * (pinned, or a per-expert bias bound into the blob), naming it, and writes
+ * nothing. */
+static void test_gptoss_split_refuses(void **state)
+{
+    (void)state;
+    if (!have_fixtures())
+        SKIP_NO_FIXTURES();
+    static const struct {
+        const char *drop, *reshape, *want;
+    } cases[] = {
+        { "blk.1.attn_sinks.weight", NULL, "tensor blk.1.attn_sinks.weight is missing" },
+        { "blk.0.attn_k.bias", NULL, "tensor blk.0.attn_k.bias is missing" },
+        { NULL, "blk.1.ffn_gate_inp.bias", "tensor blk.1.ffn_gate_inp.bias has shape [4, 1], expected [8, 1]" },
+        { NULL, "blk.0.ffn_up_exps.bias", "layer 0 expert part ffn_up_exps.bias is F32 [256, 1]" },
+        { "blk.1.ffn_down_exps.bias", NULL, "layer 1 expert part ffn_down_exps.bias is missing" },
+    };
+    mkdir("build", 0755);
+    mkdir("build/test-model", 0755);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *in = "build/test-model/gpt-oss-bad.gguf", *out = "build/test-model/gpt-oss-bad";
+        write_gptoss_variant(in, cases[i].drop, cases[i].reshape);
+        char err[1024] = "";
+        struct split_options so = { .input = in, .output_dir = out, .force = true, .check_runnable = true };
+        struct split_stats ss;
+        int rc = split_convert(&so, &ss, err, sizeof(err));
+        printf("  refused (%d): %s\n", rc, err);
+        assert_true(rc < 0);
+        if (!strstr(err, cases[i].want))
+            fail_msg("expected \"%s\" in \"%s\"", cases[i].want, err);
+        struct stat st;
+        assert_int_not_equal(stat(out, &st), 0);
+        unlink(in);
+    }
+}
+
 /* Four sequences decoded together: 4 different prompts (slices of the
  * fixture prompt's tokens, of different lengths) are prefilled in shared
  * steps (rows of all four in one step), then decoded together for 8 steps
@@ -1021,6 +1151,8 @@ int main(void)
         cmocka_unit_test(test_qwen35moe_nextn),
         cmocka_unit_test(test_multi_sequence_qwen35moe),
         cmocka_unit_test(test_split_transform),
+        cmocka_unit_test(test_arch_gptoss),
+        cmocka_unit_test(test_gptoss_split_refuses),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -215,8 +215,9 @@ static uint64_t syn_size(const struct syn_tensor *t)
     return quant_row_size(t->type, t->ne[0]) * (uint64_t)(t->ne[1] * t->ne[2] * t->ne[3]);
 }
 
-/* gpt-oss-like: layer 0 dense; layers 1..2 with 4 experts, stacked weights in
- * three types, per-expert biases (2-D) and a per-expert scale (1-D), plus
+/* A MoE layout of an architecture the runtime does not run ("synthetic-moe",
+ * shaped like gpt-oss): layer 0 dense; layers 1..2 with 4 experts, stacked
+ * weights in three types, per-expert biases (2-D) and a per-expert scale (1-D), plus
  * router, shared expert and exp_probs_b (pinned). moe = false: no experts. */
 static void syn_build(struct syn *s, bool moe)
 {
@@ -264,7 +265,7 @@ static void syn_write_part(const struct syn *s, const char *path, bool moe, int 
     struct gguf_writer *w = gguf_writer_init(0);
     assert_non_null(w);
     if (part == 0) {
-        const char *arch = moe ? "gpt-oss" : "llama";
+        const char *arch = moe ? "synthetic-moe" : "llama";
         char key[96];
         assert_int_equal(gguf_writer_set_str(w, "general.architecture", arch), 0);
         assert_int_equal(gguf_writer_set_str(w, "general.name", "synthetic"), 0);
@@ -273,8 +274,8 @@ static void syn_write_part(const struct syn *s, const char *path, bool moe, int 
         snprintf(key, sizeof(key), "%s.embedding_length", arch);
         assert_int_equal(gguf_writer_set_u32(w, key, 256), 0);
         if (moe) {
-            assert_int_equal(gguf_writer_set_u32(w, "gpt-oss.expert_count", 4), 0);
-            assert_int_equal(gguf_writer_set_u32(w, "gpt-oss.expert_used_count", 2), 0);
+            assert_int_equal(gguf_writer_set_u32(w, "synthetic-moe.expert_count", 4), 0);
+            assert_int_equal(gguf_writer_set_u32(w, "synthetic-moe.expert_used_count", 2), 0);
         }
         const char *toks[] = {"a", "b", "c"};
         assert_int_equal(gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, 3), 0);
@@ -631,7 +632,7 @@ static void test_synthetic_roundtrip(void **state)
     assert_null(split_find_tensor(m, "blk.1.ffn_up_exps.weight"));
     const char *arch;
     assert_int_equal(gguf_get_str(m->manifest, "general.architecture", &arch), 0);
-    assert_string_equal(arch, "gpt-oss");
+    assert_string_equal(arch, "synthetic-moe");
     split_close(m);
     assert_no_tmp_dirs();
     rm_rf(out);
@@ -982,7 +983,7 @@ static void test_cli(void **state)
     assert_int_equal(run(cmd), 2);
     /* a synthetic layout of an architecture the runtime does not run: refused
      * before anything is written, naming the architecture; --no-check splits it */
-    snprintf(cmd, sizeof(cmd), "'%s' '%s' -o '%s' -q 2>&1 | grep -q \"architecture 'gpt-oss' is not supported\"",
+    snprintf(cmd, sizeof(cmd), "'%s' '%s' -o '%s' -q 2>&1 | grep -q \"architecture 'synthetic-moe' is not supported\"",
              exe, src, out);
     assert_int_equal(run(cmd), 0);
     assert_int_not_equal(access(out, F_OK), 0);

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "arch.h"
 #include "gguf.h"
 #include "quant.h"
 #include "synth.h"
@@ -399,6 +400,21 @@ static void test_real_plans(void **state)
     assert_int_equal(synth_plan(&o, &st, err, sizeof(err)), 0);
     assert_int_equal(st.n_tensor, 45 * 19 + 15 * 16 + 3);
     assert_true(st.data_bytes > 230e9 && st.data_bytes < 250e9);
+    /* gpt-oss in the published MXFP4_MOE mix (ggml-org's GGUFs: 20b has 459
+     * tensors, 289 F32, 98 Q8_0, 72 MXFP4, 12.1 GB; 120b 59.0 GiB) */
+    o.quant = SYNTH_MXFP4_MOE;
+    o.shape = "gpt-oss-20b";
+    assert_int_equal(synth_plan(&o, &st, err, sizeof(err)), 0);
+    assert_int_equal(st.n_tensor, 459);
+    assert_int_equal(st.type_count[QT_F32], 289);
+    assert_int_equal(st.type_count[QT_Q8_0], 98);
+    assert_int_equal(st.type_count[QT_MXFP4], 72);
+    assert_true(st.data_bytes > 12.0e9 && st.data_bytes < 12.2e9);
+    o.shape = "gpt-oss-120b";
+    assert_int_equal(synth_plan(&o, &st, err, sizeof(err)), 0);
+    assert_int_equal(st.n_tensor, 36 * 19 + 3);
+    assert_int_equal(st.type_count[QT_MXFP4], 108);
+    assert_true(st.data_bytes > 63.0e9 && st.data_bytes < 63.7e9);
 }
 
 /* tiny-ds2 written at q2_k_xl: the deepseek2 keys and MLA tensors as the
@@ -469,6 +485,37 @@ static void test_plan_deepseek2(void **state)
     assert_int_equal(o.quant, SYNTH_Q2_K_XL);
 }
 
+/* The tiny gpt-oss preset: biases, sinks and per-expert biases under their
+ * GGUF names, MXFP4 experts, the keys the architecture reads, and a file the
+ * runtime accepts (arch_check_gguf binds every tensor). */
+static void test_tiny_gptoss(void **state)
+{
+    struct fixture *f = *state;
+    struct synth_options o = tiny_opts();
+    o.shape = "tiny-gpt-oss";
+    o.quant = SYNTH_MXFP4_MOE;
+    struct gguf_ctx *g = write_and_open(f, &o);
+    expect_tensor(g, "blk.0.attn_q.weight", QT_Q8_0, 256, 512, 1);
+    expect_tensor(g, "blk.0.attn_q.bias", QT_F32, 512, 1, 1);
+    expect_tensor(g, "blk.1.attn_sinks.weight", QT_F32, 8, 1, 1);
+    expect_tensor(g, "blk.1.post_attention_norm.weight", QT_F32, 256, 1, 1);
+    expect_tensor(g, "blk.1.ffn_gate_inp.bias", QT_F32, 8, 1, 1);
+    expect_tensor(g, "blk.0.ffn_up_exps.weight", QT_MXFP4, 256, 256, 8);
+    expect_tensor(g, "blk.0.ffn_down_exps.bias", QT_F32, 256, 8, 1);
+    uint32_t v;
+    assert_int_equal(gguf_get_u32(g, "gpt-oss.attention.sliding_window", &v), 0);
+    assert_int_equal(v, 32);
+    const char *pre;
+    assert_int_equal(gguf_get_str(g, "tokenizer.ggml.pre", &pre), 0);
+    assert_string_equal(pre, "gpt-4o");
+    char err[512] = "";
+    int rc = arch_check_gguf(g, f->path, err, sizeof(err));
+    if (rc)
+        print_error("arch_check_gguf: %s\n", err);
+    assert_int_equal(rc, 0);
+    gguf_close(g);
+}
+
 int main(void)
 {
     quant_init();
@@ -481,6 +528,7 @@ int main(void)
         cmocka_unit_test(test_real_plans),
         cmocka_unit_test(test_plan_deepseek2),
         cmocka_unit_test_setup_teardown(test_tiny_ds2, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tiny_gptoss, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -364,6 +364,8 @@ static void test_models_prompt(void **state)
     }
     /* Qwen3.5/3.6-MoE: the qwen35 pre-tokenizer on the prompt */
     check_ids_file("arch/qwen35moe-Q8_0.gguf", "models/prompt.txt", "arch/qwen35moe-Q8_0.tok.i32");
+    /* gpt-oss: o200k byte-level BPE (pre-tokenizer "gpt-4o"), no BOS */
+    check_ids_file("arch/gpt-oss-Q8_0.gguf", "models/prompt.txt", "arch/gpt-oss-Q8_0.tok.i32");
 }
 
 /* arch/deepseek2: the deepseek-v3 pre-tokenizer with BOS, as llama.cpp. */
@@ -687,6 +689,51 @@ static void test_synth_bpe(void **state)
     tok_free(t);
 }
 
+/* o200k ("gpt-4o"): the pieces decide which merges may apply. Byte-level
+ * ASCII tokens are their own bytes; the extra tokens are "oW", "45", "n'". */
+static void test_synth_o200k(void **state)
+{
+    static const char *const extra[] = {"oW", "45", "n'", "!/"};
+    static const char *const merges[] = {"o W", "4 5", "n '", "! /"};
+    const char *toks[256 + 4];
+    char chars[256][4];
+    int32_t types[256 + 4];
+
+    (void)state;
+    int next = 256;
+    for (int b = 0; b < 256; b++) {
+        int cp = ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174) ? b : next++;
+        if (cp < 0x80) {
+            chars[b][0] = (char)cp;
+            chars[b][1] = 0;
+        } else {
+            chars[b][0] = (char)(0xC0 | (cp >> 6));
+            chars[b][1] = (char)(0x80 | (cp & 0x3F));
+            chars[b][2] = 0;
+        }
+        toks[b] = chars[b];
+        types[b] = TOK_TYPE_NORMAL;
+    }
+    for (int i = 0; i < 4; i++) {
+        toks[256 + i] = extra[i];
+        types[256 + i] = TOK_TYPE_NORMAL;
+    }
+    struct tokenizer *t = synth_tok("gpt2", "gpt-4o", toks, types, NULL, 256 + 4, merges, 4);
+    assert_string_equal(tok_pre_name(t), "gpt-4o");
+    /* a lower-case run ends where an upper-case letter starts: "fo|Wl" */
+    expect_ids(t, "foWl", (const int32_t[]){'f', 'o', 'W', 'l'}, 4);
+    /* upper-case then lower-case stays one piece: "WooWx" is "Woo|Wx" */
+    expect_ids(t, "WooWx", (const int32_t[]){'W', 'o', 'o', 'W', 'x'}, 5);
+    /* digits in threes: "123|45" lets "45" merge, "1234" is "123|4" */
+    expect_ids(t, "12345", (const int32_t[]){'1', '2', '3', 257}, 4);
+    expect_ids(t, "1234", (const int32_t[]){'1', '2', '3', '4'}, 4);
+    /* a contraction belongs to its word: "don't" is one piece */
+    expect_ids(t, "don't", (const int32_t[]){'d', 'o', 258, 't'}, 4);
+    /* punctuation runs keep a trailing '/' */
+    expect_ids(t, "a!/", (const int32_t[]){'a', 259}, 2);
+    tok_free(t);
+}
+
 /* SentencePiece: highest score merges first, U+2581 for spaces with a
  * leading one, <0xXX> byte fallback for what is not in the vocabulary. */
 static void test_synth_spm(void **state)
@@ -772,6 +819,7 @@ int main(void)
         cmocka_unit_test(test_spm_special),
         cmocka_unit_test(test_reject),
         cmocka_unit_test(test_synth_bpe),
+        cmocka_unit_test(test_synth_o200k),
         cmocka_unit_test(test_synth_spm),
         cmocka_unit_test(test_synth_reject),
     };
