@@ -218,7 +218,7 @@ static void ecache_balance(struct ecache *c)
     }
 }
 
-static int32_t ecache_victim(struct ecache *c)
+static int32_t ecache_victim(struct ecache *c, bool spec)
 {
     int32_t v = c->free_head;
     struct ecache_slot *s;
@@ -229,7 +229,7 @@ static int32_t ecache_victim(struct ecache *c)
         return v;
     }
     v = list_cold(c, SEG_PROBATION);
-    if (v < 0)
+    if (v < 0 && !spec)
         v = list_cold(c, SEG_PROTECTED);
     if (v < 0)
         return -1;
@@ -261,7 +261,8 @@ static unsigned ecache_count(struct ecache *c, const int32_t *m)
     return before;
 }
 
-static int ecache_acquire_impl(struct ecache *c, int layer, int expert, enum ecache_state *state, bool count)
+static int ecache_acquire_impl(struct ecache *c, int layer, int expert, enum ecache_state *state, bool count,
+                               bool spec)
 {
     int32_t *m = ecache_map_entry(c, layer, expert);
     struct ecache_slot *s;
@@ -289,7 +290,7 @@ static int ecache_acquire_impl(struct ecache *c, int layer, int expert, enum eca
         *state = ECACHE_HIT;
         return v;
     }
-    v = ecache_victim(c);
+    v = ecache_victim(c, spec);
     if (v < 0)
         return -ENOSPC;
     s = &c->slots[v];
@@ -312,12 +313,17 @@ static int ecache_acquire_impl(struct ecache *c, int layer, int expert, enum eca
 
 int ecache_acquire(struct ecache *c, int layer, int expert, enum ecache_state *state)
 {
-    return ecache_acquire_impl(c, layer, expert, state, true);
+    return ecache_acquire_impl(c, layer, expert, state, true, false);
 }
 
 int ecache_acquire_quiet(struct ecache *c, int layer, int expert, enum ecache_state *state)
 {
-    return ecache_acquire_impl(c, layer, expert, state, false);
+    return ecache_acquire_impl(c, layer, expert, state, false, false);
+}
+
+int ecache_acquire_spec(struct ecache *c, int layer, int expert, enum ecache_state *state)
+{
+    return ecache_acquire_impl(c, layer, expert, state, false, c->policy == ECACHE_SLRU);
 }
 
 void ecache_set_ready(struct ecache *c, int slot)

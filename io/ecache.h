@@ -60,6 +60,10 @@ int ecache_acquire(struct ecache *c, int layer, int expert, enum ecache_state *s
  * frequency: for speculative reads (prefetch), so guesses do not earn
  * protection. A miss enters probation. */
 int ecache_acquire_quiet(struct ecache *c, int layer, int expert, enum ecache_state *state);
+/* As ecache_acquire_quiet, for a guess that must not displace a hot
+ * expert: under SLRU it takes only a free slot or the coldest probation
+ * slot, never a protected one (-ENOSPC then). Under LRU, as quiet. */
+int ecache_acquire_spec(struct ecache *c, int layer, int expert, enum ecache_state *state);
 /* The fill of a MISS slot finished: later acquires are hits. */
 void ecache_set_ready(struct ecache *c, int slot);
 /* The fill failed: forget the key; the slot is freed when unpinned. */

@@ -55,6 +55,10 @@ struct provider_stats {
     uint64_t slot_bytes;       /* bytes per slot (largest blob_size) */
     uint64_t prefetches;       /* reads started by provider_prefetch */
     uint64_t prefetch_waits;   /* requested experts found still loading from a prefetch */
+    uint64_t prefetch_used;    /* prefetched experts a request then asked for (loading or landed) */
+    uint64_t prefetch_wasted;  /* prefetched experts evicted or dropped before any request */
+    double busy_s;             /* time with at least one read in flight (demand or prefetch),
+                                  up to the moment its completion is reaped */
 };
 
 struct provider;
