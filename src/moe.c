@@ -241,10 +241,14 @@ static void prefetch_next(void *ctx)
     const struct moe_hparams *hp = c->hp;
     struct moe_scratch *s = c->s;
     const struct moe_weights *N = c->next;
-    blocks_rmsnorm(s->pf_x, c->x, N->ffn_norm->data, hp->n_embd, c->rms_eps);
-    blocks_mm(c->f, s->pf_logits, N->router->data, N->router->type, hp->n_expert, hp->n_embd, s->pf_x, 1);
-    topk(s->pf_logits, hp->n_expert, hp->n_expert_used, s->pf_ids);
-    int n = prefetch_hints(c->f->pf, c->il + 1, s->pf_ids, hp->n_expert_used, s->pf_ids, hp->n_expert_used);
+    int ng = 0;
+    if (prefetch_wants_lookahead(c->f->pf)) {
+        blocks_rmsnorm(s->pf_x, c->x, N->ffn_norm->data, hp->n_embd, c->rms_eps);
+        blocks_mm(c->f, s->pf_logits, N->router->data, N->router->type, hp->n_expert, hp->n_embd, s->pf_x, 1);
+        topk(s->pf_logits, hp->n_expert, hp->n_expert_used, s->pf_ids);
+        ng = hp->n_expert_used;
+    }
+    int n = prefetch_hints(c->f->pf, c->il + 1, s->pf_ids, ng, s->pf_ids, hp->n_expert_used);
     provider_prefetch(c->f->prov, c->il + 1, s->pf_ids, n);
 }
 
@@ -262,7 +266,7 @@ int moe_forward(struct fwd *f, struct moe_scratch *s, const struct moe_hparams *
                          .rms_eps = rms_eps, .il = il };
     int n_uniq = expert_stream_union(&f->es, s->topk_id, n * k);
     prefetch_observe(f->pf, il, s->topk_id, n * k);
-    bool lookahead = prefetch_wants_lookahead(f->pf) && n == 1 && next != NULL;
+    bool lookahead = prefetch_active(f->pf) && n == 1 && next != NULL;
     int rc = expert_stream_run(f->prov, il, &f->es, n_uniq, f->request_cap, expert_batch,
                                lookahead ? prefetch_next : NULL, &c, &f->times.io_wait_s);
     if (rc < 0) {
