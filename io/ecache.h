@@ -71,6 +71,11 @@ void ecache_discard(struct ecache *c, int slot);
 /* Drops one pin. Unpinned filled slots become eviction candidates. */
 void ecache_unpin(struct ecache *c, int slot);
 
+/* Marks (layer, expert) as part of a pinned profile: once resident and
+ * released it is never evicted (the caller bounds how many keys it marks,
+ * leaving slots for the rest). Takes effect from its next release. 0 or
+ * -EINVAL for a bad key. */
+int ecache_set_sticky(struct ecache *c, int layer, int expert);
 /* Slot of (layer, expert) if assigned, else -1. No pin, no policy update. */
 int ecache_find(const struct ecache *c, int layer, int expert);
 uint8_t *ecache_slot_data(const struct ecache *c, int slot);

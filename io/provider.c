@@ -175,6 +175,7 @@ int provider_open(struct provider **out, const struct split_model *m,
         goto fail_nomem;
     p->m = m;
     p->o = *o;
+    p->o.max_active = max_active; /* resolved */
     p->max_n_expert = max_n_expert;
     p->file_of_layer = malloc((size_t)m->n_layer * sizeof *p->file_of_layer);
     p->read_len = calloc((size_t)m->n_layer, sizeof *p->read_len);
@@ -664,6 +665,19 @@ void provider_release(struct provider *p, int layer, int expert)
 
     if (slot >= 0 && ecache_is_ready(p->cache, slot) && ecache_pins(p->cache, slot) > 0)
         ecache_unpin(p->cache, slot);
+}
+
+int provider_pin_profile(struct provider *p, const int *layers, const int *experts, int n)
+{
+    int room = (int)p->st.n_slots - 2 * p->o.max_active, done = 0;
+    for (int i = 0; i < n && done < room; i++) {
+        if (ecache_set_sticky(p->cache, layers[i], experts[i]) < 0) {
+            provider_fail(p, "provider: pinned profile: no expert %d in layer %d", experts[i], layers[i]);
+            return -EINVAL;
+        }
+        done++;
+    }
+    return done;
 }
 
 int provider_ready_count(const struct provider *p)

@@ -92,6 +92,13 @@ void provider_release(struct provider *p, int layer, int expert);
  * request is being delivered. Returns the reads started. */
 int provider_prefetch(struct provider *p, int layer, const int *experts, int n);
 
+/* Pinned profile: keeps the n experts (layers[i], experts[i]) resident once
+ * read, never evicting them; the rest of the cache keeps its policy. Marks
+ * at most n_slots - 2 * max_active of them (the rest must stay free for
+ * demand reads and guesses). Returns how many were marked, or -EINVAL for a
+ * bad key (message in provider_error). */
+int provider_pin_profile(struct provider *p, const int *layers, const int *experts, int n);
+
 /* Experts provider_next would deliver now without waiting (hits, and reads
  * already reaped). Lets the caller batch the resident experts of a layer. */
 int provider_ready_count(const struct provider *p);

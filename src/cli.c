@@ -58,6 +58,8 @@ void cli_common_help(FILE *out)
             "                         (default), lookahead (its router on this layer's state; bare\n"
             "                         --prefetch), coact (co-activation statistics) or both\n"
             "      --coact FILE       co-activation statistics: loaded if FILE exists, saved at exit\n"
+            "      --pin-profile T    keep the most-routed experts of trace T (--trace-out) resident\n"
+            "                         (half the cache slots); the rest follows --cache-policy\n"
             "      --act-bits 8|16    activation precision of the integer dot products (default 16:\n"
             "                         Q8 + Q8 residual; 8 is llama.cpp's precision, faster prompt processing)\n"
             "      --no-escape        keep backslash escapes in prompt text literal (by default\n"
@@ -205,6 +207,7 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
                 die_flag(a, "expected a size such as 1M, 256K or 4194304");
         }
         else if (!strcmp(a, "--coact")) o->coact = v;
+        else if (!strcmp(a, "--pin-profile")) o->pin_profile = v;
         else if (!strcmp(a, "--cache-policy")) {
             if (!strcmp(v, "slru")) o->cache_policy = PROVIDER_CACHE_SLRU;
             else if (!strcmp(v, "lru")) o->cache_policy = PROVIDER_CACHE_LRU;
@@ -282,6 +285,61 @@ int cli_open_model(struct model **m, const struct cli_opts *o, int *n_ctx_out, i
     return 0;
 }
 
+/* --pin-profile: the most-routed (layer, expert) keys of a recorded trace,
+ * as many as half the cache slots, kept resident once read. */
+static int cli_pin_profile(struct engine *e, const char *path)
+{
+    char err[1024];
+    struct trace *t;
+    if (trace_read(&t, path, err, sizeof(err)) < 0) {
+        fprintf(stderr, "moestream: --pin-profile: %s\n", err);
+        return 1;
+    }
+    const struct model_hparams *hp = model_hparams(engine_model(e));
+    if (t->h.n_layer != hp->n_layer || t->h.n_expert != hp->n_expert) {
+        fprintf(stderr, "moestream: --pin-profile %s: recorded on %d layers x %d experts, this model has %d x %d\n",
+                path, t->h.n_layer, t->h.n_expert, hp->n_layer, hp->n_expert);
+        trace_free(t);
+        return 1;
+    }
+    size_t nk = (size_t)hp->n_layer * (size_t)hp->n_expert;
+    uint32_t *count = calloc(nk, sizeof(*count));
+    int *ly = malloc(nk * sizeof(*ly)), *ex = malloc(nk * sizeof(*ex));
+    int rc = 1;
+    if (!count || !ly || !ex) {
+        fprintf(stderr, "moestream: --pin-profile: out of memory\n");
+        goto out;
+    }
+    for (int r = 0; r < t->n_rec; r++)
+        for (int j = 0; j < t->rec[r].k; j++)
+            count[(size_t)t->rec[r].layer * hp->n_expert + t->experts[t->rec[r].first + j]]++;
+    struct provider_stats ps;
+    provider_get_stats(engine_provider(e), &ps);
+    int want = (int)(ps.n_slots / 2), n = 0;
+    while (n < want) { /* selection of the largest counts; nk is small */
+        size_t best = nk;
+        for (size_t k = 0; k < nk; k++)
+            if (count[k] && (best == nk || count[k] > count[best]))
+                best = k;
+        if (best == nk)
+            break;
+        count[best] = 0;
+        ly[n] = (int)(best / (size_t)hp->n_expert);
+        ex[n++] = (int)(best % (size_t)hp->n_expert);
+    }
+    if (provider_pin_profile(engine_provider(e), ly, ex, n) < 0) {
+        fprintf(stderr, "moestream: --pin-profile %s: %s\n", path, provider_error(engine_provider(e)));
+        goto out;
+    }
+    rc = 0;
+out:
+    free(count);
+    free(ly);
+    free(ex);
+    trace_free(t);
+    return rc;
+}
+
 int cli_open_engine(struct engine **e, const struct model *m, const struct cli_opts *o)
 {
     char err[1024];
@@ -290,6 +348,11 @@ int cli_open_engine(struct engine **e, const struct model *m, const struct cli_o
         eo.coact_path = o->coact;
     if (engine_open(e, m, &eo, err, sizeof(err)) < 0) {
         fprintf(stderr, "moestream: %s\n", err);
+        return 1;
+    }
+    if (o->pin_profile && cli_pin_profile(*e, o->pin_profile)) {
+        engine_close(*e);
+        *e = NULL;
         return 1;
     }
     return 0;

@@ -52,6 +52,7 @@ struct cli_opts {
     int act_bits;               /* --act-bits 8|16 */
     bool escape_text;           /* load --text through cli_unescape (perplexity) */
     const char *trace_out;      /* --trace-out */
+    const char *pin_profile;    /* --pin-profile TRACE: keep its most-routed experts resident */
     enum provider_cache_policy cache_policy; /* --cache-policy */
     bool has_n_predict;         /* -n was given */
     /* bench / iobench */

@@ -40,7 +40,7 @@ static void run_usage(FILE *out)
 #define RUN_FLAGS                                                                                      \
     "--model --prompt --file --n-predict --threads --ctx-size --batch-size --ram-budget --io "        \
     "--queue-depth --mlock --verify-reads --stats --stats-json --trace-out --special --temp --top-k " \
-    "--top-p --min-p --repeat-penalty --repeat-last-n --seed --system --no-escape --preload --prefetch --coact --act-bits " \
+    "--top-p --min-p --repeat-penalty --repeat-last-n --seed --system --no-escape --preload --prefetch --coact --pin-profile --act-bits " \
     "--cache-policy --chat --chat-template --jinja --reasoning --verbose-prompt"
 
 /* Tokenizes text into a freshly allocated array; NULL with a message. */
