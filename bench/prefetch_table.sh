@@ -35,8 +35,8 @@ NE=$(ls "$MODEL"/experts-*.bin | wc -l)
 FILE0=$(ls "$MODEL"/experts-*.bin | head -1)
 NEXP=${N_EXPERT:-32}
 SLOT=$(( $(stat -c %s "$FILE0") / NEXP ))
-PROBE=$($BIN bench -m "$MODEL" --ram-budget 1G -c 512 -n 1 --prompt-tokens 2 2>/dev/null | sed -n 's/.*expert cache \([0-9.]*\) MiB.*/\1/p')
-OVER=$(awk -v p="$PROBE" 'BEGIN { printf "%.0f", 1024 * 1048576 - p * 1048576 }')
+PROBE=$($BIN bench -m "$MODEL" --ram-budget 300M -c 512 -n 1 --prompt-tokens 2 2>/dev/null | sed -n 's/.*expert cache \([0-9.]*\) MiB.*/\1/p')
+OVER=$(awk -v p="$PROBE" 'BEGIN { printf "%.0f", 300 * 1048576 - p * 1048576 }')
 TOTAL=$((NE * NEXP))
 echo "model $MODEL: $TOTAL experts of $SLOT bytes; $OVER bytes of the budget are not expert cache" >&2
 budget_for() { # slots -> --ram-budget in bytes (a little slack for rounding)
