@@ -231,10 +231,12 @@ static int expert_batch(void *ctx, const int32_t *ids, const uint8_t *const *blo
     return 0;
 }
 
-/* Lookahead for decode: layer L+1's router applied to layer L's state after
- * attention (normed with L+1's ffn_norm) usually names most of the experts
- * L+1 will pick. Their reads start now and overlap with layer L's experts
- * and L+1's attention. Only timing depends on the guess; never the numbers. */
+/* Prefetch for decode: the policy (io/prefetch.h) names experts of layer
+ * L+1 to read now, overlapping layer L's experts and L+1's attention. Its
+ * optional input, router lookahead: layer L+1's router applied to layer L's
+ * state after attention (normed with L+1's ffn_norm) usually names most of
+ * the experts L+1 will pick. Only timing depends on the guess; never the
+ * numbers. */
 static void prefetch_next(void *ctx)
 {
     struct moe_ctx *c = ctx;
