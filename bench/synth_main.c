@@ -15,6 +15,7 @@
 #include "quant.h"
 #include "synth.h"
 #include "version.h"
+#include "widen.h"
 
 static volatile sig_atomic_t cancel_flag;
 
@@ -81,6 +82,10 @@ static void usage(FILE *f)
         "                       ~2.5x its uniform share with random inputs, 128 experts;\n"
         "                       cache hit rates it gives: bench/README.md)\n"
         "  --seed N             random seed (default %u); same options, same bytes\n"
+        "  --widen-experts N FROM.gguf -o OUT.gguf\n"
+        "                       instead of a synthetic model: FROM's routed experts padded\n"
+        "                       with zero neurons to n_ff_exp N (same logits, bigger blobs;\n"
+        "                       real routing for I/O benchmarks)\n"
         "  --dry-run            print the tensor plan summary and exit\n"
         "  -h, --help           this text\n",
         (double)SYNTH_DEFAULT_SKEW, SYNTH_DEFAULT_SEED);
@@ -122,7 +127,8 @@ int main(int argc, char **argv)
     struct synth_options opt = {
         .quant = SYNTH_Q4_K_M, .routing_skew = SYNTH_DEFAULT_SKEW, .seed = SYNTH_DEFAULT_SEED,
     };
-    const char *out = NULL, *split_dir = NULL;
+    const char *out = NULL, *split_dir = NULL, *widen_from = NULL;
+    long widen_n = 0;
     bool dry = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -136,6 +142,14 @@ int main(int argc, char **argv)
         } else if (!has) {
             fprintf(stderr, "moestream-synth: %s: unknown option or missing value (see --help)\n", a);
             return 2;
+        } else if (!strcmp(a, "--widen-experts")) {
+            if (i + 2 >= argc) {
+                fprintf(stderr, "moestream-synth: --widen-experts needs N and FROM.gguf\n");
+                return 2;
+            }
+            if (parse_int(a, argv[++i], 1, 1 << 20, &widen_n))
+                return 2;
+            widen_from = argv[++i];
         } else if (!strcmp(a, "--shape")) {
             opt.shape = argv[++i];
         } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
@@ -171,6 +185,22 @@ int main(int argc, char **argv)
             fprintf(stderr, "moestream-synth: unknown option %s (see --help)\n", a);
             return 2;
         }
+    }
+    if (widen_from) {
+        if (!out || split_dir || opt.shape) {
+            fprintf(stderr, "moestream-synth: --widen-experts takes -o OUT.gguf only (no --shape, --split-dir)\n");
+            return 2;
+        }
+        char werr[512] = "";
+        uint64_t nb = 0;
+        double t0 = now_s();
+        if (widen_experts(widen_from, out, (int)widen_n, &nb, werr, sizeof(werr))) {
+            fprintf(stderr, "moestream-synth: %s\n", werr);
+            return 1;
+        }
+        printf("wrote %s (%s, experts widened to n_ff_exp %ld) in %.1f s, %.1f MB of tensor data\n", out,
+               widen_from, widen_n, now_s() - t0, (double)nb / 1e6);
+        return 0;
     }
     if (!opt.shape || !synth_find_shape(opt.shape)) {
         fprintf(stderr, "moestream-synth: --shape '%s': expected one of", opt.shape ? opt.shape : "");

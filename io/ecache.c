@@ -46,6 +46,7 @@ struct ecache {
     int32_t *map;             /* [sum n_expert] slot or -1 */
     uint16_t *freq;           /* [sum n_expert] aged access counts (SLRU) */
     size_t n_keys;            /* sum n_expert */
+    uint8_t *sticky;          /* [sum n_expert] keys never evicted once resident (pinned profile) */
     uint64_t accesses;        /* since the last aging */
     size_t n_slots, slot_size;
     uint8_t *arena;           /* n_slots * slot_size */
@@ -124,8 +125,9 @@ int ecache_init(struct ecache **out, const int *n_expert, int n_layer, size_t sl
     c->map = malloc((total ? total : 1) * sizeof *c->map);
     c->freq = calloc(total ? total : 1, sizeof *c->freq);
     c->n_keys = total;
+    c->sticky = calloc(total ? total : 1, 1);
     c->slots = calloc(n_slots + N_SEG, sizeof *c->slots);
-    if (!c->map || !c->freq || !c->slots)
+    if (!c->map || !c->freq || !c->slots || !c->sticky)
         goto fail_free;
     for (size_t i = 0; i < total; i++)
         c->map[i] = -1;
@@ -172,6 +174,7 @@ void ecache_free(struct ecache *c)
         munmap(c->arena, c->arena_bytes);
     free(c->slots);
     free(c->freq);
+    free(c->sticky);
     free(c->map);
     free(c->n_expert);
     free(c->layer_base);
@@ -218,7 +221,7 @@ static void ecache_balance(struct ecache *c)
     }
 }
 
-static int32_t ecache_victim(struct ecache *c)
+static int32_t ecache_victim(struct ecache *c, bool spec)
 {
     int32_t v = c->free_head;
     struct ecache_slot *s;
@@ -229,7 +232,7 @@ static int32_t ecache_victim(struct ecache *c)
         return v;
     }
     v = list_cold(c, SEG_PROBATION);
-    if (v < 0)
+    if (v < 0 && !spec)
         v = list_cold(c, SEG_PROTECTED);
     if (v < 0)
         return -1;
@@ -261,7 +264,8 @@ static unsigned ecache_count(struct ecache *c, const int32_t *m)
     return before;
 }
 
-static int ecache_acquire_impl(struct ecache *c, int layer, int expert, enum ecache_state *state, bool count)
+static int ecache_acquire_impl(struct ecache *c, int layer, int expert, enum ecache_state *state, bool count,
+                               bool spec)
 {
     int32_t *m = ecache_map_entry(c, layer, expert);
     struct ecache_slot *s;
@@ -289,7 +293,7 @@ static int ecache_acquire_impl(struct ecache *c, int layer, int expert, enum eca
         *state = ECACHE_HIT;
         return v;
     }
-    v = ecache_victim(c);
+    v = ecache_victim(c, spec);
     if (v < 0)
         return -ENOSPC;
     s = &c->slots[v];
@@ -312,12 +316,17 @@ static int ecache_acquire_impl(struct ecache *c, int layer, int expert, enum eca
 
 int ecache_acquire(struct ecache *c, int layer, int expert, enum ecache_state *state)
 {
-    return ecache_acquire_impl(c, layer, expert, state, true);
+    return ecache_acquire_impl(c, layer, expert, state, true, false);
 }
 
 int ecache_acquire_quiet(struct ecache *c, int layer, int expert, enum ecache_state *state)
 {
-    return ecache_acquire_impl(c, layer, expert, state, false);
+    return ecache_acquire_impl(c, layer, expert, state, false, false);
+}
+
+int ecache_acquire_spec(struct ecache *c, int layer, int expert, enum ecache_state *state)
+{
+    return ecache_acquire_impl(c, layer, expert, state, false, c->policy == ECACHE_SLRU);
 }
 
 void ecache_set_ready(struct ecache *c, int slot)
@@ -359,10 +368,23 @@ void ecache_unpin(struct ecache *c, int slot)
         c->free_head = slot;
         return;
     }
+    /* a key of the pinned profile stays off the lists: never a victim */
+    int32_t *m = ecache_map_entry(c, s->layer, s->expert);
+    if (m && c->sticky[m - c->map])
+        return;
     /* LRU keeps every slot in the probation list. */
     list_push_hot(c, slot, s->seg);
     if (s->seg == SEG_PROTECTED)
         ecache_balance(c);
+}
+
+int ecache_set_sticky(struct ecache *c, int layer, int expert)
+{
+    int32_t *m = ecache_map_entry(c, layer, expert);
+    if (!m)
+        return -EINVAL;
+    c->sticky[m - c->map] = 1;
+    return 0;
 }
 
 int ecache_find(const struct ecache *c, int layer, int expert)

@@ -60,6 +60,10 @@ int ecache_acquire(struct ecache *c, int layer, int expert, enum ecache_state *s
  * frequency: for speculative reads (prefetch), so guesses do not earn
  * protection. A miss enters probation. */
 int ecache_acquire_quiet(struct ecache *c, int layer, int expert, enum ecache_state *state);
+/* As ecache_acquire_quiet, for a guess that must not displace a hot
+ * expert: under SLRU it takes only a free slot or the coldest probation
+ * slot, never a protected one (-ENOSPC then). Under LRU, as quiet. */
+int ecache_acquire_spec(struct ecache *c, int layer, int expert, enum ecache_state *state);
 /* The fill of a MISS slot finished: later acquires are hits. */
 void ecache_set_ready(struct ecache *c, int slot);
 /* The fill failed: forget the key; the slot is freed when unpinned. */
@@ -67,6 +71,11 @@ void ecache_discard(struct ecache *c, int slot);
 /* Drops one pin. Unpinned filled slots become eviction candidates. */
 void ecache_unpin(struct ecache *c, int slot);
 
+/* Marks (layer, expert) as part of a pinned profile: once resident and
+ * released it is never evicted (the caller bounds how many keys it marks,
+ * leaving slots for the rest). Takes effect from its next release. 0 or
+ * -EINVAL for a bad key. */
+int ecache_set_sticky(struct ecache *c, int layer, int expert);
 /* Slot of (layer, expert) if assigned, else -1. No pin, no policy update. */
 int ecache_find(const struct ecache *c, int layer, int expert);
 uint8_t *ecache_slot_data(const struct ecache *c, int slot);

@@ -52,6 +52,8 @@ struct provider {
     uint8_t *pf;                   /* [n_slots] a prefetch read is in flight into the slot */
     uint8_t *want;                 /* [n_slots] the request waits for that prefetch read */
     uint64_t *slot_read;           /* [n_slots] from a GGUF: bytes of the reads into the slot */
+    uint8_t *pf_unused;            /* [n_slots] a prefetched blob landed, no request used it yet */
+    double busy_t0;                /* when outstanding last went from 0 to 1 */
     uint32_t *seen;                /* [max_n_expert] request stamp per id (dedupe) */
     uint32_t seq;
     int max_n_expert;
@@ -168,6 +170,7 @@ int provider_open(struct provider **out, const struct split_model *m,
         goto fail_nomem;
     p->m = m;
     p->o = *o;
+    p->o.max_active = max_active; /* resolved */
     p->max_n_expert = max_n_expert;
     p->file_of_layer = malloc((size_t)m->n_layer * sizeof *p->file_of_layer);
     p->read_len = calloc((size_t)m->n_layer, sizeof *p->read_len);
@@ -177,8 +180,10 @@ int provider_open(struct provider **out, const struct split_model *m,
     p->pf = calloc((size_t)n_slots, 1);
     p->slot_read = calloc((size_t)n_slots, sizeof *p->slot_read);
     p->want = calloc((size_t)n_slots, 1);
+    p->pf_unused = calloc((size_t)n_slots, 1);
     paths = malloc((size_t)n_files * sizeof *paths);
-    if (!p->file_of_layer || !p->read_len || !p->slot_read || !p->ready || !p->pending || !p->seen || !paths)
+    if (!p->file_of_layer || !p->read_len || !p->slot_read || !p->ready || !p->pending || !p->seen || !paths ||
+        !p->pf || !p->want || !p->pf_unused)
         goto fail_nomem_p;
 
     {
@@ -313,6 +318,7 @@ void provider_close(struct provider *p)
     free(p->pf);
     free(p->slot_read);
     free(p->want);
+    free(p->pf_unused);
     free(p->comps);
     free(p->bufs);
     free(p->seen);
@@ -336,6 +342,29 @@ static int ready_pop(struct provider *p)
     p->ready_head = (p->ready_head + 1) % p->max_n_expert;
     p->ready_count--;
     return s;
+}
+
+/* Reads in flight: the busy clock runs while at least one is. A completion
+ * is seen when the provider reaps it, so busy time ends at the reap. */
+static void provider_io_start(struct provider *p)
+{
+    if (p->outstanding++ == 0)
+        p->busy_t0 = provider_now();
+}
+
+static void provider_io_done(struct provider *p)
+{
+    if (--p->outstanding == 0)
+        p->st.busy_s += provider_now() - p->busy_t0;
+}
+
+/* A slot that held an unused prefetched blob is taken for another key. */
+static void provider_slot_reused(struct provider *p, int slot)
+{
+    if (p->pf_unused[slot]) {
+        p->pf_unused[slot] = 0;
+        p->st.prefetch_wasted++;
+    }
 }
 
 static uint64_t provider_offset(const struct provider *p, int layer, int expert)
@@ -417,7 +446,7 @@ static int provider_submit_pending(struct provider *p)
         }
         p->pending_head = (p->pending_head + 1) % p->max_n_expert;
         p->pending_count--;
-        p->outstanding++;
+        provider_io_start(p);
     }
     p->st.io_wait_s += provider_now() - t0;
     return rc;
@@ -445,7 +474,7 @@ static int provider_abandon(struct provider *p, int rc)
             else
                 ecache_discard(p->cache, slot);
             ecache_unpin(p->cache, slot);
-            p->outstanding--;
+            provider_io_done(p);
         }
     }
     while (p->pending_count > 0) {
@@ -464,6 +493,8 @@ static int provider_abandon(struct provider *p, int rc)
     return rc;
 }
 
+static void provider_reap_quiet(struct provider *p);
+
 int provider_request(struct provider *p, int layer, const int *experts, int n)
 {
     const struct split_layer *ly;
@@ -479,6 +510,7 @@ int provider_request(struct provider *p, int layer, const int *experts, int n)
         return -EINVAL;
     }
     ly = &p->m->layers[layer];
+    provider_reap_quiet(p);
     p->failed = 0;
     p->layer = layer;
     p->ready_head = p->ready_count = 0;
@@ -511,14 +543,20 @@ int provider_request(struct provider *p, int layer, const int *experts, int n)
          * slot is one of them, delivered when its read completes. */
         assert(state != ECACHE_LOADING || p->pf[slot]);
         if (state == ECACHE_HIT) {
+            if (p->pf_unused[slot]) {
+                p->pf_unused[slot] = 0;
+                p->st.prefetch_used++;
+            }
             p->st.hits++;
             ready_push(p, slot);
         } else if (state == ECACHE_LOADING) {
             p->st.misses++;
             p->st.prefetch_waits++;
+            p->st.prefetch_used++;
             p->want[slot] = 1;
             p->waiting++;
         } else {
+            provider_slot_reused(p, slot);
             p->waiting++;
             p->st.misses++;
             p->pending[(p->pending_head + p->pending_count) % p->max_n_expert] = slot;
@@ -532,6 +570,19 @@ int provider_request(struct provider *p, int layer, const int *experts, int n)
     return 0;
 }
 
+static int provider_complete(struct provider *p, const struct reader_completion *c);
+
+/* Between requests: takes in prefetch reads that already landed (they
+ * become hits) without waiting, so the busy clock stops near their end. */
+static void provider_reap_quiet(struct provider *p)
+{
+    if (p->active || p->outstanding == 0)
+        return;
+    int n = reader_reap(p->rd, p->comps, reader_capacity(p->rd), false);
+    for (int i = 0; i < n; i++)
+        provider_complete(p, &p->comps[i]); /* only guesses are in flight: never fails */
+}
+
 /* A read finished: check it and queue the slot for delivery. */
 static int provider_complete(struct provider *p, const struct reader_completion *c)
 {
@@ -540,7 +591,7 @@ static int provider_complete(struct provider *p, const struct reader_completion 
 
     ecache_slot_key(p->cache, slot, &layer, &expert);
     ly = &p->m->layers[layer];
-    p->outstanding--;
+    provider_io_done(p);
     bool prefetched = p->pf[slot], wanted = !prefetched || p->want[slot];
     p->pf[slot] = p->want[slot] = 0;
     if (prefetched && !wanted) {
@@ -555,10 +606,13 @@ static int provider_complete(struct provider *p, const struct reader_completion 
             ok = XXH3_64bits(ecache_slot_data(p->cache, slot), (size_t)ly->blob_bytes) == ly->blob_xxh3[expert];
             p->st.verify_s += provider_now() - t0;
         }
-        if (ok)
+        if (ok) {
             ecache_set_ready(p->cache, slot);
-        else
+            p->pf_unused[slot] = 1;
+        } else {
             ecache_discard(p->cache, slot);
+            p->st.prefetch_wasted++;
+        }
         ecache_unpin(p->cache, slot);
         return 0;
     }
@@ -640,6 +694,8 @@ int provider_prefetch(struct provider *p, int layer, const int *experts, int n)
 {
     if (layer < 0 || layer >= p->m->n_layer || p->m->layers[layer].n_expert == 0)
         return 0;
+    if (!p->active)
+        provider_reap_quiet(p);
     int started = 0;
     for (int i = 0; i < n; i++) {
         int e = experts[i], slot;
@@ -649,9 +705,10 @@ int provider_prefetch(struct provider *p, int layer, const int *experts, int n)
             continue; /* out of range, resident or already loading */
         if (p->outstanding >= reader_capacity(p->rd) - p->o.max_active)
             break;     /* keep room for demand reads */
-        slot = ecache_acquire_quiet(p->cache, layer, e, &state);
+        slot = ecache_acquire_spec(p->cache, layer, e, &state);
         if (slot < 0)
-            break;     /* every slot pinned: no room for guesses */
+            break;     /* nothing cold enough to displace */
+        provider_slot_reused(p, slot);
         int rc = provider_start_read(p, layer, e, slot);
         if (rc < 0) {
             ecache_discard(p->cache, slot);
@@ -659,7 +716,7 @@ int provider_prefetch(struct provider *p, int layer, const int *experts, int n)
             break;
         }
         p->pf[slot] = 1;
-        p->outstanding++;
+        provider_io_start(p);
         p->st.prefetches++;
         started++;
     }
@@ -672,6 +729,19 @@ void provider_release(struct provider *p, int layer, int expert)
 
     if (slot >= 0 && ecache_is_ready(p->cache, slot) && ecache_pins(p->cache, slot) > 0)
         ecache_unpin(p->cache, slot);
+}
+
+int provider_pin_profile(struct provider *p, const int *layers, const int *experts, int n)
+{
+    int room = (int)p->st.n_slots - 2 * p->o.max_active, done = 0;
+    for (int i = 0; i < n && done < room; i++) {
+        if (ecache_set_sticky(p->cache, layers[i], experts[i]) < 0) {
+            errmsg_set(p->err, sizeof p->err, 0, "provider: pinned profile: no expert %d in layer %d", experts[i], layers[i]);
+            return -EINVAL;
+        }
+        done++;
+    }
+    return done;
 }
 
 int provider_ready_count(const struct provider *p)

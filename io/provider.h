@@ -59,6 +59,10 @@ struct provider_stats {
     uint64_t prefetches;       /* reads started by provider_prefetch */
     uint64_t prefetch_waits;   /* requested experts found still loading from a prefetch */
     double verify_s;           /* time spent checking the XXH3 of reads (verify_reads) */
+    uint64_t prefetch_used;    /* prefetched experts a request then asked for (loading or landed) */
+    uint64_t prefetch_wasted;  /* prefetched experts evicted or dropped before any request */
+    double busy_s;             /* time with at least one read in flight (demand or prefetch),
+                                  up to the moment its completion is reaped */
 };
 
 struct provider;
@@ -91,6 +95,13 @@ void provider_release(struct provider *p, int layer, int expert);
  * corrupt guess silently (a request reads it again). May be called while a
  * request is being delivered. Returns the reads started. */
 int provider_prefetch(struct provider *p, int layer, const int *experts, int n);
+
+/* Pinned profile: keeps the n experts (layers[i], experts[i]) resident once
+ * read, never evicting them; the rest of the cache keeps its policy. Marks
+ * at most n_slots - 2 * max_active of them (the rest must stay free for
+ * demand reads and guesses). Returns how many were marked, or -EINVAL for a
+ * bad key (message in provider_error). */
+int provider_pin_profile(struct provider *p, const int *layers, const int *experts, int n);
 
 /* Experts provider_next would deliver now without waiting (hits, and reads
  * already reaped). Lets the caller batch the resident experts of a layer. */

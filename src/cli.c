@@ -14,6 +14,7 @@
 
 #include "gguf.h"
 #include "matvec.h"
+#include "prefetch.h"
 #include "quant.h"
 #include "tokenizer.h"
 #include "trace.h"
@@ -57,8 +58,12 @@ void cli_common_help(FILE *out)
             "                         format in src/trace.h; replay with moestream iobench --trace)\n"
             "      --cache-policy P   expert cache replacement: slru (default) or lru\n"
             "      --preload          read every expert that fits the cache before running (warm start)\n"
-            "      --prefetch         in decode, guess the next layer's experts with its router and\n"
-            "                         start their reads early (off by default)\n"
+            "      --prefetch [P]     in decode, read the next layer's likely experts early: off\n"
+            "                         (default), lookahead (its router on this layer's state; bare\n"
+            "                         --prefetch), coact (co-activation statistics) or both\n"
+            "      --coact FILE       co-activation statistics: loaded if FILE exists, saved at exit\n"
+            "      --pin-profile T    keep the most-routed experts of trace T (--trace-out) resident\n"
+            "                         (half the cache slots); the rest follows --cache-policy\n"
             "      --act-bits 8|16    activation precision of the integer dot products (default 16:\n"
             "                         Q8 + Q8 residual; 8 is llama.cpp's precision, faster prompt processing)\n"
             "      --no-escape        keep backslash escapes in prompt text literal (by default\n"
@@ -196,7 +201,6 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
         else if (!strcmp(a, "--chat")) flag = &o->chat;
         else if (!strcmp(a, "--jinja")) flag = &o->jinja; /* llama.cpp habit: templates are always Jinja here */
         else if (!strcmp(a, "--preload")) flag = &o->preload;
-        else if (!strcmp(a, "--prefetch")) flag = &o->prefetch;
         else if (!strcmp(a, "--cold")) flag = &o->cold;
         else if (!strcmp(a, "--json")) flag = &o->json;
         else if (!strcmp(a, "--no-display-prompt")) flag = &o->no_display_prompt;
@@ -223,6 +227,17 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
             continue;
         }
         if (!strcmp(a, "--no-conversation")) continue; /* run never converses */
+        if (!strcmp(a, "--prefetch")) {
+            /* bare --prefetch (the old flag) is router lookahead */
+            enum prefetch_kind pk = PREFETCH_LOOKAHEAD;
+            const char *pv = inline_v;
+            if (!pv && i + 1 < argc && strncmp(argv[i + 1], "-", 1))
+                pv = argv[++i];
+            if (pv && prefetch_parse_kind(pv, &pk) < 0)
+                die_flag(a, "expected off, lookahead, coact or both");
+            o->prefetch = (int)pk;
+            continue;
+        }
         if (!strcmp(a, "--compare")) {
             if (i + 2 >= argc)
                 die_flag(a, "needs two quoted argument lists, e.g. --compare \"--io pread\" \"--io uring\"");
@@ -296,6 +311,8 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
             if (rc < 0 || o->size == 0)
                 die_flag(a, "expected a size such as 1M, 256K or 4194304");
         }
+        else if (!strcmp(a, "--coact")) o->coact = v;
+        else if (!strcmp(a, "--pin-profile")) o->pin_profile = v;
         else if (!strcmp(a, "--cache-policy")) {
             if (!strcmp(v, "slru")) o->cache_policy = PROVIDER_CACHE_SLRU;
             else if (!strcmp(v, "lru")) o->cache_policy = PROVIDER_CACHE_LRU;
@@ -428,12 +445,74 @@ int cli_open_model(struct model **m, const struct cli_opts *o, int *n_ctx_out, i
     return 0;
 }
 
+/* --pin-profile: the most-routed (layer, expert) keys of a recorded trace,
+ * as many as half the cache slots, kept resident once read. */
+static int cli_pin_profile(struct engine *e, const char *path)
+{
+    char err[1024];
+    struct trace *t;
+    if (trace_read(&t, path, err, sizeof(err)) < 0) {
+        fprintf(stderr, "moestream: --pin-profile: %s\n", err);
+        return 1;
+    }
+    const struct model_hparams *hp = model_hparams(engine_model(e));
+    if (t->h.n_layer != hp->n_layer || t->h.n_expert != hp->n_expert) {
+        fprintf(stderr, "moestream: --pin-profile %s: recorded on %d layers x %d experts, this model has %d x %d\n",
+                path, t->h.n_layer, t->h.n_expert, hp->n_layer, hp->n_expert);
+        trace_free(t);
+        return 1;
+    }
+    size_t nk = (size_t)hp->n_layer * (size_t)hp->n_expert;
+    uint32_t *count = calloc(nk, sizeof(*count));
+    int *ly = malloc(nk * sizeof(*ly)), *ex = malloc(nk * sizeof(*ex));
+    int rc = 1;
+    if (!count || !ly || !ex) {
+        fprintf(stderr, "moestream: --pin-profile: out of memory\n");
+        goto out;
+    }
+    for (int r = 0; r < t->n_rec; r++)
+        for (int j = 0; j < t->rec[r].k; j++)
+            count[(size_t)t->rec[r].layer * hp->n_expert + t->experts[t->rec[r].first + j]]++;
+    struct provider_stats ps;
+    provider_get_stats(engine_provider(e), &ps);
+    int want = (int)(ps.n_slots / 2), n = 0;
+    while (n < want) { /* selection of the largest counts; nk is small */
+        size_t best = nk;
+        for (size_t k = 0; k < nk; k++)
+            if (count[k] && (best == nk || count[k] > count[best]))
+                best = k;
+        if (best == nk)
+            break;
+        count[best] = 0;
+        ly[n] = (int)(best / (size_t)hp->n_expert);
+        ex[n++] = (int)(best % (size_t)hp->n_expert);
+    }
+    if (provider_pin_profile(engine_provider(e), ly, ex, n) < 0) {
+        fprintf(stderr, "moestream: --pin-profile %s: %s\n", path, provider_error(engine_provider(e)));
+        goto out;
+    }
+    rc = 0;
+out:
+    free(count);
+    free(ly);
+    free(ex);
+    trace_free(t);
+    return rc;
+}
+
 int cli_open_engine(struct engine **e, const struct model *m, const struct cli_opts *o)
 {
     char err[1024];
     struct engine_opts eo = { .n_threads = o->n_threads, .prefetch = o->prefetch, .act_bits = o->act_bits };
+    if (o->coact && access(o->coact, F_OK) == 0)
+        eo.coact_path = o->coact;
     if (engine_open(e, m, &eo, err, sizeof(err)) < 0) {
         fprintf(stderr, "moestream: %s\n", err);
+        return 1;
+    }
+    if (o->pin_profile && cli_pin_profile(*e, o->pin_profile)) {
+        engine_close(*e);
+        *e = NULL;
         return 1;
     }
     return 0;
@@ -479,6 +558,7 @@ int cli_load(struct cli_runtime *rt, const struct cli_opts *o)
         rt->preload_wait_s = ps.io_wait_s;
         rt->preload_verify_s = ps.verify_s;
     }
+    rt->coact_out = o->coact;
     if (o->trace_out) {
         const struct model_hparams *hp = model_hparams(rt->m);
         const struct model_plan *pl = model_plan(rt->m);
@@ -508,6 +588,10 @@ int cli_unload(struct cli_runtime *rt)
     char err[256];
     int rc = 0;
     if (rt->trace && trace_writer_close(rt->trace, err, sizeof(err)) < 0) {
+        fprintf(stderr, "moestream: %s\n", err);
+        rc = 1;
+    }
+    if (rt->coact_out && rt->e && prefetch_save(engine_prefetch(rt->e), rt->coact_out, err, sizeof(err)) < 0) {
         fprintf(stderr, "moestream: %s\n", err);
         rc = 1;
     }
@@ -637,6 +721,11 @@ void cli_print_stats(const struct cli_runtime *rt, const struct cli_opts *o, int
     double bw = st.io_wait_s > 0 ? ps.bytes_read / st.io_wait_s : 0;
     double bw_wall = total > 0 ? ps.bytes_read / total : 0;
     int n_tok = n_prompt + n_gen;
+    /* decode only (from the first generated token): busy share and bandwidth */
+    const struct provider_stats *g0 = rt->has_gen0 ? &rt->gen0 : NULL;
+    double dbusy = g0 ? ps.busy_s - g0->busy_s : 0;
+    double dbytes = g0 ? (double)(ps.bytes_read + rt->preload_bytes - g0->bytes_read) : 0;
+    double busy_frac = g0 && t_gen > 0 ? dbusy / t_gen : 0, bw_busy = dbusy > 0 ? dbytes / dbusy : 0;
     if (o->stats) {
         fprintf(stderr,
                 "stats: prompt %d tokens in %.2f s (%.2f tok/s), generated %d in %.2f s (%.2f tok/s)\n"
@@ -651,6 +740,11 @@ void cli_print_stats(const struct cli_runtime *rt, const struct cli_opts *o, int
                 bw_wall / 1e6, st.attn_s, st.router_s, st.experts_s, st.output_s, pl->ram_budget / 1073741824.0, pl->cache_bytes / 1073741824.0,
                 cli_peak_rss() / 1073741824.0, provider_backend_name(engine_provider(rt->e)), ps.verify_s,
                 t_prompt + t_gen > 0 ? 100 * ps.verify_s / (t_prompt + t_gen) : 0);
+        fprintf(stderr,
+                "stats: decode: reads in flight %.1f%% of the time (io_busy_frac %.3f), %.0f MB/s while busy; "
+                "prefetches issued %llu, used %llu, wasted %llu\n",
+                100 * busy_frac, busy_frac, bw_busy / 1e6, (unsigned long long)ps.prefetches,
+                (unsigned long long)ps.prefetch_used, (unsigned long long)ps.prefetch_wasted);
     }
     if (o->stats_json) {
         fprintf(stderr,
@@ -658,12 +752,16 @@ void cli_print_stats(const struct cli_runtime *rt, const struct cli_opts *o, int
                 "\"prefill_tok_s\":%.3f,\"decode_tok_s\":%.3f,\"bytes_read\":%llu,\"reads\":%llu,"
                 "\"bytes_read_per_token\":%.0f,\"cache_hit_rate\":%.4f,\"io_wait_s\":%.4f,\"compute_s\":%.4f,"
                 "\"io_wait_frac\":%.4f,\"read_bw_bytes_s\":%.0f,\"read_bw_wall_bytes_s\":%.0f,\"ram_budget_bytes\":%llu,"
-                "\"cache_bytes\":%llu,\"peak_rss_bytes\":%llu,\"io\":\"%s\",\"verify_s\":%.4f}\n",
+                "\"cache_bytes\":%llu,\"peak_rss_bytes\":%llu,\"io\":\"%s\",\"verify_s\":%.4f,\"io_busy_frac\":%.4f,"
+                "\"read_bw_busy_bytes_s\":%.0f,\"prefetch_issued\":%llu,\"prefetch_used\":%llu,"
+                "\"prefetch_wasted\":%llu}\n",
                 n_prompt, t_prompt, n_gen, t_gen, t_prompt > 0 ? n_prompt / t_prompt : 0,
                 t_gen > 0 ? n_gen / t_gen : 0, (unsigned long long)ps.bytes_read, (unsigned long long)ps.reads,
                 n_tok ? (double)ps.bytes_read / n_tok : 0, hit, st.io_wait_s, st.compute_s,
                 total > 0 ? st.io_wait_s / total : 0, bw, bw_wall, (unsigned long long)pl->ram_budget,
                 (unsigned long long)pl->cache_bytes, (unsigned long long)cli_peak_rss(),
-                provider_backend_name(engine_provider(rt->e)), ps.verify_s);
+                provider_backend_name(engine_provider(rt->e)), ps.verify_s, busy_frac, bw_busy,
+                (unsigned long long)ps.prefetches, (unsigned long long)ps.prefetch_used,
+                (unsigned long long)ps.prefetch_wasted);
     }
 }

@@ -49,10 +49,13 @@ struct cli_opts {
     bool ids;                   /* tokenize --ids */
     bool no_escape;             /* --no-escape: keep \n, \t ... in prompts literal */
     bool preload;               /* --preload: fill the expert cache before running */
-    bool prefetch;              /* --prefetch: next-layer router lookahead in decode */
+    int prefetch;               /* --prefetch [off|lookahead|coact|both]: enum prefetch_kind */
+    const char *coact;          /* --coact FILE: co-activation statistics, loaded if present,
+                                   saved at exit */
     int act_bits;               /* --act-bits 8|16 */
     bool escape_text;           /* load --text through cli_unescape (perplexity) */
     const char *trace_out;      /* --trace-out */
+    const char *pin_profile;    /* --pin-profile TRACE: keep its most-routed experts resident */
     enum provider_cache_policy cache_policy; /* --cache-policy */
     bool has_n_predict;         /* -n was given */
     /* bench / iobench */
@@ -88,6 +91,9 @@ struct cli_runtime {
     struct trace_writer *trace; /* --trace-out: installed as the session's route hook */
     uint64_t preload_bytes, preload_reads, preload_misses; /* excluded from run statistics */
     double preload_wait_s, preload_verify_s;
+    const char *coact_out;      /* --coact: save the prefetch statistics here at unload */
+    struct provider_stats gen0; /* provider counters when decoding began (has_gen0) */
+    bool has_gen0;
 };
 
 /* Parses argv (after the subcommand). usage() is printed for --help,

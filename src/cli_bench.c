@@ -20,7 +20,7 @@
 
 #define BENCH_FLAGS                                                                                     \
     "--model --prompt --file --prompt-tokens --n-predict --threads --ctx-size --batch-size --ram-budget " \
-    "--io --queue-depth --mlock --verify-reads --trace-out --special --no-escape --preload --prefetch --act-bits "   \
+    "--io --queue-depth --mlock --verify-reads --trace-out --special --no-escape --preload --prefetch --coact --pin-profile --act-bits "   \
     "--cache-policy --repeat --cold --json --compare --parallel"
 
 #define BENCH_PROMPT_TOKENS 64
@@ -66,12 +66,13 @@ static void bench_usage(FILE *out)
 /* The metrics of one run, in the order of bench_metric_names. */
 enum {
     M_PREFILL, M_DECODE, M_TTFT, M_BPT, M_DBPT, M_HIT, M_BW, M_BW_WALL, M_IOFRAC, M_IOWAIT, M_COMPUTE, M_RSS,
-    M_BYTES, M_LOAD, N_METRICS
+    M_BYTES, M_LOAD, M_DHIT, M_BUSY, M_BW_BUSY, M_PF_ISSUED, M_PF_USED, M_PF_WASTED, N_METRICS
 };
 static const char *const bench_metric_names[N_METRICS] = {
     "prefill_tok_s",     "decode_tok_s",  "ttft_s",    "bytes_read_per_token", "decode_bytes_read_per_token",
     "cache_hit_rate",    "read_bw_bytes_s", "read_bw_wall_bytes_s", "io_wait_frac", "io_wait_s", "compute_s",
-    "peak_rss_bytes",    "bytes_read",    "load_s",
+    "peak_rss_bytes",    "bytes_read",    "load_s", "decode_cache_hit_rate", "io_busy_frac",
+    "read_bw_busy_bytes_s", "prefetch_issued", "prefetch_used", "prefetch_wasted",
 };
 /* Text report: label, scale, decimals. */
 static const struct { const char *label; double scale; int prec; } bench_metric_text[N_METRICS] = {
@@ -82,6 +83,9 @@ static const struct { const char *label; double scale; int prec; } bench_metric_
     { "I/O wait fraction", 1, 3 },     { "I/O wait s", 1, 4 },
     { "compute s", 1, 4 },             { "peak RSS MiB", 1.0 / 1048576, 1 },
     { "MiB read", 1.0 / 1048576, 2 },  { "load s", 1, 3 },
+    { "decode cache hit rate %", 100, 1 }, { "I/O busy fraction (decode)", 1, 3 },
+    { "read MB/s (busy, decode)", 1e-6, 0 }, { "prefetches issued (decode)", 1, 0 },
+    { "prefetches used (decode)", 1, 0 }, { "prefetches wasted (decode)", 1, 0 },
 };
 
 /* One column of the text report: value v of metric k. */
@@ -334,6 +338,15 @@ static int bench_once(const struct cli_opts *o, const char *text, size_t len, bo
     met[M_RSS] = (double)bench_peak_rss();
     met[M_BYTES] = (double)bytes;
     met[M_LOAD] = t_load;
+    /* decode only: from the end of the prompt (pd) to the end (p1) */
+    uint64_t dh = p1.hits - pd.hits, dm = p1.misses - pd.misses;
+    double busy = p1.busy_s - pd.busy_s;
+    met[M_DHIT] = dh + dm ? (double)dh / (double)(dh + dm) : 0;
+    met[M_BUSY] = t_gen > 0 ? busy / t_gen : 0;
+    met[M_BW_BUSY] = busy > 0 ? dbytes / busy : 0;
+    met[M_PF_ISSUED] = (double)(p1.prefetches - pd.prefetches);
+    met[M_PF_USED] = (double)(p1.prefetch_used - pd.prefetch_used);
+    met[M_PF_WASTED] = (double)(p1.prefetch_wasted - pd.prefetch_wasted);
     cfg->n_ctx = session_n_ctx(rt.s);
     cfg->n_batch = o->n_batch < cfg->n_ctx ? o->n_batch : cfg->n_ctx;
     cfg->ram_budget = model_plan(rt.m)->ram_budget;

@@ -99,6 +99,8 @@ static int iobench_trace(struct cli_opts *o)
     double bw_io = st.io_wait_s > 0 ? st.bytes_read / st.io_wait_s : 0;
     double bw_wall = wall > 0 ? st.bytes_read / wall : 0;
     const char *policy = o->cache_policy == PROVIDER_CACHE_LRU ? "lru" : "slru";
+    double belady = st.accesses ? (double)st.belady_hits / (double)st.accesses : 0;
+    double belady_dec = st.decode_accesses ? (double)st.belady_decode_hits / (double)st.decode_accesses : 0;
     if (o->json) {
         printf("{\"mode\":\"trace\",\"trace\":");
         cli_json_str(stdout, o->trace_in);
@@ -109,12 +111,13 @@ static int iobench_trace(struct cli_opts *o)
                "\"decode_tokens\":%d,\"prefill_s\":%.6f,\"decode_s\":%.6f,\"prefill_tok_s\":%.3f,"
                "\"decode_tok_s\":%.3f,\"bytes_read\":%llu,\"reads\":%llu,\"bytes_read_per_token\":%.1f,"
                "\"decode_bytes_read_per_token\":%.1f,\"cache_hit_rate\":%.6f,\"evictions\":%llu,"
-               "\"io_wait_s\":%.6f,\"read_bw_bytes_s\":%.0f,\"read_bw_wall_bytes_s\":%.0f}\n",
+               "\"io_wait_s\":%.6f,\"read_bw_bytes_s\":%.0f,\"read_bw_wall_bytes_s\":%.0f,"
+               "\"belady_hit_rate\":%.6f,\"belady_decode_hit_rate\":%.6f}\n",
                provider_backend_name(engine_provider(e)), o->queue_depth, policy, (unsigned long long)model_plan(m)->ram_budget,
                (unsigned long long)model_plan(m)->cache_bytes, (unsigned long long)t->h.cache_bytes, st.n_steps, st.n_tokens,
                st.n_prefill_tokens, st.n_decode_tokens, st.prefill_s, st.decode_s, pre, dec,
                (unsigned long long)st.bytes_read, (unsigned long long)st.reads, bpt, dbpt, hit,
-               (unsigned long long)st.evictions, st.io_wait_s, bw_io, bw_wall);
+               (unsigned long long)st.evictions, st.io_wait_s, bw_io, bw_wall, belady, belady_dec);
     } else {
         printf("iobench: replayed %s: %d tokens (%d prompt, %d decode) in %d forward steps\n", o->trace_in,
                st.n_tokens, st.n_prefill_tokens, st.n_decode_tokens, st.n_steps);
@@ -131,6 +134,8 @@ static int iobench_trace(struct cli_opts *o)
                "%.1f%%, %llu evictions\n",
                st.bytes_read / 1048576.0, (unsigned long long)st.reads, bpt / 1048576.0, dbpt / 1048576.0,
                100 * hit, (unsigned long long)st.evictions);
+        printf("iobench: Belady's optimal hit rate with the same slots: %.1f%%, in decode steps %.1f%% (the "
+               "ceiling for any policy)\n", 100 * belady, 100 * belady_dec);
         printf("iobench: bandwidth %.0f MB/s over I/O wait (%.3f s), %.0f MB/s over the replay (%.3f s)\n",
                bw_io / 1e6, st.io_wait_s, bw_wall / 1e6, wall);
     }

@@ -51,8 +51,8 @@ static void run_usage(FILE *out)
 #define RUN_FLAGS                                                                                      \
     "--model --prompt --file --n-predict --threads --ctx-size --batch-size --ram-budget --io "        \
     "--queue-depth --mlock --verify-reads --stats --stats-json --trace-out --special --temp --top-k " \
-    "--top-p --min-p --repeat-penalty --repeat-last-n --seed --system --no-escape --preload --prefetch --act-bits " \
-    "--cache-policy --chat " CLI_COMPAT_FLAGS
+    "--top-p --min-p --repeat-penalty --repeat-last-n --seed --system --no-escape --preload --prefetch --coact " \
+    "--pin-profile --act-bits --cache-policy --chat " CLI_COMPAT_FLAGS
 
 /* Tokenizes text into a freshly allocated array; NULL with a message. */
 static int32_t *tokenize_all(const struct tokenizer *t, const char *text, size_t len, bool bos, bool special,
@@ -85,10 +85,14 @@ static void token_stats(const struct cli_runtime *rt, int i, double dt, struct p
     provider_get_stats(engine_provider(rt->e), &ps);
     fprintf(stderr,
             "{\"type\":\"token\",\"token\":%d,\"pos\":%d,\"ms\":%.3f,\"bytes_read\":%llu,\"reads\":%llu,"
-            "\"hits\":%llu,\"misses\":%llu,\"io_wait_ms\":%.3f}\n",
+            "\"hits\":%llu,\"misses\":%llu,\"io_wait_ms\":%.3f,\"io_busy_ms\":%.3f,\"prefetch_issued\":%llu,"
+            "\"prefetch_used\":%llu,\"prefetch_wasted\":%llu}\n",
             i, session_n_past(rt->s) - 1, dt * 1e3, (unsigned long long)(ps.bytes_read - last->bytes_read),
             (unsigned long long)(ps.reads - last->reads), (unsigned long long)(ps.hits - last->hits),
-            (unsigned long long)(ps.misses - last->misses), (ps.io_wait_s - last->io_wait_s) * 1e3);
+            (unsigned long long)(ps.misses - last->misses), (ps.io_wait_s - last->io_wait_s) * 1e3,
+            (ps.busy_s - last->busy_s) * 1e3, (unsigned long long)(ps.prefetches - last->prefetches),
+            (unsigned long long)(ps.prefetch_used - last->prefetch_used),
+            (unsigned long long)(ps.prefetch_wasted - last->prefetch_wasted));
     *last = ps;
 }
 
@@ -225,6 +229,8 @@ static int generate(struct cli_runtime *rt, const struct cli_opts *o, struct sam
     if (!piece)
         return -1;
     int n = 0;
+    provider_get_stats(engine_provider(rt->e), &rt->gen0);
+    rt->has_gen0 = true;
     double t0 = cli_now();
     struct provider_stats last;
     provider_get_stats(engine_provider(rt->e), &last);

@@ -49,11 +49,15 @@ int engine_open(struct engine **out, const struct model *m, const struct engine_
     f->n_batch = pl->n_batch;
     f->n_ctx = pl->n_ctx;
     f->request_cap = pl->request_cap;
-    if ((rc = prefetch_open(&f->pf, o->prefetch ? PREFETCH_LOOKAHEAD : PREFETCH_NONE, hp->n_layer, hp->n_expert)) <
-        0) {
-        snprintf(err, errlen, "engine: out of memory");
+    if ((rc = prefetch_open(&f->pf, (enum prefetch_kind)o->prefetch, hp->n_layer, hp->n_expert,
+                            hp->n_expert_used > 0 ? hp->n_expert_used : 1)) < 0) {
+        snprintf(err, errlen, "engine: prefetch policy %s for %d experts (%d per token): %s",
+                 prefetch_kind_name((enum prefetch_kind)o->prefetch), hp->n_expert, hp->n_expert_used,
+                 rc == -ENOMEM ? "out of memory" : "unsupported shape");
         goto fail;
     }
+    if (o->coact_path && (rc = prefetch_load(f->pf, o->coact_path, err, errlen)) < 0)
+        goto fail;
     f->aq.xq_type = -1;
     f->pool = pool_init(f->n_threads);
     if (!f->pool) {
@@ -205,6 +209,11 @@ int engine_preload(struct engine *e, void (*progress)(uint64_t done, uint64_t to
 const struct model *engine_model(const struct engine *e)
 {
     return e->f.m;
+}
+
+struct prefetch *engine_prefetch(const struct engine *e)
+{
+    return e->f.pf;
 }
 
 struct provider *engine_provider(const struct engine *e)

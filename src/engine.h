@@ -23,7 +23,9 @@ struct engine;
 
 struct engine_opts {
     int n_threads;        /* 0 = the model plan's */
-    bool prefetch;        /* decode: guess layer L+1's experts from layer L and read them early */
+    int prefetch;         /* enum prefetch_kind (io/prefetch.h): decode guesses of layer L+1's
+                             experts read early; 0 = none, 1 (true) = router lookahead */
+    const char *coact_path; /* co-activation statistics to start from (prefetch_load); NULL = none */
     /* Activation precision of the integer dot products (16 or 8; 0 = 16) and
      * kernel ISA ("ref", "avx2", "avx512"; NULL = MOESTREAM_ISA or the best).
      * The kernels keep these process-wide: engines in one process must agree. */
@@ -48,6 +50,8 @@ int engine_preload(struct engine *e, void (*progress)(uint64_t done, uint64_t to
 
 const struct model *engine_model(const struct engine *e);
 struct provider *engine_provider(const struct engine *e);
+/* The prefetch policy (io/prefetch.h); its statistics can be saved. */
+struct prefetch *engine_prefetch(const struct engine *e);
 int engine_n_batch(const struct engine *e);
 const char *engine_error(const struct engine *e);
 void engine_set_route_hook(struct engine *e, engine_route_fn fn, void *ctx);

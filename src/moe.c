@@ -366,27 +366,33 @@ static int expert_batch(void *ctx, const int32_t *ids, const uint8_t *const *blo
     return 0;
 }
 
-/* Lookahead for decode: layer L+1's router applied to layer L's state after
- * attention (normed with L+1's ffn_norm) usually names most of the experts
- * L+1 will pick. Their reads start now and overlap with layer L's experts
- * and L+1's attention. Only timing depends on the guess; never the numbers. */
+/* Prefetch for decode: the policy (io/prefetch.h) names experts of layer
+ * L+1 to read now, overlapping layer L's experts and L+1's attention. Its
+ * optional input, router lookahead: layer L+1's router applied to layer L's
+ * state after attention (normed with L+1's ffn_norm) usually names most of
+ * the experts L+1 will pick. Only timing depends on the guess; never the
+ * numbers. */
 static void prefetch_next(void *ctx)
 {
     struct moe_ctx *c = ctx;
     const struct moe_hparams *hp = c->hp;
     struct moe_scratch *s = c->s;
     const struct moe_weights *N = c->next;
-    blocks_rmsnorm(s->pf_x, c->x, N->ffn_norm->data, hp->n_embd, c->rms_eps);
-    blocks_mm(c->f, s->pf_logits, N->router->data, N->router->type, hp->n_expert, hp->n_embd, s->pf_x, 1);
-    if (route_is_ext(hp, N)) {
-        route_ext_row(hp, N, s->pf_logits, s->sel, s->pf_ids, s->pf_w);
-    } else {
-        if (N->router_b)
-            for (int e = 0; e < hp->n_expert; e++)
-                s->pf_logits[e] += ((const float *)N->router_b->data)[e];
-        topk(s->pf_logits, hp->n_expert, hp->n_expert_used, s->pf_ids);
+    int ng = 0;
+    if (prefetch_wants_lookahead(c->f->pf)) {
+        blocks_rmsnorm(s->pf_x, c->x, N->ffn_norm->data, hp->n_embd, c->rms_eps);
+        blocks_mm(c->f, s->pf_logits, N->router->data, N->router->type, hp->n_expert, hp->n_embd, s->pf_x, 1);
+        if (route_is_ext(hp, N)) {
+            route_ext_row(hp, N, s->pf_logits, s->sel, s->pf_ids, s->pf_w);
+        } else {
+            if (N->router_b)
+                for (int e = 0; e < hp->n_expert; e++)
+                    s->pf_logits[e] += ((const float *)N->router_b->data)[e];
+            topk(s->pf_logits, hp->n_expert, hp->n_expert_used, s->pf_ids);
+        }
+        ng = hp->n_expert_used;
     }
-    int n = prefetch_hints(c->f->pf, c->il + 1, s->pf_ids, hp->n_expert_used, s->pf_ids, hp->n_expert_used);
+    int n = prefetch_hints(c->f->pf, c->il + 1, s->pf_ids, ng, s->pf_ids, hp->n_expert_used);
     provider_prefetch(c->f->prov, c->il + 1, s->pf_ids, n);
 }
 
@@ -407,7 +413,7 @@ int moe_forward(struct fwd *f, struct moe_scratch *s, const struct moe_hparams *
                          .rms_eps = rms_eps, .il = il };
     int n_uniq = expert_stream_union(&f->es, s->topk_id, n * k);
     prefetch_observe(f->pf, il, s->topk_id, n * k);
-    bool lookahead = prefetch_wants_lookahead(f->pf) && n == 1 && next != NULL;
+    bool lookahead = prefetch_active(f->pf) && n == 1 && next != NULL;
     int rc = expert_stream_run(f->prov, il, &f->es, n_uniq, f->request_cap, expert_batch,
                                lookahead ? prefetch_next : NULL, &c, &f->times.io_wait_s);
     if (rc < 0) {

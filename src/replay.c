@@ -3,6 +3,8 @@
  */
 #include "replay.h"
 
+#include "belady.h"
+
 #include "expert_stream.h"
 #include "provider.h"
 
@@ -17,6 +19,53 @@ static double replay_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Belady's MIN over the trace's accesses as the provider counts them: each
+ * distinct expert of a layer of a step, in first-seen order. */
+static int replay_belady(const struct trace *t, int n_expert, uint64_t n_slots, struct replay_stats *st, char *err,
+                         size_t errlen)
+{
+    size_t total = 0;
+    for (int r = 0; r < t->n_rec; r++)
+        total += (size_t)t->rec[r].k;
+    int32_t *keys = malloc((total ? total : 1) * sizeof(*keys));
+    uint32_t *seen = calloc((size_t)t->h.n_layer * (size_t)n_expert, sizeof(*seen));
+    uint8_t *dec = malloc(total ? total : 1);
+    if (!keys || !seen || !dec) {
+        free(dec);
+        free(keys);
+        free(seen);
+        snprintf(err, errlen, "replay: out of memory");
+        return -ENOMEM;
+    }
+    size_t n = 0;
+    uint32_t stamp = 0;
+    for (int s = 0; s < t->n_steps; s++)
+        for (int r = t->step_first[s]; r < t->step_first[s + 1];) {
+            int layer = t->rec[r].layer;
+            stamp++;
+            for (; r < t->step_first[s + 1] && t->rec[r].layer == layer; r++)
+                for (int j = 0; j < t->rec[r].k; j++) {
+                    int32_t key = layer * n_expert + t->experts[t->rec[r].first + j];
+                    if (seen[key] != stamp) {
+                        seen[key] = stamp;
+                        dec[n] = t->step_tokens[s] == 1;
+                        st->decode_accesses += dec[n];
+                        keys[n++] = key;
+                    }
+                }
+        }
+    int rc = belady_hits(keys, NULL, n, (size_t)n_slots, &st->belady_hits);
+    if (rc == 0)
+        rc = belady_hits(keys, dec, n, (size_t)n_slots, &st->belady_decode_hits);
+    free(dec);
+    st->accesses = n;
+    free(keys);
+    free(seen);
+    if (rc < 0)
+        snprintf(err, errlen, "replay: Belady's MIN over %zu accesses: %s", n, strerror(-rc));
+    return rc;
 }
 
 int replay_run(struct engine *e, const struct trace *t, struct replay_stats *st, char *err, size_t errlen)
@@ -85,6 +134,8 @@ int replay_run(struct engine *e, const struct trace *t, struct replay_stats *st,
         st->n_steps++;
     }
     provider_get_stats(prov, &p1);
+    if (rc == 0)
+        rc = replay_belady(t, hp->n_expert, p1.n_slots, st, err, errlen);
     st->n_tokens = st->n_prefill_tokens + st->n_decode_tokens;
     st->bytes_read = p1.bytes_read - p0.bytes_read;
     st->decode_bytes_read = decode_bytes;

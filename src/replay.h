@@ -32,6 +32,9 @@ struct replay_stats {
     uint64_t decode_bytes_read;
     uint64_t reads, hits, misses, evictions;
     double io_wait_s;         /* the provider's blocked time */
+    uint64_t belady_hits;     /* hits of Belady's MIN with the same slots (io/belady.h) */
+    uint64_t accesses;        /* distinct experts requested per layer and step (hits + misses) */
+    uint64_t belady_decode_hits, decode_accesses; /* the same, counted in one-token steps only */
 };
 
 /* Replays t through e's provider (whose cache should start as the run's did:

@@ -604,6 +604,37 @@ static void test_batch_matches_run(void **state)
     assert_non_null(strstr(out, "pass -f PROMPTS.txt"));
 }
 
+/* --prefetch P, --coact FILE (saved, reloaded, a corrupt one refused),
+ * --stats / --stats-json with io_busy_frac and prefetch counts per token,
+ * --pin-profile from a recorded trace; the text never changes. */
+static void test_prefetch_cli(void **state)
+{
+    (void)state;
+    if (!ready())
+        skip();
+    static char first[1 << 16];
+    const char *run = "run -m build/test-cli/tiny -p 'def fibonacci(n):' -n 24 --temp 0 --ram-budget 140M";
+    assert_int_equal(sh("%s/moestream %s --trace-out %s/t.trace 2>/dev/null", bin, run, dir), 0);
+    snprintf(first, sizeof(first), "%s", out);
+    assert_int_equal(sh("rm -f %s/c.coact; %s/moestream %s --prefetch coact --coact %s/c.coact 2>/dev/null", dir,
+                        bin, run, dir), 0);
+    assert_string_equal(out, first);
+    assert_int_equal(sh("%s/moestream %s --prefetch both --coact %s/c.coact --stats --stats-json "
+                        "--pin-profile %s/t.trace 2>&1 >/dev/null", bin, run, dir, dir), 0);
+    assert_non_null(strstr(out, "\"io_busy_frac\":"));
+    assert_non_null(strstr(out, "\"prefetch_issued\":"));
+    assert_non_null(strstr(out, "\"type\":\"token\""));
+    assert_non_null(strstr(out, "prefetches issued"));
+    assert_non_null(strstr(out, "io_busy_frac"));
+    assert_int_equal(sh("%s/moestream %s --prefetch both --coact %s/c.coact 2>/dev/null", bin, run, dir), 0);
+    assert_string_equal(out, first);
+    /* a damaged statistics file is refused, naming it */
+    assert_int_equal(sh("printf 'X' | dd of=%s/c.coact bs=1 seek=100 conv=notrunc 2>/dev/null; "
+                        "%s/moestream %s --prefetch coact --coact %s/c.coact 2>&1 >/dev/null", dir, bin, run, dir), 1);
+    assert_non_null(strstr(out, "c.coact: corrupt"));
+    assert_int_equal(sh("%s/moestream %s --prefetch sometimes 2>&1", bin, run), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -620,6 +651,7 @@ int main(void)
         cmocka_unit_test(test_context_shift),
         cmocka_unit_test(test_integrity),
         cmocka_unit_test(test_run_from_gguf),
+        cmocka_unit_test(test_prefetch_cli),
     };
     return cmocka_run_group_tests_name("cli", tests, setup, NULL);
 }

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "belady.h"
 #include "ecache.h"
 
 #define SLOT 4096
@@ -241,6 +242,69 @@ static void test_lru_vs_slru_skewed(void **state)
     }
 }
 
+/* A pinned-profile (sticky) key is never evicted once released, while
+ * the other keys keep cycling through the remaining slots. */
+static void test_sticky_profile(void **state)
+{
+    (void)state;
+    for (int pol = 0; pol < 2; pol++) {
+        struct ecache *c = make(1, 32, 4, pol ? ECACHE_LRU : ECACHE_SLRU);
+        enum ecache_state st;
+        assert_int_equal(ecache_set_sticky(c, 0, 7), 0);
+        assert_int_equal(ecache_set_sticky(c, 1, 0), -EINVAL);
+        ecache_unpin(c, fill(c, 0, 7, &st));
+        for (int i = 0; i < 40; i++)
+            ecache_unpin(c, fill(c, 0, i % 31 == 7 ? 31 : i % 31, &st));
+        int s = ecache_acquire(c, 0, 7, &st);
+        assert_true(s >= 0);
+        assert_int_equal(st, ECACHE_HIT);
+        ecache_unpin(c, s);
+        ecache_free(c);
+    }
+}
+
+/* Belady's MIN on hand-checked sequences, and never below LRU or SLRU. */
+static void test_belady(void **state)
+{
+    (void)state;
+    uint64_t h;
+    /* A B C A B, 2 slots: C evicts B (used later than A): only A hits */
+    int32_t abcab[] = { 0, 1, 2, 0, 1 };
+    assert_int_equal(belady_hits(abcab, NULL, 5, 2, &h), 0);
+    assert_int_equal(h, 1);
+    /* everything fits: every repeat hits */
+    int32_t fit[] = { 0, 1, 0, 1, 2, 2 };
+    assert_int_equal(belady_hits(fit, NULL, 6, 3, &h), 0);
+    assert_int_equal(h, 3);
+    /* counting only the last two accesses */
+    uint8_t mask[] = { 0, 0, 0, 0, 1, 1 };
+    assert_int_equal(belady_hits(fit, mask, 6, 3, &h), 0);
+    assert_int_equal(h, 1);
+    assert_int_equal(belady_hits(fit, NULL, 6, 0, &h), -EINVAL);
+    /* a skewed random sequence: MIN beats the online policies */
+    enum { N = 4000, NK = 64, SLOTS = 12 };
+    static int32_t keys[N];
+    uint64_t rng = 7;
+    for (int i = 0; i < N; i++) {
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        uint32_t r = (uint32_t)(rng >> 33);
+        keys[i] = (int32_t)((r % NK) * (r % NK) / NK); /* skewed toward small keys */
+    }
+    assert_int_equal(belady_hits(keys, NULL, N, SLOTS, &h), 0);
+    for (int pol = 0; pol < 2; pol++) {
+        struct ecache *c = make(1, NK, SLOTS, pol ? ECACHE_LRU : ECACHE_SLRU);
+        enum ecache_state st;
+        for (int i = 0; i < N; i++)
+            ecache_unpin(c, fill(c, 0, keys[i], &st));
+        struct ecache_stats cs;
+        ecache_get_stats(c, &cs);
+        print_message("skewed sequence, %d of %d keys resident: %s %llu hits, Belady %llu\n", SLOTS, NK,
+                      pol ? "LRU" : "SLRU", (unsigned long long)cs.hits, (unsigned long long)h);
+        assert_true(h >= cs.hits);
+        ecache_free(c);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -249,6 +313,8 @@ int main(void)
         cmocka_unit_test(test_pinned_never_evicted_lru),
         cmocka_unit_test(test_every_expert_resident),
         cmocka_unit_test(test_lru_vs_slru_skewed),
+        cmocka_unit_test(test_sticky_profile),
+        cmocka_unit_test(test_belady),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

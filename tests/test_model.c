@@ -30,6 +30,7 @@
 #include "split.h"
 #include "splitfmt.h"
 #include "synth.h"
+#include "widen.h"
 
 #define SKIP_NO_FIXTURES()                                                                      \
     do {                                                                                        \
@@ -90,7 +91,7 @@ struct run_cfg {
     enum provider_io io;
     uint64_t cache_bytes;   /* 0: everything resident */
     int n_batch;
-    bool prefetch;          /* next-layer lookahead (decode steps only) */
+    int prefetch;           /* enum prefetch_kind (decode steps only); true = lookahead */
 };
 
 /* Runs tokens through the model; returns malloc'ed [n][n_vocab] logits. */
@@ -1134,6 +1135,85 @@ static void test_split_transform(void **state)
     free(tok);
 }
 
+/* moestream-synth --widen-experts: tinymoe with zero neurons added to every
+ * expert gives the same logits; streamed token by token through a small
+ * cache, every prefetch policy leaves them bit-identical (real routing, so
+ * co-activation guesses are issued and used). */
+static void test_widen_tinymoe(void **state)
+{
+    (void)state;
+    if (!have_fixtures())
+        SKIP_NO_FIXTURES();
+    char src[4400], p[4400], err[1024];
+    snprintf(src, sizeof(src), "%s/tinymoe/tinymoe-Q8_0.gguf", fixtures);
+    const char *base_dir = split_fixture("tinymoe/tinymoe-Q8_0.gguf", "tinymoe");
+    char bdir[4400];
+    snprintf(bdir, sizeof(bdir), "%s", base_dir);
+    const char *wgguf = "build/test-model/tinymoe-w512.gguf", *wdir = "build/test-model/tinymoe-w512";
+    /* too narrow and not a block multiple are refused */
+    assert_int_equal(widen_experts(src, wgguf, 128, NULL, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "smaller"));
+    assert_int_equal(widen_experts(src, wgguf, 300, NULL, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "multiple"));
+    uint64_t nb = 0;
+    if (widen_experts(src, wgguf, 512, &nb, err, sizeof(err)))
+        fail_msg("widen: %s", err);
+    struct split_options so = { .input = wgguf, .output_dir = wdir, .force = true };
+    struct split_stats ss;
+    if (split_convert(&so, &ss, err, sizeof(err)) < 0)
+        fail_msg("split %s: %s", wgguf, err);
+    remove(wgguf);
+    struct model_hparams hp;
+    {
+        struct model *m;
+        struct model_opts mo = { 0 };
+        mo.n_ctx = 64;
+        assert_int_equal(model_open(&m, wdir, &mo, err, sizeof(err)), 0);
+        hp = *model_hparams(m);
+        model_close(m);
+    }
+    assert_int_equal(hp.n_ff_exp, 512);
+    size_t len;
+    snprintf(p, sizeof(p), "%s/tinymoe/ref64.tokens.i32", fixtures);
+    int32_t *tok = read_file(p, &len);
+    int n = 32, nv;
+    struct run_cfg resident = { PROVIDER_IO_URING, 0, 32, 0 };
+    float *ref = run_model(bdir, tok, n, &resident, &nv, NULL);
+    float *wide = run_model(wdir, tok, n, &resident, &nv, NULL);
+    double maxd = 0;
+    for (size_t i = 0; i < (size_t)n * nv; i++)
+        if (fabs((double)ref[i] - wide[i]) > maxd)
+            maxd = fabs((double)ref[i] - wide[i]);
+    printf("  tinymoe widened to n_ff_exp 512 (%.1f MB of tensors): max |logit difference| %.3g over %d tokens\n",
+           nb / 1e6, maxd, n);
+    assert_true(maxd <= 1e-4);
+    struct split_model *sm;
+    assert_int_equal(split_open(&sm, wdir, err, sizeof(err)), 0);
+    uint64_t slot = sm->layers[0].blob_size;
+    split_close(sm);
+    const char *kinds[] = { "lookahead", "coact", "both" };
+    for (int k = 1; k <= 3; k++) {
+        struct run_cfg dec = { PROVIDER_IO_URING, 12 * slot, 1, k };
+        struct provider_stats ps;
+        float *x = run_model(wdir, tok, n, &dec, &nv, &ps);
+        printf("  decode, 12 slots, prefetch %-9s: %llu issued, %llu used, %llu wasted, hit rate %.2f, "
+               "identical %s\n",
+               kinds[k - 1], (unsigned long long)ps.prefetches, (unsigned long long)ps.prefetch_used,
+               (unsigned long long)ps.prefetch_wasted,
+               ps.hits + ps.misses ? (double)ps.hits / (ps.hits + ps.misses) : 0.0,
+               memcmp(x, wide, sizeof(float) * (size_t)n * nv) == 0 ? "yes" : "NO");
+        assert_true(ps.prefetches > 0);
+        assert_true(ps.prefetch_used > 0);
+        assert_true(ps.prefetch_used + ps.prefetch_wasted <= ps.prefetches);
+        assert_true(ps.busy_s > 0);
+        assert_memory_equal(x, wide, sizeof(float) * (size_t)n * nv);
+        free(x);
+    }
+    free(ref);
+    free(wide);
+    free(tok);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1151,6 +1231,7 @@ int main(void)
         cmocka_unit_test(test_qwen35moe_nextn),
         cmocka_unit_test(test_multi_sequence_qwen35moe),
         cmocka_unit_test(test_split_transform),
+        cmocka_unit_test(test_widen_tinymoe),
         cmocka_unit_test(test_arch_gptoss),
         cmocka_unit_test(test_gptoss_split_refuses),
     };
