@@ -27,8 +27,8 @@ const char *arch_names(void)
            "gpt-oss";
 }
 
-static int get_u32(const struct gguf_ctx *g, const char *arch, const char *key, int *out, bool required, char *err,
-                   size_t errlen)
+int arch_key_u32(const struct gguf_ctx *g, const char *arch, const char *key, int *out, bool required, char *err,
+                 size_t errlen)
 {
     char k[128];
     uint32_t v;
@@ -45,8 +45,8 @@ static int get_u32(const struct gguf_ctx *g, const char *arch, const char *key, 
     return 0;
 }
 
-static int get_f32(const struct gguf_ctx *g, const char *arch, const char *key, float *out, char *err,
-                   size_t errlen)
+int arch_key_f32(const struct gguf_ctx *g, const char *arch, const char *key, float *out, char *err,
+                 size_t errlen)
 {
     char k[128];
     snprintf(k, sizeof(k), "%s.%s", arch, key);
@@ -64,24 +64,24 @@ int arch_read_common(const struct gguf_ctx *g, const char *arch, struct model_hp
                      size_t errlen)
 {
     int rc = 0;
-    rc |= get_u32(g, arch, "block_count", &hp->n_layer, true, err, errlen);
-    rc |= get_u32(g, arch, "embedding_length", &hp->n_embd, true, err, errlen);
-    rc |= get_u32(g, arch, "attention.head_count", &hp->n_head, true, err, errlen);
-    rc |= get_u32(g, arch, "attention.head_count_kv", &hp->n_head_kv, true, err, errlen);
-    rc |= get_u32(g, arch, "expert_count", &hp->n_expert, true, err, errlen);
-    rc |= get_u32(g, arch, "expert_used_count", &hp->n_expert_used, true, err, errlen);
-    rc |= get_u32(g, arch, "context_length", &hp->n_ctx_train, false, err, errlen);
+    rc |= arch_key_u32(g, arch, "block_count", &hp->n_layer, true, err, errlen);
+    rc |= arch_key_u32(g, arch, "embedding_length", &hp->n_embd, true, err, errlen);
+    rc |= arch_key_u32(g, arch, "attention.head_count", &hp->n_head, true, err, errlen);
+    rc |= arch_key_u32(g, arch, "attention.head_count_kv", &hp->n_head_kv, true, err, errlen);
+    rc |= arch_key_u32(g, arch, "expert_count", &hp->n_expert, true, err, errlen);
+    rc |= arch_key_u32(g, arch, "expert_used_count", &hp->n_expert_used, true, err, errlen);
+    rc |= arch_key_u32(g, arch, "context_length", &hp->n_ctx_train, false, err, errlen);
     if (rc)
         return -EINVAL;
     hp->head_dim = hp->n_head ? hp->n_embd / hp->n_head : 0;
-    if (get_u32(g, arch, "attention.key_length", &hp->head_dim, false, err, errlen) < 0)
+    if (arch_key_u32(g, arch, "attention.key_length", &hp->head_dim, false, err, errlen) < 0)
         return -EINVAL;
-    if (get_u32(g, arch, "expert_feed_forward_length", &hp->n_ff_exp, false, err, errlen) < 0)
+    if (arch_key_u32(g, arch, "expert_feed_forward_length", &hp->n_ff_exp, false, err, errlen) < 0)
         return -EINVAL;
-    if (hp->n_ff_exp == 0 && get_u32(g, arch, "feed_forward_length", &hp->n_ff_exp, true, err, errlen) < 0)
+    if (hp->n_ff_exp == 0 && arch_key_u32(g, arch, "feed_forward_length", &hp->n_ff_exp, true, err, errlen) < 0)
         return -EINVAL;
-    if (get_f32(g, arch, "rope.freq_base", &hp->rope_base, err, errlen) < 0 ||
-        get_f32(g, arch, "attention.layer_norm_rms_epsilon", &hp->rms_eps, err, errlen) < 0)
+    if (arch_key_f32(g, arch, "rope.freq_base", &hp->rope_base, err, errlen) < 0 ||
+        arch_key_f32(g, arch, "attention.layer_norm_rms_epsilon", &hp->rms_eps, err, errlen) < 0)
         return -EINVAL;
     if (hp->n_layer <= 0 || hp->n_embd <= 0 || hp->n_head <= 0 || hp->n_head_kv <= 0 ||
         hp->n_head % hp->n_head_kv != 0 || hp->head_dim <= 0 || hp->head_dim % 2 != 0 || hp->n_expert <= 0 ||

@@ -99,6 +99,14 @@ const char *arch_names(void);
 int arch_read_common(const struct gguf_ctx *g, const char *arch, struct model_hparams *hp, char *err,
                      size_t errlen);
 
+/* "ARCH.KEY" as an unsigned integer (at most 2^30) into *out, or as a finite
+ * float; a missing optional key (and a missing float) keeps *out. Errors name
+ * the key: "model: manifest key ARCH.KEY is missing ...". */
+int arch_key_u32(const struct gguf_ctx *g, const char *arch, const char *key, int *out, bool required, char *err,
+                 size_t errlen);
+int arch_key_f32(const struct gguf_ctx *g, const char *arch, const char *key, float *out, char *err,
+                 size_t errlen);
+
 extern const struct arch_ops arch_qwen3moe;
 extern const struct arch_ops arch_llama;
 extern const struct arch_ops arch_deepseek2;

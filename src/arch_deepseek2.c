@@ -86,37 +86,6 @@ static int n_ff_max(const struct model_hparams *hp)
 
 /* ---------------------------------------------------------- hparams */
 
-static int key_u32(const struct gguf_ctx *g, const char *key, int *out, bool required, char *err, size_t errlen)
-{
-    char k[128];
-    uint32_t v;
-    snprintf(k, sizeof(k), "deepseek2.%s", key);
-    int rc = gguf_get_u32(g, k, &v);
-    if (rc == -ENOENT && !required)
-        return 0;
-    if (rc < 0 || v > (1u << 30)) {
-        snprintf(err, errlen, "model: manifest key %s is %s (expected an unsigned integer)", k,
-                 rc == -ENOENT ? "missing" : "invalid");
-        return -EINVAL;
-    }
-    *out = (int)v;
-    return 0;
-}
-
-static int key_f32(const struct gguf_ctx *g, const char *key, float *out, char *err, size_t errlen)
-{
-    char k[128];
-    snprintf(k, sizeof(k), "deepseek2.%s", key);
-    int rc = gguf_get_f32(g, k, out);
-    if (rc == -ENOENT)
-        return 0;
-    if (rc < 0 || !isfinite(*out)) {
-        snprintf(err, errlen, "model: manifest key %s is not a finite float", k);
-        return -EINVAL;
-    }
-    return 0;
-}
-
 static int ds2_read_hparams(const struct gguf_ctx *g, struct model_hparams *hp, char *err, size_t errlen)
 {
     hp->rope_base = 10000.0f;
@@ -134,32 +103,32 @@ static int ds2_read_hparams(const struct gguf_ctx *g, struct model_hparams *hp, 
         return rc;
     int gating = 0;
     hp->rope_n_ctx_orig = hp->n_ctx_train;
-    if (key_u32(g, "leading_dense_block_count", &hp->n_layer_dense_lead, false, err, errlen) ||
-        key_u32(g, "expert_shared_count", &hp->n_expert_shared, false, err, errlen) ||
-        key_u32(g, "attention.q_lora_rank", &hp->q_lora_rank, false, err, errlen) ||
-        key_u32(g, "attention.kv_lora_rank", &hp->kv_lora_rank, true, err, errlen) ||
-        key_u32(g, "rope.dimension_count", &hp->n_rot, true, err, errlen) ||
-        key_u32(g, "expert_gating_func", &gating, false, err, errlen) ||
-        key_u32(g, "expert_group_count", &hp->n_expert_groups, false, err, errlen) ||
-        key_u32(g, "expert_group_used_count", &hp->n_expert_groups_used, false, err, errlen) ||
-        key_u32(g, "rope.scaling.original_context_length", &hp->rope_n_ctx_orig, false, err, errlen) ||
-        key_f32(g, "expert_weights_scale", &hp->expert_weights_scale, err, errlen) ||
-        key_f32(g, "rope.scaling.factor", &hp->rope_scale_factor, err, errlen) ||
-        key_f32(g, "rope.scaling.yarn_log_multiplier", &hp->rope_yarn_log_mul, err, errlen) ||
-        key_f32(g, "rope.scaling.yarn_beta_fast", &hp->rope_yarn_beta_fast, err, errlen) ||
-        key_f32(g, "rope.scaling.yarn_beta_slow", &hp->rope_yarn_beta_slow, err, errlen))
+    if (arch_key_u32(g, "deepseek2", "leading_dense_block_count", &hp->n_layer_dense_lead, false, err, errlen) ||
+        arch_key_u32(g, "deepseek2", "expert_shared_count", &hp->n_expert_shared, false, err, errlen) ||
+        arch_key_u32(g, "deepseek2", "attention.q_lora_rank", &hp->q_lora_rank, false, err, errlen) ||
+        arch_key_u32(g, "deepseek2", "attention.kv_lora_rank", &hp->kv_lora_rank, true, err, errlen) ||
+        arch_key_u32(g, "deepseek2", "rope.dimension_count", &hp->n_rot, true, err, errlen) ||
+        arch_key_u32(g, "deepseek2", "expert_gating_func", &gating, false, err, errlen) ||
+        arch_key_u32(g, "deepseek2", "expert_group_count", &hp->n_expert_groups, false, err, errlen) ||
+        arch_key_u32(g, "deepseek2", "expert_group_used_count", &hp->n_expert_groups_used, false, err, errlen) ||
+        arch_key_u32(g, "deepseek2", "rope.scaling.original_context_length", &hp->rope_n_ctx_orig, false, err, errlen) ||
+        arch_key_f32(g, "deepseek2", "expert_weights_scale", &hp->expert_weights_scale, err, errlen) ||
+        arch_key_f32(g, "deepseek2", "rope.scaling.factor", &hp->rope_scale_factor, err, errlen) ||
+        arch_key_f32(g, "deepseek2", "rope.scaling.yarn_log_multiplier", &hp->rope_yarn_log_mul, err, errlen) ||
+        arch_key_f32(g, "deepseek2", "rope.scaling.yarn_beta_fast", &hp->rope_yarn_beta_fast, err, errlen) ||
+        arch_key_f32(g, "deepseek2", "rope.scaling.yarn_beta_slow", &hp->rope_yarn_beta_slow, err, errlen))
         return -EINVAL;
-    if (hp->n_layer_dense_lead > 0 && key_u32(g, "feed_forward_length", &hp->n_ff_dense, true, err, errlen))
+    if (hp->n_layer_dense_lead > 0 && arch_key_u32(g, "deepseek2", "feed_forward_length", &hp->n_ff_dense, true, err, errlen))
         return -EINVAL;
     /* older conversions keep attn_kv_b whole and lack the *_mla sizes */
-    if (key_u32(g, "attention.key_length_mla", &hp->head_dim_k_mla, false, err, errlen) ||
-        key_u32(g, "attention.value_length_mla", &hp->head_dim_v_mla, false, err, errlen))
+    if (arch_key_u32(g, "deepseek2", "attention.key_length_mla", &hp->head_dim_k_mla, false, err, errlen) ||
+        arch_key_u32(g, "deepseek2", "attention.value_length_mla", &hp->head_dim_v_mla, false, err, errlen))
         return -EINVAL;
     if (hp->head_dim_k_mla == 0 || hp->head_dim_v_mla == 0) {
         /* converted before the MLA split: attn_kv_b whole, per-head sizes in
          * key_length / value_length, as many KV heads as heads */
         int vl = 0;
-        if (key_u32(g, "attention.value_length", &vl, true, err, errlen))
+        if (arch_key_u32(g, "deepseek2", "attention.value_length", &vl, true, err, errlen))
             return -EINVAL;
         hp->mla_kv_b_whole = true;
         hp->head_dim_k_mla = hp->head_dim;

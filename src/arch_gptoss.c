@@ -102,37 +102,6 @@ static void hparams_split(const struct model_hparams *hp, struct attn_hparams *a
 
 /* ---------------------------------------------------------- hyper-parameters */
 
-static int key_u32(const struct gguf_ctx *g, const char *key, int *out, bool required, char *err, size_t errlen)
-{
-    char k[128];
-    uint32_t v;
-    snprintf(k, sizeof(k), "gpt-oss.%s", key);
-    int rc = gguf_get_u32(g, k, &v);
-    if (rc == -ENOENT && !required)
-        return 0;
-    if (rc < 0 || v > (1u << 30)) {
-        snprintf(err, errlen, "model: manifest key %s is %s (expected an unsigned integer)", k,
-                 rc == -ENOENT ? "missing" : "invalid");
-        return -EINVAL;
-    }
-    *out = (int)v;
-    return 0;
-}
-
-static int key_f32(const struct gguf_ctx *g, const char *key, float *out, char *err, size_t errlen)
-{
-    char k[128];
-    snprintf(k, sizeof(k), "gpt-oss.%s", key);
-    int rc = gguf_get_f32(g, k, out);
-    if (rc == -ENOENT)
-        return 0;
-    if (rc < 0 || !isfinite(*out)) {
-        snprintf(err, errlen, "model: manifest key %s is not a finite float", k);
-        return -EINVAL;
-    }
-    return 0;
-}
-
 static int gptoss_read_hparams(const struct gguf_ctx *g, struct model_hparams *hp, char *err, size_t errlen)
 {
     hp->rope_base = 150000.0f;
@@ -144,8 +113,8 @@ static int gptoss_read_hparams(const struct gguf_ctx *g, struct model_hparams *h
     if (rc < 0)
         return rc;
     hp->swa_period = 2;
-    if (key_u32(g, "attention.sliding_window", &hp->n_swa, true, err, errlen) < 0 ||
-        key_u32(g, "attention.sliding_window_pattern", &hp->swa_period, false, err, errlen) < 0)
+    if (arch_key_u32(g, "gpt-oss", "attention.sliding_window", &hp->n_swa, true, err, errlen) < 0 ||
+        arch_key_u32(g, "gpt-oss", "attention.sliding_window_pattern", &hp->swa_period, false, err, errlen) < 0)
         return -EINVAL;
     if (hp->n_swa <= 0 || hp->swa_period <= 0) {
         snprintf(err, errlen, "model: gpt-oss sliding window %d / period %d must be positive", hp->n_swa,
@@ -163,10 +132,10 @@ static int gptoss_read_hparams(const struct gguf_ctx *g, struct model_hparams *h
         hp->rope_n_ctx_orig = hp->n_ctx_train;
         hp->yarn_beta_fast = 32.0f;
         hp->yarn_beta_slow = 1.0f;
-        if (key_f32(g, "rope.scaling.factor", &factor, err, errlen) < 0 ||
-            key_u32(g, "rope.scaling.original_context_length", &hp->rope_n_ctx_orig, false, err, errlen) < 0 ||
-            key_f32(g, "rope.scaling.yarn_beta_fast", &hp->yarn_beta_fast, err, errlen) < 0 ||
-            key_f32(g, "rope.scaling.yarn_beta_slow", &hp->yarn_beta_slow, err, errlen) < 0)
+        if (arch_key_f32(g, "gpt-oss", "rope.scaling.factor", &factor, err, errlen) < 0 ||
+            arch_key_u32(g, "gpt-oss", "rope.scaling.original_context_length", &hp->rope_n_ctx_orig, false, err, errlen) < 0 ||
+            arch_key_f32(g, "gpt-oss", "rope.scaling.yarn_beta_fast", &hp->yarn_beta_fast, err, errlen) < 0 ||
+            arch_key_f32(g, "gpt-oss", "rope.scaling.yarn_beta_slow", &hp->yarn_beta_slow, err, errlen) < 0)
             return -EINVAL;
         if (!(factor >= 1.0f) || hp->rope_n_ctx_orig <= 0) {
             snprintf(err, errlen, "model: gpt-oss YaRN factor %g / original context %d out of range", factor,

@@ -98,23 +98,6 @@ static void hparams_split(const struct model_hparams *hp, struct attn_hparams *a
                                 .n_ff_exp = hp->n_ff_exp, .norm_topk = hp->norm_topk };
 }
 
-static int get_u32(const struct gguf_ctx *g, const char *key, int *out, bool required, char *err, size_t errlen)
-{
-    char k[128];
-    uint32_t v;
-    snprintf(k, sizeof(k), "qwen35moe.%s", key);
-    int rc = gguf_get_u32(g, k, &v);
-    if (rc == -ENOENT && !required)
-        return 0;
-    if (rc < 0 || v > (1u << 24)) {
-        snprintf(err, errlen, "model: manifest key %s is %s (expected an unsigned integer)", k,
-                 rc == -ENOENT ? "missing" : "invalid");
-        return -EINVAL;
-    }
-    *out = (int)v;
-    return 0;
-}
-
 static int q35_read_hparams(const struct gguf_ctx *g, struct model_hparams *hp, char *err, size_t errlen)
 {
     hp->rope_base = 10000000.0f;
@@ -126,15 +109,15 @@ static int q35_read_hparams(const struct gguf_ctx *g, struct model_hparams *hp, 
     int rc = arch_read_common(g, "qwen35moe", hp, err, errlen);
     if (rc < 0)
         return rc;
-    if ((rc = get_u32(g, "expert_shared_feed_forward_length", &hp->n_ff_shexp, false, err, errlen)) ||
-        (rc = get_u32(g, "ssm.conv_kernel", &hp->ssm_d_conv, true, err, errlen)) ||
-        (rc = get_u32(g, "ssm.state_size", &hp->ssm_d_state, true, err, errlen)) ||
-        (rc = get_u32(g, "ssm.group_count", &hp->ssm_n_group, true, err, errlen)) ||
-        (rc = get_u32(g, "ssm.time_step_rank", &hp->ssm_dt_rank, true, err, errlen)) ||
-        (rc = get_u32(g, "ssm.inner_size", &hp->ssm_d_inner, true, err, errlen)) ||
-        (rc = get_u32(g, "full_attention_interval", &hp->full_attn_interval, false, err, errlen)) ||
-        (rc = get_u32(g, "rope.dimension_count", &hp->n_rot, false, err, errlen)) ||
-        (rc = get_u32(g, "nextn_predict_layers", &hp->n_layer_nextn, false, err, errlen)))
+    if ((rc = arch_key_u32(g, "qwen35moe", "expert_shared_feed_forward_length", &hp->n_ff_shexp, false, err, errlen)) ||
+        (rc = arch_key_u32(g, "qwen35moe", "ssm.conv_kernel", &hp->ssm_d_conv, true, err, errlen)) ||
+        (rc = arch_key_u32(g, "qwen35moe", "ssm.state_size", &hp->ssm_d_state, true, err, errlen)) ||
+        (rc = arch_key_u32(g, "qwen35moe", "ssm.group_count", &hp->ssm_n_group, true, err, errlen)) ||
+        (rc = arch_key_u32(g, "qwen35moe", "ssm.time_step_rank", &hp->ssm_dt_rank, true, err, errlen)) ||
+        (rc = arch_key_u32(g, "qwen35moe", "ssm.inner_size", &hp->ssm_d_inner, true, err, errlen)) ||
+        (rc = arch_key_u32(g, "qwen35moe", "full_attention_interval", &hp->full_attn_interval, false, err, errlen)) ||
+        (rc = arch_key_u32(g, "qwen35moe", "rope.dimension_count", &hp->n_rot, false, err, errlen)) ||
+        (rc = arch_key_u32(g, "qwen35moe", "nextn_predict_layers", &hp->n_layer_nextn, false, err, errlen)))
         return rc;
     if (hp->n_ff_shexp == 0)
         hp->n_ff_shexp = hp->n_ff_exp;
