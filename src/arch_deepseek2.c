@@ -395,13 +395,6 @@ static int ds2_scratch_init(const struct model *m, int n_batch, int n_ctx, int n
 
 /* ---------------------------------------------------------- forward */
 
-static void norm_rows(struct fwd *f, float *xb, const float *x, const struct mtensor *w, int n, int n_embd, float eps)
-{
-    for (int t = 0; t < n; t++)
-        blocks_rmsnorm(xb + (size_t)t * n_embd, x + (size_t)t * n_embd, w->data, n_embd, eps);
-    blocks_act_dirty(f);
-}
-
 /* x[n] += down(silu(gate xb) * up xb), an FFN of width gate->ne[1]. */
 static void ffn_add(struct fwd *f, struct ds2_scratch *s, const struct ds2_layer *L, int n_embd, int n)
 {
@@ -428,10 +421,8 @@ static int ds2_forward(struct fwd *f, const struct engine_batch *b, float *logit
     struct ds2_scratch *s = f->scratch;
     int n = b->n, ne = hp->n_embd;
 
-    const struct quant_traits *et = quant_traits(d->tok_embd.type);
-    size_t erow = quant_row_size(d->tok_embd.type, ne);
+    blocks_embed(&d->tok_embd, b, s->x, ne);
     for (int t = 0; t < n; t++) {
-        et->to_float((const uint8_t *)d->tok_embd.data + (size_t)b->tok[t] * erow, s->x + (size_t)t * ne, ne);
         s->mla.cache[t] = b->seq[t]->state;
     }
     mla_prepare(&s->mla, &d->ahp, b);
@@ -439,13 +430,13 @@ static int ds2_forward(struct fwd *f, const struct engine_batch *b, float *logit
     for (int il = 0; il < hp->n_layer; il++) {
         const struct ds2_layer *L = &d->layers[il];
         double t0 = blocks_now();
-        norm_rows(f, s->xb, s->x, &L->attn_norm, n, ne, hp->rms_eps);
+        blocks_norm_rows(f, s->xb, s->x, &L->attn_norm, n, ne, hp->rms_eps);
         mla_forward(f, &s->mla, &d->ahp, &L->mla, il, b, s->xb, s->tmp);
         for (size_t i = 0; i < (size_t)n * ne; i++)
             s->x[i] += s->tmp[i];
         f->times.attn_s += blocks_now() - t0;
 
-        norm_rows(f, s->xb, s->x, &L->ffn_norm, n, ne, hp->rms_eps);
+        blocks_norm_rows(f, s->xb, s->x, &L->ffn_norm, n, ne, hp->rms_eps);
         if (L->dense) {
             double t1 = blocks_now();
             ffn_add(f, s, L, ne, n);
@@ -463,20 +454,11 @@ static int ds2_forward(struct fwd *f, const struct engine_batch *b, float *logit
             ffn_add(f, s, L, ne, n);
             f->times.experts_s += blocks_now() - t1;
         }
+        if ((rc = blocks_check_finite(f, s->x, (size_t)n * ne, il)) < 0)
+            return rc;
     }
 
-    double t_out = blocks_now();
-    if (logits) {
-        int rows = 0;
-        for (int t = 0; t < n; t++)
-            if (b->out ? b->out[t] != 0 : t == n - 1)
-                blocks_rmsnorm(s->xb + (size_t)rows++ * ne, s->x + (size_t)t * ne, d->output_norm.data, ne,
-                               hp->rms_eps);
-        blocks_act_dirty(f);
-        if (rows > 0)
-            blocks_mm(f, logits, d->output.data, d->output.type, hp->n_vocab, ne, s->xb, rows);
-    }
-    f->times.output_s += blocks_now() - t_out;
+    blocks_output(f, b, s->x, s->xb, &d->output_norm, &d->output, hp->n_vocab, ne, hp->rms_eps, logits);
     return 0;
 }
 

@@ -339,13 +339,6 @@ static int gptoss_scratch_init(const struct model *m, int n_batch, int n_ctx, in
 
 /* ------------------------------------------------------------------- forward */
 
-static void norm_rows(struct fwd *f, float *xb, const float *x, const struct mtensor *w, int n, int n_embd, float eps)
-{
-    for (int t = 0; t < n; t++)
-        blocks_rmsnorm(xb + (size_t)t * n_embd, x + (size_t)t * n_embd, w->data, n_embd, eps);
-    blocks_act_dirty(f);
-}
-
 static int gptoss_forward(struct fwd *f, const struct engine_batch *b, float *logits)
 {
     const struct model_hparams *hp = model_hparams(f->m);
@@ -353,10 +346,7 @@ static int gptoss_forward(struct fwd *f, const struct engine_batch *b, float *lo
     struct gptoss_scratch *s = f->scratch;
     int n = b->n, ne = hp->n_embd;
 
-    const struct quant_traits *et = quant_traits(d->tok_embd.type);
-    size_t erow = quant_row_size(d->tok_embd.type, ne);
-    for (int t = 0; t < n; t++)
-        et->to_float((const uint8_t *)d->tok_embd.data + (size_t)b->tok[t] * erow, s->x + (size_t)t * ne, ne);
+    blocks_embed(&d->tok_embd, b, s->x, ne);
     attn_prepare(&s->attn, &d->ahp, b);
 
     for (int il = 0; il < hp->n_layer; il++) {
@@ -366,31 +356,22 @@ static int gptoss_forward(struct fwd *f, const struct engine_batch *b, float *lo
             struct gptoss_state *st = b->seq[t]->state;
             s->attn.kv[t] = L->swa ? &st->ring : &st->full;
         }
-        norm_rows(f, s->xb, s->x, &L->attn_norm, n, ne, hp->rms_eps);
+        blocks_norm_rows(f, s->xb, s->x, &L->attn_norm, n, ne, hp->rms_eps);
         attn_forward(f, &s->attn, &d->ahp, &L->attn, L->kv_index, b, s->xb, s->tmp);
         for (size_t i = 0; i < (size_t)n * ne; i++)
             s->x[i] += s->tmp[i];
         f->times.attn_s += blocks_now() - t0;
 
-        norm_rows(f, s->xb, s->x, &L->post_norm, n, ne, hp->rms_eps);
+        blocks_norm_rows(f, s->xb, s->x, &L->post_norm, n, ne, hp->rms_eps);
         const struct moe_weights *next = il + 1 < hp->n_layer ? &d->layers[il + 1].moe : NULL;
         int rc = moe_forward(f, &s->moe, &d->mhp, &L->moe, next, hp->rms_eps, il, b, s->xb, s->x);
+        if (rc == 0)
+            rc = blocks_check_finite(f, s->x, (size_t)n * ne, il);
         if (rc < 0)
             return rc;
     }
 
-    double t_out = blocks_now();
-    if (logits) {
-        int rows = 0;
-        for (int t = 0; t < n; t++)
-            if (b->out ? b->out[t] != 0 : t == n - 1)
-                blocks_rmsnorm(s->xb + (size_t)rows++ * ne, s->x + (size_t)t * ne, d->output_norm.data, ne,
-                               hp->rms_eps);
-        blocks_act_dirty(f);
-        if (rows > 0)
-            blocks_mm(f, logits, d->output.data, d->output.type, hp->n_vocab, ne, s->xb, rows);
-    }
-    f->times.output_s += blocks_now() - t_out;
+    blocks_output(f, b, s->x, s->xb, &d->output_norm, &d->output, hp->n_vocab, ne, hp->rms_eps, logits);
     return 0;
 }
 

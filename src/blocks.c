@@ -221,3 +221,35 @@ int blocks_check_finite(struct fwd *f, const float *x, size_t n, int il)
                  "model with `moestream-split verify DIR`); stopping instead of printing garbage");
     return -EBADMSG;
 }
+
+void blocks_norm_rows(struct fwd *f, float *xb, const float *x, const struct mtensor *w, int n, int n_embd,
+                      float eps)
+{
+    for (int t = 0; t < n; t++)
+        blocks_rmsnorm(xb + (size_t)t * n_embd, x + (size_t)t * n_embd, w->data, n_embd, eps);
+    blocks_act_dirty(f);
+}
+
+void blocks_embed(const struct mtensor *tok_embd, const struct engine_batch *b, float *x, int n_embd)
+{
+    const struct quant_traits *et = quant_traits(tok_embd->type);
+    size_t erow = quant_row_size(tok_embd->type, n_embd);
+    for (int t = 0; t < b->n; t++)
+        et->to_float((const uint8_t *)tok_embd->data + (size_t)b->tok[t] * erow, x + (size_t)t * n_embd, n_embd);
+}
+
+void blocks_output(struct fwd *f, const struct engine_batch *b, const float *x, float *xb, const struct mtensor *norm,
+                   const struct mtensor *output, int n_vocab, int n_embd, float eps, float *logits)
+{
+    double t0 = blocks_now();
+    if (logits) {
+        int rows = 0;
+        for (int t = 0; t < b->n; t++)
+            if (b->out ? b->out[t] != 0 : t == b->n - 1)
+                blocks_rmsnorm(xb + (size_t)rows++ * n_embd, x + (size_t)t * n_embd, norm->data, n_embd, eps);
+        blocks_act_dirty(f);
+        if (rows > 0)
+            blocks_mm(f, logits, output->data, output->type, n_vocab, n_embd, xb, rows);
+    }
+    f->times.output_s += blocks_now() - t0;
+}

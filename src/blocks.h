@@ -64,6 +64,21 @@ uint64_t blocks_engine_bytes(const struct model_hparams *hp, int n_batch);
 size_t blocks_actq_rows(const struct model_hparams *hp, int n_batch);
 size_t blocks_actq_row_bytes(const struct model_hparams *hp);
 
+/* xb[t] = rmsnorm(x[t]) * w for t < n (rows of n_embd), then marks the
+ * quantized-activation cache stale. */
+void blocks_norm_rows(struct fwd *f, float *xb, const float *x, const struct mtensor *w, int n, int n_embd,
+                      float eps);
+
+/* x[t] = the token embedding row of b->tok[t], dequantized, for every row. */
+void blocks_embed(const struct mtensor *tok_embd, const struct engine_batch *b, float *x, int n_embd);
+
+/* The output head: logits[r][n_vocab] = output . rmsnorm(x[t]) * norm for the
+ * rows t the batch asks for (b->out[t] != 0, or the last row without b->out),
+ * packed in order; xb is scratch of as many rows. Adds to f->times.output_s.
+ * Does nothing but the timing when logits is NULL. */
+void blocks_output(struct fwd *f, const struct engine_batch *b, const float *x, float *xb, const struct mtensor *norm,
+                   const struct mtensor *output, int n_vocab, int n_embd, float eps, float *logits);
+
 double blocks_now(void);
 
 /* True when every x[0..n) is finite. One multiply-add per element (x * 0 is
