@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "gguf.h"
+#include "gguf_writer.h"
 #include "quant.h"
 #include "split.h"
 #include "splitfmt.h"

@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "gguf.h"
+#include "gguf_writer.h"
 #include "quant.h"
 #include "synth_impl.h"
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "gguf.h"
+#include "gguf_writer.h"
 #include "synth_impl.h"
 
 int synth_oss_layer(struct plan *p, int L, char *err, size_t errlen)

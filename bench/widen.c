@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "gguf.h"
+#include "gguf_writer.h"
 #include "qformat.h"
 
 enum widen_kind { WIDEN_NONE = 0, WIDEN_ROWS, WIDEN_COLS };

@@ -1,5 +1,5 @@
 /*
- * gguf.h - GGUF v2/v3 reader and a small streaming writer.
+ * gguf.h - GGUF v2/v3 reader (the writer is gguf_writer.h).
  *
  * File layout (little-endian), for reference:
  *   u32 magic "GGUF" | u32 version (2 or 3) | u64 n_tensors | u64 n_kv
@@ -24,7 +24,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#define GGUF_MAGIC 0x46554747u /* "GGUF" read as a little-endian u32 */
 #define GGUF_MAX_DIMS 4
+#define GGUF_MAX_NESTING 8 /* arrays of arrays deeper than this are rejected */
 #define GGUF_DEFAULT_ALIGNMENT 32
 
 enum gguf_vtype {
@@ -95,6 +97,7 @@ uint64_t gguf_alignment(const struct gguf_ctx *g);
 int gguf_n_parts(const struct gguf_ctx *g);
 const char *gguf_part_path(const struct gguf_ctx *g, int part);
 uint64_t gguf_part_size(const struct gguf_ctx *g, int part);  /* file size in bytes */
+uint64_t gguf_part_data_offset(const struct gguf_ctx *g, int part); /* where tensor data starts */
 
 /* Metadata: KVs of the first part (split.* keys included). */
 int64_t gguf_n_kv(const struct gguf_ctx *g);
@@ -130,43 +133,9 @@ int gguf_read_tensor(const struct gguf_ctx *g, const struct gguf_tensor *t,
 /* The open file descriptor of a part (owned by the context). */
 int gguf_part_fd(const struct gguf_ctx *g, int part);
 
-/* Writes a human-readable summary to out: version, parts, every KV (long
+/* (gguf_info.c) Writes a human-readable summary to out: version, parts, every KV (long
  * arrays abbreviated to type, count and the first few elements) and every
  * tensor (name, type, shape, offset, size, part). 0, or -EIO when out fails. */
 int gguf_print_info(const struct gguf_ctx *g, FILE *out);
-
-/*
- * Writer. Collect KVs and tensor infos, then gguf_writer_begin() writes the
- * header to path; the data of each tensor follows in the order added, through
- * gguf_writer_write() (any chunking); gguf_writer_finish() pads, checks that
- * every tensor got exactly its size, fsyncs and closes. Always writes v3.
- * Setters return 0, -EEXIST for a key already set, -EINVAL for a bad value
- * or after begin. general.alignment is written by the writer itself when the
- * alignment is not 32; setting or copying it is accepted only when it is a
- * u32 equal to the writer's alignment. Not thread-safe.
- */
-struct gguf_writer;
-
-struct gguf_writer *gguf_writer_init(uint64_t alignment); /* 0 = default 32 */
-void gguf_writer_free(struct gguf_writer *w);
-int gguf_writer_set_u32(struct gguf_writer *w, const char *key, uint32_t v);
-int gguf_writer_set_i32(struct gguf_writer *w, const char *key, int32_t v);
-int gguf_writer_set_u64(struct gguf_writer *w, const char *key, uint64_t v);
-int gguf_writer_set_f32(struct gguf_writer *w, const char *key, float v);
-int gguf_writer_set_bool(struct gguf_writer *w, const char *key, bool v);
-int gguf_writer_set_str(struct gguf_writer *w, const char *key, const char *v);
-/* Scalar array: n elements of type t, packed as in the file. */
-int gguf_writer_set_arr(struct gguf_writer *w, const char *key, enum gguf_vtype t,
-                        const void *data, uint64_t n);
-int gguf_writer_set_arr_str(struct gguf_writer *w, const char *key,
-                            const char *const *strs, uint64_t n);
-/* Copies one KV (any type, nested arrays included) from a reader. */
-int gguf_writer_copy_kv(struct gguf_writer *w, const struct gguf_kv *kv);
-/* Adds a tensor info; returns its index or -EINVAL. */
-int gguf_writer_add_tensor(struct gguf_writer *w, const char *name, int type,
-                           uint32_t n_dims, const int64_t *ne);
-int gguf_writer_begin(struct gguf_writer *w, const char *path, char *err, size_t errlen);
-int gguf_writer_write(struct gguf_writer *w, const void *data, size_t n, char *err, size_t errlen);
-int gguf_writer_finish(struct gguf_writer *w, char *err, size_t errlen);
 
 #endif

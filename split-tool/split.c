@@ -37,6 +37,7 @@
 #include <xxhash.h>
 
 #include "gguf.h"
+#include "gguf_writer.h"
 #include "quant.h"
 #include "splitfmt.h"
 

@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "gguf.h"
+#include "gguf_writer.h"
 #include "quant.h"
 
 static char tmpdir[256];

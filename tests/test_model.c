@@ -23,6 +23,7 @@
 
 #include "engine.h"
 #include "gguf.h"
+#include "gguf_writer.h"
 #include "model.h"
 #include "quant.h"
 #include "seq.h"

@@ -29,6 +29,7 @@
 #include <cmocka.h>
 
 #include "gguf.h"
+#include "gguf_writer.h"
 #include "pinned.h"
 #include "provider.h"
 #include "quant.h"

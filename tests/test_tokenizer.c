@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "gguf.h"
+#include "gguf_writer.h"
 #include "tokenizer.h"
 
 #define SEP "\n__ggml_vocab_test__\n"
