@@ -119,7 +119,7 @@ fuzz-jinja:
 	@sh tests/deps.sh clang
 	@mkdir -p $(BUILD)/fuzz-jinja/corpus $(BUILD)/fuzz-jinja/seeds
 	clang $(WARN) -O1 -g -fsanitize=fuzzer,address,undefined $(INCS) -o $(BUILD)/fuzz-jinja/fuzz_jinja \
-	    tests/fuzz_jinja.c src/jinja_lex.c src/jinja_parse.c src/jinja_eval.c src/jinja_value.c src/jinja_filters.c \
+	    tests/fuzz_jinja.c src/jinja_lex.c src/jinja_parse.c src/jinja_eval.c src/jinja_value.c src/jinja_filters.c src/jinja_methods.c \
 	    src/chatparse.c format/errmsg.c -ljansson -lm
 	@for t in $(wildcard $(JINJA_FIXTURES)/*.jinja); do \
 	    { cat "$$t"; printf '\000'; cat tests/fuzz_jinja_conv.json; } \

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 
 #include "jinja.h"
@@ -200,10 +201,66 @@ jv jx_getitem(struct jx *x, jv obj, jv key, int line);
 jv jx_call_macro(struct jx *x, struct jmacro *m, const jv *args, int nargs, const char **kw, const jv *kwv, int nkw,
                  struct jmacro *caller, int line);
 
+/* ---- arguments of filters, methods and globals: positional i or keyword name ---- */
+struct jargs {
+    const jv *pos;
+    int npos;
+    const char **kw;
+    const jv *kwv;
+    int nkw;
+};
+
+static inline jv jx_arg(const struct jargs *a, int i, const char *name, jv def)
+{
+    if (i >= 0 && i < a->npos)
+        return a->pos[i];
+    for (int k = 0; k < a->nkw; k++)
+        if (name && !strcmp(a->kw[k], name))
+            return a->kwv[k];
+    return def;
+}
+
+static inline bool jx_present(const jv *v) { return v->t != JV_UNDEF && v->t != JV_NONE; }
+
+static inline jv jx_want_str(struct jx *x, jv v, const char *what, int line)
+{
+    if (v.t == JV_UNDEF)
+        jx_fail(x, -22 /* EINVAL */, line, "'%.*s' is undefined", (int)(v.s ? v.n : 0), v.s ? v.s : "");
+    if (v.t != JV_STR)
+        jx_fail(x, -22, line, "%s expects a string, got %s", what, jv_type_name(&v));
+    return v;
+}
+
+static inline int64_t jx_want_int(struct jx *x, jv v, const char *what, int line)
+{
+    if (v.t == JV_INT)
+        return v.i;
+    if (v.t == JV_BOOL)
+        return v.b;
+    jx_fail(x, -22, line, "%s expects an integer, got %s", what, jv_type_name(&v));
+}
+
+/* ---- jinja_methods.c: Python str operations (code points, Python whitespace) ---- */
+/* the code point at s[*i] (advancing *i; a bad sequence yields its bits, never reads past n) */
+uint32_t ju_dec(const char *s, size_t n, size_t *i);
+/* s[a..b) as a string value (no copy) */
+static inline jv jx_substr(jv s, size_t a, size_t b) { return (jv){ .t = JV_STR, .s = s.s + a, .n = b - a }; }
+/* strip chars (NULL: whitespace) from the left (sides 1), right (2) or both (3) */
+jv jx_str_strip(struct jx *x, jv s, const jv *chars, int sides);
+/* str.split(sep=None, maxsplit=-1) */
+jv jx_str_split(struct jx *x, jv s, jv sep, int64_t maxsplit, int line);
+/* str.replace(old, new, count=-1) */
+jv jx_str_replace(struct jx *x, jv s, jv old, jv nw, int64_t count);
+/* mode 0 lower, 1 upper, 2 capitalize, 3 title */
+jv jx_str_case(struct jx *x, jv s, int mode);
+
 /* ---- jinja_filters.c ---- */
+/* a value as a list (str: its characters, dict: its keys) or jx_fail */
+jv jx_as_list(struct jx *x, jv v, int line);
 jv jx_filter(struct jx *x, const char *name, jv v, const jv *args, int nargs, const char **kw, const jv *kwv, int nkw,
              int line);
 bool jx_test(struct jx *x, const char *name, jv v, const jv *args, int nargs, int line);
+/* ---- jinja_methods.c ---- */
 /* a global function by name, or NULL */
 const struct jfunc *jx_global(const char *name, size_t n);
 /* a method of v by name (str, dict, list, loop), or NULL */
