@@ -116,6 +116,8 @@ void quant_install_avx512(struct quant_traits *t);
 /* the same for the IQ/TQ formats and Q4_1/Q5_1 (quant_iq_avx2.c, quant_iq_avx512.c) */
 void quant_install_iq_avx2(struct quant_traits *t);
 void quant_install_iq_avx512(struct quant_traits *t);
+/* the 16-row tile kernels (quant_tile_avx512.c): vec_dot, vec_dot_multi and gemm */
+void quant_install_tile_avx512(struct quant_traits *t);
 
 static const char *isa_name = "ref";
 
@@ -158,6 +160,7 @@ int quant_select_isa(const char *name)
     if (want_avx512) {
         quant_install_avx512(traits);
         quant_install_iq_avx512(traits);
+        quant_install_tile_avx512(traits);
     }
     isa_name = want_avx512 ? "avx512" : want_avx2 ? "avx2" : "ref";
     return 0;
