@@ -35,6 +35,7 @@ struct fwd {
     int n_ctx;             /* positions per sequence at most */
     int request_cap;       /* experts per provider request */
     struct prefetch *pf;   /* prefetch policy (io/prefetch.h); NULL = none */
+    float cache_bias;      /* --cache-bias: router bonus of cached experts (moe.c) */
     struct actq aq;
     struct expert_stream_scratch es;
     void *scratch;         /* the architecture's */
