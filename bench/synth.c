@@ -714,7 +714,9 @@ static int set_metadata(struct gguf_writer *w, const struct plan *p, const struc
     rc = rc ? rc : gguf_writer_set_u32(w, "general.file_type", quant_file_type(p->opt->quant));
 
     rc = rc ? rc : gguf_writer_set_str(w, "tokenizer.ggml.model", bpe ? "gpt2" : "llama");
-    rc = rc ? rc : gguf_writer_set_str(w, "tokenizer.ggml.pre", q35 ? "qwen35" : qwen ? "qwen2" : ds2 ? "deepseek-v3" : oss ? "gpt-4o" : "default");
+    /* Kimi-K2 is deepseek2 in GGUF with a pre-tokenizer of its own */
+    const char *ds2_pre = strcmp(s->name, "kimi-k2") == 0 ? "kimi-k2" : "deepseek-v3";
+    rc = rc ? rc : gguf_writer_set_str(w, "tokenizer.ggml.pre", q35 ? "qwen35" : qwen ? "qwen2" : ds2 ? ds2_pre : oss ? "gpt-4o" : "default");
     rc = rc ? rc : gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens",
                                            (const char *const *)v->tok, (uint64_t)v->n);
     if (v->score)
