@@ -53,7 +53,8 @@ struct cli_opts {
     int prefetch;               /* --prefetch [off|lookahead|coact|both]: enum prefetch_kind */
     const char *coact;          /* --coact FILE: co-activation statistics, loaded if present,
                                    saved at exit */
-    int act_bits;               /* --act-bits 8|16 */
+    const char *act_bits;       /* --act-bits as given: 16, 8, mixed or a per-site list */
+    uint8_t act_site[ENGINE_N_SITES]; /* bits per call site, 0 = the default split */
     int moe_topk;               /* --moe-topk K: experts per token (0 = the model's) */
     float cache_bias;           /* --cache-bias B: router bonus of cached experts (0 = off) */
     bool escape_text;           /* load --text through cli_unescape (perplexity) */

@@ -329,7 +329,7 @@ int cli_perplexity(int argc, char **argv)
     printf("perplexity: %.4f +/- %.4f over %d chunks (%ld predictions)\n", exp(mean), exp(mean) * se, n_chunk,
            count);
     if (kl_f && !kl_save)
-        printf("kl-divergence: mean %.6f, top-1 agreement %.4f\n", kl_sum / count, (double)same_count / count);
+        printf("kl-divergence: mean %.6g, top-1 agreement %.4f\n", kl_sum / count, (double)same_count / count);
     if (kl_f && kl_save) {
         uint64_t hdr[4] = { KL_MAGIC, nv, (uint64_t)(c - 1 - first), (uint64_t)n_chunk };
         if (fseek(kl_f, 0, SEEK_SET) != 0 || fwrite(hdr, sizeof(hdr), 1, kl_f) != 1) {

@@ -274,6 +274,7 @@ struct moe_ctx {
     const uint8_t *const *blobs;
     int phase;             /* 0: gate and up; 1: down */
     int tasks_per_expert;
+    enum matvec_act act;   /* precision of the phase's activations */
     size_t act_row;        /* bytes of one quantized activation row */
 };
 
@@ -293,13 +294,13 @@ static void ebatch_task(void *ctx, int task, int n_tasks)
     if (c->phase == 0) {
         int64_t r1 = r0 + MOE_TASK_ROWS < hp->n_ff_exp ? r0 + MOE_TASK_ROWS : hp->n_ff_exp;
         matmul_rows(s->hg + (size_t)row0 * hp->n_ff_exp, hp->n_ff_exp, blob + c->w->gate->offset, c->w->gate->type,
-                    r0, r1, hp->n_embd, xq, rows);
+                    r0, r1, hp->n_embd, xq, rows, c->act);
         matmul_rows(s->hu + (size_t)row0 * hp->n_ff_exp, hp->n_ff_exp, blob + c->w->up->offset, c->w->up->type, r0,
-                    r1, hp->n_embd, xq, rows);
+                    r1, hp->n_embd, xq, rows, c->act);
     } else {
         int64_t r1 = r0 + MOE_TASK_ROWS < hp->n_embd ? r0 + MOE_TASK_ROWS : hp->n_embd;
         matmul_rows(s->yg + (size_t)row0 * hp->n_embd, hp->n_embd, blob + c->w->down->offset, c->w->down->type, r0,
-                    r1, hp->n_ff_exp, xq, rows);
+                    r1, hp->n_ff_exp, xq, rows, c->act);
     }
 }
 
@@ -347,10 +348,11 @@ static int expert_batch(void *ctx, const int32_t *ids, const uint8_t *const *blo
     c->blobs = blobs;
     c->phase = 0;
     c->tasks_per_expert = (hp->n_ff_exp + MOE_TASK_ROWS - 1) / MOE_TASK_ROWS;
-    c->act_row = matvec_act_size(w->gate->type, hp->n_embd);
+    c->act = f->act[ENGINE_SITE_EXPERT];
+    c->act_row = matvec_act_size(w->gate->type, hp->n_embd, c->act);
     for (int r = 0; r < rows; r++)
         matvec_quantize_act(w->gate->type, s->xg + (size_t)r * hp->n_embd, (char *)f->aq.xq + (size_t)r * c->act_row,
-                            hp->n_embd);
+                            hp->n_embd, c->act);
     blocks_act_dirty(f);
     pool_run(f->pool, ebatch_task, c, nb * c->tasks_per_expert);
     if (w->gate_b)
@@ -372,10 +374,11 @@ static int expert_batch(void *ctx, const int32_t *ids, const uint8_t *const *blo
     }
     c->phase = 1;
     c->tasks_per_expert = (hp->n_embd + MOE_TASK_ROWS - 1) / MOE_TASK_ROWS;
-    c->act_row = matvec_act_size(w->down->type, hp->n_ff_exp);
+    c->act = f->act[ENGINE_SITE_DOWN];
+    c->act_row = matvec_act_size(w->down->type, hp->n_ff_exp, c->act);
     for (int r = 0; r < rows; r++)
         matvec_quantize_act(w->down->type, s->hg + (size_t)r * hp->n_ff_exp,
-                            (char *)f->aq.xq + (size_t)r * c->act_row, hp->n_ff_exp);
+                            (char *)f->aq.xq + (size_t)r * c->act_row, hp->n_ff_exp, c->act);
     pool_run(f->pool, ebatch_task, c, nb * c->tasks_per_expert);
     if (w->down_b)
         add_part_bias(s->yg, hp->n_embd, w->down_b, blobs, nb, s);
@@ -401,7 +404,7 @@ static void prefetch_next(void *ctx)
     int ng = 0;
     if (prefetch_wants_lookahead(c->f->pf)) {
         blocks_rmsnorm(s->pf_x, c->x, N->ffn_norm->data, hp->n_embd, c->rms_eps);
-        blocks_mm(c->f, s->pf_logits, N->router->data, N->router->type, hp->n_expert, hp->n_embd, s->pf_x, 1);
+        blocks_mm(c->f, ENGINE_SITE_ROUTER, s->pf_logits, N->router->data, N->router->type, hp->n_expert, hp->n_embd, s->pf_x, 1);
         if (route_is_ext(hp, N)) {
             route_ext_row(hp, N, s->pf_logits, s->sel, s->pf_ids, s->pf_w, NULL, 0);
         } else {
@@ -422,7 +425,7 @@ int moe_forward(struct fwd *f, struct moe_scratch *s, const struct moe_hparams *
 {
     int n = b->n, k = hp->n_expert_used;
     double t0 = blocks_now();
-    blocks_mm(f, s->router, w->router->data, w->router->type, hp->n_expert, hp->n_embd, xb, n);
+    blocks_mm(f, ENGINE_SITE_ROUTER, s->router, w->router->data, w->router->type, hp->n_expert, hp->n_embd, xb, n);
     if (route_is_ext(hp, w))
         route_ext(f, s, hp, w, il, b);
     else
@@ -489,7 +492,7 @@ void moe_shared_forward(struct fwd *f, struct moe_shared_scratch *s, const struc
         { s->hg, w->gate->data, w->gate->type, n_ff },
         { s->hu, w->up->data, w->up->type, n_ff },
     };
-    blocks_mm_fused(f, gu, 2, n_embd, xb, n);
+    blocks_mm_fused(f, ENGINE_SITE_SHARED, gu, 2, n_embd, xb, n);
     if (w->gate_inp) {
         if (w->gate_inp->type == QT_F32) {
             /* one output: a plain dot product, as the reference does in F32 */
@@ -502,7 +505,7 @@ void moe_shared_forward(struct fwd *f, struct moe_shared_scratch *s, const struc
                 s->g[t] = d;
             }
         } else {
-            blocks_mm(f, s->g, w->gate_inp->data, w->gate_inp->type, 1, n_embd, xb, n);
+            blocks_mm(f, ENGINE_SITE_ROUTER, s->g, w->gate_inp->data, w->gate_inp->type, 1, n_embd, xb, n);
         }
     }
     for (size_t i = 0; i < (size_t)n * n_ff; i++) {
@@ -510,7 +513,7 @@ void moe_shared_forward(struct fwd *f, struct moe_shared_scratch *s, const struc
         s->hg[i] = g / (1.0f + expf(-g)) * s->hu[i];
     }
     blocks_act_dirty(f);
-    blocks_mm(f, s->y, w->down->data, w->down->type, n_embd, n_ff, s->hg, n);
+    blocks_mm(f, ENGINE_SITE_SHARED, s->y, w->down->data, w->down->type, n_embd, n_ff, s->hg, n);
     for (int t = 0; t < n; t++) {
         float sg = w->gate_inp ? 1.0f / (1.0f + expf(-s->g[t])) : 1.0f;
         float *xr = x + (size_t)t * n_embd;
