@@ -34,43 +34,31 @@
  * activations, 32 x 2.3 KiB for n = 2048 as Q8_K, stay in L1/L2) */
 #define MATMUL_GEMM_TOK 32
 
-/* Activation passes for 8-bit activation types. 1: x ~ q1 (as llama.cpp;
- * 8-bit activations). 2 (default): x ~ q1 + q2 where q2 quantizes the
- * residual x - q1, about 16-bit activations for twice the integer work but
- * the same weight traffic: on the fixtures this takes mean KL against exact
- * float64 logits from ~7e-3 (llama.cpp's level) to ~1e-5. */
-static int act_passes = 2;
-
-int matvec_set_act_bits(int bits)
+/* Activation passes for 8-bit activation types. MATVEC_ACT8: x ~ q1 (as
+ * llama.cpp). MATVEC_ACT16: x ~ q1 + q2 where q2 quantizes the residual
+ * x - q1, about 16-bit activations for twice the integer work but the same
+ * weight traffic: on the fixtures this takes mean KL against exact float64
+ * logits from ~7e-3 (llama.cpp's level) to ~1e-5. */
+static int passes_for(enum quant_type wt, enum matvec_act act)
 {
-    if (bits != 8 && bits != 16)
-        return -1;
-    act_passes = bits == 8 ? 1 : 2;
-    return 0;
+    assert(act == MATVEC_ACT8 || act == MATVEC_ACT16);
+    if (!quant_traits(quant_traits(wt)->vec_dot_type)->is_quantized)
+        return 1;
+    return act == MATVEC_ACT16 ? 2 : 1;
 }
 
-int matvec_act_bits(void)
+size_t matvec_act_size(enum quant_type wt, int64_t n, enum matvec_act act)
 {
-    return act_passes == 1 ? 8 : 16;
+    return (size_t)passes_for(wt, act) * quant_row_size(quant_traits(wt)->vec_dot_type, n);
 }
 
-static int passes_for(enum quant_type wt)
-{
-    return quant_traits(quant_traits(wt)->vec_dot_type)->is_quantized ? act_passes : 1;
-}
-
-size_t matvec_act_size(enum quant_type wt, int64_t n)
-{
-    return (size_t)passes_for(wt) * quant_row_size(quant_traits(wt)->vec_dot_type, n);
-}
-
-void matvec_quantize_act(enum quant_type wt, const float *x, void *xq, int64_t n)
+void matvec_quantize_act(enum quant_type wt, const float *x, void *xq, int64_t n, enum matvec_act act)
 {
     const struct quant_traits *at = quant_traits(quant_traits(wt)->vec_dot_type);
     /* the ISA variant, when installed, writes the same bytes as the reference */
     quant_from_float_fn q = at->from_float_simd ? at->from_float_simd : at->from_float;
     assert(q != NULL);
-    if (passes_for(wt) == 1) {
+    if (passes_for(wt, act) == 1) {
         q(x, xq, n);
         return;
     }
@@ -166,7 +154,7 @@ static void matvec_task(void *ctx, int task, int n_tasks)
 }
 
 void matvec(struct pool *p, float *y, const void *W, enum quant_type wt,
-            int64_t n_rows, int64_t n, const void *xq)
+            int64_t n_rows, int64_t n, const void *xq, enum matvec_act act)
 {
     const struct quant_traits *tr = quant_traits(wt);
     assert(tr->vec_dot != NULL && n % tr->blck_size == 0);
@@ -176,7 +164,7 @@ void matvec(struct pool *p, float *y, const void *W, enum quant_type wt,
         .y = y, .W = W, .xq = xq, .dot = tr->vec_dot, .dot_multi = tr->vec_dot_multi, .gemm = tr->gemm,
         .n_rows = n_rows, .n = n, .row_size = quant_row_size(wt, n), .n_tok = 1,
     };
-    if (passes_for(wt) == 2)
+    if (passes_for(wt, act) == 2)
         j.pass2 = quant_row_size(tr->vec_dot_type, n);
     j.rows_per_task = matvec_rows_per_task(n_rows, pool_n_threads(p), MATVEC_MIN_ROWS);
     if (j.gemm) /* whole tiles per task */
@@ -255,20 +243,21 @@ static void matmul_task(void *ctx, int task, int n_tasks)
 }
 
 void matmul(struct pool *p, float *Y, const void *W, enum quant_type wt,
-            int64_t n_rows, int64_t n, const void *Xq, int64_t n_tok)
+            int64_t n_rows, int64_t n, const void *Xq, int64_t n_tok, enum matvec_act act)
 {
     const struct quant_traits *tr = quant_traits(wt);
     assert(tr->vec_dot != NULL && n % tr->blck_size == 0);
     if (n_rows <= 0 || n_tok <= 0)
         return;
     if (n_tok == 1) {
-        matvec(p, Y, W, wt, n_rows, n, Xq);
+        matvec(p, Y, W, wt, n_rows, n, Xq, act);
         return;
     }
     struct matvec_job j = {
         .y = Y, .W = W, .xq = Xq, .dot = tr->vec_dot, .dot_multi = tr->vec_dot_multi, .gemm = tr->gemm,
-        .n_rows = n_rows, .n = n, .row_size = quant_row_size(wt, n), .act_size = matvec_act_size(wt, n), .n_tok = n_tok,
-        .act_row = quant_row_size(tr->vec_dot_type, n), .passes = passes_for(wt),
+        .n_rows = n_rows,
+        .n = n, .row_size = quant_row_size(wt, n), .act_size = matvec_act_size(wt, n, act), .n_tok = n_tok,
+        .act_row = quant_row_size(tr->vec_dot_type, n), .passes = passes_for(wt, act),
     };
     if (j.passes == 2)
         j.pass2 = j.act_row;
@@ -285,7 +274,7 @@ void matmul(struct pool *p, float *Y, const void *W, enum quant_type wt,
 }
 
 void matmul_rows(float *Y, int64_t y_stride, const void *W, enum quant_type wt, int64_t r0, int64_t r1, int64_t n,
-                 const void *Xq, int64_t n_tok)
+                 const void *Xq, int64_t n_tok, enum matvec_act act)
 {
     const struct quant_traits *tr = quant_traits(wt);
     assert(tr->vec_dot != NULL && n % tr->blck_size == 0);
@@ -294,8 +283,8 @@ void matmul_rows(float *Y, int64_t y_stride, const void *W, enum quant_type wt, 
     struct matvec_job j = {
         .y = Y, .W = W, .xq = Xq, .dot = tr->vec_dot, .dot_multi = tr->vec_dot_multi, .gemm = tr->gemm,
         .n_rows = y_stride,
-        .n = n, .row_size = quant_row_size(wt, n), .act_size = matvec_act_size(wt, n), .n_tok = n_tok,
-        .act_row = quant_row_size(tr->vec_dot_type, n), .passes = passes_for(wt),
+        .n = n, .row_size = quant_row_size(wt, n), .act_size = matvec_act_size(wt, n, act), .n_tok = n_tok,
+        .act_row = quant_row_size(tr->vec_dot_type, n), .passes = passes_for(wt, act),
     };
     if (j.passes == 2)
         j.pass2 = j.act_row;

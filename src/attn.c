@@ -177,7 +177,7 @@ void attn_forward(struct fwd *f, struct attn_scratch *s, const struct attn_hpara
         { s->k, w->wk->data, w->wk->type, n_kv },
         { s->v, w->wv->data, w->wv->type, n_kv },
     };
-    blocks_mm_fused(f, qkv, 3, hp->n_embd, xb, n);
+    blocks_mm_fused(f, ENGINE_SITE_ATTN, qkv, 3, hp->n_embd, xb, n);
     if (hp->q_gate) {
         /* [q | gate] per head -> q into s->q, the gates packed in place */
         for (int t = 0; t < n; t++) {
@@ -240,7 +240,7 @@ void attn_forward(struct fwd *f, struct attn_scratch *s, const struct attn_hpara
                 a[i] *= 1.0f / (1.0f + expf(-g[i]));
         }
     blocks_act_dirty(f);
-    blocks_mm(f, out, w->wo->data, w->wo->type, hp->n_embd, n_q, s->att, n);
+    blocks_mm(f, ENGINE_SITE_ATTN, out, w->wo->data, w->wo->type, hp->n_embd, n_q, s->att, n);
     if (w->bo)
         add_bias(out, w->bo, hp->n_embd, n);
 }
