@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -57,6 +58,11 @@ void cli_common_help(FILE *out)
             "      --trace-out FILE   record the routed experts per step, token and layer (JSON lines,\n"
             "                         format in src/trace.h; replay with moestream iobench --trace)\n"
             "      --cache-policy P   expert cache replacement: slru (default) or lru\n"
+            "      --cache-size SIZE  expert cache size, instead of what the budget leaves (benchmarks)\n"
+            "      --moe-topk K       route each token to K experts instead of the model's count (lossy:\n"
+            "                         fewer reads and less compute per token; bench/README.md has the cost)\n"
+            "      --cache-bias B     add B to the router logits of experts already in the cache before\n"
+            "                         the top-k (lossy: fewer reads; 0 = off, the default; 1 is common)\n"
             "      --preload          read every expert that fits the cache before running (warm start)\n"
             "      --prefetch [P]     in decode, read the next layer's likely experts early: off\n"
             "                         (default), lookahead (its router on this layer's state; bare\n"
@@ -373,6 +379,16 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
         else if (!strcmp(a, "--repeat-penalty")) o->samp.repeat_penalty = parse_float(a, v);
         else if (!strcmp(a, "--repeat-last-n")) o->samp.repeat_last_n = (int)parse_int(a, v, 0, 1 << 20);
         else if (!strcmp(a, "--trace-out")) o->trace_out = v;
+        else if (!strcmp(a, "--cache-size")) {
+            if (model_parse_size(v, &o->cache_size) < 0 || !o->cache_size)
+                die_flag(a, "expected a size such as 96M or 2G");
+        }
+        else if (!strcmp(a, "--moe-topk")) o->moe_topk = (int)parse_int(a, v, 1, 1 << 16);
+        else if (!strcmp(a, "--cache-bias")) {
+            o->cache_bias = parse_float(a, v);
+            if (!isfinite(o->cache_bias) || o->cache_bias < 0)
+                die_flag(a, "expected a finite bonus >= 0 (0 = off; e.g. 1)");
+        }
         else if (!strcmp(a, "--tokens")) o->tokens_in = v;
         else if (!strcmp(a, "--text")) o->text_in = v;
         else if (!strcmp(a, "--out")) o->out = v;
@@ -470,6 +486,8 @@ int cli_open_model(struct model **m, const struct cli_opts *o, int *n_ctx_out, i
     mo.n_seq = o->n_parallel > 0 ? o->n_parallel : 1;
     mo.n_threads = o->n_threads;
     mo.verify_pinned = true;
+    mo.moe_topk = o->moe_topk;
+    mo.cache_bytes = o->cache_size;
     if (model_open(m, o->model_dir, &mo, err, sizeof(err)) < 0) {
         fprintf(stderr, "moestream: %s\n", err);
         return 1;
@@ -544,6 +562,7 @@ int cli_open_engine(struct engine **e, const struct model *m, const struct cli_o
     char err[1024];
     struct engine_opts eo = { .n_threads = o->n_threads, .prefetch = o->prefetch };
     memcpy(eo.act_site, o->act_site, sizeof(eo.act_site));
+    eo.cache_bias = o->cache_bias;
     if (o->coact && access(o->coact, F_OK) == 0)
         eo.coact_path = o->coact;
     if (engine_open(e, m, &eo, err, sizeof(err)) < 0) {

@@ -79,6 +79,7 @@ int engine_open(struct engine **out, const struct model *m, const struct engine_
     f->n_batch = pl->n_batch;
     f->n_ctx = pl->n_ctx;
     f->request_cap = pl->request_cap;
+    f->cache_bias = o->cache_bias;
     if ((rc = prefetch_open(&f->pf, (enum prefetch_kind)o->prefetch, hp->n_layer, hp->n_expert,
                             hp->n_expert_used > 0 ? hp->n_expert_used : 1)) < 0) {
         snprintf(err, errlen, "engine: prefetch policy %s for %d experts (%d per token): %s",

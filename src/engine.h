@@ -26,6 +26,8 @@ struct engine_opts {
     int prefetch;         /* enum prefetch_kind (io/prefetch.h): decode guesses of layer L+1's
                              experts read early; 0 = none, 1 (true) = router lookahead */
     const char *coact_path; /* co-activation statistics to start from (prefetch_load); NULL = none */
+    float cache_bias;     /* nonzero: added to the router logits of cached experts before the
+                             top-k (selection only; the weights stay the router's): lossy */
     /* Activation precision of the integer dot products per call site, in
      * bits: act_site[s] = 8 or 16 for site s (enum engine_site), 0 = the
      * default split (engine_site_default_bits). Each engine keeps its own. */

@@ -37,6 +37,7 @@ struct fwd {
     int n_ctx;             /* positions per sequence at most */
     int request_cap;       /* experts per provider request */
     struct prefetch *pf;   /* prefetch policy (io/prefetch.h); NULL = none */
+    float cache_bias;      /* --cache-bias: router bonus of cached experts (moe.c) */
     struct actq aq;
     enum matvec_act act[ENGINE_N_SITES]; /* activation precision per call site */
     struct expert_stream_scratch es;

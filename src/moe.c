@@ -98,9 +98,22 @@ static void topk(const float *v, int n, int k, int32_t *ids)
     }
 }
 
+/* --cache-bias: sel = v plus f->cache_bias for the experts of layer il in
+ * the cache; returns sel, or v itself when there is no bias. */
+static const float *cache_biased(const struct fwd *f, int il, const float *v, float *sel, int ne)
+{
+    if (f->cache_bias == 0.0f)
+        return v;
+    for (int e = 0; e < ne; e++)
+        sel[e] = provider_resident(f->prov, il, e) ? v[e] + f->cache_bias : v[e];
+    return sel;
+}
+
 /* Router logits (plus bias) to each row's top-k ids and weights. Softmax
  * over all experts, top-k (ties to the lower id), optional renormalisation;
- * or top-k of the logits and a softmax over the k selected. */
+ * or top-k of the logits and a softmax over the k selected. With
+ * --cache-bias the top-k ranks the biased logits; the weights are the
+ * router's own. */
 static void route(struct fwd *f, struct moe_scratch *s, const struct moe_hparams *hp, const struct moe_weights *mw,
                   int il, const struct engine_batch *b)
 {
@@ -114,9 +127,12 @@ static void route(struct fwd *f, struct moe_scratch *s, const struct moe_hparams
             for (int e = 0; e < ne; e++)
                 p[e] += rb[e];
         }
+        const float *rank = cache_biased(f, il, p, s->sel, ne);
         if (hp->gating == MOE_GATING_SOFTMAX_SELECTED) {
-            topk(p, ne, k, id);
+            topk(rank, ne, k, id);
             float mx = p[id[0]];
+            for (int j = 1; j < k; j++)
+                mx = p[id[j]] > mx ? p[id[j]] : mx;
             double sum = 0;
             for (int j = 0; j < k; j++) {
                 w[j] = expf(p[id[j]] - mx);
@@ -136,7 +152,7 @@ static void route(struct fwd *f, struct moe_scratch *s, const struct moe_hparams
             }
             for (int e = 0; e < ne; e++)
                 p[e] = (float)(p[e] / sum);
-            topk(p, ne, k, id);
+            topk(rank, ne, k, id); /* rank is p (now probabilities) without a bias */
             for (int j = 0; j < k; j++)
                 w[j] = p[id[j]];
             if (hp->norm_topk) {
@@ -162,9 +178,10 @@ static bool route_is_ext(const struct moe_hparams *hp, const struct moe_weights 
  * (in place), sel = p + bias, groups outside the best n_group_used (ranked
  * by the sum of their two best sel) masked, top-k of sel (ties to the lower
  * id), weights p of the chosen, renormalised (sum clamped as llama.cpp
- * does), times w_scale. */
+ * does), times w_scale. With f (--cache-bias), the cached experts of layer
+ * il get the bias added to sel. */
 static void route_ext_row(const struct moe_hparams *hp, const struct moe_weights *w, float *p, float *sel,
-                          int32_t *id, float *wt)
+                          int32_t *id, float *wt, const struct fwd *f, int il)
 {
     int ne = hp->n_expert, k = hp->n_expert_used;
     if (hp->gating == MOE_GATING_SIGMOID) {
@@ -185,6 +202,9 @@ static void route_ext_row(const struct moe_hparams *hp, const struct moe_weights
     const float *bias = w->probs_b ? w->probs_b->data : NULL;
     for (int e = 0; e < ne; e++)
         sel[e] = bias ? p[e] + bias[e] : p[e];
+    if (f && f->cache_bias != 0.0f)
+        for (int e = 0; e < ne; e++)
+            sel[e] += provider_resident(f->prov, il, e) ? f->cache_bias : 0.0f;
     if (hp->n_group > 1 && hp->n_group_used < hp->n_group) {
         int per = ne / hp->n_group;
         float gscore[MOE_MAX_GROUPS];
@@ -230,7 +250,7 @@ static void route_ext(struct fwd *f, struct moe_scratch *s, const struct moe_hpa
     for (int t = 0; t < b->n; t++) {
         int32_t *id = s->topk_id + (size_t)t * k;
         float *wt = s->topk_w + (size_t)t * k;
-        route_ext_row(hp, w, s->router + (size_t)t * hp->n_expert, s->sel, id, wt);
+        route_ext_row(hp, w, s->router + (size_t)t * hp->n_expert, s->sel, id, wt, f, il);
         if (f->route_fn)
             f->route_fn(f->route_ctx, b->pos[t], il, id, wt, k);
     }
@@ -386,7 +406,7 @@ static void prefetch_next(void *ctx)
         blocks_rmsnorm(s->pf_x, c->x, N->ffn_norm->data, hp->n_embd, c->rms_eps);
         blocks_mm(c->f, ENGINE_SITE_ROUTER, s->pf_logits, N->router->data, N->router->type, hp->n_expert, hp->n_embd, s->pf_x, 1);
         if (route_is_ext(hp, N)) {
-            route_ext_row(hp, N, s->pf_logits, s->sel, s->pf_ids, s->pf_w);
+            route_ext_row(hp, N, s->pf_logits, s->sel, s->pf_ids, s->pf_w, NULL, 0);
         } else {
             if (N->router_b)
                 for (int e = 0; e < hp->n_expert; e++)

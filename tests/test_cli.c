@@ -669,6 +669,49 @@ static void test_prefetch_cli(void **state)
     assert_int_equal(sh("%s/moestream %s --prefetch sometimes 2>&1", bin, run), 2);
 }
 
+/* The lossy levers: --moe-topk at the model's own count and --cache-bias
+ * with every expert cached change nothing (bit for bit); fewer experts give
+ * other (finite) logits; the bias makes a small cache serve more of the
+ * routing (fewer reads); out-of-range values are refused. */
+static unsigned long long reads_of(const char *s)
+{
+    const char *p = strstr(s, "\"reads\":");
+    return p ? strtoull(p + 8, NULL, 10) : 0;
+}
+
+static void test_lossy_levers(void **state)
+{
+    (void)state;
+    if (!ready())
+        skip();
+    const char *lg = "logits -m build/test-cli/tiny --tokens";
+    assert_int_equal(sh("%s/moestream %s %s/tinymoe/ref64.tokens.i32 --out %s/a.f32 2>&1 && "
+                        "%s/moestream %s %s/tinymoe/ref64.tokens.i32 --out %s/b.f32 --moe-topk 4 2>&1 && "
+                        "cmp %s/a.f32 %s/b.f32 && "
+                        "%s/moestream %s %s/tinymoe/ref64.tokens.i32 --out %s/b.f32 --cache-bias 1 --preload 2>&1 && "
+                        "cmp %s/a.f32 %s/b.f32",
+                        bin, lg, fx, dir, bin, lg, fx, dir, dir, dir, bin, lg, fx, dir, dir, dir),
+                     0);
+    assert_int_equal(sh("%s/moestream %s %s/tinymoe/ref64.tokens.i32 --out %s/b.f32 --moe-topk 2 2>&1", bin, lg, fx,
+                        dir),
+                     0);
+    assert_int_not_equal(sh("cmp -s %s/a.f32 %s/b.f32", dir, dir), 0);
+    const char *run = "run -m build/test-cli/tiny -p 'def fibonacci(n):' -n 24 --temp 0 --ram-budget 140M";
+    assert_int_equal(sh("%s/moestream %s --stats-json 2>&1 >/dev/null | grep '\"type\":\"run\"'", bin, run), 0);
+    unsigned long long plain = reads_of(out);
+    assert_int_equal(sh("%s/moestream %s --stats-json --cache-bias 2 2>&1 >/dev/null | grep '\"type\":\"run\"'",
+                        bin, run),
+                     0);
+    unsigned long long biased = reads_of(out);
+    printf("  expert reads at 140M: %llu, with --cache-bias 2: %llu\n", plain, biased);
+    assert_true(plain > 0 && biased < plain);
+    assert_int_equal(sh("%s/moestream %s --moe-topk 5 2>&1", bin, run), 1);
+    assert_non_null(strstr(out, "--moe-topk 5: expected 1..4"));
+    assert_int_equal(sh("%s/moestream %s --moe-topk 0 2>&1", bin, run), 2);
+    assert_int_equal(sh("%s/moestream %s --cache-bias nan 2>&1", bin, run), 2);
+    sh("rm -f %s/a.f32 %s/b.f32", dir, dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -686,6 +729,7 @@ int main(void)
         cmocka_unit_test(test_integrity),
         cmocka_unit_test(test_run_from_gguf),
         cmocka_unit_test(test_prefetch_cli),
+        cmocka_unit_test(test_lossy_levers),
     };
     return cmocka_run_group_tests_name("cli", tests, setup, NULL);
 }
