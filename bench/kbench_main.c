@@ -243,6 +243,8 @@ static void fill_weights(int t, uint8_t *w, int64_t n_rows, int64_t n)
     case QT_IQ2_S: off_d = offsetof(block_iq2_s, d); break;
     case QT_IQ3_XXS: off_d = offsetof(block_iq3_xxs, d); break;
     case QT_IQ1_S: off_d = offsetof(block_iq1_s, d); break;
+    case QT_HQ2: off_d = offsetof(block_hq2, d); break;
+    case QT_HQ3: off_d = offsetof(block_hq3, d); break;
     default: break;
     }
     size_t n_blocks = bytes / tr->type_size;

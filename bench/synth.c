@@ -178,6 +178,7 @@ static const struct {
     { "q4_0", SYNTH_Q4_0, 2 },
     { "q2_k_xl", SYNTH_Q2_K_XL, 10 },
     { "mxfp4_moe", SYNTH_MXFP4_MOE, 38 },
+    { "iq1_s", SYNTH_IQ1_S, 24 },
 };
 
 int synth_parse_quant(const char *name, enum synth_quant *out)
@@ -264,7 +265,11 @@ static int mix_type(const struct synth_shape *sh, enum synth_quant q, enum tkind
 {
     if (sh->arch == SYNTH_ARCH_DEEPSEEK2)
         return synth_ds2_type(sh, q, k, layer);
-    if (q == SYNTH_Q2_K_XL)
+    if (q == SYNTH_IQ1_S && (k == TK_GATE_EXPS || k == TK_UP_EXPS))
+        return QT_IQ1_S;
+    if (q == SYNTH_IQ1_S && k == TK_DOWN_EXPS)
+        return QT_IQ2_XXS;
+    if (q == SYNTH_Q2_K_XL || q == SYNTH_IQ1_S)
         q = SYNTH_Q2_K;
     int def = q == SYNTH_Q4_K_M ? QT_Q4_K : q == SYNTH_Q8_0 || q == SYNTH_MXFP4_MOE ? QT_Q8_0
             : q == SYNTH_Q2_K ? QT_Q2_K : QT_Q4_0;
@@ -603,6 +608,39 @@ static void gen_mxfp4(struct rng *r, float sigma, void *dst, int64_t n_blk)
     }
 }
 
+/* IQ types (grid indices, signs and scales: every bit pattern is a valid
+ * block) whose block starts with the fp16 scale d: random bytes, then d set
+ * so that the values have standard deviation sigma. The values are linear in
+ * d, so the RMS of 16 blocks at d = 1 (a fixed seed: the same for every
+ * call) calibrates it. */
+static void gen_iq(struct rng *r, int type, float sigma, void *dst, int64_t n_blk)
+{
+    const struct quant_traits *tr = quant_traits(type);
+    size_t bs = tr->type_size;
+    enum { CAL = 16 };
+    uint8_t cal[CAL * 128];
+    float v[QK_K];
+    struct rng cr = { 0x5eed };
+    double ss = 0;
+    assert(bs <= 128 && tr->blck_size == QK_K && tr->to_float);
+    for (int i = 0; i < CAL; i++) {
+        uint8_t *b = cal + (size_t)i * bs;
+        rng_fill(&cr, b, bs);
+        qhalf one = f32_to_f16(1.0f);
+        memcpy(b, &one, sizeof(one));
+        tr->to_float(b, v, QK_K);
+        for (int j = 0; j < QK_K; j++)
+            ss += (double)v[j] * v[j];
+    }
+    float rms = (float)sqrt(ss / (CAL * QK_K));
+    uint8_t *b = dst;
+    for (int64_t i = 0; i < n_blk; i++, b += bs) {
+        rng_fill(r, b, bs);
+        qhalf d = f32_to_f16(clamp_scale(sigma / rms * jitter(r)));
+        memcpy(b, &d, sizeof(d));
+    }
+}
+
 /* Generates rows [r0, r0 + nr) of slice `slice` of tensor t into dst. */
 static void gen_rows(const struct plan *p, int ti, int64_t slice, int64_t r0, int64_t nr,
                      void *dst)
@@ -660,6 +698,7 @@ static void gen_rows(const struct plan *p, int ti, int64_t slice, int64_t r0, in
     case QT_Q5_K: gen_q5_k(&r, t->sigma, dst, n_blk); break;
     case QT_Q6_K: gen_q6_k(&r, t->sigma, dst, n_blk); break;
     case QT_MXFP4: gen_mxfp4(&r, t->sigma, dst, n_blk); break;
+    case QT_IQ1_S: case QT_IQ2_XXS: gen_iq(&r, t->type, t->sigma, dst, n_blk); break;
     default: assert(!"type outside the supported mixes"); break;
     }
 }

@@ -268,6 +268,12 @@ void engine_set_route_hook(struct engine *e, engine_route_fn fn, void *ctx)
     e->f.route_ctx = ctx;
 }
 
+void engine_set_act_hook(struct engine *e, engine_act_fn fn, void *ctx)
+{
+    e->f.act_fn = fn;
+    e->f.act_ctx = ctx;
+}
+
 void engine_get_times(const struct engine *e, struct engine_times *t)
 {
     *t = e->f.times;

@@ -69,6 +69,8 @@ struct prefetch *engine_prefetch(const struct engine *e);
 int engine_n_batch(const struct engine *e);
 const char *engine_error(const struct engine *e);
 void engine_set_route_hook(struct engine *e, engine_route_fn fn, void *ctx);
+/* Expert activations hook (engine_types.h); NULL turns it off. */
+void engine_set_act_hook(struct engine *e, engine_act_fn fn, void *ctx);
 void engine_get_times(const struct engine *e, struct engine_times *t);
 
 #endif

@@ -38,6 +38,14 @@ enum engine_site {
 /* Called once per (row, layer) with the router's choice; may be NULL. */
 typedef void (*engine_route_fn)(void *ctx, int pos, int layer, const int32_t *experts, const float *weights, int k);
 
+/* Called by the MoE block once per routed expert and step with the rows the
+ * expert computes: kind 0 = its input (n_embd values per row, what gate and
+ * up multiply), kind 1 = the input of its down projection (n_ff_exp per
+ * row); weights[r] = the router weight of row r. For statistics (split-time
+ * self-calibration); may be NULL. Runs on the stepping thread. */
+typedef void (*engine_act_fn)(void *ctx, int layer, int expert, int kind, const float *rows, const float *weights,
+                              int n_rows, int dim);
+
 /* Timing split for statistics (seconds, cumulative). */
 struct engine_times {
     double compute_s;       /* everything but I/O wait */

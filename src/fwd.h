@@ -44,6 +44,8 @@ struct fwd {
     void *scratch;         /* the architecture's */
     engine_route_fn route_fn;
     void *route_ctx;
+    engine_act_fn act_fn;
+    void *act_ctx;
     struct engine_times times;
     char err[512];
 };

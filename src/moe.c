@@ -317,6 +317,23 @@ static void add_part_bias(float *y, int n, const struct split_part *part, const 
     }
 }
 
+/* Hands each expert's gathered rows (kind 0: input, 1: down input) to the
+ * activation hook, with each row's router weight (s->yg as scratch: it is
+ * written only by the down products that follow). */
+static void moe_observe(struct moe_ctx *c, int nb, int kind)
+{
+    struct moe_scratch *s = c->s;
+    const struct moe_hparams *hp = c->hp;
+    int k = hp->n_expert_used, dim = kind ? hp->n_ff_exp : hp->n_embd;
+    const float *rows = kind ? s->hg : s->xg;
+    for (int i = 0; i < nb; i++) {
+        int r0 = s->b_row0[i];
+        for (int r = 0; r < s->b_rows[i]; r++)
+            s->yg[r] = s->topk_w[(size_t)s->g_tok[r0 + r] * k + s->g_slot[r0 + r]];
+        c->f->act_fn(c->f->act_ctx, c->il, c->ids[i], kind, rows + (size_t)r0 * dim, s->yg, s->b_rows[i], dim);
+    }
+}
+
 /* Runs the nb experts of a delivered batch on every (row, slot) routed to
  * them: gather, gate and up, silu * up, down, scatter to s->out. Each output
  * row depends only on its own row and expert. */
@@ -354,6 +371,8 @@ static int expert_batch(void *ctx, const int32_t *ids, const uint8_t *const *blo
         matvec_quantize_act(w->gate->type, s->xg + (size_t)r * hp->n_embd, (char *)f->aq.xq + (size_t)r * c->act_row,
                             hp->n_embd, c->act);
     blocks_act_dirty(f);
+    if (f->act_fn)
+        moe_observe(c, nb, 0);
     pool_run(f->pool, ebatch_task, c, nb * c->tasks_per_expert);
     if (w->gate_b)
         add_part_bias(s->hg, hp->n_ff_exp, w->gate_b, blobs, nb, s);
@@ -372,6 +391,8 @@ static int expert_batch(void *ctx, const int32_t *ids, const uint8_t *const *blo
             s->hg[i] = g / (1.0f + expf(-g)) * s->hu[i];
         }
     }
+    if (f->act_fn)
+        moe_observe(c, nb, 1);
     c->phase = 1;
     c->tasks_per_expert = (hp->n_embd + MOE_TASK_ROWS - 1) / MOE_TASK_ROWS;
     c->act = f->act[ENGINE_SITE_DOWN];

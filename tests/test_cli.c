@@ -527,10 +527,11 @@ static void test_ctrl_c(void **state)
     assert_non_null(strstr(out, "rc=130"));
     assert_non_null(strstr(out, "interrupted (Ctrl-C)"));
     assert_non_null(strstr(out, "stats: prompt"));
-    /* chat: the first answer runs until Ctrl-C, the second message is answered */
+    /* chat: the first answer runs until Ctrl-C, the second message is answered
+     * (-n 800: long enough that a loaded machine still interrupts the first) */
     assert_int_equal(sh("rm -f %s/chat.go; { echo 'write a long program'; while [ ! -e %s/chat.go ]; do sleep 0.1; "
                         "done; echo again; } | "
-                        "%s/moestream chat -m %s/tiny -n 300 --ignore-eos -c 2048 --temp 0 --stats >%s/chat.out "
+                        "%s/moestream chat -m %s/tiny -n 800 --ignore-eos -c 2048 --temp 0 --stats >%s/chat.out "
                         "2>%s/chat.err & pid=$!; i=0; while [ $i -lt 300 ] && [ \"$(cat %s/chat.out 2>/dev/null | wc -c)\" -lt 64 ]; do "
                         "sleep 0.1; i=$((i+1)); done; kill -INT $pid; sleep 0.5; touch %s/chat.go; wait $pid; "
                         "echo rc=$?; cat %s/chat.err",
