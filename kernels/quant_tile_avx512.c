@@ -4,7 +4,7 @@
  * decode (one activation row, matvec) and prompt processing (many, matmul).
  *
  * Owns: quant_install_tile_avx512(), which replaces vec_dot, vec_dot_multi
- * and sets gemm for Q4_K and Q6_K. Must not allocate or touch
+ * and sets gemm for Q4_K, Q6_K and Q8_0. Must not allocate or touch
  * vec_dot_ref. Called through the traits table by matvec.c; tests compare
  * gemm with vec_dot bit for bit and vec_dot with the reference.
  *
@@ -305,6 +305,85 @@ static void dot_q6_K_tile_multi(int64_t n, float *s, size_t ss, const void *w, c
     gemm_q6_K_tile(n, s, ss, w, 0, 1, a, as, n_act);
 }
 
+/* --- Q8_0 ---------------------------------------------------------------- */
+
+/* y[k * ys + r] for Q8_0 weights and Q8_0 activations. Two blocks per step:
+ * wv[c] lane r = weights 4c .. 4c + 3 of row r's block pair + 128 (u8: c < 8
+ * the first block, c >= 8 the second); per block the exact integer dot is
+ * (sum of wv * a) - 128 * sum(a), then acc = fma((float)isum, d_w * d_a, acc)
+ * block after block. */
+TILE_ALWAYS_INLINE int32_t q8_0_sum(const block_q8_0 *b)
+{
+    /* sum of the 32 quants: sad of (q + 128) against zero, minus 32 * 128 */
+    const __m256i u = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)b->qs), _mm256_set1_epi8((char)0x80));
+    const __m256i s = _mm256_sad_epu8(u, _mm256_setzero_si256());
+    const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    return (int32_t)(_mm_cvtsi128_si64(h) + _mm_extract_epi64(h, 1)) - 32 * 128;
+}
+
+static void gemm_q8_0_tile(int64_t n, float *y, size_t ys, const void *w, size_t row_size, int nr, const void *a,
+                           size_t as, int na)
+{
+    const int64_t nb = n / QK8_0;
+    const __m512i offs = tile_row_offsets(nr, row_size);
+    int32_t off[16];
+    _mm512_storeu_si512(off, offs);
+    const __mmask16 keep = (__mmask16)((1u << nr) - 1);
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    const uint8_t *wb = w;
+    for (int k0 = 0; k0 < na; k0 += TILE_ACT_CHUNK) {
+        const int nk = na - k0 < TILE_ACT_CHUNK ? na - k0 : TILE_ACT_CHUNK;
+        __m512 acc[TILE_ACT_CHUNK];
+        for (int k = 0; k < nk; k++)
+            acc[k] = _mm512_setzero_ps();
+        for (int64_t b = 0; b < nb; b += 2) {
+            const int two = b + 1 < nb;
+            __m512i in[16], wv[16];
+            for (int r = 0; r < 16; r++) {
+                const uint8_t *p = wb + off[r] + (size_t)b * sizeof(block_q8_0) + offsetof(block_q8_0, qs);
+                const __m256i lo = _mm256_loadu_si256((const __m256i *)p);
+                const __m256i hi = two ? _mm256_loadu_si256((const __m256i *)(p + sizeof(block_q8_0)))
+                                       : _mm256_setzero_si256();
+                in[r] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+            }
+            tile_transpose16(in, wv);
+            for (int c = 0; c < 16; c++)
+                wv[c] = _mm512_xor_si512(wv[c], flip);
+            __m512 dw[2];
+            for (int h = 0; h < 1 + two; h++)
+                dw[h] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(
+                    _mm512_i32gather_epi32(offs, wb + (size_t)(b + h) * sizeof(block_q8_0), 1)));
+            for (int k = 0; k < nk; k++) {
+                const block_q8_0 *yk = (const block_q8_0 *)((const uint8_t *)a + (size_t)(k0 + k) * as) + b;
+                for (int h = 0; h < 1 + two; h++) {
+                    __m512i p0 = _mm512_setzero_si512(), p1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+                    for (int c = 0; c < 8; c += 2) {
+                        p0 = _mm512_dpbusd_epi32(p0, wv[8 * h + c], bcast4(yk[h].qs + 4 * c));
+                        p1 = _mm512_dpbusd_epi32(p1, wv[8 * h + c + 1], bcast4(yk[h].qs + 4 * c + 4));
+                    }
+                    const __m512i isum = _mm512_sub_epi32(_mm512_add_epi32(p0, p1),
+                                                          _mm512_set1_epi32(128 * q8_0_sum(yk + h)));
+                    const __m512 da = _mm512_set1_ps(_cvtsh_ss(yk[h].d));
+                    acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw[h], da), acc[k]);
+                }
+            }
+        }
+        for (int k = 0; k < nk; k++)
+            _mm512_mask_storeu_ps(y + (size_t)(k0 + k) * ys, keep, acc[k]);
+    }
+}
+
+static void dot_q8_0_tile(int64_t n, float *s, const void *w, const void *a)
+{
+    gemm_q8_0_tile(n, s, 1, w, 0, 1, a, 0, 1);
+}
+
+static void dot_q8_0_tile_multi(int64_t n, float *s, size_t ss, const void *w, const void *a, size_t as, int n_act)
+{
+    gemm_q8_0_tile(n, s, ss, w, 0, 1, a, as, n_act);
+}
+
 void quant_install_tile_avx512(struct quant_traits *traits)
 {
     traits[QT_Q4_K].vec_dot = dot_q4_K_tile;
@@ -313,4 +392,7 @@ void quant_install_tile_avx512(struct quant_traits *traits)
     traits[QT_Q6_K].vec_dot = dot_q6_K_tile;
     traits[QT_Q6_K].vec_dot_multi = dot_q6_K_tile_multi;
     traits[QT_Q6_K].gemm = gemm_q6_K_tile;
+    traits[QT_Q8_0].vec_dot = dot_q8_0_tile;
+    traits[QT_Q8_0].vec_dot_multi = dot_q8_0_tile_multi;
+    traits[QT_Q8_0].gemm = gemm_q8_0_tile;
 }
