@@ -72,9 +72,10 @@ void cli_common_help(FILE *out)
             "                         (half the cache slots); the rest follows --cache-policy\n"
             "      --act-bits P       activation precision of the integer dot products: 16 (Q8 + Q8\n"
             "                         residual everywhere: near-exact logits), 8 (llama.cpp's precision,\n"
-            "                         fastest) or mixed (default: 16 for attention, routers and the output\n"
-            "                         head, 8 inside the experts); per site: e.g. mixed,shared=16 (sites:\n"
-            "                         attn, router, expert, down, shared, output)\n"
+            "                         fastest) or mixed (default: the routed experts' down projection at 8,\n"
+            "                         the rest at 16; closer to exact than llama.cpp on every fixture); per\n"
+            "                         site: e.g. mixed,expert=8 (sites: attn, router, expert, down, shared,\n"
+            "                         output)\n"
             "      --no-escape        keep backslash escapes in prompt text literal (by default\n"
             "                         \\n \\t \\\\ \\xHH ... are rewritten, as llama.cpp does)\n");
 }
@@ -397,7 +398,7 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
         else if (!strcmp(a, "--chunks")) o->chunks = (int)parse_int(a, v, 0, INT_MAX);
         else if (!strcmp(a, "--act-bits")) {
             if (parse_act_bits(v, o->act_site) < 0)
-                die_flag(a, "expected 16, 8, mixed, or a list such as mixed,shared=16 (sites: attn, router, "
+                die_flag(a, "expected 16, 8, mixed, or a list such as mixed,expert=8 (sites: attn, router, "
                             "expert, down, shared, output; bits 8 or 16)");
             o->act_bits = v;
         }
