@@ -32,7 +32,9 @@ enum provider_cache_policy { PROVIDER_CACHE_SLRU = 0, PROVIDER_CACHE_LRU };
 struct provider_opts {
     enum provider_io io;       /* preferred backend; falls back once, saying why */
     uint64_t cache_bytes;      /* bytes for expert slots; 0 = every expert resident */
-    int queue_depth;           /* reads in flight; 0 = default */
+    int queue_depth;           /* expert reads in flight; 0 = default */
+    uint64_t read_chunk;       /* read an expert blob as concurrent pieces of about this many
+                                  bytes (split models; 0 = one read per blob) */
     bool verify_reads;         /* check XXH3 of every blob read */
     bool mlock;
     void (*log)(const char *msg); /* one-line notices (fallbacks); may be NULL */

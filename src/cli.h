@@ -37,6 +37,7 @@ struct cli_opts {
     uint64_t ram_budget;        /* --ram-budget */
     enum provider_io io;        /* --io */
     int queue_depth;            /* --queue-depth */
+    uint64_t read_chunk;        /* --read-chunk (bytes; 0 = whole experts) */
     bool mlock;
     bool verify_reads;          /* default on; --no-verify-reads turns it off */
     bool verify_given;          /* --verify-reads or --no-verify-reads was given */

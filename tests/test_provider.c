@@ -150,10 +150,11 @@ static void test_hits_first(void **state)
 /* n random requests of up to 6 ids (repeats allowed) on a cache of
  * max_active + 1 slots; releases in random order; checks every byte. */
 static void random_sequence(struct split_fixture *f, enum provider_io io,
-                            enum provider_cache_policy pol, bool verify, int n_req)
+                            enum provider_cache_policy pol, bool verify, int n_req, uint64_t chunk)
 {
     struct provider_opts o = {.io = io, .cache_bytes = 7 * (uint64_t)BLOB + 1000, .max_active = 6,
-                              .queue_depth = 4, .verify_reads = verify, .cache_policy = pol};
+                              .queue_depth = 4, .verify_reads = verify, .cache_policy = pol,
+                              .read_chunk = chunk};
     struct provider *p = open_p(f, &o);
     static const int layers[] = {0, 2, 3};
     uint64_t rng = 1000 + (uint64_t)io * 10 + (uint64_t)pol;
@@ -196,8 +197,9 @@ static void random_sequence(struct split_fixture *f, enum provider_io io,
     assert_int_equal(s.reads, s.misses);
     assert_int_equal(s.n_slots, 7);
     assert_true(s.evictions > 0);
-    print_message("%-8s %-4s verify=%d: %llu requests, %.0f%% hits, %llu evictions\n",
+    print_message("%-8s %-4s verify=%d chunk=%llu: %llu requests, %.0f%% hits, %llu evictions\n",
                   provider_backend_name(p), pol == PROVIDER_CACHE_LRU ? "lru" : "slru", verify,
+                  (unsigned long long)chunk,
                   (unsigned long long)n_req, 100.0 * (double)s.hits / (double)distinct,
                   (unsigned long long)s.evictions);
     provider_close(p);
@@ -210,14 +212,19 @@ static void test_tiny_cache_random(void **state)
 
     for (int i = 0; i < 3; i++)
         for (int pol = 0; pol < 2; pol++)
-            random_sequence(f, ios[i], (enum provider_cache_policy)pol, pol == 0, 600);
+            random_sequence(f, ios[i], (enum provider_cache_policy)pol, pol == 0, 600, 0);
+    /* blobs read as 3 concurrent pieces (49152 bytes in 16 KiB pieces), and
+     * as pieces of a size that leaves a shorter last one (32 + 16 KiB) */
+    for (int i = 0; i < 3; i++)
+        random_sequence(f, ios[i], PROVIDER_CACHE_SLRU, true, 300, i == 1 ? 30000 : 16384);
 }
 
 static void test_more_misses_than_queue_depth(void **state)
 {
     struct split_fixture *f = *state;
+    for (int chunked = 0; chunked < 2; chunked++) {
     struct provider_opts o = {.io = PROVIDER_IO_URING, .max_active = 16, .queue_depth = 2,
-                              .verify_reads = true};
+                              .verify_reads = true, .read_chunk = chunked ? 16384 : 0};
     struct provider *p = open_p(f, &o);
     int ids[N_EXPERT], n = 0, e, rc;
     const uint8_t *blob;
@@ -232,6 +239,7 @@ static void test_more_misses_than_queue_depth(void **state)
     assert_int_equal(rc, 0);
     assert_int_equal(n, N_EXPERT);
     provider_close(p);
+    }
 }
 
 static void test_budget_refusal(void **state)
