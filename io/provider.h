@@ -93,7 +93,8 @@ void provider_release(struct provider *p, int layer, int expert);
  * will ask for (e.g. the next layer's likely experts), without delivering
  * them: they land in the cache unpinned, or are waited for by the request
  * that wants them while still loading. Skips resident experts, never evicts
- * a pinned slot, leaves reader room for demand reads, and drops a failed or
+ * a pinned slot, leaves reader room for demand reads, keeps at most 3
+ * guesses in flight (the likeliest first: pass them in that order), drops a failed or
  * corrupt guess silently (a request reads it again). May be called while a
  * request is being delivered. Returns the reads started. */
 int provider_prefetch(struct provider *p, int layer, const int *experts, int n);

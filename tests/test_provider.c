@@ -3,7 +3,7 @@
  * split model: request/next/release order (hits first, each distinct id
  * once), a tiny cache forced to evict over a long random request sequence
  * still returns the right bytes (every backend, both policies), more misses
- * than the queue depth, the budget refusal message, pinned-out and busy
+ * than the queue depth, reads in pieces, the prefetch cap, the budget refusal message, pinned-out and busy
  * errors, statistics.
  */
 #include <setjmp.h>
@@ -242,6 +242,32 @@ static void test_more_misses_than_queue_depth(void **state)
     }
 }
 
+/* At most 3 guesses in flight: the rest of a long guess list is dropped,
+ * and a request then gets every expert right, guessed or not. */
+static void test_prefetch_cap(void **state)
+{
+    struct split_fixture *f = *state;
+    struct provider_opts o = {.io = PROVIDER_IO_URING, .max_active = 8, .verify_reads = true};
+    struct provider *p = open_p(f, &o);
+    int ids[8] = {9, 2, 14, 5, 0, 11, 7, 3}, e, rc, n = 0;
+    const uint8_t *blob;
+    struct provider_stats s;
+
+    assert_int_equal(provider_prefetch(p, 2, ids, 8), 3);
+    assert_int_equal(provider_request(p, 2, ids, 8), 0);
+    while ((rc = provider_next(p, &e, &blob)) > 0) {
+        assert_memory_equal(blob, fixture_blob(f, 2, e), BLOB_BYTES);
+        provider_release(p, 2, e);
+        n++;
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(n, 8);
+    provider_get_stats(p, &s);
+    assert_int_equal(s.prefetches, 3);
+    assert_int_equal(s.reads, 8);
+    provider_close(p);
+}
+
 static void test_budget_refusal(void **state)
 {
     struct split_fixture *f = *state;
@@ -321,6 +347,7 @@ int main(void)
         cmocka_unit_test(test_registration_progress),
         cmocka_unit_test(test_tiny_cache_random),
         cmocka_unit_test(test_more_misses_than_queue_depth),
+        cmocka_unit_test(test_prefetch_cap),
         cmocka_unit_test(test_budget_refusal),
         cmocka_unit_test(test_pinned_out_and_busy),
         cmocka_unit_test(test_mlock_and_backend_name),
