@@ -32,7 +32,7 @@
  *                         re-splitting). Same format_version: adding it breaks
  *                         no reader.
  *
- * Experts keep their source quantization. A part's slice is the bytes of the
+ * Experts keep their source quantization unless moestream.requant says otherwise. A part's slice is the bytes of the
  * stacked tensor for index e of its last dimension (which equals n_expert).
  *
  * Manifest keys (arrays are GGUF arrays; "P" = one entry per pinned tensor):
@@ -58,6 +58,10 @@
  *   moestream.layer.L.part.offset [u64] byte offset inside the blob
  *   moestream.layer.L.part.size  [u64]  bytes of the slice
  *   moestream.layer.L.blob_xxh3  [u64]  n_expert, XXH3_64bits of blob_bytes bytes
+ *   moestream.requant            str  optional: present when moestream-split --requant
+ *                                     re-quantized the routed experts (part.type then
+ *                                     names the new type, e.g. HQ2); one line saying what
+ *                                     ("q2: ffn_gate/up_exps HQ2, ffn_down_exps HQ2, from Q8_0")
  *
  * Writers create DIR.tmp-<pid>, write everything, fsync, write the manifest
  * and then its checksum last, then rename to DIR: a directory without a valid manifest is not a
@@ -79,6 +83,7 @@
 #define SPLIT_MANIFEST_SUM "manifest.xxh3"
 #define SPLIT_PINNED "pinned.bin"
 #define SPLIT_EXPERTS_FMT "experts-%03d.bin"
+#define SPLIT_KEY_REQUANT "moestream.requant"
 
 struct gguf_ctx;
 

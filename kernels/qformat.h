@@ -49,7 +49,10 @@
     X(QT_BF16, "BF16", 1, sizeof(uint16_t), false)                            \
     X(QT_TQ1_0, "TQ1_0", QK_K, sizeof(block_tq1_0), true)                     \
     X(QT_TQ2_0, "TQ2_0", QK_K, sizeof(block_tq2_0), true)                     \
-    X(QT_MXFP4, "MXFP4", QK_MXFP4, sizeof(block_mxfp4), true)
+    X(QT_MXFP4, "MXFP4", QK_MXFP4, sizeof(block_mxfp4), true)                \
+    X(QT_HQ2, "HQ2", QK_K, sizeof(block_hq2), true)                           \
+    X(QT_HQ3, "HQ3", QK_K, sizeof(block_hq3), true)                           \
+    X(QT_Q8_KH, "Q8_KH", QK_K, sizeof(block_q8_K), true)
 
 struct qformat {
     const char *name;       /* "Q4_K", as ggml names it; "unknown" */

@@ -13,8 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fvec.h"
 #include "qformat.h"
 #include "quant_iq_ref.h"
+#include "quant_lowbit.h"
 #include "quant_ref.h"
 
 /* geometry only (types without kernels) */
@@ -71,6 +73,9 @@
     GEOMK(QT_TQ1_0, "TQ1_0", QK_K, sizeof(block_tq1_0), true, tq1_0, QT_Q8_K),                 \
     GEOMK(QT_TQ2_0, "TQ2_0", QK_K, sizeof(block_tq2_0), true, tq2_0, QT_Q8_K),                \
     GEOMK(QT_MXFP4, "MXFP4", QK_MXFP4, sizeof(block_mxfp4), true, mxfp4, QT_Q8_0),            \
+    GEOMK(QT_HQ2, "HQ2", QK_K, sizeof(block_hq2), true, hq2, QT_Q8_KH),                        \
+    GEOMK(QT_HQ3, "HQ3", QK_K, sizeof(block_hq3), true, hq3, QT_Q8_KH),                        \
+    GEOMA(QT_Q8_KH, "Q8_KH", QK_K, sizeof(block_q8_K), true, q8_kh),                          \
 }
 
 static const struct quant_traits traits_ref[QT_COUNT] = QUANT_TRAITS_INIT;
@@ -116,6 +121,11 @@ void quant_install_avx512(struct quant_traits *t);
 /* the same for the IQ/TQ formats and Q4_1/Q5_1 (quant_iq_avx2.c, quant_iq_avx512.c) */
 void quant_install_iq_avx2(struct quant_traits *t);
 void quant_install_iq_avx512(struct quant_traits *t);
+/* the 16-row tile kernels (quant_tile_avx512.c): vec_dot, vec_dot_multi and gemm */
+void quant_install_tile_avx512(struct quant_traits *t);
+/* the same for HQ2/HQ3 (quant_lowbit_avx2.c, quant_lowbit_avx512.c) */
+void quant_install_lowbit_avx2(struct quant_traits *t);
+void quant_install_lowbit_avx512(struct quant_traits *t);
 
 static const char *isa_name = "ref";
 
@@ -154,11 +164,15 @@ int quant_select_isa(const char *name)
     if (want_avx2) {
         quant_install_avx2(traits);
         quant_install_iq_avx2(traits);
+        quant_install_lowbit_avx2(traits);
     }
     if (want_avx512) {
         quant_install_avx512(traits);
         quant_install_iq_avx512(traits);
+        quant_install_tile_avx512(traits);
+        quant_install_lowbit_avx512(traits);
     }
+    fvec_select(want_avx512);
     isa_name = want_avx512 ? "avx512" : want_avx2 ? "avx2" : "ref";
     return 0;
 }

@@ -51,7 +51,12 @@ enum quant_type {
     QT_TQ2_0 = 35,
     /* 36..38: IQ4_NL_4_4, IQ4_NL_4_8, IQ4_NL_8_8, removed */
     QT_MXFP4 = 39,
-    QT_COUNT = 40,
+    /* moestream's own formats (quant_lowbit.h), far from ggml's ids: they
+     * appear only in split manifests made by moestream-split --requant */
+    QT_HQ2 = 100,
+    QT_HQ3 = 101,
+    QT_Q8_KH = 102,
+    QT_COUNT = 103,
 };
 
 #define QK4_0 32
@@ -163,5 +168,15 @@ static_assert(sizeof(block_tq2_0) == 66, "block_tq2_0 size");
 /* MXFP4: e8m0 shared exponent, 32 fp4 (e2m1) values, nibble order as q4_0 */
 typedef struct { uint8_t e; uint8_t qs[QK_MXFP4 / 2]; } block_mxfp4;
 static_assert(sizeof(block_mxfp4) == 17, "block_mxfp4 size");
+
+/* HQ2, 2.0625 bpw (quant_lowbit.h): 256 Hadamard-rotated weights, value =
+ * d * quant_hq2_levels[idx] / 127; qs[j] bits 2k..2k+1 = idx of element 64k + j */
+typedef struct { qhalf d; uint8_t qs[QK_K / 4]; } block_hq2;
+static_assert(sizeof(block_hq2) == 66, "block_hq2 size");
+
+/* HQ3, 3.0625 bpw: as HQ2 with 8 levels; idx = low 2 bits as in HQ2 |
+ * bit (j % 8) of qh[j / 8] << 2 for element j */
+typedef struct { qhalf d; uint8_t qs[QK_K / 4]; uint8_t qh[QK_K / 8]; } block_hq3;
+static_assert(sizeof(block_hq3) == 98, "block_hq3 size");
 
 #endif

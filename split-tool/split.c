@@ -320,6 +320,8 @@ static int write_manifest(struct conv *c, const struct plan *p, const char *tmp)
     rc = gguf_writer_set_u32(w, "moestream.format_version", SPLIT_FORMAT_VERSION);
     rc = rc < 0 ? rc : gguf_writer_set_str(w, "moestream.source", src);
     rc = rc < 0 ? rc : gguf_writer_set_u32(w, "moestream.n_layer", (uint32_t)p->n_layer);
+    if (c->opt->requant_note)
+        rc = rc < 0 ? rc : gguf_writer_set_str(w, SPLIT_KEY_REQUANT, c->opt->requant_note);
     for (uint64_t i = 0; i < np; i++)
         names[i] = p->pinned[i]->name;
     rc = rc < 0 ? rc : gguf_writer_set_arr_str(w, "moestream.pinned.name", names, np);

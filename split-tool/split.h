@@ -59,6 +59,9 @@ struct split_options {
     bool check_runnable;
     /* Per-part transform of the routed experts; NULL copies them as they are. */
     const struct split_transform *transform;
+    /* One line describing the transform, recorded in the manifest as
+     * moestream.requant (split_requant.h); NULL records nothing. */
+    const char *requant_note;
 };
 
 /* What split_convert wrote (optional out-parameter). */

@@ -23,6 +23,8 @@
 #include "gguf.h"
 #include "quant.h"
 #include "split.h"
+#include "split_calib.h"
+#include "split_requant.h"
 #include "splitfmt.h"
 #include "version.h"
 
@@ -37,7 +39,7 @@ static void on_signal(int sig)
 static void usage_convert(FILE *f)
 {
     fprintf(f,
-            "usage: moestream-split MODEL.gguf -o DIR [--force] [-q] [--no-check]\n"
+            "usage: moestream-split MODEL.gguf -o DIR [--force] [-q] [--no-check] [--requant q2|q3]\n"
             "\n"
             "Splits a Mixture-of-Experts GGUF model into DIR: manifest.gguf (metadata),\n"
             "pinned.bin (every non-expert tensor) and one experts-LLL.bin per layer, each\n"
@@ -50,6 +52,20 @@ static void usage_convert(FILE *f)
             "      --no-check    split even a model the runtime cannot run (unknown architecture,\n"
             "                    missing tensors, types without kernels); by default it is refused\n"
             "                    before anything is written\n"
+            "      --requant q2|q3  re-quantize the routed experts (gate, up, down) to moestream's\n"
+            "                    HQ2 (2.06 bits per weight) or HQ3 (3.06) format: Hadamard-rotated\n"
+            "                    groups of 256 on a Lloyd-Max codebook, no calibration data; every\n"
+            "                    other tensor keeps its bytes. The manifest records it\n"
+            "      --requant-bpw X  q2: average bits per weight of the experts, scales included\n"
+            "                    (default 2.5; 2.0625 = HQ2 everywhere): the budget above HQ2 goes to\n"
+            "                    HQ3 for the first layer's experts, then gate/up from both ends of\n"
+            "                    the model inwards, then down\n"
+            "      --requant-down q2|q3  the format of every down projection (no budget)\n"
+            "      --calib-tokens N  self-calibration: the source model first writes N tokens of its\n"
+            "                    own (sampled, no external text) while the inputs of every expert\n"
+            "                    are recorded; the levels are then chosen by GPTQ against them\n"
+            "                    (default 4096 with --requant when the statistics fit in 8 GiB,\n"
+            "                    else 0: the plain fit, with a notice)\n"
             "  -h, --help        this text\n"
             "\n"
             "Other commands: moestream-split verify DIR, moestream-split info FILE|DIR\n"
@@ -149,14 +165,69 @@ static void progress_end(struct progress *p)
         fputc('\n', stderr);
 }
 
+/* The q2 budget over the layers holding routed experts in the GGUF in. */
+static int requant_budget(struct split_requant *rq, const char *in, double bpw)
+{
+    struct gguf_ctx *g;
+    char err[1024];
+    int rc = gguf_open(&g, in, err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "moestream-split: %s\n", err);
+        return rc;
+    }
+    int first = -1, last = -1;
+    for (int64_t i = 0; i < gguf_n_tensors(g); i++) {
+        int L;
+        if (split_is_expert_name(gguf_tensor_at(g, i)->name, &L)) {
+            first = first < 0 || L < first ? L : first;
+            last = L > last ? L : last;
+        }
+    }
+    gguf_close(g);
+    rc = split_requant_set_budget(rq, first, last, bpw, err, sizeof(err));
+    if (rc < 0)
+        fprintf(stderr, "moestream-split: %s\n", err);
+    return rc;
+}
+
 /* ---- commands ----------------------------------------------------------- */
 
 static int cmd_convert(int argc, char **argv)
 {
     const char *in = NULL, *out = NULL;
+    const char *requant = NULL, *requant_down = NULL;
+    long calib_tokens = -1; /* auto: SPLIT_CALIB_DEFAULT when --requant and the statistics fit */
+    double bpw = 2.5;
+    bool bpw_set = false;
     bool force = false, quiet = false, check = true;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        if (!strcmp(a, "--requant") || !strcmp(a, "--requant-down")) {
+            if (++i == argc) {
+                fprintf(stderr, "moestream-split: %s needs q2 or q3\n", a);
+                return 2;
+            }
+            *(!strcmp(a, "--requant") ? &requant : &requant_down) = argv[i];
+            continue;
+        }
+        if (!strcmp(a, "--requant-bpw")) {
+            char *end;
+            if (++i == argc || ((bpw = strtod(argv[i], &end)), *end || end == argv[i])) {
+                fprintf(stderr, "moestream-split: --requant-bpw needs a number of bits per weight\n");
+                return 2;
+            }
+            bpw_set = true;
+            continue;
+        }
+        if (!strcmp(a, "--calib-tokens")) {
+            char *end;
+            if (++i == argc || (calib_tokens = strtol(argv[i], &end, 10)) < 0 || *end || end == argv[i] ||
+                calib_tokens > 100000000) {
+                fprintf(stderr, "moestream-split: --calib-tokens needs a count of tokens (0 .. 100000000)\n");
+                return 2;
+            }
+            continue;
+        }
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage_convert(stdout);
             return 0;
@@ -186,6 +257,53 @@ static int cmd_convert(int argc, char **argv)
         usage_convert(stderr);
         return 2;
     }
+    struct split_requant rq;
+    char err[1024];
+    int rc;
+    if (requant_down && !requant) {
+        fprintf(stderr, "moestream-split: --requant-down needs --requant\n");
+        return 2;
+    }
+    if (requant) {
+        struct split_requant down;
+        if (split_requant_init(&rq, requant, err, sizeof(err)) < 0 ||
+            (requant_down && split_requant_init(&down, requant_down, err, sizeof(err)) < 0)) {
+            fprintf(stderr, "moestream-split: %s\n", err);
+            return 2;
+        }
+        if (requant_down)
+            split_requant_set_down(&rq, down.down_type);
+        if ((bpw_set || (!requant_down && !strcmp(requant, "q2"))) && requant_budget(&rq, in, bpw) < 0) {
+            split_requant_free(&rq);
+            return 1;
+        }
+    } else if (calib_tokens > 0 || bpw_set) {
+        fprintf(stderr, "moestream-split: --calib-tokens and --requant-bpw need --requant\n");
+        return 2;
+    }
+    struct split_calib calib = { 0 };
+    const bool calib_auto = calib_tokens < 0;
+    if (calib_auto)
+        calib_tokens = requant ? SPLIT_CALIB_DEFAULT : 0;
+    if (calib_tokens) {
+        double t0 = now_s();
+        if (!quiet)
+            fprintf(stderr, "self-calibration: generating %ld tokens with %s\n", calib_tokens, in);
+        /* statistics up to 8 GiB; one thread per core as the runtime's default */
+        rc = split_calib_run(&calib, in, (int)calib_tokens, 512, 1, (int)sysconf(_SC_NPROCESSORS_ONLN), 8ull << 30,
+                             err, sizeof(err));
+        if (rc == -E2BIG && calib_auto) {
+            fprintf(stderr, "moestream-split: notice: %s; re-quantizing without self-calibration\n", err);
+        } else if (rc < 0) {
+            fprintf(stderr, "moestream-split: %s\n", err);
+            split_requant_free(&rq);
+            return 1;
+        } else {
+            if (!quiet)
+                fprintf(stderr, "self-calibration: %ld tokens in %.1f s\n", calib_tokens, now_s() - t0);
+            split_requant_set_calib(&rq, &calib);
+        }
+    }
 
     struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESETHAND};
     sigemptyset(&sa.sa_mask);
@@ -196,10 +314,13 @@ static int cmd_convert(int argc, char **argv)
     progress_init(&pr);
     struct split_options opt = {.input = in, .output_dir = out, .force = force,
                                 .progress = quiet ? NULL : on_progress, .progress_ud = &pr,
-                                .cancel = &cancel_flag, .check_runnable = check};
+                                .cancel = &cancel_flag, .check_runnable = check,
+                                .transform = requant ? &rq.tf : NULL, .requant_note = requant ? rq.note : NULL};
     struct split_stats st;
-    char err[1024];
-    int rc = split_convert(&opt, &st, err, sizeof(err));
+    rc = split_convert(&opt, &st, err, sizeof(err));
+    if (requant)
+        split_requant_free(&rq);
+    split_calib_free(&calib);
     if (!quiet)
         progress_end(&pr);
     if (rc < 0) {
@@ -218,6 +339,8 @@ static int cmd_convert(int argc, char **argv)
                 out, st.n_pinned, (double)st.pinned_bytes / 1e6, st.n_expert_layers,
                 (double)st.expert_bytes / 1e6, el,
                 el > 0 ? (double)st.data_bytes / el / 1e6 : 0.0);
+        if (requant)
+            fprintf(stderr, "requant %s\n", rq.note);
     }
     return 0;
 }
@@ -262,6 +385,13 @@ static int cmd_verify(int argc, char **argv)
                 dir, SPLIT_MANIFEST_SUM);
     else if (!quiet)
         fprintf(stderr, "%s: OK (manifest checksum, pinned tensors and every expert blob)\n", dir);
+    struct split_model *m;
+    const char *rq;
+    if (!quiet && split_open(&m, dir, err, sizeof(err)) == 0) {
+        if (gguf_get_str(m->manifest, SPLIT_KEY_REQUANT, &rq) == 0)
+            fprintf(stderr, "%s: requantized experts: %s\n", dir, rq);
+        split_close(m);
+    }
     return 0;
 }
 
@@ -316,6 +446,9 @@ static int info_split(const char *dir)
             m->n_layer);
     fputs("manifest: ", f);
     gguf_print_info(m->manifest, f);
+    const char *rq;
+    if (gguf_get_str(m->manifest, SPLIT_KEY_REQUANT, &rq) == 0)
+        fprintf(f, "requantized experts: %s\n", rq);
     fprintf(f, "pinned tensors (%" PRId64 ", %s, %" PRIu64 " bytes):\n", m->n_tensor,
             m->pinned_path, m->pinned_file_size);
     for (int64_t i = 0; i < m->n_tensor; i++) {

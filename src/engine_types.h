@@ -22,8 +22,29 @@ struct engine_batch {
     const uint8_t *out;
 };
 
+/* Where a projection sits in a forward pass. Each site gets its own
+ * activation precision (8 or 16 bits, kernels/matvec.h) from the engine's
+ * options, so precision goes where it matters and speed where it does not. */
+enum engine_site {
+    ENGINE_SITE_ATTN,      /* attention: q/k/v/o, MLA and delta-net projections */
+    ENGINE_SITE_ROUTER,    /* expert routers and the shared expert's scalar gate */
+    ENGINE_SITE_EXPERT,    /* routed experts: gate and up */
+    ENGINE_SITE_DOWN,      /* routed experts: down */
+    ENGINE_SITE_SHARED,    /* shared experts and dense FFN layers */
+    ENGINE_SITE_OUTPUT,    /* the output head */
+    ENGINE_N_SITES
+};
+
 /* Called once per (row, layer) with the router's choice; may be NULL. */
 typedef void (*engine_route_fn)(void *ctx, int pos, int layer, const int32_t *experts, const float *weights, int k);
+
+/* Called by the MoE block once per routed expert and step with the rows the
+ * expert computes: kind 0 = its input (n_embd values per row, what gate and
+ * up multiply), kind 1 = the input of its down projection (n_ff_exp per
+ * row); weights[r] = the router weight of row r. For statistics (split-time
+ * self-calibration); may be NULL. Runs on the stepping thread. */
+typedef void (*engine_act_fn)(void *ctx, int layer, int expert, int kind, const float *rows, const float *weights,
+                              int n_rows, int dim);
 
 /* Timing split for statistics (seconds, cumulative). */
 struct engine_times {
