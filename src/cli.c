@@ -49,6 +49,8 @@ void cli_common_help(FILE *out)
             "                         (e.g. 8G; default 80%% of available memory)\n"
             "      --io BACKEND       uring (default), pread or buffered\n"
             "      --queue-depth N    reads in flight (default 16)\n"
+            "      --read-chunk SIZE  read each expert as concurrent pieces of about SIZE (e.g. 1M;\n"
+            "                         default 0: one read per expert)\n"
             "      --mlock            lock pinned weights and cache in RAM\n"
             "      --no-verify-reads  do not check the XXH3 of every expert read from disk (checked by\n"
             "                         default: about 1%% of decode time; --verify-reads is accepted)\n"
@@ -368,6 +370,11 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
         else if (!strcmp(a, "--ctx-size")) o->n_ctx = (int)parse_int(a, v, 0, 1 << 24);
         else if (!strcmp(a, "--batch-size")) o->n_batch = (int)parse_int(a, v, 1, 1 << 16);
         else if (!strcmp(a, "--queue-depth")) o->queue_depth = (int)parse_int(a, v, 1, 4096);
+        else if (!strcmp(a, "--read-chunk")) {
+            int rc = model_parse_size(v, &o->read_chunk);
+            if (rc < 0 || (o->read_chunk && o->read_chunk < 4096))
+                die_flag(a, "expected a size of at least 4K such as 1M, or 0 for whole experts");
+        }
         else if (!strcmp(a, "--seed")) {
             long x = parse_int(a, v, -1, LONG_MAX);
             o->seed_random = x == -1;
@@ -476,6 +483,7 @@ int cli_open_model(struct model **m, const struct cli_opts *o, int *n_ctx_out, i
     struct model_opts mo = { 0 };
     mo.io.io = o->io;
     mo.io.queue_depth = o->queue_depth;
+    mo.io.read_chunk = o->read_chunk;
     mo.io.verify_reads = o->verify_reads;
     mo.io.mlock = o->mlock;
     mo.io.log = log_line;
