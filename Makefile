@@ -108,7 +108,7 @@ fuzz:
 	@sh tests/deps.sh clang
 	@mkdir -p $(BUILD)/fuzz/corpus
 	clang $(WARN) -O1 -g -fsanitize=fuzzer,address,undefined $(INCS) -o $(BUILD)/fuzz/fuzz_gguf \
-	    tests/fuzz_gguf.c format/gguf.c format/gguf_info.c format/gguf_writer.c format/ntab.c format/errmsg.c kernels/qformat.c -lpthread -lm
+	    tests/fuzz_gguf.c format/gguf.c format/gguf_get.c format/gguf_info.c format/gguf_writer.c format/ntab.c format/errmsg.c kernels/qformat.c -lpthread -lm
 	$(BUILD)/fuzz/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -max_len=65536 $(BUILD)/fuzz/corpus tests/fuzz_seeds
 
 # Template engine + output parser: own seeds, plus the published templates
@@ -133,7 +133,7 @@ fuzz-jinja:
 FUZZ_FIXTURES ?= $(abspath $(if $(MOESTREAM_FIXTURES),$(MOESTREAM_FIXTURES),../shared/fixtures))
 FUZZ_SERVER_SRCS := tests/fuzz_server.c src/server_http.c src/server_routes.c src/server_sse.c src/server_queue.c \
     src/chat.c src/chatparse.c $(wildcard src/jinja_*.c) src/tokenizer.c src/tokenizer_bpe.c src/tokenizer_spm.c \
-    src/sampler.c format/gguf.c format/ntab.c format/errmsg.c kernels/qformat.c
+    src/sampler.c format/gguf.c format/gguf_get.c format/ntab.c format/errmsg.c kernels/qformat.c
 fuzz-server:
 	@sh tests/deps.sh clang
 	@mkdir -p $(BUILD)/fuzz-server/corpus

@@ -45,7 +45,7 @@ struct kb_opts {
     int threads;      /* "all threads" count */
     int tokens;       /* matmul activation rows; 0 = no matmul columns */
     double mm_mb;     /* matmul weight matrix size, MiB */
-    int act_bits;     /* matvec_set_act_bits: 16 (default) or 8 */
+    int act_bits;     /* activation precision (enum matvec_act): 16 (default) or 8 */
     bool json;
     bool cpu_time;    /* 1-thread column in the thread's CPU time */
     const char *types; /* comma list of type names, NULL = all */
@@ -294,15 +294,15 @@ static void kb_print_summary(double best[][2], const int *isa, const double read
 
 /* best GB/s of weights over matvec passes lasting at least 'seconds' */
 static double time_matvec(struct pool *p, float *y, const uint8_t *W, int t, int64_t n_rows, int64_t n,
-                          const void *xq, double seconds, clockid_t clk)
+                          const void *xq, enum matvec_act act, double seconds, clockid_t clk)
 {
     double bytes = (double)quant_row_size(t, n) * (double)n_rows;
-    matvec(p, y, W, (enum quant_type)t, n_rows, n, xq); /* warm-up */
+    matvec(p, y, W, (enum quant_type)t, n_rows, n, xq, act); /* warm-up */
     double best = 0.0, t_start = now_s();
     int passes = 0;
     do {
         double t0 = clock_s(clk);
-        matvec(p, y, W, (enum quant_type)t, n_rows, n, xq);
+        matvec(p, y, W, (enum quant_type)t, n_rows, n, xq, act);
         double dt = clock_s(clk) - t0;
         if (bytes / dt * 1e-9 > best)
             best = bytes / dt * 1e-9;
@@ -313,15 +313,15 @@ static double time_matvec(struct pool *p, float *y, const uint8_t *W, int t, int
 
 /* best effective GB/s (weight bytes x n_tok / time) over matmul passes */
 static double time_matmul(struct pool *p, float *Y, const uint8_t *W, int t, int64_t n_rows, int64_t n,
-                          const void *Xq, int64_t n_tok, double seconds)
+                          const void *Xq, int64_t n_tok, enum matvec_act act, double seconds)
 {
     double bytes = (double)quant_row_size(t, n) * (double)n_rows * (double)n_tok;
-    matmul(p, Y, W, (enum quant_type)t, n_rows, n, Xq, n_tok); /* warm-up */
+    matmul(p, Y, W, (enum quant_type)t, n_rows, n, Xq, n_tok, act); /* warm-up */
     double best = 0.0, t_start = now_s();
     int passes = 0;
     do {
         double t0 = now_s();
-        matmul(p, Y, W, (enum quant_type)t, n_rows, n, Xq, n_tok);
+        matmul(p, Y, W, (enum quant_type)t, n_rows, n, Xq, n_tok, act);
         double dt = now_s() - t0;
         if (bytes / dt * 1e-9 > best)
             best = bytes / dt * 1e-9;
@@ -456,7 +456,7 @@ static int parse_args(int argc, char **argv, struct kb_opts *o)
         i++;
     }
     if (o->mb <= 0 || o->seconds < 0 || o->threads < 1 || o->n <= 0 || o->n % QK_K != 0 || o->tokens < 0 ||
-        o->mm_mb <= 0 || matvec_set_act_bits(o->act_bits) != 0) {
+        o->mm_mb <= 0 || (o->act_bits != 8 && o->act_bits != 16)) {
         fprintf(stderr, "kbench: need --mb > 0, --seconds >= 0, --threads >= 1, --n a positive multiple of %d, "
                         "--tokens >= 0, --mm-mb > 0, --act-bits 8 or 16\n",
                 QK_K);
@@ -601,9 +601,10 @@ int main(int argc, char **argv)
         fill_weights(t, buf_a, n_rows, o.n);
         for (int64_t i = 0; i < o.n; i++)
             x[i] = rng_float();
-        matvec_quantize_act((enum quant_type)t, x, xq, o.n);
+        const enum matvec_act act = o.act_bits == 8 ? MATVEC_ACT8 : MATVEC_ACT16;
+        matvec_quantize_act((enum quant_type)t, x, xq, o.n, act);
         /* matmul: the first rows of the same weights, tokens of random activations */
-        const size_t act_size = matvec_act_size((enum quant_type)t, o.n);
+        const size_t act_size = matvec_act_size((enum quant_type)t, o.n, act);
         int64_t mm_rows = (int64_t)(o.mm_mb * 1024 * 1024 / (double)row);
         if (mm_rows < 1)
             mm_rows = 1;
@@ -620,7 +621,7 @@ int main(int argc, char **argv)
                 mm_x[i] = rng_float();
             for (int k = 0; k < o.tokens; k++)
                 matvec_quantize_act((enum quant_type)t, mm_x + (size_t)k * (size_t)o.n, mm_xq + (size_t)k * act_size,
-                                    o.n);
+                                    o.n, act);
         }
 
         struct kb_result r;
@@ -634,10 +635,10 @@ int main(int argc, char **argv)
             if (!r.fast[s])
                 continue; /* same code as ref: not measured again */
             for (int k = 0; k < 2; k++)
-                r.gbs[s][k] = time_matvec(pools[k], y, buf_a, t, n_rows, o.n, xq, o.seconds,
+                r.gbs[s][k] = time_matvec(pools[k], y, buf_a, t, n_rows, o.n, xq, act, o.seconds,
                                           k == 0 && o.cpu_time ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC);
             if (o.tokens)
-                r.mm_gbs[s] = time_matmul(pools[1], mm_y, buf_a, t, mm_rows, o.n, mm_xq, o.tokens, o.seconds);
+                r.mm_gbs[s] = time_matmul(pools[1], mm_y, buf_a, t, mm_rows, o.n, mm_xq, o.tokens, act, o.seconds);
         }
         if (o.json) {
             printf("%s\n  {\"type\": \"%s\"", first ? "" : ",", tr->name);

@@ -58,6 +58,10 @@ enum synth_quant {
     /* MXFP4_MOE as the published gpt-oss GGUFs: routed experts MXFP4,
      * attention, embeddings and output Q8_0, the rest F32 */
     SYNTH_MXFP4_MOE,
+    /* IQ1_S-like (the 1.58-bit dynamic mixes: DeepSeek-R1 in 131 GB): routed
+     * gate/up IQ1_S, routed down IQ2_XXS, everything else as q2_k_xl (other
+     * architectures: as q2_k) */
+    SYNTH_IQ1_S,
 };
 
 struct synth_shape {

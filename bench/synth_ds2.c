@@ -61,6 +61,13 @@ int synth_ds2_type(const struct synth_shape *sh, enum synth_quant q, enum tkind 
 {
     (void)sh;
     (void)layer;
+    if (q == SYNTH_IQ1_S) {
+        if (k == TK_GATE_EXPS || k == TK_UP_EXPS)
+            return QT_IQ1_S;
+        if (k == TK_DOWN_EXPS)
+            return QT_IQ2_XXS;
+        q = SYNTH_Q2_K_XL; /* the rest as the 2-bit mix */
+    }
     int def = q == SYNTH_Q4_K_M ? QT_Q4_K : q == SYNTH_Q8_0 ? QT_Q8_0 : q == SYNTH_Q2_K ? QT_Q2_K
             : q == SYNTH_Q2_K_XL ? QT_Q4_K : QT_Q4_0;
     switch (k) {

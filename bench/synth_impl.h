@@ -1,14 +1,15 @@
 /*
  * synth_impl.h - what the synthetic-model generator's files share (bench/
- * synth.c, bench/synth_ds2.c): the tensor table being planned and the hooks
- * of the deepseek2 layout. Internal to the generator; see synth.h for the
- * contract.
+ * synth.c, synth_ds2.c, synth_q35.c, synth_oss.c, synth_vocab.c): the tensor
+ * table being planned, the hooks of the other layouts, the random numbers
+ * and the vocabulary. Internal to the generator; see synth.h for the contract.
  */
 #ifndef MOESTREAM_SYNTH_IMPL_H
 #define MOESTREAM_SYNTH_IMPL_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "synth.h"
 
@@ -76,5 +77,72 @@ int synth_q35_keys(struct gguf_writer *w, const struct synth_shape *s);
 /* gpt-oss (bench/synth_oss.c): the tensors of block L and the keys. */
 int synth_oss_layer(struct plan *p, int L, char *err, size_t errlen);
 int synth_oss_keys(struct gguf_writer *w, const struct synth_shape *s);
+
+/* splitmix64 random numbers (synth.c's blocks, synth_vocab.c's words). */
+/* splitmix64: one 64-bit output per step, good enough for noise and fast
+ * (about 1 ns per call); the whole stream of a unit derives from its seed. */
+struct rng {
+    uint64_t s;
+};
+
+static inline uint64_t rng_next(struct rng *r)
+{
+    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static inline uint64_t mix64(uint64_t a, uint64_t b)
+{
+    struct rng r = { a ^ (b * 0xd6e8feb86659fd93ull) };
+    rng_next(&r);
+    return rng_next(&r);
+}
+
+/* uniform in [0, 1) */
+static inline float rng_unif(struct rng *r)
+{
+    return (float)(rng_next(r) >> 40) * (1.0f / 16777216.0f);
+}
+
+/* uniform integer in [lo, hi] */
+static inline int rng_int(struct rng *r, int lo, int hi)
+{
+    return lo + (int)(((rng_next(r) >> 32) * (uint64_t)(hi - lo + 1)) >> 32);
+}
+
+static inline void rng_fill(struct rng *r, void *dst, size_t n)
+{
+    uint8_t *p = dst;
+    while (n >= 8) {
+        uint64_t v = rng_next(r);
+        memcpy(p, &v, 8);
+        p += 8;
+        n -= 8;
+    }
+    if (n) {
+        uint64_t v = rng_next(r);
+        memcpy(p, &v, n);
+    }
+}
+
+/* A generated vocabulary (synth_vocab.c). */
+struct vocab {
+    int n;                /* tokens */
+    char **tok;           /* [n] UTF-8 */
+    int32_t *type;        /* [n] llama token types: 1 normal 2 unknown 3 control 4 user 5 unused 6 byte */
+    float *score;         /* [n] (SentencePiece only) */
+    int n_merge;
+    char **merge;         /* [n_merge] "left right" (BPE only) */
+    int bos, eos, unk, pad;
+    uint64_t bytes;       /* total string bytes, for the file-size estimate */
+};
+
+/* Byte-level BPE in the Qwen layout / SentencePiece in the llama layout, of
+ * n_vocab tokens from seed. 0 or -ENOMEM; vocab_free releases either. */
+int vocab_build_bpe(struct vocab *v, int n_vocab, uint64_t seed);
+int vocab_build_spm(struct vocab *v, int n_vocab, uint64_t seed);
+void vocab_free(struct vocab *v);
 
 #endif

@@ -75,6 +75,8 @@ static void usage(FILE *f)
         "  --quant Q            q4_k_m (default), q8_0, q2_k, q4_0, mxfp4_moe: llama.cpp's type mix;\n"
         "                       q2_k_xl: a Q2_K_XL-like mix (routed gate/up Q2_K, down Q3_K,\n"
         "                       pinned tensors Q4_K/Q6_K/Q8_0)\n"
+        "                       iq1_s: an IQ1_S-like 1.58-bit mix (routed gate/up IQ1_S, down\n"
+        "                       IQ2_XXS, the rest as q2_k_xl)\n"
         "  --layers N           only the first N layers\n"
         "  --experts N          N experts per layer instead of the preset's\n"
         "  --routing-skew S     router gain exp(S*g), g spread over [-1,1] across experts;\n"
@@ -111,7 +113,7 @@ static void print_stats(const struct synth_stats *st)
            (double)st->data_bytes / 1e9, (double)st->data_bytes / (1024.0 * 1024 * 1024));
     for (int t = 0; t < 64; t++) {
         if (st->type_count[t])
-            printf("  %-6s %5" PRId64 " tensors  %10.3f GB\n", quant_traits(t)->name,
+            printf("  %-7s %5" PRId64 " tensors  %10.3f GB\n", quant_traits(t)->name,
                    st->type_count[t], (double)st->type_bytes[t] / 1e9);
     }
 }
@@ -158,7 +160,7 @@ int main(int argc, char **argv)
             split_dir = argv[++i];
         } else if (!strcmp(a, "--quant")) {
             if (synth_parse_quant(argv[++i], &opt.quant)) {
-                fprintf(stderr, "moestream-synth: --quant '%s': expected q4_k_m, q8_0, q2_k, q4_0 or q2_k_xl\n",
+                fprintf(stderr, "moestream-synth: --quant '%s': expected q4_k_m, q8_0, q2_k, q4_0, q2_k_xl, mxfp4_moe or iq1_s\n",
                         argv[i]);
                 return 2;
             }

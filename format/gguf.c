@@ -1,6 +1,6 @@
 /*
- * gguf.c - GGUF v2/v3 reader (single or multi-part); the writer is
- * gguf_writer.c.
+ * gguf.c - GGUF v2/v3 reader (single or multi-part): the parser. Queries on
+ * the parsed context are in gguf_get.c, the writer is gguf_writer.c.
  *
  * Owns: the header parser with its buffered reader, the string arena that
  * holds every key, string and array of a model, the tensor table with its
@@ -13,6 +13,7 @@
  * Called by the splitter, the runtime (manifest), bench/ and tests.
  */
 #include "gguf.h"
+#include "gguf_impl.h"
 #include "errmsg.h"
 
 #include <errno.h>
@@ -39,16 +40,7 @@
 
 /* ---------------------------------------------------------------- arena */
 
-struct arena_block {
-    struct arena_block *next;
-    size_t used, cap;
-    _Alignas(16) unsigned char data[];
-};
 
-struct arena {
-    struct arena_block *head;
-    size_t next_cap; /* size of the next ordinary block */
-};
 
 static void *arena_alloc(struct arena *a, size_t n)
 {
@@ -97,26 +89,7 @@ static void arena_free(struct arena *a)
 
 /* ------------------------------------------------------------ context */
 
-struct gguf_part {
-    char *path;
-    int fd;
-    uint64_t size;        /* file size, bytes */
-    uint32_t version;
-    uint64_t alignment;
-    uint64_t data_offset; /* start of the tensor data section */
-};
 
-struct gguf_ctx {
-    struct arena arena;
-    int n_parts;
-    struct gguf_part *parts;
-    int64_t n_kv;
-    struct gguf_kv *kv; /* of part 0 */
-    struct ntab kv_tab;
-    int64_t n_tensors, cap_tensors;
-    struct gguf_tensor *tensors;
-    struct ntab t_tab;
-};
 
 /* Buffered reader over one part with a sticky error. */
 struct rd {
@@ -274,39 +247,10 @@ const char *gguf_vtype_name(enum gguf_vtype t)
     return (unsigned)t < GGUF_VT_COUNT ? names[t] : "unknown";
 }
 
-static bool vt_signed(enum gguf_vtype t)
-{
-    return t == GGUF_VT_INT8 || t == GGUF_VT_INT16 || t == GGUF_VT_INT32 || t == GGUF_VT_INT64;
-}
 
-static bool vt_float(enum gguf_vtype t)
-{
-    return t == GGUF_VT_FLOAT32 || t == GGUF_VT_FLOAT64;
-}
 
-static bool vt_int(enum gguf_vtype t)
-{
-    return gguf_vtype_size(t) != 0 && !vt_float(t) && t != GGUF_VT_BOOL;
-}
 
 /* Decodes one packed scalar of type t into a gguf_value. */
-static void scalar_decode(enum gguf_vtype t, const void *p, struct gguf_value *v)
-{
-    v->type = t;
-    switch (t) {
-    case GGUF_VT_UINT8: case GGUF_VT_BOOL: { uint8_t x; memcpy(&x, p, 1); v->u64 = x; break; }
-    case GGUF_VT_INT8: { int8_t x; memcpy(&x, p, 1); v->i64 = x; break; }
-    case GGUF_VT_UINT16: { uint16_t x; memcpy(&x, p, 2); v->u64 = x; break; }
-    case GGUF_VT_INT16: { int16_t x; memcpy(&x, p, 2); v->i64 = x; break; }
-    case GGUF_VT_UINT32: { uint32_t x; memcpy(&x, p, 4); v->u64 = x; break; }
-    case GGUF_VT_INT32: { int32_t x; memcpy(&x, p, 4); v->i64 = x; break; }
-    case GGUF_VT_FLOAT32: { float x; memcpy(&x, p, 4); v->f64 = x; break; }
-    case GGUF_VT_UINT64: { uint64_t x; memcpy(&x, p, 8); v->u64 = x; break; }
-    case GGUF_VT_INT64: { int64_t x; memcpy(&x, p, 8); v->i64 = x; break; }
-    case GGUF_VT_FLOAT64: { double x; memcpy(&x, p, 8); v->f64 = x; break; }
-    default: v->u64 = 0; break;
-    }
-}
 
 /* Smallest number of file bytes one element of type t can take. */
 static uint64_t vt_min_bytes(enum gguf_vtype t)
@@ -387,19 +331,6 @@ static int rd_value(struct rd *r, enum gguf_vtype t, struct gguf_value *v, int d
 }
 
 /* Integer value as u64 (false when not an integer or negative). */
-static bool value_u64(const struct gguf_value *v, uint64_t *out)
-{
-    if (!vt_int(v->type))
-        return false;
-    if (vt_signed(v->type)) {
-        if (v->i64 < 0)
-            return false;
-        *out = (uint64_t)v->i64;
-    } else {
-        *out = v->u64;
-    }
-    return true;
-}
 
 static int ctx_add_tensor(struct gguf_ctx *g, struct gguf_tensor **t)
 {
@@ -843,229 +774,4 @@ void gguf_close(struct gguf_ctx *g)
     ntab_free(&g->t_tab);
     arena_free(&g->arena);
     free(g);
-}
-
-uint32_t gguf_version(const struct gguf_ctx *g) { return g->parts[0].version; }
-uint64_t gguf_alignment(const struct gguf_ctx *g) { return g->parts[0].alignment; }
-int gguf_n_parts(const struct gguf_ctx *g) { return g->n_parts; }
-
-const char *gguf_part_path(const struct gguf_ctx *g, int part)
-{
-    return part >= 0 && part < g->n_parts ? g->parts[part].path : NULL;
-}
-
-uint64_t gguf_part_size(const struct gguf_ctx *g, int part)
-{
-    return part >= 0 && part < g->n_parts ? g->parts[part].size : 0;
-}
-
-uint64_t gguf_part_data_offset(const struct gguf_ctx *g, int part)
-{
-    return part >= 0 && part < g->n_parts ? g->parts[part].data_offset : 0;
-}
-
-int gguf_part_fd(const struct gguf_ctx *g, int part)
-{
-    return part >= 0 && part < g->n_parts ? g->parts[part].fd : -1;
-}
-
-int64_t gguf_n_kv(const struct gguf_ctx *g) { return g->n_kv; }
-
-const struct gguf_kv *gguf_kv_at(const struct gguf_ctx *g, int64_t i)
-{
-    return i >= 0 && i < g->n_kv ? &g->kv[i] : NULL;
-}
-
-const struct gguf_kv *gguf_find_kv(const struct gguf_ctx *g, const char *key)
-{
-    int64_t i = ntab_find(&g->kv_tab, key, strlen(key));
-    return i < 0 ? NULL : &g->kv[i];
-}
-
-static int find_val(const struct gguf_ctx *g, const char *key, const struct gguf_value **v)
-{
-    const struct gguf_kv *kv = gguf_find_kv(g, key);
-    if (!kv)
-        return -ENOENT;
-    *v = &kv->val;
-    return 0;
-}
-
-int gguf_get_u64(const struct gguf_ctx *g, const char *key, uint64_t *out)
-{
-    const struct gguf_value *v;
-    int rc = find_val(g, key, &v);
-    if (rc < 0)
-        return rc;
-    return value_u64(v, out) ? 0 : -EINVAL;
-}
-
-int gguf_get_u32(const struct gguf_ctx *g, const char *key, uint32_t *out)
-{
-    uint64_t x;
-    int rc = gguf_get_u64(g, key, &x);
-    if (rc < 0)
-        return rc;
-    if (x > UINT32_MAX)
-        return -EINVAL;
-    *out = (uint32_t)x;
-    return 0;
-}
-
-int gguf_get_f32(const struct gguf_ctx *g, const char *key, float *out)
-{
-    const struct gguf_value *v;
-    int rc = find_val(g, key, &v);
-    if (rc < 0)
-        return rc;
-    if (!vt_float(v->type))
-        return -EINVAL;
-    if (isfinite(v->f64) && fabs(v->f64) > 3.4028234663852886e38)
-        return -EINVAL;
-    *out = (float)v->f64;
-    return 0;
-}
-
-int gguf_get_bool(const struct gguf_ctx *g, const char *key, bool *out)
-{
-    const struct gguf_value *v;
-    int rc = find_val(g, key, &v);
-    if (rc < 0)
-        return rc;
-    if (v->type != GGUF_VT_BOOL)
-        return -EINVAL;
-    *out = v->u64 != 0;
-    return 0;
-}
-
-int gguf_get_str(const struct gguf_ctx *g, const char *key, const char **out)
-{
-    const struct gguf_value *v;
-    int rc = find_val(g, key, &v);
-    if (rc < 0)
-        return rc;
-    if (v->type != GGUF_VT_STRING)
-        return -EINVAL;
-    *out = v->str.ptr;
-    return 0;
-}
-
-int gguf_get_arr(const struct gguf_ctx *g, const char *key, enum gguf_vtype *type, uint64_t *n,
-                 const void **data)
-{
-    const struct gguf_value *v;
-    int rc = find_val(g, key, &v);
-    if (rc < 0)
-        return rc;
-    if (v->type != GGUF_VT_ARRAY)
-        return -EINVAL;
-    *type = v->arr.type;
-    *n = v->arr.n;
-    *data = v->arr.data;
-    return 0;
-}
-
-static uint64_t f64_to_u64(double d)
-{
-    if (!(d > 0))
-        return 0;
-    if (d >= 18446744073709551616.0)
-        return UINT64_MAX;
-    return (uint64_t)d;
-}
-
-static int64_t f64_to_i64(double d)
-{
-    if (d != d)
-        return 0;
-    if (d <= -9223372036854775808.0)
-        return INT64_MIN;
-    if (d >= 9223372036854775808.0)
-        return INT64_MAX;
-    return (int64_t)d;
-}
-
-static void arr_elem(enum gguf_vtype type, const void *data, uint64_t i, struct gguf_value *v)
-{
-    size_t sz = gguf_vtype_size(type);
-    if (sz == 0) {
-        memset(v, 0, sizeof(*v));
-        v->type = type;
-        return;
-    }
-    scalar_decode(type, (const unsigned char *)data + i * sz, v);
-}
-
-uint64_t gguf_arr_u64(enum gguf_vtype type, const void *data, uint64_t i)
-{
-    struct gguf_value v;
-    arr_elem(type, data, i, &v);
-    if (vt_float(type))
-        return f64_to_u64(v.f64);
-    if (vt_signed(type))
-        return v.i64 < 0 ? 0 : (uint64_t)v.i64;
-    return v.u64;
-}
-
-int64_t gguf_arr_i64(enum gguf_vtype type, const void *data, uint64_t i)
-{
-    struct gguf_value v;
-    arr_elem(type, data, i, &v);
-    if (vt_float(type))
-        return f64_to_i64(v.f64);
-    if (vt_signed(type))
-        return v.i64;
-    return v.u64 > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v.u64;
-}
-
-double gguf_arr_f64(enum gguf_vtype type, const void *data, uint64_t i)
-{
-    struct gguf_value v;
-    arr_elem(type, data, i, &v);
-    if (vt_float(type))
-        return v.f64;
-    if (vt_signed(type))
-        return (double)v.i64;
-    return (double)v.u64;
-}
-
-int64_t gguf_n_tensors(const struct gguf_ctx *g) { return g->n_tensors; }
-
-const struct gguf_tensor *gguf_tensor_at(const struct gguf_ctx *g, int64_t i)
-{
-    return i >= 0 && i < g->n_tensors ? &g->tensors[i] : NULL;
-}
-
-const struct gguf_tensor *gguf_find_tensor(const struct gguf_ctx *g, const char *name)
-{
-    int64_t i = ntab_find(&g->t_tab, name, strlen(name));
-    return i < 0 ? NULL : &g->tensors[i];
-}
-
-int gguf_read_tensor(const struct gguf_ctx *g, const struct gguf_tensor *t, uint64_t off, void *buf,
-                     size_t n, char *err, size_t errlen)
-{
-    if (t->part < 0 || t->part >= g->n_parts)
-        return errmsg_set(err, errlen, -EINVAL, "gguf: tensor '%s': part %d out of range", t->name, t->part);
-    const struct gguf_part *p = &g->parts[t->part];
-    if (off > t->size || n > t->size - off)
-        return errmsg_set(err, errlen, -EINVAL, "gguf: %s: tensor '%s': read of %zu bytes at %" PRIu64
-                      " exceeds its size %" PRIu64, p->path, t->name, n, off, t->size);
-    size_t done = 0;
-    while (done < n) {
-        uint64_t at = t->file_offset + off + done;
-        ssize_t k = pread(p->fd, (char *)buf + done, n - done, (off_t)at);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            int e = errno;
-            return errmsg_set(err, errlen, -e, "gguf: %s: offset %" PRIu64 ": tensor '%s': read failed: %s",
-                          p->path, at, t->name, strerror(e));
-        }
-        if (k == 0)
-            return errmsg_set(err, errlen, -EIO, "gguf: %s: offset %" PRIu64 ": tensor '%s': short read"
-                          " (file truncated?)", p->path, at, t->name);
-        done += (size_t)k;
-    }
-    return 0;
 }

@@ -744,6 +744,11 @@ int provider_pin_profile(struct provider *p, const int *layers, const int *exper
     return done;
 }
 
+bool provider_resident(const struct provider *p, int layer, int expert)
+{
+    return ecache_find(p->cache, layer, expert) >= 0;
+}
+
 int provider_ready_count(const struct provider *p)
 {
     return p->active ? p->ready_count : 0;

@@ -106,6 +106,9 @@ int provider_pin_profile(struct provider *p, const int *layers, const int *exper
 /* Experts provider_next would deliver now without waiting (hits, and reads
  * already reaped). Lets the caller batch the resident experts of a layer. */
 int provider_ready_count(const struct provider *p);
+/* True when (layer, expert) is in the cache, ready or being read: what a
+ * cache-aware router (--cache-bias) favours. */
+bool provider_resident(const struct provider *p, int layer, int expert);
 const char *provider_error(const struct provider *p);
 void provider_get_stats(const struct provider *p, struct provider_stats *s);
 /* The backend in use after any fallback: "uring", "pread" or "buffered". */

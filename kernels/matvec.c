@@ -30,44 +30,35 @@
  * or 64 rows the activations fall out of L1 and matmul of 64 tokens on the
  * dev VM drops from 27 to 23 effective GB/s (Q4_K) and 45 to 33 (Q6_K). */
 #define MATMUL_CHUNK_ACT 8
+/* matmul with a tile kernel: tokens per pass over a row block (their
+ * activations, 32 x 2.3 KiB for n = 2048 as Q8_K, stay in L1/L2) */
+#define MATMUL_GEMM_TOK 32
 
-/* Activation passes for 8-bit activation types. 1: x ~ q1 (as llama.cpp;
- * 8-bit activations). 2 (default): x ~ q1 + q2 where q2 quantizes the
- * residual x - q1, about 16-bit activations for twice the integer work but
- * the same weight traffic: on the fixtures this takes mean KL against exact
- * float64 logits from ~7e-3 (llama.cpp's level) to ~1e-5. */
-static int act_passes = 2;
-
-int matvec_set_act_bits(int bits)
+/* Activation passes for 8-bit activation types. MATVEC_ACT8: x ~ q1 (as
+ * llama.cpp). MATVEC_ACT16: x ~ q1 + q2 where q2 quantizes the residual
+ * x - q1, about 16-bit activations for twice the integer work but the same
+ * weight traffic: on the fixtures this takes mean KL against exact float64
+ * logits from ~7e-3 (llama.cpp's level) to ~1e-5. */
+static int passes_for(enum quant_type wt, enum matvec_act act)
 {
-    if (bits != 8 && bits != 16)
-        return -1;
-    act_passes = bits == 8 ? 1 : 2;
-    return 0;
+    assert(act == MATVEC_ACT8 || act == MATVEC_ACT16);
+    if (!quant_traits(quant_traits(wt)->vec_dot_type)->is_quantized)
+        return 1;
+    return act == MATVEC_ACT16 ? 2 : 1;
 }
 
-int matvec_act_bits(void)
+size_t matvec_act_size(enum quant_type wt, int64_t n, enum matvec_act act)
 {
-    return act_passes == 1 ? 8 : 16;
+    return (size_t)passes_for(wt, act) * quant_row_size(quant_traits(wt)->vec_dot_type, n);
 }
 
-static int passes_for(enum quant_type wt)
-{
-    return quant_traits(quant_traits(wt)->vec_dot_type)->is_quantized ? act_passes : 1;
-}
-
-size_t matvec_act_size(enum quant_type wt, int64_t n)
-{
-    return (size_t)passes_for(wt) * quant_row_size(quant_traits(wt)->vec_dot_type, n);
-}
-
-void matvec_quantize_act(enum quant_type wt, const float *x, void *xq, int64_t n)
+void matvec_quantize_act(enum quant_type wt, const float *x, void *xq, int64_t n, enum matvec_act act)
 {
     const struct quant_traits *at = quant_traits(quant_traits(wt)->vec_dot_type);
     /* the ISA variant, when installed, writes the same bytes as the reference */
     quant_from_float_fn q = at->from_float_simd ? at->from_float_simd : at->from_float;
     assert(q != NULL);
-    if (passes_for(wt) == 1) {
+    if (passes_for(wt, act) == 1) {
         q(x, xq, n);
         return;
     }
@@ -94,6 +85,7 @@ struct matvec_job {
     const uint8_t *xq;      /* [n_tok][act_size] */
     quant_dot_fn dot;
     quant_dot_multi_fn dot_multi; /* NULL: the type has none in this ISA */
+    quant_gemm_fn gemm;     /* NULL: the type has no tile kernel in this ISA */
     size_t pass2;           /* offset of the residual activation row; 0 = one pass */
     size_t act_row;         /* bytes of one activation row of one pass */
     int passes;             /* 1, or 2 (the row, then its residual) */
@@ -142,24 +134,41 @@ static void matvec_task(void *ctx, int task, int n_tasks)
     int64_t r1 = r0 + j->rows_per_task;
     if (r1 > j->n_rows)
         r1 = j->n_rows;
+    if (j->gemm) {
+        for (int64_t r = r0; r < r1; r += QUANT_GEMM_ROWS) {
+            const int nr = r1 - r < QUANT_GEMM_ROWS ? (int)(r1 - r) : QUANT_GEMM_ROWS;
+            const uint8_t *w = j->W + (size_t)r * j->row_size;
+            if (!j->pass2) {
+                j->gemm(j->n, j->y + r, 1, w, j->row_size, nr, j->xq, 0, 1);
+                continue;
+            }
+            float s2[2][QUANT_GEMM_ROWS];
+            j->gemm(j->n, s2[0], QUANT_GEMM_ROWS, w, j->row_size, nr, j->xq, j->pass2, 2);
+            for (int i = 0; i < nr; i++)
+                j->y[r + i] = s2[0][i] + s2[1][i];
+        }
+        return;
+    }
     for (int64_t r = r0; r < r1; r++)
         j->y[r] = matvec_dot(j, j->W + (size_t)r * j->row_size, j->xq);
 }
 
 void matvec(struct pool *p, float *y, const void *W, enum quant_type wt,
-            int64_t n_rows, int64_t n, const void *xq)
+            int64_t n_rows, int64_t n, const void *xq, enum matvec_act act)
 {
     const struct quant_traits *tr = quant_traits(wt);
     assert(tr->vec_dot != NULL && n % tr->blck_size == 0);
     if (n_rows <= 0)
         return;
     struct matvec_job j = {
-        .y = y, .W = W, .xq = xq, .dot = tr->vec_dot, .dot_multi = tr->vec_dot_multi, .n_rows = n_rows,
-        .n = n, .row_size = quant_row_size(wt, n), .n_tok = 1,
+        .y = y, .W = W, .xq = xq, .dot = tr->vec_dot, .dot_multi = tr->vec_dot_multi, .gemm = tr->gemm,
+        .n_rows = n_rows, .n = n, .row_size = quant_row_size(wt, n), .n_tok = 1,
     };
-    if (passes_for(wt) == 2)
+    if (passes_for(wt, act) == 2)
         j.pass2 = quant_row_size(tr->vec_dot_type, n);
     j.rows_per_task = matvec_rows_per_task(n_rows, pool_n_threads(p), MATVEC_MIN_ROWS);
+    if (j.gemm) /* whole tiles per task */
+        j.rows_per_task = (j.rows_per_task + QUANT_GEMM_ROWS - 1) / QUANT_GEMM_ROWS * QUANT_GEMM_ROWS;
     pool_run(p, matvec_task, &j, (int)((n_rows + j.rows_per_task - 1) / j.rows_per_task));
 }
 
@@ -167,6 +176,30 @@ void matvec(struct pool *p, float *y, const void *W, enum quant_type wt,
  * over rows of the block so each weight row is reused from cache n_tok times */
 static void matmul_block(const struct matvec_job *j, int64_t r0, int64_t r1)
 {
+    if (j->gemm) {
+        /* token chunks outside (their activations stay in L2), 16-row
+         * tiles inside (the block's weights stay in L2): every tile is
+         * unpacked once per chunk of MATMUL_GEMM_TOK tokens */
+        for (int64_t t0 = 0; t0 < j->n_tok; t0 += MATMUL_GEMM_TOK) {
+            const int nt = j->n_tok - t0 < MATMUL_GEMM_TOK ? (int)(j->n_tok - t0) : MATMUL_GEMM_TOK;
+            const uint8_t *x = j->xq + (size_t)t0 * j->act_size;
+            float *y = j->y + (size_t)t0 * (size_t)j->n_rows;
+            for (int64_t r = r0; r < r1; r += QUANT_GEMM_ROWS) {
+                const int nr = r1 - r < QUANT_GEMM_ROWS ? (int)(r1 - r) : QUANT_GEMM_ROWS;
+                const uint8_t *w = j->W + (size_t)r * j->row_size;
+                if (j->passes == 1) {
+                    j->gemm(j->n, y + r, (size_t)j->n_rows, w, j->row_size, nr, x, j->act_row, nt);
+                    continue;
+                }
+                float s2[2 * MATMUL_GEMM_TOK][QUANT_GEMM_ROWS];
+                j->gemm(j->n, s2[0], QUANT_GEMM_ROWS, w, j->row_size, nr, x, j->act_row, 2 * nt);
+                for (int t = 0; t < nt; t++)
+                    for (int i = 0; i < nr; i++)
+                        y[(size_t)t * (size_t)j->n_rows + (size_t)(r + i)] = s2[2 * t][i] + s2[2 * t + 1][i];
+            }
+        }
+        return;
+    }
     if (!j->dot_multi) {
         for (int64_t t = 0; t < j->n_tok; t++) {
             const uint8_t *x = j->xq + (size_t)t * j->act_size;
@@ -210,20 +243,21 @@ static void matmul_task(void *ctx, int task, int n_tasks)
 }
 
 void matmul(struct pool *p, float *Y, const void *W, enum quant_type wt,
-            int64_t n_rows, int64_t n, const void *Xq, int64_t n_tok)
+            int64_t n_rows, int64_t n, const void *Xq, int64_t n_tok, enum matvec_act act)
 {
     const struct quant_traits *tr = quant_traits(wt);
     assert(tr->vec_dot != NULL && n % tr->blck_size == 0);
     if (n_rows <= 0 || n_tok <= 0)
         return;
     if (n_tok == 1) {
-        matvec(p, Y, W, wt, n_rows, n, Xq);
+        matvec(p, Y, W, wt, n_rows, n, Xq, act);
         return;
     }
     struct matvec_job j = {
-        .y = Y, .W = W, .xq = Xq, .dot = tr->vec_dot, .dot_multi = tr->vec_dot_multi, .n_rows = n_rows,
-        .n = n, .row_size = quant_row_size(wt, n), .act_size = matvec_act_size(wt, n), .n_tok = n_tok,
-        .act_row = quant_row_size(tr->vec_dot_type, n), .passes = passes_for(wt),
+        .y = Y, .W = W, .xq = Xq, .dot = tr->vec_dot, .dot_multi = tr->vec_dot_multi, .gemm = tr->gemm,
+        .n_rows = n_rows,
+        .n = n, .row_size = quant_row_size(wt, n), .act_size = matvec_act_size(wt, n, act), .n_tok = n_tok,
+        .act_row = quant_row_size(tr->vec_dot_type, n), .passes = passes_for(wt, act),
     };
     if (j.passes == 2)
         j.pass2 = j.act_row;
@@ -234,20 +268,23 @@ void matmul(struct pool *p, float *Y, const void *W, enum quant_type wt,
         cache_rows = 1;
     int64_t rows = matvec_rows_per_task(n_rows, pool_n_threads(p), 1);
     j.rows_per_task = rows < cache_rows ? rows : cache_rows;
+    if (j.gemm) /* whole tiles per task */
+        j.rows_per_task = (j.rows_per_task + QUANT_GEMM_ROWS - 1) / QUANT_GEMM_ROWS * QUANT_GEMM_ROWS;
     pool_run(p, matmul_task, &j, (int)((n_rows + j.rows_per_task - 1) / j.rows_per_task));
 }
 
 void matmul_rows(float *Y, int64_t y_stride, const void *W, enum quant_type wt, int64_t r0, int64_t r1, int64_t n,
-                 const void *Xq, int64_t n_tok)
+                 const void *Xq, int64_t n_tok, enum matvec_act act)
 {
     const struct quant_traits *tr = quant_traits(wt);
     assert(tr->vec_dot != NULL && n % tr->blck_size == 0);
     if (r1 <= r0 || n_tok <= 0)
         return;
     struct matvec_job j = {
-        .y = Y, .W = W, .xq = Xq, .dot = tr->vec_dot, .dot_multi = tr->vec_dot_multi, .n_rows = y_stride,
-        .n = n, .row_size = quant_row_size(wt, n), .act_size = matvec_act_size(wt, n), .n_tok = n_tok,
-        .act_row = quant_row_size(tr->vec_dot_type, n), .passes = passes_for(wt),
+        .y = Y, .W = W, .xq = Xq, .dot = tr->vec_dot, .dot_multi = tr->vec_dot_multi, .gemm = tr->gemm,
+        .n_rows = y_stride,
+        .n = n, .row_size = quant_row_size(wt, n), .act_size = matvec_act_size(wt, n, act), .n_tok = n_tok,
+        .act_row = quant_row_size(tr->vec_dot_type, n), .passes = passes_for(wt, act),
     };
     if (j.passes == 2)
         j.pass2 = j.act_row;

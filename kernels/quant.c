@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fvec.h"
 #include "qformat.h"
 #include "quant_iq_ref.h"
 #include "quant_lowbit.h"
@@ -120,6 +121,8 @@ void quant_install_avx512(struct quant_traits *t);
 /* the same for the IQ/TQ formats and Q4_1/Q5_1 (quant_iq_avx2.c, quant_iq_avx512.c) */
 void quant_install_iq_avx2(struct quant_traits *t);
 void quant_install_iq_avx512(struct quant_traits *t);
+/* the 16-row tile kernels (quant_tile_avx512.c): vec_dot, vec_dot_multi and gemm */
+void quant_install_tile_avx512(struct quant_traits *t);
 /* the same for HQ2/HQ3 (quant_lowbit_avx2.c, quant_lowbit_avx512.c) */
 void quant_install_lowbit_avx2(struct quant_traits *t);
 void quant_install_lowbit_avx512(struct quant_traits *t);
@@ -166,8 +169,10 @@ int quant_select_isa(const char *name)
     if (want_avx512) {
         quant_install_avx512(traits);
         quant_install_iq_avx512(traits);
+        quant_install_tile_avx512(traits);
         quant_install_lowbit_avx512(traits);
     }
+    fvec_select(want_avx512);
     isa_name = want_avx512 ? "avx512" : want_avx2 ? "avx2" : "ref";
     return 0;
 }

@@ -27,6 +27,12 @@ typedef void (*quant_dot_fn)(int64_t n, float *s, const void *w, const void *a);
  * the same order), so callers may mix the two freely. */
 typedef void (*quant_dot_multi_fn)(int64_t n, float *s, size_t s_stride, const void *w, const void *a,
                                    size_t a_stride, int n_act);
+/* y[k * ys + r] = dot(w + r * row_size, a + k * as) for r < nr (1 ..
+ * QUANT_GEMM_ROWS), k < na: a tile of weight rows against several
+ * activation rows. Bit-identical to vec_dot per (row, activation row). */
+#define QUANT_GEMM_ROWS 16
+typedef void (*quant_gemm_fn)(int64_t n, float *y, size_t ys, const void *w, size_t row_size, int nr, const void *a,
+                              size_t as, int na);
 typedef void (*quant_to_float_fn)(const void *src, float *dst, int64_t n);
 typedef void (*quant_from_float_fn)(const float *src, void *dst, int64_t n);
 
@@ -41,6 +47,7 @@ struct quant_traits {
     quant_dot_fn vec_dot_ref;     /* scalar reference dot, never replaced */
     quant_dot_multi_fn vec_dot_multi; /* vec_dot over several activation rows; NULL when the
                                        * ISA has none for the type: call vec_dot per row */
+    quant_gemm_fn gemm;           /* tile kernel, NULL when the ISA has none for the type */
     enum quant_type vec_dot_type; /* what the activations must be quantized to */
     quant_from_float_fn from_float_simd; /* ISA variant of from_float with byte-identical
                                           * output (Q8_0, Q8_K); NULL under ref: use from_float */

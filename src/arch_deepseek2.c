@@ -403,13 +403,13 @@ static void ffn_add(struct fwd *f, struct ds2_scratch *s, const struct ds2_layer
         { s->hg, L->gate.data, L->gate.type, ff },
         { s->hu, L->up.data, L->up.type, ff },
     };
-    blocks_mm_fused(f, gu, 2, n_embd, s->xb, n);
+    blocks_mm_fused(f, ENGINE_SITE_SHARED, gu, 2, n_embd, s->xb, n);
     for (size_t i = 0; i < (size_t)n * ff; i++) {
         float g = s->hg[i];
         s->hg[i] = g / (1.0f + expf(-g)) * s->hu[i];
     }
     blocks_act_dirty(f);
-    blocks_mm(f, s->tmp, L->down.data, L->down.type, n_embd, ff, s->hg, n);
+    blocks_mm(f, ENGINE_SITE_SHARED, s->tmp, L->down.data, L->down.type, n_embd, ff, s->hg, n);
     for (size_t i = 0; i < (size_t)n * n_embd; i++)
         s->x[i] += s->tmp[i];
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "blocks.h"
+#include "fvec.h"
 #include "seq.h"
 
 uint64_t attn_kv_bytes(int n_layer, int n_ctx, int n_kv)
@@ -135,10 +136,7 @@ static void attn_task(void *ctx, int task, int n_tasks)
         float mx = -INFINITY;
         for (int i = 0, slot = i0 % kv->n_ctx; i < nk; i++, slot = slot + 1 == kv->n_ctx ? 0 : slot + 1) {
             const float *k = kc + (size_t)slot * n_kv + (size_t)kvh * hd;
-            float d = 0;
-            for (int e = 0; e < hd; e++)
-                d += q[e] * k[e];
-            sc[i] = d * inv;
+            sc[i] = fvec_dot(hd, q, k) * inv;
             if (sc[i] > mx)
                 mx = sc[i];
         }
@@ -155,9 +153,7 @@ static void attn_task(void *ctx, int task, int n_tasks)
         memset(out, 0, sizeof(float) * hd);
         for (int i = 0, slot = i0 % kv->n_ctx; i < nk; i++, slot = slot + 1 == kv->n_ctx ? 0 : slot + 1) {
             float w = (float)(sc[i] / sum);
-            const float *v = vc + (size_t)slot * n_kv + (size_t)kvh * hd;
-            for (int e = 0; e < hd; e++)
-                out[e] += w * v[e];
+            fvec_axpy(hd, out, w, vc + (size_t)slot * n_kv + (size_t)kvh * hd);
         }
     }
 }
@@ -181,7 +177,7 @@ void attn_forward(struct fwd *f, struct attn_scratch *s, const struct attn_hpara
         { s->k, w->wk->data, w->wk->type, n_kv },
         { s->v, w->wv->data, w->wv->type, n_kv },
     };
-    blocks_mm_fused(f, qkv, 3, hp->n_embd, xb, n);
+    blocks_mm_fused(f, ENGINE_SITE_ATTN, qkv, 3, hp->n_embd, xb, n);
     if (hp->q_gate) {
         /* [q | gate] per head -> q into s->q, the gates packed in place */
         for (int t = 0; t < n; t++) {
@@ -244,7 +240,7 @@ void attn_forward(struct fwd *f, struct attn_scratch *s, const struct attn_hpara
                 a[i] *= 1.0f / (1.0f + expf(-g[i]));
         }
     blocks_act_dirty(f);
-    blocks_mm(f, out, w->wo->data, w->wo->type, hp->n_embd, n_q, s->att, n);
+    blocks_mm(f, ENGINE_SITE_ATTN, out, w->wo->data, w->wo->type, hp->n_embd, n_q, s->att, n);
     if (w->bo)
         add_bias(out, w->bo, hp->n_embd, n);
 }

@@ -110,7 +110,7 @@ size_t blocks_actq_row_bytes(const struct model_hparams *hp)
         mx = hp->n_ff_shexp;
     if (hp->ssm_d_inner > mx)
         mx = hp->ssm_d_inner;
-    return matvec_act_size(QT_F32, mx);
+    return matvec_act_size(QT_F32, mx, MATVEC_ACT16);
 }
 
 uint64_t blocks_engine_bytes(const struct model_hparams *hp, int n_batch)
@@ -120,31 +120,33 @@ uint64_t blocks_engine_bytes(const struct model_hparams *hp, int n_batch)
     return xq + es;
 }
 
-/* f->aq.xq = x[n_tok][n_in] quantized for weights of type wt, unless it
- * already holds exactly that. */
-static void act_prepare(struct fwd *f, int wt, const float *x, int64_t n_in, int n_tok)
+/* f->aq.xq = x[n_tok][n_in] quantized for weights of type wt at precision
+ * act, unless it already holds exactly that. */
+static void act_prepare(struct fwd *f, int wt, enum matvec_act act, const float *x, int64_t n_in, int n_tok)
 {
     struct actq *a = &f->aq;
     int at = quant_traits(wt)->vec_dot_type;
-    if (a->xq_src == x && a->xq_type == at && a->xq_n == n_in && a->xq_rows == n_tok)
+    if (a->xq_src == x && a->xq_type == at && a->xq_act == act && a->xq_n == n_in && a->xq_rows == n_tok)
         return;
-    size_t row = matvec_act_size(wt, n_in);
+    size_t row = matvec_act_size(wt, n_in, act);
     for (int t = 0; t < n_tok; t++)
-        matvec_quantize_act(wt, x + (size_t)t * n_in, (char *)a->xq + (size_t)t * row, n_in);
+        matvec_quantize_act(wt, x + (size_t)t * n_in, (char *)a->xq + (size_t)t * row, n_in, act);
     a->xq_src = x;
     a->xq_type = at;
+    a->xq_act = act;
     a->xq_n = (int)n_in;
     a->xq_rows = n_tok;
 }
 
-void blocks_mm(struct fwd *f, float *y, const void *W, int wt, int64_t n_out, int64_t n_in, const float *x,
-               int n_tok)
+void blocks_mm(struct fwd *f, enum engine_site site, float *y, const void *W, int wt, int64_t n_out, int64_t n_in,
+               const float *x, int n_tok)
 {
-    act_prepare(f, wt, x, n_in, n_tok);
+    enum matvec_act act = f->act[site];
+    act_prepare(f, wt, act, x, n_in, n_tok);
     if (n_tok == 1)
-        matvec(f->pool, y, W, wt, n_out, n_in, f->aq.xq);
+        matvec(f->pool, y, W, wt, n_out, n_in, f->aq.xq, act);
     else
-        matmul(f->pool, y, W, wt, n_out, n_in, f->aq.xq, n_tok);
+        matmul(f->pool, y, W, wt, n_out, n_in, f->aq.xq, n_tok, act);
 }
 
 struct mmf_job {
@@ -153,6 +155,7 @@ struct mmf_job {
     int64_t n_in;
     int n_tok;
     const void *xq;
+    enum matvec_act act;
     int64_t chunk;         /* rows per task */
     int task0[5];          /* first task of each part; task0[n_parts] = total */
 };
@@ -167,11 +170,11 @@ static void mmf_task(void *ctx, int task, int n_tasks)
     const struct blocks_mm_part *mp = &j->parts[p];
     int64_t r0 = (int64_t)(task - j->task0[p]) * j->chunk;
     int64_t r1 = r0 + j->chunk < mp->n_out ? r0 + j->chunk : mp->n_out;
-    matmul_rows(mp->y, mp->n_out, mp->W, mp->wt, r0, r1, j->n_in, j->xq, j->n_tok);
+    matmul_rows(mp->y, mp->n_out, mp->W, mp->wt, r0, r1, j->n_in, j->xq, j->n_tok, j->act);
 }
 
-void blocks_mm_fused(struct fwd *f, const struct blocks_mm_part *parts, int n_parts, int64_t n_in, const float *x,
-                     int n_tok)
+void blocks_mm_fused(struct fwd *f, enum engine_site site, const struct blocks_mm_part *parts, int n_parts,
+                     int64_t n_in, const float *x, int n_tok)
 {
     assert(n_parts >= 1 && n_parts <= 4);
     int at = quant_traits(parts[0].wt)->vec_dot_type;
@@ -179,11 +182,12 @@ void blocks_mm_fused(struct fwd *f, const struct blocks_mm_part *parts, int n_pa
         if ((int)quant_traits(parts[p].wt)->vec_dot_type != at) {
             /* different activation formats: one product at a time */
             for (int q = 0; q < n_parts; q++)
-                blocks_mm(f, parts[q].y, parts[q].W, parts[q].wt, parts[q].n_out, n_in, x, n_tok);
+                blocks_mm(f, site, parts[q].y, parts[q].W, parts[q].wt, parts[q].n_out, n_in, x, n_tok);
             return;
         }
-    act_prepare(f, parts[0].wt, x, n_in, n_tok);
-    struct mmf_job j = { parts, n_parts, n_in, n_tok, f->aq.xq, n_tok == 1 ? 64 : 128, { 0 } };
+    enum matvec_act act = f->act[site];
+    act_prepare(f, parts[0].wt, act, x, n_in, n_tok);
+    struct mmf_job j = { parts, n_parts, n_in, n_tok, f->aq.xq, act, n_tok == 1 ? 64 : 128, { 0 } };
     for (int p = 0; p < n_parts; p++)
         j.task0[p + 1] = j.task0[p] + (int)((parts[p].n_out + j.chunk - 1) / j.chunk);
     pool_run(f->pool, mmf_task, &j, j.task0[n_parts]);
@@ -249,7 +253,7 @@ void blocks_output(struct fwd *f, const struct engine_batch *b, const float *x, 
                 blocks_rmsnorm(xb + (size_t)rows++ * n_embd, x + (size_t)t * n_embd, norm->data, n_embd, eps);
         blocks_act_dirty(f);
         if (rows > 0)
-            blocks_mm(f, logits, output->data, output->type, n_vocab, n_embd, xb, rows);
+            blocks_mm(f, ENGINE_SITE_OUTPUT, logits, output->data, output->type, n_vocab, n_embd, xb, rows);
     }
     f->times.output_s += blocks_now() - t0;
 }

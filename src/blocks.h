@@ -39,9 +39,10 @@ void blocks_rope(float *v, const float *cs, const float *sn, int n_rot, bool neo
 /* Marks the quantized-activation cache stale (its source buffer changed). */
 void blocks_act_dirty(struct fwd *f);
 
-/* y[n_tok][n_out] = x[n_tok][n_in] . W^T, W of type wt with rows of n_in. */
-void blocks_mm(struct fwd *f, float *y, const void *W, int wt, int64_t n_out, int64_t n_in, const float *x,
-               int n_tok);
+/* y[n_tok][n_out] = x[n_tok][n_in] . W^T, W of type wt with rows of n_in,
+ * with the activation precision the engine gives call site `site`. */
+void blocks_mm(struct fwd *f, enum engine_site site, float *y, const void *W, int wt, int64_t n_out, int64_t n_in,
+               const float *x, int n_tok);
 
 /* One output of a fused projection. */
 struct blocks_mm_part {
@@ -52,8 +53,8 @@ struct blocks_mm_part {
 };
 /* Up to 4 projections of the same input in one pool run; same kernels and
  * rows as blocks_mm, so the same numbers. */
-void blocks_mm_fused(struct fwd *f, const struct blocks_mm_part *parts, int n_parts, int64_t n_in, const float *x,
-                     int n_tok);
+void blocks_mm_fused(struct fwd *f, enum engine_site site, const struct blocks_mm_part *parts, int n_parts,
+                     int64_t n_in, const float *x, int n_tok);
 
 /* The engine's own allocations for any architecture, in bytes: the
  * quantized-activation cache (n_batch * n_expert_used rows of the largest

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -57,6 +58,11 @@ void cli_common_help(FILE *out)
             "      --trace-out FILE   record the routed experts per step, token and layer (JSON lines,\n"
             "                         format in src/trace.h; replay with moestream iobench --trace)\n"
             "      --cache-policy P   expert cache replacement: slru (default) or lru\n"
+            "      --cache-size SIZE  expert cache size, instead of what the budget leaves (benchmarks)\n"
+            "      --moe-topk K       route each token to K experts instead of the model's count (lossy:\n"
+            "                         fewer reads and less compute per token; bench/README.md has the cost)\n"
+            "      --cache-bias B     add B to the router logits of experts already in the cache before\n"
+            "                         the top-k (lossy: fewer reads; 0 = off, the default; 1 is common)\n"
             "      --preload          read every expert that fits the cache before running (warm start)\n"
             "      --prefetch [P]     in decode, read the next layer's likely experts early: off\n"
             "                         (default), lookahead (its router on this layer's state; bare\n"
@@ -64,8 +70,12 @@ void cli_common_help(FILE *out)
             "      --coact FILE       co-activation statistics: loaded if FILE exists, saved at exit\n"
             "      --pin-profile T    keep the most-routed experts of trace T (--trace-out) resident\n"
             "                         (half the cache slots); the rest follows --cache-policy\n"
-            "      --act-bits 8|16    activation precision of the integer dot products (default 16:\n"
-            "                         Q8 + Q8 residual; 8 is llama.cpp's precision, faster prompt processing)\n"
+            "      --act-bits P       activation precision of the integer dot products: 16 (Q8 + Q8\n"
+            "                         residual everywhere: near-exact logits), 8 (llama.cpp's precision,\n"
+            "                         fastest) or mixed (default: the routed experts' down projection at 8,\n"
+            "                         the rest at 16; closer to exact than llama.cpp on every fixture); per\n"
+            "                         site: e.g. mixed,expert=8 (sites: attn, router, expert, down, shared,\n"
+            "                         output)\n"
             "      --no-escape        keep backslash escapes in prompt text literal (by default\n"
             "                         \\n \\t \\\\ \\xHH ... are rewritten, as llama.cpp does)\n");
 }
@@ -74,6 +84,41 @@ static void die_flag(const char *flag, const char *what)
 {
     fprintf(stderr, "moestream: %s: %s (see --help)\n", flag, what);
     exit(2);
+}
+
+/* --act-bits: comma-separated items applied in order, each 16, 8 or mixed
+ * (every site) or SITE=8|16 (one site). 0 or -1. */
+static int parse_act_bits(const char *v, uint8_t site[ENGINE_N_SITES])
+{
+    uint8_t s[ENGINE_N_SITES] = { 0 };
+    const char *p = v;
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        const char *eq = memchr(p, '=', len);
+        if (!eq) {
+            int bits = len == 5 && !strncmp(p, "mixed", 5) ? 0 : len == 2 && !strncmp(p, "16", 2) ? 16
+                       : len == 1 && p[0] == '8'                   ? 8
+                                                                   : -1;
+            if (bits < 0)
+                return -1;
+            memset(s, bits, sizeof(s));
+        } else {
+            size_t nl = (size_t)(eq - p), bl = len - nl - 1;
+            int bits = bl == 2 && !strncmp(eq + 1, "16", 2) ? 16 : bl == 1 && eq[1] == '8' ? 8 : -1;
+            int k = 0;
+            while (k < ENGINE_N_SITES && (strlen(engine_site_name((enum engine_site)k)) != nl ||
+                                          strncmp(p, engine_site_name((enum engine_site)k), nl)))
+                k++;
+            if (bits < 0 || k == ENGINE_N_SITES)
+                return -1;
+            s[k] = (uint8_t)bits;
+        }
+        if (!p[len])
+            break;
+        p += len + 1;
+    }
+    memcpy(site, s, sizeof(s));
+    return 0;
 }
 
 static long parse_int(const char *flag, const char *v, long lo, long hi)
@@ -136,7 +181,7 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
     o->n_batch = 256;
     o->io = PROVIDER_IO_URING;
     o->queue_depth = 0;
-    o->act_bits = 16;
+    o->act_bits = "mixed";
     o->reasoning = -1;
     /* every expert read is checked against its XXH3 by default: it cost
      * 1.1-1.4% of decode time on the demo model streamed at 192M, 0.5-1.7% on
@@ -335,6 +380,16 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
         else if (!strcmp(a, "--repeat-penalty")) o->samp.repeat_penalty = parse_float(a, v);
         else if (!strcmp(a, "--repeat-last-n")) o->samp.repeat_last_n = (int)parse_int(a, v, 0, 1 << 20);
         else if (!strcmp(a, "--trace-out")) o->trace_out = v;
+        else if (!strcmp(a, "--cache-size")) {
+            if (model_parse_size(v, &o->cache_size) < 0 || !o->cache_size)
+                die_flag(a, "expected a size such as 96M or 2G");
+        }
+        else if (!strcmp(a, "--moe-topk")) o->moe_topk = (int)parse_int(a, v, 1, 1 << 16);
+        else if (!strcmp(a, "--cache-bias")) {
+            o->cache_bias = parse_float(a, v);
+            if (!isfinite(o->cache_bias) || o->cache_bias < 0)
+                die_flag(a, "expected a finite bonus >= 0 (0 = off; e.g. 1)");
+        }
         else if (!strcmp(a, "--tokens")) o->tokens_in = v;
         else if (!strcmp(a, "--text")) o->text_in = v;
         else if (!strcmp(a, "--out")) o->out = v;
@@ -342,9 +397,10 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
         else if (!strcmp(a, "--kl-base")) o->kl_base = v;
         else if (!strcmp(a, "--chunks")) o->chunks = (int)parse_int(a, v, 0, INT_MAX);
         else if (!strcmp(a, "--act-bits")) {
-            o->act_bits = (int)parse_int(a, v, 8, 16);
-            if (o->act_bits != 8 && o->act_bits != 16)
-                die_flag(a, "expected 8 or 16");
+            if (parse_act_bits(v, o->act_site) < 0)
+                die_flag(a, "expected 16, 8, mixed, or a list such as mixed,expert=8 (sites: attn, router, "
+                            "expert, down, shared, output; bits 8 or 16)");
+            o->act_bits = v;
         }
         else if (!strcmp(a, "--ram-budget")) {
             int rc = model_parse_size(v, &o->ram_budget);
@@ -431,6 +487,8 @@ int cli_open_model(struct model **m, const struct cli_opts *o, int *n_ctx_out, i
     mo.n_seq = o->n_parallel > 0 ? o->n_parallel : 1;
     mo.n_threads = o->n_threads;
     mo.verify_pinned = true;
+    mo.moe_topk = o->moe_topk;
+    mo.cache_bytes = o->cache_size;
     if (model_open(m, o->model_dir, &mo, err, sizeof(err)) < 0) {
         fprintf(stderr, "moestream: %s\n", err);
         return 1;
@@ -503,7 +561,9 @@ out:
 int cli_open_engine(struct engine **e, const struct model *m, const struct cli_opts *o)
 {
     char err[1024];
-    struct engine_opts eo = { .n_threads = o->n_threads, .prefetch = o->prefetch, .act_bits = o->act_bits };
+    struct engine_opts eo = { .n_threads = o->n_threads, .prefetch = o->prefetch };
+    memcpy(eo.act_site, o->act_site, sizeof(eo.act_site));
+    eo.cache_bias = o->cache_bias;
     if (o->coact && access(o->coact, F_OK) == 0)
         eo.coact_path = o->coact;
     if (engine_open(e, m, &eo, err, sizeof(err)) < 0) {
@@ -754,7 +814,7 @@ void cli_print_stats(const struct cli_runtime *rt, const struct cli_opts *o, int
                 "\"io_wait_frac\":%.4f,\"read_bw_bytes_s\":%.0f,\"read_bw_wall_bytes_s\":%.0f,\"ram_budget_bytes\":%llu,"
                 "\"cache_bytes\":%llu,\"peak_rss_bytes\":%llu,\"io\":\"%s\",\"verify_s\":%.4f,\"io_busy_frac\":%.4f,"
                 "\"read_bw_busy_bytes_s\":%.0f,\"prefetch_issued\":%llu,\"prefetch_used\":%llu,"
-                "\"prefetch_wasted\":%llu}\n",
+                "\"prefetch_wasted\":%llu,\"act_bits\":\"%s\"}\n",
                 n_prompt, t_prompt, n_gen, t_gen, t_prompt > 0 ? n_prompt / t_prompt : 0,
                 t_gen > 0 ? n_gen / t_gen : 0, (unsigned long long)ps.bytes_read, (unsigned long long)ps.reads,
                 n_tok ? (double)ps.bytes_read / n_tok : 0, hit, st.io_wait_s, st.compute_s,
@@ -762,6 +822,6 @@ void cli_print_stats(const struct cli_runtime *rt, const struct cli_opts *o, int
                 (unsigned long long)pl->cache_bytes, (unsigned long long)cli_peak_rss(),
                 provider_backend_name(engine_provider(rt->e)), ps.verify_s, busy_frac, bw_busy,
                 (unsigned long long)ps.prefetches, (unsigned long long)ps.prefetch_used,
-                (unsigned long long)ps.prefetch_wasted);
+                (unsigned long long)ps.prefetch_wasted, o->act_bits);
     }
 }

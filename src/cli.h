@@ -35,6 +35,7 @@ struct cli_opts {
     int n_ctx;                  /* -c; 0 = min(train ctx, 4096) */
     int n_batch;                /* -b */
     uint64_t ram_budget;        /* --ram-budget */
+    uint64_t cache_size;        /* --cache-size: expert cache bytes, overriding the budget's share */
     enum provider_io io;        /* --io */
     int queue_depth;            /* --queue-depth */
     bool mlock;
@@ -52,7 +53,10 @@ struct cli_opts {
     int prefetch;               /* --prefetch [off|lookahead|coact|both]: enum prefetch_kind */
     const char *coact;          /* --coact FILE: co-activation statistics, loaded if present,
                                    saved at exit */
-    int act_bits;               /* --act-bits 8|16 */
+    const char *act_bits;       /* --act-bits as given: 16, 8, mixed or a per-site list */
+    uint8_t act_site[ENGINE_N_SITES]; /* bits per call site, 0 = the default split */
+    int moe_topk;               /* --moe-topk K: experts per token (0 = the model's) */
+    float cache_bias;           /* --cache-bias B: router bonus of cached experts (0 = off) */
     bool escape_text;           /* load --text through cli_unescape (perplexity) */
     const char *trace_out;      /* --trace-out */
     const char *pin_profile;    /* --pin-profile TRACE: keep its most-routed experts resident */

@@ -20,7 +20,7 @@
 
 #define BENCH_FLAGS                                                                                     \
     "--model --prompt --file --prompt-tokens --n-predict --threads --ctx-size --batch-size --ram-budget " \
-    "--io --queue-depth --mlock --verify-reads --trace-out --special --no-escape --preload --prefetch --coact --pin-profile --act-bits "   \
+    "--io --queue-depth --mlock --verify-reads --trace-out --special --no-escape --preload --prefetch --coact --pin-profile --act-bits --moe-topk --cache-bias --cache-size "   \
     "--cache-policy --repeat --cold --json --compare --parallel"
 
 #define BENCH_PROMPT_TOKENS 64
@@ -437,7 +437,7 @@ static int bench_single(const struct cli_opts *o)
         cli_json_str(stdout, o->model_dir);
         printf(",\"io\":\"%s\",\"queue_depth\":%d,\"threads\":%d,\"ctx\":%d,\"batch\":%d,\"ram_budget_bytes\":%llu,"
                "\"cache_bytes\":%llu,\"cache_policy\":\"%s\",\"prompt\":\"%s\",\"prompt_tokens\":%d,"
-               "\"gen_tokens\":%d,\"repeat\":%d,\"cold\":%s,\"preload\":%s,\"act_bits\":%d}}\n",
+               "\"gen_tokens\":%d,\"repeat\":%d,\"cold\":%s,\"preload\":%s,\"act_bits\":\"%s\"}}\n",
                cfg.backend, o->queue_depth, o->n_threads, cfg.n_ctx, cfg.n_batch,
                (unsigned long long)cfg.ram_budget, (unsigned long long)cfg.cache_bytes,
                policy_name(o->cache_policy), pmode, cfg.n_prompt, o->n_predict, n, cold ? "true" : "false",
@@ -451,9 +451,10 @@ static int bench_single(const struct cli_opts *o)
                o->model_dir, cfg.backend, qd, o->n_threads, cfg.n_ctx,
                cfg.n_batch, cfg.ram_budget / 1073741824.0, cfg.cache_bytes / 1048576.0,
                policy_name(o->cache_policy));
-        printf("bench: prompt %d tokens (%s), %d generated greedily; %d run%s, fresh model each, page cache %s%s\n",
+        printf("bench: prompt %d tokens (%s), %d generated greedily; %d run%s, fresh model each, page cache %s%s; "
+               "activations %s\n",
                cfg.n_prompt, pmode, o->n_predict, n, n > 1 ? "s" : "", cold ? "dropped before each (cold)" : "warm",
-               o->preload ? ", experts preloaded" : "");
+               o->preload ? ", experts preloaded" : "", o->act_bits);
         if (n > 1)
             printf("%-26s %12s %12s %12s\n", "", "median", "min", "max");
         for (int k = 0; k < N_METRICS; k++) {

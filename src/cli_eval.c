@@ -94,7 +94,7 @@ int cli_logits(int argc, char **argv)
     struct cli_opts o;
     cli_parse(&o, argc, argv,
               "--model --tokens --text --tokens-out --out --threads --ctx-size --batch-size --ram-budget --io "
-              "--queue-depth --mlock --verify-reads --stats --stats-json --special --bos --trace-out --preload --prefetch --coact --pin-profile --act-bits",
+              "--queue-depth --mlock --verify-reads --stats --stats-json --special --bos --trace-out --preload --prefetch --coact --pin-profile --act-bits --moe-topk --cache-bias --cache-size",
               logits_usage);
     if ((!o.tokens_in == !o.text_in) || !o.out) {
         fprintf(stderr, "moestream logits: pass exactly one of --tokens or --text, and --out (see --help)\n");
@@ -147,6 +147,7 @@ static void ppl_usage(FILE *out)
             "  -f, --file FILE        text to score\n"
             "  -c, --ctx-size N       chunk length (default 512)\n"
             "      --chunks N         score only the first N chunks\n"
+            "  -b, --batch-size N     tokens per step (default: the whole chunk; -b 1 = as in decode)\n"
             "      --kl-base FILE     if FILE is absent, save the scored logits there; if present,\n"
             "                         compare with them: KL divergence and top-1 agreement\n");
     cli_common_help(out);
@@ -193,7 +194,7 @@ int cli_perplexity(int argc, char **argv)
     struct cli_opts o;
     cli_parse(&o, argc, argv,
               "--model --file --ctx-size --batch-size --threads --ram-budget --io --queue-depth --mlock "
-              "--verify-reads --stats --stats-json --chunks --kl-base --bos --no-escape --preload --prefetch --coact --pin-profile --act-bits",
+              "--verify-reads --stats --stats-json --chunks --kl-base --bos --no-escape --preload --prefetch --coact --pin-profile --act-bits --moe-topk --cache-bias --cache-size",
               ppl_usage);
     if (!o.prompt_file) {
         fprintf(stderr, "moestream perplexity: pass the text with -f FILE (see --help)\n");
@@ -207,7 +208,12 @@ int cli_perplexity(int argc, char **argv)
                 o.n_ctx);
         return 2;
     }
-    if (o.n_batch < o.n_ctx)
+    /* a chunk is one step unless -b asks for smaller steps (same numbers;
+     * -b 1 lets the expert cache see the tokens one at a time, as in decode) */
+    bool batch_given = false;
+    for (int i = 1; i < argc; i++)
+        batch_given |= !strcmp(argv[i], "-b") || !strncmp(argv[i], "--batch-size", 12);
+    if (!batch_given || o.n_batch > o.n_ctx)
         o.n_batch = o.n_ctx;
     struct cli_runtime rt;
     if (cli_load(&rt, &o))
@@ -323,7 +329,7 @@ int cli_perplexity(int argc, char **argv)
     printf("perplexity: %.4f +/- %.4f over %d chunks (%ld predictions)\n", exp(mean), exp(mean) * se, n_chunk,
            count);
     if (kl_f && !kl_save)
-        printf("kl-divergence: mean %.6f, top-1 agreement %.4f\n", kl_sum / count, (double)same_count / count);
+        printf("kl-divergence: mean %.6g, top-1 agreement %.4f\n", kl_sum / count, (double)same_count / count);
     if (kl_f && kl_save) {
         uint64_t hdr[4] = { KL_MAGIC, nv, (uint64_t)(c - 1 - first), (uint64_t)n_chunk };
         if (fseek(kl_f, 0, SEEK_SET) != 0 || fwrite(hdr, sizeof(hdr), 1, kl_f) != 1) {

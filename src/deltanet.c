@@ -186,7 +186,7 @@ void deltanet_forward(struct fwd *f, struct deltanet_scratch *s, const struct de
         { s->beta, w->wbeta->data, w->wbeta->type, H },
         { s->g, w->walpha->data, w->walpha->type, H },
     };
-    blocks_mm_fused(f, parts, 4, hp->n_embd, xb, n);
+    blocks_mm_fused(f, ENGINE_SITE_ATTN, parts, 4, hp->n_embd, xb, n);
 
     const float *dt = w->dt_bias->data, *a = w->a->data, *cw = w->conv->data;
     for (int t = 0; t < n; t++) {
@@ -234,5 +234,5 @@ void deltanet_forward(struct fwd *f, struct deltanet_scratch *s, const struct de
                 o[i] *= silu(z[i]);
         }
     blocks_act_dirty(f);
-    blocks_mm(f, out, w->wout->data, w->wout->type, hp->n_embd, nv, s->o, n);
+    blocks_mm(f, ENGINE_SITE_ATTN, out, w->wout->data, w->wout->type, hp->n_embd, nv, s->o, n);
 }

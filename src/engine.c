@@ -23,6 +23,30 @@ struct engine {
     const struct arch_ops *arch;
 };
 
+/* The default split, measured on every logit fixture (README, "Activation
+ * precision"). */
+static const struct {
+    const char *name;
+    int bits;
+} site_info[ENGINE_N_SITES] = {
+    [ENGINE_SITE_ATTN] = { "attn", 16 },
+    [ENGINE_SITE_ROUTER] = { "router", 16 },
+    [ENGINE_SITE_EXPERT] = { "expert", 16 },
+    [ENGINE_SITE_DOWN] = { "down", 8 },
+    [ENGINE_SITE_SHARED] = { "shared", 16 },
+    [ENGINE_SITE_OUTPUT] = { "output", 16 },
+};
+
+int engine_site_default_bits(enum engine_site s)
+{
+    return (unsigned)s < ENGINE_N_SITES ? site_info[s].bits : 16;
+}
+
+const char *engine_site_name(enum engine_site s)
+{
+    return (unsigned)s < ENGINE_N_SITES ? site_info[s].name : NULL;
+}
+
 int engine_open(struct engine **out, const struct model *m, const struct engine_opts *o, char *err, size_t errlen)
 {
     const struct model_plan *pl = model_plan(m);
@@ -33,10 +57,12 @@ int engine_open(struct engine **out, const struct model *m, const struct engine_
                  o->isa ? o->isa : getenv("MOESTREAM_ISA") ? getenv("MOESTREAM_ISA") : "?");
         return rc;
     }
-    if (matvec_set_act_bits(o->act_bits ? o->act_bits : 16) < 0) {
-        snprintf(err, errlen, "engine: activation precision %d is not 8 or 16", o->act_bits);
-        return -EINVAL;
-    }
+    for (int i = 0; i < ENGINE_N_SITES; i++)
+        if (o->act_site[i] != 0 && o->act_site[i] != 8 && o->act_site[i] != 16) {
+            snprintf(err, errlen, "engine: activation precision %d of the %s products is not 8 or 16",
+                     o->act_site[i], engine_site_name((enum engine_site)i));
+            return -EINVAL;
+        }
     struct engine *e = calloc(1, sizeof(*e));
     if (!e) {
         snprintf(err, errlen, "engine: out of memory");
@@ -45,10 +71,15 @@ int engine_open(struct engine **out, const struct model *m, const struct engine_
     struct fwd *f = &e->f;
     e->arch = model_arch(m);
     f->m = m;
+    for (int i = 0; i < ENGINE_N_SITES; i++) {
+        int bits = o->act_site[i] ? o->act_site[i] : engine_site_default_bits((enum engine_site)i);
+        f->act[i] = bits == 8 ? MATVEC_ACT8 : MATVEC_ACT16;
+    }
     f->n_threads = o->n_threads > 0 ? o->n_threads : pl->n_threads;
     f->n_batch = pl->n_batch;
     f->n_ctx = pl->n_ctx;
     f->request_cap = pl->request_cap;
+    f->cache_bias = o->cache_bias;
     if ((rc = prefetch_open(&f->pf, (enum prefetch_kind)o->prefetch, hp->n_layer, hp->n_expert,
                             hp->n_expert_used > 0 ? hp->n_expert_used : 1)) < 0) {
         snprintf(err, errlen, "engine: prefetch policy %s for %d experts (%d per token): %s",

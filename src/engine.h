@@ -26,12 +26,26 @@ struct engine_opts {
     int prefetch;         /* enum prefetch_kind (io/prefetch.h): decode guesses of layer L+1's
                              experts read early; 0 = none, 1 (true) = router lookahead */
     const char *coact_path; /* co-activation statistics to start from (prefetch_load); NULL = none */
-    /* Activation precision of the integer dot products (16 or 8; 0 = 16) and
-     * kernel ISA ("ref", "avx2", "avx512"; NULL = MOESTREAM_ISA or the best).
-     * The kernels keep these process-wide: engines in one process must agree. */
-    int act_bits;
+    float cache_bias;     /* nonzero: added to the router logits of cached experts before the
+                             top-k (selection only; the weights stay the router's): lossy */
+    /* Activation precision of the integer dot products per call site, in
+     * bits: act_site[s] = 8 or 16 for site s (enum engine_site), 0 = the
+     * default split (engine_site_default_bits). Each engine keeps its own. */
+    uint8_t act_site[ENGINE_N_SITES];
+    /* Kernel ISA ("ref", "avx2", "avx512"; NULL = MOESTREAM_ISA or the best).
+     * The kernels keep it process-wide: engines in one process must agree. */
     const char *isa;
 };
+
+/* The default activation precision of a site ("mixed"): 8 bits for the
+ * routed experts' down projection, 16 for the rest. Errors reach the logits
+ * mostly by flipping near-tied routing choices downstream; of the splits
+ * measured (README, "Activation precision") this is the one with 8-bit work
+ * that stays closer to exact than llama.cpp on every logit fixture. */
+int engine_site_default_bits(enum engine_site s);
+/* The site's name as --act-bits spells it ("attn", "router", ...); NULL
+ * outside [0, ENGINE_N_SITES). */
+const char *engine_site_name(enum engine_site s);
 
 /* Opens the provider with the model plan's cache and allocates scratch for
  * steps of model_plan()->n_batch rows. 0 or -errno with err. */

@@ -22,6 +22,19 @@ struct engine_batch {
     const uint8_t *out;
 };
 
+/* Where a projection sits in a forward pass. Each site gets its own
+ * activation precision (8 or 16 bits, kernels/matvec.h) from the engine's
+ * options, so precision goes where it matters and speed where it does not. */
+enum engine_site {
+    ENGINE_SITE_ATTN,      /* attention: q/k/v/o, MLA and delta-net projections */
+    ENGINE_SITE_ROUTER,    /* expert routers and the shared expert's scalar gate */
+    ENGINE_SITE_EXPERT,    /* routed experts: gate and up */
+    ENGINE_SITE_DOWN,      /* routed experts: down */
+    ENGINE_SITE_SHARED,    /* shared experts and dense FFN layers */
+    ENGINE_SITE_OUTPUT,    /* the output head */
+    ENGINE_N_SITES
+};
+
 /* Called once per (row, layer) with the router's choice; may be NULL. */
 typedef void (*engine_route_fn)(void *ctx, int pos, int layer, const int32_t *experts, const float *weights, int k);
 

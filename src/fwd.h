@@ -12,6 +12,7 @@
 
 #include "engine_types.h"
 #include "expert_stream.h"
+#include "matvec.h"
 #include "model.h"
 #include "pool.h"
 #include "prefetch.h"
@@ -22,6 +23,7 @@ struct actq {
     void *xq;              /* rows of the largest activation size */
     size_t xq_row;         /* bytes per row */
     int xq_type;           /* act type held in xq, -1 when stale */
+    enum matvec_act xq_act; /* and its precision */
     const float *xq_src;   /* rows xq was made from */
     int xq_n, xq_rows;
 };
@@ -35,7 +37,9 @@ struct fwd {
     int n_ctx;             /* positions per sequence at most */
     int request_cap;       /* experts per provider request */
     struct prefetch *pf;   /* prefetch policy (io/prefetch.h); NULL = none */
+    float cache_bias;      /* --cache-bias: router bonus of cached experts (moe.c) */
     struct actq aq;
+    enum matvec_act act[ENGINE_N_SITES]; /* activation precision per call site */
     struct expert_stream_scratch es;
     void *scratch;         /* the architecture's */
     engine_route_fn route_fn;

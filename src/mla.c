@@ -53,7 +53,7 @@ static void scratch_sizes(const struct mla_hparams *hp, int n_batch, int n_ctx, 
     n[3] = B * hp->n_head * mla_width(hp);
     n[4] = B * hp->n_head * hp->kv_lora_rank;
     /* n[5]: bytes/4 of the quantized per-head inputs (F32 is the widest act format) */
-    n[5] = (B * hp->n_head * matvec_act_size(QT_F32, imax(hp->dk_nope, hp->kv_lora_rank)) + 3) / 4;
+    n[5] = (B * hp->n_head * matvec_act_size(QT_F32, imax(hp->dk_nope, hp->kv_lora_rank), MATVEC_ACT16) + 3) / 4;
     n[6] = B * hp->n_head * imax(hp->kv_lora_rank, hp->dv);
     n[7] = B * hp->n_head * hp->dv;
     n[8] = (size_t)n_threads * n_ctx;
@@ -126,6 +126,7 @@ void mla_prepare(struct mla_scratch *s, const struct mla_hparams *hp, const stru
 struct ph_job {
     const struct mtensor *W;
     size_t head_bytes, head_off, act_row;
+    enum matvec_act act;
     int n_out, n_in, n;
     const uint8_t *xq;
     float *y;              /* [n_head][n][n_out] */
@@ -141,7 +142,7 @@ static void ph_task(void *ctx, int task, int n_tasks)
     int64_t r1 = r0 + j->chunk < j->n_out ? r0 + j->chunk : j->n_out;
     matmul_rows(j->y + (size_t)h * j->n * j->n_out, j->n_out,
                 (const uint8_t *)j->W->data + h * j->head_bytes + j->head_off,
-                j->W->type, r0, r1, j->n_in, j->xq + (size_t)h * j->n * j->act_row, j->n);
+                j->W->type, r0, r1, j->n_in, j->xq + (size_t)h * j->n * j->act_row, j->n, j->act);
 }
 
 /* Head h's matrix starts at byte h * head_bytes + head_off of W. */
@@ -149,12 +150,13 @@ static void per_head_mm(struct fwd *f, struct mla_scratch *s, const struct mla_h
                         size_t head_bytes, size_t head_off, int n_out, int n_in, const float *x, size_t x_row,
                         size_t x_head, float *y, size_t y_row, size_t y_head, int n)
 {
-    struct ph_job j = { W, head_bytes, head_off, matvec_act_size(W->type, n_in),
+    enum matvec_act act = f->act[ENGINE_SITE_ATTN];
+    struct ph_job j = { W, head_bytes, head_off, matvec_act_size(W->type, n_in, act), act,
                         n_out, n_in, n, s->hq, s->g_out, 64, (n_out + 63) / 64 };
     for (int h = 0; h < hp->n_head; h++)
         for (int t = 0; t < n; t++)
             matvec_quantize_act(W->type, x + t * x_row + h * x_head,
-                                (uint8_t *)s->hq + ((size_t)h * n + t) * j.act_row, n_in);
+                                (uint8_t *)s->hq + ((size_t)h * n + t) * j.act_row, n_in, act);
     pool_run(f->pool, ph_task, &j, hp->n_head * j.tasks_per_head);
     for (int h = 0; h < hp->n_head; h++)
         for (int t = 0; t < n; t++)
@@ -253,19 +255,19 @@ void mla_forward(struct fwd *f, struct mla_scratch *s, const struct mla_hparams 
             { s->qa, w->wq_a->data, w->wq_a->type, hp->q_lora_rank },
             { s->kv, w->wkv_a->data, w->wkv_a->type, wd },
         };
-        blocks_mm_fused(f, p, 2, hp->n_embd, xb, n);
+        blocks_mm_fused(f, ENGINE_SITE_ATTN, p, 2, hp->n_embd, xb, n);
         for (int t = 0; t < n; t++) {
             float *qa = s->qa + (size_t)t * hp->q_lora_rank;
             blocks_rmsnorm(qa, qa, w->q_a_norm->data, hp->q_lora_rank, hp->rms_eps);
         }
         blocks_act_dirty(f);
-        blocks_mm(f, s->q, w->wq_b->data, w->wq_b->type, n_q, hp->q_lora_rank, s->qa, n);
+        blocks_mm(f, ENGINE_SITE_ATTN, s->q, w->wq_b->data, w->wq_b->type, n_q, hp->q_lora_rank, s->qa, n);
     } else {
         struct blocks_mm_part p[2] = {
             { s->q, w->wq->data, w->wq->type, n_q },
             { s->kv, w->wkv_a->data, w->wkv_a->type, wd },
         };
-        blocks_mm_fused(f, p, 2, hp->n_embd, xb, n);
+        blocks_mm_fused(f, ENGINE_SITE_ATTN, p, 2, hp->n_embd, xb, n);
     }
 
     /* latent and rope key into the cache; rope queries beside the absorbed ones */
@@ -307,5 +309,5 @@ void mla_forward(struct fwd *f, struct mla_scratch *s, const struct mla_hparams 
     per_head_mm(f, s, hp, wv, head_bytes, head_off, hp->dv, r, s->olat, (size_t)hp->n_head * r, (size_t)r, s->att,
                 (size_t)hp->n_head * hp->dv, (size_t)hp->dv, n);
     blocks_act_dirty(f);
-    blocks_mm(f, out, w->wo->data, w->wo->type, hp->n_embd, (int64_t)hp->n_head * hp->dv, s->att, n);
+    blocks_mm(f, ENGINE_SITE_ATTN, out, w->wo->data, w->wo->type, hp->n_embd, (int64_t)hp->n_head * hp->dv, s->att, n);
 }

@@ -88,6 +88,15 @@ int model_open(struct model **out, const char *dir, const struct model_opts *o, 
     }
     if ((rc = model_read_hparams(m->split, &m->hp, err, errlen)))
         goto fail;
+    if (o->moe_topk) {
+        if (o->moe_topk < 1 || o->moe_topk > m->hp.n_expert_used) {
+            snprintf(err, errlen, "model: %s: --moe-topk %d: expected 1..%d (the model routes each token to %d "
+                     "experts)", dir, o->moe_topk, m->hp.n_expert_used, m->hp.n_expert_used);
+            rc = -EINVAL;
+            goto fail;
+        }
+        m->hp.n_expert_used = o->moe_topk;
+    }
     m->arch = arch_find(m->hp.arch_name);
     m->io = o->io;
 

@@ -37,6 +37,8 @@ struct model_opts {
     int n_threads;
     bool verify_pinned;         /* XXH3 of every pinned tensor at load */
     uint64_t cache_bytes;       /* nonzero: expert cache size, overriding the budget's share */
+    int moe_topk;               /* nonzero: route each token to this many experts instead of the
+                                   model's expert_used_count (a lossy speed lever, at most that) */
 };
 
 /* The budget as resolved at load. */

@@ -98,9 +98,22 @@ static void topk(const float *v, int n, int k, int32_t *ids)
     }
 }
 
+/* --cache-bias: sel = v plus f->cache_bias for the experts of layer il in
+ * the cache; returns sel, or v itself when there is no bias. */
+static const float *cache_biased(const struct fwd *f, int il, const float *v, float *sel, int ne)
+{
+    if (f->cache_bias == 0.0f)
+        return v;
+    for (int e = 0; e < ne; e++)
+        sel[e] = provider_resident(f->prov, il, e) ? v[e] + f->cache_bias : v[e];
+    return sel;
+}
+
 /* Router logits (plus bias) to each row's top-k ids and weights. Softmax
  * over all experts, top-k (ties to the lower id), optional renormalisation;
- * or top-k of the logits and a softmax over the k selected. */
+ * or top-k of the logits and a softmax over the k selected. With
+ * --cache-bias the top-k ranks the biased logits; the weights are the
+ * router's own. */
 static void route(struct fwd *f, struct moe_scratch *s, const struct moe_hparams *hp, const struct moe_weights *mw,
                   int il, const struct engine_batch *b)
 {
@@ -114,9 +127,12 @@ static void route(struct fwd *f, struct moe_scratch *s, const struct moe_hparams
             for (int e = 0; e < ne; e++)
                 p[e] += rb[e];
         }
+        const float *rank = cache_biased(f, il, p, s->sel, ne);
         if (hp->gating == MOE_GATING_SOFTMAX_SELECTED) {
-            topk(p, ne, k, id);
+            topk(rank, ne, k, id);
             float mx = p[id[0]];
+            for (int j = 1; j < k; j++)
+                mx = p[id[j]] > mx ? p[id[j]] : mx;
             double sum = 0;
             for (int j = 0; j < k; j++) {
                 w[j] = expf(p[id[j]] - mx);
@@ -136,7 +152,7 @@ static void route(struct fwd *f, struct moe_scratch *s, const struct moe_hparams
             }
             for (int e = 0; e < ne; e++)
                 p[e] = (float)(p[e] / sum);
-            topk(p, ne, k, id);
+            topk(rank, ne, k, id); /* rank is p (now probabilities) without a bias */
             for (int j = 0; j < k; j++)
                 w[j] = p[id[j]];
             if (hp->norm_topk) {
@@ -162,9 +178,10 @@ static bool route_is_ext(const struct moe_hparams *hp, const struct moe_weights 
  * (in place), sel = p + bias, groups outside the best n_group_used (ranked
  * by the sum of their two best sel) masked, top-k of sel (ties to the lower
  * id), weights p of the chosen, renormalised (sum clamped as llama.cpp
- * does), times w_scale. */
+ * does), times w_scale. With f (--cache-bias), the cached experts of layer
+ * il get the bias added to sel. */
 static void route_ext_row(const struct moe_hparams *hp, const struct moe_weights *w, float *p, float *sel,
-                          int32_t *id, float *wt)
+                          int32_t *id, float *wt, const struct fwd *f, int il)
 {
     int ne = hp->n_expert, k = hp->n_expert_used;
     if (hp->gating == MOE_GATING_SIGMOID) {
@@ -185,6 +202,9 @@ static void route_ext_row(const struct moe_hparams *hp, const struct moe_weights
     const float *bias = w->probs_b ? w->probs_b->data : NULL;
     for (int e = 0; e < ne; e++)
         sel[e] = bias ? p[e] + bias[e] : p[e];
+    if (f && f->cache_bias != 0.0f)
+        for (int e = 0; e < ne; e++)
+            sel[e] += provider_resident(f->prov, il, e) ? f->cache_bias : 0.0f;
     if (hp->n_group > 1 && hp->n_group_used < hp->n_group) {
         int per = ne / hp->n_group;
         float gscore[MOE_MAX_GROUPS];
@@ -230,7 +250,7 @@ static void route_ext(struct fwd *f, struct moe_scratch *s, const struct moe_hpa
     for (int t = 0; t < b->n; t++) {
         int32_t *id = s->topk_id + (size_t)t * k;
         float *wt = s->topk_w + (size_t)t * k;
-        route_ext_row(hp, w, s->router + (size_t)t * hp->n_expert, s->sel, id, wt);
+        route_ext_row(hp, w, s->router + (size_t)t * hp->n_expert, s->sel, id, wt, f, il);
         if (f->route_fn)
             f->route_fn(f->route_ctx, b->pos[t], il, id, wt, k);
     }
@@ -254,6 +274,7 @@ struct moe_ctx {
     const uint8_t *const *blobs;
     int phase;             /* 0: gate and up; 1: down */
     int tasks_per_expert;
+    enum matvec_act act;   /* precision of the phase's activations */
     size_t act_row;        /* bytes of one quantized activation row */
 };
 
@@ -273,13 +294,13 @@ static void ebatch_task(void *ctx, int task, int n_tasks)
     if (c->phase == 0) {
         int64_t r1 = r0 + MOE_TASK_ROWS < hp->n_ff_exp ? r0 + MOE_TASK_ROWS : hp->n_ff_exp;
         matmul_rows(s->hg + (size_t)row0 * hp->n_ff_exp, hp->n_ff_exp, blob + c->w->gate->offset, c->w->gate->type,
-                    r0, r1, hp->n_embd, xq, rows);
+                    r0, r1, hp->n_embd, xq, rows, c->act);
         matmul_rows(s->hu + (size_t)row0 * hp->n_ff_exp, hp->n_ff_exp, blob + c->w->up->offset, c->w->up->type, r0,
-                    r1, hp->n_embd, xq, rows);
+                    r1, hp->n_embd, xq, rows, c->act);
     } else {
         int64_t r1 = r0 + MOE_TASK_ROWS < hp->n_embd ? r0 + MOE_TASK_ROWS : hp->n_embd;
         matmul_rows(s->yg + (size_t)row0 * hp->n_embd, hp->n_embd, blob + c->w->down->offset, c->w->down->type, r0,
-                    r1, hp->n_ff_exp, xq, rows);
+                    r1, hp->n_ff_exp, xq, rows, c->act);
     }
 }
 
@@ -344,10 +365,11 @@ static int expert_batch(void *ctx, const int32_t *ids, const uint8_t *const *blo
     c->blobs = blobs;
     c->phase = 0;
     c->tasks_per_expert = (hp->n_ff_exp + MOE_TASK_ROWS - 1) / MOE_TASK_ROWS;
-    c->act_row = matvec_act_size(w->gate->type, hp->n_embd);
+    c->act = f->act[ENGINE_SITE_EXPERT];
+    c->act_row = matvec_act_size(w->gate->type, hp->n_embd, c->act);
     for (int r = 0; r < rows; r++)
         matvec_quantize_act(w->gate->type, s->xg + (size_t)r * hp->n_embd, (char *)f->aq.xq + (size_t)r * c->act_row,
-                            hp->n_embd);
+                            hp->n_embd, c->act);
     blocks_act_dirty(f);
     if (f->act_fn)
         moe_observe(c, nb, 0);
@@ -373,10 +395,11 @@ static int expert_batch(void *ctx, const int32_t *ids, const uint8_t *const *blo
         moe_observe(c, nb, 1);
     c->phase = 1;
     c->tasks_per_expert = (hp->n_embd + MOE_TASK_ROWS - 1) / MOE_TASK_ROWS;
-    c->act_row = matvec_act_size(w->down->type, hp->n_ff_exp);
+    c->act = f->act[ENGINE_SITE_DOWN];
+    c->act_row = matvec_act_size(w->down->type, hp->n_ff_exp, c->act);
     for (int r = 0; r < rows; r++)
         matvec_quantize_act(w->down->type, s->hg + (size_t)r * hp->n_ff_exp,
-                            (char *)f->aq.xq + (size_t)r * c->act_row, hp->n_ff_exp);
+                            (char *)f->aq.xq + (size_t)r * c->act_row, hp->n_ff_exp, c->act);
     pool_run(f->pool, ebatch_task, c, nb * c->tasks_per_expert);
     if (w->down_b)
         add_part_bias(s->yg, hp->n_embd, w->down_b, blobs, nb, s);
@@ -402,9 +425,9 @@ static void prefetch_next(void *ctx)
     int ng = 0;
     if (prefetch_wants_lookahead(c->f->pf)) {
         blocks_rmsnorm(s->pf_x, c->x, N->ffn_norm->data, hp->n_embd, c->rms_eps);
-        blocks_mm(c->f, s->pf_logits, N->router->data, N->router->type, hp->n_expert, hp->n_embd, s->pf_x, 1);
+        blocks_mm(c->f, ENGINE_SITE_ROUTER, s->pf_logits, N->router->data, N->router->type, hp->n_expert, hp->n_embd, s->pf_x, 1);
         if (route_is_ext(hp, N)) {
-            route_ext_row(hp, N, s->pf_logits, s->sel, s->pf_ids, s->pf_w);
+            route_ext_row(hp, N, s->pf_logits, s->sel, s->pf_ids, s->pf_w, NULL, 0);
         } else {
             if (N->router_b)
                 for (int e = 0; e < hp->n_expert; e++)
@@ -423,7 +446,7 @@ int moe_forward(struct fwd *f, struct moe_scratch *s, const struct moe_hparams *
 {
     int n = b->n, k = hp->n_expert_used;
     double t0 = blocks_now();
-    blocks_mm(f, s->router, w->router->data, w->router->type, hp->n_expert, hp->n_embd, xb, n);
+    blocks_mm(f, ENGINE_SITE_ROUTER, s->router, w->router->data, w->router->type, hp->n_expert, hp->n_embd, xb, n);
     if (route_is_ext(hp, w))
         route_ext(f, s, hp, w, il, b);
     else
@@ -490,7 +513,7 @@ void moe_shared_forward(struct fwd *f, struct moe_shared_scratch *s, const struc
         { s->hg, w->gate->data, w->gate->type, n_ff },
         { s->hu, w->up->data, w->up->type, n_ff },
     };
-    blocks_mm_fused(f, gu, 2, n_embd, xb, n);
+    blocks_mm_fused(f, ENGINE_SITE_SHARED, gu, 2, n_embd, xb, n);
     if (w->gate_inp) {
         if (w->gate_inp->type == QT_F32) {
             /* one output: a plain dot product, as the reference does in F32 */
@@ -503,7 +526,7 @@ void moe_shared_forward(struct fwd *f, struct moe_shared_scratch *s, const struc
                 s->g[t] = d;
             }
         } else {
-            blocks_mm(f, s->g, w->gate_inp->data, w->gate_inp->type, 1, n_embd, xb, n);
+            blocks_mm(f, ENGINE_SITE_ROUTER, s->g, w->gate_inp->data, w->gate_inp->type, 1, n_embd, xb, n);
         }
     }
     for (size_t i = 0; i < (size_t)n * n_ff; i++) {
@@ -511,7 +534,7 @@ void moe_shared_forward(struct fwd *f, struct moe_shared_scratch *s, const struc
         s->hg[i] = g / (1.0f + expf(-g)) * s->hu[i];
     }
     blocks_act_dirty(f);
-    blocks_mm(f, s->y, w->down->data, w->down->type, n_embd, n_ff, s->hg, n);
+    blocks_mm(f, ENGINE_SITE_SHARED, s->y, w->down->data, w->down->type, n_embd, n_ff, s->hg, n);
     for (int t = 0; t < n; t++) {
         float sg = w->gate_inp ? 1.0f / (1.0f + expf(-s->g[t])) : 1.0f;
         float *xr = x + (size_t)t * n_embd;

@@ -10,6 +10,8 @@
  * clamped gpt-oss SwiGLU, down; optional per-expert biases from the blob),
  * and the weighted sum in slot order, so the numbers never depend on arrival
  * order, on what was cached, or on the other rows of the step.
+ * (The one exception is opt-in: --cache-bias ranks cached experts higher, so
+ * with it the choice of experts depends on the cache by design.)
  *
  * Owns: the MoE scratch and the expert batching. Optional router lookahead
  * (decode): the next layer's router on this layer's state starts its likely

@@ -107,6 +107,16 @@ int tok_load_merges(struct tokenizer *t, const struct gguf_ctx *g, char *err, si
     "[^\\r\\n\\p{L}\\p{N}]?" RE_O200K_UPPER "*" RE_O200K_LOWER "+" RE_CONTRACTIONS "?"               \
     "|[^\\r\\n\\p{L}\\p{N}]?" RE_O200K_UPPER "+" RE_O200K_LOWER "*" RE_CONTRACTIONS "?"              \
     "|\\p{N}{1,3}| ?[^" WS "\\p{L}\\p{N}]+[\\r\\n/]*|[" WS "]*[\\r\\n]+|[" WS "]+(?![^" WS "])|[" WS "]+"
+/* Kimi-K2 (tokenization_kimi.py's pat_str): Han runs are pieces of their
+ * own and never join a word; otherwise the o200k split with \p{L}\p{M}
+ * letters. PCRE2 has no class intersection ("[...&&[^\p{Han}]]"), hence the
+ * look-ahead. */
+#define RE_KIMI_UPPER "(?:(?!\\p{Han})[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}])"
+#define RE_KIMI_LOWER "(?:(?!\\p{Han})[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}])"
+#define RE_KIMI                                                                                       \
+    "\\p{Han}+|[^\\r\\n\\p{L}\\p{N}]?" RE_KIMI_UPPER "*" RE_KIMI_LOWER "+" RE_CONTRACTIONS "?"                 \
+    "|[^\\r\\n\\p{L}\\p{N}]?" RE_KIMI_UPPER "+" RE_KIMI_LOWER "*" RE_CONTRACTIONS "?"                          \
+    "|\\p{N}{1,3}| ?[^" WS "\\p{L}\\p{N}]+[\\r\\n]*" RE_WS_TAIL
 #define RE_CJK "[\\x{4E00}-\\x{9FA5}\\x{800}-\\x{4E00}\\x{AC00}-\\x{D7FF}]+"
 /* deepseek-llm letters: the cased-letter (Lu/Ll/Lt) ranges of its tokenizer.json */
 #define RE_DS_LETTERS                                                                              \
@@ -137,6 +147,7 @@ static const struct tok_pre_def tok_pre_defs[] = {
     {{"qwen2", "deepseek-r1-qwen", "stablelm2", "hunyuan"}, false, {RE_QWEN2}},
     {{"qwen35"}, false, {RE_QWEN35}},
     {{"gpt-4o", "llama4"}, false, {RE_O200K}},
+    {{"kimi-k2"}, false, {RE_KIMI}},
     {{"llama3", "llama-v3", "llama-bpe", "falcon3", "dbrx", "smaug-bpe"}, true, {RE_LLAMA3}},
     {{"gpt-2", "gpt2", "phi-2", "mpt", "olmo", "jais"}, false, {RE_GPT2}},
     {{"starcoder", "refact", "command-r", "smollm", "codeshell", "exaone"}, false, {"\\p{N}", RE_GPT2}},
@@ -165,7 +176,7 @@ int tok_setup_pre(struct tokenizer *t, const char *pre, char *err, size_t errlen
                 def = &tok_pre_defs[i];
     if (!def) {
         errmsg_set(err, errlen, 0, "tokenizer: tokenizer.ggml.pre: unsupported pre-tokenizer \"%s\" "
-                   "(supported: qwen2, qwen35, gpt-4o, llama3, gpt-2, starcoder, deepseek-llm, deepseek-coder, "
+                   "(supported: qwen2, qwen35, gpt-4o, kimi-k2, llama3, gpt-2, starcoder, deepseek-llm, deepseek-coder, "
                    "deepseek-v3, default)", pre);
         return -ENOTSUP;
     }

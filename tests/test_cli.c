@@ -113,6 +113,13 @@ static void test_help_and_usage_errors(void **state)
     assert_non_null(strstr(out, "expected an integer"));
     assert_int_equal(sh("%s/moestream run -m %s/q8 -p hi --ram-budget lots 2>&1", bin, dir), 2);
     assert_non_null(strstr(out, "expected a size"));
+    const char *bad_act[] = { "12", "mixed,bogus=8", "mixed,down=12", "mixed,", "down" };
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(sh("%s/moestream run -m %s/q8 -p hi --act-bits '%s' 2>&1", bin, dir, bad_act[i]), 2);
+        assert_non_null(strstr(out, "--act-bits: expected 16, 8, mixed"));
+    }
+    assert_int_equal(sh("%s/moestream run --help", bin), 0);
+    assert_non_null(strstr(out, "mixed (default"));
 }
 
 static void test_missing_and_corrupt_split(void **state)
@@ -181,6 +188,33 @@ static void test_logits_cli(void **state)
     }
     printf("  CLI logits Q8_0: KL mean %.3g, top-1 %.3f over %d positions\n", kl / n, (double)same / n, n);
     assert_true(kl / n < 2.9e-3); /* fixture tolerance: 2 x llama.cpp's 0.00143 */
+    /* --act-bits 16 is the exact mode; a per-site list that sets the
+     * default split's 8-bit sites back to 16 gives the same bytes */
+    const char *modes[] = { "16", "mixed,down=16" };
+    float *m16 = NULL;
+    for (int k = 0; k < 2; k++) {
+        rc = sh("%s/moestream logits -m %s/q8 --tokens %s/models/q3moe-a-Q8_0.tokens.i32 --out %s/q8-%d.f32 "
+                "--act-bits %s 2>&1",
+                bin, dir, fx, dir, k, modes[k]);
+        if (rc != 0)
+            fail_msg("logits --act-bits %s failed: %s", modes[k], out);
+        snprintf(p, sizeof(p), "%s/q8-%d.f32", dir, k);
+        float *x = slurp(p, &lb);
+        assert_non_null(x);
+        assert_int_equal(lb, la);
+        if (!m16) {
+            m16 = x;
+            continue;
+        }
+        assert_memory_equal(x, m16, la);
+        free(x);
+    }
+    double max_diff = 0;
+    for (size_t i = 0; i < la / 4; i++)
+        max_diff = fmax(max_diff, fabs((double)m16[i] - ref[i]));
+    printf("  CLI logits Q8_0 --act-bits 16: max |logit - exact| %.2g\n", max_diff);
+    assert_true(max_diff < 0.01);
+    free(m16);
     free(ours);
     free(ref);
 }
@@ -493,10 +527,11 @@ static void test_ctrl_c(void **state)
     assert_non_null(strstr(out, "rc=130"));
     assert_non_null(strstr(out, "interrupted (Ctrl-C)"));
     assert_non_null(strstr(out, "stats: prompt"));
-    /* chat: the first answer runs until Ctrl-C, the second message is answered */
+    /* chat: the first answer runs until Ctrl-C, the second message is answered
+     * (-n 800: long enough that a loaded machine still interrupts the first) */
     assert_int_equal(sh("rm -f %s/chat.go; { echo 'write a long program'; while [ ! -e %s/chat.go ]; do sleep 0.1; "
                         "done; echo again; } | "
-                        "%s/moestream chat -m %s/tiny -n 300 --ignore-eos -c 2048 --temp 0 --stats >%s/chat.out "
+                        "%s/moestream chat -m %s/tiny -n 800 --ignore-eos -c 2048 --temp 0 --stats >%s/chat.out "
                         "2>%s/chat.err & pid=$!; i=0; while [ $i -lt 300 ] && [ \"$(cat %s/chat.out 2>/dev/null | wc -c)\" -lt 64 ]; do "
                         "sleep 0.1; i=$((i+1)); done; kill -INT $pid; sleep 0.5; touch %s/chat.go; wait $pid; "
                         "echo rc=$?; cat %s/chat.err",
@@ -537,7 +572,7 @@ static void test_perplexity_cli(void **state)
                         "--io buffered --ram-budget 140M 2>/dev/null",
                         bin, dir, fx, kl),
                      0);
-    assert_non_null(strstr(out, "kl-divergence: mean 0.000000, top-1 agreement 1.0000"));
+    assert_non_null(strstr(out, "kl-divergence: mean 0, top-1 agreement 1.0000"));
     /* compared with a different chunk count: refused, not silently shortened */
     assert_int_equal(sh("%s/moestream perplexity -m %s/tiny -f %s/tinymoe/val-a-512k.txt --chunks 2 --kl-base %s "
                         "2>&1",
@@ -635,6 +670,49 @@ static void test_prefetch_cli(void **state)
     assert_int_equal(sh("%s/moestream %s --prefetch sometimes 2>&1", bin, run), 2);
 }
 
+/* The lossy levers: --moe-topk at the model's own count and --cache-bias
+ * with every expert cached change nothing (bit for bit); fewer experts give
+ * other (finite) logits; the bias makes a small cache serve more of the
+ * routing (fewer reads); out-of-range values are refused. */
+static unsigned long long reads_of(const char *s)
+{
+    const char *p = strstr(s, "\"reads\":");
+    return p ? strtoull(p + 8, NULL, 10) : 0;
+}
+
+static void test_lossy_levers(void **state)
+{
+    (void)state;
+    if (!ready())
+        skip();
+    const char *lg = "logits -m build/test-cli/tiny --tokens";
+    assert_int_equal(sh("%s/moestream %s %s/tinymoe/ref64.tokens.i32 --out %s/a.f32 2>&1 && "
+                        "%s/moestream %s %s/tinymoe/ref64.tokens.i32 --out %s/b.f32 --moe-topk 4 2>&1 && "
+                        "cmp %s/a.f32 %s/b.f32 && "
+                        "%s/moestream %s %s/tinymoe/ref64.tokens.i32 --out %s/b.f32 --cache-bias 1 --preload 2>&1 && "
+                        "cmp %s/a.f32 %s/b.f32",
+                        bin, lg, fx, dir, bin, lg, fx, dir, dir, dir, bin, lg, fx, dir, dir, dir),
+                     0);
+    assert_int_equal(sh("%s/moestream %s %s/tinymoe/ref64.tokens.i32 --out %s/b.f32 --moe-topk 2 2>&1", bin, lg, fx,
+                        dir),
+                     0);
+    assert_int_not_equal(sh("cmp -s %s/a.f32 %s/b.f32", dir, dir), 0);
+    const char *run = "run -m build/test-cli/tiny -p 'def fibonacci(n):' -n 24 --temp 0 --ram-budget 140M";
+    assert_int_equal(sh("%s/moestream %s --stats-json 2>&1 >/dev/null | grep '\"type\":\"run\"'", bin, run), 0);
+    unsigned long long plain = reads_of(out);
+    assert_int_equal(sh("%s/moestream %s --stats-json --cache-bias 2 2>&1 >/dev/null | grep '\"type\":\"run\"'",
+                        bin, run),
+                     0);
+    unsigned long long biased = reads_of(out);
+    printf("  expert reads at 140M: %llu, with --cache-bias 2: %llu\n", plain, biased);
+    assert_true(plain > 0 && biased < plain);
+    assert_int_equal(sh("%s/moestream %s --moe-topk 5 2>&1", bin, run), 1);
+    assert_non_null(strstr(out, "--moe-topk 5: expected 1..4"));
+    assert_int_equal(sh("%s/moestream %s --moe-topk 0 2>&1", bin, run), 2);
+    assert_int_equal(sh("%s/moestream %s --cache-bias nan 2>&1", bin, run), 2);
+    sh("rm -f %s/a.f32 %s/b.f32", dir, dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -652,6 +730,7 @@ int main(void)
         cmocka_unit_test(test_integrity),
         cmocka_unit_test(test_run_from_gguf),
         cmocka_unit_test(test_prefetch_cli),
+        cmocka_unit_test(test_lossy_levers),
     };
     return cmocka_run_group_tests_name("cli", tests, setup, NULL);
 }

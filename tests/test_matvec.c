@@ -149,10 +149,10 @@ static void synth_weights(int t, void *dst, int64_t n_rows, int64_t n)
     }
 }
 
-static void check_shape(struct pool *p, int t, int64_t n_rows, int64_t n, int64_t n_tok)
+static void check_shape(struct pool *p, int t, int64_t n_rows, int64_t n, int64_t n_tok, enum matvec_act act)
 {
     const struct quant_traits *tr = quant_traits(t);
-    const size_t row_size = quant_row_size(t, n), act_size = matvec_act_size(t, n);
+    const size_t row_size = quant_row_size(t, n), act_size = matvec_act_size(t, n, act);
     assert_true(row_size > 0 && act_size > 0);
     uint8_t *W = malloc(row_size * (size_t)n_rows);
     float *X = malloc(sizeof(float) * (size_t)(n * n_tok));
@@ -163,7 +163,7 @@ static void check_shape(struct pool *p, int t, int64_t n_rows, int64_t n, int64_
     for (int64_t i = 0; i < n * n_tok; i++)
         X[i] = rng_float();
     for (int64_t k = 0; k < n_tok; k++)
-        matvec_quantize_act(t, X + k * n, Xq + (size_t)k * act_size, n);
+        matvec_quantize_act(t, X + k * n, Xq + (size_t)k * act_size, n, act);
     /* 16-bit mode: the row holds Q(x) then Q(x - deq(Q(x))); the output is
      * the sum of the two dots, first pass first */
     const size_t pass2 = act_size == quant_row_size(tr->vec_dot_type, n) ? 0 : act_size / 2;
@@ -181,14 +181,14 @@ static void check_shape(struct pool *p, int t, int64_t n_rows, int64_t n, int64_
     /* matvec, token by token */
     for (int64_t k = 0; k < n_tok; k++) {
         memset(Y, 0xff, sizeof(float) * (size_t)n_rows); /* NaN poison */
-        matvec(p, Y, W, t, n_rows, n, Xq + (size_t)k * act_size);
+        matvec(p, Y, W, t, n_rows, n, Xq + (size_t)k * act_size, act);
         if (memcmp(Y, Yref + k * n_rows, sizeof(float) * (size_t)n_rows) != 0)
             fail_msg("matvec %s rows %lld n %lld threads %d token %lld differs from per-row vec_dot", tr->name,
                      (long long)n_rows, (long long)n, pool_n_threads(p), (long long)k);
     }
     /* matmul, all tokens */
     memset(Y, 0xff, sizeof(float) * (size_t)(n_rows * n_tok));
-    matmul(p, Y, W, t, n_rows, n, Xq, n_tok);
+    matmul(p, Y, W, t, n_rows, n, Xq, n_tok, act);
     if (memcmp(Y, Yref, sizeof(float) * (size_t)(n_rows * n_tok)) != 0)
         fail_msg("matmul %s rows %lld n %lld tokens %lld threads %d differs from per-row vec_dot", tr->name,
                  (long long)n_rows, (long long)n, (long long)n_tok, pool_n_threads(p));
@@ -202,23 +202,23 @@ static void check_shape(struct pool *p, int t, int64_t n_rows, int64_t n, int64_
 static void test_drivers_match_rows(void **state)
 {
     (void)state;
-    for (int bits = 8; bits <= 16; bits += 8) {
-    assert_int_equal(matvec_set_act_bits(bits), 0);
+    static const enum matvec_act acts[] = { MATVEC_ACT8, MATVEC_ACT16 };
+    for (int ai = 0; ai < 2; ai++) {
     static const int types[] = { QT_F32, QT_Q8_0, QT_IQ4_NL, QT_Q4_K, QT_Q6_K };
     static const int64_t shapes[][2] = { { 1, 256 }, { 3, 512 }, { 17, 256 }, { 64, 768 }, { 259, 256 }, { 1000, 512 } };
-    /* 9 and 21: more activation rows than one multi-row chunk, odd remainders */
-    static const int64_t toks[] = { 1, 2, 5, 9, 21 };
+    /* 9 and 21: more activation rows than one multi-row chunk, odd remainders;
+     * 37: more than one token chunk of the tile kernels (32) */
+    static const int64_t toks[] = { 1, 2, 5, 9, 21, 37 };
     for (int nt = 1; nt <= 3; nt++) {
         struct pool *p = pool_init(nt);
         assert_non_null(p);
         for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++)
             for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++)
                 for (size_t ki = 0; ki < sizeof(toks) / sizeof(toks[0]); ki++)
-                    check_shape(p, types[ti], shapes[si][0], shapes[si][1], toks[ki]);
+                    check_shape(p, types[ti], shapes[si][0], shapes[si][1], toks[ki], acts[ai]);
         pool_free(p);
     }
     }
-    matvec_set_act_bits(16);
 }
 
 /* 16-bit activations: the residual pass must make the dot much closer to the
@@ -243,11 +243,11 @@ static void test_act16_precision(void **state)
             exact += (double)w[i] * x[i], mag += fabs((double)w[i] * x[i]);
         double err[2];
         for (int pass = 0; pass < 2; pass++) {
-            matvec_set_act_bits(pass ? 16 : 8);
+            enum matvec_act act = pass ? MATVEC_ACT16 : MATVEC_ACT8;
             float y;
             struct pool *p = pool_init(1);
-            matvec_quantize_act(t, x, xq, n);
-            matvec(p, &y, W, t, 1, n, xq);
+            matvec_quantize_act(t, x, xq, n, act);
+            matvec(p, &y, W, t, 1, n, xq, act);
             pool_free(p);
             err[pass] = fabs(y - exact) / mag;
         }
@@ -257,7 +257,6 @@ static void test_act16_precision(void **state)
         free(W);
         free(xq);
     }
-    matvec_set_act_bits(16);
 }
 
 /* matmul's row blocks must not depend on the cache size guess: a wide matrix
@@ -267,22 +266,19 @@ static void test_matmul_wide_rows(void **state)
     (void)state;
     struct pool *p = pool_init(2);
     assert_non_null(p);
-    check_shape(p, QT_F32, 5, 1 << 17, 3); /* 512 KiB rows */
+    check_shape(p, QT_F32, 5, 1 << 17, 3, MATVEC_ACT16); /* 512 KiB rows */
     pool_free(p);
 }
 
 static void test_act_size(void **state)
 {
     (void)state;
-    matvec_set_act_bits(8);
-    assert_int_equal(matvec_act_size(QT_Q4_K, 512), 2 * sizeof(block_q8_K));
-    assert_int_equal(matvec_act_size(QT_Q4_0, 512), 16 * sizeof(block_q8_0));
-    assert_int_equal(matvec_act_size(QT_F16, 100), 100 * sizeof(float));
-    matvec_set_act_bits(16);
-    assert_int_equal(matvec_act_size(QT_Q4_K, 512), 4 * sizeof(block_q8_K));
-    assert_int_equal(matvec_act_size(QT_Q4_0, 512), 32 * sizeof(block_q8_0));
-    assert_int_equal(matvec_act_size(QT_F16, 100), 100 * sizeof(float));
-    assert_int_equal(matvec_set_act_bits(12), -1);
+    assert_int_equal(matvec_act_size(QT_Q4_K, 512, MATVEC_ACT8), 2 * sizeof(block_q8_K));
+    assert_int_equal(matvec_act_size(QT_Q4_0, 512, MATVEC_ACT8), 16 * sizeof(block_q8_0));
+    assert_int_equal(matvec_act_size(QT_F16, 100, MATVEC_ACT8), 100 * sizeof(float));
+    assert_int_equal(matvec_act_size(QT_Q4_K, 512, MATVEC_ACT16), 4 * sizeof(block_q8_K));
+    assert_int_equal(matvec_act_size(QT_Q4_0, 512, MATVEC_ACT16), 32 * sizeof(block_q8_0));
+    assert_int_equal(matvec_act_size(QT_F16, 100, MATVEC_ACT16), 100 * sizeof(float));
 }
 
 /* the drivers run whatever quant_init picks (or MOESTREAM_ISA says) */

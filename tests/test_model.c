@@ -93,6 +93,7 @@ struct run_cfg {
     uint64_t cache_bytes;   /* 0: everything resident */
     int n_batch;
     int prefetch;           /* enum prefetch_kind (decode steps only); true = lookahead */
+    int act_bits;           /* activation precision of every site (8, 16); 0 = the default split */
 };
 
 /* Runs tokens through the model; returns malloc'ed [n][n_vocab] logits. */
@@ -114,6 +115,8 @@ static float *run_model(const char *dir, const int32_t *tok, int n, const struct
         fail_msg("model_open %s: %s", dir, err);
     struct engine *e;
     struct engine_opts eo = { .n_threads = 2, .prefetch = cfg->prefetch, .isa = quant_isa_name() };
+    for (int i = 0; i < ENGINE_N_SITES; i++)
+        eo.act_site[i] = (uint8_t)cfg->act_bits;
     if (engine_open(&e, m, &eo, err, sizeof(err)) < 0)
         fail_msg("engine_open: %s", err);
     struct session *s;
@@ -198,7 +201,7 @@ static void test_golden_logits(void **state)
                 printf("  %-16s %-6s skipped: this CPU lacks the ISA\n", models[mi], isas[ii]);
                 continue;
             }
-            struct run_cfg cfg = { PROVIDER_IO_URING, 0, 64, false };
+            struct run_cfg cfg = { PROVIDER_IO_URING, 0, 64, false, 0 };
             int nv2;
             float *ours = run_model(dir, tok, n, &cfg, &nv2, NULL);
             assert_int_equal(nv2, nv);
@@ -230,7 +233,7 @@ static void test_streaming_identical(void **state)
         snprintf(p, sizeof(p), "%s/models/%s.tokens.i32", fixtures, models[mi]);
         int32_t *tok = read_file(p, &len);
         int n = (int)(len / 4), nv;
-        struct run_cfg resident = { PROVIDER_IO_URING, 0, 32, false };
+        struct run_cfg resident = { PROVIDER_IO_URING, 0, 32, false, 0 };
         float *base = run_model(dir, tok, n, &resident, &nv, NULL);
         /* the smallest cache that holds one token's experts: constant eviction */
         struct split_model *sm;
@@ -245,7 +248,7 @@ static void test_streaming_identical(void **state)
         enum provider_io ios[] = { PROVIDER_IO_URING, PROVIDER_IO_PREAD, PROVIDER_IO_BUFFERED };
         const char *names[] = { "uring", "pread", "buffered" };
         for (int b = 0; b < 3; b++) {
-            struct run_cfg cfg = { ios[b], tiny, 32, false };
+            struct run_cfg cfg = { ios[b], tiny, 32, false, 0 };
             struct provider_stats ps;
             float *x = run_model(dir, tok, n, &cfg, &nv, &ps);
             printf("  %-16s %-8s cache %llu KiB: %llu reads, hit rate %.2f, identical %s\n", models[mi], names[b],
@@ -256,7 +259,7 @@ static void test_streaming_identical(void **state)
             assert_memory_equal(x, base, sizeof(float) * (size_t)n * nv);
             free(x);
             /* token by token (the decode path) with next-layer prefetch */
-            struct run_cfg dec = { ios[b], 2 * tiny, 1, true }; /* room beside a pinned layer */
+            struct run_cfg dec = { ios[b], 2 * tiny, 1, true, 0 }; /* room beside a pinned layer */
             x = run_model(dir, tok, n, &dec, &nv, &ps);
             printf("  %-16s %-8s decode + prefetch: %llu prefetch reads, %llu found loading, identical %s\n",
                    models[mi], names[b], (unsigned long long)ps.prefetches, (unsigned long long)ps.prefetch_waits,
@@ -289,7 +292,7 @@ static void test_tinymoe_nll(void **state)
     assert_non_null(tok);
     assert_non_null(ref_nll);
     assert_non_null(llama);
-    struct run_cfg cfg = { PROVIDER_IO_URING, 0, 64, false };
+    struct run_cfg cfg = { PROVIDER_IO_URING, 0, 64, false, 0 };
     float *x = run_model(dir, tok, n, &cfg, &nv, NULL);
     double nll = 0, ref = 0;
     int agree = 0;
@@ -359,12 +362,12 @@ static void check_arch(const struct arch_case *ac)
             printf("  %s: ISA %s not available on this CPU, skipped\n", ac->name, isas[ii]);
             continue;
         }
-        struct run_cfg resident = { PROVIDER_IO_URING, 0, 64, false };
+        struct run_cfg resident = { PROVIDER_IO_URING, 0, 64, false, 0 };
         float *x = run_model(dir, tok, n, &resident, &nv, NULL);
         assert_int_equal(len, sizeof(float) * (size_t)n * nv);
         double kl, top1;
         compare(ref, x, n, nv, &kl, &top1);
-        struct run_cfg streamed = { PROVIDER_IO_URING, 4 * slot, 64, false };
+        struct run_cfg streamed = { PROVIDER_IO_URING, 4 * slot, 64, false, 0 };
         struct provider_stats ps;
         float *y = run_model(dir, tok, n, &streamed, &nv, &ps);
         bool same = memcmp(x, y, sizeof(float) * (size_t)n * nv) == 0;
@@ -416,8 +419,8 @@ static void test_arch_deepseek2(void **state)
     assert_int_equal(split_open(&sm, dir, err, sizeof(err)), 0);
     uint64_t slot = sm->layers[1].blob_size;
     split_close(sm);
-    struct run_cfg batched = { PROVIDER_IO_URING, 0, 64, false };
-    struct run_cfg dec = { PROVIDER_IO_URING, 8 * slot, 1, true }; /* room for the lookahead */
+    struct run_cfg batched = { PROVIDER_IO_URING, 0, 64, false, 0 };
+    struct run_cfg dec = { PROVIDER_IO_URING, 8 * slot, 1, true, 0 }; /* room for the lookahead */
     struct provider_stats ps;
     float *x = run_model(dir, tok, n, &batched, &nv, NULL);
     float *y = run_model(dir, tok, n, &dec, &nv, &ps);
@@ -561,8 +564,8 @@ static void test_arch_deepseek2_kv_b(void **state)
     assert_non_null(split_find_tensor(sm, "blk.1.attn_kv_b.weight"));
     uint64_t slot = sm->layers[1].blob_size;
     split_close(sm);
-    struct run_cfg resident = { PROVIDER_IO_URING, 0, 64, false };
-    struct run_cfg dec = { PROVIDER_IO_URING, 8 * slot, 1, true };
+    struct run_cfg resident = { PROVIDER_IO_URING, 0, 64, false, 0 };
+    struct run_cfg dec = { PROVIDER_IO_URING, 8 * slot, 1, true, 0 };
     float *x = run_model(dir, tok, n, &resident, &nv, NULL);
     float *y = run_model(dir, tok, n, &dec, &nv, NULL);
     double kl, top1;
@@ -606,8 +609,8 @@ static void test_synth_deepseek2_runs(void **state)
     uint64_t slot = sm->layers[1].blob_size;
     split_close(sm);
     int nv;
-    struct run_cfg resident = { PROVIDER_IO_URING, 0, 16, false };
-    struct run_cfg streamed = { PROVIDER_IO_URING, 4 * slot, 16, false };
+    struct run_cfg resident = { PROVIDER_IO_URING, 0, 16, false, 0 };
+    struct run_cfg streamed = { PROVIDER_IO_URING, 4 * slot, 16, false, 0 };
     struct provider_stats ps;
     float *x = run_model(dir, tok, 40, &resident, &nv, NULL);
     float *y = run_model(dir, tok, 40, &streamed, &nv, &ps);
@@ -652,9 +655,9 @@ static void test_qwen35moe_prefill_decode(void **state)
     int n = (int)(len / 4), nv;
     if (n > 48)
         n = 48;
-    struct run_cfg prefill = { PROVIDER_IO_URING, 0, 64, false };
-    struct run_cfg uneven = { PROVIDER_IO_URING, 0, 7, false };
-    struct run_cfg decode = { PROVIDER_IO_URING, 0, 1, false };
+    struct run_cfg prefill = { PROVIDER_IO_URING, 0, 64, false, 0 };
+    struct run_cfg uneven = { PROVIDER_IO_URING, 0, 7, false, 0 };
+    struct run_cfg decode = { PROVIDER_IO_URING, 0, 1, false, 0 };
     float *a = run_model(dir, tok, n, &prefill, &nv, NULL);
     float *b = run_model(dir, tok, n, &uneven, &nv, NULL);
     float *c = run_model(dir, tok, n, &decode, &nv, NULL);
@@ -772,7 +775,7 @@ static void test_qwen35moe_nextn(void **state)
     int32_t *tok = read_file(p, &len);
     assert_non_null(tok);
     int n = (int)(len / 4) < 32 ? (int)(len / 4) : 32, nv;
-    struct run_cfg cfg = { PROVIDER_IO_URING, 0, 64, false };
+    struct run_cfg cfg = { PROVIDER_IO_URING, 0, 64, false, 0 };
     float *a = run_model(base, tok, n, &cfg, &nv, NULL);
     float *b = run_model(dir, tok, n, &cfg, &nv, NULL);
     bool same = memcmp(a, b, sizeof(float) * (size_t)n * nv) == 0;
@@ -804,8 +807,8 @@ static void test_arch_gptoss(void **state)
     int32_t *tok = read_file(p, &len);
     assert_non_null(tok);
     int n = (int)(len / 4), nv;
-    struct run_cfg batched = { PROVIDER_IO_URING, 0, 64, false };
-    struct run_cfg one = { PROVIDER_IO_URING, 0, 1, true };
+    struct run_cfg batched = { PROVIDER_IO_URING, 0, 64, false, 0 };
+    struct run_cfg one = { PROVIDER_IO_URING, 0, 1, true, 0 };
     float *x = run_model(dir, tok, n, &batched, &nv, NULL);
     float *y = run_model(dir, tok, n, &one, &nv, NULL);
     int differ = 0;
@@ -934,7 +937,7 @@ static void check_multi_sequence(const char *gguf_rel, const char *name, const c
     float *alone[NS];
     for (int q = 0; q < NS; q++) {
         assert_true(start[q] + plen[q] + DEC <= n_tok);
-        struct run_cfg cfg = { PROVIDER_IO_URING, 0, 64, false };
+        struct run_cfg cfg = { PROVIDER_IO_URING, 0, 64, false, 0 };
         alone[q] = run_model(dir, tok + start[q], plen[q] + DEC, &cfg, &nv, NULL);
     }
     /* together: one engine, 4 sequences, a cache of 6 slots */
@@ -1122,7 +1125,8 @@ static void test_split_transform(void **state)
     int32_t *tok = read_file(p, &len);
     assert_non_null(tok);
     int n = (int)(len / 4), nv;
-    struct run_cfg cfg = { PROVIDER_IO_URING, 0, 64, false };
+    /* exact activations, so that only the transform can differ */
+    struct run_cfg cfg = { .io = PROVIDER_IO_URING, .n_batch = 64, .act_bits = 16 };
     float *a = run_model(plain, tok, n, &cfg, &nv, NULL);
     float *b = run_model(dir, tok, n, &cfg, &nv, NULL);
     double kl, top1;
@@ -1178,7 +1182,7 @@ static void test_widen_tinymoe(void **state)
     snprintf(p, sizeof(p), "%s/tinymoe/ref64.tokens.i32", fixtures);
     int32_t *tok = read_file(p, &len);
     int n = 32, nv;
-    struct run_cfg resident = { PROVIDER_IO_URING, 0, 32, 0 };
+    struct run_cfg resident = { PROVIDER_IO_URING, 0, 32, 0, 0 };
     float *ref = run_model(bdir, tok, n, &resident, &nv, NULL);
     float *wide = run_model(wdir, tok, n, &resident, &nv, NULL);
     double maxd = 0;
@@ -1194,7 +1198,7 @@ static void test_widen_tinymoe(void **state)
     split_close(sm);
     const char *kinds[] = { "lookahead", "coact", "both" };
     for (int k = 1; k <= 3; k++) {
-        struct run_cfg dec = { PROVIDER_IO_URING, 12 * slot, 1, k };
+        struct run_cfg dec = { PROVIDER_IO_URING, 12 * slot, 1, k, 0 };
         struct provider_stats ps;
         float *x = run_model(wdir, tok, n, &dec, &nv, &ps);
         printf("  decode, 12 slots, prefetch %-9s: %llu issued, %llu used, %llu wasted, hit rate %.2f, "

@@ -319,7 +319,7 @@ static void test_matvec(void **state)
     const int64_t rows = 64, n = 512;
     float *W = malloc(rows * n * sizeof(float)), *Wd = malloc(rows * n * sizeof(float)), x[512], y[64];
     uint8_t *q = malloc(quant_row_size(QT_HQ3, n) * rows);
-    uint8_t *xq = malloc(matvec_act_size(QT_HQ3, n));
+    uint8_t *xq = malloc(matvec_act_size(QT_HQ3, n, MATVEC_ACT16));
     assert_true(W && Wd && q && xq);
     fill_gauss(W, rows * n, 0.05);
     fill_gauss(x, n, 1.0);
@@ -332,8 +332,8 @@ static void test_matvec(void **state)
     for (size_t i = 0; i < 3; i++) {
         if (quant_select_isa(isas[i]) != 0)
             continue;
-        matvec_quantize_act(QT_HQ3, x, xq, n);
-        matvec(p, y, q, QT_HQ3, rows, n, xq);
+        matvec_quantize_act(QT_HQ3, x, xq, n, MATVEC_ACT16);
+        matvec(p, y, q, QT_HQ3, rows, n, xq, MATVEC_ACT16);
         for (int64_t r = 0; r < rows; r++) {
             double e = 0, l1 = 0;
             for (int64_t j = 0; j < n; j++) {

@@ -18,6 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/vfs.h>
+#include <sys/mman.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "split_fixture.h"
 #include "provider.h"
@@ -145,6 +148,59 @@ static void backend_identical(void **state, enum reader_backend b)
 static void test_uring_identical(void **state) { backend_identical(state, READER_URING); }
 static void test_pread_identical(void **state) { backend_identical(state, READER_PREAD); }
 static void test_buffered_identical(void **state) { backend_identical(state, READER_BUFFERED); }
+
+/* Resident page-cache pages of [0, len) of path; -1 when it cannot tell. */
+static long cached_pages(const char *path, size_t len)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return -1;
+    void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED)
+        return -1;
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE), n = (len + pg - 1) / pg;
+    unsigned char *vec = malloc(n);
+    long c = -1;
+    if (vec && mincore(p, len, vec) == 0) {
+        c = 0;
+        for (size_t i = 0; i < n; i++)
+            c += vec[i] & 1;
+    }
+    free(vec);
+    munmap(p, len);
+    return c;
+}
+
+/* The buffered backend leaves no copy of what it read in the page cache:
+ * the expert cache holds it, and the RAM budget does not count the page
+ * cache (a FUSE mount would otherwise fill memory with a second copy). */
+static void test_buffered_page_cache(void **state)
+{
+    struct split_fixture *f = *state;
+    const char *path = f->m.layers[0].path;
+    size_t len = (size_t)N_EXPERT * BLOB;
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    fdatasync(fd);
+    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    close(fd);
+    long before = cached_pages(path, len);
+    if (before != 0) {
+        print_message("skipped: cannot drop %s from the page cache here (%ld pages stay)\n", path, before);
+        skip();
+    }
+    struct reader *r;
+    char err[512];
+    assert_int_equal(open_reader(f, &r, READER_BUFFERED, 4, NULL, err, sizeof err), 0);
+    assert_int_equal(reader_backend(r), READER_BUFFERED);
+    read_random_blobs(f, r, 100, 11);
+    reader_close(r);
+    long after = cached_pages(path, len);
+    print_message("  page cache after 100 buffered blob reads: %ld of %zu pages\n", after,
+                  len / (size_t)sysconf(_SC_PAGESIZE));
+    assert_int_equal(after, 0);
+}
 
 static void test_fallback_no_uring(void **state)
 {
@@ -459,6 +515,7 @@ int main(void)
         cmocka_unit_test(test_uring_identical),
         cmocka_unit_test(test_pread_identical),
         cmocka_unit_test(test_buffered_identical),
+        cmocka_unit_test(test_buffered_page_cache),
         cmocka_unit_test(test_fallback_no_uring),
         cmocka_unit_test(test_fallback_no_direct),
         cmocka_unit_test(test_fallback_tmpfs),

@@ -735,6 +735,64 @@ static void test_synth_o200k(void **state)
     tok_free(t);
 }
 
+/* Kimi-K2 ("kimi-k2"): Han runs are pieces of their own. The vocabulary
+ * has the byte-level spelling of U+4E2D as one token (merged from its three
+ * bytes) and the merges "<U+4E2D> a", "a <U+4E2D>" and "<U+4E2D> <U+4E2D>":
+ * only the last may apply, since a Han run never joins a letter. */
+static void test_synth_kimi(void **state)
+{
+    const char *toks[256 + 5];
+    char chars[256][4], han[16], ha[24], ah[24], hh[32], m[5][40];
+    const char *merges[5];
+    int32_t types[256 + 5];
+
+    (void)state;
+    int next = 256;
+    for (int b = 0; b < 256; b++) {
+        int cp = ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174) ? b : next++;
+        if (cp < 0x80) {
+            chars[b][0] = (char)cp;
+            chars[b][1] = 0;
+        } else {
+            chars[b][0] = (char)(0xC0 | (cp >> 6));
+            chars[b][1] = (char)(0x80 | (cp & 0x3F));
+            chars[b][2] = 0;
+        }
+        toks[b] = chars[b];
+        types[b] = TOK_TYPE_NORMAL;
+    }
+    /* U+4E2D is E4 B8 AD in UTF-8 */
+    snprintf(han, sizeof(han), "%s%s%s", chars[0xE4], chars[0xB8], chars[0xAD]);
+    snprintf(ha, sizeof(ha), "%sa", han);
+    snprintf(ah, sizeof(ah), "a%s", han);
+    snprintf(hh, sizeof(hh), "%s%s", han, han);
+    char e4b8[12];
+    snprintf(e4b8, sizeof(e4b8), "%s%s", chars[0xE4], chars[0xB8]);
+    const char *extra[5] = {e4b8, han, ha, ah, hh};
+    snprintf(m[0], sizeof(m[0]), "%s %s", chars[0xE4], chars[0xB8]);
+    snprintf(m[1], sizeof(m[1]), "%s %s", e4b8, chars[0xAD]);
+    snprintf(m[2], sizeof(m[2]), "%s a", han);
+    snprintf(m[3], sizeof(m[3]), "a %s", han);
+    snprintf(m[4], sizeof(m[4]), "%s %s", han, han);
+    for (int i = 0; i < 5; i++) {
+        toks[256 + i] = extra[i];
+        types[256 + i] = TOK_TYPE_NORMAL;
+        merges[i] = m[i];
+    }
+    struct tokenizer *t = synth_tok("gpt2", "kimi-k2", toks, types, NULL, 256 + 5, merges, 5);
+    assert_string_equal(tok_pre_name(t), "kimi-k2");
+    expect_ids(t, "\xe4\xb8\xad" "a", (const int32_t[]){257, 'a'}, 2);
+    expect_ids(t, "a\xe4\xb8\xad", (const int32_t[]){'a', 257}, 2);
+    expect_ids(t, "\xe4\xb8\xad\xe4\xb8\xad", (const int32_t[]){260}, 1);
+    /* as o200k otherwise: case runs, digits in threes */
+    expect_ids(t, "foWl", (const int32_t[]){'f', 'o', 'W', 'l'}, 4);
+    tok_free(t);
+    /* the same vocabulary with the o200k split joins them */
+    t = synth_tok("gpt2", "gpt-4o", toks, types, NULL, 256 + 5, merges, 5);
+    expect_ids(t, "\xe4\xb8\xad" "a", (const int32_t[]){258}, 1);
+    tok_free(t);
+}
+
 /* SentencePiece: highest score merges first, U+2581 for spaces with a
  * leading one, <0xXX> byte fallback for what is not in the vocabulary. */
 static void test_synth_spm(void **state)
@@ -821,6 +879,7 @@ int main(void)
         cmocka_unit_test(test_reject),
         cmocka_unit_test(test_synth_bpe),
         cmocka_unit_test(test_synth_o200k),
+        cmocka_unit_test(test_synth_kimi),
         cmocka_unit_test(test_synth_spm),
         cmocka_unit_test(test_synth_reject),
     };
