@@ -211,6 +211,19 @@ static int load_layer(struct split_model *m, int L, uint64_t *xxh, const char *m
     int pl = snprintf(l->path, sizeof(l->path), "%s/" SPLIT_EXPERTS_FMT, m->dir, L);
     if (pl < 0 || (size_t)pl >= sizeof(l->path))
         return errmsg_set(err, errlen, -ENAMETOOLONG, "split: %s: path too long", m->dir);
+    if (m->n_stripe > 1) {
+        if (ne32 < (uint32_t)m->n_stripe)
+            return errmsg_set(err, errlen, -EINVAL, "split: layer %d: %u experts over %d stripes (%s)", L, ne32,
+                              m->n_stripe, mpath);
+        l->n_stripe = m->n_stripe;
+        l->stripe_path = m->stripe_paths + (size_t)L * (size_t)m->n_stripe;
+        for (int s = 0; s < m->n_stripe; s++) {
+            pl = snprintf(l->stripe_path[s], sizeof(l->stripe_path[s]), "%s/" SPLIT_EXPERTS_FMT, m->stripe_dir[s], L);
+            if (pl < 0 || (size_t)pl >= sizeof(l->stripe_path[s]))
+                return errmsg_set(err, errlen, -ENAMETOOLONG, "split: %s: path too long", m->stripe_dir[s]);
+        }
+        snprintf(l->path, sizeof(l->path), "%s", l->stripe_path[0]);
+    }
 
     snprintf(key, sizeof(key), "moestream.layer.%d.blob_size", L);
     if ((rc = get_u64(g, key, &l->blob_size, err, errlen, mpath)) < 0)
@@ -302,14 +315,18 @@ static int load_layer(struct split_model *m, int L, uint64_t *xxh, const char *m
         xxh[e] = gguf_arr_u64(xt, xd, e);
     l->blob_xxh3 = xxh;
 
-    uint64_t want = (uint64_t)ne32 * l->blob_size, actual;
-    if ((rc = file_size(l->path, &actual, err, errlen)) < 0)
-        return rc;
-    if (actual != want)
-        return errmsg_set(err, errlen, -EINVAL,
-                    "split: layer %d: %s is %" PRIu64 " bytes, expected %" PRIu64
-                    " (%u experts x %" PRIu64 "; truncated or replaced, re-split the model)",
-                    L, l->path, actual, want, ne32, l->blob_size);
+    for (int f = 0; f < split_layer_n_files(l); f++) {
+        int nf = split_file_n_expert(l, f);
+        uint64_t want = (uint64_t)nf * l->blob_size, actual;
+        const char *fp = split_layer_file(l, f);
+        if ((rc = file_size(fp, &actual, err, errlen)) < 0)
+            return rc;
+        if (actual != want)
+            return errmsg_set(err, errlen, -EINVAL,
+                        "split: layer %d: %s is %" PRIu64 " bytes, expected %" PRIu64
+                        " (%d experts x %" PRIu64 "; truncated or replaced, re-split the model)",
+                        L, fp, actual, want, nf, l->blob_size);
+    }
     return 0;
 }
 
@@ -424,6 +441,67 @@ static bool split_is_gguf_file(const char *path)
     return yes;
 }
 
+/* Format 2: the stripe directories of moestream.stripe.dirs, joined with
+ * m->dir, each checked to exist (a missing one is named with the layer files
+ * expected in it). Needs manifest.xxh3: the paths are trusted only when the
+ * checksum covers them. */
+static int split_open_stripes(struct split_model *m, const char *mpath, char *err, size_t errlen)
+{
+    uint64_t n;
+    const struct gguf_str *rel;
+    int rc = get_str_arr(m->manifest, SPLIT_KEY_STRIPE_DIRS, &n, &rel, err, errlen, mpath);
+    if (rc < 0)
+        return rc;
+    if (n < 2 || n > SPLIT_MAX_STRIPES)
+        return errmsg_set(err, errlen, -EINVAL, "split: %s: %" PRIu64 " stripe directories, expected 2..%d", mpath, n,
+                          SPLIT_MAX_STRIPES);
+    if (!m->manifest_checked)
+        return errmsg_set(err, errlen, -EBADMSG,
+                          "split: %s is striped but has no " SPLIT_MANIFEST_SUM " to check its stripe paths against: "
+                          "re-split the model with `moestream-split --stripe ...`",
+                          m->dir);
+    m->n_stripe = (int)n;
+    m->stripe_dir = calloc(n, sizeof(*m->stripe_dir));
+    m->stripe_paths = calloc((size_t)m->n_layer * n, sizeof(*m->stripe_paths));
+    if (!m->stripe_dir || !m->stripe_paths)
+        return errmsg_set(err, errlen, -ENOMEM, "split: out of memory");
+    int first = -1, last = -1;
+    for (int L = 0; L < m->n_layer; L++) {
+        char key[64];
+        snprintf(key, sizeof(key), "moestream.layer.%d.n_expert", L);
+        if (gguf_get_u32(m->manifest, key, &(uint32_t){ 0 }) == 0) {
+            first = first < 0 ? L : first;
+            last = L;
+        }
+    }
+    for (uint64_t s = 0; s < n; s++) {
+        const char *r = rel[s].ptr;
+        if (rel[s].len == 0 || rel[s].len != strlen(r) || r[0] == '/' || rel[s].len > 3000)
+            return errmsg_set(err, errlen, -EINVAL,
+                              "split: %s: stripe directory %" PRIu64 " \"%.200s\" is not a relative path", mpath, s, r);
+        if (strcmp(r, ".") == 0)
+            snprintf(m->stripe_dir[s], sizeof(m->stripe_dir[s]), "%s", m->dir);
+        else if (strlen(m->dir) + rel[s].len + 2 > sizeof(m->stripe_dir[s]) - 32)
+            return errmsg_set(err, errlen, -ENAMETOOLONG, "split: %s: stripe path too long", m->dir);
+        else
+        {
+            int k = snprintf(m->stripe_dir[s], sizeof(m->stripe_dir[s]), "%.*s/%.*s", 2000, m->dir, 2000, r);
+            (void)k;
+        }
+        struct stat st;
+        bool absent = stat(m->stripe_dir[s], &st) < 0;
+        if (absent || !S_ISDIR(st.st_mode)) {
+            return errmsg_set(err, errlen, -ENOENT,
+                              "split: %s: stripe directory %s (stripe %" PRIu64 " of %" PRIu64 ") is %s; it holds "
+                              SPLIT_EXPERTS_FMT " .. " SPLIT_EXPERTS_FMT " (the experts e with e %% %" PRIu64
+                              " == %" PRIu64 " of each layer): mount that drive, or re-split the model",
+                              m->dir, m->stripe_dir[s], s + 1, n, absent ? "missing" : "not a directory",
+                              first, last, n, s);
+        }
+    }
+    return 0;
+}
+
 int split_open(struct split_model **out, const char *dir, char *err, size_t errlen)
 {
     struct stat st;
@@ -485,18 +563,26 @@ int split_open(struct split_model **out, const char *dir, char *err, size_t errl
                   mpath, dir);
         goto close_manifest;
     }
+    enum gguf_vtype vt;
+    uint64_t vn;
+    const void *vd;
+    if (version == SPLIT_FORMAT_UNSTRIPED && gguf_get_arr(m->manifest, SPLIT_KEY_STRIPE_DIRS, &vt, &vn, &vd) == 0) {
+        rc = errmsg_set(err, errlen, -EINVAL, "split: %s: format 1 with " SPLIT_KEY_STRIPE_DIRS
+                        " (striped splits are format 2): the manifest was altered; re-split the model", mpath);
+        goto close_manifest;
+    }
     if (version > SPLIT_FORMAT_VERSION) {
         rc = errmsg_set(err, errlen, -EPROTONOSUPPORT,
-                  "split: %s uses split format %u, this moestream reads format %d; "
+                  "split: %s uses split format %u, this moestream reads formats up to %d; "
                   "upgrade moestream or re-split the model with this version",
                   dir, version, SPLIT_FORMAT_VERSION);
         goto close_manifest;
     }
-    if (version < SPLIT_FORMAT_VERSION) {
+    if (version < SPLIT_FORMAT_UNSTRIPED) {
         rc = errmsg_set(err, errlen, -EPROTONOSUPPORT,
-                  "split: %s uses the old split format %u, this moestream reads format %d; "
+                  "split: %s uses the old split format %u, this moestream reads formats %d..%d; "
                   "re-split the model with `moestream-split MODEL.gguf -o %s --force`",
-                  dir, version, SPLIT_FORMAT_VERSION, dir);
+                  dir, version, SPLIT_FORMAT_UNSTRIPED, SPLIT_FORMAT_VERSION, dir);
         goto close_manifest;
     }
 
@@ -531,6 +617,8 @@ int split_open(struct split_model **out, const char *dir, char *err, size_t errl
         rc = errmsg_set(err, errlen, -EINVAL, "split: %s: no layer has routed experts", mpath);
         goto free_tables;
     }
+    if (version > SPLIT_FORMAT_UNSTRIPED && (rc = split_open_stripes(m, mpath, err, errlen)) < 0)
+        goto free_tables;
     xxh = calloc(total_exp, sizeof(*xxh));
     if (!xxh) {
         rc = errmsg_set(err, errlen, -ENOMEM, "split: out of memory");
@@ -550,6 +638,8 @@ free_tables:
     free(xxh);
     free(m->layers);
     free(m->tensors);
+    free(m->stripe_dir);
+    free(m->stripe_paths);
 close_manifest:
     gguf_close(m->manifest);
 free_model:
@@ -571,6 +661,8 @@ void split_close(struct split_model *m)
     free(m->layers);
     free(m->tensors);
     free(m->files);
+    free(m->stripe_dir);
+    free(m->stripe_paths);
     gguf_close(m->manifest);
     free(m);
 }

@@ -1,5 +1,5 @@
 /*
- * splitfmt.h - the on-disk layout of a split model (format version 1).
+ * splitfmt.h - the on-disk layout of a split model (format versions 1 and 2).
  * Included by the writer (split-tool/) and by the runtime (src/, io/).
  *
  * A split model is a directory:
@@ -31,6 +31,21 @@
  *                         is false; the runtime and `verify` say so and suggest
  *                         re-splitting). Same format_version: adding it breaks
  *                         no reader.
+ *
+ * Striped splits (format version 2, `moestream-split --stripe D1,D2,..`): the
+ * expert blobs are spread over n >= 2 stripe directories, usually on separate
+ * drives, so one step's reads go to every drive at once. Stripe s of layer L
+ * is the file STRIPE_s/experts-LLL.bin holding the experts e with
+ * e % n == s, expert e at (e / n) * blob_size (so n_expert >= n). DIR keeps
+ * manifest.gguf, manifest.xxh3 and pinned.bin, and no experts file unless
+ * one stripe directory is DIR itself ("."). The writer puts stripe s in
+ * D_s/<basename of DIR>/ (renamed from <basename>.tmp-<pid> like DIR).
+ *   moestream.stripe.dirs        [str]  n >= 2 stripe directories, each a
+ *                                       path relative to DIR ("." = DIR,
+ *                                       "../../mnt/b/model"), never absolute
+ * A striped manifest must have its manifest.xxh3 (the stripe paths are
+ * covered by it); version 1 manifests have no stripe keys and open as
+ * before. Unstriped splits are still written as version 1.
  *
  * Experts keep their source quantization unless moestream.requant says otherwise. A part's slice is the bytes of the
  * stacked tensor for index e of its last dimension (which equals n_expert).
@@ -74,7 +89,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SPLIT_FORMAT_VERSION 1
+#define SPLIT_FORMAT_VERSION 2        /* newest version this code reads */
+#define SPLIT_FORMAT_UNSTRIPED 1      /* written for unstriped splits */
+#define SPLIT_MAX_STRIPES 64
+#define SPLIT_KEY_STRIPE_DIRS "moestream.stripe.dirs"
 #define SPLIT_BLOB_ALIGN 16384
 #define SPLIT_PINNED_ALIGN 4096
 #define SPLIT_PART_ALIGN 64
@@ -121,8 +139,37 @@ struct split_layer {
     uint64_t blob_size;    /* stride, multiple of SPLIT_BLOB_ALIGN */
     uint64_t blob_bytes;
     const uint64_t *blob_xxh3; /* [n_expert] */
-    char path[4096];       /* DIR/experts-LLL.bin */
+    char path[4096];       /* DIR/experts-LLL.bin; striped: the stripe-0 file */
+    /* Striped (n_stripe >= 2): stripe_path[s] holds the experts e with
+     * e % n_stripe == s. 0 or 1: every expert in path. Use the helpers. */
+    int n_stripe;
+    char (*stripe_path)[4096];
 };
+
+/* Files of a layer (1 unless striped). */
+static inline int split_layer_n_files(const struct split_layer *l)
+{
+    return l->n_stripe > 1 ? l->n_stripe : 1;
+}
+static inline const char *split_layer_file(const struct split_layer *l, int f)
+{
+    return l->n_stripe > 1 ? l->stripe_path[f] : l->path;
+}
+/* File index and byte offset of expert e's blob. */
+static inline int split_expert_file(const struct split_layer *l, int e)
+{
+    return l->n_stripe > 1 ? e % l->n_stripe : 0;
+}
+static inline uint64_t split_expert_offset(const struct split_layer *l, int e)
+{
+    return (uint64_t)(l->n_stripe > 1 ? e / l->n_stripe : e) * l->blob_size;
+}
+/* Experts stored in file f of the layer. */
+static inline int split_file_n_expert(const struct split_layer *l, int f)
+{
+    int n = split_layer_n_files(l);
+    return l->n_expert > f ? (l->n_expert - f + n - 1) / n : 0;
+}
 
 struct split_model {
     struct gguf_ctx *manifest;   /* metadata KVs of the source, readable with gguf_get_* */
@@ -133,6 +180,9 @@ struct split_model {
     struct split_layer *layers;  /* [n_layer] */
     int64_t n_tensor;
     struct split_tensor *tensors; /* [n_tensor] pinned tensors */
+    int n_stripe;                /* 0: unstriped (format 1) */
+    char (*stripe_dir)[4096];    /* [n_stripe] DIR joined with moestream.stripe.dirs */
+    char (*stripe_paths)[4096];  /* [n_layer * n_stripe], the layers' stripe_path */
     bool manifest_checked;       /* manifest.gguf matched manifest.xxh3 (false: no
                                   * manifest.xxh3, a split made before it existed) */
     /* Opened by split_open_gguf: no split on disk. The manifest is the GGUF

@@ -66,6 +66,7 @@ struct provider {
     uint8_t *pf_unused;            /* [n_slots] a prefetched blob landed, no request used it yet */
     double busy_t0;                /* when outstanding last went from 0 to 1 */
     uint32_t *seen;                /* [max_n_expert] request stamp per id (dedupe) */
+    uint32_t *order;               /* [max_n_expert] striped: sort keys of the pending misses */
     uint32_t seq;
     int max_n_expert;
 
@@ -154,7 +155,7 @@ int provider_open(struct provider **out, const struct split_model *m,
         if (ly->n_expert == 0)
             continue;
         total += (uint64_t)ly->n_expert;
-        n_files++;
+        n_files += split_layer_n_files(ly);
         if (ly->blob_size > slot_size)
             slot_size = ly->blob_size;
         if (ly->n_expert > max_n_expert)
@@ -200,12 +201,14 @@ int provider_open(struct provider **out, const struct split_model *m,
     p->ready = malloc((size_t)max_n_expert * sizeof *p->ready);
     p->pending = malloc((size_t)max_n_expert * sizeof *p->pending);
     p->seen = calloc((size_t)max_n_expert, sizeof *p->seen);
+    p->order = calloc((size_t)max_n_expert, sizeof *p->order);
     p->pf = calloc((size_t)n_slots, 1);
     p->slot_read = calloc((size_t)n_slots, sizeof *p->slot_read);
     p->want = calloc((size_t)n_slots, 1);
     p->pf_unused = calloc((size_t)n_slots, 1);
     paths = malloc((size_t)n_files * sizeof *paths);
-    if (!p->file_of_layer || !p->read_len || !p->chunk_len || !p->n_chunk || !p->slot_read || !p->ready || !p->pending || !p->seen || !paths ||
+    if (!p->file_of_layer || !p->read_len || !p->chunk_len || !p->n_chunk || !p->slot_read || !p->ready || !p->pending ||
+        !p->seen || !p->order || !paths ||
         !p->pf || !p->want || !p->pf_unused)
         goto fail_nomem_p;
 
@@ -262,8 +265,9 @@ int provider_open(struct provider **out, const struct split_model *m,
         p->file_of_layer[l] = -1;
         if (m->layers[l].n_expert == 0 || m->from_gguf)
             continue;
-        p->file_of_layer[l] = n_files;
-        paths[n_files++] = m->layers[l].path;
+        p->file_of_layer[l] = n_files; /* striped: + expert % n_stripe */
+        for (int f = 0; f < split_layer_n_files(&m->layers[l]); f++)
+            paths[n_files++] = split_layer_file(&m->layers[l], f);
     }
     for (int i = 0; m->from_gguf && i < m->n_files; i++)
         paths[n_files++] = m->files[i];
@@ -364,6 +368,7 @@ void provider_close(struct provider *p)
     free(p->comps);
     free(p->bufs);
     free(p->seen);
+    free(p->order);
     free(p->pending);
     free(p->ready);
     free(p->read_len);
@@ -413,7 +418,14 @@ static void provider_slot_reused(struct provider *p, int slot)
 
 static uint64_t provider_offset(const struct provider *p, int layer, int expert)
 {
-    return (uint64_t)expert * p->m->layers[layer].blob_size;
+    return split_expert_offset(&p->m->layers[layer], expert);
+}
+
+/* The file holding (layer, expert): one per layer, or per stripe. */
+static const char *provider_path(const struct provider *p, int layer, int expert)
+{
+    const struct split_layer *ly = &p->m->layers[layer];
+    return p->m->from_gguf ? ly->path : split_layer_file(ly, split_expert_file(ly, expert));
 }
 
 /* Starts the read of (layer, expert) into slot: one read of the blob, or,
@@ -424,8 +436,9 @@ static int provider_start_read(struct provider *p, int layer, int expert, int sl
     uint8_t *dst = ecache_slot_data(p->cache, slot);
 
     struct reader_range rg[PROVIDER_MAX_CHUNKS > SPLIT_MAX_PARTS ? PROVIDER_MAX_CHUNKS : SPLIT_MAX_PARTS];
+    int file = p->m->from_gguf ? 0 : p->file_of_layer[layer] + split_expert_file(ly, expert);
     if (!p->m->from_gguf && p->n_chunk[layer] == 1)
-        return reader_submit(p->rd, p->file_of_layer[layer], provider_offset(p, layer, expert),
+        return reader_submit(p->rd, file, provider_offset(p, layer, expert),
                              (size_t)p->read_len[layer], dst, (uint64_t)slot);
     if (!p->m->from_gguf) {
         /* pieces of one blob read at once: one completion when all landed */
@@ -433,7 +446,7 @@ static int provider_start_read(struct provider *p, int layer, int expert, int sl
         int n = p->n_chunk[layer];
         for (int i = 0; i < n; i++) {
             uint64_t len = left < p->chunk_len[layer] ? left : p->chunk_len[layer];
-            rg[i].file = p->file_of_layer[layer];
+            rg[i].file = file;
             rg[i].offset = off + (uint64_t)i * p->chunk_len[layer];
             rg[i].len = (size_t)len;
             rg[i].dst = dst + (size_t)i * p->chunk_len[layer];
@@ -499,7 +512,7 @@ static int provider_submit_pending(struct provider *p)
         }
         if (rc < 0) {
             errmsg_set(p->err, sizeof p->err, 0, "provider: layer %d expert %d: cannot submit read of %s at "
-                          "offset %llu: %s", layer, expert, p->m->layers[layer].path,
+                          "offset %llu: %s", layer, expert, provider_path(p, layer, expert),
                           (unsigned long long)provider_offset(p, layer, expert), strerror(-rc));
             break;
         }
@@ -555,6 +568,40 @@ static int provider_abandon(struct provider *p, int rc)
 }
 
 static void provider_reap_quiet(struct provider *p);
+
+/* Striped layer: orders the pending misses round-robin over the stripe
+ * files (first miss of each file, then the second of each, ...), so the
+ * reads that fit in the queue go to every drive, not mostly to one. Stable
+ * within a file. Insertion sort: a step's misses are few (decode) or the
+ * reads take far longer anyway (prefill). */
+static void provider_interleave(struct provider *p, const struct split_layer *ly)
+{
+    int n = split_layer_n_files(ly), c = p->pending_count;
+    uint32_t rank[SPLIT_MAX_STRIPES] = { 0 };
+
+    if (n < 2 || c < 2 || p->m->from_gguf)
+        return;
+    for (int i = 0; i < c; i++) {
+        int layer, e;
+
+        ecache_slot_key(p->cache, p->pending[i], &layer, &e);
+        int f = split_expert_file(ly, e);
+        /* key: rank within its file, then the file */
+        p->order[i] = rank[f]++ * (uint32_t)n + (uint32_t)f;
+    }
+    for (int i = 1; i < c; i++) {
+        uint32_t k = p->order[i];
+        int s = p->pending[i], j = i - 1;
+
+        while (j >= 0 && p->order[j] > k) {
+            p->order[j + 1] = p->order[j];
+            p->pending[j + 1] = p->pending[j];
+            j--;
+        }
+        p->order[j + 1] = k;
+        p->pending[j + 1] = s;
+    }
+}
 
 int provider_request(struct provider *p, int layer, const int *experts, int n)
 {
@@ -630,6 +677,7 @@ int provider_request(struct provider *p, int layer, const int *experts, int n)
         }
     }
     p->active = true;
+    provider_interleave(p, ly);
     rc = provider_submit_pending(p);
     if (rc < 0)
         return provider_abandon(p, rc);
@@ -703,7 +751,7 @@ static int provider_complete(struct provider *p, const struct reader_completion 
 
         if (h != ly->blob_xxh3[expert]) {
             errmsg_set(p->err, sizeof p->err, 0, "provider: layer %d expert %d: checksum mismatch in %s at offset "
-                          "%llu: xxh3 %016llx, manifest says %016llx", layer, expert, ly->path,
+                          "%llu: xxh3 %016llx, manifest says %016llx", layer, expert, provider_path(p, layer, expert),
                           (unsigned long long)provider_offset(p, layer, expert),
                           (unsigned long long)h, (unsigned long long)ly->blob_xxh3[expert]);
             ecache_discard(p->cache, slot);

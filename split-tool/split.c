@@ -247,40 +247,44 @@ static int write_pinned(struct conv *c, struct plan *p, const char *tmp)
     return conv_close_file(c);
 }
 
-static int write_layer(struct conv *c, struct plan_layer *l, int L, const char *tmp)
+/* Layer L's experts file, or with stripes one file per stripe directory
+ * holding the experts e with e % n == s (splitfmt.h). */
+static int write_layer(struct conv *c, struct plan_layer *l, int L, const char *tmp,
+                       const struct split_stripes *stripes)
 {
     char name[64];
+    int n_file = stripes->n ? stripes->n : 1, rc = 0;
     snprintf(name, sizeof(name), SPLIT_EXPERTS_FMT, L);
-    int rc = conv_open_file(c, tmp, name);
-    if (rc < 0)
-        return rc;
     snprintf(c->stage, sizeof(c->stage), "layer %d", L);
     XXH3_state_t *h = XXH3_createState();
-    if (!h) {
-        close(c->fd);
+    if (!h)
         return errmsg_set(c->err, c->errlen, -ENOMEM, "split: out of memory");
-    }
-    for (int e = 0; e < l->n_expert && rc == 0; e++) {
-        uint64_t blob = (uint64_t)e * l->blob_size;
-        XXH3_64bits_reset(h);
-        for (int i = 0; i < l->n_part && rc == 0; i++) {
-            const struct plan_part *pp = &l->parts[i];
-            rc = conv_zero(c, blob + pp->p.offset - (c->buf_off + c->len), h);
-            if (rc == 0 && pp->transformed)
-                rc = conv_transformed(c, pp, L, e, h);
-            else if (rc == 0)
-                rc = conv_copy(c, pp->src, (uint64_t)e * pp->p.size, pp->p.size, h);
+    for (int f = 0; f < n_file && rc == 0; f++) {
+        rc = conv_open_file(c, stripes->n ? stripes->dir[f].tmp : tmp, name);
+        if (rc < 0)
+            break;
+        for (int e = f; e < l->n_expert && rc == 0; e += n_file) {
+            uint64_t blob = (uint64_t)(e / n_file) * l->blob_size;
+            XXH3_64bits_reset(h);
+            for (int i = 0; i < l->n_part && rc == 0; i++) {
+                const struct plan_part *pp = &l->parts[i];
+                rc = conv_zero(c, blob + pp->p.offset - (c->buf_off + c->len), h);
+                if (rc == 0 && pp->transformed)
+                    rc = conv_transformed(c, pp, L, e, h);
+                else if (rc == 0)
+                    rc = conv_copy(c, pp->src, (uint64_t)e * pp->p.size, pp->p.size, h);
+            }
+            l->xxh[e] = XXH3_64bits_digest(h);
+            if (rc == 0)
+                rc = conv_zero(c, blob + l->blob_size - (c->buf_off + c->len), NULL);
         }
-        l->xxh[e] = XXH3_64bits_digest(h);
-        if (rc == 0)
-            rc = conv_zero(c, blob + l->blob_size - (c->buf_off + c->len), NULL);
+        if (rc < 0)
+            close(c->fd);
+        else
+            rc = conv_close_file(c);
     }
     XXH3_freeState(h);
-    if (rc < 0) {
-        close(c->fd);
-        return rc;
-    }
-    return conv_close_file(c);
+    return rc;
 }
 
 /* ---- manifest ------------------------------------------------------------- */
@@ -290,7 +294,7 @@ static int set_u64_arr(struct gguf_writer *w, const char *key, const uint64_t *v
     return gguf_writer_set_arr(w, key, GGUF_VT_UINT64, v, n);
 }
 
-static int write_manifest(struct conv *c, const struct plan *p, const char *tmp)
+static int write_manifest(struct conv *c, const struct plan *p, const char *tmp, const struct split_stripes *stripes)
 {
     const struct gguf_ctx *g = c->g;
     char path[4200], key[160];
@@ -317,7 +321,14 @@ static int write_manifest(struct conv *c, const struct plan *p, const char *tmp)
     }
     const char *src = strrchr(c->opt->input, '/');
     src = src ? src + 1 : c->opt->input;
-    rc = gguf_writer_set_u32(w, "moestream.format_version", SPLIT_FORMAT_VERSION);
+    rc = gguf_writer_set_u32(w, "moestream.format_version",
+                             stripes->n ? SPLIT_FORMAT_VERSION : SPLIT_FORMAT_UNSTRIPED);
+    if (rc >= 0 && stripes->n) {
+        const char *rel[SPLIT_MAX_STRIPES];
+        for (int s = 0; s < stripes->n; s++)
+            rel[s] = stripes->dir[s].rel;
+        rc = gguf_writer_set_arr_str(w, SPLIT_KEY_STRIPE_DIRS, rel, (uint64_t)stripes->n);
+    }
     rc = rc < 0 ? rc : gguf_writer_set_str(w, "moestream.source", src);
     rc = rc < 0 ? rc : gguf_writer_set_u32(w, "moestream.n_layer", (uint32_t)p->n_layer);
     if (c->opt->requant_note)
@@ -415,7 +426,7 @@ static bool is_split_file(const char *n)
 
 /* Removes dir and the files in it. only_ours: refuse (-ENOTEMPTY, naming the
  * file) when it holds anything a split directory does not. */
-static int remove_dir(const char *dir, bool only_ours, char *err, size_t errlen)
+int split_remove_dir(const char *dir, bool only_ours, char *err, size_t errlen)
 {
     DIR *d = opendir(dir);
     if (!d) {
@@ -456,6 +467,22 @@ static int remove_dir(const char *dir, bool only_ours, char *err, size_t errlen)
     return rc;
 }
 
+int split_check_ours(const char *dir, char *err, size_t errlen)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int rc = 0;
+    while (d && rc == 0 && (de = readdir(d)))
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") && !is_split_file(de->d_name))
+            rc = errmsg_set(err, errlen, -ENOTEMPTY,
+                            "split: %s holds %s, which is not part of a split model; not "
+                            "replacing it (choose another directory)",
+                            dir, de->d_name);
+    if (d)
+        closedir(d);
+    return rc;
+}
+
 /* Removes DIR.tmp-<pid> directories left by splits into out that were
  * killed (SIGKILL, power loss): the pid no longer exists. Best effort. */
 static void remove_stale_tmp(const char *parent, const char *out)
@@ -479,12 +506,12 @@ static void remove_stale_tmp(const char *parent, const char *out)
             continue;
         char path[4400], ignore[256];
         snprintf(path, sizeof(path), "%s/%s", parent, n);
-        remove_dir(path, true, ignore, sizeof(ignore));
+        split_remove_dir(path, true, ignore, sizeof(ignore));
     }
     closedir(d);
 }
 
-static int fsync_path(const char *path, char *err, size_t errlen)
+int split_fsync_path(const char *path, char *err, size_t errlen)
 {
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0 || fsync(fd) < 0) {
@@ -500,8 +527,7 @@ static int fsync_path(const char *path, char *err, size_t errlen)
 /* Puts the finished tmp dir at out. An existing out (checked to be a split
  * directory) is swapped out atomically where the filesystem allows and then
  * removed. */
-static int install_dir(const char *tmp, const char *out, bool exists, char *err,
-                       size_t errlen)
+int split_install_dir(const char *tmp, const char *out, bool exists, char *err, size_t errlen)
 {
     if (!exists) {
         if (rename(tmp, out) < 0) {
@@ -512,7 +538,7 @@ static int install_dir(const char *tmp, const char *out, bool exists, char *err,
         return 0;
     }
     if (renameat2(AT_FDCWD, tmp, AT_FDCWD, out, RENAME_EXCHANGE) == 0)
-        return remove_dir(tmp, true, err, errlen); /* tmp now holds the old model */
+        return split_remove_dir(tmp, true, err, errlen); /* tmp now holds the old model */
     /* No RENAME_EXCHANGE here (e.g. some network filesystems): two renames. */
     char old[4200];
     snprintf(old, sizeof(old), "%s.old-%d", out, (int)getpid());
@@ -520,7 +546,7 @@ static int install_dir(const char *tmp, const char *out, bool exists, char *err,
         int e = errno;
         return errmsg_set(err, errlen, -e, "split: replacing %s: %s", out, strerror(e));
     }
-    return remove_dir(old, true, err, errlen);
+    return split_remove_dir(old, true, err, errlen);
 }
 
 int split_convert(const struct split_options *opt, struct split_stats *stats, char *err,
@@ -557,27 +583,20 @@ int split_convert(const struct split_options *opt, struct split_stats *stats, ch
     if (exists && !opt->force)
         return errmsg_set(err, errlen, -EEXIST,
                     "split: %s already exists; pass --force to replace it", out);
-    if (exists) {
-        /* Refuse early, before hours of copying, if it is not ours to replace. */
-        DIR *d = opendir(out);
-        struct dirent *de;
-        rc = 0;
-        while (d && (de = readdir(d)))
-            if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
-                !is_split_file(de->d_name))
-                rc = errmsg_set(err, errlen, -ENOTEMPTY,
-                          "split: %s holds %s, which is not part of a split model; not "
-                          "replacing it (choose another -o directory)",
-                          out, de->d_name);
-        if (d)
-            closedir(d);
-        if (rc < 0)
-            return rc;
+    /* Refuse early, before hours of copying, if it is not ours to replace. */
+    if (exists && (rc = split_check_ours(out, err, errlen)) < 0)
+        return rc;
+    struct split_stripes stripes = { 0 };
+    if (opt->n_stripe > 1 &&
+        (rc = split_stripes_prepare(&stripes, opt->stripe_dirs, opt->n_stripe, out, parent, tmp, opt->force, err,
+                                    errlen)) < 0) {
+        split_stripes_free(&stripes);
+        return rc;
     }
 
     rc = gguf_open(&g, opt->input, err, errlen);
     if (rc < 0)
-        return rc;
+        goto free_stripes;
     c.g = g;
     if (opt->check_runnable && (rc = arch_check_gguf(g, opt->input, err, errlen)) < 0)
         goto close_gguf;
@@ -587,6 +606,12 @@ int split_convert(const struct split_options *opt, struct split_stats *stats, ch
     rc = split_plan_build(&p, g, opt->input, opt->transform, err, errlen);
     if (rc < 0)
         goto close_gguf;
+    for (int L = 0; L < p.n_layer && stripes.n; L++)
+        if (p.layers[L].n_expert && p.layers[L].n_expert < stripes.n) {
+            rc = errmsg_set(err, errlen, -EINVAL, "split: layer %d has %d experts, fewer than the %d stripes", L,
+                            p.layers[L].n_expert, stripes.n);
+            goto free_plan;
+        }
 
     /* Free space: data files plus the manifest (about the source header). */
     uint64_t header = 0;
@@ -595,7 +620,9 @@ int split_convert(const struct split_options *opt, struct split_stats *stats, ch
         if (t->part == 0 && (header == 0 || t->file_offset < header))
             header = t->file_offset;
     }
-    uint64_t need = p.pinned_file_size + p.expert_bytes + header + (1u << 20);
+    uint64_t need = p.pinned_file_size + (stripes.n ? 0 : p.expert_bytes) + header + (1u << 20);
+    if ((rc = split_stripes_space(&stripes, p.expert_bytes, err, errlen)) < 0)
+        goto free_plan;
     struct statvfs vfs;
     if (statvfs(parent, &vfs) < 0) {
         int e = errno;
@@ -627,30 +654,34 @@ int split_convert(const struct split_options *opt, struct split_stats *stats, ch
         rc = errmsg_set(err, errlen, -e, "split: creating %s: %s", tmp, strerror(e));
         goto free_buf;
     }
+    rc = split_stripes_mkdir(&stripes, err, errlen);
 
-    rc = write_pinned(&c, &p, tmp);
+    if (rc == 0)
+        rc = write_pinned(&c, &p, tmp);
     for (int L = 0; L < p.n_layer && rc == 0; L++)
         if (p.layers[L].n_expert)
-            rc = write_layer(&c, &p.layers[L], L, tmp);
+            rc = write_layer(&c, &p.layers[L], L, tmp, &stripes);
     if (rc == 0 && opt->progress)
         opt->progress(opt->progress_ud, c.done, c.total, "manifest");
     /* The manifest goes last, after the data is on disk: its presence marks
      * a complete split. */
     if (rc == 0)
-        rc = fsync_path(tmp, err, errlen);
+        rc = split_fsync_path(tmp, err, errlen);
     if (rc == 0)
-        rc = write_manifest(&c, &p, tmp);
+        rc = write_manifest(&c, &p, tmp, &stripes);
     if (rc == 0)
-        rc = fsync_path(tmp, err, errlen);
+        rc = split_fsync_path(tmp, err, errlen);
+    if (rc == 0) /* the stripes first: OUT with its manifest marks a complete split */
+        rc = split_stripes_install(&stripes, err, errlen);
     if (rc == 0)
-        rc = install_dir(tmp, out, exists, err, errlen);
+        rc = split_install_dir(tmp, out, exists, err, errlen);
     if (rc == 0)
-        rc = fsync_path(parent, err, errlen);
+        rc = split_fsync_path(parent, err, errlen);
     if (rc < 0) {
         /* Keep the first error; removing the temp dir is best effort. */
         char ignore[256];
         if (lstat(tmp, &st) == 0)
-            remove_dir(tmp, false, ignore, sizeof(ignore));
+            split_remove_dir(tmp, false, ignore, sizeof(ignore));
         goto free_buf;
     }
     if (stats) {
@@ -672,6 +703,8 @@ free_plan:
     split_plan_free(&p);
 close_gguf:
     gguf_close(g);
+free_stripes:
+    split_stripes_free(&stripes);
     return rc;
 }
 

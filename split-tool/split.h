@@ -62,6 +62,10 @@ struct split_options {
     /* One line describing the transform, recorded in the manifest as
      * moestream.requant (split_requant.h); NULL records nothing. */
     const char *requant_note;
+    /* n_stripe >= 2: spread the experts files over these directories
+     * (splitfmt.h, format 2); OUT keeps the manifest and pinned.bin. */
+    const char *const *stripe_dirs;
+    int n_stripe;
 };
 
 /* What split_convert wrote (optional out-parameter). */

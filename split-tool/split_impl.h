@@ -1,8 +1,9 @@
 /*
- * split_impl.h - what the splitter's three files share (not for other
+ * split_impl.h - what the splitter's files share (not for other
  * modules): the plan (which tensor goes where, split_plan.c), written by
- * split.c and nothing else; verify (split_verify.c) reads a finished split
- * through splitfmt.h only.
+ * split.c and nothing else; the stripe directories (split_stripe.c) and the
+ * directory helpers of split.c they use; verify (split_verify.c) reads a
+ * finished split through splitfmt.h only.
  */
 #ifndef MOESTREAM_SPLIT_IMPL_H
 #define MOESTREAM_SPLIT_IMPL_H
@@ -56,5 +57,40 @@ struct plan {
 int split_plan_build(struct plan *p, const struct gguf_ctx *g, const char *in, const struct split_transform *tf,
                      char *err, size_t errlen);
 void split_plan_free(struct plan *p);
+
+/* ---- directories (split.c) ---- */
+/* -ENOTEMPTY naming the file when dir holds anything a split directory does not. */
+int split_check_ours(const char *dir, char *err, size_t errlen);
+/* Removes dir and its files (only_ours: refuse as split_check_ours). */
+int split_remove_dir(const char *dir, bool only_ours, char *err, size_t errlen);
+/* Puts the finished tmp dir at out (replacing an existing split there). */
+int split_install_dir(const char *tmp, const char *out, bool exists, char *err, size_t errlen);
+int split_fsync_path(const char *path, char *err, size_t errlen);
+
+/* ---- stripe directories (split_stripe.c) ---- */
+struct split_stripe_dir {
+    char real[4096];          /* the --stripe directory, canonical */
+    char final[4300];         /* real/<basename of OUT> */
+    char tmp[4400];           /* final.tmp-<pid>, or OUT's tmp when same */
+    char rel[4096];           /* final relative to OUT, for the manifest */
+    bool same;                /* the stripe directory is OUT itself */
+    bool exists;              /* final existed (replaced with --force) */
+    bool made;                /* tmp was created and not yet installed */
+};
+struct split_stripes {
+    int n;                    /* 0: not striped */
+    struct split_stripe_dir *dir; /* [n] */
+};
+/* Checks dirs[0..n) (exist, distinct, an existing D/<base> replaceable only
+ * with force) and works out every path. 0 or -errno with err. */
+int split_stripes_prepare(struct split_stripes *st, const char *const *dirs, int n, const char *out,
+                          const char *parent, const char *tmp, bool force, char *err, size_t errlen);
+/* Each stripe directory has room for its share of expert_bytes. */
+int split_stripes_space(const struct split_stripes *st, uint64_t expert_bytes, char *err, size_t errlen);
+int split_stripes_mkdir(struct split_stripes *st, char *err, size_t errlen);
+/* Renames every stripe tmp dir to its final name (before OUT's). */
+int split_stripes_install(struct split_stripes *st, char *err, size_t errlen);
+/* Removes stripe tmp dirs not installed, frees. */
+void split_stripes_free(struct split_stripes *st);
 
 #endif

@@ -40,6 +40,7 @@ static void usage_convert(FILE *f)
 {
     fprintf(f,
             "usage: moestream-split MODEL.gguf -o DIR [--force] [-q] [--no-check] [--requant q2|q3]\n"
+            "                       [--stripe DIR1,DIR2[,...]]\n"
             "\n"
             "Splits a Mixture-of-Experts GGUF model into DIR: manifest.gguf (metadata),\n"
             "pinned.bin (every non-expert tensor) and one experts-LLL.bin per layer, each\n"
@@ -49,6 +50,10 @@ static void usage_convert(FILE *f)
             "  -o, --output DIR  output directory (written as DIR.tmp-<pid>, renamed at the end)\n"
             "  -f, --force       replace DIR if it already holds a split model\n"
             "  -q, --quiet       no progress output\n"
+            "      --stripe D1,D2[,...]  spread the experts files over these directories (one per\n"
+            "                    drive; expert e of every layer in D(e %% n)/<name of DIR>/), so a\n"
+            "                    step reads from every drive at once; DIR keeps the manifest and\n"
+            "                    pinned.bin and records the stripes as paths relative to DIR\n"
             "      --no-check    split even a model the runtime cannot run (unknown architecture,\n"
             "                    missing tensors, types without kernels); by default it is refused\n"
             "                    before anything is written\n"
@@ -200,6 +205,10 @@ static int cmd_convert(int argc, char **argv)
     double bpw = 2.5;
     bool bpw_set = false;
     bool force = false, quiet = false, check = true;
+    const char *stripe_arg = NULL;
+    char stripe_buf[8192];
+    const char *stripes[SPLIT_MAX_STRIPES];
+    int n_stripe = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--requant") || !strcmp(a, "--requant-down")) {
@@ -226,6 +235,14 @@ static int cmd_convert(int argc, char **argv)
                 fprintf(stderr, "moestream-split: --calib-tokens needs a count of tokens (0 .. 100000000)\n");
                 return 2;
             }
+            continue;
+        }
+        if (!strcmp(a, "--stripe")) {
+            if (++i == argc) {
+                fprintf(stderr, "moestream-split: --stripe needs a comma-separated list of directories\n");
+                return 2;
+            }
+            stripe_arg = argv[i];
             continue;
         }
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -256,6 +273,25 @@ static int cmd_convert(int argc, char **argv)
     if (!in || !out) {
         usage_convert(stderr);
         return 2;
+    }
+    if (stripe_arg) {
+        if (strlen(stripe_arg) >= sizeof(stripe_buf)) {
+            fprintf(stderr, "moestream-split: --stripe: list too long\n");
+            return 2;
+        }
+        snprintf(stripe_buf, sizeof(stripe_buf), "%s", stripe_arg);
+        for (char *save = NULL, *t = strtok_r(stripe_buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            if (n_stripe == SPLIT_MAX_STRIPES) {
+                fprintf(stderr, "moestream-split: --stripe: more than %d directories\n", SPLIT_MAX_STRIPES);
+                return 2;
+            }
+            stripes[n_stripe++] = t;
+        }
+        if (n_stripe < 2) {
+            fprintf(stderr, "moestream-split: --stripe needs at least two directories (DIR1,DIR2), got \"%s\"\n",
+                    stripe_arg);
+            return 2;
+        }
     }
     struct split_requant rq;
     char err[1024];
@@ -315,7 +351,8 @@ static int cmd_convert(int argc, char **argv)
     struct split_options opt = {.input = in, .output_dir = out, .force = force,
                                 .progress = quiet ? NULL : on_progress, .progress_ud = &pr,
                                 .cancel = &cancel_flag, .check_runnable = check,
-                                .transform = requant ? &rq.tf : NULL, .requant_note = requant ? rq.note : NULL};
+                                .transform = requant ? &rq.tf : NULL, .requant_note = requant ? rq.note : NULL,
+                                .stripe_dirs = stripes, .n_stripe = n_stripe};
     struct split_stats st;
     rc = split_convert(&opt, &st, err, sizeof(err));
     if (requant)
@@ -442,8 +479,11 @@ static int info_split(const char *dir)
         return 1;
     }
     FILE *f = stdout;
-    fprintf(f, "%s: split model, format %d, %d layers\n", dir, SPLIT_FORMAT_VERSION,
-            m->n_layer);
+    fprintf(f, "%s: split model, format %d, %d layers\n", dir,
+            m->n_stripe > 1 ? SPLIT_FORMAT_VERSION : SPLIT_FORMAT_UNSTRIPED, m->n_layer);
+    for (int s = 0; s < m->n_stripe; s++)
+        fprintf(f, "stripe %d of %d: %s (experts e with e %% %d == %d)\n", s, m->n_stripe, m->stripe_dir[s],
+                m->n_stripe, s);
     fputs("manifest: ", f);
     gguf_print_info(m->manifest, f);
     const char *rq;
@@ -465,8 +505,9 @@ static int info_split(const char *dir)
             fprintf(f, "layer %d: no routed experts\n", L);
             continue;
         }
-        fprintf(f, "layer %d: %d experts, blob %" PRIu64 " B (%" PRIu64 " used), %s\n", L,
-                l->n_expert, l->blob_size, l->blob_bytes, l->path);
+        fprintf(f, "layer %d: %d experts, blob %" PRIu64 " B (%" PRIu64 " used), %s%s\n", L,
+                l->n_expert, l->blob_size, l->blob_bytes, l->path,
+                l->n_stripe > 1 ? " and the other stripes" : "");
         for (int p = 0; p < l->n_part; p++) {
             const struct split_part *pt = &l->parts[p];
             fprintf(f, "    %-32s %-7s ", pt->name, quant_traits(pt->type)->name);

@@ -128,32 +128,36 @@ static int verify_pinned(struct vctx *v, const struct split_model *m, XXH3_state
 
 static int verify_layer(struct vctx *v, const struct split_layer *l, int L, XXH3_state_t *h)
 {
-    int fd = open_ro(l->path, v->err, v->errlen);
-    if (fd < 0)
-        return fd;
-    snprintf(v->stage, sizeof(v->stage), "verify layer %d", L);
     int rc = 0;
-    for (int e = 0; e < l->n_expert && rc == 0; e++) {
-        uint64_t blob = (uint64_t)e * l->blob_size, bad;
-        XXH3_64bits_reset(h);
-        rc = verify_range(v, fd, l->path, blob, l->blob_bytes, h, NULL);
-        uint64_t got = XXH3_64bits_digest(h);
-        if (rc == 0 && got != l->blob_xxh3[e])
-            rc = errmsg_set(v->err, v->errlen, -EBADMSG,
-                      "verify: layer %d expert %d: checksum %016" PRIx64
-                      ", manifest says %016" PRIx64 " (%s, blob at offset %" PRIu64
-                      ", %" PRIu64 " bytes)",
-                      L, e, got, l->blob_xxh3[e], l->path, blob, l->blob_bytes);
-        if (rc == 0)
-            rc = verify_range(v, fd, l->path, blob + l->blob_bytes,
-                              l->blob_size - l->blob_bytes, NULL, &bad);
-        if (rc == 0 && bad != UINT64_MAX)
-            rc = errmsg_set(v->err, v->errlen, -EBADMSG,
-                      "verify: layer %d expert %d: non-zero padding byte at offset %" PRIu64
-                      " (%s, blob at offset %" PRIu64 ")",
-                      L, e, bad, l->path, blob);
+    snprintf(v->stage, sizeof(v->stage), "verify layer %d", L);
+    for (int f = 0; f < split_layer_n_files(l) && rc == 0; f++) {
+        const char *path = split_layer_file(l, f);
+        int fd = open_ro(path, v->err, v->errlen);
+        if (fd < 0)
+            return fd;
+        /* file f holds the experts e with e % n_files == f */
+        for (int e = f; e < l->n_expert && rc == 0; e += split_layer_n_files(l)) {
+            uint64_t blob = split_expert_offset(l, e), bad;
+            XXH3_64bits_reset(h);
+            rc = verify_range(v, fd, path, blob, l->blob_bytes, h, NULL);
+            uint64_t got = XXH3_64bits_digest(h);
+            if (rc == 0 && got != l->blob_xxh3[e])
+                rc = errmsg_set(v->err, v->errlen, -EBADMSG,
+                          "verify: layer %d expert %d: checksum %016" PRIx64
+                          ", manifest says %016" PRIx64 " (%s, blob at offset %" PRIu64
+                          ", %" PRIu64 " bytes)",
+                          L, e, got, l->blob_xxh3[e], path, blob, l->blob_bytes);
+            if (rc == 0)
+                rc = verify_range(v, fd, path, blob + l->blob_bytes,
+                                  l->blob_size - l->blob_bytes, NULL, &bad);
+            if (rc == 0 && bad != UINT64_MAX)
+                rc = errmsg_set(v->err, v->errlen, -EBADMSG,
+                          "verify: layer %d expert %d: non-zero padding byte at offset %" PRIu64
+                          " (%s, blob at offset %" PRIu64 ")",
+                          L, e, bad, path, blob);
+        }
+        close(fd);
     }
-    close(fd);
     return rc;
 }
 
