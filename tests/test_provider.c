@@ -268,6 +268,35 @@ static void test_prefetch_cap(void **state)
     provider_close(p);
 }
 
+/* A request pins the experts it finds resident before any of its misses
+ * takes a slot: in a full cache, one new expert costs one read, not a
+ * cascade of evictions of experts the same request needs. */
+static void test_request_keeps_its_hits(void **state)
+{
+    struct split_fixture *f = *state;
+    for (int pol = 0; pol < 2; pol++) {
+        struct provider_opts o = {.io = PROVIDER_IO_URING, .cache_bytes = 4 * (uint64_t)BLOB, .max_active = 4,
+                                  .cache_policy = (enum provider_cache_policy)pol};
+        struct provider *p = open_p(f, &o);
+        int first[4] = {0, 1, 2, 3}, second[4] = {4, 0, 1, 2}, e, rc;
+        const uint8_t *blob;
+        struct provider_stats s;
+
+        for (int r = 0; r < 2; r++) {
+            assert_int_equal(provider_request(p, 0, r ? second : first, 4), 0);
+            while ((rc = provider_next(p, &e, &blob)) > 0) {
+                assert_memory_equal(blob, fixture_blob(f, 0, e), BLOB_BYTES);
+                provider_release(p, 0, e);
+            }
+            assert_int_equal(rc, 0);
+        }
+        provider_get_stats(p, &s);
+        assert_int_equal(s.misses, 5);
+        assert_int_equal(s.hits, 3);
+        provider_close(p);
+    }
+}
+
 static void test_budget_refusal(void **state)
 {
     struct split_fixture *f = *state;
@@ -348,6 +377,7 @@ int main(void)
         cmocka_unit_test(test_tiny_cache_random),
         cmocka_unit_test(test_more_misses_than_queue_depth),
         cmocka_unit_test(test_prefetch_cap),
+        cmocka_unit_test(test_request_keeps_its_hits),
         cmocka_unit_test(test_budget_refusal),
         cmocka_unit_test(test_pinned_out_and_busy),
         cmocka_unit_test(test_mlock_and_backend_name),
