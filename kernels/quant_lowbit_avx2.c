@@ -58,16 +58,17 @@ ALWAYS_INLINE void lb2_rows(int64_t n, float *s, size_t ss, const void *w, const
         const float dw = _cvtsh_ss(dh);
         __m256i sumi[MULTI_G];
         ROWS_FOR(k) sumi[k] = _mm256_setzero_si256();
-        for (int h = 0; h < 2; h++) { /* elements 64 g + 32 h .. + 31 for g = 0..3 */
+        /* unrolled: gcc -O2 would keep the small arrays below on the stack */
+        _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) { /* elements 64 g + 32 h .. + 31, g = 0..3 */
             const __m256i v = _mm256_loadu_si256((const __m256i *)(wb + offsetof(block_hq2, qs) + 32 * h));
             uint32_t hb[4] = { 0 };
             if (hq3) {
                 uint64_t q[4];
                 memcpy(q, wb + offsetof(block_hq3, qh), sizeof(q));
-                for (int g = 0; g < 4; g++)
+                _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++)
                     hb[g] = (uint32_t)(q[g] >> (32 * h));
             }
-            for (int g = 0; g < 4; g++) {
+            _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) {
                 __m256i idx = _mm256_and_si256(_mm256_srli_epi16(v, 2 * g), m3);
                 if (hq3)
                     idx = _mm256_or_si256(idx, _mm256_and_si256(lb2_bits_to_bytes(hb[g]), four));
