@@ -2,8 +2,9 @@
 """act_speed.py - decode and prompt tok/s of several --act-bits settings, alternating.
 
 Runs `moestream bench --json` once per (round, prompt length, setting), settings alternating
-within a round, each run under `flock LOCK` (one benchmark on the machine at a time), and
-prints the medians over rounds as a Markdown table, with each setting's ratio to the first.
+within a round; each round holds LOCK (flock, as `flock LOCK CMD` does: one benchmark on the
+machine at a time), so a round's runs see the same machine. Prints the medians over rounds as
+a Markdown table, with each setting's ratio to the first.
 
 usage: bench/act_speed.py -m MODEL [--rounds 3] [--prompts 64,512] [--lock /work/bench.lock]
                           [--bin build/bin/moestream] [SETTING ...] [-- BENCH FLAGS]
@@ -11,6 +12,7 @@ usage: bench/act_speed.py -m MODEL [--rounds 3] [--prompts 64,512] [--lock /work
 e.g. bench/act_speed.py -m /work/models/q30b.gguf 16 mixed 8
 """
 import argparse
+import fcntl
 import json
 import os
 import statistics
@@ -36,18 +38,19 @@ def main():
     prompts = [int(p) for p in o.prompts.split(",")]
     res = {}  # (prompt, setting) -> list of (prompt tok/s, decode tok/s)
     for r in range(o.rounds):
-        for p in prompts:
-            for s in o.settings:
-                cmd = ["flock", o.lock, o.bin, "bench", "-m", o.model, "--json", "--prompt-tokens", str(p),
-                       "--act-bits", s] + extra
-                out = subprocess.run(cmd, capture_output=True, text=True)
-                if out.returncode != 0:
-                    sys.exit("act_speed: %s failed:\n%s" % (" ".join(cmd), out.stderr[-2000:]))
-                j = json.loads(out.stdout.strip().splitlines()[-1])
-                pt, dt = j["prefill_tok_s"], j["decode_tok_s"]
-                res.setdefault((p, s), []).append((pt, dt))
-                print("round %d prompt %d %-24s prompt %.2f tok/s, decode %.2f tok/s" % (r + 1, p, s, pt, dt),
-                      file=sys.stderr, flush=True)
+        with open(o.lock, "a") as lk:
+            fcntl.flock(lk, fcntl.LOCK_EX)
+            for p in prompts:
+                for s in o.settings:
+                    cmd = [o.bin, "bench", "-m", o.model, "--json", "--prompt-tokens", str(p), "--act-bits", s] + extra
+                    out = subprocess.run(cmd, capture_output=True, text=True)
+                    if out.returncode != 0:
+                        sys.exit("act_speed: %s failed:\n%s" % (" ".join(cmd), out.stderr[-2000:]))
+                    j = json.loads(out.stdout.strip().splitlines()[-1])
+                    pt, dt = j["prefill_tok_s"], j["decode_tok_s"]
+                    res.setdefault((p, s), []).append((pt, dt))
+                    print("round %d prompt %d %-24s prompt %.2f tok/s, decode %.2f tok/s" % (r + 1, p, s, pt, dt),
+                          file=sys.stderr, flush=True)
     cols = []
     for p in prompts:
         cols.append(("prompt (%d) tok/s" % p, p, 0))

@@ -355,7 +355,32 @@ void ecache_discard(struct ecache *c, int slot)
     }
 }
 
+/* Inserts at the cold end (before the sentinel): the next victim. */
+static void list_push_cold(struct ecache *c, int32_t i, int seg)
+{
+    int32_t h = sentinel(c, seg);
+    struct ecache_slot *s = &c->slots[i];
+
+    s->next = h;
+    s->prev = c->slots[h].prev;
+    c->slots[s->prev].next = i;
+    c->slots[h].prev = i;
+    s->listed = 1;
+}
+
+static void ecache_unpin_at(struct ecache *c, int slot, bool cold);
+
 void ecache_unpin(struct ecache *c, int slot)
+{
+    ecache_unpin_at(c, slot, false);
+}
+
+void ecache_unpin_cold(struct ecache *c, int slot)
+{
+    ecache_unpin_at(c, slot, true);
+}
+
+static void ecache_unpin_at(struct ecache *c, int slot, bool cold)
 {
     struct ecache_slot *s = &c->slots[slot];
 
@@ -373,7 +398,10 @@ void ecache_unpin(struct ecache *c, int slot)
     if (m && c->sticky[m - c->map])
         return;
     /* LRU keeps every slot in the probation list. */
-    list_push_hot(c, slot, s->seg);
+    if (cold && s->seg == SEG_PROBATION)
+        list_push_cold(c, slot, s->seg);
+    else
+        list_push_hot(c, slot, s->seg);
     if (s->seg == SEG_PROTECTED)
         ecache_balance(c);
 }

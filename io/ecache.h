@@ -70,6 +70,11 @@ void ecache_set_ready(struct ecache *c, int slot);
 void ecache_discard(struct ecache *c, int slot);
 /* Drops one pin. Unpinned filled slots become eviction candidates. */
 void ecache_unpin(struct ecache *c, int slot);
+/* Drops one pin; an unpinned probation slot goes to the cold end of its
+ * list, so it is the next victim unless a request takes it first (a
+ * prefetched blob no request asked for yet: a wrong guess costs one slot,
+ * not the expert that would otherwise be evicted next). */
+void ecache_unpin_cold(struct ecache *c, int slot);
 
 /* Marks (layer, expert) as part of a pinned profile: once resident and
  * released it is never evicted (the caller bounds how many keys it marks,

@@ -27,6 +27,12 @@
 
 #define PROVIDER_DEFAULT_ACTIVE 8
 #define PROVIDER_MAX_REG_BYTES (1ull << 30) /* io_uring limit per registered buffer */
+#define PROVIDER_MAX_CHUNKS 16
+/* Prefetch reads in flight at most: the next layer's demand reads queue
+ * behind every guess still in flight, so only the likeliest few go out
+ * (30B shape, 2.5 GiB budget, --prefetch: 371 MiB per decode token with 3
+ * against 397 with up to 8, one noisy pair; bench/README.md). */
+#define PROVIDER_PF_INFLIGHT 3
 
 struct provider {
     const struct split_model *m;
@@ -35,6 +41,11 @@ struct provider {
     struct reader *rd;
     int *file_of_layer;            /* [n_layer] reader file index, -1 without experts */
     uint64_t *read_len;            /* [n_layer] bytes per blob read (aligned) */
+    uint64_t *chunk_len;           /* [n_layer] bytes per concurrent piece of a blob read */
+    int *n_chunk;                  /* [n_layer] pieces a blob read is cut into (1 = whole) */
+    int blob_qd;                   /* blob reads in flight at most (the queue depth) */
+    int pf_inflight;               /* prefetch reads in flight */
+    int pf_cap;                    /* prefetch reads in flight at most */
     struct iovec *bufs;            /* [n_bufs] arena chunks registered with the reader */
     int n_bufs;
     struct reader_completion *comps; /* [reader capacity] */
@@ -114,6 +125,16 @@ static uint64_t round_up(uint64_t x, uint64_t a)
     return (x + a - 1) / a * a;
 }
 
+/* Pieces a blob of `bytes` is read in with pieces of about `chunk` bytes
+ * (0: whole), at most PROVIDER_MAX_CHUNKS. */
+static uint64_t provider_chunks(uint64_t bytes, uint64_t chunk)
+{
+    if (chunk == 0 || bytes <= chunk)
+        return 1;
+    uint64_t n = (bytes + chunk - 1) / chunk;
+    return n > PROVIDER_MAX_CHUNKS ? PROVIDER_MAX_CHUNKS : n;
+}
+
 int provider_open(struct provider **out, const struct split_model *m,
                   const struct provider_opts *o, char *err, size_t errlen)
 {
@@ -175,6 +196,8 @@ int provider_open(struct provider **out, const struct split_model *m,
     p->max_n_expert = max_n_expert;
     p->file_of_layer = malloc((size_t)m->n_layer * sizeof *p->file_of_layer);
     p->read_len = calloc((size_t)m->n_layer, sizeof *p->read_len);
+    p->chunk_len = calloc((size_t)m->n_layer, sizeof *p->chunk_len);
+    p->n_chunk = calloc((size_t)m->n_layer, sizeof *p->n_chunk);
     p->ready = malloc((size_t)max_n_expert * sizeof *p->ready);
     p->pending = malloc((size_t)max_n_expert * sizeof *p->pending);
     p->seen = calloc((size_t)max_n_expert, sizeof *p->seen);
@@ -184,7 +207,8 @@ int provider_open(struct provider **out, const struct split_model *m,
     p->want = calloc((size_t)n_slots, 1);
     p->pf_unused = calloc((size_t)n_slots, 1);
     paths = malloc((size_t)n_files * sizeof *paths);
-    if (!p->file_of_layer || !p->read_len || !p->slot_read || !p->ready || !p->pending || !p->seen || !p->order || !paths ||
+    if (!p->file_of_layer || !p->read_len || !p->chunk_len || !p->n_chunk || !p->slot_read || !p->ready || !p->pending ||
+        !p->seen || !p->order || !paths ||
         !p->pf || !p->want || !p->pf_unused)
         goto fail_nomem_p;
 
@@ -251,7 +275,17 @@ int provider_open(struct provider **out, const struct split_model *m,
     ro.backend = o->io == PROVIDER_IO_PREAD      ? READER_PREAD
                  : o->io == PROVIDER_IO_BUFFERED ? READER_BUFFERED
                                                  : READER_URING;
-    ro.queue_depth = o->queue_depth;
+    /* The queue depth counts blob reads; a blob cut into pieces takes one
+     * reader request per piece, so the reader gets room for every piece. */
+    p->blob_qd = o->queue_depth > 0 ? o->queue_depth : READER_DEFAULT_QD;
+    p->pf_cap = PROVIDER_PF_INFLIGHT;
+    int max_chunk = 1;
+    for (int l = 0; l < m->n_layer && !m->from_gguf; l++) {
+        uint64_t c = provider_chunks(m->layers[l].blob_bytes, o->read_chunk);
+        if ((int)c > max_chunk)
+            max_chunk = (int)c;
+    }
+    ro.queue_depth = p->blob_qd * max_chunk;
     ro.bufs = p->bufs;
     ro.n_bufs = p->n_bufs;
     ro.log = o->log;
@@ -270,6 +304,15 @@ int provider_open(struct provider **out, const struct split_model *m,
             continue;
         /* Read the used bytes rounded up to the alignment, not the stride. */
         p->read_len[l] = round_up(ly->blob_bytes, a);
+        p->n_chunk[l] = 1;
+        p->chunk_len[l] = p->read_len[l];
+        if (!m->from_gguf && provider_chunks(ly->blob_bytes, o->read_chunk) > 1) {
+            /* equal pieces, each a multiple of the alignment; the last one
+             * takes what is left */
+            uint64_t want = provider_chunks(ly->blob_bytes, o->read_chunk);
+            p->chunk_len[l] = round_up((p->read_len[l] + want - 1) / want, a);
+            p->n_chunk[l] = (int)((p->read_len[l] + p->chunk_len[l] - 1) / p->chunk_len[l]);
+        }
         if (p->read_len[l] > ly->blob_size || ly->blob_size % align) {
             snprintf(err, errlen, "provider: layer %d: blob_size %llu is not a multiple of the "
                      "%zu-byte direct I/O alignment of %s", l,
@@ -329,6 +372,8 @@ void provider_close(struct provider *p)
     free(p->pending);
     free(p->ready);
     free(p->read_len);
+    free(p->chunk_len);
+    free(p->n_chunk);
     free(p->file_of_layer);
     free(p);
 }
@@ -390,11 +435,26 @@ static int provider_start_read(struct provider *p, int layer, int expert, int sl
     const struct split_layer *ly = &p->m->layers[layer];
     uint8_t *dst = ecache_slot_data(p->cache, slot);
 
-    if (!p->m->from_gguf)
-        return reader_submit(p->rd, p->file_of_layer[layer] + split_expert_file(ly, expert),
-                             provider_offset(p, layer, expert),
+    struct reader_range rg[PROVIDER_MAX_CHUNKS > SPLIT_MAX_PARTS ? PROVIDER_MAX_CHUNKS : SPLIT_MAX_PARTS];
+    int file = p->m->from_gguf ? 0 : p->file_of_layer[layer] + split_expert_file(ly, expert);
+    if (!p->m->from_gguf && p->n_chunk[layer] == 1)
+        return reader_submit(p->rd, file, provider_offset(p, layer, expert),
                              (size_t)p->read_len[layer], dst, (uint64_t)slot);
-    struct reader_range rg[SPLIT_MAX_PARTS];
+    if (!p->m->from_gguf) {
+        /* pieces of one blob read at once: one completion when all landed */
+        uint64_t off = provider_offset(p, layer, expert), left = p->read_len[layer];
+        int n = p->n_chunk[layer];
+        for (int i = 0; i < n; i++) {
+            uint64_t len = left < p->chunk_len[layer] ? left : p->chunk_len[layer];
+            rg[i].file = file;
+            rg[i].offset = off + (uint64_t)i * p->chunk_len[layer];
+            rg[i].len = (size_t)len;
+            rg[i].dst = dst + (size_t)i * p->chunk_len[layer];
+            rg[i].need = 0;
+            left -= len;
+        }
+        return reader_submitv(p->rd, rg, n, (uint64_t)slot);
+    }
     uint64_t total = 0;
     for (int i = 0; i < ly->n_part; i++) {
         uint64_t off, len, shift;
@@ -478,6 +538,8 @@ static int provider_abandon(struct provider *p, int rc)
 
             if (p->pf[slot] && p->want[slot])
                 ecache_unpin(p->cache, slot); /* the request's pin; the read's below */
+            if (p->pf[slot])
+                p->pf_inflight--;
             p->pf[slot] = p->want[slot] = 0;
             if (p->comps[i].res == 0) {
                 provider_place_parts(p, slot);
@@ -566,16 +628,21 @@ int provider_request(struct provider *p, int layer, const int *experts, int n)
         memset(p->seen, 0, (size_t)p->max_n_expert * sizeof *p->seen);
         p->seq = 1;
     }
+    for (int i = 0; i < n; i++)
+        if (experts[i] < 0 || experts[i] >= ly->n_expert) {
+            errmsg_set(p->err, sizeof p->err, 0, "provider: layer %d: expert %d out of range 0..%d", layer,
+                       experts[i], ly->n_expert - 1);
+            return provider_abandon(p, -EINVAL);
+        }
+    /* Two passes: first pin every expert already resident or loading, then
+     * take slots for the misses, so no miss evicts an expert this request
+     * still needs (a blob prefetched for it waits at the cold end). */
+    for (int pass = 0; pass < 2; pass++)
     for (int i = 0; i < n; i++) {
         int e = experts[i], slot;
         enum ecache_state state;
 
-        if (e < 0 || e >= ly->n_expert) {
-            errmsg_set(p->err, sizeof p->err, 0, "provider: layer %d: expert %d out of range 0..%d", layer, e,
-                          ly->n_expert - 1);
-            return provider_abandon(p, -EINVAL);
-        }
-        if (p->seen[e] == p->seq)
+        if (p->seen[e] == p->seq || (pass == 0 && ecache_find(p->cache, layer, e) < 0))
             continue;
         p->seen[e] = p->seq;
         slot = ecache_acquire(p->cache, layer, e, &state);
@@ -640,6 +707,8 @@ static int provider_complete(struct provider *p, const struct reader_completion 
     ly = &p->m->layers[layer];
     provider_io_done(p);
     bool prefetched = p->pf[slot], wanted = !prefetched || p->want[slot];
+    if (prefetched)
+        p->pf_inflight--;
     p->pf[slot] = p->want[slot] = 0;
     if (prefetched && !wanted) {
         /* a guess nobody asked for yet: keep it resident, or drop it if bad */
@@ -660,7 +729,7 @@ static int provider_complete(struct provider *p, const struct reader_completion 
             ecache_discard(p->cache, slot);
             p->st.prefetch_wasted++;
         }
-        ecache_unpin(p->cache, slot);
+        ecache_unpin_cold(p->cache, slot); /* a guess not taken yet is the next victim */
         return 0;
     }
     if (prefetched)
@@ -750,7 +819,7 @@ int provider_prefetch(struct provider *p, int layer, const int *experts, int n)
 
         if (e < 0 || e >= p->m->layers[layer].n_expert || ecache_find(p->cache, layer, e) >= 0)
             continue; /* out of range, resident or already loading */
-        if (p->outstanding >= reader_capacity(p->rd) - p->o.max_active)
+        if (p->outstanding >= p->blob_qd - p->o.max_active || p->pf_inflight >= p->pf_cap)
             break;     /* keep room for demand reads */
         slot = ecache_acquire_spec(p->cache, layer, e, &state);
         if (slot < 0)
@@ -763,6 +832,7 @@ int provider_prefetch(struct provider *p, int layer, const int *experts, int n)
             break;
         }
         p->pf[slot] = 1;
+        p->pf_inflight++;
         provider_io_start(p);
         p->st.prefetches++;
         started++;

@@ -32,7 +32,9 @@ enum provider_cache_policy { PROVIDER_CACHE_SLRU = 0, PROVIDER_CACHE_LRU };
 struct provider_opts {
     enum provider_io io;       /* preferred backend; falls back once, saying why */
     uint64_t cache_bytes;      /* bytes for expert slots; 0 = every expert resident */
-    int queue_depth;           /* reads in flight; 0 = default */
+    int queue_depth;           /* expert reads in flight; 0 = default */
+    uint64_t read_chunk;       /* read an expert blob as concurrent pieces of about this many
+                                  bytes (split models; 0 = one read per blob) */
     bool verify_reads;         /* check XXH3 of every blob read */
     bool mlock;
     void (*log)(const char *msg); /* one-line notices (fallbacks); may be NULL */
@@ -91,7 +93,8 @@ void provider_release(struct provider *p, int layer, int expert);
  * will ask for (e.g. the next layer's likely experts), without delivering
  * them: they land in the cache unpinned, or are waited for by the request
  * that wants them while still loading. Skips resident experts, never evicts
- * a pinned slot, leaves reader room for demand reads, and drops a failed or
+ * a pinned slot, leaves reader room for demand reads, keeps at most 3
+ * guesses in flight (the likeliest first: pass them in that order), drops a failed or
  * corrupt guess silently (a request reads it again). May be called while a
  * request is being delivered. Returns the reads started. */
 int provider_prefetch(struct provider *p, int layer, const int *experts, int n);

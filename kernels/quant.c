@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fvec.h"
 #include "qformat.h"
 #include "quant_iq_ref.h"
 #include "quant_lowbit.h"
@@ -168,6 +169,7 @@ int quant_select_isa(const char *name)
         quant_install_iq_avx512(traits);
         quant_install_lowbit_avx512(traits);
     }
+    fvec_select(want_avx512);
     isa_name = want_avx512 ? "avx512" : want_avx2 ? "avx2" : "ref";
     return 0;
 }

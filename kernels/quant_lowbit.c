@@ -253,49 +253,39 @@ static int lowbit_prepare(const float *H, double *hr, double *u, double *t)
         return -1;
     for (int i = 0; i < N; i++)
         hr[i * N + i] += QUANT_LOWBIT_DAMP * m;
-    /* L = chol(Hr); t = L^-1 (lower); Hinv = t^T t; U^T = chol(Hinv) */
-    memcpy(u, hr, sizeof(double) * N * N);
-    if (lowbit_cholesky(u, N) < 0)
+    /* With P the order reversal and P Hr P = L L^T, Hr = M M^T for the upper
+     * triangular M = P L P, so Hr^-1 = U^T U with U = M^-1 (upper): one
+     * Cholesky factor and one triangular inverse. t = P Hr P, factored. */
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < N; j++)
+            t[i * N + j] = hr[(N - 1 - i) * N + (N - 1 - j)];
+    if (lowbit_cholesky(t, N) < 0)
         return -1;
-    memset(t, 0, sizeof(double) * N * N);
-    for (int j = 0; j < N; j++) {
-        t[j * N + j] = 1.0 / u[j * N + j];
-        for (int i = j + 1; i < N; i++) {
-            double s = 0;
-            for (int k = j; k < i; k++)
-                s += u[i * N + k] * t[k * N + j];
-            t[i * N + j] = -s / u[i * N + i];
+    /* M[i][j] = L[N-1-i][N-1-j] for j >= i; U = M^-1 by back substitution, column by column */
+    memset(u, 0, sizeof(double) * N * N);
+#define LB_M(i, j) t[(N - 1 - (i)) * N + (N - 1 - (j))]
+    for (int j = N - 1; j >= 0; j--) {
+        u[j * N + j] = 1.0 / LB_M(j, j);
+        for (int i = j - 1; i >= 0; i--) {
+            double acc = 0;
+            for (int k = i + 1; k <= j; k++)
+                acc += LB_M(i, k) * u[k * N + j];
+            u[i * N + j] = -acc / LB_M(i, i);
         }
     }
-    for (int i = 0; i < N; i++)
-        for (int j = 0; j <= i; j++) {
-            double s = 0;
-            for (int k = i; k < N; k++)
-                s += t[k * N + i] * t[k * N + j];
-            u[i * N + j] = s;
-        }
-    if (lowbit_cholesky(u, N) < 0)
-        return -1;
-    for (int i = 0; i < N; i++)      /* U = lower factor transposed, zero below */
-        for (int j = 0; j < N; j++)
-            t[i * N + j] = j >= i ? u[j * N + i] : 0.0;
-    memcpy(u, t, sizeof(double) * N * N);
+#undef LB_M
     return 0;
 }
 
-/* (w0 - d c)^T Hr (w0 - d c), c = lv[idx] */
-static double lowbit_werr(const double *hr, const double *w0, double d, const int8_t *lv, const uint8_t *idx)
+/* y[256] = Hr x */
+static void lowbit_hmul(const double *hr, const double *x, double *y)
 {
-    double e[QK_K], s = 0;
-    for (int i = 0; i < QK_K; i++)
-        e[i] = w0[i] - d * lv[idx[i]];
     for (int i = 0; i < QK_K; i++) {
         double t = 0;
         for (int j = 0; j < QK_K; j++)
-            t += hr[i * QK_K + j] * e[j];
-        s += e[i] * t;
+            t += hr[i * QK_K + j] * x[j];
+        y[i] = t;
     }
-    return s;
 }
 
 /* GPTQ of one rotated row w0 at scale d: levels chosen in order, each
@@ -341,6 +331,11 @@ void quant_quantize_hq_group(int type, const float *src, size_t src_stride, uint
         }
         for (int i = 0; i < QK_K; i++)
             w0[i] = r[i];
+        /* (w0 - d c)^T Hr (w0 - d c) = w0'Hr w0 - 2 d c'Hr w0 + d^2 c'Hr c */
+        double hw[QK_K], hc[QK_K], c[QK_K], ww = 0;
+        lowbit_hmul(hr, w0, hw);
+        for (int i = 0; i < QK_K; i++)
+            ww += w0[i] * hw[i];
         double best_e = INFINITY;
         qhalf best_D = 0;
         static const float mult[] = { 0.9f, 1.0f, 1.1f };
@@ -349,20 +344,18 @@ void quant_quantize_hq_group(int type, const float *src, size_t src_stride, uint
             const float d = quant_fp16_to_fp32(D) / 127.0f;
             lowbit_gptq_row(u, w0, d, lv, nl, idx);
             /* the least-squares scale for these levels under Hr */
+            for (int i = 0; i < QK_K; i++)
+                c[i] = lv[idx[i]];
+            lowbit_hmul(hr, c, hc);
             double num = 0, den = 0;
             for (int i = 0; i < QK_K; i++) {
-                double hc = 0, hw = 0;
-                for (int j = 0; j < QK_K; j++) {
-                    hc += hr[i * QK_K + j] * lv[idx[j]];
-                    hw += hr[i * QK_K + j] * w0[j];
-                }
-                num += lv[idx[i]] * hw;
-                den += lv[idx[i]] * hc;
+                num += c[i] * hw[i];
+                den += c[i] * hc[i];
             }
             qhalf D2 = den > 0 ? quant_fp32_to_fp16((float)(num / den) * 127.0f) : D;
             for (int pass = 0; pass < 2; pass++) {
                 qhalf Dp = pass ? D2 : D;
-                double e = lowbit_werr(hr, w0, quant_fp16_to_fp32(Dp) / 127.0, lv, idx);
+                const double dp = quant_fp16_to_fp32(Dp) / 127.0, e = ww - 2 * dp * num + dp * dp * den;
                 if (e < best_e) {
                     best_e = e;
                     best_D = Dp;

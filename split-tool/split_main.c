@@ -69,7 +69,8 @@ static void usage_convert(FILE *f)
             "      --calib-tokens N  self-calibration: the source model first writes N tokens of its\n"
             "                    own (sampled, no external text) while the inputs of every expert\n"
             "                    are recorded; the levels are then chosen by GPTQ against them\n"
-            "                    (default 0: plain fit)\n"
+            "                    (default 4096 with --requant when the statistics fit in 8 GiB,\n"
+            "                    else 0: the plain fit, with a notice)\n"
             "  -h, --help        this text\n"
             "\n"
             "Other commands: moestream-split verify DIR, moestream-split info FILE|DIR\n"
@@ -200,7 +201,7 @@ static int cmd_convert(int argc, char **argv)
 {
     const char *in = NULL, *out = NULL;
     const char *requant = NULL, *requant_down = NULL;
-    long calib_tokens = 0;
+    long calib_tokens = -1; /* auto: SPLIT_CALIB_DEFAULT when --requant and the statistics fit */
     double bpw = 2.5;
     bool bpw_set = false;
     bool force = false, quiet = false, check = true;
@@ -294,6 +295,7 @@ static int cmd_convert(int argc, char **argv)
     }
     struct split_requant rq;
     char err[1024];
+    int rc;
     if (requant_down && !requant) {
         fprintf(stderr, "moestream-split: --requant-down needs --requant\n");
         return 2;
@@ -311,25 +313,32 @@ static int cmd_convert(int argc, char **argv)
             split_requant_free(&rq);
             return 1;
         }
-    } else if (calib_tokens || bpw_set) {
+    } else if (calib_tokens > 0 || bpw_set) {
         fprintf(stderr, "moestream-split: --calib-tokens and --requant-bpw need --requant\n");
         return 2;
     }
     struct split_calib calib = { 0 };
+    const bool calib_auto = calib_tokens < 0;
+    if (calib_auto)
+        calib_tokens = requant ? SPLIT_CALIB_DEFAULT : 0;
     if (calib_tokens) {
         double t0 = now_s();
         if (!quiet)
             fprintf(stderr, "self-calibration: generating %ld tokens with %s\n", calib_tokens, in);
         /* statistics up to 8 GiB; one thread per core as the runtime's default */
-        if (split_calib_run(&calib, in, (int)calib_tokens, 512, 1, (int)sysconf(_SC_NPROCESSORS_ONLN), 8ull << 30, err,
-                            sizeof(err)) < 0) {
+        rc = split_calib_run(&calib, in, (int)calib_tokens, 512, 1, (int)sysconf(_SC_NPROCESSORS_ONLN), 8ull << 30,
+                             err, sizeof(err));
+        if (rc == -E2BIG && calib_auto) {
+            fprintf(stderr, "moestream-split: notice: %s; re-quantizing without self-calibration\n", err);
+        } else if (rc < 0) {
             fprintf(stderr, "moestream-split: %s\n", err);
             split_requant_free(&rq);
             return 1;
+        } else {
+            if (!quiet)
+                fprintf(stderr, "self-calibration: %ld tokens in %.1f s\n", calib_tokens, now_s() - t0);
+            split_requant_set_calib(&rq, &calib);
         }
-        if (!quiet)
-            fprintf(stderr, "self-calibration: %ld tokens in %.1f s\n", calib_tokens, now_s() - t0);
-        split_requant_set_calib(&rq, &calib);
     }
 
     struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESETHAND};
@@ -345,7 +354,7 @@ static int cmd_convert(int argc, char **argv)
                                 .transform = requant ? &rq.tf : NULL, .requant_note = requant ? rq.note : NULL,
                                 .stripe_dirs = stripes, .n_stripe = n_stripe};
     struct split_stats st;
-    int rc = split_convert(&opt, &st, err, sizeof(err));
+    rc = split_convert(&opt, &st, err, sizeof(err));
     if (requant)
         split_requant_free(&rq);
     split_calib_free(&calib);

@@ -205,7 +205,10 @@ int split_plan_build(struct plan *p, const struct gguf_ctx *g, const char *in,
             return errmsg_set(err, errlen, -ENOMEM, "split: out of memory");
         }
         p->expert_bytes += l->blob_size * (uint64_t)l->n_expert;
-        p->data_bytes += l->blob_bytes * (uint64_t)l->n_expert;
+        /* progress counts source bytes read (a transformed part reads its source slice) */
+        for (int q = 0; q < l->n_part; q++)
+            p->data_bytes += (l->parts[q].transformed ? l->parts[q].src_size : l->parts[q].p.size) *
+                             (uint64_t)l->n_expert;
     }
     return 0;
 }

@@ -396,7 +396,8 @@ static int ds2_scratch_init(const struct model *m, int n_batch, int n_ctx, int n
 /* ---------------------------------------------------------- forward */
 
 /* x[n] += down(silu(gate xb) * up xb), an FFN of width gate->ne[1]. */
-static void ffn_add(struct fwd *f, struct ds2_scratch *s, const struct ds2_layer *L, int n_embd, int n)
+/* The dense or shared-expert FFN of xb into s->tmp (x untouched). */
+static void ffn_compute(struct fwd *f, struct ds2_scratch *s, const struct ds2_layer *L, int n_embd, int n)
 {
     int64_t ff = L->gate.ne[1];
     struct blocks_mm_part gu[2] = {
@@ -410,8 +411,32 @@ static void ffn_add(struct fwd *f, struct ds2_scratch *s, const struct ds2_layer
     }
     blocks_act_dirty(f);
     blocks_mm(f, ENGINE_SITE_SHARED, s->tmp, L->down.data, L->down.type, n_embd, ff, s->hg, n);
+}
+
+static void ffn_add(struct fwd *f, struct ds2_scratch *s, const struct ds2_layer *L, int n_embd, int n)
+{
+    ffn_compute(f, s, L, n_embd, n);
     for (size_t i = 0; i < (size_t)n * n_embd; i++)
         s->x[i] += s->tmp[i];
+}
+
+/* The shared expert, run by moe_forward while the routed experts' reads are
+ * in flight; added to x after them. */
+struct ds2_shared_job {
+    struct fwd *f;
+    struct ds2_scratch *s;
+    const struct ds2_layer *L;
+    int n_embd, n;
+};
+
+static void ds2_shared_compute(void *ctx)
+{
+    const struct ds2_shared_job *j = ctx;
+    double t0 = blocks_now();
+    blocks_act_dirty(j->f);
+    ffn_compute(j->f, j->s, j->L, j->n_embd, j->n);
+    blocks_act_dirty(j->f);
+    j->f->times.experts_s += blocks_now() - t0;
 }
 
 static int ds2_forward(struct fwd *f, const struct engine_batch *b, float *logits)
@@ -445,15 +470,15 @@ static int ds2_forward(struct fwd *f, const struct engine_batch *b, float *logit
         }
         const struct moe_weights *next =
             il + 1 < hp->n_layer && !d->layers[il + 1].dense ? &d->layers[il + 1].moe : NULL;
-        int rc = moe_forward(f, &s->moe, &d->mhp, &L->moe, next, hp->rms_eps, il, b, s->xb, s->x);
+        struct ds2_shared_job job = { f, s, L, ne, n };
+        struct moe_overlap ov = { ds2_shared_compute, &job };
+        int rc = moe_forward(f, &s->moe, &d->mhp, &L->moe, next, hp->rms_eps, il, b, s->xb, s->x,
+                             L->gate.ne[0] ? &ov : NULL);
         if (rc < 0)
             return rc;
-        if (L->gate.ne[0]) {
-            double t1 = blocks_now();
-            blocks_act_dirty(f);
-            ffn_add(f, s, L, ne, n);
-            f->times.experts_s += blocks_now() - t1;
-        }
+        if (L->gate.ne[0])
+            for (size_t i = 0; i < (size_t)n * ne; i++)
+                s->x[i] += s->tmp[i];
         if ((rc = blocks_check_finite(f, s->x, (size_t)n * ne, il)) < 0)
             return rc;
     }

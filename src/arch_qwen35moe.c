@@ -353,6 +353,22 @@ static int q35_scratch_init(const struct model *m, int n_batch, int n_ctx, int n
     return 0;
 }
 
+/* The shared expert of one layer, run by moe_forward while the routed
+ * experts' reads are in flight. */
+struct q35_shared_job {
+    struct fwd *f;
+    struct moe_shared_scratch *s;
+    const struct moe_shared_weights *w;
+    int n_embd, n_ff, n;
+    const float *xb;
+};
+
+static void q35_shared_compute(void *ctx)
+{
+    const struct q35_shared_job *j = ctx;
+    moe_shared_compute(j->f, j->s, j->w, j->n_embd, j->n_ff, j->n, j->xb);
+}
+
 static int q35_forward(struct fwd *f, const struct engine_batch *b, float *logits)
 {
     const struct model_hparams *hp = model_hparams(f->m);
@@ -385,10 +401,14 @@ static int q35_forward(struct fwd *f, const struct engine_batch *b, float *logit
 
         blocks_norm_rows(f, s->xb, s->x, &L->post_norm, n, ne, hp->rms_eps);
         const struct moe_weights *next = il + 1 < hp->n_layer ? &d->layers[il + 1].moe : NULL;
-        int rc = moe_forward(f, &s->moe, &d->mhp, &L->moe, next, hp->rms_eps, il, b, s->xb, s->x);
+        /* the shared expert computes while the routed experts' reads are
+         * in flight, and is added after them as before */
+        struct q35_shared_job job = { f, &s->sh, &L->sh, ne, hp->n_ff_shexp, n, s->xb };
+        struct moe_overlap ov = { q35_shared_compute, &job };
+        int rc = moe_forward(f, &s->moe, &d->mhp, &L->moe, next, hp->rms_eps, il, b, s->xb, s->x, &ov);
         if (rc < 0)
             return rc;
-        moe_shared_forward(f, &s->sh, &L->sh, ne, hp->n_ff_shexp, n, s->xb, s->x);
+        moe_shared_apply(&s->sh, &L->sh, ne, n, s->x);
         if ((rc = blocks_check_finite(f, s->x, (size_t)n * ne, il)) < 0)
             return rc;
     }

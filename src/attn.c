@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "blocks.h"
+#include "fvec.h"
 #include "seq.h"
 
 uint64_t attn_kv_bytes(int n_layer, int n_ctx, int n_kv)
@@ -135,10 +136,7 @@ static void attn_task(void *ctx, int task, int n_tasks)
         float mx = -INFINITY;
         for (int i = 0, slot = i0 % kv->n_ctx; i < nk; i++, slot = slot + 1 == kv->n_ctx ? 0 : slot + 1) {
             const float *k = kc + (size_t)slot * n_kv + (size_t)kvh * hd;
-            float d = 0;
-            for (int e = 0; e < hd; e++)
-                d += q[e] * k[e];
-            sc[i] = d * inv;
+            sc[i] = fvec_dot(hd, q, k) * inv;
             if (sc[i] > mx)
                 mx = sc[i];
         }
@@ -155,9 +153,7 @@ static void attn_task(void *ctx, int task, int n_tasks)
         memset(out, 0, sizeof(float) * hd);
         for (int i = 0, slot = i0 % kv->n_ctx; i < nk; i++, slot = slot + 1 == kv->n_ctx ? 0 : slot + 1) {
             float w = (float)(sc[i] / sum);
-            const float *v = vc + (size_t)slot * n_kv + (size_t)kvh * hd;
-            for (int e = 0; e < hd; e++)
-                out[e] += w * v[e];
+            fvec_axpy(hd, out, w, vc + (size_t)slot * n_kv + (size_t)kvh * hd);
         }
     }
 }

@@ -49,6 +49,8 @@ void cli_common_help(FILE *out)
             "                         (e.g. 8G; default 80%% of available memory)\n"
             "      --io BACKEND       uring (default), pread or buffered\n"
             "      --queue-depth N    reads in flight (default 16)\n"
+            "      --read-chunk SIZE  read each expert as concurrent pieces of about SIZE (e.g. 1M;\n"
+            "                         default 0: one read per expert)\n"
             "      --mlock            lock pinned weights and cache in RAM\n"
             "      --no-verify-reads  do not check the XXH3 of every expert read from disk (checked by\n"
             "                         default: about 1%% of decode time; --verify-reads is accepted)\n"
@@ -72,9 +74,10 @@ void cli_common_help(FILE *out)
             "                         (half the cache slots); the rest follows --cache-policy\n"
             "      --act-bits P       activation precision of the integer dot products: 16 (Q8 + Q8\n"
             "                         residual everywhere: near-exact logits), 8 (llama.cpp's precision,\n"
-            "                         fastest) or mixed (default: 16 for attention, routers and the output\n"
-            "                         head, 8 inside the experts); per site: e.g. mixed,shared=16 (sites:\n"
-            "                         attn, router, expert, down, shared, output)\n"
+            "                         fastest) or mixed (default: the routed experts' down projection at 8,\n"
+            "                         the rest at 16; closer to exact than llama.cpp on every fixture); per\n"
+            "                         site: e.g. mixed,expert=8 (sites: attn, router, expert, down, shared,\n"
+            "                         output)\n"
             "      --no-escape        keep backslash escapes in prompt text literal (by default\n"
             "                         \\n \\t \\\\ \\xHH ... are rewritten, as llama.cpp does)\n");
 }
@@ -367,6 +370,11 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
         else if (!strcmp(a, "--ctx-size")) o->n_ctx = (int)parse_int(a, v, 0, 1 << 24);
         else if (!strcmp(a, "--batch-size")) o->n_batch = (int)parse_int(a, v, 1, 1 << 16);
         else if (!strcmp(a, "--queue-depth")) o->queue_depth = (int)parse_int(a, v, 1, 4096);
+        else if (!strcmp(a, "--read-chunk")) {
+            int rc = model_parse_size(v, &o->read_chunk);
+            if (rc < 0 || (o->read_chunk && o->read_chunk < 4096))
+                die_flag(a, "expected a size of at least 4K such as 1M, or 0 for whole experts");
+        }
         else if (!strcmp(a, "--seed")) {
             long x = parse_int(a, v, -1, LONG_MAX);
             o->seed_random = x == -1;
@@ -397,7 +405,7 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
         else if (!strcmp(a, "--chunks")) o->chunks = (int)parse_int(a, v, 0, INT_MAX);
         else if (!strcmp(a, "--act-bits")) {
             if (parse_act_bits(v, o->act_site) < 0)
-                die_flag(a, "expected 16, 8, mixed, or a list such as mixed,shared=16 (sites: attn, router, "
+                die_flag(a, "expected 16, 8, mixed, or a list such as mixed,expert=8 (sites: attn, router, "
                             "expert, down, shared, output; bits 8 or 16)");
             o->act_bits = v;
         }
@@ -475,6 +483,7 @@ int cli_open_model(struct model **m, const struct cli_opts *o, int *n_ctx_out, i
     struct model_opts mo = { 0 };
     mo.io.io = o->io;
     mo.io.queue_depth = o->queue_depth;
+    mo.io.read_chunk = o->read_chunk;
     mo.io.verify_reads = o->verify_reads;
     mo.io.mlock = o->mlock;
     mo.io.log = log_line;

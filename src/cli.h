@@ -38,6 +38,7 @@ struct cli_opts {
     uint64_t cache_size;        /* --cache-size: expert cache bytes, overriding the budget's share */
     enum provider_io io;        /* --io */
     int queue_depth;            /* --queue-depth */
+    uint64_t read_chunk;        /* --read-chunk (bytes; 0 = whole experts) */
     bool mlock;
     bool verify_reads;          /* default on; --no-verify-reads turns it off */
     bool verify_given;          /* --verify-reads or --no-verify-reads was given */

@@ -20,7 +20,7 @@
 
 #define BENCH_FLAGS                                                                                     \
     "--model --prompt --file --prompt-tokens --n-predict --threads --ctx-size --batch-size --ram-budget " \
-    "--io --queue-depth --mlock --verify-reads --trace-out --special --no-escape --preload --prefetch --coact --pin-profile --act-bits --moe-topk --cache-bias --cache-size "   \
+    "--io --queue-depth --read-chunk --mlock --verify-reads --trace-out --special --no-escape --preload --prefetch --coact --pin-profile --act-bits --moe-topk --cache-bias --cache-size "   \
     "--cache-policy --repeat --cold --json --compare --parallel"
 
 #define BENCH_PROMPT_TOKENS 64
@@ -66,13 +66,15 @@ static void bench_usage(FILE *out)
 /* The metrics of one run, in the order of bench_metric_names. */
 enum {
     M_PREFILL, M_DECODE, M_TTFT, M_BPT, M_DBPT, M_HIT, M_BW, M_BW_WALL, M_IOFRAC, M_IOWAIT, M_COMPUTE, M_RSS,
-    M_BYTES, M_LOAD, M_DHIT, M_BUSY, M_BW_BUSY, M_PF_ISSUED, M_PF_USED, M_PF_WASTED, N_METRICS
+    M_BYTES, M_LOAD, M_DHIT, M_BUSY, M_BW_BUSY, M_PF_ISSUED, M_PF_USED, M_PF_WASTED,
+    M_D_WAIT_MS, M_D_ATTN_MS, M_D_ROUTER_MS, M_D_EXPERTS_MS, M_D_BUSY_MS, N_METRICS
 };
 static const char *const bench_metric_names[N_METRICS] = {
     "prefill_tok_s",     "decode_tok_s",  "ttft_s",    "bytes_read_per_token", "decode_bytes_read_per_token",
     "cache_hit_rate",    "read_bw_bytes_s", "read_bw_wall_bytes_s", "io_wait_frac", "io_wait_s", "compute_s",
     "peak_rss_bytes",    "bytes_read",    "load_s", "decode_cache_hit_rate", "io_busy_frac",
     "read_bw_busy_bytes_s", "prefetch_issued", "prefetch_used", "prefetch_wasted",
+    "decode_io_wait_ms", "decode_attn_ms", "decode_router_ms", "decode_experts_ms", "decode_io_busy_ms",
 };
 /* Text report: label, scale, decimals. */
 static const struct { const char *label; double scale; int prec; } bench_metric_text[N_METRICS] = {
@@ -86,6 +88,9 @@ static const struct { const char *label; double scale; int prec; } bench_metric_
     { "decode cache hit rate %", 100, 1 }, { "I/O busy fraction (decode)", 1, 3 },
     { "read MB/s (busy, decode)", 1e-6, 0 }, { "prefetches issued (decode)", 1, 0 },
     { "prefetches used (decode)", 1, 0 }, { "prefetches wasted (decode)", 1, 0 },
+    { "I/O wait ms / decode token", 1, 2 }, { "attention ms / decode token", 1, 2 },
+    { "router ms / decode token", 1, 2 }, { "experts ms / decode token", 1, 2 },
+    { "reads in flight ms / decode token", 1, 2 },
 };
 
 /* One column of the text report: value v of metric k. */
@@ -292,6 +297,7 @@ static int bench_once(const struct cli_opts *o, const char *text, size_t len, bo
         goto out;
     }
     struct provider_stats p0, p1, pd;
+    struct engine_times e0 = { 0 }, e1;
     provider_get_stats(engine_provider(rt.e), &p0); /* after any --preload */
 
     double t_prompt, t_gen, ttft;
@@ -308,6 +314,7 @@ static int bench_once(const struct cli_opts *o, const char *text, size_t len, bo
         int32_t id = argmax(logits, nv);
         ttft = cli_now() - t0;
         provider_get_stats(engine_provider(rt.e), &pd);
+        engine_get_times(rt.e, &e0);
         double t1 = cli_now();
         for (int i = 0; i < o->n_predict; i++) {
             if (cli_eval(&rt, &id, 1, logits, false) < 0) {
@@ -319,6 +326,7 @@ static int bench_once(const struct cli_opts *o, const char *text, size_t len, bo
         t_gen = cli_now() - t1;
     }
     provider_get_stats(engine_provider(rt.e), &p1);
+    engine_get_times(rt.e, &e1);
 
     uint64_t bytes = p1.bytes_read - p0.bytes_read, dbytes = p1.bytes_read - pd.bytes_read;
     uint64_t hits = p1.hits - p0.hits, misses = p1.misses - p0.misses;
@@ -347,6 +355,14 @@ static int bench_once(const struct cli_opts *o, const char *text, size_t len, bo
     met[M_PF_ISSUED] = (double)(p1.prefetches - pd.prefetches);
     met[M_PF_USED] = (double)(p1.prefetch_used - pd.prefetch_used);
     met[M_PF_WASTED] = (double)(p1.prefetch_wasted - pd.prefetch_wasted);
+    /* decode time per generated token by phase (single sequence only: the
+     * parallel path has no split point) */
+    double per = n_par == 1 && n_gen ? 1e3 / n_gen : 0;
+    met[M_D_WAIT_MS] = (e1.io_wait_s - e0.io_wait_s) * per;
+    met[M_D_ATTN_MS] = (e1.attn_s - e0.attn_s) * per;
+    met[M_D_ROUTER_MS] = (e1.router_s - e0.router_s) * per;
+    met[M_D_EXPERTS_MS] = (e1.experts_s - e0.experts_s) * per;
+    met[M_D_BUSY_MS] = busy * per;
     cfg->n_ctx = session_n_ctx(rt.s);
     cfg->n_batch = o->n_batch < cfg->n_ctx ? o->n_batch : cfg->n_ctx;
     cfg->ram_budget = model_plan(rt.m)->ram_budget;

@@ -265,6 +265,8 @@ struct moe_ctx {
     struct moe_scratch *s;
     const struct moe_hparams *hp;
     const struct moe_weights *w, *next;
+    const struct moe_overlap *ov;
+    bool lookahead;
     const struct engine_batch *b;
     const float *xb, *x;
     float rms_eps;
@@ -440,9 +442,20 @@ static void prefetch_next(void *ctx)
     provider_prefetch(c->f->prov, c->il + 1, s->pf_ids, n);
 }
 
+/* The layer's reads started: the next layer's guesses go to the disk
+ * first, then the overlapped work computes while all of them land. */
+static void moe_started(void *ctx)
+{
+    struct moe_ctx *c = ctx;
+    if (c->lookahead)
+        prefetch_next(c);
+    if (c->ov)
+        c->ov->fn(c->ov->ctx);
+}
+
 int moe_forward(struct fwd *f, struct moe_scratch *s, const struct moe_hparams *hp, const struct moe_weights *w,
                 const struct moe_weights *next, float rms_eps, int il, const struct engine_batch *b,
-                const float *xb, float *x)
+                const float *xb, float *x, const struct moe_overlap *ov)
 {
     int n = b->n, k = hp->n_expert_used;
     double t0 = blocks_now();
@@ -453,13 +466,15 @@ int moe_forward(struct fwd *f, struct moe_scratch *s, const struct moe_hparams *
         route(f, s, hp, w, il, b);
     f->times.router_s += blocks_now() - t0;
 
-    struct moe_ctx c = { .f = f, .s = s, .hp = hp, .w = w, .next = next, .b = b, .xb = xb, .x = x,
+    struct moe_ctx c = { .f = f, .s = s, .hp = hp, .w = w, .next = next, .ov = ov, .b = b, .xb = xb, .x = x,
                          .rms_eps = rms_eps, .il = il };
     int n_uniq = expert_stream_union(&f->es, s->topk_id, n * k);
     prefetch_observe(f->pf, il, s->topk_id, n * k);
-    bool lookahead = prefetch_active(f->pf) && n == 1 && next != NULL;
+    c.lookahead = prefetch_active(f->pf) && n == 1 && next != NULL;
     int rc = expert_stream_run(f->prov, il, &f->es, n_uniq, f->request_cap, expert_batch,
-                               lookahead ? prefetch_next : NULL, &c, &f->times.io_wait_s);
+                               c.lookahead || ov ? moe_started : NULL, &c, &f->times.io_wait_s);
+    if (rc == 0 && ov && n_uniq == 0)
+        ov->fn(ov->ctx); /* no request, no start: run it anyway */
     if (rc < 0) {
         snprintf(f->err, sizeof(f->err), "%s", provider_error(f->prov));
         return rc;
@@ -505,8 +520,8 @@ void moe_shared_scratch_free(struct moe_shared_scratch *s)
     memset(s, 0, sizeof(*s));
 }
 
-void moe_shared_forward(struct fwd *f, struct moe_shared_scratch *s, const struct moe_shared_weights *w, int n_embd,
-                        int n_ff, int n, const float *xb, float *x)
+void moe_shared_compute(struct fwd *f, struct moe_shared_scratch *s, const struct moe_shared_weights *w, int n_embd,
+                        int n_ff, int n, const float *xb)
 {
     double t0 = blocks_now();
     struct blocks_mm_part gu[2] = {
@@ -535,6 +550,13 @@ void moe_shared_forward(struct fwd *f, struct moe_shared_scratch *s, const struc
     }
     blocks_act_dirty(f);
     blocks_mm(f, ENGINE_SITE_SHARED, s->y, w->down->data, w->down->type, n_embd, n_ff, s->hg, n);
+    blocks_act_dirty(f);
+    f->times.experts_s += blocks_now() - t0;
+}
+
+void moe_shared_apply(const struct moe_shared_scratch *s, const struct moe_shared_weights *w, int n_embd, int n,
+                      float *x)
+{
     for (int t = 0; t < n; t++) {
         float sg = w->gate_inp ? 1.0f / (1.0f + expf(-s->g[t])) : 1.0f;
         float *xr = x + (size_t)t * n_embd;
@@ -542,5 +564,11 @@ void moe_shared_forward(struct fwd *f, struct moe_shared_scratch *s, const struc
         for (int i = 0; i < n_embd; i++)
             xr[i] += sg * y[i];
     }
-    f->times.experts_s += blocks_now() - t0;
+}
+
+void moe_shared_forward(struct fwd *f, struct moe_shared_scratch *s, const struct moe_shared_weights *w, int n_embd,
+                        int n_ff, int n, const float *xb, float *x)
+{
+    moe_shared_compute(f, s, w, n_embd, n_ff, n, xb);
+    moe_shared_apply(s, w, n_embd, n, x);
 }

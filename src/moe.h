@@ -89,13 +89,24 @@ uint64_t moe_scratch_bytes(const struct moe_hparams *hp, int n_batch);
 int moe_scratch_init(struct moe_scratch *s, const struct moe_hparams *hp, int n_batch);
 void moe_scratch_free(struct moe_scratch *s);
 
+/* Work of the layer that needs no expert weights (a shared expert): run
+ * while the layer's expert reads are in flight. It must not touch x: its
+ * result is added after the routed experts, where it always was, so the
+ * numbers do not depend on when it ran. */
+struct moe_overlap {
+    void (*fn)(void *ctx);
+    void *ctx;
+};
+
 /* x[n][n_embd] += MoE(xb) for layer il, xb the rows normed with the layer's
  * ffn_norm. next (may be NULL) is layer il + 1's MoE, for the lookahead of
  * single-row steps when the prefetch policy wants it; x is the residual stream that the
- * lookahead norms with next->ffn_norm. 0 or the stream's error (f->err). */
+ * lookahead norms with next->ffn_norm. ov (may be NULL) runs once, right
+ * after the layer's reads started (after any prefetch of the next layer was
+ * started). 0 or the stream's error (f->err). */
 int moe_forward(struct fwd *f, struct moe_scratch *s, const struct moe_hparams *hp, const struct moe_weights *w,
                 const struct moe_weights *next, float rms_eps, int il, const struct engine_batch *b,
-                const float *xb, float *x);
+                const float *xb, float *x, const struct moe_overlap *ov);
 
 /* The shared expert (Qwen3.5/Qwen3-Next, DeepSeek-style dense FFN next to
  * the routed experts): x += g * down(silu(gate xb) * up xb), with
@@ -117,5 +128,11 @@ int moe_shared_scratch_init(struct moe_shared_scratch *s, int n_embd, int n_ff, 
 void moe_shared_scratch_free(struct moe_shared_scratch *s);
 void moe_shared_forward(struct fwd *f, struct moe_shared_scratch *s, const struct moe_shared_weights *w, int n_embd,
                         int n_ff, int n, const float *xb, float *x);
+/* moe_shared_forward in two halves: compute into s (y and the gate), then
+ * add to x. Between them s must not be reused; the sum equals the one call. */
+void moe_shared_compute(struct fwd *f, struct moe_shared_scratch *s, const struct moe_shared_weights *w, int n_embd,
+                        int n_ff, int n, const float *xb);
+void moe_shared_apply(const struct moe_shared_scratch *s, const struct moe_shared_weights *w, int n_embd, int n,
+                      float *x);
 
 #endif

@@ -206,8 +206,9 @@ static void test_drivers_match_rows(void **state)
     for (int ai = 0; ai < 2; ai++) {
     static const int types[] = { QT_F32, QT_Q8_0, QT_IQ4_NL, QT_Q4_K, QT_Q6_K };
     static const int64_t shapes[][2] = { { 1, 256 }, { 3, 512 }, { 17, 256 }, { 64, 768 }, { 259, 256 }, { 1000, 512 } };
-    /* 9 and 21: more activation rows than one multi-row chunk, odd remainders */
-    static const int64_t toks[] = { 1, 2, 5, 9, 21 };
+    /* 9 and 21: more activation rows than one multi-row chunk, odd remainders;
+     * 37: more than one token chunk of the tile kernels (32) */
+    static const int64_t toks[] = { 1, 2, 5, 9, 21, 37 };
     for (int nt = 1; nt <= 3; nt++) {
         struct pool *p = pool_init(nt);
         assert_non_null(p);
@@ -215,6 +216,9 @@ static void test_drivers_match_rows(void **state)
             for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++)
                 for (size_t ki = 0; ki < sizeof(toks) / sizeof(toks[0]); ki++)
                     check_shape(p, types[ti], shapes[si][0], shapes[si][1], toks[ki], acts[ai]);
+        /* an odd number of 32-element blocks (the Q8_0 tile kernel pairs them) */
+        for (size_t ki = 0; ki < sizeof(toks) / sizeof(toks[0]); ki++)
+            check_shape(p, QT_Q8_0, 19, 96, toks[ki], acts[ai]);
         pool_free(p);
     }
     }

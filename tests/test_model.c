@@ -96,6 +96,10 @@ struct run_cfg {
     int act_bits;           /* activation precision of every site (8, 16); 0 = the default split */
 };
 
+/* provider_opts.read_chunk for run_model (blobs read as concurrent pieces);
+ * 0 except where a test sets it around one run. */
+static uint64_t run_read_chunk;
+
 /* Runs tokens through the model; returns malloc'ed [n][n_vocab] logits. */
 static float *run_model(const char *dir, const int32_t *tok, int n, const struct run_cfg *cfg, int *n_vocab,
                         struct provider_stats *ps)
@@ -103,6 +107,7 @@ static float *run_model(const char *dir, const int32_t *tok, int n, const struct
     char err[1024];
     struct model_opts mo = { 0 };
     mo.io.io = cfg->io;
+    mo.io.read_chunk = run_read_chunk;
     mo.cache_bytes = cfg->cache_bytes;
     mo.verify_pinned = true;
     mo.io.verify_reads = true;
@@ -265,6 +270,17 @@ static void test_streaming_identical(void **state)
                    models[mi], names[b], (unsigned long long)ps.prefetches, (unsigned long long)ps.prefetch_waits,
                    memcmp(x, base, sizeof(float) * (size_t)n * nv) == 0 ? "yes" : "NO");
             assert_true(ps.prefetches > 0);
+            assert_memory_equal(x, base, sizeof(float) * (size_t)n * nv);
+            free(x);
+            /* the same with each blob read as concurrent 16 KiB pieces:
+             * completion order changes, the numbers must not */
+            run_read_chunk = 16384;
+            x = run_model(dir, tok, n, &dec, &nv, &ps);
+            run_read_chunk = 0;
+            printf("  %-16s %-8s decode + prefetch, 16 KiB pieces: %llu reads, identical %s\n", models[mi],
+                   names[b], (unsigned long long)ps.reads,
+                   memcmp(x, base, sizeof(float) * (size_t)n * nv) == 0 ? "yes" : "NO");
+            assert_true(ps.reads > 0);
             assert_memory_equal(x, base, sizeof(float) * (size_t)n * nv);
             free(x);
         }

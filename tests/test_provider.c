@@ -3,7 +3,7 @@
  * split model: request/next/release order (hits first, each distinct id
  * once), a tiny cache forced to evict over a long random request sequence
  * still returns the right bytes (every backend, both policies), more misses
- * than the queue depth, the budget refusal message, pinned-out and busy
+ * than the queue depth, reads in pieces, the prefetch cap, the budget refusal message, pinned-out and busy
  * errors, statistics.
  */
 #include <setjmp.h>
@@ -150,10 +150,11 @@ static void test_hits_first(void **state)
 /* n random requests of up to 6 ids (repeats allowed) on a cache of
  * max_active + 1 slots; releases in random order; checks every byte. */
 static void random_sequence(struct split_fixture *f, enum provider_io io,
-                            enum provider_cache_policy pol, bool verify, int n_req)
+                            enum provider_cache_policy pol, bool verify, int n_req, uint64_t chunk)
 {
     struct provider_opts o = {.io = io, .cache_bytes = 7 * (uint64_t)BLOB + 1000, .max_active = 6,
-                              .queue_depth = 4, .verify_reads = verify, .cache_policy = pol};
+                              .queue_depth = 4, .verify_reads = verify, .cache_policy = pol,
+                              .read_chunk = chunk};
     struct provider *p = open_p(f, &o);
     static const int layers[] = {0, 2, 3};
     uint64_t rng = 1000 + (uint64_t)io * 10 + (uint64_t)pol;
@@ -196,8 +197,9 @@ static void random_sequence(struct split_fixture *f, enum provider_io io,
     assert_int_equal(s.reads, s.misses);
     assert_int_equal(s.n_slots, 7);
     assert_true(s.evictions > 0);
-    print_message("%-8s %-4s verify=%d: %llu requests, %.0f%% hits, %llu evictions\n",
+    print_message("%-8s %-4s verify=%d chunk=%llu: %llu requests, %.0f%% hits, %llu evictions\n",
                   provider_backend_name(p), pol == PROVIDER_CACHE_LRU ? "lru" : "slru", verify,
+                  (unsigned long long)chunk,
                   (unsigned long long)n_req, 100.0 * (double)s.hits / (double)distinct,
                   (unsigned long long)s.evictions);
     provider_close(p);
@@ -210,14 +212,19 @@ static void test_tiny_cache_random(void **state)
 
     for (int i = 0; i < 3; i++)
         for (int pol = 0; pol < 2; pol++)
-            random_sequence(f, ios[i], (enum provider_cache_policy)pol, pol == 0, 600);
+            random_sequence(f, ios[i], (enum provider_cache_policy)pol, pol == 0, 600, 0);
+    /* blobs read as 3 concurrent pieces (49152 bytes in 16 KiB pieces), and
+     * as pieces of a size that leaves a shorter last one (32 + 16 KiB) */
+    for (int i = 0; i < 3; i++)
+        random_sequence(f, ios[i], PROVIDER_CACHE_SLRU, true, 300, i == 1 ? 30000 : 16384);
 }
 
 static void test_more_misses_than_queue_depth(void **state)
 {
     struct split_fixture *f = *state;
+    for (int chunked = 0; chunked < 2; chunked++) {
     struct provider_opts o = {.io = PROVIDER_IO_URING, .max_active = 16, .queue_depth = 2,
-                              .verify_reads = true};
+                              .verify_reads = true, .read_chunk = chunked ? 16384 : 0};
     struct provider *p = open_p(f, &o);
     int ids[N_EXPERT], n = 0, e, rc;
     const uint8_t *blob;
@@ -231,6 +238,33 @@ static void test_more_misses_than_queue_depth(void **state)
     }
     assert_int_equal(rc, 0);
     assert_int_equal(n, N_EXPERT);
+    provider_close(p);
+    }
+}
+
+/* At most 3 guesses in flight: the rest of a long guess list is dropped,
+ * and a request then gets every expert right, guessed or not. */
+static void test_prefetch_cap(void **state)
+{
+    struct split_fixture *f = *state;
+    struct provider_opts o = {.io = PROVIDER_IO_URING, .max_active = 8, .verify_reads = true};
+    struct provider *p = open_p(f, &o);
+    int ids[8] = {9, 2, 14, 5, 0, 11, 7, 3}, e, rc, n = 0;
+    const uint8_t *blob;
+    struct provider_stats s;
+
+    assert_int_equal(provider_prefetch(p, 2, ids, 8), 3);
+    assert_int_equal(provider_request(p, 2, ids, 8), 0);
+    while ((rc = provider_next(p, &e, &blob)) > 0) {
+        assert_memory_equal(blob, fixture_blob(f, 2, e), BLOB_BYTES);
+        provider_release(p, 2, e);
+        n++;
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(n, 8);
+    provider_get_stats(p, &s);
+    assert_int_equal(s.prefetches, 3);
+    assert_int_equal(s.reads, 8);
     provider_close(p);
 }
 
@@ -313,6 +347,7 @@ int main(void)
         cmocka_unit_test(test_registration_progress),
         cmocka_unit_test(test_tiny_cache_random),
         cmocka_unit_test(test_more_misses_than_queue_depth),
+        cmocka_unit_test(test_prefetch_cap),
         cmocka_unit_test(test_budget_refusal),
         cmocka_unit_test(test_pinned_out_and_busy),
         cmocka_unit_test(test_mlock_and_backend_name),

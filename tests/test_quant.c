@@ -33,6 +33,7 @@
 
 #include <cmocka.h>
 
+#include "fvec.h"
 #include "quant.h"
 #include "quant_iq_ref.h"
 #include "quant_ref.h"
@@ -827,6 +828,39 @@ static void test_dot_avx512(void **state)
     check_own_kernels("avx512");
 }
 
+/* fvec (the attention loops): the AVX-512 dot and axpy against the portable
+ * loops, every length from 0 to 300 (tails of the 16- and 32-wide steps) */
+static void test_fvec(void **state)
+{
+    (void)state;
+    if (quant_select_isa("avx512") != 0) {
+        quant_init();
+        skip();
+    }
+    float x[300], y[300], y0[300], y1[300];
+    for (int n = 0; n <= 300; n++) {
+        for (int i = 0; i < n; i++) {
+            x[i] = rng_float();
+            y[i] = y0[i] = y1[i] = rng_float();
+        }
+        fvec_select(false);
+        double exact = 0, mag = 0;
+        for (int i = 0; i < n; i++)
+            exact += (double)x[i] * y[i], mag += fabs((double)x[i] * y[i]);
+        const float a = rng_float();
+        fvec_axpy(n, y0, a, x);
+        fvec_select(true);
+        const float d = fvec_dot(n, x, y);
+        fvec_axpy(n, y1, a, x);
+        if (fabs(d - exact) > 1e-6 * (mag + 1e-30) + 1e-30)
+            fail_msg("fvec_dot avx512 n %d: %g, exact %g", n, d, exact);
+        for (int i = 0; i < n; i++)
+            if (fabsf(y1[i] - y0[i]) > 1e-6f * (fabsf(y0[i]) + fabsf(a * x[i])))
+                fail_msg("fvec_axpy avx512 n %d element %d: %g, portable %g", n, i, y1[i], y0[i]);
+    }
+    quant_init();
+}
+
 static void test_traits(void **state)
 {
     (void)state;
@@ -849,6 +883,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_traits),
+        cmocka_unit_test(test_fvec),
         cmocka_unit_test(test_fp16_conversions),
         cmocka_unit_test(test_bf16_conversions),
         cmocka_unit_test(test_dequant_fixtures),

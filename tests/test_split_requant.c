@@ -8,6 +8,7 @@
  * measured KL 0.126 / 0.028 and top-1 0.97 / 0.95 for q2 / q3 with 16-bit
  * activations): every logit finite, mean KL(source || requantized) below
  * 0.3 (q2) and 0.08 (q3), top-1 agreement at least 0.85.
+ * The self-calibrated split (--calib-tokens 256) is held to the same bounds.
  * Needs $MOESTREAM_FIXTURES/tinymoe (skipped with a message when absent)
  * and the binaries in $MOESTREAM_BIN.
  */
@@ -159,7 +160,8 @@ static void compare_logits(const char *a, const char *b, int n_vocab, double *kl
     free(y);
 }
 
-static void requant_end_to_end(const char *mode, double max_kl, double min_top1)
+/* mode "q2" / "q3"; calib: the --calib-tokens value */
+static void requant_end_to_end(const char *mode, int calib, double max_kl, double min_top1)
 {
     if (!have_fixture("tinymoe-Q8_0.gguf") || !have_fixture("ref64.tokens.i32")) {
         print_message("  skipped: %s/tinymoe fixtures absent\n", fx);
@@ -167,10 +169,15 @@ static void requant_end_to_end(const char *mode, double max_kl, double min_top1)
     }
     const char *src = "tinymoe/tinymoe-Q8_0.gguf", *tok = "tinymoe/ref64.tokens.i32";
     assert_int_equal(sh("mkdir -p %s", dir), 0);
-    if (sh("%s/moestream-split %s/%s -o %s/%s --requant %s -q --force 2>&1", bin, fx, src, dir, mode, mode) != 0)
+    if (sh("%s/moestream-split %s/%s -o %s/%s --requant %s --calib-tokens %d -q --force 2>&1", bin, fx, src, dir,
+           mode, mode, calib) != 0)
         fail_msg("split --requant %s: %s", mode, out);
     assert_int_equal(sh("%s/moestream-split verify %s/%s 2>&1", bin, dir, mode), 0);
     assert_non_null(strstr(out, "re-quantized"));
+    if (calib)
+        assert_non_null(strstr(out, "GPTQ self-calibrated on"));
+    else
+        assert_non_null(strstr(out, "no calibration"));
     assert_int_equal(sh("%s/moestream-split info %s/%s 2>&1", bin, dir, mode), 0);
     assert_non_null(strstr(out, mode[1] == '2' ? "HQ2" : "HQ3"));
     assert_non_null(strstr(out, "requant"));
@@ -190,13 +197,20 @@ static void requant_end_to_end(const char *mode, double max_kl, double min_top1)
 static void test_q2(void **state)
 {
     (void)state;
-    requant_end_to_end("q2", 0.3, 0.85);
+    requant_end_to_end("q2", 0, 0.3, 0.85);
 }
 
 static void test_q3(void **state)
 {
     (void)state;
-    requant_end_to_end("q3", 0.08, 0.85);
+    requant_end_to_end("q3", 0, 0.08, 0.85);
+}
+
+/* the self-calibrated path end to end (few tokens, to stay quick) */
+static void test_q2_calib(void **state)
+{
+    (void)state;
+    requant_end_to_end("q2", 256, 0.3, 0.85);
 }
 
 static void test_bad_options(void **state)
@@ -216,6 +230,7 @@ int main(void)
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_q2),
         cmocka_unit_test(test_q3),
+        cmocka_unit_test(test_q2_calib),
     };
     return cmocka_run_group_tests_name("split_requant", tests, setup, NULL);
 }
