@@ -80,7 +80,8 @@
  *
  * Writers create DIR.tmp-<pid>, write everything, fsync, write the manifest
  * and then its checksum last, then rename to DIR: a directory without a valid manifest is not a
- * split model. Readers reject any other format_version.
+ * split model (stripe directories are renamed into place before DIR).
+ * Readers accept format_version 1 and 2 and reject any other.
  */
 #ifndef MOESTREAM_SPLITFMT_H
 #define MOESTREAM_SPLITFMT_H

@@ -603,6 +603,9 @@ int split_convert(const struct split_options *opt, struct split_stats *stats, ch
     for (int k = 0; k < gguf_n_parts(g); k++)
         posix_fadvise(gguf_part_fd(g, k), 0, 0, POSIX_FADV_SEQUENTIAL);
     remove_stale_tmp(parent, out);
+    for (int s = 0; s < stripes.n; s++)
+        if (!stripes.dir[s].same)
+            remove_stale_tmp(stripes.dir[s].real, out);
     rc = split_plan_build(&p, g, opt->input, opt->transform, err, errlen);
     if (rc < 0)
         goto close_gguf;
