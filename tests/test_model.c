@@ -21,6 +21,7 @@
 
 #include <cmocka.h>
 
+#include "logit_kl.h"
 #include "engine.h"
 #include "gguf.h"
 #include "gguf_writer.h"
@@ -140,34 +141,6 @@ static float *run_model(const char *dir, const int32_t *tok, int n, const struct
     return logits;
 }
 
-/* Mean KL(ref || x) over positions and top-1 agreement, in double. */
-static void compare(const float *ref, const float *x, int n, int nv, double *kl_mean, double *top1)
-{
-    double kl = 0;
-    int same = 0;
-    for (int t = 0; t < n; t++) {
-        const float *a = ref + (size_t)t * nv, *b = x + (size_t)t * nv;
-        double ma = a[0], mb = b[0];
-        int ia = 0, ib = 0;
-        for (int i = 1; i < nv; i++) {
-            if (a[i] > ma) ma = a[i], ia = i;
-            if (b[i] > mb) mb = b[i], ib = i;
-        }
-        double sa = 0, sb = 0;
-        for (int i = 0; i < nv; i++)
-            sa += exp(a[i] - ma), sb += exp(b[i] - mb);
-        double la = log(sa), lb = log(sb), k = 0;
-        for (int i = 0; i < nv; i++) {
-            double pa = a[i] - ma - la, pb = b[i] - mb - lb;
-            k += exp(pa) * (pa - pb);
-        }
-        kl += k;
-        same += ia == ib;
-    }
-    *kl_mean = kl / n;
-    *top1 = (double)same / n;
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -199,7 +172,7 @@ static void test_golden_logits(void **state)
         assert_non_null(llama);
         int nv = (int)(len / 4 / (size_t)n);
         double l_kl, l_top1;
-        compare(exact, llama, n, nv, &l_kl, &l_top1);
+        logit_kl(exact, llama, n, nv, &l_kl, &l_top1);
         double tol_kl = fmax(2 * l_kl, 1e-4), tol_top1 = l_top1 - 0.02;
         for (int ii = 0; ii < 3; ii++) {
             if (quant_select_isa(isas[ii]) < 0) {
@@ -211,7 +184,7 @@ static void test_golden_logits(void **state)
             float *ours = run_model(dir, tok, n, &cfg, &nv2, NULL);
             assert_int_equal(nv2, nv);
             double kl, top1;
-            compare(exact, ours, n, nv, &kl, &top1);
+            logit_kl(exact, ours, n, nv, &kl, &top1);
             printf("  %-16s %-6s KL mean %.3g (llama.cpp %.3g, limit %.3g)  top-1 %.3f (llama.cpp %.3f)\n",
                    models[mi], isas[ii], kl, l_kl, tol_kl, top1, l_top1);
             bad += kl > tol_kl || top1 < tol_top1;
@@ -382,7 +355,7 @@ static void check_arch(const struct arch_case *ac)
         float *x = run_model(dir, tok, n, &resident, &nv, NULL);
         assert_int_equal(len, sizeof(float) * (size_t)n * nv);
         double kl, top1;
-        compare(ref, x, n, nv, &kl, &top1);
+        logit_kl(ref, x, n, nv, &kl, &top1);
         struct run_cfg streamed = { PROVIDER_IO_URING, 4 * slot, 64, false, 0 };
         struct provider_stats ps;
         float *y = run_model(dir, tok, n, &streamed, &nv, &ps);
@@ -585,7 +558,7 @@ static void test_arch_deepseek2_kv_b(void **state)
     float *x = run_model(dir, tok, n, &resident, &nv, NULL);
     float *y = run_model(dir, tok, n, &dec, &nv, NULL);
     double kl, top1;
-    compare(ref, x, n, nv, &kl, &top1);
+    logit_kl(ref, x, n, nv, &kl, &top1);
     bool same = memcmp(x, y, sizeof(float) * (size_t)n * nv) == 0;
     printf("  deepseek2 whole attn_kv_b: KL mean %.3g (llama.cpp Q8_0 0.063)  top-1 %.3f  decode streamed identical %s\n",
            kl, top1, same ? "yes" : "NO");
@@ -678,8 +651,8 @@ static void test_qwen35moe_prefill_decode(void **state)
     float *b = run_model(dir, tok, n, &uneven, &nv, NULL);
     float *c = run_model(dir, tok, n, &decode, &nv, NULL);
     double kl_b, kl_c, top_b, top_c, dmax = 0;
-    compare(a, b, n, nv, &kl_b, &top_b);
-    compare(a, c, n, nv, &kl_c, &top_c);
+    logit_kl(a, b, n, nv, &kl_b, &top_b);
+    logit_kl(a, c, n, nv, &kl_c, &top_c);
     for (size_t i = 0; i < (size_t)n * nv; i++) {
         double d = fabs((double)a[i] - c[i]);
         if (d > dmax)
@@ -1146,7 +1119,7 @@ static void test_split_transform(void **state)
     float *a = run_model(plain, tok, n, &cfg, &nv, NULL);
     float *b = run_model(dir, tok, n, &cfg, &nv, NULL);
     double kl, top1;
-    compare(a, b, n, nv, &kl, &top1);
+    logit_kl(a, b, n, nv, &kl, &top1);
     printf("  tinymoe with F32 down projections (split-time transform): KL %.3g, top-1 %.3f against the source\n",
            kl, top1);
     assert_true(kl < 1e-5);

@@ -21,6 +21,7 @@
 
 #include <cmocka.h>
 
+#include "logit_kl.h"
 #include "engine.h"
 #include "model.h"
 #include "quant.h"
@@ -94,34 +95,6 @@ static float *run_gguf(const char *path, const int32_t *tok, int n, int bits, in
     return logits;
 }
 
-/* Mean KL(ref || x) over positions and top-1 agreement, in double. */
-static void compare(const float *ref, const float *x, int n, int nv, double *kl_mean, double *top1)
-{
-    double kl = 0;
-    int same = 0;
-    for (int t = 0; t < n; t++) {
-        const float *a = ref + (size_t)t * nv, *b = x + (size_t)t * nv;
-        double ma = a[0], mb = b[0];
-        int ia = 0, ib = 0;
-        for (int i = 1; i < nv; i++) {
-            if (a[i] > ma) ma = a[i], ia = i;
-            if (b[i] > mb) mb = b[i], ib = i;
-        }
-        double sa = 0, sb = 0;
-        for (int i = 0; i < nv; i++)
-            sa += exp(a[i] - ma), sb += exp(b[i] - mb);
-        double la = log(sa), lb = log(sb), k = 0;
-        for (int i = 0; i < nv; i++) {
-            double pa = a[i] - ma - la, pb = b[i] - mb - lb;
-            k += exp(pa) * (pa - pb);
-        }
-        kl += k;
-        same += ia == ib;
-    }
-    *kl_mean = kl / n;
-    *top1 = (double)same / n;
-}
-
 /* One fixture: its GGUF, tokens, reference logits (NULL: the 16-bit run),
  * llama.cpp's logits and the top-1 slack the fixtures README allows. */
 struct prec_case {
@@ -155,10 +128,10 @@ static int check_case(const struct prec_case *pc)
     assert_non_null(llama);
     assert_int_equal(len, sizeof(float) * (size_t)n * nv);
     double kl_l, t_l, kl16, t16, kld, td, kl8, t8;
-    compare(ref, llama, n, nv, &kl_l, &t_l);
-    compare(ref, x16, n, nv, &kl16, &t16);
-    compare(ref, xd, n, nv, &kld, &td);
-    compare(ref, x8, n, nv, &kl8, &t8);
+    logit_kl(ref, llama, n, nv, &kl_l, &t_l);
+    logit_kl(ref, x16, n, nv, &kl16, &t16);
+    logit_kl(ref, xd, n, nv, &kld, &td);
+    logit_kl(ref, x8, n, nv, &kl8, &t8);
     printf("  %-14s KL / top-1: llama.cpp %.3g / %.3f, 16 %.3g / %.3f, default %.3g / %.3f, 8 %.3g / %.3f\n",
            pc->name, kl_l, t_l, kl16, t16, kld, td, kl8, t8);
     int bad = 0;

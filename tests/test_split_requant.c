@@ -27,6 +27,7 @@
 
 #include <cmocka.h>
 
+#include "logit_kl.h"
 #include "quant.h"
 #include "split_requant.h"
 
@@ -131,31 +132,9 @@ static void compare_logits(const char *a, const char *b, int n_vocab, double *kl
     float *x = read_f32(a, &na), *y = read_f32(b, &nb);
     assert_int_equal(na, nb);
     size_t npos = na / (size_t)n_vocab;
-    double skl = 0;
-    int agree = 0;
-    for (size_t t = 0; t < npos; t++) {
-        const float *p = x + t * n_vocab, *q = y + t * n_vocab;
-        double mp = -INFINITY, mq = -INFINITY, zp = 0, zq = 0;
-        int ap = 0, aq = 0;
-        for (int i = 0; i < n_vocab; i++) {
-            assert_true(isfinite(q[i]));
-            if (p[i] > mp)
-                mp = p[i], ap = i;
-            if (q[i] > mq)
-                mq = q[i], aq = i;
-        }
-        for (int i = 0; i < n_vocab; i++) {
-            zp += exp(p[i] - mp);
-            zq += exp(q[i] - mq);
-        }
-        for (int i = 0; i < n_vocab; i++) {
-            double lp = p[i] - mp - log(zp), lq = q[i] - mq - log(zq);
-            skl += exp(lp) * (lp - lq);
-        }
-        agree += ap == aq;
-    }
-    *kl = skl / (double)npos;
-    *top1 = (double)agree / (double)npos;
+    for (size_t i = 0; i < nb; i++)
+        assert_true(isfinite(y[i]));
+    logit_kl(x, y, (int)npos, n_vocab, kl, top1);
     free(x);
     free(y);
 }
