@@ -604,6 +604,27 @@ static struct tokenizer *synth_tok(const char *model, const char *pre, const cha
     return t;
 }
 
+/* The 256 byte tokens of a byte-level BPE vocabulary (GPT-2's alphabet:
+ * printable Latin-1 as itself, the other bytes from U+0100 in order) as
+ * toks[0..255], spelled in chars, all of type normal. */
+static void byte_level_symbols(char chars[256][4], const char **toks, int32_t *types)
+{
+    int next = 256;
+    for (int b = 0; b < 256; b++) {
+        int cp = ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174) ? b : next++;
+        if (cp < 0x80) {
+            chars[b][0] = (char)cp;
+            chars[b][1] = 0;
+        } else {
+            chars[b][0] = (char)(0xC0 | (cp >> 6));
+            chars[b][1] = (char)(0x80 | (cp & 0x3F));
+            chars[b][2] = 0;
+        }
+        toks[b] = chars[b];
+        types[b] = TOK_TYPE_NORMAL;
+    }
+}
+
 static void expect_ids(const struct tokenizer *t, const char *text, const int32_t *want, int n_want)
 {
     int32_t got[64];
@@ -631,21 +652,7 @@ static void test_synth_bpe(void **state)
     struct tokenizer *t;
 
     (void)state;
-    int next = 256;
-    for (int b = 0; b < 256; b++) {
-        /* GPT-2 byte-level alphabet: printable Latin-1 as itself, the rest from U+0100 in order */
-        int cp = ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174) ? b : next++;
-        if (cp < 0x80) {
-            chars[b][0] = (char)cp;
-            chars[b][1] = 0;
-        } else {
-            chars[b][0] = (char)(0xC0 | (cp >> 6));
-            chars[b][1] = (char)(0x80 | (cp & 0x3F));
-            chars[b][2] = 0;
-        }
-        toks[b] = chars[b];
-        types[b] = TOK_TYPE_NORMAL;
-    }
+    byte_level_symbols(chars, toks, types);
     for (int i = 0; i < 9; i++) {
         toks[256 + i] = extra[i];
         types[256 + i] = i == 8 ? TOK_TYPE_CONTROL : TOK_TYPE_NORMAL;
@@ -701,20 +708,7 @@ static void test_synth_o200k(void **state)
     int32_t types[256 + 4];
 
     (void)state;
-    int next = 256;
-    for (int b = 0; b < 256; b++) {
-        int cp = ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174) ? b : next++;
-        if (cp < 0x80) {
-            chars[b][0] = (char)cp;
-            chars[b][1] = 0;
-        } else {
-            chars[b][0] = (char)(0xC0 | (cp >> 6));
-            chars[b][1] = (char)(0x80 | (cp & 0x3F));
-            chars[b][2] = 0;
-        }
-        toks[b] = chars[b];
-        types[b] = TOK_TYPE_NORMAL;
-    }
+    byte_level_symbols(chars, toks, types);
     for (int i = 0; i < 4; i++) {
         toks[256 + i] = extra[i];
         types[256 + i] = TOK_TYPE_NORMAL;
@@ -747,20 +741,7 @@ static void test_synth_kimi(void **state)
     int32_t types[256 + 5];
 
     (void)state;
-    int next = 256;
-    for (int b = 0; b < 256; b++) {
-        int cp = ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174) ? b : next++;
-        if (cp < 0x80) {
-            chars[b][0] = (char)cp;
-            chars[b][1] = 0;
-        } else {
-            chars[b][0] = (char)(0xC0 | (cp >> 6));
-            chars[b][1] = (char)(0x80 | (cp & 0x3F));
-            chars[b][2] = 0;
-        }
-        toks[b] = chars[b];
-        types[b] = TOK_TYPE_NORMAL;
-    }
+    byte_level_symbols(chars, toks, types);
     /* U+4E2D is E4 B8 AD in UTF-8 */
     snprintf(han, sizeof(han), "%s%s%s", chars[0xE4], chars[0xB8], chars[0xAD]);
     snprintf(ha, sizeof(ha), "%sa", han);
