@@ -98,15 +98,13 @@ static void topk(const float *v, int n, int k, int32_t *ids)
     }
 }
 
-/* --cache-bias: sel = v plus f->cache_bias for the experts of layer il in
- * the cache; returns sel, or v itself when there is no bias. */
-static const float *cache_biased(const struct fwd *f, int il, const float *v, float *sel, int ne)
+/* --cache-bias: sel[e] += f->cache_bias for the experts of layer il in the
+ * cache (their ranking in the top-k only; the weights stay the router's). */
+static void cache_bias_add(const struct fwd *f, int il, float *sel, int ne)
 {
-    if (f->cache_bias == 0.0f)
-        return v;
     for (int e = 0; e < ne; e++)
-        sel[e] = provider_resident(f->prov, il, e) ? v[e] + f->cache_bias : v[e];
-    return sel;
+        if (provider_resident(f->prov, il, e))
+            sel[e] += f->cache_bias;
 }
 
 /* Router logits (plus bias) to each row's top-k ids and weights. Softmax
@@ -127,7 +125,12 @@ static void route(struct fwd *f, struct moe_scratch *s, const struct moe_hparams
             for (int e = 0; e < ne; e++)
                 p[e] += rb[e];
         }
-        const float *rank = cache_biased(f, il, p, s->sel, ne);
+        const float *rank = p;
+        if (f->cache_bias != 0.0f) {
+            memcpy(s->sel, p, sizeof(float) * (size_t)ne);
+            cache_bias_add(f, il, s->sel, ne);
+            rank = s->sel;
+        }
         if (hp->gating == MOE_GATING_SOFTMAX_SELECTED) {
             topk(rank, ne, k, id);
             float mx = p[id[0]];
@@ -203,8 +206,7 @@ static void route_ext_row(const struct moe_hparams *hp, const struct moe_weights
     for (int e = 0; e < ne; e++)
         sel[e] = bias ? p[e] + bias[e] : p[e];
     if (f && f->cache_bias != 0.0f)
-        for (int e = 0; e < ne; e++)
-            sel[e] += provider_resident(f->prov, il, e) ? f->cache_bias : 0.0f;
+        cache_bias_add(f, il, sel, ne);
     if (hp->n_group > 1 && hp->n_group_used < hp->n_group) {
         int per = ne / hp->n_group;
         float gscore[MOE_MAX_GROUPS];
