@@ -82,6 +82,7 @@ struct matvec_job {
     const uint8_t *xq;      /* [n_tok][act_size] */
     quant_dot_fn dot;
     quant_dot_multi_fn dot_multi; /* NULL: the type has none in this ISA */
+    quant_dot_x4_fn dot_x4;       /* four rows at once; NULL: none */
     size_t pass2;           /* offset of the residual activation row; 0 = one pass */
     size_t act_row;         /* bytes of one activation row of one pass */
     int passes;             /* 1, or 2 (the row, then its residual) */
@@ -121,6 +122,36 @@ static inline float matvec_dot(const struct matvec_job *j, const uint8_t *w, con
     return s;
 }
 
+/* Rows [r0, r1) against nt tokens through the four-row kernel:
+ * y[t * ys + r] for t < nt, x = the first token's quantized row (tokens
+ * act_size apart, each passes rows of act_row bytes). Two passes sum as
+ * matvec_dot does: pass 1 + pass 2. */
+static void matvec_rows_x4(const struct matvec_job *j, float *y, size_t ys, int64_t r0, int64_t r1, const uint8_t *x,
+                           int64_t nt)
+{
+    /* tokens outer (a chunk's activations stay in L1), four rows inner */
+    float s[MATMUL_CHUNK_ACT * 4];
+    const int64_t chunk = MATMUL_CHUNK_ACT / j->passes;
+    for (int64_t t0 = 0; t0 < nt; t0 += chunk) {
+        const int64_t n_t = nt - t0 < chunk ? nt - t0 : chunk;
+        const uint8_t *xt = x + (size_t)t0 * j->act_size;
+        for (int64_t r = r0; r < r1; r += 4) {
+            const int nr = r1 - r < 4 ? (int)(r1 - r) : 4;
+            const uint8_t *w[4];
+            for (int q = 0; q < 4; q++)
+                w[q] = j->W + (size_t)(r + (q < nr ? q : nr - 1)) * j->row_size;
+            if (j->passes == 1) {
+                j->dot_x4(j->n, y + (size_t)t0 * ys + (size_t)r, ys, w, nr, xt, j->act_row, (int)n_t);
+                continue;
+            }
+            j->dot_x4(j->n, s, 4, w, nr, xt, j->act_row, (int)(2 * n_t));
+            for (int64_t t = 0; t < n_t; t++)
+                for (int q = 0; q < nr; q++)
+                    y[(size_t)(t0 + t) * ys + (size_t)(r + q)] = s[8 * t + q] + s[8 * t + 4 + q];
+        }
+    }
+}
+
 /* y[r0..r1) = W[r0..r1)[n] . x[n] */
 static void matvec_task(void *ctx, int task, int n_tasks)
 {
@@ -130,6 +161,10 @@ static void matvec_task(void *ctx, int task, int n_tasks)
     int64_t r1 = r0 + j->rows_per_task;
     if (r1 > j->n_rows)
         r1 = j->n_rows;
+    if (j->dot_x4) {
+        matvec_rows_x4(j, j->y, 0, r0, r1, j->xq, 1);
+        return;
+    }
     for (int64_t r = r0; r < r1; r++)
         j->y[r] = matvec_dot(j, j->W + (size_t)r * j->row_size, j->xq);
 }
@@ -142,12 +177,16 @@ void matvec(struct pool *p, float *y, const void *W, enum quant_type wt,
     if (n_rows <= 0)
         return;
     struct matvec_job j = {
-        .y = y, .W = W, .xq = xq, .dot = tr->vec_dot, .dot_multi = tr->vec_dot_multi, .n_rows = n_rows,
-        .n = n, .row_size = quant_row_size(wt, n), .n_tok = 1,
+        .y = y, .W = W, .xq = xq, .dot = tr->vec_dot, .dot_multi = tr->vec_dot_multi, .dot_x4 = tr->vec_dot_x4,
+        .n_rows = n_rows, .n = n, .row_size = quant_row_size(wt, n), .n_tok = 1,
+        .act_size = matvec_act_size(wt, n, act), .act_row = quant_row_size(tr->vec_dot_type, n),
+        .passes = passes_for(wt, act),
     };
-    if (passes_for(wt, act) == 2)
-        j.pass2 = quant_row_size(tr->vec_dot_type, n);
+    if (j.passes == 2)
+        j.pass2 = j.act_row;
     j.rows_per_task = matvec_rows_per_task(n_rows, pool_n_threads(p), MATVEC_MIN_ROWS);
+    if (j.dot_x4) /* whole groups of four rows per task */
+        j.rows_per_task = (j.rows_per_task + 3) & ~(int64_t)3;
     pool_run(p, matvec_task, &j, (int)((n_rows + j.rows_per_task - 1) / j.rows_per_task));
 }
 
@@ -155,6 +194,10 @@ void matvec(struct pool *p, float *y, const void *W, enum quant_type wt,
  * over rows of the block so each weight row is reused from cache n_tok times */
 static void matmul_block(const struct matvec_job *j, int64_t r0, int64_t r1)
 {
+    if (j->dot_x4) {
+        matvec_rows_x4(j, j->y, (size_t)j->n_rows, r0, r1, j->xq, j->n_tok);
+        return;
+    }
     if (!j->dot_multi) {
         for (int64_t t = 0; t < j->n_tok; t++) {
             const uint8_t *x = j->xq + (size_t)t * j->act_size;
@@ -209,7 +252,8 @@ void matmul(struct pool *p, float *Y, const void *W, enum quant_type wt,
         return;
     }
     struct matvec_job j = {
-        .y = Y, .W = W, .xq = Xq, .dot = tr->vec_dot, .dot_multi = tr->vec_dot_multi, .n_rows = n_rows,
+        .y = Y, .W = W, .xq = Xq, .dot = tr->vec_dot, .dot_multi = tr->vec_dot_multi, .dot_x4 = tr->vec_dot_x4,
+        .n_rows = n_rows,
         .n = n, .row_size = quant_row_size(wt, n), .act_size = matvec_act_size(wt, n, act), .n_tok = n_tok,
         .act_row = quant_row_size(tr->vec_dot_type, n), .passes = passes_for(wt, act),
     };
@@ -222,6 +266,8 @@ void matmul(struct pool *p, float *Y, const void *W, enum quant_type wt,
         cache_rows = 1;
     int64_t rows = matvec_rows_per_task(n_rows, pool_n_threads(p), 1);
     j.rows_per_task = rows < cache_rows ? rows : cache_rows;
+    if (j.dot_x4)
+        j.rows_per_task = (j.rows_per_task + 3) & ~(int64_t)3;
     pool_run(p, matmul_task, &j, (int)((n_rows + j.rows_per_task - 1) / j.rows_per_task));
 }
 
@@ -233,7 +279,8 @@ void matmul_rows(float *Y, int64_t y_stride, const void *W, enum quant_type wt, 
     if (r1 <= r0 || n_tok <= 0)
         return;
     struct matvec_job j = {
-        .y = Y, .W = W, .xq = Xq, .dot = tr->vec_dot, .dot_multi = tr->vec_dot_multi, .n_rows = y_stride,
+        .y = Y, .W = W, .xq = Xq, .dot = tr->vec_dot, .dot_multi = tr->vec_dot_multi, .dot_x4 = tr->vec_dot_x4,
+        .n_rows = y_stride,
         .n = n, .row_size = quant_row_size(wt, n), .act_size = matvec_act_size(wt, n, act), .n_tok = n_tok,
         .act_row = quant_row_size(tr->vec_dot_type, n), .passes = passes_for(wt, act),
     };

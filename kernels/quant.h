@@ -27,6 +27,12 @@ typedef void (*quant_dot_fn)(int64_t n, float *s, const void *w, const void *a);
  * the same order), so callers may mix the two freely. */
 typedef void (*quant_dot_multi_fn)(int64_t n, float *s, size_t s_stride, const void *w, const void *a,
                                    size_t a_stride, int n_act);
+/* y[k * ys + r] = dot(w[r], a + k * as) for r < nr (1..4), k < n_act: four
+ * weight rows at once (w[nr..3] repeat a row; only nr rows are stored).
+ * Where a type has one, its vec_dot and vec_dot_multi are this kernel with
+ * the row repeated, so all three give the same bits per (row, activation). */
+typedef void (*quant_dot_x4_fn)(int64_t n, float *y, size_t ys, const uint8_t *const *w, int nr, const void *a,
+                                size_t as, int n_act);
 typedef void (*quant_to_float_fn)(const void *src, float *dst, int64_t n);
 typedef void (*quant_from_float_fn)(const float *src, void *dst, int64_t n);
 
@@ -41,6 +47,7 @@ struct quant_traits {
     quant_dot_fn vec_dot_ref;     /* scalar reference dot, never replaced */
     quant_dot_multi_fn vec_dot_multi; /* vec_dot over several activation rows; NULL when the
                                        * ISA has none for the type: call vec_dot per row */
+    quant_dot_x4_fn vec_dot_x4;   /* four rows at once; NULL when the ISA has none */
     enum quant_type vec_dot_type; /* what the activations must be quantized to */
     quant_from_float_fn from_float_simd; /* ISA variant of from_float with byte-identical
                                           * output (Q8_0, Q8_K); NULL under ref: use from_float */

@@ -1,0 +1,233 @@
+/*
+ * quant_x4_avx512.c - AVX-512 VNNI kernels that compute four weight rows at
+ * once against any number of activation rows (decode: one; prompt: many),
+ * with one exactly defined arithmetic per (row, activation row).
+ *
+ * Owns: quant_install_x4_avx512(), which sets vec_dot_x4 and replaces
+ * vec_dot and vec_dot_multi for Q4_K (both become the four-row kernel with
+ * the row repeated, so every entry point gives the same bits). Runs after
+ * quant_install_avx512(). Must not allocate or touch vec_dot_ref.
+ *
+ * Why four rows. A one-row K-quant kernel spends about as many instructions
+ * per super-block on its scales, mins and float tail as on the integer dot
+ * itself, and repeats that per activation row. Two rows share a 512-bit
+ * vector here (one 256-bit half each: the 32 packed bytes of a 64-element
+ * group, low nibbles against the group's first 32 activations broadcast to
+ * both halves, high nibbles against the next 32), so the 6-bit scales of
+ * four rows are unpacked together, and the tail (horizontal sums, float
+ * conversion, scaling) is one short sequence per four rows.
+ *
+ * Arithmetic, per row and activation row (canonical: any kernel that claims
+ * these bits, e.g. a wider tile for prompts, must do exactly this):
+ *   per super-block, the exact integers
+ *     isum = sum over sub-blocks j of sc_j * (sum of q * a over j)
+ *     msum = sum over sub-blocks j of m_j * (sum of a over j, from bsums)
+ *   then, super-block after super-block, in float
+ *     acc  = fma((float)isum, d_w * d_a, acc)
+ *     accm = fma((float)msum, (0 - dmin_w) * d_a, accm)
+ *   and the result is acc + accm.
+ * Integers cannot overflow: |sc * q * a| <= 63 * 15 * 127 per product, and
+ * 256 of them stay below 2^31.
+ */
+#include <immintrin.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "quant.h"
+#include "quant_ref.h"
+
+void quant_install_x4_avx512(struct quant_traits *traits);
+
+#define X4_INLINE static inline __attribute__((always_inline))
+/* activation rows whose accumulators one pass over the weights keeps */
+#define X4_ACT_GROUP 8
+
+/* Q4_K: 12 packed bytes -> bytes 0..7 the 6-bit sub-block scales, 8..15 the
+ * 6-bit mins (the layout of llama.cpp's get_scale_min_k4, done in scalars) */
+X4_INLINE __m128i x4_k4_scales(const uint8_t *scales)
+{
+    uint32_t u0, u1, u2;
+    memcpy(&u0, scales, 4);
+    memcpy(&u1, scales + 4, 4);
+    memcpy(&u2, scales + 8, 4);
+    const uint32_t m6 = 0x3f3f3f3f, m4 = 0x0f0f0f0f, m2 = 0x03030303;
+    const uint32_t sc_lo = u0 & m6, mn_lo = u1 & m6;
+    const uint32_t sc_hi = (u2 & m4) | (((u0 >> 6) & m2) << 4);
+    const uint32_t mn_hi = ((u2 >> 4) & m4) | (((u1 >> 6) & m2) << 4);
+    return _mm_setr_epi32((int)sc_lo, (int)sc_hi, (int)mn_lo, (int)mn_hi);
+}
+
+/* vpshufb index: every int16 lane = byte b of its 128-bit lane, zero-extended */
+static inline __m512i x4_byte_to_i16(int b)
+{
+    int8_t v[64];
+    for (int i = 0; i < 64; i++)
+        v[i] = (int8_t)(i % 2 ? -128 : b);
+    return _mm512_loadu_si512(v);
+}
+
+/* vpshufb index for the mins: in the 128-bit lane holding half h of a row's
+ * 64-element group, int16 lanes 2m and 2m+1 = min 4h + m (bytes 8.. of the
+ * unpacked scales), so vpmaddwd with the 16 bsums gives min_j * (bsum_2j +
+ * bsum_2j+1) in int32 lane j of the row's half */
+static inline __m512i x4_mins_idx(void)
+{
+    int8_t v[64];
+    for (int i = 0; i < 64; i++) {
+        int lane = i / 16, h = lane % 2, l16 = (i % 16) / 2;
+        v[i] = (int8_t)(i % 2 ? -128 : 8 + 4 * h + l16 / 2);
+    }
+    return _mm512_loadu_si512(v);
+}
+
+/* 128-bit lanes [s0, s0, s1, s1] */
+X4_INLINE __m512i x4_pair_lanes(__m128i s0, __m128i s1)
+{
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_broadcastsi128_si256(s0)),
+                              _mm256_broadcastsi128_si256(s1), 1);
+}
+
+/* 32 bytes broadcast to both 256-bit halves */
+X4_INLINE __m512i x4_bcast32(const void *p)
+{
+    return _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)p));
+}
+
+/*
+ * y[k * ys + r] = dot(w[r], a + k * as) for r < nr, k < na (na <= X4_ACT_GROUP
+ * once inlined with a constant). Per 64-element group j and row pair p the
+ * weights are one vector (row 2p in the low half, 2p+1 in the high half);
+ * sumi[p][k] collects the scaled integer dot per 32-bit lane, 8 lanes per
+ * row, exact.
+ */
+X4_INLINE void q4k_x4_rows(int64_t n, float *y, size_t ys, const uint8_t *const *w, int nr, const uint8_t *a,
+                           size_t as, const int na)
+{
+    const int64_t nb = n / QK_K;
+    /* Prefetch the same block of the next four rows: rows of a group are
+     * adjacent, so each stream is only a few hundred bytes long and the
+     * hardware prefetcher alone would miss the start of every group. */
+    const ptrdiff_t pf = 4 * (w[1] - w[0]);
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    const __m512i midx = x4_mins_idx();
+    /* float lanes per 128-bit lane r: [d_r, -dmin_r, d_r, -dmin_r] */
+    const __m512i dd_idx = _mm512_setr_epi32(0, 1, 0, 1, 2, 3, 2, 3, 4, 5, 4, 5, 6, 7, 6, 7);
+    __m512 acc[X4_ACT_GROUP];
+#pragma GCC unroll 8
+    for (int k = 0; k < na; k++)
+        acc[k] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const block_q4_K *b0 = (const block_q4_K *)(const void *)w[0] + i;
+        const block_q4_K *b1 = (const block_q4_K *)(const void *)w[1] + i;
+        const block_q4_K *b2 = (const block_q4_K *)(const void *)w[2] + i;
+        const block_q4_K *b3 = (const block_q4_K *)(const void *)w[3] + i;
+        for (int o = 0; o < (int)sizeof(block_q4_K); o += 64) {
+            __builtin_prefetch((const char *)b0 + pf + o, 0, 3);
+            __builtin_prefetch((const char *)b1 + pf + o, 0, 3);
+            __builtin_prefetch((const char *)b2 + pf + o, 0, 3);
+            __builtin_prefetch((const char *)b3 + pf + o, 0, 3);
+        }
+        /* d and dmin of the four rows (fp16 pairs) -> [d, -dmin] per row */
+        uint32_t h0, h1, h2, h3;
+        memcpy(&h0, &b0->d, 4);
+        memcpy(&h1, &b1->d, 4);
+        memcpy(&h2, &b2->d, 4);
+        memcpy(&h3, &b3->d, 4);
+        __m256 f8 = _mm256_cvtph_ps(_mm_setr_epi32((int)h0, (int)h1, (int)h2, (int)h3));
+        f8 = _mm256_mask_sub_ps(f8, 0xAA, _mm256_setzero_ps(), f8);
+        const __m512 ddz = _mm512_permutexvar_ps(dd_idx, _mm512_castps256_ps512(f8));
+        const __m512i sp0 = x4_pair_lanes(x4_k4_scales(b0->scales), x4_k4_scales(b1->scales));
+        const __m512i sp1 = x4_pair_lanes(x4_k4_scales(b2->scales), x4_k4_scales(b3->scales));
+        __m512i s0[X4_ACT_GROUP], s1[X4_ACT_GROUP];
+#pragma GCC unroll 8
+        for (int k = 0; k < na; k++)
+            s0[k] = s1[k] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            const __m512i w0 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(b0->qs + 32 * j))),
+                                                  _mm256_loadu_si256((const __m256i *)(b1->qs + 32 * j)), 1);
+            const __m512i w1 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(b2->qs + 32 * j))),
+                                                  _mm256_loadu_si256((const __m256i *)(b3->qs + 32 * j)), 1);
+            const __m512i lo0 = _mm512_and_si512(w0, m4), hi0 = _mm512_and_si512(_mm512_srli_epi16(w0, 4), m4);
+            const __m512i lo1 = _mm512_and_si512(w1, m4), hi1 = _mm512_and_si512(_mm512_srli_epi16(w1, 4), m4);
+            const __m512i il = x4_byte_to_i16(2 * j), ih = x4_byte_to_i16(2 * j + 1);
+            const __m512i cl0 = _mm512_shuffle_epi8(sp0, il), ch0 = _mm512_shuffle_epi8(sp0, ih);
+            const __m512i cl1 = _mm512_shuffle_epi8(sp1, il), ch1 = _mm512_shuffle_epi8(sp1, ih);
+#pragma GCC unroll 8
+            for (int k = 0; k < na; k++) {
+                const block_q8_K *yk = (const block_q8_K *)(const void *)(a + (size_t)k * as) + i;
+                const __m512i al = x4_bcast32(yk->qs + 64 * j), ah = x4_bcast32(yk->qs + 64 * j + 32);
+                s0[k] = _mm512_dpwssd_epi32(s0[k], _mm512_maddubs_epi16(lo0, al), cl0);
+                s1[k] = _mm512_dpwssd_epi32(s1[k], _mm512_maddubs_epi16(lo1, al), cl1);
+                s0[k] = _mm512_dpwssd_epi32(s0[k], _mm512_maddubs_epi16(hi0, ah), ch0);
+                s1[k] = _mm512_dpwssd_epi32(s1[k], _mm512_maddubs_epi16(hi1, ah), ch1);
+            }
+        }
+        const __m512i md0 = _mm512_shuffle_epi8(sp0, midx), md1 = _mm512_shuffle_epi8(sp1, midx);
+#pragma GCC unroll 8
+        for (int k = 0; k < na; k++) {
+            const block_q8_K *yk = (const block_q8_K *)(const void *)(a + (size_t)k * as) + i;
+            const __m512i bs = x4_bcast32(yk->bsums);
+            const __m512i u0 = _mm512_madd_epi16(md0, bs), u1 = _mm512_madd_epi16(md1, bs);
+            /* 128-bit lane r: 4 partial isums of row r, then 4 partial msums */
+            const __m512i t1 = _mm512_add_epi32(_mm512_shuffle_i32x4(s0[k], s1[k], 0x88),
+                                                _mm512_shuffle_i32x4(s0[k], s1[k], 0xDD));
+            const __m512i t2 = _mm512_add_epi32(_mm512_shuffle_i32x4(u0, u1, 0x88), _mm512_shuffle_i32x4(u0, u1, 0xDD));
+            const __m512i z = _mm512_add_epi32(_mm512_unpacklo_epi32(t1, t2), _mm512_unpackhi_epi32(t1, t2));
+            /* lanes [isum, msum, isum, msum] of row r */
+            const __m512i z2 = _mm512_add_epi32(z, _mm512_shuffle_epi32(z, _MM_PERM_BADC));
+            acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(z2), _mm512_mul_ps(ddz, _mm512_set1_ps(yk->d)), acc[k]);
+        }
+    }
+    const __mmask16 keep = (__mmask16)((1u << nr) - 1);
+#pragma GCC unroll 8
+    for (int k = 0; k < na; k++) {
+        /* acc + accm in lane 4r, then rows 0..3 packed */
+        const __m512 t = _mm512_add_ps(acc[k], _mm512_permute_ps(acc[k], 0xB1));
+        const __m512 c = _mm512_maskz_compress_ps(0x1111, t);
+        _mm512_mask_storeu_ps(y + (size_t)k * ys, keep, c);
+    }
+}
+
+/* One entry for every activation count: groups of X4_ACT_GROUP, then 4, 2, 1
+ * (each a constant-count instance of the body, same bits per row) */
+static void dot_q4_K_x4(int64_t n, float *y, size_t ys, const uint8_t *const *w, int nr, const void *a, size_t as,
+                        int na)
+{
+    const uint8_t *ap = a;
+    int k = 0;
+    for (; k + X4_ACT_GROUP <= na; k += X4_ACT_GROUP)
+        q4k_x4_rows(n, y + (size_t)k * ys, ys, w, nr, ap + (size_t)k * as, as, X4_ACT_GROUP);
+    if (na - k >= 4) {
+        q4k_x4_rows(n, y + (size_t)k * ys, ys, w, nr, ap + (size_t)k * as, as, 4);
+        k += 4;
+    }
+    if (na - k >= 2) {
+        q4k_x4_rows(n, y + (size_t)k * ys, ys, w, nr, ap + (size_t)k * as, as, 2);
+        k += 2;
+    }
+    if (na - k >= 1)
+        q4k_x4_rows(n, y + (size_t)k * ys, ys, w, nr, ap + (size_t)k * as, as, 1);
+}
+_Static_assert(X4_ACT_GROUP == 8, "dot_q4_K_x4 handles a remainder of at most 7 rows");
+
+/* the one-row entries: the same kernel with the row in every lane */
+static void dot_q4_K_x4_one(int64_t n, float *s, const void *w, const void *a)
+{
+    const uint8_t *r[4] = { w, w, w, w };
+    dot_q4_K_x4(n, s, 1, r, 1, a, 0, 1);
+}
+
+static void dot_q4_K_x4_multi(int64_t n, float *s, size_t ss, const void *w, const void *a, size_t as, int n_act)
+{
+    const uint8_t *r[4] = { w, w, w, w };
+    dot_q4_K_x4(n, s, ss, r, 1, a, as, n_act);
+}
+
+void quant_install_x4_avx512(struct quant_traits *traits)
+{
+    traits[QT_Q4_K].vec_dot = dot_q4_K_x4_one;
+    traits[QT_Q4_K].vec_dot_multi = dot_q4_K_x4_multi;
+    traits[QT_Q4_K].vec_dot_x4 = dot_q4_K_x4;
+}
