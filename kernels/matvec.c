@@ -30,6 +30,9 @@
  * or 64 rows the activations fall out of L1 and matmul of 64 tokens on the
  * dev VM drops from 27 to 23 effective GB/s (Q4_K) and 45 to 33 (Q6_K). */
 #define MATMUL_CHUNK_ACT 8
+/* matmul: activation rows from which the sixteen-row tile kernel (weights
+ * transposed once per call) beats the four-row kernel */
+#define MATMUL_TILE_MIN_ACT 8
 
 /* Activation passes for 8-bit activation types. MATVEC_ACT8: x ~ q1 (as
  * llama.cpp). MATVEC_ACT16: x ~ q1 + q2 where q2 quantizes the residual
@@ -83,6 +86,7 @@ struct matvec_job {
     quant_dot_fn dot;
     quant_dot_multi_fn dot_multi; /* NULL: the type has none in this ISA */
     quant_dot_x4_fn dot_x4;       /* four rows at once; NULL: none */
+    quant_gemm16_fn gemm16;       /* sixteen rows x many activations; NULL: none */
     size_t pass2;           /* offset of the residual activation row; 0 = one pass */
     size_t act_row;         /* bytes of one activation row of one pass */
     int passes;             /* 1, or 2 (the row, then its residual) */
@@ -126,9 +130,39 @@ static inline float matvec_dot(const struct matvec_job *j, const uint8_t *w, con
  * y[t * ys + r] for t < nt, x = the first token's quantized row (tokens
  * act_size apart, each passes rows of act_row bytes). Two passes sum as
  * matvec_dot does: pass 1 + pass 2. */
+/* Rows [r0, r1) against nt tokens through the sixteen-row tile kernel (same
+ * bits as the four-row one); tokens in chunks of QUANT_GEMM16_MAX_ACT
+ * activation rows. */
+static void matvec_rows_tile(const struct matvec_job *j, float *y, size_t ys, int64_t r0, int64_t r1,
+                             const uint8_t *x, int64_t nt)
+{
+    float s[QUANT_GEMM16_MAX_ACT * 16];
+    const int64_t chunk = QUANT_GEMM16_MAX_ACT / j->passes;
+    for (int64_t r = r0; r < r1; r += 16) {
+        const int nr = r1 - r < 16 ? (int)(r1 - r) : 16;
+        const uint8_t *w = j->W + (size_t)r * j->row_size;
+        for (int64_t t0 = 0; t0 < nt; t0 += chunk) {
+            const int64_t n_t = nt - t0 < chunk ? nt - t0 : chunk;
+            const uint8_t *xt = x + (size_t)t0 * j->act_size;
+            if (j->passes == 1) {
+                j->gemm16(j->n, y + (size_t)t0 * ys + (size_t)r, ys, w, j->row_size, nr, xt, j->act_row, (int)n_t);
+                continue;
+            }
+            j->gemm16(j->n, s, 16, w, j->row_size, nr, xt, j->act_row, (int)(2 * n_t));
+            for (int64_t t = 0; t < n_t; t++)
+                for (int q = 0; q < nr; q++)
+                    y[(size_t)(t0 + t) * ys + (size_t)(r + q)] = s[32 * t + q] + s[32 * t + 16 + q];
+        }
+    }
+}
+
 static void matvec_rows_x4(const struct matvec_job *j, float *y, size_t ys, int64_t r0, int64_t r1, const uint8_t *x,
                            int64_t nt)
 {
+    if (j->gemm16 && nt * j->passes >= MATMUL_TILE_MIN_ACT) {
+        matvec_rows_tile(j, y, ys, r0, r1, x, nt);
+        return;
+    }
     /* tokens outer (a chunk's activations stay in L1), four rows inner */
     float s[MATMUL_CHUNK_ACT * 4];
     const int64_t chunk = MATMUL_CHUNK_ACT / j->passes;
@@ -177,7 +211,7 @@ void matvec(struct pool *p, float *y, const void *W, enum quant_type wt,
     if (n_rows <= 0)
         return;
     struct matvec_job j = {
-        .y = y, .W = W, .xq = xq, .dot = tr->vec_dot, .dot_multi = tr->vec_dot_multi, .dot_x4 = tr->vec_dot_x4,
+        .y = y, .W = W, .xq = xq, .dot = tr->vec_dot, .dot_multi = tr->vec_dot_multi, .dot_x4 = tr->vec_dot_x4, .gemm16 = tr->gemm16,
         .n_rows = n_rows, .n = n, .row_size = quant_row_size(wt, n), .n_tok = 1,
         .act_size = matvec_act_size(wt, n, act), .act_row = quant_row_size(tr->vec_dot_type, n),
         .passes = passes_for(wt, act),
@@ -252,7 +286,7 @@ void matmul(struct pool *p, float *Y, const void *W, enum quant_type wt,
         return;
     }
     struct matvec_job j = {
-        .y = Y, .W = W, .xq = Xq, .dot = tr->vec_dot, .dot_multi = tr->vec_dot_multi, .dot_x4 = tr->vec_dot_x4,
+        .y = Y, .W = W, .xq = Xq, .dot = tr->vec_dot, .dot_multi = tr->vec_dot_multi, .dot_x4 = tr->vec_dot_x4, .gemm16 = tr->gemm16,
         .n_rows = n_rows,
         .n = n, .row_size = quant_row_size(wt, n), .act_size = matvec_act_size(wt, n, act), .n_tok = n_tok,
         .act_row = quant_row_size(tr->vec_dot_type, n), .passes = passes_for(wt, act),
@@ -266,7 +300,9 @@ void matmul(struct pool *p, float *Y, const void *W, enum quant_type wt,
         cache_rows = 1;
     int64_t rows = matvec_rows_per_task(n_rows, pool_n_threads(p), 1);
     j.rows_per_task = rows < cache_rows ? rows : cache_rows;
-    if (j.dot_x4)
+    if (j.gemm16) /* whole tiles of sixteen rows per task */
+        j.rows_per_task = (j.rows_per_task + 15) & ~(int64_t)15;
+    else if (j.dot_x4)
         j.rows_per_task = (j.rows_per_task + 3) & ~(int64_t)3;
     pool_run(p, matmul_task, &j, (int)((n_rows + j.rows_per_task - 1) / j.rows_per_task));
 }
@@ -279,7 +315,7 @@ void matmul_rows(float *Y, int64_t y_stride, const void *W, enum quant_type wt, 
     if (r1 <= r0 || n_tok <= 0)
         return;
     struct matvec_job j = {
-        .y = Y, .W = W, .xq = Xq, .dot = tr->vec_dot, .dot_multi = tr->vec_dot_multi, .dot_x4 = tr->vec_dot_x4,
+        .y = Y, .W = W, .xq = Xq, .dot = tr->vec_dot, .dot_multi = tr->vec_dot_multi, .dot_x4 = tr->vec_dot_x4, .gemm16 = tr->gemm16,
         .n_rows = y_stride,
         .n = n, .row_size = quant_row_size(wt, n), .act_size = matvec_act_size(wt, n, act), .n_tok = n_tok,
         .act_row = quant_row_size(tr->vec_dot_type, n), .passes = passes_for(wt, act),

@@ -127,6 +127,8 @@ void quant_install_lowbit_avx512(struct quant_traits *t);
 /* four-row kernels (quant_x4_avx512.c): run last, replace vec_dot,
  * vec_dot_multi and set vec_dot_x4 of the types they cover */
 void quant_install_x4_avx512(struct quant_traits *t);
+/* sixteen-row tiles for prompts (quant_tile_avx512.c): set gemm16 only */
+void quant_install_tile_avx512(struct quant_traits *t);
 
 static const char *isa_name = "ref";
 
@@ -172,6 +174,7 @@ int quant_select_isa(const char *name)
         quant_install_iq_avx512(traits);
         quant_install_lowbit_avx512(traits);
         quant_install_x4_avx512(traits);
+        quant_install_tile_avx512(traits);
     }
     fvec_select(want_avx512);
     isa_name = want_avx512 ? "avx512" : want_avx2 ? "avx2" : "ref";

@@ -33,6 +33,14 @@ typedef void (*quant_dot_multi_fn)(int64_t n, float *s, size_t s_stride, const v
  * the row repeated, so all three give the same bits per (row, activation). */
 typedef void (*quant_dot_x4_fn)(int64_t n, float *y, size_t ys, const uint8_t *const *w, int nr, const void *a,
                                 size_t as, int n_act);
+/* y[k * ys + r] = dot(row r, a + k * as) for r < nr (1..16), k < n_act
+ * (n_act <= QUANT_GEMM16_MAX_ACT): sixteen weight rows starting at w,
+ * row_size bytes apart (rows past nr repeat row nr - 1). For prompts: the
+ * rows are transposed once per call and shared by every activation row.
+ * Gives the bits of the type's vec_dot_x4 per (row, activation). */
+#define QUANT_GEMM16_MAX_ACT 64
+typedef void (*quant_gemm16_fn)(int64_t n, float *y, size_t ys, const uint8_t *w, size_t row_size, int nr,
+                                const void *a, size_t as, int n_act);
 typedef void (*quant_to_float_fn)(const void *src, float *dst, int64_t n);
 typedef void (*quant_from_float_fn)(const float *src, void *dst, int64_t n);
 
@@ -48,6 +56,7 @@ struct quant_traits {
     quant_dot_multi_fn vec_dot_multi; /* vec_dot over several activation rows; NULL when the
                                        * ISA has none for the type: call vec_dot per row */
     quant_dot_x4_fn vec_dot_x4;   /* four rows at once; NULL when the ISA has none */
+    quant_gemm16_fn gemm16;       /* sixteen rows x many activations; NULL: none */
     enum quant_type vec_dot_type; /* what the activations must be quantized to */
     quant_from_float_fn from_float_simd; /* ISA variant of from_float with byte-identical
                                           * output (Q8_0, Q8_K); NULL under ref: use from_float */
