@@ -2,7 +2,8 @@
  * quant_tile_avx512.c - AVX-512 VNNI tile kernels for prompt processing:
  * sixteen weight rows (one per int32 lane) against many activation rows.
  *
- * Owns: quant_install_tile_avx512(), which sets traits.gemm16 for Q4_K.
+ * Owns: quant_install_tile_avx512(), which sets traits.gemm16 for Q4_K and
+ * Q6_K.
  * Runs after quant_install_x4_avx512() and must give, per (row,
  * activation row), exactly the bits of that file's kernel (its header
  * defines the arithmetic: exact integer sums per super-block, one fma per
@@ -68,6 +69,26 @@ TILE_INLINE __m512i bcast4(const void *p)
     int32_t v;
     memcpy(&v, p, sizeof(v));
     return _mm512_set1_epi32(v);
+}
+
+/* byte offsets of the sixteen rows (rows past nr repeat row nr - 1), also
+ * stored to off[] */
+static inline __m512i tile_offsets(int nr, size_t row_size, int32_t off[16])
+{
+    const __m512i offs = _mm512_mullo_epi32(
+        _mm512_min_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                         _mm512_set1_epi32(nr - 1)),
+        _mm512_set1_epi32((int)row_size));
+    _mm512_storeu_si512(off, offs);
+    return offs;
+}
+
+/* the next block of every row, while this one computes */
+TILE_INLINE void tile_prefetch_next(const uint8_t *blk, const int32_t off[16], size_t block)
+{
+    for (int r = 0; r < 16; r++)
+        for (size_t o = 0; o < block; o += 64)
+            __builtin_prefetch(blk + off[r] + block + o, 0, 3);
 }
 
 /* --- Q4_K ---------------------------------------------------------------- */
@@ -161,12 +182,8 @@ static void gemm_q4_K_tile(int64_t n, float *y, size_t ys, const uint8_t *w, siz
                            size_t as, int na)
 {
     const int64_t nb = n / QK_K;
-    const __m512i offs = _mm512_mullo_epi32(
-        _mm512_min_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                         _mm512_set1_epi32(nr - 1)),
-        _mm512_set1_epi32((int)row_size));
     int32_t off[16];
-    _mm512_storeu_si512(off, offs);
+    const __m512i offs = tile_offsets(nr, row_size, off);
     const __mmask16 keep = (__mmask16)((1u << nr) - 1);
     __m512 acc[QUANT_GEMM16_MAX_ACT], accm[QUANT_GEMM16_MAX_ACT];
     for (int k = 0; k < na; k++)
@@ -175,12 +192,7 @@ static void gemm_q4_K_tile(int64_t n, float *y, size_t ys, const uint8_t *w, siz
     const uint8_t *ap = a;
     for (int64_t i = 0; i < nb; i++) {
         const uint8_t *blk = w + (size_t)i * sizeof(block_q4_K);
-        /* the next super-block of every row, while this one computes */
-        for (int r = 0; r < 16; r++) {
-            __builtin_prefetch(blk + off[r] + sizeof(block_q4_K), 0, 3);
-            __builtin_prefetch(blk + off[r] + sizeof(block_q4_K) + 64, 0, 3);
-            __builtin_prefetch(blk + off[r] + sizeof(block_q4_K) + 128, 0, 3);
-        }
+        tile_prefetch_next(blk, off, sizeof(block_q4_K));
         q4k_tile_load(&t, blk, offs, off);
         int k = 0;
         for (; k + TILE_T <= na; k += TILE_T) {
@@ -198,7 +210,126 @@ static void gemm_q4_K_tile(int64_t n, float *y, size_t ys, const uint8_t *w, siz
         _mm512_mask_storeu_ps(y + (size_t)k * ys, keep, _mm512_add_ps(acc[k], accm[k]));
 }
 
+/* --- Q6_K ---------------------------------------------------------------- */
+
+/* One super-block of sixteen rows: wv[4 s + c] lane r = the four stored
+ * quants (q + 32, 0..63) of row r at elements 16 s + 4 c .. + 3 (sub-block
+ * s); sc[s] the signed sub-block scales; scp[p] = scales 2p, 2p+1 as an
+ * int16 pair; d of every row. */
+struct q6k_tile {
+    __m512i wv[64];
+    __m512i sc[16];
+    __m512i scp[8];
+    __m512 d;
+};
+
+TILE_INLINE void q6k_tile_load(struct q6k_tile *t, const uint8_t *blk, __m512i offs, const int32_t off[16])
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m3 = _mm512_set1_epi8(0x03);
+    __m512i in[16], qh[16];
+    for (int r = 0; r < 16; r++)
+        in[r] = _mm512_loadu_si512(blk + off[r] + offsetof(block_q6_K, qh));
+    tile_transpose16(in, qh); /* qh[p]: qh dword p (half h = p / 8, position c = p % 8) */
+    for (int h = 0; h < 2; h++) {
+        __m512i ql[16];
+        for (int r = 0; r < 16; r++)
+            in[r] = _mm512_loadu_si512(blk + off[r] + offsetof(block_q6_K, ql) + 64 * h);
+        tile_transpose16(in, ql); /* ql[m]: ql dword 16 h + m */
+        for (int qq = 0; qq < 4; qq++)
+            for (int c = 0; c < 8; c++) {
+                const __m512i l = ql[(qq & 1) * 8 + c];
+                const __m512i lo = qq >= 2 ? _mm512_and_si512(_mm512_srli_epi16(l, 4), m4) : _mm512_and_si512(l, m4);
+                const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(qh[8 * h + c], 2 * qq), m3);
+                /* element group 32 qq + 4 c of half h: sub-block 8 h + 2 qq + c / 4 */
+                t->wv[4 * (8 * h + 2 * qq + c / 4) + c % 4] = _mm512_or_si512(lo, _mm512_slli_epi16(hi, 4));
+            }
+    }
+    const __m512i dd = _mm512_i32gather_epi32(offs, blk + offsetof(block_q6_K, d), 1);
+    t->d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));
+    for (int q = 0; q < 4; q++) {
+        const __m512i u = _mm512_i32gather_epi32(offs, blk + offsetof(block_q6_K, scales) + 4 * q, 1);
+        for (int b = 0; b < 4; b++)
+            t->sc[4 * q + b] = _mm512_srai_epi32(_mm512_slli_epi32(u, 24 - 8 * b), 24);
+        /* int16 pairs (scale 4q, 4q+1) and (4q+2, 4q+3): sign-extended bytes */
+        const __m512i lo16 = _mm512_srai_epi16(_mm512_slli_epi16(u, 8), 8); /* bytes 0, 2 */
+        const __m512i hi16 = _mm512_srai_epi16(u, 8);                      /* bytes 1, 3 */
+        t->scp[2 * q] = _mm512_or_si512(_mm512_and_si512(lo16, _mm512_set1_epi32(0xFFFF)), _mm512_slli_epi32(hi16, 16));
+        t->scp[2 * q + 1] =
+            _mm512_or_si512(_mm512_srli_epi32(lo16, 16), _mm512_andnot_si512(_mm512_set1_epi32(0xFFFF), hi16));
+    }
+}
+
+/* acc[k] += the super-block's term for activation rows k < nt (<= TILE_T) */
+TILE_INLINE void q6k_tile_acts(const struct q6k_tile *t, const block_q8_K *const *y, __m512 *acc, const int nt)
+{
+    __m512i isum[TILE_T], corr[TILE_T];
+#pragma GCC unroll 4
+    for (int k = 0; k < nt; k++)
+        isum[k] = corr[k] = _mm512_setzero_si512();
+#pragma GCC unroll 2
+    for (int s = 0; s < 16; s++) {
+        __m512i p[TILE_T];
+#pragma GCC unroll 4
+        for (int k = 0; k < nt; k++)
+            p[k] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) {
+            const __m512i w = t->wv[4 * s + c];
+#pragma GCC unroll 4
+            for (int k = 0; k < nt; k++)
+                p[k] = _mm512_dpbusd_epi32(p[k], w, bcast4(y[k]->qs + 16 * s + 4 * c));
+        }
+#pragma GCC unroll 4
+        for (int k = 0; k < nt; k++)
+            isum[k] = _mm512_add_epi32(isum[k], _mm512_mullo_epi32(p[k], t->sc[s]));
+        if (s % 2) {
+#pragma GCC unroll 4
+            for (int k = 0; k < nt; k++)
+                corr[k] = _mm512_dpwssd_epi32(corr[k], t->scp[s / 2], bcast4(y[k]->bsums + s - 1));
+        }
+    }
+#pragma GCC unroll 4
+    for (int k = 0; k < nt; k++) {
+        /* quants were stored + 32: subtract 32 * sum(scale * bsum) */
+        const __m512i is = _mm512_sub_epi32(isum[k], _mm512_slli_epi32(corr[k], 5));
+        acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_mul_ps(t->d, _mm512_set1_ps(y[k]->d)), acc[k]);
+    }
+}
+
+static void gemm_q6_K_tile(int64_t n, float *y, size_t ys, const uint8_t *w, size_t row_size, int nr, const void *a,
+                           size_t as, int na)
+{
+    const int64_t nb = n / QK_K;
+    int32_t off[16];
+    const __m512i offs = tile_offsets(nr, row_size, off);
+    const __mmask16 keep = (__mmask16)((1u << nr) - 1);
+    __m512 acc[QUANT_GEMM16_MAX_ACT];
+    for (int k = 0; k < na; k++)
+        acc[k] = _mm512_setzero_ps();
+    struct q6k_tile t;
+    const uint8_t *ap = a;
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *blk = w + (size_t)i * sizeof(block_q6_K);
+        tile_prefetch_next(blk, off, sizeof(block_q6_K));
+        q6k_tile_load(&t, blk, offs, off);
+        int k = 0;
+        for (; k + TILE_T <= na; k += TILE_T) {
+            const block_q8_K *yk[TILE_T];
+            for (int q = 0; q < TILE_T; q++)
+                yk[q] = (const block_q8_K *)(const void *)(ap + (size_t)(k + q) * as) + i;
+            q6k_tile_acts(&t, yk, acc + k, TILE_T);
+        }
+        for (; k < na; k++) {
+            const block_q8_K *yk = (const block_q8_K *)(const void *)(ap + (size_t)k * as) + i;
+            q6k_tile_acts(&t, &yk, acc + k, 1);
+        }
+    }
+    for (int k = 0; k < na; k++)
+        _mm512_mask_storeu_ps(y + (size_t)k * ys, keep, acc[k]);
+}
+
 void quant_install_tile_avx512(struct quant_traits *traits)
 {
     traits[QT_Q4_K].gemm16 = gemm_q4_K_tile;
+    traits[QT_Q6_K].gemm16 = gemm_q6_K_tile;
 }

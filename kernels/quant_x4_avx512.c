@@ -5,7 +5,8 @@
  *
  * Owns: quant_install_x4_avx512(), which sets vec_dot_x4 and replaces
  * vec_dot and vec_dot_multi for Q4_K (both become the four-row kernel with
- * the row repeated, so every entry point gives the same bits). Runs after
+ * the row repeated, so every entry point gives the same bits), and the
+ * same for Q6_K. Runs after
  * quant_install_avx512(). Must not allocate or touch vec_dot_ref.
  *
  * Why four rows. A one-row K-quant kernel spends about as many instructions
@@ -190,44 +191,143 @@ X4_INLINE void q4k_x4_rows(int64_t n, float *y, size_t ys, const uint8_t *const 
     }
 }
 
+/* --- Q6_K ---------------------------------------------------------------- */
+
+/*
+ * Q6_K arithmetic (canonical, as for Q4_K): per super-block the exact integer
+ *   isum = sum over sub-blocks of sc * (sum of q * a) - 32 * sum of sc * bsum
+ * (the quants are stored + 32), then acc = fma((float)isum, d_w * d_a, acc)
+ * super-block after super-block. One row per vector here (a Q6_K
+ * super-block half is 64 bytes of low bits): four rows share the tail.
+ */
+
+/* vpshufb index: the high byte of every int16 lane of 128-bit lane L =
+ * scale base + L (an arithmetic shift by 8 then sign-extends it) */
+static inline __m512i x4_q6k_sc_idx(int base)
+{
+    int8_t b[64];
+    for (int i = 0; i < 64; i++)
+        b[i] = (int8_t)(i % 2 ? base + i / 16 : -128);
+    return _mm512_loadu_si512(b);
+}
+
+/* lanes 0..3 = the lane sums of v[0..3] (exact) */
+X4_INLINE __m128i x4_hsum4(__m512i v0, __m512i v1, __m512i v2, __m512i v3)
+{
+    const __m512i a = _mm512_add_epi32(_mm512_unpacklo_epi32(v0, v1), _mm512_unpackhi_epi32(v0, v1));
+    const __m512i b = _mm512_add_epi32(_mm512_unpacklo_epi32(v2, v3), _mm512_unpackhi_epi32(v2, v3));
+    const __m512i c = _mm512_add_epi32(_mm512_unpacklo_epi64(a, b), _mm512_unpackhi_epi64(a, b));
+    const __m256i d = _mm256_add_epi32(_mm512_castsi512_si256(c), _mm512_extracti64x4_epi64(c, 1));
+    return _mm_add_epi32(_mm256_castsi256_si128(d), _mm256_extracti128_si256(d, 1));
+}
+
+X4_INLINE void q6k_x4_rows(int64_t n, float *y, size_t ys, const uint8_t *const *w, int nr, const uint8_t *a,
+                           size_t as, const int na)
+{
+    const int64_t nb = n / QK_K;
+    const ptrdiff_t pf = 4 * (w[1] - w[0]);
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+    const __m512i idx[4] = { x4_q6k_sc_idx(0), x4_q6k_sc_idx(4), x4_q6k_sc_idx(8), x4_q6k_sc_idx(12) };
+    __m128 acc[X4_ACT_GROUP];
+#pragma GCC unroll 8
+    for (int k = 0; k < na; k++)
+        acc[k] = _mm_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        __m512i wv[4][4], sv[4][4];
+        __m256i sc16[4];
+        uint16_t dh[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            const block_q6_K *x = (const block_q6_K *)(const void *)w[r] + i;
+            for (int o = 0; o < (int)sizeof(block_q6_K); o += 64)
+                __builtin_prefetch((const char *)x + pf + o, 0, 3);
+            memcpy(&dh[r], &x->d, sizeof(dh[r]));
+            sc16[r] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x->scales));
+            const __m512i raw = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)x->scales));
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; h++) {
+                /* low nibbles = elements 0..63 of the half, high nibbles 64..127;
+                 * [qh | qh >> 2] supplies bits 4-5 */
+                const __m512i L = _mm512_loadu_si512(x->ql + 64 * h);
+                const __m512i QH0 = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x->qh + 32 * h)));
+                const __m512i QH = _mm512_mask_srli_epi16(QH0, (__mmask32)0xFFFF0000u, QH0, 2);
+                const __m512i ha = _mm512_and_si512(_mm512_slli_epi16(QH, 4), m30);
+                const __m512i hb = _mm512_and_si512(QH, m30);
+                wv[r][2 * h] = _mm512_ternarylogic_epi32(L, m4, ha, 0xEA);
+                wv[r][2 * h + 1] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(L, 4), m4, hb, 0xEA);
+                sv[r][2 * h] = _mm512_srai_epi16(_mm512_shuffle_epi8(raw, idx[2 * h]), 8);
+                sv[r][2 * h + 1] = _mm512_srai_epi16(_mm512_shuffle_epi8(raw, idx[2 * h + 1]), 8);
+            }
+        }
+        const __m128 d4 = _mm_cvtph_ps(_mm_setr_epi16((short)dh[0], (short)dh[1], (short)dh[2], (short)dh[3], 0, 0, 0, 0));
+#pragma GCC unroll 8
+        for (int k = 0; k < na; k++) {
+            const block_q8_K *yk = (const block_q8_K *)(const void *)(a + (size_t)k * as) + i;
+            const __m256i bs = _mm256_loadu_si256((const __m256i *)yk->bsums);
+            __m512i v[4];
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) {
+                __m512i sumi = _mm512_setzero_si512();
+#pragma GCC unroll 4
+                for (int q = 0; q < 4; q++)
+                    sumi = _mm512_dpwssd_epi32(
+                        sumi, _mm512_maddubs_epi16(wv[r][q], _mm512_loadu_si512(yk->qs + 64 * q)), sv[r][q]);
+                const __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(sc16[r], bs), 5);
+                v[r] = _mm512_sub_epi32(sumi, _mm512_zextsi256_si512(corr));
+            }
+            const __m128i isum = x4_hsum4(v[0], v[1], v[2], v[3]);
+            acc[k] = _mm_fmadd_ps(_mm_cvtepi32_ps(isum), _mm_mul_ps(d4, _mm_set1_ps(yk->d)), acc[k]);
+        }
+    }
+    const __mmask8 keep = (__mmask8)((1u << nr) - 1);
+#pragma GCC unroll 8
+    for (int k = 0; k < na; k++)
+        _mm_mask_storeu_ps(y + (size_t)k * ys, keep, acc[k]);
+}
+
 /* One entry for every activation count: groups of X4_ACT_GROUP, then 4, 2, 1
- * (each a constant-count instance of the body, same bits per row) */
-static void dot_q4_K_x4(int64_t n, float *y, size_t ys, const uint8_t *const *w, int nr, const void *a, size_t as,
-                        int na)
-{
-    const uint8_t *ap = a;
-    int k = 0;
-    for (; k + X4_ACT_GROUP <= na; k += X4_ACT_GROUP)
-        q4k_x4_rows(n, y + (size_t)k * ys, ys, w, nr, ap + (size_t)k * as, as, X4_ACT_GROUP);
-    if (na - k >= 4) {
-        q4k_x4_rows(n, y + (size_t)k * ys, ys, w, nr, ap + (size_t)k * as, as, 4);
-        k += 4;
+ * (each a constant-count instance of the body, same bits per row), and the
+ * one-row entries: the same kernel with the row in every lane. */
+#define X4_DEFINE(name, rows)                                                                                  \
+    static void name(int64_t n, float *y, size_t ys, const uint8_t *const *w, int nr, const void *a, size_t as,  \
+                     int na)                                                                                  \
+    {                                                                                                         \
+        const uint8_t *ap = a;                                                                                \
+        int k = 0;                                                                                            \
+        for (; k + X4_ACT_GROUP <= na; k += X4_ACT_GROUP)                                                     \
+            rows(n, y + (size_t)k * ys, ys, w, nr, ap + (size_t)k * as, as, X4_ACT_GROUP);                    \
+        if (na - k >= 4) {                                                                                    \
+            rows(n, y + (size_t)k * ys, ys, w, nr, ap + (size_t)k * as, as, 4);                               \
+            k += 4;                                                                                           \
+        }                                                                                                     \
+        if (na - k >= 2) {                                                                                    \
+            rows(n, y + (size_t)k * ys, ys, w, nr, ap + (size_t)k * as, as, 2);                               \
+            k += 2;                                                                                           \
+        }                                                                                                     \
+        if (na - k >= 1)                                                                                      \
+            rows(n, y + (size_t)k * ys, ys, w, nr, ap + (size_t)k * as, as, 1);                               \
+    }                                                                                                         \
+    static void name##_one(int64_t n, float *s, const void *w, const void *a)                                 \
+    {                                                                                                         \
+        const uint8_t *r[4] = { w, w, w, w };                                                                 \
+        name(n, s, 1, r, 1, a, 0, 1);                                                                         \
+    }                                                                                                         \
+    static void name##_multi(int64_t n, float *s, size_t ss, const void *w, const void *a, size_t as, int n_act) \
+    {                                                                                                         \
+        const uint8_t *r[4] = { w, w, w, w };                                                                 \
+        name(n, s, ss, r, 1, a, as, n_act);                                                                   \
     }
-    if (na - k >= 2) {
-        q4k_x4_rows(n, y + (size_t)k * ys, ys, w, nr, ap + (size_t)k * as, as, 2);
-        k += 2;
-    }
-    if (na - k >= 1)
-        q4k_x4_rows(n, y + (size_t)k * ys, ys, w, nr, ap + (size_t)k * as, as, 1);
-}
-_Static_assert(X4_ACT_GROUP == 8, "dot_q4_K_x4 handles a remainder of at most 7 rows");
+_Static_assert(X4_ACT_GROUP == 8, "X4_DEFINE handles a remainder of at most 7 rows");
 
-/* the one-row entries: the same kernel with the row in every lane */
-static void dot_q4_K_x4_one(int64_t n, float *s, const void *w, const void *a)
-{
-    const uint8_t *r[4] = { w, w, w, w };
-    dot_q4_K_x4(n, s, 1, r, 1, a, 0, 1);
-}
-
-static void dot_q4_K_x4_multi(int64_t n, float *s, size_t ss, const void *w, const void *a, size_t as, int n_act)
-{
-    const uint8_t *r[4] = { w, w, w, w };
-    dot_q4_K_x4(n, s, ss, r, 1, a, as, n_act);
-}
+X4_DEFINE(dot_q4_K_x4, q4k_x4_rows)
+X4_DEFINE(dot_q6_K_x4, q6k_x4_rows)
 
 void quant_install_x4_avx512(struct quant_traits *traits)
 {
     traits[QT_Q4_K].vec_dot = dot_q4_K_x4_one;
     traits[QT_Q4_K].vec_dot_multi = dot_q4_K_x4_multi;
     traits[QT_Q4_K].vec_dot_x4 = dot_q4_K_x4;
+    traits[QT_Q6_K].vec_dot = dot_q6_K_x4_one;
+    traits[QT_Q6_K].vec_dot_multi = dot_q6_K_x4_multi;
+    traits[QT_Q6_K].vec_dot_x4 = dot_q6_K_x4;
 }
