@@ -1,11 +1,11 @@
 /*
  * quant_avx2.c - AVX2/FMA/F16C dot products of one weight row with one
  * activation row, one per weight format (the fast paths beside the scalar
- * references in quant_ref.c), and for Q8_0, Q4_K and Q6_K with several
- * activation rows at once.
+ * references in quant_ref.c), and for Q8_0, Q4_K, Q6_K and the 16-entry
+ * table formats (Q4_0, IQ4_NL, MXFP4) with several activation rows at once.
  *
  * Owns: quant_install_avx2(), which points traits[t].vec_dot (and
- * vec_dot_multi for Q8_0/Q4_K/Q6_K) at these kernels and traits[Q8_0/Q8_K].from_float_simd at activation quantizers
+ * vec_dot_multi for Q8_0/Q4_K/Q6_K/Q4_0/IQ4_NL/MXFP4) at these kernels and traits[Q8_0/Q8_K].from_float_simd at activation quantizers
  * whose output is byte-identical to the references (about 13x faster).
  * Must not: allocate, touch vec_dot_ref/from_float, or be called on a CPU
  * without AVX2+FMA+F16C (quant.c checks before installing).
@@ -287,34 +287,6 @@ ALWAYS_INLINE void q8_0_rows(int64_t n, float *s, size_t ss, const void *w, cons
 }
 DEFINE_DOTS(dot_q8_0_avx2, q8_0_rows)
 
-/* s = W[n] . x[n]; W Q4_0, x Q8_0 */
-static void dot_q4_0_avx2(int64_t n, float *s, const void *w, const void *a)
-{
-    const block_q4_0 *x = w;
-    const block_q8_0 *y = a;
-    const int64_t nb = n / QK4_0;
-    const __m256i eight = _mm256_set1_epi8(8);
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 2 <= nb; i += 2) {
-        __m256i w0 = _mm256_sub_epi8(nibbles_32(x[i].qs), eight);
-        __m256i w1 = _mm256_sub_epi8(nibbles_32(x[i + 1].qs), eight);
-        __m256i p0 = dot_s8_s8(w0, _mm256_loadu_si256((const __m256i *)y[i].qs));
-        __m256i p1 = dot_s8_s8(w1, _mm256_loadu_si256((const __m256i *)y[i + 1].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d)),
-                               _mm256_cvtepi32_ps(p0), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(fp16_to_f32(x[i + 1].d) * fp16_to_f32(y[i + 1].d)),
-                               _mm256_cvtepi32_ps(p1), acc1);
-    }
-    for (; i < nb; i++) {
-        __m256i w0 = _mm256_sub_epi8(nibbles_32(x[i].qs), eight);
-        __m256i p0 = dot_s8_s8(w0, _mm256_loadu_si256((const __m256i *)y[i].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d)),
-                               _mm256_cvtepi32_ps(p0), acc0);
-    }
-    *s = hsum_f32_8(_mm256_add_ps(acc0, acc1));
-}
-
 /* s = W[n] . x[n]; W Q5_0, x Q8_0 */
 static void dot_q5_0_avx2(int64_t n, float *s, const void *w, const void *a)
 {
@@ -336,63 +308,93 @@ static void dot_q5_0_avx2(int64_t n, float *s, const void *w, const void *a)
     *s = hsum_f32_8(acc);
 }
 
-/* Shared body of IQ4_NL and MXFP4: 16-entry int8 table, one scale per block. */
-static inline __m256i lut_nibbles_32(__m256i table, const uint8_t *qs)
+/* Rows body of the 32-element formats whose weight is a 16-entry int8 table
+ * entry (Q4_0: nibble - 8, IQ4_NL, MXFP4), one scale per block (see the
+ * *_rows() contract above). The table lookup, |w| and the block scale are
+ * computed once per block for all rows; each row then runs the sign trick
+ * (|w| against a with w's sign, maddubs + madd) and one FMA per block, two
+ * accumulators (even and odd blocks). The weights are prefetched 1 KiB
+ * ahead, one line per two blocks (34 bytes). scale(b) is the block's
+ * weight scale as a float. */
+#define ROW_Q80(k) ((const block_q8_0 *)(a + (size_t)(k) * as))
+#define LUT4_ROWS(T, table, scale)                                                                          \
+    do {                                                                                                    \
+        const T *x = w;                                                                                     \
+        const int64_t nb = n / 32;                                                                          \
+        const __m256i ones = _mm256_set1_epi16(1);                                                          \
+        __m256 acc0[MULTI_G], acc1[MULTI_G];                                                                \
+        ROWS_FOR(k) acc0[k] = acc1[k] = _mm256_setzero_ps();                                                \
+        int64_t i = 0;                                                                                      \
+        for (; i + 2 <= nb; i += 2) {                                                                       \
+            __builtin_prefetch((const char *)(x + i) + 1024, 0, 3);                                         \
+            const __m256i w0 = _mm256_shuffle_epi8(table, nibbles_32(x[i].qs));                             \
+            const __m256i w1 = _mm256_shuffle_epi8(table, nibbles_32(x[i + 1].qs));                         \
+            const __m256i w0a = _mm256_sign_epi8(w0, w0), w1a = _mm256_sign_epi8(w1, w1);                   \
+            const float ws0 = scale(i), ws1 = scale(i + 1);                                                 \
+            ROWS_FOR(k) {                                                                                   \
+                const block_q8_0 *y = ROW_Q80(k);                                                           \
+                const __m256i a0 = _mm256_loadu_si256((const __m256i *)y[i].qs);                            \
+                const __m256i a1 = _mm256_loadu_si256((const __m256i *)y[i + 1].qs);                        \
+                const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(w0a, _mm256_sign_epi8(a0, w0)), ones); \
+                const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(w1a, _mm256_sign_epi8(a1, w1)), ones); \
+                acc0[k] = _mm256_fmadd_ps(_mm256_set1_ps(ws0 * fp16_to_f32(y[i].d)), _mm256_cvtepi32_ps(p0), acc0[k]); \
+                acc1[k] = _mm256_fmadd_ps(_mm256_set1_ps(ws1 * fp16_to_f32(y[i + 1].d)), _mm256_cvtepi32_ps(p1), acc1[k]); \
+            }                                                                                               \
+        }                                                                                                   \
+        for (; i < nb; i++) {                                                                               \
+            const __m256i w0 = _mm256_shuffle_epi8(table, nibbles_32(x[i].qs));                             \
+            const __m256i w0a = _mm256_sign_epi8(w0, w0);                                                   \
+            const float ws0 = scale(i);                                                                     \
+            ROWS_FOR(k) {                                                                                   \
+                const block_q8_0 *y = ROW_Q80(k);                                                           \
+                const __m256i a0 = _mm256_loadu_si256((const __m256i *)y[i].qs);                            \
+                const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(w0a, _mm256_sign_epi8(a0, w0)), ones); \
+                acc0[k] = _mm256_fmadd_ps(_mm256_set1_ps(ws0 * fp16_to_f32(y[i].d)), _mm256_cvtepi32_ps(p0), acc0[k]); \
+            }                                                                                               \
+        }                                                                                                   \
+        ROWS_FOR(k) s[(size_t)k * ss] = hsum_f32_8(_mm256_add_ps(acc0[k], acc1[k]));                        \
+    } while (0)
+#define FP16_SCALE(b) fp16_to_f32(x[b].d)
+
+/* the 16 int8 table entries in both 128-bit lanes */
+static inline __m256i lut4_table(const int8_t *t)
 {
-    return _mm256_shuffle_epi8(table, nibbles_32(qs));
+    return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)t));
 }
+
+/* s = W[n] . x[n]; W Q4_0, x Q8_0 (the table: nibble - 8) */
+ALWAYS_INLINE void q4_0_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
+                             const int na)
+{
+    const __m256i table = _mm256_setr_epi8(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7,
+                                           -8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
+    LUT4_ROWS(block_q4_0, table, FP16_SCALE);
+}
+DEFINE_DOTS(dot_q4_0_avx2, q4_0_rows)
 
 /* s = W[n] . x[n]; W IQ4_NL, x Q8_0 */
-static void dot_iq4_nl_avx2(int64_t n, float *s, const void *w, const void *a)
+ALWAYS_INLINE void iq4_nl_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
+                               const int na)
 {
-    const block_iq4_nl *x = w;
-    const block_q8_0 *y = a;
-    const int64_t nb = n / QK4_NL;
-    const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)quant_kvalues_iq4nl));
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 2 <= nb; i += 2) {
-        __m256i p0 = dot_s8_s8(lut_nibbles_32(table, x[i].qs), _mm256_loadu_si256((const __m256i *)y[i].qs));
-        __m256i p1 = dot_s8_s8(lut_nibbles_32(table, x[i + 1].qs),
-                               _mm256_loadu_si256((const __m256i *)y[i + 1].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d)),
-                               _mm256_cvtepi32_ps(p0), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(fp16_to_f32(x[i + 1].d) * fp16_to_f32(y[i + 1].d)),
-                               _mm256_cvtepi32_ps(p1), acc1);
-    }
-    for (; i < nb; i++) {
-        __m256i p0 = dot_s8_s8(lut_nibbles_32(table, x[i].qs), _mm256_loadu_si256((const __m256i *)y[i].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d)),
-                               _mm256_cvtepi32_ps(p0), acc0);
-    }
-    *s = hsum_f32_8(_mm256_add_ps(acc0, acc1));
+    const __m256i table = lut4_table(quant_kvalues_iq4nl);
+    LUT4_ROWS(block_iq4_nl, table, FP16_SCALE);
 }
+DEFINE_DOTS(dot_iq4_nl_avx2, iq4_nl_rows)
 
-/* s = W[n] . x[n]; W MXFP4, x Q8_0 */
-static void dot_mxfp4_avx2(int64_t n, float *s, const void *w, const void *a)
+/* s = W[n] . x[n]; W MXFP4, x Q8_0 (table of the doubled e2m1 values, the
+ * e8m0 scale halved to match) */
+ALWAYS_INLINE void mxfp4_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
+                              const int na)
 {
-    const block_mxfp4 *x = w;
-    const block_q8_0 *y = a;
-    const int64_t nb = n / QK_MXFP4;
-    const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)quant_kvalues_mxfp4));
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 2 <= nb; i += 2) {
-        __m256i p0 = dot_s8_s8(lut_nibbles_32(table, x[i].qs), _mm256_loadu_si256((const __m256i *)y[i].qs));
-        __m256i p1 = dot_s8_s8(lut_nibbles_32(table, x[i + 1].qs),
-                               _mm256_loadu_si256((const __m256i *)y[i + 1].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(e8m0_half_to_f32(x[i].e) * fp16_to_f32(y[i].d)),
-                               _mm256_cvtepi32_ps(p0), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(e8m0_half_to_f32(x[i + 1].e) * fp16_to_f32(y[i + 1].d)),
-                               _mm256_cvtepi32_ps(p1), acc1);
-    }
-    for (; i < nb; i++) {
-        __m256i p0 = dot_s8_s8(lut_nibbles_32(table, x[i].qs), _mm256_loadu_si256((const __m256i *)y[i].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(e8m0_half_to_f32(x[i].e) * fp16_to_f32(y[i].d)),
-                               _mm256_cvtepi32_ps(p0), acc0);
-    }
-    *s = hsum_f32_8(_mm256_add_ps(acc0, acc1));
+    const __m256i table = lut4_table(quant_kvalues_mxfp4);
+#define E8M0_SCALE(b) e8m0_half_to_f32(x[b].e)
+    LUT4_ROWS(block_mxfp4, table, E8M0_SCALE);
+#undef E8M0_SCALE
 }
+DEFINE_DOTS(dot_mxfp4_avx2, mxfp4_rows)
+#undef FP16_SCALE
+#undef LUT4_ROWS
+#undef ROW_Q80
 
 /* --- 256-element super-blocks, Q8_K activations --------------------------- */
 
@@ -811,11 +813,14 @@ void quant_install_avx2(struct quant_traits *traits)
     traits[QT_F16].vec_dot = dot_f16_avx2;
     traits[QT_BF16].vec_dot = dot_bf16_avx2;
     traits[QT_Q4_0].vec_dot = dot_q4_0_avx2;
+    traits[QT_Q4_0].vec_dot_multi = dot_q4_0_avx2_multi;
     traits[QT_Q5_0].vec_dot = dot_q5_0_avx2;
     traits[QT_Q8_0].vec_dot = dot_q8_0_avx2;
     traits[QT_Q8_0].vec_dot_multi = dot_q8_0_avx2_multi;
     traits[QT_IQ4_NL].vec_dot = dot_iq4_nl_avx2;
+    traits[QT_IQ4_NL].vec_dot_multi = dot_iq4_nl_avx2_multi;
     traits[QT_MXFP4].vec_dot = dot_mxfp4_avx2;
+    traits[QT_MXFP4].vec_dot_multi = dot_mxfp4_avx2_multi;
     traits[QT_Q2_K].vec_dot = dot_q2_K_avx2;
     traits[QT_Q3_K].vec_dot = dot_q3_K_avx2;
     traits[QT_Q4_K].vec_dot = dot_q4_K_avx2;

@@ -15,17 +15,17 @@
  * with the reference.
  *
  * Integer technique: VNNI _mm*_dpbusd_epi32 (u8 x s8, four products into
- * an int32 lane, no saturation) for the 32-element formats, with weights
- * made unsigned by an offset (nibble, nibble + 16, value + 128) that is
- * removed with a second dpbusd of the offset against the activations. The
+ * an int32 lane, no saturation) for the 32-element formats, with signed
+ * weights against the activations made unsigned (a + 128), the offset's
+ * product 128 * sum w removed once per weight block for every row. The
  * K-quants use 512-bit maddubs (u8 x s8 -> int16 pairs) followed by
  * _mm512_dpwssd_epi32 against a vector of int16 sub-block scales, and the
  * Q8_K bsums for the offsets and mins once per super-block. Q8_0 and
  * IQ4_XS use the sign trick instead (|w| against the activations with w's
  * sign: Q8_0 into a 256-bit dpbusd per block, IQ4_XS into maddubs +
  * dpwssd with its sub-block scales, pair sums below 2 * 127 * 127). All
- * other weight bytes are at most 6 bits, or +128 table values that only
- * meet dpbusd, so no int16 pair sum can saturate for activations in
+ * other weight bytes that meet maddubs are at most 6 bits, so no int16
+ * pair sum can saturate for activations in
  * [-127, 127].
  *
  * Port pressure (Intel: 512-bit integer ops on ports 0 and 5 only, the
@@ -75,13 +75,6 @@ static inline __m256i nibbles_32(const uint8_t *qs)
     __m128i q = _mm_loadu_si128((const __m128i *)qs);
     __m256i v = _mm256_set_m128i(_mm_srli_epi16(q, 4), q);
     return _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
-}
-
-/* 8 int32 partial sums of (wu[i] - off[i]) * a[i]; wu, off unsigned bytes. */
-static inline __m256i dot_off(__m256i wu, __m256i off, __m256i a)
-{
-    const __m256i z = _mm256_setzero_si256();
-    return _mm256_sub_epi32(_mm256_dpbusd_epi32(z, wu, a), _mm256_dpbusd_epi32(z, off, a));
 }
 
 /* 64 bytes = [v | v >> s] (s applied per 16-bit lane; caller masks). */
@@ -367,6 +360,22 @@ static inline __m256 fp16_strided8(const void *p, __m256i offs)
     return _mm256_cvtph_ps(_mm256_cvtepi32_epi16(v));
 }
 
+/* 16 fp16 values at byte offsets offs from p, as floats (one gather) */
+static inline __m512 fp16_strided16(const void *p, __m512i offs)
+{
+    const __m512i v = _mm512_i32gather_epi32(offs, p, 1);
+    return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v));
+}
+
+/* 16 e8m0 bytes at byte offsets offs from p -> 2^(e - 128) */
+static inline __m512 e8m0_half_strided16(const void *p, __m512i offs)
+{
+    const __m512i e = _mm512_and_si512(_mm512_i32gather_epi32(offs, p, 1), _mm512_set1_epi32(0xff));
+    const __m512i normal = _mm512_slli_epi32(_mm512_sub_epi32(e, _mm512_set1_epi32(1)), 23);
+    const __m512i tiny = _mm512_sllv_epi32(_mm512_set1_epi32(0x00200000), e);
+    return _mm512_castsi512_ps(_mm512_mask_blend_epi32(_mm512_cmplt_epu32_mask(e, _mm512_set1_epi32(2)), normal, tiny));
+}
+
 /* 8 e8m0 bytes 'stride' bytes apart from p -> 2^(e - 128) (see e8m0_half_to_f32) */
 static inline __m256 e8m0_half_strided8(const void *p, __m256i offs)
 {
@@ -376,22 +385,50 @@ static inline __m256 e8m0_half_strided8(const void *p, __m256i offs)
     return _mm256_castsi256_ps(_mm256_mask_blend_epi32(_mm256_cmplt_epu32_mask(e, _mm256_set1_epi32(2)), normal, tiny));
 }
 
-/* Rows body shared by the 4-bit 32-element formats (see the *_rows()
- * contract above: na activation rows, each running the single-row steps).
- * Eight blocks per step: their weight scales (scale8(b): 8 floats) times a
- * row's activation scales come from two gathers, and each 512-bit pair of
- * blocks takes its two products from that vector with one permute (two
- * accumulators per row hide the FMA latency). wu2(b) gives the unsigned
- * weight bytes of blocks b and b+1, decoded once for all rows, wu(b) those
- * of block b alone (odd tail), off the offset they carry, scale(b) the
- * block's weight scale (tails). */
+/* Rows body shared by the 4-bit (and Q5_0's 5-bit) 32-element formats (see
+ * the *_rows() contract above: na activation rows, each running the
+ * single-row steps). The weights are decoded once per block pair into
+ * signed bytes (ws2(b): blocks b and b+1; ws1(b): block b alone, odd tail)
+ * and meet the activations made unsigned, a + 128 (one xor): dpbusd gives
+ * sum (a + 128) * w = sum a * w + 128 * sum w, and the second term depends
+ * on the weights only, so each row's dpbusd starts from -128 * sum w,
+ * computed once per pair for every row. One dpbusd per row and pair (the
+ * offset form, unsigned weights against signed activations, needs two and a
+ * subtraction per row). The integer sums are the same exact values either
+ * way. Eight blocks per step: their weight scales (scale8(b): 8 floats)
+ * times a row's activation scales come from two gathers, and each 512-bit
+ * pair of blocks takes its two products from that vector with one permute
+ * (two accumulators per row hide the FMA latency); the weights of the step
+ * are prefetched KPF_DIST ahead. scale(b) is the block's weight scale
+ * (tails). */
 #define ROW_Q80(k) ((const block_q8_0 *)(a + (size_t)(k) * as))
-#define DOT_OFF_ROWS(wu2, wu, off, scale, scale8)                                                              \
+/* np block pairs from block i on, the products scaled by lanes 2p, 2p + 1
+ * of the rows' scale vectors sc[k] (one permute per pair and row) */
+#define S8_PAIRS(ws2, np, sc)                                                                                  \
+    _Pragma("GCC unroll 8") for (int p = 0; p < (np); p++) {                                                    \
+        const int64_t b = i + 2 * p;                                                                           \
+        const __m512i wv = ws2(b);                                                                             \
+        const __m512i nc = _mm512_sub_epi32(z, _mm512_dpbusd_epi32(z, x80, wv));                               \
+        const __m512i pidx = _mm512_inserti64x4(_mm512_set1_epi32(2 * p), _mm256_set1_epi32(2 * p + 1), 1);    \
+        ROWS_FOR(k) {                                                                                          \
+            const block_q8_0 *y = ROW_Q80(k);                                                                  \
+            const __m512i av = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)y[b].qs)), \
+                                                  _mm256_loadu_si256((const __m256i *)y[b + 1].qs), 1);        \
+            const __m512i pr = _mm512_dpbusd_epi32(nc, _mm512_xor_si512(av, x80), wv);                         \
+            const __m512 scp = _mm512_permutexvar_ps(pidx, sc[k]);                                             \
+            if (p % 2)                                                                                         \
+                acc2[k] = _mm512_fmadd_ps(scp, _mm512_cvtepi32_ps(pr), acc2[k]);                               \
+            else                                                                                               \
+                acc[k] = _mm512_fmadd_ps(scp, _mm512_cvtepi32_ps(pr), acc[k]);                                 \
+        }                                                                                                      \
+    }
+#define DOT_S8_ROWS(ws2, ws1, scale, scale8, scale16)                                                          \
     do {                                                                                                       \
-        const __m512i off2 = _mm512_broadcast_i64x4(off);                                                      \
         const __m512i z = _mm512_setzero_si512();                                                              \
-        const __m256i yoffs = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),                     \
-                                                 _mm256_set1_epi32((int)sizeof(block_q8_0)));                  \
+        const __m512i x80 = _mm512_set1_epi8((char)0x80);                                                      \
+        const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);          \
+        const __m512i yoffs = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)sizeof(block_q8_0)));            \
+        const __m512i xoffs = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)sizeof(*x)));                    \
         __m512 acc[MULTI_G], acc2[MULTI_G];                                                                    \
         __m256 acc1[MULTI_G];                                                                                  \
         ROWS_FOR(k) {                                                                                          \
@@ -399,50 +436,47 @@ static inline __m256 e8m0_half_strided8(const void *p, __m256i offs)
             acc1[k] = _mm256_setzero_ps();                                                                     \
         }                                                                                                      \
         int64_t i = 0;                                                                                         \
-        for (; i + 8 <= nb; i += 8) {                                                                          \
+        for (; i + 16 <= nb; i += 16) {                                                                        \
+            prefetch_block(x + i, 16 * sizeof(*x));                                                            \
+            const __m512 ws16 = scale16(i);                                                                    \
+            __m512 sc[MULTI_G];                                                                                \
+            ROWS_FOR(k) sc[k] = _mm512_mul_ps(ws16, fp16_strided16(&ROW_Q80(k)[i].d, yoffs));                  \
+            S8_PAIRS(ws2, 8, sc);                                                                              \
+        }                                                                                                      \
+        if (i + 8 <= nb) {                                                                                     \
             const __m256 ws8 = scale8(i);                                                                      \
-            __m512 sc8[MULTI_G];                                                                               \
-            ROWS_FOR(k) sc8[k] = _mm512_castps256_ps512(_mm256_mul_ps(ws8, fp16_strided8(&ROW_Q80(k)[i].d, yoffs))); \
-            _Pragma("GCC unroll 4") for (int p = 0; p < 4; p++) {                                               \
-                const int64_t b = i + 2 * p;                                                                   \
-                const __m512i wv = wu2(b);                                                                     \
-                const __m512i pidx = _mm512_inserti64x4(_mm512_set1_epi32(2 * p), _mm256_set1_epi32(2 * p + 1), 1); \
-                ROWS_FOR(k) {                                                                                  \
-                    const block_q8_0 *y = ROW_Q80(k);                                                          \
-                    const __m512i av = _mm512_inserti64x4(                                                     \
-                        _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)y[b].qs)),                  \
-                        _mm256_loadu_si256((const __m256i *)y[b + 1].qs), 1);                                  \
-                    const __m512i pr =                                                                         \
-                        _mm512_sub_epi32(_mm512_dpbusd_epi32(z, wv, av), _mm512_dpbusd_epi32(z, off2, av));    \
-                    const __m512 sc = _mm512_permutexvar_ps(pidx, sc8[k]);                                     \
-                    if (p % 2)                                                                                 \
-                        acc2[k] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(pr), acc2[k]);                        \
-                    else                                                                                       \
-                        acc[k] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(pr), acc[k]);                          \
-                }                                                                                              \
-            }                                                                                                  \
+            __m512 sc[MULTI_G];                                                                                \
+            ROWS_FOR(k) sc[k] = _mm512_castps256_ps512(                                                        \
+                _mm256_mul_ps(ws8, fp16_strided8(&ROW_Q80(k)[i].d, _mm512_castsi512_si256(yoffs))));           \
+            S8_PAIRS(ws2, 4, sc);                                                                              \
+            i += 8;                                                                                            \
         }                                                                                                      \
         ROWS_FOR(k) acc[k] = _mm512_add_ps(acc[k], acc2[k]);                                                   \
         for (; i + 2 <= nb; i += 2) {                                                                          \
-            const __m512i wv = wu2(i);                                                                         \
-            const float ws0 = scale(i), ws1 = scale(i + 1);                                                    \
+            const __m512i wv = ws2(i);                                                                         \
+            const __m512i nc = _mm512_sub_epi32(z, _mm512_dpbusd_epi32(z, x80, wv));                           \
+            const float ws0 = scale(i), ws1_ = scale(i + 1);                                                   \
             ROWS_FOR(k) {                                                                                      \
                 const block_q8_0 *y = ROW_Q80(k);                                                              \
                 const __m512i av = _mm512_inserti64x4(                                                         \
                     _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)y[i].qs)),                      \
                     _mm256_loadu_si256((const __m256i *)y[i + 1].qs), 1);                                      \
-                const __m512i pr = _mm512_sub_epi32(_mm512_dpbusd_epi32(z, wv, av), _mm512_dpbusd_epi32(z, off2, av)); \
+                const __m512i pr = _mm512_dpbusd_epi32(nc, _mm512_xor_si512(av, x80), wv);                     \
                 const __m512 sc = _mm512_insertf32x8(_mm512_set1_ps(ws0 * fp16_to_f32(y[i].d)),                \
-                                                     _mm256_set1_ps(ws1 * fp16_to_f32(y[i + 1].d)), 1);        \
+                                                     _mm256_set1_ps(ws1_ * fp16_to_f32(y[i + 1].d)), 1);       \
                 acc[k] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(pr), acc[k]);                                  \
             }                                                                                                  \
         }                                                                                                      \
         for (; i < nb; i++) {                                                                                  \
-            const __m256i wv = wu(i);                                                                          \
+            const __m256i wv = ws1(i);                                                                         \
+            const __m256i x80h = _mm512_castsi512_si256(x80);                                                  \
+            const __m256i nc = _mm256_sub_epi32(_mm256_setzero_si256(),                                        \
+                                                _mm256_dpbusd_epi32(_mm256_setzero_si256(), x80h, wv));        \
             const float ws = scale(i);                                                                         \
             ROWS_FOR(k) {                                                                                      \
                 const block_q8_0 *y = ROW_Q80(k);                                                              \
-                const __m256i p0 = dot_off(wv, off, _mm256_loadu_si256((const __m256i *)y[i].qs));            \
+                const __m256i av = _mm256_loadu_si256((const __m256i *)y[i].qs);                               \
+                const __m256i p0 = _mm256_dpbusd_epi32(nc, _mm256_xor_si256(av, x80h), wv);                    \
                 acc1[k] = _mm256_fmadd_ps(_mm256_set1_ps(ws * fp16_to_f32(y[i].d)), _mm256_cvtepi32_ps(p0), acc1[k]); \
             }                                                                                                  \
         }                                                                                                      \
@@ -450,23 +484,20 @@ static inline __m256 e8m0_half_strided8(const void *p, __m256i offs)
     } while (0)
 
 #define FP16_SCALE(b) fp16_to_f32(x[b].d)
-#define FP16_SCALE8(b) fp16_strided8(&x[b].d, xoffs)
-#define XOFFS(T) const __m256i xoffs = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), \
-                                                          _mm256_set1_epi32((int)sizeof(T)))
+#define FP16_SCALE8(b) fp16_strided8(&x[b].d, _mm512_castsi512_si256(xoffs))
+#define FP16_SCALE16(b) fp16_strided16(&x[b].d, xoffs)
 
-/* s = W[n] . x[n]; W Q4_0, x Q8_0 */
+/* s = W[n] . x[n]; W Q4_0, x Q8_0 (nibble - 8) */
 ALWAYS_INLINE void q4_0_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
                              const int na)
 {
     const block_q4_0 *x = w;
     const int64_t nb = n / QK4_0;
-    XOFFS(block_q4_0);
-    const __m256i off = _mm256_set1_epi8(8);
-#define WU2(b) nibbles_pair(x[b].qs, x[(b) + 1].qs)
-#define WU(b) nibbles_32(x[b].qs)
-    DOT_OFF_ROWS(WU2, WU, off, FP16_SCALE, FP16_SCALE8);
-#undef WU
-#undef WU2
+#define WS2(b) _mm512_sub_epi8(nibbles_pair(x[b].qs, x[(b) + 1].qs), _mm512_set1_epi8(8))
+#define WS1(b) _mm256_sub_epi8(nibbles_32(x[b].qs), _mm256_set1_epi8(8))
+    DOT_S8_ROWS(WS2, WS1, FP16_SCALE, FP16_SCALE8, FP16_SCALE16);
+#undef WS1
+#undef WS2
 }
 DEFINE_DOTS(dot_q4_0_avx512, q4_0_rows)
 
@@ -480,68 +511,62 @@ static inline __m512i q5_0_pair(const block_q5_0 *b)
     return _mm512_mask_add_epi8(nib, (__mmask64)h0 | (__mmask64)h1 << 32, nib, _mm512_set1_epi8(16));
 }
 
-/* s = W[n] . x[n]; W Q5_0, x Q8_0 */
+/* s = W[n] . x[n]; W Q5_0, x Q8_0 (5-bit value - 16) */
 ALWAYS_INLINE void q5_0_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
                              const int na)
 {
     const block_q5_0 *x = w;
     const int64_t nb = n / QK5_0;
-    XOFFS(block_q5_0);
-    const __m256i off = _mm256_set1_epi8(16);
-#define WU2(b) q5_0_pair(&x[b])
-#define WU(b) q5_0_bytes(&x[b])
-    DOT_OFF_ROWS(WU2, WU, off, FP16_SCALE, FP16_SCALE8);
-#undef WU
-#undef WU2
+#define WS2(b) _mm512_sub_epi8(q5_0_pair(&x[b]), _mm512_set1_epi8(16))
+#define WS1(b) _mm256_sub_epi8(q5_0_bytes(&x[b]), _mm256_set1_epi8(16))
+    DOT_S8_ROWS(WS2, WS1, FP16_SCALE, FP16_SCALE8, FP16_SCALE16);
+#undef WS1
+#undef WS2
 }
 DEFINE_DOTS(dot_q5_0_avx512, q5_0_rows)
 
-/* s = W[n] . x[n]; W IQ4_NL, x Q8_0 (table of value + 128) */
+/* s = W[n] . x[n]; W IQ4_NL, x Q8_0 (16-entry table) */
 ALWAYS_INLINE void iq4_nl_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
                                const int na)
 {
     const block_iq4_nl *x = w;
     const int64_t nb = n / QK4_NL;
-    XOFFS(block_iq4_nl);
-    const __m256i off = _mm256_set1_epi8((char)0x80);
-    const __m256i table = _mm256_xor_si256(
-        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)quant_kvalues_iq4nl)), off);
-    const __m512i table2 = _mm512_broadcast_i64x4(table);
-#define WU2(b) _mm512_shuffle_epi8(table2, nibbles_pair(x[b].qs, x[(b) + 1].qs))
-#define WU(b) _mm256_shuffle_epi8(table, nibbles_32(x[b].qs))
-    DOT_OFF_ROWS(WU2, WU, off, FP16_SCALE, FP16_SCALE8);
-#undef WU
-#undef WU2
+    const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)quant_kvalues_iq4nl));
+#define WS2(b) _mm512_shuffle_epi8(table, nibbles_pair(x[b].qs, x[(b) + 1].qs))
+#define WS1(b) _mm256_shuffle_epi8(_mm512_castsi512_si256(table), nibbles_32(x[b].qs))
+    DOT_S8_ROWS(WS2, WS1, FP16_SCALE, FP16_SCALE8, FP16_SCALE16);
+#undef WS1
+#undef WS2
 }
 DEFINE_DOTS(dot_iq4_nl_avx512, iq4_nl_rows)
 
-/* s = W[n] . x[n]; W MXFP4, x Q8_0 (table of doubled value + 128) */
+/* s = W[n] . x[n]; W MXFP4, x Q8_0 (table of the doubled e2m1 values; the
+ * e8m0 scale halved to match, see e8m0_half_to_f32) */
 ALWAYS_INLINE void mxfp4_rows(int64_t n, float *s, size_t ss, const void *w, const uint8_t *a, size_t as,
                               const int na)
 {
     const block_mxfp4 *x = w;
     const int64_t nb = n / QK_MXFP4;
-    const __m256i off = _mm256_set1_epi8((char)0x80);
-    const __m256i table = _mm256_xor_si256(
-        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)quant_kvalues_mxfp4)), off);
-    const __m512i table2 = _mm512_broadcast_i64x4(table);
-#define WU2(b) _mm512_shuffle_epi8(table2, nibbles_pair(x[b].qs, x[(b) + 1].qs))
-#define WU(b) _mm256_shuffle_epi8(table, nibbles_32(x[b].qs))
+    const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)quant_kvalues_mxfp4));
+#define WS2(b) _mm512_shuffle_epi8(table, nibbles_pair(x[b].qs, x[(b) + 1].qs))
+#define WS1(b) _mm256_shuffle_epi8(_mm512_castsi512_si256(table), nibbles_32(x[b].qs))
 #define E8M0_SCALE(b) e8m0_half_to_f32(x[b].e)
-#define E8M0_SCALE8(b) e8m0_half_strided8(&x[b].e, xoffs)
-    XOFFS(block_mxfp4);
-    DOT_OFF_ROWS(WU2, WU, off, E8M0_SCALE, E8M0_SCALE8);
+#define E8M0_SCALE8(b) e8m0_half_strided8(&x[b].e, _mm512_castsi512_si256(xoffs))
+#define E8M0_SCALE16(b) e8m0_half_strided16(&x[b].e, xoffs)
+    DOT_S8_ROWS(WS2, WS1, E8M0_SCALE, E8M0_SCALE8, E8M0_SCALE16);
+#undef E8M0_SCALE16
 #undef E8M0_SCALE8
 #undef E8M0_SCALE
-#undef WU
-#undef WU2
+#undef WS1
+#undef WS2
 }
 DEFINE_DOTS(dot_mxfp4_avx512, mxfp4_rows)
 
-#undef XOFFS
+#undef FP16_SCALE16
 #undef FP16_SCALE8
 #undef FP16_SCALE
-#undef DOT_OFF_ROWS
+#undef DOT_S8_ROWS
+#undef S8_PAIRS
 #undef ROW_Q80
 
 /* --- 256-element super-blocks, Q8_K activations (512-bit) ----------------- */

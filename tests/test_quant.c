@@ -614,8 +614,9 @@ static void synth_row(int t, void *dst, int64_t n)
 static void check_dots(const char *isa, double tol)
 {
     enum { N_MAX = 1024, ROWS = 24 };
-    /* 416 = 13 blocks of 32: the SIMD kernels' 8-block, 2-block and 1-block tails */
-    static const int64_t lengths[] = { 256, 512, 1024, 416 };
+    /* 416 = 13 blocks of 32: the SIMD kernels' 8-block, 2-block and 1-block
+     * tails; 928 = 29 blocks: a 16-block step before all of them */
+    static const int64_t lengths[] = { 256, 512, 1024, 416, 928 };
     static uint8_t wbuf[N_MAX * 4], abuf[N_MAX * 4];
     static float x[N_MAX], wf[N_MAX], af[N_MAX];
     for (int fi = 0; fi < N_FORMATS; fi++) {
@@ -701,7 +702,7 @@ static void check_multi(const char *isa)
 {
     enum { N_MAX = 1024, MAX_ACT = 19, PAD = 68 };
     static const int n_acts[] = { 1, 2, 3, 4, 5, 7, 8, 9, 16, 19 };
-    static const int64_t lengths[] = { 256, 1024, 416 };
+    static const int64_t lengths[] = { 256, 1024, 416, 928 };
     static uint8_t wbuf[N_MAX * 4], abuf[MAX_ACT * (N_MAX * 2 + PAD)];
     static float x[N_MAX], got[MAX_ACT * 3];
     for (int fi = 0; fi < N_FORMATS; fi++) {
