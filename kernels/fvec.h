@@ -1,6 +1,6 @@
 /*
  * fvec.h - float vector primitives for the attention inner loops: the dot
- * product of two float rows and y += a * x.
+ * product of two float rows and y += a * x, one row or a block of rows.
  *
  * Owns: the choice between the portable loops and the AVX-512 ones
  * (fvec_avx512.c), made by quant_select_isa() through fvec_select().
@@ -15,6 +15,13 @@
 float fvec_dot(int n, const float *x, const float *y);
 /* y[i] += a * x[i] for i < n (each element rounded as a * x[i] + y[i]) */
 void fvec_axpy(int n, float *y, float a, const float *x);
+/* out[r] = fvec_dot-like dot of x with rows[r] for r < nr (1 <= nr <= 16):
+ * one query against a block of keys; per row the same operations whatever
+ * nr is (the summation order may differ from fvec_dot's) */
+void fvec_dot_rows(int n, const float *x, const float *const *rows, int nr, float *out);
+/* y[i] += w[r] * rows[r][i], r = 0, 1, ..., nr - 1 in order: exactly nr
+ * fvec_axpy calls, with y kept in registers between them */
+void fvec_axpy_rows(int n, float *y, const float *w, const float *const *rows, int nr);
 /* true: the AVX-512 loops; false: the portable ones. Not thread-safe. */
 void fvec_select(bool avx512);
 

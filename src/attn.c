@@ -42,7 +42,7 @@ uint64_t attn_scratch_bytes(const struct attn_hparams *hp, int n_batch, int n_ct
 {
     uint64_t B = (uint64_t)n_batch, nq = (uint64_t)hp->n_head * hp->head_dim,
              nkv = (uint64_t)hp->n_head_kv * hp->head_dim;
-    return (B * nq * 2 + B * nkv * 2 + (uint64_t)n_threads * n_ctx + B * hp->head_dim + (hp->q_gate ? B * nq * 2 : 0)) *
+    return (B * nq * 2 + B * nkv * 2 + (uint64_t)n_threads * n_ctx * (uint64_t)(hp->n_head / hp->n_head_kv) + B * hp->head_dim + (hp->q_gate ? B * nq * 2 : 0)) *
                sizeof(float) +
            B * sizeof(void *);
 }
@@ -56,7 +56,7 @@ int attn_scratch_init(struct attn_scratch *s, const struct attn_hparams *hp, int
     s->k = calloc(B * nkv, sizeof(float));
     s->v = calloc(B * nkv, sizeof(float));
     s->att = calloc(B * nq, sizeof(float));
-    s->scores = calloc((size_t)n_threads * n_ctx, sizeof(float));
+    s->scores = calloc((size_t)n_threads * n_ctx * (size_t)(hp->n_head / hp->n_head_kv), sizeof(float));
     s->rope_cos = calloc(B * (hp->head_dim / 2), sizeof(float));
     s->rope_sin = calloc(B * (hp->head_dim / 2), sizeof(float));
     s->kv = calloc(B, sizeof(*s->kv));
@@ -112,48 +112,79 @@ struct attn_job {
     int t0, t1;            /* rows of this pass */
 };
 
-/* Causal GQA attention for (row, head) pairs, split over pool tasks. Keys
- * from pos - n_swa + 1 (or 0) to pos; slot i % n_ctx of the row's cache. */
+/* Keys (or values) i0 + i for i in [i, i + nr) of the row's ring cache,
+ * head kvh: nr row pointers, slot (i0 + i) % n_ctx */
+static void attn_rows(const float *c, const struct attn_kv *kv, int n_kv, int hd, int kvh, int first, int nr,
+                      const float **rows)
+{
+    int slot = first % kv->n_ctx;
+    for (int r = 0; r < nr; r++, slot = slot + 1 == kv->n_ctx ? 0 : slot + 1)
+        rows[r] = c + (size_t)slot * n_kv + (size_t)kvh * hd;
+}
+
+/* Causal GQA attention for (row, KV head) pairs, split over pool tasks: the
+ * query heads that share a KV head run together, so each key and value row
+ * is read once per group (not once per query head) while it is in cache.
+ * Keys from pos - n_swa + 1 (or 0) to pos; slot i % n_ctx of the row's
+ * cache. Per (row, head) the arithmetic does not depend on the batch. */
 static void attn_task(void *ctx, int task, int n_tasks)
 {
+    enum { KB = 16, VB = 64 };
     const struct attn_job *j = ctx;
     const struct attn_hparams *hp = j->hp;
     struct attn_scratch *s = j->s;
     int hd = hp->head_dim, n_kv = hp->n_head_kv * hd, group = hp->n_head / hp->n_head_kv;
-    int total = (j->t1 - j->t0) * hp->n_head;
+    int total = (j->t1 - j->t0) * hp->n_head_kv;
     const float *sinks = j->w->sinks ? j->w->sinks->data : NULL;
-    float *sc = s->scores + (size_t)task * j->n_ctx_max;
+    float *scg = s->scores + (size_t)task * j->n_ctx_max * group;
     float inv = 1.0f / sqrtf((float)hd);
+    const float *rows[VB];
     for (int p = task; p < total; p += n_tasks) {
-        int t = j->t0 + p / hp->n_head, h = p % hp->n_head, kvh = h / group;
+        int t = j->t0 + p / hp->n_head_kv, kvh = p % hp->n_head_kv;
         const struct attn_kv *kv = s->kv[t];
         const float *kc = kv->k + (size_t)j->layer * kv->n_ctx * n_kv;
         const float *vc = kv->v + (size_t)j->layer * kv->n_ctx * n_kv;
         int pos = j->b->pos[t];
         int i0 = j->w->n_swa > 0 && pos - j->w->n_swa + 1 > 0 ? pos - j->w->n_swa + 1 : 0;
         int nk = pos + 1 - i0;
-        const float *q = s->q + (size_t)t * hp->n_head * hd + (size_t)h * hd;
-        float mx = -INFINITY;
-        for (int i = 0, slot = i0 % kv->n_ctx; i < nk; i++, slot = slot + 1 == kv->n_ctx ? 0 : slot + 1) {
-            const float *k = kc + (size_t)slot * n_kv + (size_t)kvh * hd;
-            sc[i] = fvec_dot(hd, q, k) * inv;
-            if (sc[i] > mx)
-                mx = sc[i];
+        const float *q0 = s->q + (size_t)t * hp->n_head * hd + (size_t)kvh * group * hd;
+        /* scores: a block of keys against every head of the group */
+        for (int i = 0; i < nk; i += KB) {
+            int nr = nk - i < KB ? nk - i : KB;
+            attn_rows(kc, kv, n_kv, hd, kvh, i0 + i, nr, rows);
+            for (int g = 0; g < group; g++)
+                fvec_dot_rows(hd, q0 + (size_t)g * hd, rows, nr, scg + (size_t)g * j->n_ctx_max + i);
         }
-        if (sinks && sinks[h] > mx)
-            mx = sinks[h];
-        double sum = 0;
-        for (int i = 0; i < nk; i++) {
-            sc[i] = expf(sc[i] - mx);
-            sum += sc[i];
+        for (int g = 0; g < group; g++) {
+            int h = kvh * group + g;
+            float *sc = scg + (size_t)g * j->n_ctx_max;
+            float mx = -INFINITY;
+            for (int i = 0; i < nk; i++) {
+                sc[i] *= inv;
+                if (sc[i] > mx)
+                    mx = sc[i];
+            }
+            if (sinks && sinks[h] > mx)
+                mx = sinks[h];
+            double sum = 0;
+            for (int i = 0; i < nk; i++) {
+                sc[i] = expf(sc[i] - mx);
+                sum += sc[i];
+            }
+            if (sinks)
+                sum += expf(sinks[h] - mx);
+            for (int i = 0; i < nk; i++)
+                sc[i] = (float)(sc[i] / sum);
+            memset(s->att + (size_t)t * hp->n_head * hd + (size_t)h * hd, 0, sizeof(float) * hd);
         }
-        if (sinks)
-            sum += expf(sinks[h] - mx);
-        float *out = s->att + (size_t)t * hp->n_head * hd + (size_t)h * hd;
-        memset(out, 0, sizeof(float) * hd);
-        for (int i = 0, slot = i0 % kv->n_ctx; i < nk; i++, slot = slot + 1 == kv->n_ctx ? 0 : slot + 1) {
-            float w = (float)(sc[i] / sum);
-            fvec_axpy(hd, out, w, vc + (size_t)slot * n_kv + (size_t)kvh * hd);
+        /* weighted values: a block of value rows (in cache) for every head */
+        for (int i = 0; i < nk; i += VB) {
+            int nr = nk - i < VB ? nk - i : VB;
+            attn_rows(vc, kv, n_kv, hd, kvh, i0 + i, nr, rows);
+            for (int g = 0; g < group; g++) {
+                float *out = s->att + (size_t)t * hp->n_head * hd + (size_t)(kvh * group + g) * hd;
+                fvec_axpy_rows(hd, out, scg + (size_t)g * j->n_ctx_max + i, rows, nr);
+            }
         }
     }
 }

@@ -59,7 +59,7 @@ struct attn_scratch {
     float *qg;             /* q_gate: [B][2 * n_head * head_dim] projection, then the gates */
     float *k, *v;          /* [B][n_head_kv * head_dim] */
     float *att;            /* [B][n_head * head_dim] */
-    float *scores;         /* [n_threads][n_ctx] */
+    float *scores;         /* [n_threads][n_head / n_head_kv][n_ctx] */
     float *rope_cos, *rope_sin; /* [B][head_dim / 2] */
     struct attn_kv **kv;   /* [B] the cache of each row's sequence */
 };

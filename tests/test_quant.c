@@ -862,6 +862,51 @@ static void test_fvec(void **state)
     quant_init();
 }
 
+/* fvec_dot_rows / fvec_axpy_rows (attention over a block of keys/values):
+ * each row's dot near exact and the same bits whatever the block size (a
+ * query's scores must not depend on how its keys are blocked), and the
+ * block axpy bit-identical to one fvec_axpy per row, on both ISAs */
+static void test_fvec_rows(void **state)
+{
+    (void)state;
+    enum { N = 200, R = 16 };
+    static float x[N], k[R][N], y0[N], y1[N], w[R];
+    const float *rows[R];
+    for (int isa = 0; isa < 2; isa++) {
+        fvec_select(isa == 1 && quant_select_isa("avx512") == 0);
+        for (int n = 1; n <= N; n += 37) {
+            for (int i = 0; i < n; i++)
+                x[i] = rng_float();
+            for (int r = 0; r < R; r++) {
+                rows[r] = k[r];
+                w[r] = rng_float();
+                for (int i = 0; i < n; i++)
+                    k[r][i] = rng_float();
+            }
+            float all[R], one[1];
+            fvec_dot_rows(n, x, rows, R, all);
+            for (int r = 0; r < R; r++) {
+                double exact = 0, mag = 0;
+                for (int i = 0; i < n; i++)
+                    exact += (double)x[i] * k[r][i], mag += fabs((double)x[i] * k[r][i]);
+                if (fabs(all[r] - exact) > 1e-6 * mag + 1e-30)
+                    fail_msg("fvec_dot_rows n %d row %d: %g, exact %g", n, r, all[r], exact);
+                fvec_dot_rows(n, x, rows + r, 1, one);
+                if (memcmp(one, all + r, sizeof(float)) != 0)
+                    fail_msg("fvec_dot_rows n %d row %d: %g alone, %g in a block of 16", n, r, one[0], all[r]);
+            }
+            for (int i = 0; i < n; i++)
+                y0[i] = y1[i] = rng_float();
+            for (int r = 0; r < R; r++)
+                fvec_axpy(n, y0, w[r], rows[r]);
+            fvec_axpy_rows(n, y1, w, rows, R);
+            if (memcmp(y0, y1, sizeof(float) * (size_t)n) != 0)
+                fail_msg("fvec_axpy_rows n %d differs from %d fvec_axpy calls", n, R);
+        }
+    }
+    quant_init();
+}
+
 static void test_traits(void **state)
 {
     (void)state;
@@ -885,6 +930,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_traits),
         cmocka_unit_test(test_fvec),
+        cmocka_unit_test(test_fvec_rows),
         cmocka_unit_test(test_fp16_conversions),
         cmocka_unit_test(test_bf16_conversions),
         cmocka_unit_test(test_dequant_fixtures),
