@@ -4,15 +4,20 @@
  * distinct expert; hits go straight to the ready queue, misses are all
  * submitted at once (as many as the queue depth allows, the rest as reads
  * complete) and join the ready queue in completion order. Verifies blob
- * checksums when asked. Knows no model arithmetic; called by src/ only
+ * checksums when asked. With an SSD tier (io/tier.c) a miss reads the
+ * tier's copy when it has one (always checked against the manifest's XXH3;
+ * a bad copy is forgotten and the store read instead), and a blob read from
+ * the store is offered to the tier. Knows no model arithmetic; called by src/ only
  * through provider.h. Allocates only in provider_open.
  */
 #include "provider.h"
 
 #include "ecache.h"
+#include "qdprobe.h"
 #include "errmsg.h"
 #include "reader.h"
 #include "splitfmt.h"
+#include "tier.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -49,6 +54,9 @@ struct provider {
     struct iovec *bufs;            /* [n_bufs] arena chunks registered with the reader */
     int n_bufs;
     struct reader_completion *comps; /* [reader capacity] */
+    struct tier *tier;             /* SSD tier, or NULL */
+    int tier_file;                 /* its reader file index */
+    int *from_tier;                /* [n_slots] tier slot + 1 of the read in flight, 0 = store */
 
     /* The request being delivered. */
     bool active;
@@ -71,6 +79,7 @@ struct provider {
     int max_n_expert;
 
     struct provider_stats st;
+    char io_note[768];             /* provider_io_note */
     char err[1024];
 };
 
@@ -133,6 +142,47 @@ static uint64_t provider_chunks(uint64_t bytes, uint64_t chunk)
         return 1;
     uint64_t n = (bytes + chunk - 1) / chunk;
     return n > PROVIDER_MAX_CHUNKS ? PROVIDER_MAX_CHUNKS : n;
+}
+
+/* --queue-depth not given: the store device's saturation depth from a short
+ * probe picks the depth. A device saturated by fewer than 16 reads gets room
+ * for one layer's misses and the guesses, nothing more: reads queued beyond
+ * what the device serves at once only wait longer, and a layer's demand read
+ * waits behind them. */
+static void provider_probe(struct provider *p, enum reader_backend be, uint64_t expert_bytes)
+{
+    const struct split_model *m = p->m;
+    const struct split_layer *ly = NULL;
+    struct qdprobe_result r;
+    char err[512];
+
+    for (int l = 0; l < m->n_layer && !ly; l++)
+        if (m->layers[l].n_expert > 0)
+            ly = &m->layers[l];
+    if (p->o.qd_probe == 0 || m->from_gguf || be == READER_BUFFERED || !ly ||
+        (p->o.qd_probe == 1 && expert_bytes < PROVIDER_PROBE_MIN_BYTES)) {
+        snprintf(p->io_note, sizeof p->io_note, "queue depth %d (default; %s)", p->blob_qd,
+                 p->o.qd_probe == 0 ? "no probe asked"
+                 : m->from_gguf     ? "no probe for a GGUF"
+                 : be == READER_BUFFERED ? "buffered reads are not probed"
+                                    : "experts under 1 GiB are not probed");
+        return;
+    }
+    uint64_t block = round_up(ly->blob_bytes, SPLIT_BLOB_ALIGN);
+    if (qdprobe_run(split_layer_file(ly, 0), (size_t)block, be, &r, err, sizeof err) < 0) {
+        snprintf(p->io_note, sizeof p->io_note, "queue depth %d (default; the probe failed: %.300s)", p->blob_qd,
+                 err);
+        return;
+    }
+    int want = r.saturated < 16 ? p->o.max_active + PROVIDER_PF_INFLIGHT : READER_DEFAULT_QD;
+    if (want > READER_DEFAULT_QD)
+        want = READER_DEFAULT_QD;
+    p->blob_qd = want;
+    snprintf(p->io_note, sizeof p->io_note,
+             "queue depth %d from a %.2f s probe of %.200s (%.1f MiB reads): %.0f MB/s at qd %d, %.0f at %d, %.0f at %d; "
+             "saturated at qd %d%s", want, r.seconds, split_layer_file(ly, 0), block / 1048576.0, r.bw[0] / 1e6,
+             r.qd[0], r.bw[1] / 1e6, r.qd[1], r.bw[2] / 1e6, r.qd[2], r.saturated,
+             r.saturated < 16 ? ": room for one layer's experts and the prefetch guesses only" : "");
 }
 
 int provider_open(struct provider **out, const struct split_model *m,
@@ -206,10 +256,11 @@ int provider_open(struct provider **out, const struct split_model *m,
     p->slot_read = calloc((size_t)n_slots, sizeof *p->slot_read);
     p->want = calloc((size_t)n_slots, 1);
     p->pf_unused = calloc((size_t)n_slots, 1);
-    paths = malloc((size_t)n_files * sizeof *paths);
+    paths = malloc((size_t)(n_files + 1) * sizeof *paths);
+    p->from_tier = calloc((size_t)n_slots, sizeof *p->from_tier);
     if (!p->file_of_layer || !p->read_len || !p->chunk_len || !p->n_chunk || !p->slot_read || !p->ready || !p->pending ||
         !p->seen || !p->order || !paths ||
-        !p->pf || !p->want || !p->pf_unused)
+        !p->pf || !p->want || !p->pf_unused || !p->from_tier)
         goto fail_nomem_p;
 
     {
@@ -271,6 +322,26 @@ int provider_open(struct provider **out, const struct split_model *m,
     }
     for (int i = 0; m->from_gguf && i < m->n_files; i++)
         paths[n_files++] = m->files[i];
+    if (o->tier_dir) {
+        struct tier_opts to = { .dir = o->tier_dir, .max_bytes = o->tier_bytes, .log = o->log };
+        if (m->from_gguf) {
+            snprintf(err, errlen, "provider: --ssd-cache needs a split model directory (its blob checksums "
+                     "guard the tier): split the GGUF with moestream-split first");
+            rc = -EINVAL;
+            goto fail_free;
+        }
+        rc = tier_open(&p->tier, m, slot_size, &to, err, errlen);
+        if (rc == -EBUSY && o->log) {
+            char line[1200];
+            snprintf(line, sizeof line, "%s: running without the SSD tier", err);
+            o->log(line);
+        } else if (rc < 0)
+            goto fail_free;
+        if (p->tier) {
+            p->tier_file = n_files;
+            paths[n_files++] = tier_path(p->tier);
+        }
+    }
     memset(&ro, 0, sizeof ro);
     ro.backend = o->io == PROVIDER_IO_PREAD      ? READER_PREAD
                  : o->io == PROVIDER_IO_BUFFERED ? READER_BUFFERED
@@ -279,6 +350,10 @@ int provider_open(struct provider **out, const struct split_model *m,
      * reader request per piece, so the reader gets room for every piece. */
     p->blob_qd = o->queue_depth > 0 ? o->queue_depth : READER_DEFAULT_QD;
     p->pf_cap = PROVIDER_PF_INFLIGHT;
+    if (o->queue_depth > 0)
+        snprintf(p->io_note, sizeof p->io_note, "queue depth %d (--queue-depth)", p->blob_qd);
+    else
+        provider_probe(p, ro.backend, (uint64_t)total * slot_size);
     int max_chunk = 1;
     for (int l = 0; l < m->n_layer && !m->from_gguf; l++) {
         uint64_t c = provider_chunks(m->layers[l].blob_bytes, o->read_chunk);
@@ -360,6 +435,8 @@ void provider_close(struct provider *p)
            (n = reader_reap(p->rd, p->comps, reader_capacity(p->rd), true)) > 0)
         p->outstanding -= n;
     reader_close(p->rd); /* waits for reads into the arena before it goes */
+    tier_close(p->tier); /* finishes its queued writes */
+    free(p->from_tier);
     ecache_free(p->cache);
     free(p->pf);
     free(p->slot_read);
@@ -437,6 +514,20 @@ static int provider_start_read(struct provider *p, int layer, int expert, int sl
 
     struct reader_range rg[PROVIDER_MAX_CHUNKS > SPLIT_MAX_PARTS ? PROVIDER_MAX_CHUNKS : SPLIT_MAX_PARTS];
     int file = p->m->from_gguf ? 0 : p->file_of_layer[layer] + split_expert_file(ly, expert);
+    if (p->tier) {
+        int t = tier_lookup(p->tier, layer, expert);
+        if (t >= 0) {
+            int rc = reader_submit(p->rd, p->tier_file, tier_slot_offset(p->tier, t), (size_t)p->read_len[layer],
+                                   dst, (uint64_t)slot);
+            if (rc == 0) {
+                p->from_tier[slot] = t + 1;
+                return 0;
+            }
+            tier_read_done(p->tier, t, true);
+            if (rc == -EBUSY)
+                return rc;
+        }
+    }
     if (!p->m->from_gguf && p->n_chunk[layer] == 1)
         return reader_submit(p->rd, file, provider_offset(p, layer, expert),
                              (size_t)p->read_len[layer], dst, (uint64_t)slot);
@@ -524,6 +615,40 @@ static int provider_submit_pending(struct provider *p)
     return rc;
 }
 
+/* A completed read into slot: when it came from the SSD tier, checks the
+ * blob against the manifest (always: a tier copy is never trusted) and
+ * tells the tier; a bad copy is forgotten there. True when the read may be
+ * used (store reads: always; they are checked by the caller). */
+static bool provider_tier_check(struct provider *p, int slot, int res, bool *from_tier)
+{
+    int layer, expert, t = p->from_tier[slot] - 1;
+
+    *from_tier = t >= 0;
+    if (t < 0)
+        return true;
+    p->from_tier[slot] = 0;
+    ecache_slot_key(p->cache, slot, &layer, &expert);
+    const struct split_layer *ly = &p->m->layers[layer];
+    bool ok = res == 0;
+    if (ok) {
+        double t0 = provider_now();
+        ok = XXH3_64bits(ecache_slot_data(p->cache, slot), (size_t)ly->blob_bytes) == ly->blob_xxh3[expert];
+        p->st.verify_s += provider_now() - t0;
+    }
+    tier_read_done(p->tier, t, ok);
+    if (ok) {
+        p->st.tier_reads++;
+        p->st.tier_bytes_read += p->read_len[layer];
+    } else if (p->st.tier_bad++ == 0 && p->o.log) {
+        char line[1400];
+        snprintf(line, sizeof line, "ssd tier: layer %d expert %d: the copy in %s %s; reading the store and "
+                 "rewriting it (later bad copies are counted in the statistics)", layer, expert, tier_path(p->tier),
+                 res == 0 ? "failed its checksum" : "could not be read");
+        p->o.log(line);
+    }
+    return ok;
+}
+
 /* Gives up the current request after a failure: waits for its reads, keeps
  * the blobs that arrived intact (unpinned, resident), drops the rest. */
 static int provider_abandon(struct provider *p, int rc)
@@ -535,13 +660,15 @@ static int provider_abandon(struct provider *p, int rc)
             break;
         for (int i = 0; i < n; i++) {
             int slot = (int)p->comps[i].tag;
+            bool from_tier;
+            bool good = provider_tier_check(p, slot, p->comps[i].res, &from_tier);
 
             if (p->pf[slot] && p->want[slot])
                 ecache_unpin(p->cache, slot); /* the request's pin; the read's below */
             if (p->pf[slot])
                 p->pf_inflight--;
             p->pf[slot] = p->want[slot] = 0;
-            if (p->comps[i].res == 0) {
+            if (p->comps[i].res == 0 && good) {
                 provider_place_parts(p, slot);
                 ecache_set_ready(p->cache, slot);
             }
@@ -663,12 +790,16 @@ int provider_request(struct provider *p, int layer, const int *experts, int n)
             p->st.hits++;
             ready_push(p, slot);
         } else if (state == ECACHE_LOADING) {
+            if (p->tier)
+                tier_touch(p->tier, layer, e);
             p->st.misses++;
             p->st.prefetch_waits++;
             p->st.prefetch_used++;
             p->want[slot] = 1;
             p->waiting++;
         } else {
+            if (p->tier)
+                tier_touch(p->tier, layer, e);
             provider_slot_reused(p, slot);
             p->waiting++;
             p->st.misses++;
@@ -705,6 +836,27 @@ static int provider_complete(struct provider *p, const struct reader_completion 
 
     ecache_slot_key(p->cache, slot, &layer, &expert);
     ly = &p->m->layers[layer];
+    bool from_tier;
+    if (!provider_tier_check(p, slot, c->res, &from_tier)) {
+        /* a bad tier copy: read the store instead (a guess nobody waits
+         * for is dropped; a request's slot joins its pending misses) */
+        provider_io_done(p);
+        if (p->pf[slot]) {
+            p->pf_inflight--;
+            if (!p->want[slot]) {
+                p->pf[slot] = 0;
+                ecache_discard(p->cache, slot);
+                p->st.prefetch_wasted++;
+                ecache_unpin_cold(p->cache, slot);
+                return 0;
+            }
+            p->pf[slot] = p->want[slot] = 0;
+            ecache_unpin(p->cache, slot); /* the read's pin; the request keeps its own */
+        }
+        p->pending[(p->pending_head + p->pending_count) % p->max_n_expert] = slot;
+        p->pending_count++;
+        return 0;
+    }
     provider_io_done(p);
     bool prefetched = p->pf[slot], wanted = !prefetched || p->want[slot];
     if (prefetched)
@@ -717,11 +869,13 @@ static int provider_complete(struct provider *p, const struct reader_completion 
         bool ok = c->res >= 0;
         if (ok)
             provider_place_parts(p, slot);
-        if (ok && p->o.verify_reads && ly->blob_xxh3) {
+        if (ok && !from_tier && p->o.verify_reads && ly->blob_xxh3) {
             double t0 = provider_now();
             ok = XXH3_64bits(ecache_slot_data(p->cache, slot), (size_t)ly->blob_bytes) == ly->blob_xxh3[expert];
             p->st.verify_s += provider_now() - t0;
         }
+        if (ok && p->tier && !from_tier)
+            tier_offer(p->tier, layer, expert, ecache_slot_data(p->cache, slot), (size_t)p->read_len[layer]);
         if (ok) {
             ecache_set_ready(p->cache, slot);
             p->pf_unused[slot] = 1;
@@ -744,7 +898,7 @@ static int provider_complete(struct provider *p, const struct reader_completion 
     p->st.reads++;
     p->st.bytes_read += p->m->from_gguf ? p->slot_read[slot] : p->read_len[layer];
     provider_place_parts(p, slot);
-    if (p->o.verify_reads && ly->blob_xxh3) {
+    if (!from_tier && p->o.verify_reads && ly->blob_xxh3) {
         double t0 = provider_now();
         uint64_t h = XXH3_64bits(ecache_slot_data(p->cache, slot), (size_t)ly->blob_bytes);
         p->st.verify_s += provider_now() - t0;
@@ -759,6 +913,9 @@ static int provider_complete(struct provider *p, const struct reader_completion 
             return -EIO;
         }
     }
+    /* a copy for the tier, queued to its writer thread (or dropped when it is busy) */
+    if (p->tier && !from_tier)
+        tier_offer(p->tier, layer, expert, ecache_slot_data(p->cache, slot), (size_t)p->read_len[layer]);
     ecache_set_ready(p->cache, slot);
     p->waiting--;
     ready_push(p, slot);
@@ -883,6 +1040,20 @@ void provider_get_stats(const struct provider *p, struct provider_stats *s)
     *s = p->st;
     ecache_get_stats(p->cache, &cs);
     s->evictions = cs.evictions;
+    if (p->tier) {
+        struct tier_stats ts;
+        tier_get_stats(p->tier, &ts);
+        s->tier_writes = ts.writes;
+        s->tier_dropped = ts.dropped;
+        s->tier_entries = ts.entries;
+        s->tier_slots = ts.n_slots;
+        s->tier_entries_at_open = ts.entries_at_open;
+    }
+}
+
+const char *provider_io_note(const struct provider *p)
+{
+    return p->io_note;
 }
 
 const char *provider_backend_name(const struct provider *p)

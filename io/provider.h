@@ -32,7 +32,11 @@ enum provider_cache_policy { PROVIDER_CACHE_SLRU = 0, PROVIDER_CACHE_LRU };
 struct provider_opts {
     enum provider_io io;       /* preferred backend; falls back once, saying why */
     uint64_t cache_bytes;      /* bytes for expert slots; 0 = every expert resident */
-    int queue_depth;           /* expert reads in flight; 0 = default */
+    int queue_depth;           /* expert reads in flight; 0 = default, or from the probe */
+    /* With queue_depth 0: probe the store at open (io/qdprobe.h) when the
+     * experts total at least PROVIDER_PROBE_MIN_BYTES (1), always (2, tests)
+     * or never (0: READER_DEFAULT_QD). */
+    int qd_probe;
     uint64_t read_chunk;       /* read an expert blob as concurrent pieces of about this many
                                   bytes (split models; 0 = one read per blob) */
     bool verify_reads;         /* check XXH3 of every blob read */
@@ -46,11 +50,24 @@ struct provider_opts {
                                   slots. 0 = 8, capped at the largest n_expert */
     enum provider_cache_policy cache_policy;
     const struct reader_fault *fault; /* tests only (io/reader.h); NULL otherwise */
+    /* The local SSD tier (io/tier.h): a cache file in tier_dir of at most
+     * tier_bytes (0 = half the free space there) between the RAM cache and
+     * the store. NULL = none. A split directory only (it needs checksums). */
+    const char *tier_dir;
+    uint64_t tier_bytes;
 };
 
 struct provider_stats {
-    uint64_t bytes_read;
+    uint64_t bytes_read;       /* every expert read: store and SSD tier */
     uint64_t reads;
+    uint64_t tier_bytes_read;  /* of bytes_read, read from the SSD tier (the rest: the store) */
+    uint64_t tier_reads;       /* blobs delivered from the tier */
+    uint64_t tier_bad;         /* tier blobs that failed their checksum (read from the store instead) */
+    uint64_t tier_writes;      /* blobs copied into the tier */
+    uint64_t tier_dropped;     /* copies dropped because the tier writer was busy */
+    uint64_t tier_entries;     /* blobs in the tier now (of tier_slots) */
+    uint64_t tier_slots;
+    uint64_t tier_entries_at_open; /* blobs found in the tier at open (a warm tier) */
     uint64_t hits;
     uint64_t misses;
     double io_wait_s;          /* time spent blocked on I/O: waiting for completions,
@@ -68,6 +85,8 @@ struct provider_stats {
 };
 
 struct provider;
+
+#define PROVIDER_PROBE_MIN_BYTES (1ull << 30)
 
 /* Sets up cache, arena and reader. Refuses (-ENOSPC) a cache_bytes that
  * cannot hold max_active slots, saying how many bytes are needed. All memory
@@ -114,6 +133,9 @@ int provider_ready_count(const struct provider *p);
 bool provider_resident(const struct provider *p, int layer, int expert);
 const char *provider_error(const struct provider *p);
 void provider_get_stats(const struct provider *p, struct provider_stats *s);
+/* One line: the reader path and queue depth in use and why (the probe's
+ * figures, the flag, or the default). */
+const char *provider_io_note(const struct provider *p);
 /* The backend in use after any fallback: "uring", "pread" or "buffered". */
 const char *provider_backend_name(const struct provider *p);
 

@@ -48,7 +48,14 @@ void cli_common_help(FILE *out)
             "      --ram-budget SIZE  RAM for everything: pinned weights, KV, expert cache\n"
             "                         (e.g. 8G; default 80%% of available memory)\n"
             "      --io BACKEND       uring (default), pread or buffered\n"
-            "      --queue-depth N    reads in flight (default 16)\n"
+            "      --queue-depth N    reads in flight (default: from a 0.3-1 s probe of the store at open,\n"
+            "                         models with 1 GiB of experts or more; else 16; --stats says which)\n"
+            "      --ssd-cache DIR    SSD tier: keep copies of experts read from a slow store (a USB\n"
+            "                         drive) in DIR/moestream-tier.bin on a faster disk; misses of the\n"
+            "                         RAM cache read it before the store. Checked like the store, kept\n"
+            "                         across runs, rebuilt when it belongs to another split\n"
+            "      --ssd-cache-size SIZE  bound on the tier file (e.g. 40G; default half the free\n"
+            "                         space in DIR)\n"
             "      --read-chunk SIZE  read each expert as concurrent pieces of about SIZE (e.g. 1M;\n"
             "                         default 0: one read per expert)\n"
             "      --mlock            lock pinned weights and cache in RAM\n"
@@ -370,6 +377,11 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
         else if (!strcmp(a, "--ctx-size")) o->n_ctx = (int)parse_int(a, v, 0, 1 << 24);
         else if (!strcmp(a, "--batch-size")) o->n_batch = (int)parse_int(a, v, 1, 1 << 16);
         else if (!strcmp(a, "--queue-depth")) o->queue_depth = (int)parse_int(a, v, 1, 4096);
+        else if (!strcmp(a, "--ssd-cache")) o->ssd_cache = v;
+        else if (!strcmp(a, "--ssd-cache-size")) {
+            if (model_parse_size(v, &o->ssd_cache_size) < 0 || !o->ssd_cache_size)
+                die_flag(a, "expected a size such as 40G or 512M");
+        }
         else if (!strcmp(a, "--read-chunk")) {
             int rc = model_parse_size(v, &o->read_chunk);
             if (rc < 0 || (o->read_chunk && o->read_chunk < 4096))
@@ -483,6 +495,9 @@ int cli_open_model(struct model **m, const struct cli_opts *o, int *n_ctx_out, i
     struct model_opts mo = { 0 };
     mo.io.io = o->io;
     mo.io.queue_depth = o->queue_depth;
+    mo.io.qd_probe = 1;
+    mo.io.tier_dir = o->ssd_cache;
+    mo.io.tier_bytes = o->ssd_cache_size;
     mo.io.read_chunk = o->read_chunk;
     mo.io.verify_reads = o->verify_reads;
     mo.io.mlock = o->mlock;
@@ -621,6 +636,7 @@ int cli_load(struct cli_runtime *rt, const struct cli_opts *o)
         fprintf(stderr, "%smoestream: preloaded %.2f GiB of experts in %.1f s\n", isatty(2) ? "\n" : "",
                 ps.bytes_read / 1073741824.0, cli_now() - t0);
         rt->preload_bytes = ps.bytes_read;
+        rt->preload_tier_bytes = ps.tier_bytes_read;
         rt->preload_reads = ps.reads;
         rt->preload_misses = ps.misses;
         rt->preload_wait_s = ps.io_wait_s;
@@ -773,6 +789,8 @@ void cli_print_stats(const struct cli_runtime *rt, const struct cli_opts *o, int
     provider_get_stats(engine_provider(rt->e), &ps);
     engine_get_times(rt->e, &st);
     ps.bytes_read -= rt->preload_bytes;
+    ps.tier_bytes_read -= rt->preload_tier_bytes;
+    uint64_t store_bytes = ps.bytes_read - ps.tier_bytes_read;
     ps.reads -= rt->preload_reads;
     ps.misses -= rt->preload_misses;
     double hit = ps.hits + ps.misses ? (double)ps.hits / (ps.hits + ps.misses) : 0;
@@ -813,6 +831,19 @@ void cli_print_stats(const struct cli_runtime *rt, const struct cli_opts *o, int
                 "prefetches issued %llu, used %llu, wasted %llu\n",
                 100 * busy_frac, busy_frac, bw_busy / 1e6, (unsigned long long)ps.prefetches,
                 (unsigned long long)ps.prefetch_used, (unsigned long long)ps.prefetch_wasted);
+        fprintf(stderr, "stats: reader %s, %s\n", provider_backend_name(engine_provider(rt->e)),
+                provider_io_note(engine_provider(rt->e)));
+        if (ps.tier_slots)
+            fprintf(stderr,
+                    "stats: ssd tier: read %.1f MiB (%.2f MiB/token) in %llu reads, store %.1f MiB (%.2f MiB/token); "
+                    "%llu of %llu slots filled (%llu at open), %llu written, %llu dropped (writer busy), %llu bad "
+                    "copies replaced\n",
+                    ps.tier_bytes_read / 1048576.0, n_tok ? ps.tier_bytes_read / 1048576.0 / n_tok : 0,
+                    (unsigned long long)ps.tier_reads, store_bytes / 1048576.0,
+                    n_tok ? store_bytes / 1048576.0 / n_tok : 0, (unsigned long long)ps.tier_entries,
+                    (unsigned long long)ps.tier_slots, (unsigned long long)ps.tier_entries_at_open,
+                    (unsigned long long)ps.tier_writes, (unsigned long long)ps.tier_dropped,
+                    (unsigned long long)ps.tier_bad);
     }
     if (o->stats_json) {
         fprintf(stderr,
@@ -822,7 +853,9 @@ void cli_print_stats(const struct cli_runtime *rt, const struct cli_opts *o, int
                 "\"io_wait_frac\":%.4f,\"read_bw_bytes_s\":%.0f,\"read_bw_wall_bytes_s\":%.0f,\"ram_budget_bytes\":%llu,"
                 "\"cache_bytes\":%llu,\"peak_rss_bytes\":%llu,\"io\":\"%s\",\"verify_s\":%.4f,\"io_busy_frac\":%.4f,"
                 "\"read_bw_busy_bytes_s\":%.0f,\"prefetch_issued\":%llu,\"prefetch_used\":%llu,"
-                "\"prefetch_wasted\":%llu,\"act_bits\":\"%s\"}\n",
+                "\"prefetch_wasted\":%llu,\"act_bits\":\"%s\",\"store_bytes_read\":%llu,\"tier_bytes_read\":%llu,"
+                "\"tier_reads\":%llu,\"tier_bad\":%llu,\"tier_writes\":%llu,\"tier_dropped\":%llu,\"tier_entries\":%llu,"
+                "\"tier_slots\":%llu,\"tier_entries_at_open\":%llu,\"io_note\":",
                 n_prompt, t_prompt, n_gen, t_gen, t_prompt > 0 ? n_prompt / t_prompt : 0,
                 t_gen > 0 ? n_gen / t_gen : 0, (unsigned long long)ps.bytes_read, (unsigned long long)ps.reads,
                 n_tok ? (double)ps.bytes_read / n_tok : 0, hit, st.io_wait_s, st.compute_s,
@@ -830,6 +863,12 @@ void cli_print_stats(const struct cli_runtime *rt, const struct cli_opts *o, int
                 (unsigned long long)pl->cache_bytes, (unsigned long long)cli_peak_rss(),
                 provider_backend_name(engine_provider(rt->e)), ps.verify_s, busy_frac, bw_busy,
                 (unsigned long long)ps.prefetches, (unsigned long long)ps.prefetch_used,
-                (unsigned long long)ps.prefetch_wasted, o->act_bits);
+                (unsigned long long)ps.prefetch_wasted, o->act_bits, (unsigned long long)store_bytes,
+                (unsigned long long)ps.tier_bytes_read, (unsigned long long)ps.tier_reads,
+                (unsigned long long)ps.tier_bad, (unsigned long long)ps.tier_writes,
+                (unsigned long long)ps.tier_dropped, (unsigned long long)ps.tier_entries,
+                (unsigned long long)ps.tier_slots, (unsigned long long)ps.tier_entries_at_open);
+        cli_json_str(stderr, provider_io_note(engine_provider(rt->e)));
+        fputs("}\n", stderr);
     }
 }

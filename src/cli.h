@@ -38,6 +38,8 @@ struct cli_opts {
     uint64_t cache_size;        /* --cache-size: expert cache bytes, overriding the budget's share */
     enum provider_io io;        /* --io */
     int queue_depth;            /* --queue-depth */
+    const char *ssd_cache;      /* --ssd-cache DIR: the SSD tier's directory */
+    uint64_t ssd_cache_size;    /* --ssd-cache-size (bytes; 0 = half the free space there) */
     uint64_t read_chunk;        /* --read-chunk (bytes; 0 = whole experts) */
     bool mlock;
     bool verify_reads;          /* default on; --no-verify-reads turns it off */
@@ -95,6 +97,7 @@ struct cli_runtime {
     struct tokenizer *tok;
     struct trace_writer *trace; /* --trace-out: installed as the session's route hook */
     uint64_t preload_bytes, preload_reads, preload_misses; /* excluded from run statistics */
+    uint64_t preload_tier_bytes;  /* of preload_bytes, from the SSD tier */
     double preload_wait_s, preload_verify_s;
     const char *coact_out;      /* --coact: save the prefetch statistics here at unload */
     struct provider_stats gen0; /* provider counters when decoding began (has_gen0) */

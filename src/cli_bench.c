@@ -20,7 +20,7 @@
 
 #define BENCH_FLAGS                                                                                     \
     "--model --prompt --file --prompt-tokens --n-predict --threads --ctx-size --batch-size --ram-budget " \
-    "--io --queue-depth --read-chunk --mlock --verify-reads --trace-out --special --no-escape --preload --prefetch --coact --pin-profile --act-bits --moe-topk --cache-bias --cache-size "   \
+    "--io --queue-depth --ssd-cache --ssd-cache-size --read-chunk --mlock --verify-reads --trace-out --special --no-escape --preload --prefetch --coact --pin-profile --act-bits --moe-topk --cache-bias --cache-size "   \
     "--cache-policy --repeat --cold --json --compare --parallel"
 
 #define BENCH_PROMPT_TOKENS 64
@@ -67,7 +67,8 @@ static void bench_usage(FILE *out)
 enum {
     M_PREFILL, M_DECODE, M_TTFT, M_BPT, M_DBPT, M_HIT, M_BW, M_BW_WALL, M_IOFRAC, M_IOWAIT, M_COMPUTE, M_RSS,
     M_BYTES, M_LOAD, M_DHIT, M_BUSY, M_BW_BUSY, M_PF_ISSUED, M_PF_USED, M_PF_WASTED,
-    M_D_WAIT_MS, M_D_ATTN_MS, M_D_ROUTER_MS, M_D_EXPERTS_MS, M_D_BUSY_MS, N_METRICS
+    M_D_WAIT_MS, M_D_ATTN_MS, M_D_ROUTER_MS, M_D_EXPERTS_MS, M_D_BUSY_MS, M_TIER_BYTES, M_D_STORE_BPT,
+    M_D_TIER_BPT, N_METRICS
 };
 static const char *const bench_metric_names[N_METRICS] = {
     "prefill_tok_s",     "decode_tok_s",  "ttft_s",    "bytes_read_per_token", "decode_bytes_read_per_token",
@@ -75,6 +76,7 @@ static const char *const bench_metric_names[N_METRICS] = {
     "peak_rss_bytes",    "bytes_read",    "load_s", "decode_cache_hit_rate", "io_busy_frac",
     "read_bw_busy_bytes_s", "prefetch_issued", "prefetch_used", "prefetch_wasted",
     "decode_io_wait_ms", "decode_attn_ms", "decode_router_ms", "decode_experts_ms", "decode_io_busy_ms",
+    "tier_bytes_read", "decode_store_bytes_read_per_token", "decode_tier_bytes_read_per_token",
 };
 /* Text report: label, scale, decimals. */
 static const struct { const char *label; double scale; int prec; } bench_metric_text[N_METRICS] = {
@@ -91,6 +93,8 @@ static const struct { const char *label; double scale; int prec; } bench_metric_
     { "I/O wait ms / decode token", 1, 2 }, { "attention ms / decode token", 1, 2 },
     { "router ms / decode token", 1, 2 }, { "experts ms / decode token", 1, 2 },
     { "reads in flight ms / decode token", 1, 2 },
+    { "MiB read from the SSD tier", 1.0 / 1048576, 2 }, { "MiB from the store / decode token", 1.0 / 1048576, 3 },
+    { "MiB from the SSD tier / decode token", 1.0 / 1048576, 3 },
 };
 
 /* One column of the text report: value v of metric k. */
@@ -363,6 +367,11 @@ static int bench_once(const struct cli_opts *o, const char *text, size_t len, bo
     met[M_D_ROUTER_MS] = (e1.router_s - e0.router_s) * per;
     met[M_D_EXPERTS_MS] = (e1.experts_s - e0.experts_s) * per;
     met[M_D_BUSY_MS] = busy * per;
+    /* bytes_read counts the store and the SSD tier; split them */
+    uint64_t dtier = p1.tier_bytes_read - pd.tier_bytes_read;
+    met[M_TIER_BYTES] = (double)(p1.tier_bytes_read - p0.tier_bytes_read);
+    met[M_D_STORE_BPT] = n_gen ? (double)(dbytes - dtier) / n_gen : 0;
+    met[M_D_TIER_BPT] = n_gen ? (double)dtier / n_gen : 0;
     cfg->n_ctx = session_n_ctx(rt.s);
     cfg->n_batch = o->n_batch < cfg->n_ctx ? o->n_batch : cfg->n_ctx;
     cfg->ram_budget = model_plan(rt.m)->ram_budget;

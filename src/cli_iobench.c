@@ -18,7 +18,7 @@
 #include "trace.h"
 
 #define IOBENCH_FLAGS \
-    "--model --trace --ram-budget --io --queue-depth --read-chunk --cache-policy --mlock --verify-reads --json --device " \
+    "--model --trace --ram-budget --io --queue-depth --ssd-cache --ssd-cache-size --read-chunk --cache-policy --mlock --verify-reads --json --device " \
     "--size --qd --seconds"
 
 #define IOBENCH_DEFAULT_QD "1,4,8,16,32"

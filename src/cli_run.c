@@ -50,7 +50,7 @@ static void run_usage(FILE *out)
 
 #define RUN_FLAGS                                                                                      \
     "--model --prompt --file --n-predict --threads --ctx-size --batch-size --ram-budget --io "        \
-    "--queue-depth --read-chunk --mlock --verify-reads --stats --stats-json --trace-out --special --temp --top-k " \
+    "--queue-depth --ssd-cache --ssd-cache-size --read-chunk --mlock --verify-reads --stats --stats-json --trace-out --special --temp --top-k " \
     "--top-p --min-p --repeat-penalty --repeat-last-n --seed --system --no-escape --preload --prefetch --coact " \
     "--pin-profile --act-bits --moe-topk --cache-bias --cache-size --cache-policy --chat " CLI_COMPAT_FLAGS
 

@@ -5,6 +5,7 @@
  * the pinned weights and lets the architecture bind its tensors.
  */
 #include "model.h"
+#include "tier.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -119,7 +120,9 @@ int model_open(struct model **out, const char *dir, const struct model_opts *o, 
     pl->scratch_bytes = m->arch->scratch_bytes(hp, pl->n_batch, pl->n_ctx, pl->n_threads);
     struct budget_in bi = {
         .requested = o->ram_budget,
-        .fixed = m->split->pinned_file_size + (uint64_t)pl->n_seq * pl->state_bytes + pl->scratch_bytes,
+        /* the SSD tier's staging buffers (io/tier.h) are held too */
+        .fixed = m->split->pinned_file_size + (uint64_t)pl->n_seq * pl->state_bytes + pl->scratch_bytes +
+                 (o->io.tier_dir ? (uint64_t)TIER_STAGING * max_blob : 0),
         .experts_total = experts_total,
         .slot_bytes = max_blob,
         .min_slots = hp->n_expert_used,

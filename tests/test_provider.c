@@ -347,6 +347,43 @@ static void test_pinned_out_and_busy(void **state)
     provider_close(p);
 }
 
+/* The queue-depth probe: small models are not probed unless asked; a
+ * forced probe reads the fixture's experts at 1, 4 and 16 in flight and
+ * picks 16 or room for max_active + the guesses; --queue-depth wins. The
+ * provider then reads as before. */
+static void test_qd_probe(void **state)
+{
+    struct split_fixture *f = *state;
+    struct provider_opts o = { .io = PROVIDER_IO_URING, .qd_probe = 1, .max_active = 4 };
+    struct provider *p = open_p(f, &o);
+    assert_non_null(strstr(provider_io_note(p), "not probed"));
+    provider_close(p);
+
+    o.qd_probe = 2;
+    p = open_p(f, &o);
+    const char *note = provider_io_note(p);
+    assert_non_null(strstr(note, "probe of"));
+    assert_non_null(strstr(note, "at qd 1"));
+    int qd = atoi(strstr(note, "queue depth ") + strlen("queue depth "));
+    assert_true(qd == 16 || qd == 4 + 3);
+    int ids[3] = { 0, 5, 9 }, e;
+    const uint8_t *blob;
+    assert_int_equal(provider_request(p, 0, ids, 3), 0);
+    int n = 0;
+    while (provider_next(p, &e, &blob) > 0) {
+        assert_memory_equal(blob, fixture_blob(f, 0, e), BLOB_BYTES);
+        provider_release(p, 0, e);
+        n++;
+    }
+    assert_int_equal(n, 3);
+    provider_close(p);
+
+    o.queue_depth = 5;
+    p = open_p(f, &o);
+    assert_string_equal(provider_io_note(p), "queue depth 5 (--queue-depth)");
+    provider_close(p);
+}
+
 static void test_mlock_and_backend_name(void **state)
 {
     struct split_fixture *f = *state;
@@ -381,6 +418,7 @@ int main(void)
         cmocka_unit_test(test_budget_refusal),
         cmocka_unit_test(test_pinned_out_and_busy),
         cmocka_unit_test(test_mlock_and_backend_name),
+        cmocka_unit_test(test_qd_probe),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
