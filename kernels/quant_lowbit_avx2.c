@@ -145,6 +145,7 @@ static void from_float_q8_kh_avx2(const float *src, void *dst, int64_t n)
     for (int64_t b = 0; b < n / QK_K; b++) {
         lb2_rotate(src + b * QK_K, r);
         lb2_q8k(r, (block_q8_K *)dst + b, QK_K);
+        quant_q8_kh_offset((block_q8_K *)dst + b);
     }
 }
 
