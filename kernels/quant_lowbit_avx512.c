@@ -37,8 +37,14 @@ void quant_install_lowbit_avx512(struct quant_traits *traits);
 #define ROWS_FOR(k) _Pragma("GCC unroll 8") for (int k = 0; k < na; k++)
 #define MULTI_G 8
 /* bytes ahead of the block being decoded that are prefetched (rows are
- * contiguous, so this runs into the next row at the end of one) */
-#define LB_PF_DIST 1024
+ * contiguous, so this runs into the next row at the end of one). A 66-byte
+ * block is decoded in a few ns, so the distance must be far larger than the
+ * K-quants' 1024: kbench --mb 256 --cpu-time, HQ2 1 thread, x Q4_K in the
+ * same run: 512 0.72, 1024 0.89, 2048 1.03, 4096 1.02-1.03, 8192 0.96,
+ * 16384 1.02 (2 threads: 4096 1.23, 16384 1.05). */
+#ifndef LB_PF_DIST
+#define LB_PF_DIST 4096
+#endif
 
 /* vpermb tables, built at install: lb_tab[hq3][t][i] = level + 128 of field
  * f = t % 3 of index byte i (bits 2f..2f+1, the other bits ignored), from
