@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""dict_sanity.py [-n TOKENS] [--bin MOESTREAM] REF=DIR NAME=DIR ... : the JSON /
+"""dict_sanity.py [-n TOKENS] [--bin MOESTREAM] REF=DIR NAME=DIR ... [-- RUN_ARGS]: the JSON /
 dict-literal sanity test of issue 15. Each prompt opens a Python dict literal;
 every model continues it greedily (moestream run --temp 0); the text from the
 prompt's '{' to its matching '}' (strings and nesting respected) must parse
-with ast.literal_eval. Prints one line per prompt and model, then per model
+with ast.literal_eval. RUN_ARGS go to every moestream run. Prints one line per prompt and model, then per model
 how many prompts parse and which of REF's (the first model) do not.
 Exit status 0 when every model parses every prompt that REF parses, 1 if not,
 2 on a usage or run error."""
@@ -44,7 +44,10 @@ def first_dict(text, start):
 
 
 def main(argv):
-    n, binary, models = 120, 'build/bin/moestream', []
+    n, binary, models, extra = 120, 'build/bin/moestream', [], []
+    if '--' in argv:
+        extra = argv[argv.index('--') + 1:]
+        argv = argv[:argv.index('--')]
     i = 0
     while i < len(argv):
         if argv[i] == '-n':
@@ -60,7 +63,7 @@ def main(argv):
     ok = {m: [] for m, _ in models}
     for p in PROMPTS:
         for m, d in models:
-            r = subprocess.run([binary, 'run', '-m', d, '-p', p, '-n', str(n), '--temp', '0', '--no-escape'],
+            r = subprocess.run([binary, 'run', '-m', d, '-p', p, '-n', str(n), '--temp', '0', '--no-escape'] + extra,
                                capture_output=True, text=True)
             if r.returncode != 0:
                 print(f"{m}: run failed on {p!r}: {r.stderr.strip()[-300:]}", file=sys.stderr); return 2
