@@ -411,7 +411,18 @@ void quant_from_float_q8_kh_ref(const float *src, void *dst, int64_t n)
         memcpy(r, src + b * QK_K, sizeof(r));
         quant_lowbit_rotate(r);
         quant_from_float_q8_k_ref(r, &y[b], QK_K);
+        quant_q8_kh_offset(&y[b]);
     }
+}
+
+void quant_q8_kh_offset(block_q8_K *y)
+{
+    int32_t sum = 0;
+    for (int j = 0; j < QK_K / 16; j++)
+        sum += y->bsums[j];
+    const int32_t off = -128 * sum;
+    memset(y->bsums, 0, sizeof(y->bsums));
+    memcpy(y->bsums, &off, sizeof(off));
 }
 
 void quant_to_float_q8_kh_ref(const void *src, float *dst, int64_t n)

@@ -19,6 +19,11 @@
  *   (not once per weight row), then quantized as Q8_K: Q8_KH is block_q8_K
  *   of R x. Since R is orthogonal, w . x = (R w) . (R x), so a dot is an
  *   integer sum of codebook levels times int8 activations per block.
+ *   Q8_KH differs from Q8_K in one field: the dots need only the sum of a
+ *   block's 256 activations, so bsums holds, in its first 4 bytes, that sum
+ *   times -128 as an int32 (the AVX-512 dot stores its levels + 128 for
+ *   vpdpbusd and starts each block's integer sum from this: a plain load),
+ *   and zeros after it.
  * - No calibration data: the scale of each block is fitted to the block's
  *   own rotated values (alternating assignment and least-squares scale).
  *
@@ -81,6 +86,8 @@ void quant_to_float_hq3_ref(const void *src, float *dst, int64_t n);
  * the residual in the original domain (the two-pass activations of matvec). */
 void quant_from_float_q8_kh_ref(const float *src, void *dst, int64_t n);
 void quant_to_float_q8_kh_ref(const void *src, float *dst, int64_t n);
+/* Q8_K block -> Q8_KH block of the same values: bsums rewritten (above) */
+void quant_q8_kh_offset(block_q8_K *y);
 /* s = w[n] . x[n]; w HQ2 / HQ3, a = x as Q8_KH */
 void quant_dot_hq2_ref(int64_t n, float *s, const void *w, const void *a);
 void quant_dot_hq3_ref(int64_t n, float *s, const void *w, const void *a);

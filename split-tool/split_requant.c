@@ -8,8 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "errmsg.h"
+#include "pool.h"
 #include "quant.h"
 #include "quant_lowbit.h"
 #include "split_calib.h"
@@ -50,6 +52,42 @@ static int rq_plan_part(void *ctx, int layer, const char *name, int src_type, ui
     return 0;
 }
 
+/* One expert part, quantized by n_threads tasks: task t takes rows
+ * [t * rows / n, (t + 1) * rows / n) of every 256-column group, with its own
+ * QUANT_LOWBIT_WORK scratch. Rows are quantized independently, so the bytes
+ * equal a single-threaded run's. */
+struct rq_job {
+    struct split_requant *rq;
+    int layer, expert, kind, dst_type;
+    void *dst;
+    int64_t ne0, rows;
+};
+
+static void rq_task(void *ctx, int task, int n_tasks)
+{
+    const struct rq_job *j = ctx;
+    const struct split_requant *rq = j->rq;
+    const int64_t r0 = j->rows * task / n_tasks, r1 = j->rows * (task + 1) / n_tasks;
+    const size_t row_bytes = quant_row_size(j->dst_type, j->ne0);
+    uint8_t *dst = (uint8_t *)j->dst + (size_t)r0 * row_bytes;
+    const float *src = rq->buf + (size_t)r0 * (size_t)j->ne0;
+    if (r1 <= r0)
+        return;
+    if (!rq->calib) {
+        if (j->dst_type == QT_HQ2)
+            quant_quantize_hq2(src, dst, (r1 - r0) * j->ne0);
+        else
+            quant_quantize_hq3(src, dst, (r1 - r0) * j->ne0);
+        return;
+    }
+    const size_t bsz = quant_traits(j->dst_type)->type_size;
+    for (int64_t g = 0; g < j->ne0 / QK_K; g++)
+        quant_quantize_hq_group(j->dst_type, src + g * QK_K, (size_t)j->ne0, dst + (size_t)g * bsz, row_bytes,
+                                r1 - r0,
+                                split_calib_block(rq->calib, j->layer, j->expert, j->kind, (int)g, (int)j->ne0),
+                                rq->work + (size_t)task * QUANT_LOWBIT_WORK);
+}
+
 static int rq_convert(void *ctx, int layer, int expert, const char *name, int src_type, const void *src,
                       size_t src_size, int dst_type, void *dst, size_t dst_size, const int64_t ne[4], char *err,
                       size_t errlen)
@@ -69,21 +107,19 @@ static int rq_convert(void *ctx, int layer, int expert, const char *name, int sr
         rq->buf_n = (size_t)n;
     }
     quant_traits(src_type)->to_float(src, rq->buf, n);
-    if (!rq->calib) {
-        if (dst_type == QT_HQ2)
-            quant_quantize_hq2(rq->buf, dst, n);
-        else
-            quant_quantize_hq3(rq->buf, dst, n);
-        return 0;
+    if (!rq->pool) {
+        long nc = sysconf(_SC_NPROCESSORS_ONLN);
+        rq->n_threads = nc < 1 ? 1 : nc > RQ_MAX_THREADS ? RQ_MAX_THREADS : (int)nc;
+        if (!(rq->pool = pool_init(rq->n_threads)))
+            return errmsg_set(err, errlen, -ENOMEM, "requant: cannot start %d threads", rq->n_threads);
     }
-    if (!rq->work && !(rq->work = malloc(QUANT_LOWBIT_WORK * sizeof(double))))
+    if (rq->calib && !rq->work && !(rq->work = malloc((size_t)rq->n_threads * QUANT_LOWBIT_WORK * sizeof(double))))
         return errmsg_set(err, errlen, -ENOMEM, "requant: out of memory");
-    const int kind = rq_is_gate_up(name) ? 0 : 1;
-    const size_t row_bytes = quant_row_size(dst_type, ne[0]), bsz = quant_traits(dst_type)->type_size;
-    for (int64_t g = 0; g < ne[0] / QK_K; g++)
-        quant_quantize_hq_group(dst_type, rq->buf + g * QK_K, (size_t)ne[0], (uint8_t *)dst + (size_t)g * bsz,
-                                row_bytes, n / ne[0],
-                                split_calib_block(rq->calib, layer, expert, kind, (int)g, (int)ne[0]), rq->work);
+    struct rq_job j = { .rq = rq, .layer = layer, .expert = expert, .kind = rq_is_gate_up(name) ? 0 : 1,
+                        .dst_type = dst_type, .dst = dst, .ne0 = ne[0], .rows = n / ne[0] };
+    /* every thread takes a share of the rows of every group: the groups of
+     * a down projection are few (3 for 768 columns), the rows many */
+    pool_run(rq->pool, rq_task, &j, rq->n_threads);
     return 0;
 }
 
@@ -188,6 +224,9 @@ void split_requant_set_down(struct split_requant *rq, int type)
 
 void split_requant_free(struct split_requant *rq)
 {
+    if (rq->pool)
+        pool_free(rq->pool);
+    rq->pool = NULL;
     free(rq->buf);
     free(rq->work);
     free(rq->hq3);

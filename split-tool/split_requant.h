@@ -7,7 +7,9 @@
  * No calibration data is used.
  *
  * Owns: the policy (which part gets which type), a scratch buffer of one
- * expert slice in float, and the one-line note the manifest records.
+ * expert slice in float, the threads that quantize one expert part (every
+ * online CPU; the bytes equal a one-thread run's), and the one-line note the
+ * manifest records.
  * Must not print or exit. Used by split_main.c and tests.
  */
 #ifndef MOESTREAM_SPLIT_REQUANT_H
@@ -19,6 +21,10 @@
 #include "split.h"
 
 struct split_calib;
+struct pool;
+
+/* at most this many quantizer threads */
+#define RQ_MAX_THREADS 64
 
 struct split_requant {
     int gate_up_type;         /* QT_HQ2 / QT_HQ3 for gate and up */
@@ -27,7 +33,9 @@ struct split_requant {
     int n_layer;
     double bpw;               /* bits per weight of the re-quantized parts under that plan */
     const struct split_calib *calib; /* self-calibration statistics (borrowed); NULL = plain fit */
-    double *work;             /* QUANT_LOWBIT_WORK doubles for the weighted quantizer */
+    double *work;             /* n_threads x QUANT_LOWBIT_WORK doubles for the weighted quantizer */
+    struct pool *pool;        /* the threads that quantize one expert part (all online CPUs) */
+    int n_threads;
     float *buf;               /* one expert slice as float */
     size_t buf_n;             /* floats in buf */
     uint64_t n_requant, n_kept; /* parts (per layer) re-quantized / kept */
