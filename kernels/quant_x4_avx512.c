@@ -36,6 +36,7 @@
 #include <string.h>
 
 #include "quant.h"
+#include "quant_k4_simd.h"
 #include "quant_ref.h"
 
 void quant_install_x4_avx512(struct quant_traits *traits);
@@ -44,20 +45,6 @@ void quant_install_x4_avx512(struct quant_traits *traits);
 /* activation rows whose accumulators one pass over the weights keeps */
 #define X4_ACT_GROUP 8
 
-/* Q4_K: 12 packed bytes -> bytes 0..7 the 6-bit sub-block scales, 8..15 the
- * 6-bit mins (the layout of llama.cpp's get_scale_min_k4, done in scalars) */
-X4_INLINE __m128i x4_k4_scales(const uint8_t *scales)
-{
-    uint32_t u0, u1, u2;
-    memcpy(&u0, scales, 4);
-    memcpy(&u1, scales + 4, 4);
-    memcpy(&u2, scales + 8, 4);
-    const uint32_t m6 = 0x3f3f3f3f, m4 = 0x0f0f0f0f, m2 = 0x03030303;
-    const uint32_t sc_lo = u0 & m6, mn_lo = u1 & m6;
-    const uint32_t sc_hi = (u2 & m4) | (((u0 >> 6) & m2) << 4);
-    const uint32_t mn_hi = ((u2 >> 4) & m4) | (((u1 >> 6) & m2) << 4);
-    return _mm_setr_epi32((int)sc_lo, (int)sc_hi, (int)mn_lo, (int)mn_hi);
-}
 
 /* vpshufb index: every int16 lane = byte b of its 128-bit lane, zero-extended */
 static inline __m512i x4_byte_to_i16(int b)
@@ -138,8 +125,8 @@ X4_INLINE void q4k_x4_rows(int64_t n, float *y, size_t ys, const uint8_t *const 
         __m256 f8 = _mm256_cvtph_ps(_mm_setr_epi32((int)h0, (int)h1, (int)h2, (int)h3));
         f8 = _mm256_mask_sub_ps(f8, 0xAA, _mm256_setzero_ps(), f8);
         const __m512 ddz = _mm512_permutexvar_ps(dd_idx, _mm512_castps256_ps512(f8));
-        const __m512i sp0 = x4_pair_lanes(x4_k4_scales(b0->scales), x4_k4_scales(b1->scales));
-        const __m512i sp1 = x4_pair_lanes(x4_k4_scales(b2->scales), x4_k4_scales(b3->scales));
+        const __m512i sp0 = x4_pair_lanes(unpack_k4_scales(b0->scales), unpack_k4_scales(b1->scales));
+        const __m512i sp1 = x4_pair_lanes(unpack_k4_scales(b2->scales), unpack_k4_scales(b3->scales));
         __m512i s0[X4_ACT_GROUP], s1[X4_ACT_GROUP];
 #pragma GCC unroll 8
         for (int k = 0; k < na; k++)
