@@ -20,26 +20,12 @@
 
 #include <cmocka.h>
 
+#include "test_sh.h"
+
 #include "logit_kl.h"
 
 static char bin[4096], fx[4096], dir[4096];
-static char out[1 << 16];
 
-/* Runs a shell command; captures stdout+stderr in out; returns exit code. */
-static int sh(const char *fmt, ...)
-{
-    char cmd[16384];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t n = fread(out, 1, sizeof(out) - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
 
 static int setup(void **state)
 {

@@ -32,30 +32,16 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "test_sh.h"
 #include <jansson.h>
 
 #include "server.h"
 
 static char bin[4096], fx[4096], dir[] = "build/test-server";
-static char out[1 << 16];
 static int port;
 static pid_t server_pid = -1;
 static const char *key = "test-key-123";
-
-static int sh(const char *fmt, ...)
-{
-    char cmd[16384];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t n = fread(out, 1, sizeof(out) - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
 
 static int free_port(void)
 {

@@ -27,27 +27,14 @@
 
 #include <cmocka.h>
 
+#include "test_sh.h"
+
 #include "logit_kl.h"
 #include "quant.h"
 #include "split_requant.h"
 
-static char bin[2048], fx[2048], out[65536];
+static char bin[2048], fx[2048];
 static const char *dir = "build/test-requant";
-
-static int sh(const char *fmt, ...)
-{
-    char cmd[16384];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t n = fread(out, 1, sizeof(out) - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
 
 static int setup(void **state)
 {

@@ -26,26 +26,13 @@
 
 #include <cmocka.h>
 
+#include "test_sh.h"
+
 #include "gguf.h"
 #include "splitfmt.h"
 
-static char bin[2048], fx[2048], out[65536];
+static char bin[2048], fx[2048];
 static char root[1024]; /* build/test-stripe, absolute */
-
-static int sh(const char *fmt, ...)
-{
-    char cmd[16384];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t n = fread(out, 1, sizeof(out) - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
 
 static bool have_fixtures(void)
 {

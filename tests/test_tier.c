@@ -28,6 +28,8 @@
 
 #include <cmocka.h>
 
+#include "test_sh.h"
+
 #include "split_fixture.h"
 #include "tier.h"
 
@@ -296,22 +298,7 @@ static void test_refusals(void **state)
 
 /* ---- end to end on tinymoe ---- */
 
-static char bin[2048], fx[2048], out[65536], root[1024];
-
-static int sh(const char *fmt, ...)
-{
-    char cmd[16384];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t n = fread(out, 1, sizeof(out) - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
+static char bin[2048], fx[2048], root[1024];
 
 static bool have_fixtures(void)
 {
