@@ -155,36 +155,24 @@ static void attn_task(void *ctx, int task, int n_tasks)
             for (int g = 0; g < group; g++)
                 fvec_dot_rows(hd, q0 + (size_t)g * hd, rows, nr, scg + (size_t)g * j->n_ctx_max + i);
         }
+        float *att = s->att + (size_t)t * hp->n_head * hd + (size_t)kvh * group * hd;
         for (int g = 0; g < group; g++) {
             int h = kvh * group + g;
             float *sc = scg + (size_t)g * j->n_ctx_max;
-            float mx = -INFINITY;
-            for (int i = 0; i < nk; i++) {
-                sc[i] *= inv;
-                if (sc[i] > mx)
-                    mx = sc[i];
-            }
+            float mx = fvec_scale_max(nk, sc, inv);
             if (sinks && sinks[h] > mx)
                 mx = sinks[h];
-            double sum = 0;
-            for (int i = 0; i < nk; i++) {
-                sc[i] = expf(sc[i] - mx);
-                sum += sc[i];
-            }
+            double sum = fvec_exp_sum(nk, sc, mx);
             if (sinks)
                 sum += expf(sinks[h] - mx);
-            for (int i = 0; i < nk; i++)
-                sc[i] = (float)(sc[i] / sum);
-            memset(s->att + (size_t)t * hp->n_head * hd + (size_t)h * hd, 0, sizeof(float) * hd);
+            fvec_normalize(nk, sc, sum);
         }
+        memset(att, 0, sizeof(float) * (size_t)group * hd);
         /* weighted values: a block of value rows (in cache) for every head */
         for (int i = 0; i < nk; i += VB) {
             int nr = nk - i < VB ? nk - i : VB;
             attn_rows(vc, kv, n_kv, hd, kvh, i0 + i, nr, rows);
-            for (int g = 0; g < group; g++) {
-                float *out = s->att + (size_t)t * hp->n_head * hd + (size_t)(kvh * group + g) * hd;
-                fvec_axpy_rows(hd, out, scg + (size_t)g * j->n_ctx_max + i, rows, nr);
-            }
+            fvec_axpy_rows_heads(hd, group, att, hd, scg + i, j->n_ctx_max, rows, nr);
         }
     }
 }
