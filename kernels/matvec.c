@@ -79,6 +79,42 @@ void matvec_quantize_act(enum quant_type wt, const float *x, void *xq, int64_t n
     }
 }
 
+struct quant_rows_job {
+    enum quant_type wt;
+    enum matvec_act act;
+    const float *x;
+    size_t x_stride, row;
+    uint8_t *xq;
+    int64_t n, n_rows, per_task;
+};
+
+static void quant_rows_task(void *ctx, int task, int n_tasks)
+{
+    (void)n_tasks;
+    const struct quant_rows_job *j = ctx;
+    int64_t r1 = (task + 1) * j->per_task < j->n_rows ? (task + 1) * j->per_task : j->n_rows;
+    for (int64_t r = task * j->per_task; r < r1; r++)
+        matvec_quantize_act(j->wt, j->x + (size_t)r * j->x_stride, j->xq + (size_t)r * j->row, j->n, j->act);
+}
+
+void matvec_quantize_rows(struct pool *p, enum quant_type wt, const float *x, size_t x_stride, void *xq, int64_t n,
+                          int64_t n_rows, enum matvec_act act)
+{
+    struct quant_rows_job j = { wt, act, x, x_stride, matvec_act_size(wt, n, act), xq, n, n_rows, 0 };
+    if (n_rows <= 0)
+        return;
+    /* a few rows per task (about 16K elements), so short batches stay on
+     * the calling thread */
+    j.per_task = (16384 + n - 1) / n;
+    if (j.per_task < 1)
+        j.per_task = 1;
+    int n_tasks = (int)((n_rows + j.per_task - 1) / j.per_task);
+    if (n_tasks == 1)
+        quant_rows_task(&j, 0, 1);
+    else
+        pool_run(p, quant_rows_task, &j, n_tasks);
+}
+
 struct matvec_job {
     float *y;               /* matvec: [n_rows]; matmul: [n_tok][n_rows] */
     const uint8_t *W;       /* [n_rows][row_size] */

@@ -128,9 +128,7 @@ static void act_prepare(struct fwd *f, int wt, enum matvec_act act, const float 
     int at = quant_traits(wt)->vec_dot_type;
     if (a->xq_src == x && a->xq_type == at && a->xq_act == act && a->xq_n == n_in && a->xq_rows == n_tok)
         return;
-    size_t row = matvec_act_size(wt, n_in, act);
-    for (int t = 0; t < n_tok; t++)
-        matvec_quantize_act(wt, x + (size_t)t * n_in, (char *)a->xq + (size_t)t * row, n_in, act);
+    matvec_quantize_rows(f->pool, wt, x, (size_t)n_in, a->xq, n_in, n_tok, act);
     a->xq_src = x;
     a->xq_type = at;
     a->xq_act = act;

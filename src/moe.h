@@ -73,7 +73,8 @@ struct moe_scratch {
     int32_t *topk_id;      /* [B][K] */
     float *topk_w;         /* [B][K] */
     float *out;            /* [B][K][n_embd] one row per (row, slot) */
-    float *xg;             /* [B*K][n_embd] gathered inputs */
+    float *xg;             /* [B*K][n_embd] gathered inputs (for the activation hook) */
+    void *xq_tok;          /* [B] rows quantized for the gate/up products, once per row */
     float *hg, *hu;        /* [B*K][n_ff_exp] gate (then the activation), up */
     float *yg;             /* [B*K][n_embd] expert outputs */
     int32_t *g_tok, *g_slot; /* [B*K] row and slot of a gathered row */
