@@ -224,11 +224,29 @@ int blocks_check_finite(struct fwd *f, const float *x, size_t n, int il)
     return -EBADMSG;
 }
 
+struct norm_rows_job {
+    float *xb;
+    const float *x, *w;
+    int n, n_embd;
+    float eps;
+};
+
+static void norm_rows_task(void *ctx, int task, int n_tasks)
+{
+    const struct norm_rows_job *j = ctx;
+    for (int t = task; t < j->n; t += n_tasks)
+        blocks_rmsnorm(j->xb + (size_t)t * j->n_embd, j->x + (size_t)t * j->n_embd, j->w, j->n_embd, j->eps);
+}
+
 void blocks_norm_rows(struct fwd *f, float *xb, const float *x, const struct mtensor *w, int n, int n_embd,
                       float eps)
 {
-    for (int t = 0; t < n; t++)
-        blocks_rmsnorm(xb + (size_t)t * n_embd, x + (size_t)t * n_embd, w->data, n_embd, eps);
+    struct norm_rows_job j = { xb, x, w->data, n, n_embd, eps };
+    /* a pool wake-up costs about as much as a few rows */
+    if (n >= 4)
+        pool_run(f->pool, norm_rows_task, &j, f->n_threads);
+    else
+        norm_rows_task(&j, 0, 1);
     blocks_act_dirty(f);
 }
 
