@@ -172,7 +172,6 @@ static inline float matvec_dot(const struct matvec_job *j, const uint8_t *w, con
 static void matvec_rows_tile(const struct matvec_job *j, float *y, size_t ys, int64_t r0, int64_t r1,
                              const uint8_t *x, int64_t nt)
 {
-    float s[QUANT_GEMM16_MAX_ACT * 16];
     const int64_t chunk = QUANT_GEMM16_MAX_ACT / j->passes;
     for (int64_t r = r0; r < r1; r += 16) {
         const int nr = r1 - r < 16 ? (int)(r1 - r) : 16;
@@ -180,14 +179,7 @@ static void matvec_rows_tile(const struct matvec_job *j, float *y, size_t ys, in
         for (int64_t t0 = 0; t0 < nt; t0 += chunk) {
             const int64_t n_t = nt - t0 < chunk ? nt - t0 : chunk;
             const uint8_t *xt = x + (size_t)t0 * j->act_size;
-            if (j->passes == 1) {
-                j->gemm16(j->n, y + (size_t)t0 * ys + (size_t)r, ys, w, j->row_size, nr, xt, j->act_row, (int)n_t);
-                continue;
-            }
-            j->gemm16(j->n, s, 16, w, j->row_size, nr, xt, j->act_row, (int)(2 * n_t));
-            for (int64_t t = 0; t < n_t; t++)
-                for (int q = 0; q < nr; q++)
-                    y[(size_t)(t0 + t) * ys + (size_t)(r + q)] = s[32 * t + q] + s[32 * t + 16 + q];
+            j->gemm16(j->n, y + (size_t)t0 * ys + (size_t)r, ys, w, j->row_size, nr, xt, j->act_row, (int)n_t, j->passes);
         }
     }
 }
