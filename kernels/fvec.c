@@ -4,10 +4,18 @@
  */
 #include "fvec.h"
 
+#include <math.h>
+#include <stddef.h>
+
 float fvec_dot_avx512(int n, const float *x, const float *y);
 void fvec_axpy_avx512(int n, float *y, float a, const float *x);
 void fvec_dot_rows_avx512(int n, const float *x, const float *const *rows, int nr, float *out);
 void fvec_axpy_rows_avx512(int n, float *y, const float *w, const float *const *rows, int nr);
+void fvec_axpy_rows_heads_avx512(int n, int ng, float *y, int ys, const float *w, int ws, const float *const *rows,
+                                 int nr);
+float fvec_scale_max_avx512(int n, float *x, float a);
+double fvec_exp_sum_avx512(int n, float *x, float mx);
+void fvec_normalize_avx512(int n, float *x, double sum);
 
 static float fvec_dot_ref(int n, const float *x, const float *y)
 {
@@ -61,4 +69,49 @@ void fvec_axpy_rows(int n, float *y, const float *w, const float *const *rows, i
     }
     for (int r = 0; r < nr; r++)
         fvec_axpy_ref(n, y, w[r], rows[r]);
+}
+
+void fvec_axpy_rows_heads(int n, int ng, float *y, int ys, const float *w, int ws, const float *const *rows, int nr)
+{
+    if (use_avx512) {
+        fvec_axpy_rows_heads_avx512(n, ng, y, ys, w, ws, rows, nr);
+        return;
+    }
+    for (int g = 0; g < ng; g++)
+        fvec_axpy_rows(n, y + (size_t)g * ys, w + (size_t)g * ws, rows, nr);
+}
+
+float fvec_scale_max(int n, float *x, float a)
+{
+    if (use_avx512)
+        return fvec_scale_max_avx512(n, x, a);
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++) {
+        x[i] *= a;
+        if (x[i] > mx)
+            mx = x[i];
+    }
+    return mx;
+}
+
+double fvec_exp_sum(int n, float *x, float mx)
+{
+    if (use_avx512)
+        return fvec_exp_sum_avx512(n, x, mx);
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(x[i] - mx);
+        sum += x[i];
+    }
+    return sum;
+}
+
+void fvec_normalize(int n, float *x, double sum)
+{
+    if (use_avx512) {
+        fvec_normalize_avx512(n, x, sum);
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        x[i] = (float)(x[i] / sum);
 }

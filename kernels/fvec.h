@@ -22,6 +22,16 @@ void fvec_dot_rows(int n, const float *x, const float *const *rows, int nr, floa
 /* y[i] += w[r] * rows[r][i], r = 0, 1, ..., nr - 1 in order: exactly nr
  * fvec_axpy calls, with y kept in registers between them */
 void fvec_axpy_rows(int n, float *y, const float *w, const float *const *rows, int nr);
+/* y_g[i] += w_g[r] * rows[r][i] for every head g < ng (y_g = y + g * ys,
+ * w_g = w + g * ws), r in order: per head exactly fvec_axpy_rows, with
+ * each value row read once for all the heads */
+void fvec_axpy_rows_heads(int n, int ng, float *y, int ys, const float *w, int ws, const float *const *rows, int nr);
+/* The softmax pieces, one (row, head) at a time: x[i] *= a, returning the
+ * largest x[i] (-INFINITY for n = 0); x[i] = e^(x[i] - mx), returning their
+ * sum; x[i] = x[i] / sum. Per element the same operations whatever n is. */
+float fvec_scale_max(int n, float *x, float a);
+double fvec_exp_sum(int n, float *x, float mx);
+void fvec_normalize(int n, float *x, double sum);
 /* true: the AVX-512 loops; false: the portable ones. Not thread-safe. */
 void fvec_select(bool avx512);
 

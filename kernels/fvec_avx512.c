@@ -5,11 +5,18 @@
  * or run on a CPU without AVX-512F (fvec_select is told by quant.c).
  */
 #include <immintrin.h>
+#include <math.h>
+#include <stddef.h>
 
 float fvec_dot_avx512(int n, const float *x, const float *y);
 void fvec_axpy_avx512(int n, float *y, float a, const float *x);
 void fvec_dot_rows_avx512(int n, const float *x, const float *const *rows, int nr, float *out);
 void fvec_axpy_rows_avx512(int n, float *y, const float *w, const float *const *rows, int nr);
+void fvec_axpy_rows_heads_avx512(int n, int ng, float *y, int ys, const float *w, int ws, const float *const *rows,
+                                 int nr);
+float fvec_scale_max_avx512(int n, float *x, float a);
+double fvec_exp_sum_avx512(int n, float *x, float mx);
+void fvec_normalize_avx512(int n, float *x, double sum);
 
 float fvec_dot_avx512(int n, const float *x, const float *y)
 {
@@ -54,17 +61,32 @@ static inline __m512 fvec_hsum16(const __m512 a[16])
     return _mm512_add_ps(_mm512_shuffle_f32x4(v0, v1, 0x88), _mm512_shuffle_f32x4(v0, v1, 0xDD));
 }
 
-/* 16-lane chunks of x stay in registers for every row (head_dim <= 256) */
+/* 16-lane chunks of x against sixteen rows (rows past nr repeat row
+ * nr - 1 and are dropped at the store), loops of constant trip count so the
+ * sixteen accumulators stay in registers; per row the same operations
+ * whatever nr is */
 void fvec_dot_rows_avx512(int n, const float *x, const float *const *rows, int nr, float *out)
 {
+    const float *rp[16];
+    for (int r = 0; r < 16; r++)
+        rp[r] = rows[r < nr ? r : nr - 1];
     __m512 acc[16];
+#pragma GCC unroll 16
     for (int r = 0; r < 16; r++)
         acc[r] = _mm512_setzero_ps();
-    for (int i = 0; i < n; i += 16) {
-        const __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 xv = _mm512_loadu_ps(x + i);
+#pragma GCC unroll 16
+        for (int r = 0; r < 16; r++)
+            acc[r] = _mm512_fmadd_ps(xv, _mm512_loadu_ps(rp[r] + i), acc[r]);
+    }
+    if (i < n) {
+        const __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
         const __m512 xv = _mm512_maskz_loadu_ps(k, x + i);
-        for (int r = 0; r < nr; r++)
-            acc[r] = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(k, rows[r] + i), acc[r]);
+#pragma GCC unroll 16
+        for (int r = 0; r < 16; r++)
+            acc[r] = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(k, rp[r] + i), acc[r]);
     }
     _mm512_mask_storeu_ps(out, (__mmask16)((1u << nr) - 1), fvec_hsum16(acc));
 }
@@ -94,5 +116,114 @@ void fvec_axpy_rows_avx512(int n, float *y, const float *w, const float *const *
         for (int r = 0; r < nr; r++)
             y0 = _mm512_fmadd_ps(_mm512_set1_ps(w[r]), _mm512_maskz_loadu_ps(k, rows[r] + i), y0);
         _mm512_mask_storeu_ps(y + i, k, y0);
+    }
+}
+
+/* Four heads at once over 64-float chunks (sixteen accumulators): each value
+ * row chunk is loaded once for the four heads; per element the same fma
+ * sequence as fvec_axpy_rows_avx512 (y = w[r] * x + y, r in order). Heads
+ * past a multiple of four and the tail past a multiple of 64 go through
+ * fvec_axpy_rows_avx512, which computes the same per element. */
+void fvec_axpy_rows_heads_avx512(int n, int ng, float *y, int ys, const float *w, int ws, const float *const *rows,
+                                 int nr)
+{
+    const int n64 = n & ~63;
+    int g = 0;
+    for (; g + 4 <= ng; g += 4) {
+        float *y0 = y + (size_t)g * ys;
+        const float *w0 = w + (size_t)g * ws;
+        for (int i = 0; i < n64; i += 64) {
+            __m512 acc[4][4];
+#pragma GCC unroll 4
+            for (int h = 0; h < 4; h++)
+#pragma GCC unroll 4
+                for (int c = 0; c < 4; c++)
+                    acc[h][c] = _mm512_loadu_ps(y0 + (size_t)h * ys + i + 16 * c);
+            for (int r = 0; r < nr; r++) {
+                const float *x = rows[r] + i;
+                const __m512 x0 = _mm512_loadu_ps(x), x1 = _mm512_loadu_ps(x + 16);
+                const __m512 x2 = _mm512_loadu_ps(x + 32), x3 = _mm512_loadu_ps(x + 48);
+#pragma GCC unroll 4
+                for (int h = 0; h < 4; h++) {
+                    const __m512 a = _mm512_set1_ps(w0[(size_t)h * ws + r]);
+                    acc[h][0] = _mm512_fmadd_ps(a, x0, acc[h][0]);
+                    acc[h][1] = _mm512_fmadd_ps(a, x1, acc[h][1]);
+                    acc[h][2] = _mm512_fmadd_ps(a, x2, acc[h][2]);
+                    acc[h][3] = _mm512_fmadd_ps(a, x3, acc[h][3]);
+                }
+            }
+#pragma GCC unroll 4
+            for (int h = 0; h < 4; h++)
+#pragma GCC unroll 4
+                for (int c = 0; c < 4; c++)
+                    _mm512_storeu_ps(y0 + (size_t)h * ys + i + 16 * c, acc[h][c]);
+        }
+        if (n64 < n) {
+            const float *tail[64];
+            for (int r0 = 0; r0 < nr; r0 += 64) {
+                const int m = nr - r0 < 64 ? nr - r0 : 64;
+                for (int r = 0; r < m; r++)
+                    tail[r] = rows[r0 + r] + n64;
+                for (int h = 0; h < 4; h++)
+                    fvec_axpy_rows_avx512(n - n64, y0 + (size_t)h * ys + n64, w0 + (size_t)h * ws + r0, tail, m);
+            }
+        }
+    }
+    for (; g < ng; g++)
+        fvec_axpy_rows_avx512(n, y + (size_t)g * ys, w + (size_t)g * ws, rows, nr);
+}
+
+float fvec_scale_max_avx512(int n, float *x, float a)
+{
+    const __m512 va = _mm512_set1_ps(a);
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), va);
+        _mm512_mask_storeu_ps(x + i, k, v);
+        mx = _mm512_mask_max_ps(mx, k, mx, v);
+    }
+    return _mm512_reduce_max_ps(mx);
+}
+
+/* e^x for x <= 0 (the softmax's x - max): x = n ln2 + r, |r| <= ln2 / 2,
+ * e^r by its degree-6 Taylor polynomial (relative error about 2e-7), times
+ * 2^n by vscalefps; below -104 the result is 0 */
+static inline __m512 fvec_exp_neg(__m512 x)
+{
+    x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 720);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+double fvec_exp_sum_avx512(int n, float *x, float mx)
+{
+    const __m512 vm = _mm512_set1_ps(mx);
+    __m512 sum = _mm512_setzero_ps();
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        const __m512 e = fvec_exp_neg(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), vm));
+        _mm512_mask_storeu_ps(x + i, k, e);
+        sum = _mm512_mask_add_ps(sum, k, sum, e);
+    }
+    return _mm512_reduce_add_ps(sum);
+}
+
+void fvec_normalize_avx512(int n, float *x, double sum)
+{
+    const __m512 inv = _mm512_set1_ps((float)(1.0 / sum));
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(x + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), inv));
     }
 }

@@ -79,6 +79,42 @@ void matvec_quantize_act(enum quant_type wt, const float *x, void *xq, int64_t n
     }
 }
 
+struct quant_rows_job {
+    enum quant_type wt;
+    enum matvec_act act;
+    const float *x;
+    size_t x_stride, row;
+    uint8_t *xq;
+    int64_t n, n_rows, per_task;
+};
+
+static void quant_rows_task(void *ctx, int task, int n_tasks)
+{
+    (void)n_tasks;
+    const struct quant_rows_job *j = ctx;
+    int64_t r1 = (task + 1) * j->per_task < j->n_rows ? (task + 1) * j->per_task : j->n_rows;
+    for (int64_t r = task * j->per_task; r < r1; r++)
+        matvec_quantize_act(j->wt, j->x + (size_t)r * j->x_stride, j->xq + (size_t)r * j->row, j->n, j->act);
+}
+
+void matvec_quantize_rows(struct pool *p, enum quant_type wt, const float *x, size_t x_stride, void *xq, int64_t n,
+                          int64_t n_rows, enum matvec_act act)
+{
+    struct quant_rows_job j = { wt, act, x, x_stride, matvec_act_size(wt, n, act), xq, n, n_rows, 0 };
+    if (n_rows <= 0)
+        return;
+    /* a few rows per task (about 16K elements), so short batches stay on
+     * the calling thread */
+    j.per_task = (16384 + n - 1) / n;
+    if (j.per_task < 1)
+        j.per_task = 1;
+    int n_tasks = (int)((n_rows + j.per_task - 1) / j.per_task);
+    if (n_tasks == 1)
+        quant_rows_task(&j, 0, 1);
+    else
+        pool_run(p, quant_rows_task, &j, n_tasks);
+}
+
 struct matvec_job {
     float *y;               /* matvec: [n_rows]; matmul: [n_tok][n_rows] */
     const uint8_t *W;       /* [n_rows][row_size] */
@@ -136,7 +172,6 @@ static inline float matvec_dot(const struct matvec_job *j, const uint8_t *w, con
 static void matvec_rows_tile(const struct matvec_job *j, float *y, size_t ys, int64_t r0, int64_t r1,
                              const uint8_t *x, int64_t nt)
 {
-    float s[QUANT_GEMM16_MAX_ACT * 16];
     const int64_t chunk = QUANT_GEMM16_MAX_ACT / j->passes;
     for (int64_t r = r0; r < r1; r += 16) {
         const int nr = r1 - r < 16 ? (int)(r1 - r) : 16;
@@ -144,14 +179,7 @@ static void matvec_rows_tile(const struct matvec_job *j, float *y, size_t ys, in
         for (int64_t t0 = 0; t0 < nt; t0 += chunk) {
             const int64_t n_t = nt - t0 < chunk ? nt - t0 : chunk;
             const uint8_t *xt = x + (size_t)t0 * j->act_size;
-            if (j->passes == 1) {
-                j->gemm16(j->n, y + (size_t)t0 * ys + (size_t)r, ys, w, j->row_size, nr, xt, j->act_row, (int)n_t);
-                continue;
-            }
-            j->gemm16(j->n, s, 16, w, j->row_size, nr, xt, j->act_row, (int)(2 * n_t));
-            for (int64_t t = 0; t < n_t; t++)
-                for (int q = 0; q < nr; q++)
-                    y[(size_t)(t0 + t) * ys + (size_t)(r + q)] = s[32 * t + q] + s[32 * t + 16 + q];
+            j->gemm16(j->n, y + (size_t)t0 * ys + (size_t)r, ys, w, j->row_size, nr, xt, j->act_row, (int)n_t, j->passes);
         }
     }
 }

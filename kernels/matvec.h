@@ -32,6 +32,12 @@ size_t matvec_act_size(enum quant_type wt, int64_t n, enum matvec_act act);
 /* xq = x quantized to quant_traits(wt)->vec_dot_type (n elements). */
 void matvec_quantize_act(enum quant_type wt, const float *x, void *xq, int64_t n, enum matvec_act act);
 
+/* Rows r < n_rows of x (x_stride floats apart) quantized as
+ * matvec_quantize_act does, row r at xq + r * matvec_act_size(wt, n, act),
+ * spread over the pool's threads (same bytes as one call per row). */
+void matvec_quantize_rows(struct pool *p, enum quant_type wt, const float *x, size_t x_stride, void *xq, int64_t n,
+                          int64_t n_rows, enum matvec_act act);
+
 /* y[n_rows] = W[n_rows][n] . x[n]; W of type wt (row-major, rows of
  * quant_row_size(wt, n) bytes), xq from matvec_quantize_act. */
 void matvec(struct pool *p, float *y, const void *W, enum quant_type wt,

@@ -34,13 +34,16 @@ typedef void (*quant_dot_multi_fn)(int64_t n, float *s, size_t s_stride, const v
 typedef void (*quant_dot_x4_fn)(int64_t n, float *y, size_t ys, const uint8_t *const *w, int nr, const void *a,
                                 size_t as, int n_act);
 /* y[k * ys + r] = dot(row r, a + k * as) for r < nr (1..16), k < n_act
- * (n_act <= QUANT_GEMM16_MAX_ACT): sixteen weight rows starting at w,
- * row_size bytes apart (rows past nr repeat row nr - 1). For prompts: the
+ * (n_act * passes <= QUANT_GEMM16_MAX_ACT): sixteen weight rows starting at
+ * w, row_size bytes apart (rows past nr repeat row nr - 1). For prompts: the
  * rows are transposed once per call and shared by every activation row.
- * Gives the bits of the type's vec_dot_x4 per (row, activation). */
+ * Gives the bits of the type's vec_dot_x4 per (row, activation). With
+ * passes = 2 the activation rows come in pairs (a row, then its residual,
+ * as bytes apart) and y[k * ys + r] = dot(row r, pair k's first) +
+ * dot(row r, pair k's second), in that order. */
 #define QUANT_GEMM16_MAX_ACT 64
 typedef void (*quant_gemm16_fn)(int64_t n, float *y, size_t ys, const uint8_t *w, size_t row_size, int nr,
-                                const void *a, size_t as, int n_act);
+                                const void *a, size_t as, int n_act, int passes);
 typedef void (*quant_to_float_fn)(const void *src, float *dst, int64_t n);
 typedef void (*quant_from_float_fn)(const float *src, void *dst, int64_t n);
 

@@ -179,8 +179,9 @@ TILE_INLINE void q4k_tile_acts(const struct q4k_tile *t, const block_q8_K *const
 }
 
 static void gemm_q4_K_tile(int64_t n, float *y, size_t ys, const uint8_t *w, size_t row_size, int nr, const void *a,
-                           size_t as, int na)
+                           size_t as, int n_out, int passes)
 {
+    const int na = n_out * passes;
     const int64_t nb = n / QK_K;
     int32_t off[16];
     const __m512i offs = tile_offsets(nr, row_size, off);
@@ -206,8 +207,15 @@ static void gemm_q4_K_tile(int64_t n, float *y, size_t ys, const uint8_t *w, siz
             q4k_tile_acts(&t, &yk, acc + k, accm + k, 1);
         }
     }
-    for (int k = 0; k < na; k++)
-        _mm512_mask_storeu_ps(y + (size_t)k * ys, keep, _mm512_add_ps(acc[k], accm[k]));
+    if (passes == 1) {
+        for (int k = 0; k < na; k++)
+            _mm512_mask_storeu_ps(y + (size_t)k * ys, keep, _mm512_add_ps(acc[k], accm[k]));
+        return;
+    }
+    for (int k = 0; k < n_out; k++)
+        _mm512_mask_storeu_ps(y + (size_t)k * ys, keep,
+                              _mm512_add_ps(_mm512_add_ps(acc[2 * k], accm[2 * k]),
+                                            _mm512_add_ps(acc[2 * k + 1], accm[2 * k + 1])));
 }
 
 /* --- Q6_K ---------------------------------------------------------------- */
@@ -297,8 +305,9 @@ TILE_INLINE void q6k_tile_acts(const struct q6k_tile *t, const block_q8_K *const
 }
 
 static void gemm_q6_K_tile(int64_t n, float *y, size_t ys, const uint8_t *w, size_t row_size, int nr, const void *a,
-                           size_t as, int na)
+                           size_t as, int n_out, int passes)
 {
+    const int na = n_out * passes;
     const int64_t nb = n / QK_K;
     int32_t off[16];
     const __m512i offs = tile_offsets(nr, row_size, off);
@@ -324,8 +333,13 @@ static void gemm_q6_K_tile(int64_t n, float *y, size_t ys, const uint8_t *w, siz
             q6k_tile_acts(&t, &yk, acc + k, 1);
         }
     }
-    for (int k = 0; k < na; k++)
-        _mm512_mask_storeu_ps(y + (size_t)k * ys, keep, acc[k]);
+    if (passes == 1) {
+        for (int k = 0; k < na; k++)
+            _mm512_mask_storeu_ps(y + (size_t)k * ys, keep, acc[k]);
+        return;
+    }
+    for (int k = 0; k < n_out; k++)
+        _mm512_mask_storeu_ps(y + (size_t)k * ys, keep, _mm512_add_ps(acc[2 * k], acc[2 * k + 1]));
 }
 
 void quant_install_tile_avx512(struct quant_traits *traits)

@@ -155,37 +155,63 @@ static void attn_task(void *ctx, int task, int n_tasks)
             for (int g = 0; g < group; g++)
                 fvec_dot_rows(hd, q0 + (size_t)g * hd, rows, nr, scg + (size_t)g * j->n_ctx_max + i);
         }
+        float *att = s->att + (size_t)t * hp->n_head * hd + (size_t)kvh * group * hd;
         for (int g = 0; g < group; g++) {
             int h = kvh * group + g;
             float *sc = scg + (size_t)g * j->n_ctx_max;
-            float mx = -INFINITY;
-            for (int i = 0; i < nk; i++) {
-                sc[i] *= inv;
-                if (sc[i] > mx)
-                    mx = sc[i];
-            }
+            float mx = fvec_scale_max(nk, sc, inv);
             if (sinks && sinks[h] > mx)
                 mx = sinks[h];
-            double sum = 0;
-            for (int i = 0; i < nk; i++) {
-                sc[i] = expf(sc[i] - mx);
-                sum += sc[i];
-            }
+            double sum = fvec_exp_sum(nk, sc, mx);
             if (sinks)
                 sum += expf(sinks[h] - mx);
-            for (int i = 0; i < nk; i++)
-                sc[i] = (float)(sc[i] / sum);
-            memset(s->att + (size_t)t * hp->n_head * hd + (size_t)h * hd, 0, sizeof(float) * hd);
+            fvec_normalize(nk, sc, sum);
         }
+        memset(att, 0, sizeof(float) * (size_t)group * hd);
         /* weighted values: a block of value rows (in cache) for every head */
         for (int i = 0; i < nk; i += VB) {
             int nr = nk - i < VB ? nk - i : VB;
             attn_rows(vc, kv, n_kv, hd, kvh, i0 + i, nr, rows);
-            for (int g = 0; g < group; g++) {
-                float *out = s->att + (size_t)t * hp->n_head * hd + (size_t)(kvh * group + g) * hd;
-                fvec_axpy_rows(hd, out, scg + (size_t)g * j->n_ctx_max + i, rows, nr);
-            }
+            fvec_axpy_rows_heads(hd, group, att, hd, scg + i, j->n_ctx_max, rows, nr);
         }
+    }
+}
+
+struct attn_prep_job {
+    struct attn_scratch *s;
+    const struct attn_hparams *hp;
+    const struct attn_weights *w;
+    const struct engine_batch *b;
+    int layer, t0, t1;
+};
+
+/* Rows t0 + task, + n_tasks, ...: QK-norm and rope of q and k, then k and v
+ * into the row's cache slot (each row writes only its own slot). */
+static void attn_prep_task(void *ctx, int task, int n_tasks)
+{
+    const struct attn_prep_job *j = ctx;
+    const struct attn_hparams *hp = j->hp;
+    struct attn_scratch *s = j->s;
+    int hd = hp->head_dim, n_q = hp->n_head * hd, n_kv = hp->n_head_kv * hd;
+    int n_rot = hp->n_rot ? hp->n_rot : hd;
+    for (int t = j->t0 + task; t < j->t1; t += n_tasks) {
+        const float *cs = s->rope_cos + (size_t)t * (hd / 2), *sn = s->rope_sin + (size_t)t * (hd / 2);
+        for (int h = 0; h < hp->n_head; h++) {
+            float *q = s->q + (size_t)t * n_q + (size_t)h * hd;
+            if (hp->qk_norm)
+                blocks_rmsnorm(q, q, j->w->q_norm->data, hd, hp->rms_eps);
+            blocks_rope(q, cs, sn, n_rot, hp->rope_neox);
+        }
+        for (int h = 0; h < hp->n_head_kv; h++) {
+            float *k = s->k + (size_t)t * n_kv + (size_t)h * hd;
+            if (hp->qk_norm)
+                blocks_rmsnorm(k, k, j->w->k_norm->data, hd, hp->rms_eps);
+            blocks_rope(k, cs, sn, n_rot, hp->rope_neox);
+        }
+        struct attn_kv *kv = s->kv[t];
+        size_t slot = ((size_t)j->layer * kv->n_ctx + (size_t)(j->b->pos[t] % kv->n_ctx)) * n_kv;
+        memcpy(kv->k + slot, s->k + (size_t)t * n_kv, sizeof(float) * n_kv);
+        memcpy(kv->v + slot, s->v + (size_t)t * n_kv, sizeof(float) * n_kv);
     }
 }
 
@@ -202,7 +228,6 @@ void attn_forward(struct fwd *f, struct attn_scratch *s, const struct attn_hpara
                   const struct attn_weights *w, int il, const struct engine_batch *b, const float *xb, float *out)
 {
     int n = b->n, hd = hp->head_dim, n_q = hp->n_head * hd, n_kv = hp->n_head_kv * hd;
-    int n_rot = hp->n_rot ? hp->n_rot : hd;
     struct blocks_mm_part qkv[3] = {
         { hp->q_gate ? s->qg : s->q, w->wq->data, w->wq->type, hp->q_gate ? 2 * n_q : n_q },
         { s->k, w->wk->data, w->wk->type, n_kv },
@@ -235,26 +260,14 @@ void attn_forward(struct fwd *f, struct attn_scratch *s, const struct attn_hpara
         int t1 = t0 + pass < n ? t0 + pass : n;
         int64_t work = 0;
         for (int t = t0; t < t1; t++) {
-            const float *cs = s->rope_cos + (size_t)t * (hd / 2), *sn = s->rope_sin + (size_t)t * (hd / 2);
-            for (int h = 0; h < hp->n_head; h++) {
-                float *q = s->q + (size_t)t * n_q + (size_t)h * hd;
-                if (hp->qk_norm)
-                    blocks_rmsnorm(q, q, w->q_norm->data, hd, hp->rms_eps);
-                blocks_rope(q, cs, sn, n_rot, hp->rope_neox);
-            }
-            for (int h = 0; h < hp->n_head_kv; h++) {
-                float *k = s->k + (size_t)t * n_kv + (size_t)h * hd;
-                if (hp->qk_norm)
-                    blocks_rmsnorm(k, k, w->k_norm->data, hd, hp->rms_eps);
-                blocks_rope(k, cs, sn, n_rot, hp->rope_neox);
-            }
-            struct attn_kv *kv = s->kv[t];
-            size_t slot = ((size_t)il * kv->n_ctx + (size_t)(b->pos[t] % kv->n_ctx)) * n_kv;
-            memcpy(kv->k + slot, s->k + (size_t)t * n_kv, sizeof(float) * n_kv);
-            memcpy(kv->v + slot, s->v + (size_t)t * n_kv, sizeof(float) * n_kv);
             int nk = w->n_swa > 0 && b->pos[t] + 1 > w->n_swa ? w->n_swa : b->pos[t] + 1;
             work += (int64_t)hp->n_head * nk * hd;
         }
+        struct attn_prep_job pj = { s, hp, w, b, il, t0, t1 };
+        if (t1 - t0 >= 4)
+            pool_run(f->pool, attn_prep_task, &pj, f->n_threads);
+        else
+            attn_prep_task(&pj, 0, 1);
 
         struct attn_job job = { s, hp, w, b, il, f->n_ctx, t0, t1 };
         /* short contexts: less work than waking the pool costs */

@@ -128,9 +128,7 @@ static void act_prepare(struct fwd *f, int wt, enum matvec_act act, const float 
     int at = quant_traits(wt)->vec_dot_type;
     if (a->xq_src == x && a->xq_type == at && a->xq_act == act && a->xq_n == n_in && a->xq_rows == n_tok)
         return;
-    size_t row = matvec_act_size(wt, n_in, act);
-    for (int t = 0; t < n_tok; t++)
-        matvec_quantize_act(wt, x + (size_t)t * n_in, (char *)a->xq + (size_t)t * row, n_in, act);
+    matvec_quantize_rows(f->pool, wt, x, (size_t)n_in, a->xq, n_in, n_tok, act);
     a->xq_src = x;
     a->xq_type = at;
     a->xq_act = act;
@@ -226,11 +224,29 @@ int blocks_check_finite(struct fwd *f, const float *x, size_t n, int il)
     return -EBADMSG;
 }
 
+struct norm_rows_job {
+    float *xb;
+    const float *x, *w;
+    int n, n_embd;
+    float eps;
+};
+
+static void norm_rows_task(void *ctx, int task, int n_tasks)
+{
+    const struct norm_rows_job *j = ctx;
+    for (int t = task; t < j->n; t += n_tasks)
+        blocks_rmsnorm(j->xb + (size_t)t * j->n_embd, j->x + (size_t)t * j->n_embd, j->w, j->n_embd, j->eps);
+}
+
 void blocks_norm_rows(struct fwd *f, float *xb, const float *x, const struct mtensor *w, int n, int n_embd,
                       float eps)
 {
-    for (int t = 0; t < n; t++)
-        blocks_rmsnorm(xb + (size_t)t * n_embd, x + (size_t)t * n_embd, w->data, n_embd, eps);
+    struct norm_rows_job j = { xb, x, w->data, n, n_embd, eps };
+    /* a pool wake-up costs about as much as a few rows */
+    if (n >= 4)
+        pool_run(f->pool, norm_rows_task, &j, f->n_threads);
+    else
+        norm_rows_task(&j, 0, 1);
     blocks_act_dirty(f);
 }
 

@@ -19,9 +19,10 @@
 uint64_t moe_scratch_bytes(const struct moe_hparams *hp, int n_batch)
 {
     uint64_t B = (uint64_t)n_batch, K = (uint64_t)hp->n_expert_used;
-    uint64_t floats = B * hp->n_expert + B * K + B * K * hp->n_embd * 3 + B * K * hp->n_ff_exp * 2 + hp->n_embd +
-                      hp->n_expert * 2ull + K;
-    uint64_t ints = B * K * 3 + 2ull * hp->n_expert + K;
+    /* xq_tok: B rows of n_embd floats bound any quantized row */
+    uint64_t floats = B * hp->n_expert + B * K + B * K * hp->n_embd * 2 + B * hp->n_embd + B * K * hp->n_ff_exp * 2 + hp->n_embd +
+                      hp->n_expert * 2ull + K + B;
+    uint64_t ints = B * K * 4 + 2ull * hp->n_expert + K;
     return floats * sizeof(float) + ints * sizeof(int32_t);
 }
 
@@ -38,13 +39,17 @@ int moe_scratch_init(struct moe_scratch *s, const struct moe_hparams *hp, int n_
     ALLOC(router, B * hp->n_expert);
     ALLOC(topk_id, B * K);
     ALLOC(topk_w, B * K);
-    ALLOC(out, B * K * hp->n_embd);
     ALLOC(xg, B * K * hp->n_embd);
+    s->xq_tok = calloc(B * hp->n_embd, sizeof(float));
+    if (!s->xq_tok)
+        goto oom;
     ALLOC(hg, B * K * hp->n_ff_exp);
     ALLOC(hu, B * K * hp->n_ff_exp);
     ALLOC(yg, B * K * hp->n_embd);
     ALLOC(g_tok, B * K);
     ALLOC(g_slot, B * K);
+    ALLOC(g_row, B * K);
+    ALLOC(obs_w, B);
     ALLOC(b_row0, (size_t)hp->n_expert);
     ALLOC(b_rows, (size_t)hp->n_expert);
     ALLOC(pf_x, (size_t)hp->n_embd);
@@ -64,8 +69,10 @@ void moe_scratch_free(struct moe_scratch *s)
     free(s->router);
     free(s->topk_id);
     free(s->topk_w);
-    free(s->out);
+    free(s->g_row);
+    free(s->obs_w);
     free(s->xg);
+    free(s->xq_tok);
     free(s->hg);
     free(s->hu);
     free(s->yg);
@@ -280,7 +287,32 @@ struct moe_ctx {
     int tasks_per_expert;
     enum matvec_act act;   /* precision of the phase's activations */
     size_t act_row;        /* bytes of one quantized activation row */
+    bool act_in_task;      /* phase 0 applies the activation (no biases to add first) */
+    bool xq_tok_ready;     /* s->xq_tok holds this layer's rows */
+    int row_base;          /* first gathered row of the batch (rows of earlier batches of the layer stay) */
+    int rows;              /* end of the batch's gathered rows */
 };
+
+/* The gated activation of gathered rows [r0, r1), columns [c0, c1):
+ * hg = act(hg, hu), element by element. */
+static void moe_activation(const struct moe_hparams *hp, struct moe_scratch *s, int r0, int r1, int64_t c0,
+                           int64_t c1)
+{
+    for (int r = r0; r < r1; r++) {
+        float *g = s->hg + (size_t)r * hp->n_ff_exp, *u = s->hu + (size_t)r * hp->n_ff_exp;
+        if (hp->act == MOE_ACT_SWIGLU_OAI) {
+            float alpha = hp->act_alpha, limit = hp->act_limit;
+            for (int64_t i = c0; i < c1; i++) {
+                float gv = g[i] < limit ? g[i] : limit;
+                float uv = u[i] < -limit ? -limit : u[i] > limit ? limit : u[i];
+                g[i] = gv / (1.0f + expf(alpha * -gv)) * (uv + 1.0f);
+            }
+        } else {
+            for (int64_t i = c0; i < c1; i++)
+                g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+        }
+    }
+}
 
 /* One task: a range of output rows of one expert of the batch, for all of
  * that expert's gathered rows. */
@@ -301,11 +333,26 @@ static void ebatch_task(void *ctx, int task, int n_tasks)
                     r0, r1, hp->n_embd, xq, rows, c->act);
         matmul_rows(s->hu + (size_t)row0 * hp->n_ff_exp, hp->n_ff_exp, blob + c->w->up->offset, c->w->up->type, r0,
                     r1, hp->n_embd, xq, rows, c->act);
+        if (c->act_in_task)
+            moe_activation(hp, s, row0, row0 + rows, r0, r1);
     } else {
         int64_t r1 = r0 + MOE_TASK_ROWS < hp->n_embd ? r0 + MOE_TASK_ROWS : hp->n_embd;
         matmul_rows(s->yg + (size_t)row0 * hp->n_embd, hp->n_embd, blob + c->w->down->offset, c->w->down->type, r0,
                     r1, hp->n_ff_exp, xq, rows, c->act);
     }
+}
+
+/* Gathered row r = a copy of its token's quantized row (xq_tok), rows
+ * spread over the tasks. */
+static void gather_task(void *ctx, int task, int n_tasks)
+{
+    const struct moe_ctx *c = ctx;
+    struct moe_scratch *s = c->s;
+    int nr = c->rows - c->row_base, per = (nr + n_tasks - 1) / n_tasks;
+    int r0 = c->row_base + task * per, r1 = r0 + per < c->rows ? r0 + per : c->rows;
+    for (int r = r0; r < r1; r++)
+        memcpy((char *)c->f->aq.xq + (size_t)r * c->act_row, (const char *)s->xq_tok + (size_t)s->g_tok[r] * c->act_row,
+               c->act_row);
 }
 
 /* y[r][0..n) += the F32 bias part of each expert of the batch, for the
@@ -322,8 +369,7 @@ static void add_part_bias(float *y, int n, const struct split_part *part, const 
 }
 
 /* Hands each expert's gathered rows (kind 0: input, 1: down input) to the
- * activation hook, with each row's router weight (s->yg as scratch: it is
- * written only by the down products that follow). */
+ * activation hook, with each row's router weight. */
 static void moe_observe(struct moe_ctx *c, int nb, int kind)
 {
     struct moe_scratch *s = c->s;
@@ -333,13 +379,14 @@ static void moe_observe(struct moe_ctx *c, int nb, int kind)
     for (int i = 0; i < nb; i++) {
         int r0 = s->b_row0[i];
         for (int r = 0; r < s->b_rows[i]; r++)
-            s->yg[r] = s->topk_w[(size_t)s->g_tok[r0 + r] * k + s->g_slot[r0 + r]];
-        c->f->act_fn(c->f->act_ctx, c->il, c->ids[i], kind, rows + (size_t)r0 * dim, s->yg, s->b_rows[i], dim);
+            s->obs_w[r] = s->topk_w[(size_t)s->g_tok[r0 + r] * k + s->g_slot[r0 + r]];
+        c->f->act_fn(c->f->act_ctx, c->il, c->ids[i], kind, rows + (size_t)r0 * dim, s->obs_w, s->b_rows[i], dim);
     }
 }
 
 /* Runs the nb experts of a delivered batch on every (row, slot) routed to
- * them: gather, gate and up, silu * up, down, scatter to s->out. Each output
+ * them: gather, gate and up, silu * up, down into s->yg (rows after those of
+ * the layer's earlier batches; s->g_row finds them). Each output
  * row depends only on its own row and expert. */
 static int expert_batch(void *ctx, const int32_t *ids, const uint8_t *const *blobs, int nb)
 {
@@ -349,7 +396,16 @@ static int expert_batch(void *ctx, const int32_t *ids, const uint8_t *const *blo
     const struct moe_hparams *hp = c->hp;
     const struct moe_weights *w = c->w;
     double t0 = blocks_now();
-    int k = hp->n_expert_used, rows = 0, n = c->b->n;
+    int k = hp->n_expert_used, rows = c->row_base, n = c->b->n;
+    /* gate and up share their input type in every supported mix; check */
+    assert(quant_traits(w->gate->type)->vec_dot_type == quant_traits(w->up->type)->vec_dot_type);
+    c->act = f->act[ENGINE_SITE_EXPERT];
+    c->act_row = matvec_act_size(w->gate->type, hp->n_embd, c->act);
+    /* Without the activation hook (which wants the float rows), every token
+     * row is quantized once (all its experts share it) and the gathered rows
+     * are copies of those bytes; the activation then runs in the gate/up
+     * tasks and the down tasks write each (row, slot) output themselves. */
+    c->act_in_task = !f->act_fn && !w->gate_b && !w->up_b && !w->down_b;
     for (int i = 0; i < nb; i++) {
         s->b_row0[i] = rows;
         for (int t = 0; t < n; t++)
@@ -357,43 +413,42 @@ static int expert_batch(void *ctx, const int32_t *ids, const uint8_t *const *blo
                 if (s->topk_id[(size_t)t * k + j] == ids[i]) {
                     s->g_tok[rows] = t;
                     s->g_slot[rows] = j;
-                    memcpy(s->xg + (size_t)rows * hp->n_embd, c->xb + (size_t)t * hp->n_embd,
-                           sizeof(float) * hp->n_embd);
+                    s->g_row[(size_t)t * k + j] = rows;
+                    if (!c->act_in_task)
+                        memcpy(s->xg + (size_t)rows * hp->n_embd, c->xb + (size_t)t * hp->n_embd,
+                               sizeof(float) * hp->n_embd);
                     rows++;
                 }
         s->b_rows[i] = rows - s->b_row0[i];
     }
-    /* gate and up share their input type in every supported mix; check */
-    assert(quant_traits(w->gate->type)->vec_dot_type == quant_traits(w->up->type)->vec_dot_type);
+    c->rows = rows;
     c->ids = ids;
     c->blobs = blobs;
     c->phase = 0;
     c->tasks_per_expert = (hp->n_ff_exp + MOE_TASK_ROWS - 1) / MOE_TASK_ROWS;
-    c->act = f->act[ENGINE_SITE_EXPERT];
-    c->act_row = matvec_act_size(w->gate->type, hp->n_embd, c->act);
-    for (int r = 0; r < rows; r++)
-        matvec_quantize_act(w->gate->type, s->xg + (size_t)r * hp->n_embd, (char *)f->aq.xq + (size_t)r * c->act_row,
-                            hp->n_embd, c->act);
+    if (c->act_in_task) {
+        if (!c->xq_tok_ready) { /* once per layer: later batches of the layer reuse the rows */
+            matvec_quantize_rows(f->pool, w->gate->type, c->xb, (size_t)hp->n_embd, s->xq_tok, hp->n_embd, n, c->act);
+            c->xq_tok_ready = true;
+        }
+        if ((size_t)(rows - c->row_base) * c->act_row > (256u << 10)) /* else less than a pool wake-up costs */
+            pool_run(f->pool, gather_task, c, f->n_threads);
+        else
+            gather_task(c, 0, 1);
+    } else {
+        matvec_quantize_rows(f->pool, w->gate->type, s->xg + (size_t)c->row_base * hp->n_embd, (size_t)hp->n_embd,
+                             (char *)f->aq.xq + (size_t)c->row_base * c->act_row, hp->n_embd, rows - c->row_base, c->act);
+    }
     blocks_act_dirty(f);
     if (f->act_fn)
         moe_observe(c, nb, 0);
     pool_run(f->pool, ebatch_task, c, nb * c->tasks_per_expert);
-    if (w->gate_b)
-        add_part_bias(s->hg, hp->n_ff_exp, w->gate_b, blobs, nb, s);
-    if (w->up_b)
-        add_part_bias(s->hu, hp->n_ff_exp, w->up_b, blobs, nb, s);
-    if (hp->act == MOE_ACT_SWIGLU_OAI) {
-        float alpha = hp->act_alpha, limit = hp->act_limit;
-        for (size_t i = 0; i < (size_t)rows * hp->n_ff_exp; i++) {
-            float g = s->hg[i] < limit ? s->hg[i] : limit;
-            float u = s->hu[i] < -limit ? -limit : s->hu[i] > limit ? limit : s->hu[i];
-            s->hg[i] = g / (1.0f + expf(alpha * -g)) * (u + 1.0f);
-        }
-    } else {
-        for (size_t i = 0; i < (size_t)rows * hp->n_ff_exp; i++) {
-            float g = s->hg[i];
-            s->hg[i] = g / (1.0f + expf(-g)) * s->hu[i];
-        }
+    if (!c->act_in_task) {
+        if (w->gate_b)
+            add_part_bias(s->hg, hp->n_ff_exp, w->gate_b, blobs, nb, s);
+        if (w->up_b)
+            add_part_bias(s->hu, hp->n_ff_exp, w->up_b, blobs, nb, s);
+        moe_activation(hp, s, c->row_base, rows, 0, hp->n_ff_exp);
     }
     if (f->act_fn)
         moe_observe(c, nb, 1);
@@ -401,15 +456,12 @@ static int expert_batch(void *ctx, const int32_t *ids, const uint8_t *const *blo
     c->tasks_per_expert = (hp->n_embd + MOE_TASK_ROWS - 1) / MOE_TASK_ROWS;
     c->act = f->act[ENGINE_SITE_DOWN];
     c->act_row = matvec_act_size(w->down->type, hp->n_ff_exp, c->act);
-    for (int r = 0; r < rows; r++)
-        matvec_quantize_act(w->down->type, s->hg + (size_t)r * hp->n_ff_exp,
-                            (char *)f->aq.xq + (size_t)r * c->act_row, hp->n_ff_exp, c->act);
+    matvec_quantize_rows(f->pool, w->down->type, s->hg + (size_t)c->row_base * hp->n_ff_exp, (size_t)hp->n_ff_exp,
+                         (char *)f->aq.xq + (size_t)c->row_base * c->act_row, hp->n_ff_exp, rows - c->row_base, c->act);
     pool_run(f->pool, ebatch_task, c, nb * c->tasks_per_expert);
     if (w->down_b)
         add_part_bias(s->yg, hp->n_embd, w->down_b, blobs, nb, s);
-    for (int r = 0; r < rows; r++)
-        memcpy(s->out + ((size_t)s->g_tok[r] * k + s->g_slot[r]) * hp->n_embd, s->yg + (size_t)r * hp->n_embd,
-               sizeof(float) * hp->n_embd);
+    c->row_base = rows;
     f->times.experts_s += blocks_now() - t0;
     return 0;
 }
@@ -485,7 +537,7 @@ int moe_forward(struct fwd *f, struct moe_scratch *s, const struct moe_hparams *
         float *xr = x + (size_t)t * hp->n_embd;
         for (int j = 0; j < k; j++) {
             float wt = s->topk_w[(size_t)t * k + j];
-            const float *y = s->out + ((size_t)t * k + j) * hp->n_embd;
+            const float *y = s->yg + (size_t)s->g_row[(size_t)t * k + j] * hp->n_embd;
             for (int i = 0; i < hp->n_embd; i++)
                 xr[i] += wt * y[i];
         }

@@ -72,11 +72,13 @@ struct moe_scratch {
     float *router;         /* [B][n_expert] logits, then probabilities */
     int32_t *topk_id;      /* [B][K] */
     float *topk_w;         /* [B][K] */
-    float *out;            /* [B][K][n_embd] one row per (row, slot) */
-    float *xg;             /* [B*K][n_embd] gathered inputs */
+    float *xg;             /* [B*K][n_embd] gathered inputs (for the activation hook) */
+    void *xq_tok;          /* [B] rows quantized for the gate/up products, once per row */
     float *hg, *hu;        /* [B*K][n_ff_exp] gate (then the activation), up */
-    float *yg;             /* [B*K][n_embd] expert outputs */
+    float *yg;             /* [B*K][n_embd] expert outputs, every batch of a layer at its own rows */
     int32_t *g_tok, *g_slot; /* [B*K] row and slot of a gathered row */
+    int32_t *g_row;        /* [B][K] the gathered row of each (row, slot) */
+    float *obs_w;          /* [B] router weights handed to the activation hook */
     int32_t *b_row0, *b_rows; /* [n_expert] gathered rows of each expert of a batch */
     float *pf_x;           /* [n_embd] lookahead input */
     float *pf_logits;      /* [n_expert] */

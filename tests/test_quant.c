@@ -902,6 +902,44 @@ static void test_fvec_rows(void **state)
             fvec_axpy_rows(n, y1, w, rows, R);
             if (memcmp(y0, y1, sizeof(float) * (size_t)n) != 0)
                 fail_msg("fvec_axpy_rows n %d differs from %d fvec_axpy calls", n, R);
+            /* five heads (one group of four, one single) over the same rows */
+            enum { G = 5 };
+            static float yh0[G][N], yh1[G][N], wh[G][R];
+            for (int g = 0; g < G; g++)
+                for (int i = 0; i < n; i++) {
+                    yh0[g][i] = yh1[g][i] = rng_float();
+                    if (i < R)
+                        wh[g][i] = rng_float();
+                }
+            for (int g = 0; g < G; g++)
+                fvec_axpy_rows(n, yh0[g], wh[g], rows, R);
+            fvec_axpy_rows_heads(n, G, yh1[0], N, wh[0], R, rows, R);
+            if (memcmp(yh0, yh1, sizeof(yh0)) != 0)
+                fail_msg("fvec_axpy_rows_heads n %d differs from fvec_axpy_rows per head", n);
+            /* softmax pieces: near expf, and an element's value independent of n */
+            static float sx[N], sy[N];
+            for (int i = 0; i < n; i++)
+                sx[i] = 40.0f * rng_float();
+            memcpy(sy, sx, sizeof(float) * (size_t)n);
+            float mx = fvec_scale_max(n, sx, 0.5f);
+            double sum = fvec_exp_sum(n, sx, mx), exact = 0;
+            float last = sy[n - 1]; /* the last element alone: same bits as in the row */
+            fvec_scale_max(1, &last, 0.5f);
+            fvec_exp_sum(1, &last, mx);
+            if (memcmp(&last, &sx[n - 1], sizeof(float)) != 0)
+                fail_msg("fvec_exp_sum n %d: the last element alone %g, in the row %g", n, last, sx[n - 1]);
+            for (int i = 0; i < n; i++) {
+                double e = exp((double)(sy[i] * 0.5f - mx)); /* the float argument */
+                exact += e;
+                if (fabs(sx[i] - e) > 1e-6 * e + 1e-37)
+                    fail_msg("fvec_exp_sum n %d element %d: %g, exact %g", n, i, sx[i], e);
+            }
+            if (fabs(sum - exact) > 1e-5 * exact)
+                fail_msg("fvec_exp_sum n %d: sum %g, exact %g", n, sum, exact);
+            fvec_normalize(n, sx, sum);
+            for (int i = 0; i < n; i++)
+                if (fabs(sx[i] - exp((double)(sy[i] * 0.5f - mx)) / exact) > 1e-5)
+                    fail_msg("fvec_normalize n %d element %d", n, i);
         }
     }
     quant_init();
