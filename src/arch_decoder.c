@@ -223,8 +223,7 @@ int decoder_forward(struct fwd *f, const struct engine_batch *b, float *logits)
 
         blocks_norm_rows(f, s->xb, s->x, &L->ffn_norm, n, ne, hp->rms_eps);
         const struct moe_weights *next = il + 1 < hp->n_layer ? &d->layers[il + 1].moe : NULL;
-        const struct moe_weights *next2 = il + 2 < hp->n_layer ? &d->layers[il + 2].moe : NULL;
-        int rc = moe_forward(f, &s->moe, &d->mhp, &L->moe, next, next2, hp->rms_eps, il, b, s->xb, s->x, NULL);
+        int rc = moe_forward(f, &s->moe, &d->mhp, &L->moe, next, hp->rms_eps, il, b, s->xb, s->x, NULL);
         if (rc == 0)
             rc = blocks_check_finite(f, s->x, (size_t)n * ne, il);
         if (rc < 0)

@@ -472,9 +472,7 @@ static int ds2_forward(struct fwd *f, const struct engine_batch *b, float *logit
             il + 1 < hp->n_layer && !d->layers[il + 1].dense ? &d->layers[il + 1].moe : NULL;
         struct ds2_shared_job job = { f, s, L, ne, n };
         struct moe_overlap ov = { ds2_shared_compute, &job };
-        const struct moe_weights *next2 =
-            next && il + 2 < hp->n_layer && !d->layers[il + 2].dense ? &d->layers[il + 2].moe : NULL;
-        int rc = moe_forward(f, &s->moe, &d->mhp, &L->moe, next, next2, hp->rms_eps, il, b, s->xb, s->x,
+        int rc = moe_forward(f, &s->moe, &d->mhp, &L->moe, next, hp->rms_eps, il, b, s->xb, s->x,
                              L->gate.ne[0] ? &ov : NULL);
         if (rc < 0)
             return rc;

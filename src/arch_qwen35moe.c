@@ -405,8 +405,7 @@ static int q35_forward(struct fwd *f, const struct engine_batch *b, float *logit
          * in flight, and is added after them as before */
         struct q35_shared_job job = { f, &s->sh, &L->sh, ne, hp->n_ff_shexp, n, s->xb };
         struct moe_overlap ov = { q35_shared_compute, &job };
-        const struct moe_weights *next2 = il + 2 < hp->n_layer ? &d->layers[il + 2].moe : NULL;
-        int rc = moe_forward(f, &s->moe, &d->mhp, &L->moe, next, next2, hp->rms_eps, il, b, s->xb, s->x, &ov);
+        int rc = moe_forward(f, &s->moe, &d->mhp, &L->moe, next, hp->rms_eps, il, b, s->xb, s->x, &ov);
         if (rc < 0)
             return rc;
         moe_shared_apply(&s->sh, &L->sh, ne, n, s->x);

@@ -266,7 +266,7 @@ struct moe_ctx {
     struct fwd *f;
     struct moe_scratch *s;
     const struct moe_hparams *hp;
-    const struct moe_weights *w, *next, *next2;
+    const struct moe_weights *w, *next;
     const struct moe_overlap *ov;
     bool lookahead;
     const struct engine_batch *b;
@@ -420,38 +420,28 @@ static int expert_batch(void *ctx, const int32_t *ids, const uint8_t *const *blo
  * state after attention (normed with L+1's ffn_norm) usually names most of
  * the experts L+1 will pick. Only timing depends on the guess; never the
  * numbers. */
-static void lookahead_guess(struct moe_ctx *c, const struct moe_weights *N)
-{
-    const struct moe_hparams *hp = c->hp;
-    struct moe_scratch *s = c->s;
-    blocks_rmsnorm(s->pf_x, c->x, N->ffn_norm->data, hp->n_embd, c->rms_eps);
-    blocks_mm(c->f, ENGINE_SITE_ROUTER, s->pf_logits, N->router->data, N->router->type, hp->n_expert, hp->n_embd, s->pf_x, 1);
-    if (route_is_ext(hp, N)) {
-        route_ext_row(hp, N, s->pf_logits, s->sel, s->pf_ids, s->pf_w, NULL, 0);
-    } else {
-        if (N->router_b)
-            for (int e = 0; e < hp->n_expert; e++)
-                s->pf_logits[e] += ((const float *)N->router_b->data)[e];
-        topk(s->pf_logits, hp->n_expert, hp->n_expert_used, s->pf_ids);
-    }
-}
-
 static void prefetch_next(void *ctx)
 {
     struct moe_ctx *c = ctx;
     const struct moe_hparams *hp = c->hp;
     struct moe_scratch *s = c->s;
+    const struct moe_weights *N = c->next;
     int ng = 0;
     if (prefetch_wants_lookahead(c->f->pf)) {
-        lookahead_guess(c, c->next);
+        blocks_rmsnorm(s->pf_x, c->x, N->ffn_norm->data, hp->n_embd, c->rms_eps);
+        blocks_mm(c->f, ENGINE_SITE_ROUTER, s->pf_logits, N->router->data, N->router->type, hp->n_expert, hp->n_embd, s->pf_x, 1);
+        if (route_is_ext(hp, N)) {
+            route_ext_row(hp, N, s->pf_logits, s->sel, s->pf_ids, s->pf_w, NULL, 0);
+        } else {
+            if (N->router_b)
+                for (int e = 0; e < hp->n_expert; e++)
+                    s->pf_logits[e] += ((const float *)N->router_b->data)[e];
+            topk(s->pf_logits, hp->n_expert, hp->n_expert_used, s->pf_ids);
+        }
         ng = hp->n_expert_used;
     }
     int n = prefetch_hints(c->f->pf, c->il + 1, s->pf_ids, ng, s->pf_ids, hp->n_expert_used);
     provider_prefetch(c->f->prov, c->il + 1, s->pf_ids, n);
-    if (c->next2 && ng && n && getenv("MS_AHEAD2")) {
-        lookahead_guess(c, c->next2);
-        provider_prefetch(c->f->prov, c->il + 2, s->pf_ids, n);
-    }
 }
 
 /* The layer's reads started: the next layer's guesses go to the disk
@@ -466,8 +456,7 @@ static void moe_started(void *ctx)
 }
 
 int moe_forward(struct fwd *f, struct moe_scratch *s, const struct moe_hparams *hp, const struct moe_weights *w,
-                const struct moe_weights *next, const struct moe_weights *next2, float rms_eps, int il,
-                const struct engine_batch *b,
+                const struct moe_weights *next, float rms_eps, int il, const struct engine_batch *b,
                 const float *xb, float *x, const struct moe_overlap *ov)
 {
     int n = b->n, k = hp->n_expert_used;
@@ -479,7 +468,7 @@ int moe_forward(struct fwd *f, struct moe_scratch *s, const struct moe_hparams *
         route(f, s, hp, w, il, b);
     f->times.router_s += blocks_now() - t0;
 
-    struct moe_ctx c = { .f = f, .s = s, .hp = hp, .w = w, .next = next, .next2 = next2, .ov = ov, .b = b, .xb = xb, .x = x,
+    struct moe_ctx c = { .f = f, .s = s, .hp = hp, .w = w, .next = next, .ov = ov, .b = b, .xb = xb, .x = x,
                          .rms_eps = rms_eps, .il = il };
     int n_uniq = expert_stream_union(&f->es, s->topk_id, n * k);
     prefetch_observe(f->pf, il, s->topk_id, n * k);

@@ -99,15 +99,13 @@ struct moe_overlap {
 };
 
 /* x[n][n_embd] += MoE(xb) for layer il, xb the rows normed with the layer's
- * ffn_norm. next and next2 (may be NULL) are layers il + 1's and il + 2's
- * MoE, for the lookahead of single-row steps when the prefetch policy wants
- * it; x is the residual stream that the lookahead norms with their ffn_norm.
- * ov (may be NULL) runs once, right after the layer's reads started (after
- * any prefetch of the next layers was started). 0 or the stream's error
- * (f->err). */
+ * ffn_norm. next (may be NULL) is layer il + 1's MoE, for the lookahead of
+ * single-row steps when the prefetch policy wants it; x is the residual stream that the
+ * lookahead norms with next->ffn_norm. ov (may be NULL) runs once, right
+ * after the layer's reads started (after any prefetch of the next layer was
+ * started). 0 or the stream's error (f->err). */
 int moe_forward(struct fwd *f, struct moe_scratch *s, const struct moe_hparams *hp, const struct moe_weights *w,
-                const struct moe_weights *next, const struct moe_weights *next2, float rms_eps, int il,
-                const struct engine_batch *b,
+                const struct moe_weights *next, float rms_eps, int il, const struct engine_batch *b,
                 const float *xb, float *x, const struct moe_overlap *ov);
 
 /* The shared expert (Qwen3.5/Qwen3-Next, DeepSeek-style dense FFN next to
