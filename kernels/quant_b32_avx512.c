@@ -118,6 +118,15 @@ B32_INLINE void b32_act_load(struct b32_act *g, const block_q8_0 *y, int t, __m5
                                  _mm512_castps128_ps512(d4));
 }
 
+/* a group's activation side as mx_prep stored it */
+B32_INLINE void b32_act_read(struct b32_act *g, const uint8_t *p)
+{
+    g->lo = _mm512_load_si512(p);
+    g->hi = _mm512_load_si512(p + 64);
+    g->neg = _mm512_load_si512(p + 128);
+    g->d = _mm512_load_ps(p + 192);
+}
+
 /* y[r] for rows 0..3 = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] +
  * acc[5]) + (acc[6] + acc[7])), acc[j] in lanes 4 (j % 4) .. + 3 of lo (j < 4)
  * or hi */
@@ -180,7 +189,7 @@ B32_INLINE void mx_group_load(const uint8_t *p, int t, __m512i *l0, __m512i *l1)
 /* y[k * ys + r] = dot(w[r], a + k * as) for r < nr, k < na (na <= B32_ACT_GROUP,
  * a constant once inlined) */
 B32_INLINE void mx_x4_rows(int64_t n, float *y, size_t ys, const uint8_t *const *w, int nr, const uint8_t *a,
-                           size_t as, const int na)
+                           size_t as, const int na, const int prepped)
 {
     const int64_t nb = n / QK_MXFP4;
     /* the same group of the next four rows (see quant_x4_avx512.c) */
@@ -217,7 +226,10 @@ B32_INLINE void mx_x4_rows(int64_t n, float *y, size_t ys, const uint8_t *const 
 #pragma GCC unroll 8
         for (int k = 0; k < na; k++) {
             struct b32_act g;
-            b32_act_load(&g, (const block_q8_0 *)(const void *)(a + (size_t)k * as) + b, t, off);
+            if (prepped)
+                b32_act_read(&g, a + (size_t)k * as + (size_t)(b / B32_G) * sizeof(struct b32_act));
+            else
+                b32_act_load(&g, (const block_q8_0 *)(const void *)(a + (size_t)k * as) + b, t, off);
             __m512i p[4];
 #pragma GCC unroll 4
             for (int r = 0; r < 4; r++)
@@ -244,8 +256,46 @@ static int b32_rows_close(const uint8_t *const *w)
     return 1;
 }
 
+/* The activation side of one Q8_0 group: blocks 0, 1 / 2, 3 in the 256-bit
+ * halves of a01 / a23, n01 / n23 = -128 * their sums (spread over each
+ * half's eight int32), d as in struct b32_act. */
+struct q80_act {
+    __m512i a01, a23, n01, n23;
+    __m512 d;
+};
+
+B32_INLINE void q80_act_load(struct q80_act *g, const block_q8_0 *yk, int t)
+{
+    const __m512i x80 = _mm512_set1_epi8((char)0x80);
+    __m256i q[B32_G];
+    uint16_t dd[B32_G] = { 0, 0, 0, 0 };
+#pragma GCC unroll 4
+    for (int j = 0; j < B32_G; j++) {
+        q[j] = j < t ? _mm256_loadu_si256((const __m256i *)yk[j].qs) : _mm256_setzero_si256();
+        if (j < t)
+            memcpy(&dd[j], &yk[j].d, sizeof(dd[j]));
+    }
+    g->a01 = _mm512_inserti64x4(_mm512_castsi256_si512(q[0]), q[1], 1);
+    g->a23 = _mm512_inserti64x4(_mm512_castsi256_si512(q[2]), q[3], 1);
+    const __m512i z = _mm512_setzero_si512();
+    g->n01 = _mm512_sub_epi32(z, _mm512_dpbusd_epi32(z, x80, g->a01));
+    g->n23 = _mm512_sub_epi32(z, _mm512_dpbusd_epi32(z, x80, g->a23));
+    const __m128 d4 = _mm_cvtph_ps(_mm_setr_epi16((short)dd[0], (short)dd[1], (short)dd[2], (short)dd[3], 0, 0, 0, 0));
+    g->d = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+                                 _mm512_castps128_ps512(d4));
+}
+
+B32_INLINE void q80_act_read(struct q80_act *g, const uint8_t *p)
+{
+    g->a01 = _mm512_load_si512(p);
+    g->a23 = _mm512_load_si512(p + 64);
+    g->n01 = _mm512_load_si512(p + 128);
+    g->n23 = _mm512_load_si512(p + 192);
+    g->d = _mm512_load_ps(p + 256);
+}
+
 B32_INLINE void q80_x4_rows(int64_t n, float *y, size_t ys, const uint8_t *const *w, int nr, const uint8_t *a,
-                            size_t as, const int na)
+                            size_t as, const int na, const int prepped)
 {
     const int64_t nb = n / QK8_0;
     const ptrdiff_t pf = 4 * (w[1] - w[0]);
@@ -287,34 +337,21 @@ B32_INLINE void q80_x4_rows(int64_t n, float *y, size_t ys, const uint8_t *const
         const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dh));
 #pragma GCC unroll 8
         for (int k = 0; k < na; k++) {
-            const block_q8_0 *yk = (const block_q8_0 *)(const void *)(a + (size_t)k * as) + b;
-            __m256i q[B32_G];
-            uint16_t dd[B32_G] = { 0, 0, 0, 0 };
-#pragma GCC unroll 4
-            for (int j = 0; j < B32_G; j++) {
-                q[j] = j < t ? _mm256_loadu_si256((const __m256i *)yk[j].qs) : _mm256_setzero_si256();
-                if (j < t)
-                    memcpy(&dd[j], &yk[j].d, sizeof(dd[j]));
-            }
-            const __m512i a01 = _mm512_inserti64x4(_mm512_castsi256_si512(q[0]), q[1], 1);
-            const __m512i a23 = _mm512_inserti64x4(_mm512_castsi256_si512(q[2]), q[3], 1);
-            const __m512i z = _mm512_setzero_si512();
-            const __m512i n01 = _mm512_sub_epi32(z, _mm512_dpbusd_epi32(z, x80, a01));
-            const __m512i n23 = _mm512_sub_epi32(z, _mm512_dpbusd_epi32(z, x80, a23));
-            const __m128 d4 = _mm_cvtph_ps(
-                _mm_setr_epi16((short)dd[0], (short)dd[1], (short)dd[2], (short)dd[3], 0, 0, 0, 0));
-            const __m512 da = _mm512_permutexvar_ps(
-                _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3), _mm512_castps128_ps512(d4));
+            struct q80_act g;
+            if (prepped)
+                q80_act_read(&g, a + (size_t)k * as + (size_t)(b / B32_G) * sizeof(struct q80_act));
+            else
+                q80_act_load(&g, (const block_q8_0 *)(const void *)(a + (size_t)k * as) + b, t);
             __m512i p[4];
 #pragma GCC unroll 4
             for (int r = 0; r < 4; r++) {
-                const __m512i p01 = _mm512_dpbusd_epi32(n01, u01[r], a01);
-                const __m512i p23 = _mm512_dpbusd_epi32(n23, u23[r], a23);
+                const __m512i p01 = _mm512_dpbusd_epi32(g.n01, u01[r], g.a01);
+                const __m512i p23 = _mm512_dpbusd_epi32(g.n23, u23[r], g.a23);
                 /* 128-bit lane j = the four partial sums of block j */
                 p[r] = _mm512_add_epi32(_mm512_shuffle_i64x2(p01, p23, 0x88), _mm512_shuffle_i64x2(p01, p23, 0xDD));
             }
             const __m512 f = _mm512_cvtepi32_ps(b32_reduce4(p[0], p[1], p[2], p[3]));
-            acc[h][k] = _mm512_mask3_fmadd_ps(f, _mm512_mul_ps(dw, da), acc[h][k], keep);
+            acc[h][k] = _mm512_mask3_fmadd_ps(f, _mm512_mul_ps(dw, g.d), acc[h][k], keep);
         }
     }
 #pragma GCC unroll 8
@@ -325,6 +362,19 @@ B32_INLINE void q80_x4_rows(int64_t n, float *y, size_t ys, const uint8_t *const
 /* One entry for every activation count (groups of B32_ACT_GROUP, then 4, 2,
  * 1), and the one-row entries: the same kernel with the row in every lane. */
 #define B32_DEFINE(name, rows, check)                                                                          \
+    B32_DEFINE_X4(name, rows, check, 0)                                                                       \
+    B32_DEFINE_X4(name##_p, rows, check, 1)                                                                   \
+    static void name##_one(int64_t n, float *s, const void *w, const void *a)                                 \
+    {                                                                                                         \
+        const uint8_t *r[4] = { w, w, w, w };                                                                 \
+        name(n, s, 1, r, 1, a, 0, 1);                                                                         \
+    }                                                                                                         \
+    static void name##_multi(int64_t n, float *s, size_t ss, const void *w, const void *a, size_t as, int n_act) \
+    {                                                                                                         \
+        const uint8_t *r[4] = { w, w, w, w };                                                                 \
+        name(n, s, ss, r, 1, a, as, n_act);                                                                   \
+    }
+#define B32_DEFINE_X4(name, rows, check, prepped)                                                              \
     static void name(int64_t n, float *y, size_t ys, const uint8_t *const *w, int nr, const void *a, size_t as,  \
                      int na)                                                                                  \
     {                                                                                                         \
@@ -344,32 +394,55 @@ B32_INLINE void q80_x4_rows(int64_t n, float *y, size_t ys, const uint8_t *const
         const uint8_t *ap = a;                                                                                \
         int k = 0;                                                                                            \
         for (; k + B32_ACT_GROUP <= na; k += B32_ACT_GROUP)                                                   \
-            rows(n, y + (size_t)k * ys, ys, w, nr, ap + (size_t)k * as, as, B32_ACT_GROUP);                   \
+            rows(n, y + (size_t)k * ys, ys, w, nr, ap + (size_t)k * as, as, B32_ACT_GROUP, prepped);          \
         if (na - k >= 4) {                                                                                    \
-            rows(n, y + (size_t)k * ys, ys, w, nr, ap + (size_t)k * as, as, 4);                               \
+            rows(n, y + (size_t)k * ys, ys, w, nr, ap + (size_t)k * as, as, 4, prepped);                      \
             k += 4;                                                                                           \
         }                                                                                                     \
         if (na - k >= 2) {                                                                                    \
-            rows(n, y + (size_t)k * ys, ys, w, nr, ap + (size_t)k * as, as, 2);                               \
+            rows(n, y + (size_t)k * ys, ys, w, nr, ap + (size_t)k * as, as, 2, prepped);                      \
             k += 2;                                                                                           \
         }                                                                                                     \
         if (na - k >= 1)                                                                                      \
-            rows(n, y + (size_t)k * ys, ys, w, nr, ap + (size_t)k * as, as, 1);                               \
-    }                                                                                                         \
-    static void name##_one(int64_t n, float *s, const void *w, const void *a)                                 \
-    {                                                                                                         \
-        const uint8_t *r[4] = { w, w, w, w };                                                                 \
-        name(n, s, 1, r, 1, a, 0, 1);                                                                         \
-    }                                                                                                         \
-    static void name##_multi(int64_t n, float *s, size_t ss, const void *w, const void *a, size_t as, int n_act) \
-    {                                                                                                         \
-        const uint8_t *r[4] = { w, w, w, w };                                                                 \
-        name(n, s, ss, r, 1, a, as, n_act);                                                                   \
+            rows(n, y + (size_t)k * ys, ys, w, nr, ap + (size_t)k * as, as, 1, prepped);                      \
     }
 _Static_assert(B32_ACT_GROUP == 8, "B32_DEFINE handles a remainder of at most 7 rows");
 
 B32_DEFINE(dot_mxfp4_x4, mx_x4_rows, 0)
 B32_DEFINE(dot_q8_0_x4, q80_x4_rows, 1)
+
+/* Prepared activations (traits.x4_prep): per activation row, the activation
+ * side of every group as the kernels above compute it, 64-byte aligned. */
+static size_t mx_prep_size(int64_t n)
+{
+    return (size_t)((n / QK_MXFP4 + B32_G - 1) / B32_G) * sizeof(struct b32_act);
+}
+
+static void mx_prep(int64_t n, const void *a, size_t as, int na, void *out)
+{
+    const int64_t nb = n / QK_MXFP4;
+    const __m512i off = _mm512_set1_epi8(12);
+    struct b32_act *o = out;
+    for (int k = 0; k < na; k++)
+        for (int64_t b = 0; b < nb; b += B32_G, o++)
+            b32_act_load(o, (const block_q8_0 *)(const void *)((const uint8_t *)a + (size_t)k * as) + b,
+                         nb - b < B32_G ? (int)(nb - b) : B32_G, off);
+}
+
+static size_t q80_prep_size(int64_t n)
+{
+    return (size_t)((n / QK8_0 + B32_G - 1) / B32_G) * sizeof(struct q80_act);
+}
+
+static void q80_prep(int64_t n, const void *a, size_t as, int na, void *out)
+{
+    const int64_t nb = n / QK8_0;
+    struct q80_act *o = out;
+    for (int k = 0; k < na; k++)
+        for (int64_t b = 0; b < nb; b += B32_G, o++)
+            q80_act_load(o, (const block_q8_0 *)(const void *)((const uint8_t *)a + (size_t)k * as) + b,
+                         nb - b < B32_G ? (int)(nb - b) : B32_G);
+}
 
 /* --- sixteen-row tiles ---------------------------------------------------- */
 
@@ -530,8 +603,14 @@ void quant_install_b32_avx512(struct quant_traits *traits)
     traits[QT_MXFP4].vec_dot_multi = dot_mxfp4_x4_multi;
     traits[QT_MXFP4].vec_dot_x4 = dot_mxfp4_x4;
     traits[QT_MXFP4].gemm16 = gemm_mxfp4_tile;
+    traits[QT_MXFP4].x4_prep_size = mx_prep_size;
+    traits[QT_MXFP4].x4_prep = mx_prep;
+    traits[QT_MXFP4].vec_dot_x4p = dot_mxfp4_x4_p;
     traits[QT_Q8_0].vec_dot = dot_q8_0_x4_one;
     traits[QT_Q8_0].vec_dot_multi = dot_q8_0_x4_multi;
     traits[QT_Q8_0].vec_dot_x4 = dot_q8_0_x4;
     traits[QT_Q8_0].gemm16 = gemm_q8_0_tile;
+    traits[QT_Q8_0].x4_prep_size = q80_prep_size;
+    traits[QT_Q8_0].x4_prep = q80_prep;
+    traits[QT_Q8_0].vec_dot_x4p = dot_q8_0_x4_p;
 }
