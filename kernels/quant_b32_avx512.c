@@ -519,27 +519,36 @@ B32_INLINE void b32_tile_acts(const struct b32_tile *t, const block_q8_0 *const 
         /* the activations made unsigned, a + 128 */
         uint8_t ua[B32_TILE_T][32] __attribute__((aligned(32)));
         __m512 da[B32_TILE_T];
-        __m512i p[B32_TILE_T];
+        /* two dependency chains per activation row (even / odd q), added at
+         * the end: the sum is the same exact integer */
+        __m512i p0[B32_TILE_T], p1[B32_TILE_T];
 #pragma GCC unroll 4
         for (int k = 0; k < na; k++) {
             _mm256_store_si256((__m256i *)ua[k],
                                _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)y[k][j].qs), x80));
-            qhalf h;
-            memcpy(&h, &y[k][j].d, sizeof(h));
-            da[k] = _mm512_set1_ps(_cvtsh_ss(h));
-            p[k] = t->neg[j];
+            qhalf dh;
+            memcpy(&dh, &y[k][j].d, sizeof(dh));
+            da[k] = _mm512_set1_ps(_cvtsh_ss(dh));
+            p0[k] = t->neg[j];
+            p1[k] = _mm512_setzero_si512();
         }
-#pragma GCC unroll 8
-        for (int q = 0; q < 8; q++) {
-            const __m512i wq = t->wv[j][q];
+        /* read ua back from memory: the four-byte broadcasts are then plain
+         * broadcast loads (without the barrier gcc forwards them from the
+         * register with two shuffles each) */
+        __asm__ volatile("" ::: "memory");
 #pragma GCC unroll 4
-            for (int k = 0; k < na; k++)
-                p[k] = _mm512_dpbusd_epi32(p[k], bcast4(ua[k] + 4 * q), wq);
+        for (int q = 0; q < 8; q += 2) {
+            const __m512i w0 = t->wv[j][q], w1 = t->wv[j][q + 1];
+#pragma GCC unroll 4
+            for (int k = 0; k < na; k++) {
+                p0[k] = _mm512_dpbusd_epi32(p0[k], bcast4(ua[k] + 4 * q), w0);
+                p1[k] = _mm512_dpbusd_epi32(p1[k], bcast4(ua[k] + 4 * q + 4), w1);
+            }
         }
 #pragma GCC unroll 4
         for (int k = 0; k < na; k++)
-            acc[k][4 * h + j] =
-                _mm512_fmadd_ps(_mm512_cvtepi32_ps(p[k]), _mm512_mul_ps(t->dw[j], da[k]), acc[k][4 * h + j]);
+            acc[k][4 * h + j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(p0[k], p1[k])),
+                                                _mm512_mul_ps(t->dw[j], da[k]), acc[k][4 * h + j]);
     }
 }
 
