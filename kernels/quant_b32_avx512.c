@@ -98,24 +98,34 @@ struct b32_act {
     __m512 d;
 };
 
-B32_INLINE void b32_act_load(struct b32_act *g, const block_q8_0 *y, int t, __m512i off)
+/* blocks 0..t-1 of a group of activation rows (the rest zero): blocks 0, 1
+ * / 2, 3 in the 256-bit halves of *a01 / *a23, and the scales as a vector,
+ * lane 4 j + r = d_j */
+B32_INLINE void b32_act_blocks(const block_q8_0 *y, int t, __m512i *a01, __m512i *a23, __m512 *d)
 {
     __m256i q[B32_G];
     uint16_t dh[B32_G] = { 0, 0, 0, 0 };
+#pragma GCC unroll 4
     for (int j = 0; j < B32_G; j++) {
         q[j] = j < t ? _mm256_loadu_si256((const __m256i *)y[j].qs) : _mm256_setzero_si256();
         if (j < t)
             memcpy(&dh[j], &y[j].d, sizeof(dh[j]));
     }
-    const __m512i t01 = _mm512_inserti64x4(_mm512_castsi256_si512(q[0]), q[1], 1);
-    const __m512i t23 = _mm512_inserti64x4(_mm512_castsi256_si512(q[2]), q[3], 1);
+    *a01 = _mm512_inserti64x4(_mm512_castsi256_si512(q[0]), q[1], 1);
+    *a23 = _mm512_inserti64x4(_mm512_castsi256_si512(q[2]), q[3], 1);
+    const __m128 d4 = _mm_cvtph_ps(_mm_setr_epi16((short)dh[0], (short)dh[1], (short)dh[2], (short)dh[3], 0, 0, 0, 0));
+    *d = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+                               _mm512_castps128_ps512(d4));
+}
+
+B32_INLINE void b32_act_load(struct b32_act *g, const block_q8_0 *y, int t, __m512i off)
+{
+    __m512i t01, t23;
+    b32_act_blocks(y, t, &t01, &t23, &g->d);
     g->lo = _mm512_shuffle_i64x2(t01, t23, 0x88);
     g->hi = _mm512_shuffle_i64x2(t01, t23, 0xDD);
     const __m512i z = _mm512_setzero_si512();
     g->neg = _mm512_sub_epi32(z, _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, off, g->lo), off, g->hi));
-    const __m128 d4 = _mm_cvtph_ps(_mm_setr_epi16((short)dh[0], (short)dh[1], (short)dh[2], (short)dh[3], 0, 0, 0, 0));
-    g->d = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
-                                 _mm512_castps128_ps512(d4));
 }
 
 /* a group's activation side as mx_prep stored it */
@@ -266,23 +276,10 @@ struct q80_act {
 
 B32_INLINE void q80_act_load(struct q80_act *g, const block_q8_0 *yk, int t)
 {
-    const __m512i x80 = _mm512_set1_epi8((char)0x80);
-    __m256i q[B32_G];
-    uint16_t dd[B32_G] = { 0, 0, 0, 0 };
-#pragma GCC unroll 4
-    for (int j = 0; j < B32_G; j++) {
-        q[j] = j < t ? _mm256_loadu_si256((const __m256i *)yk[j].qs) : _mm256_setzero_si256();
-        if (j < t)
-            memcpy(&dd[j], &yk[j].d, sizeof(dd[j]));
-    }
-    g->a01 = _mm512_inserti64x4(_mm512_castsi256_si512(q[0]), q[1], 1);
-    g->a23 = _mm512_inserti64x4(_mm512_castsi256_si512(q[2]), q[3], 1);
-    const __m512i z = _mm512_setzero_si512();
+    const __m512i x80 = _mm512_set1_epi8((char)0x80), z = _mm512_setzero_si512();
+    b32_act_blocks(yk, t, &g->a01, &g->a23, &g->d);
     g->n01 = _mm512_sub_epi32(z, _mm512_dpbusd_epi32(z, x80, g->a01));
     g->n23 = _mm512_sub_epi32(z, _mm512_dpbusd_epi32(z, x80, g->a23));
-    const __m128 d4 = _mm_cvtph_ps(_mm_setr_epi16((short)dd[0], (short)dd[1], (short)dd[2], (short)dd[3], 0, 0, 0, 0));
-    g->d = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
-                                 _mm512_castps128_ps512(d4));
 }
 
 B32_INLINE void q80_act_read(struct q80_act *g, const uint8_t *p)
