@@ -66,7 +66,7 @@ void quant_install_b32_avx512(struct quant_traits *traits);
 /* activation rows whose accumulators one pass over four weight rows keeps */
 #define B32_ACT_GROUP 8
 /* tile: activation rows that share each weight vector from registers */
-#define B32_TILE_T 4
+#define B32_TILE_T 8
 /* blocks per group: the accumulators acc[b % 4] */
 #define B32_G 4
 
@@ -519,7 +519,7 @@ B32_INLINE void b32_tile_acts(const struct b32_tile *t, const block_q8_0 *const 
         /* two dependency chains per activation row (even / odd q), added at
          * the end: the sum is the same exact integer */
         __m512i p0[B32_TILE_T], p1[B32_TILE_T];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int k = 0; k < na; k++) {
             _mm256_store_si256((__m256i *)ua[k],
                                _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)y[k][j].qs), x80));
@@ -536,13 +536,13 @@ B32_INLINE void b32_tile_acts(const struct b32_tile *t, const block_q8_0 *const 
 #pragma GCC unroll 4
         for (int q = 0; q < 8; q += 2) {
             const __m512i w0 = t->wv[j][q], w1 = t->wv[j][q + 1];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
             for (int k = 0; k < na; k++) {
                 p0[k] = _mm512_dpbusd_epi32(p0[k], bcast4(ua[k] + 4 * q), w0);
                 p1[k] = _mm512_dpbusd_epi32(p1[k], bcast4(ua[k] + 4 * q + 4), w1);
             }
         }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int k = 0; k < na; k++)
             acc[k][4 * h + j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(p0[k], p1[k])),
                                                 _mm512_mul_ps(t->dw[j], da[k]), acc[k][4 * h + j]);
