@@ -14,6 +14,7 @@
 #include "matvec.h"
 
 #include <assert.h>
+#include <stdbool.h>
 #include <string.h>
 
 /* Aim for this many chunks per thread so a slow (descheduled) thread does not
@@ -30,6 +31,10 @@
  * or 64 rows the activations fall out of L1 and matmul of 64 tokens on the
  * dev VM drops from 27 to 23 effective GB/s (Q4_K) and 45 to 33 (Q6_K). */
 #define MATMUL_CHUNK_ACT 8
+/* four-row kernels with prepared activations (traits.x4_prep): bytes of
+ * the stack buffer holding one chunk's prepared rows; longer rows take the
+ * kernel that rearranges the activations itself (same bits) */
+#define MATVEC_PREP_BYTES (128 * 1024)
 /* matmul: activation rows from which the sixteen-row tile kernel (weights
  * transposed once per call) beats the four-row kernel */
 #define MATMUL_TILE_MIN_ACT 8
@@ -123,6 +128,9 @@ struct matvec_job {
     quant_dot_multi_fn dot_multi; /* NULL: the type has none in this ISA */
     quant_dot_x4_fn dot_x4;       /* four rows at once; NULL: none */
     quant_gemm16_fn gemm16;       /* sixteen rows x many activations; NULL: none */
+    quant_x4_prep_fn x4_prep;     /* with dot_x4p: activations prepared once per chunk */
+    quant_dot_x4_fn dot_x4p;
+    size_t prep_row;              /* bytes of one prepared activation row; 0: none */
     size_t pass2;           /* offset of the residual activation row; 0 = one pass */
     size_t act_row;         /* bytes of one activation row of one pass */
     int passes;             /* 1, or 2 (the row, then its residual) */
@@ -193,20 +201,29 @@ static void matvec_rows_x4(const struct matvec_job *j, float *y, size_t ys, int6
     }
     /* tokens outer (a chunk's activations stay in L1), four rows inner */
     float s[MATMUL_CHUNK_ACT * 4];
+    uint8_t prep[MATVEC_PREP_BYTES] __attribute__((aligned(64)));
+    const bool use_prep = j->prep_row && j->prep_row * MATMUL_CHUNK_ACT <= sizeof(prep);
     const int64_t chunk = MATMUL_CHUNK_ACT / j->passes;
     for (int64_t t0 = 0; t0 < nt; t0 += chunk) {
         const int64_t n_t = nt - t0 < chunk ? nt - t0 : chunk;
         const uint8_t *xt = x + (size_t)t0 * j->act_size;
+        /* activation rows a = t * passes + p are act_row bytes apart */
+        quant_dot_x4_fn dot = j->dot_x4;
+        size_t as = j->act_row;
+        if (use_prep) {
+            j->x4_prep(j->n, xt, j->act_row, (int)(n_t * j->passes), prep);
+            dot = j->dot_x4p, xt = prep, as = j->prep_row;
+        }
         for (int64_t r = r0; r < r1; r += 4) {
             const int nr = r1 - r < 4 ? (int)(r1 - r) : 4;
             const uint8_t *w[4];
             for (int q = 0; q < 4; q++)
                 w[q] = j->W + (size_t)(r + (q < nr ? q : nr - 1)) * j->row_size;
             if (j->passes == 1) {
-                j->dot_x4(j->n, y + (size_t)t0 * ys + (size_t)r, ys, w, nr, xt, j->act_row, (int)n_t);
+                dot(j->n, y + (size_t)t0 * ys + (size_t)r, ys, w, nr, xt, as, (int)n_t);
                 continue;
             }
-            j->dot_x4(j->n, s, 4, w, nr, xt, j->act_row, (int)(2 * n_t));
+            dot(j->n, s, 4, w, nr, xt, as, (int)(2 * n_t));
             for (int64_t t = 0; t < n_t; t++)
                 for (int q = 0; q < nr; q++)
                     y[(size_t)(t0 + t) * ys + (size_t)(r + q)] = s[8 * t + q] + s[8 * t + 4 + q];
@@ -240,6 +257,7 @@ void matvec(struct pool *p, float *y, const void *W, enum quant_type wt,
         return;
     struct matvec_job j = {
         .y = y, .W = W, .xq = xq, .dot = tr->vec_dot, .dot_multi = tr->vec_dot_multi, .dot_x4 = tr->vec_dot_x4, .gemm16 = tr->gemm16,
+        .x4_prep = tr->x4_prep, .dot_x4p = tr->vec_dot_x4p, .prep_row = tr->x4_prep ? tr->x4_prep_size(n) : 0,
         .n_rows = n_rows, .n = n, .row_size = quant_row_size(wt, n), .n_tok = 1,
         .act_size = matvec_act_size(wt, n, act), .act_row = quant_row_size(tr->vec_dot_type, n),
         .passes = passes_for(wt, act),
@@ -315,6 +333,7 @@ void matmul(struct pool *p, float *Y, const void *W, enum quant_type wt,
     }
     struct matvec_job j = {
         .y = Y, .W = W, .xq = Xq, .dot = tr->vec_dot, .dot_multi = tr->vec_dot_multi, .dot_x4 = tr->vec_dot_x4, .gemm16 = tr->gemm16,
+        .x4_prep = tr->x4_prep, .dot_x4p = tr->vec_dot_x4p, .prep_row = tr->x4_prep ? tr->x4_prep_size(n) : 0,
         .n_rows = n_rows,
         .n = n, .row_size = quant_row_size(wt, n), .act_size = matvec_act_size(wt, n, act), .n_tok = n_tok,
         .act_row = quant_row_size(tr->vec_dot_type, n), .passes = passes_for(wt, act),
@@ -344,6 +363,7 @@ void matmul_rows(float *Y, int64_t y_stride, const void *W, enum quant_type wt, 
         return;
     struct matvec_job j = {
         .y = Y, .W = W, .xq = Xq, .dot = tr->vec_dot, .dot_multi = tr->vec_dot_multi, .dot_x4 = tr->vec_dot_x4, .gemm16 = tr->gemm16,
+        .x4_prep = tr->x4_prep, .dot_x4p = tr->vec_dot_x4p, .prep_row = tr->x4_prep ? tr->x4_prep_size(n) : 0,
         .n_rows = y_stride,
         .n = n, .row_size = quant_row_size(wt, n), .act_size = matvec_act_size(wt, n, act), .n_tok = n_tok,
         .act_row = quant_row_size(tr->vec_dot_type, n), .passes = passes_for(wt, act),

@@ -129,6 +129,10 @@ void quant_install_lowbit_avx512(struct quant_traits *t);
 void quant_install_x4_avx512(struct quant_traits *t);
 /* sixteen-row tiles for prompts (quant_tile_avx512.c): set gemm16 only */
 void quant_install_tile_avx512(struct quant_traits *t);
+/* four-row and tile kernels of MXFP4 and Q8_0 (quant_b32_avx512.c): run
+ * after quant_install_avx512(), replace vec_dot, vec_dot_multi, set
+ * vec_dot_x4 and gemm16 of the two types */
+void quant_install_b32_avx512(struct quant_traits *t);
 
 static const char *isa_name = "ref";
 
@@ -175,6 +179,7 @@ int quant_select_isa(const char *name)
         quant_install_lowbit_avx512(traits);
         quant_install_x4_avx512(traits);
         quant_install_tile_avx512(traits);
+        quant_install_b32_avx512(traits);
     }
     fvec_select(want_avx512);
     isa_name = want_avx512 ? "avx512" : want_avx2 ? "avx2" : "ref";

@@ -44,6 +44,13 @@ typedef void (*quant_dot_x4_fn)(int64_t n, float *y, size_t ys, const uint8_t *c
 #define QUANT_GEMM16_MAX_ACT 64
 typedef void (*quant_gemm16_fn)(int64_t n, float *y, size_t ys, const uint8_t *w, size_t row_size, int nr,
                                 const void *a, size_t as, int n_act, int passes);
+/* Activations rearranged once for a four-row kernel: x4_prep_size(n) bytes
+ * per activation row; x4_prep writes n_act such rows back to back from the
+ * rows a + k * as; vec_dot_x4p is vec_dot_x4 reading them (as = the stride
+ * of the prepared rows) and gives the same bits. For kernels that would
+ * otherwise rearrange the same activations for every four weight rows. */
+typedef size_t (*quant_x4_prep_size_fn)(int64_t n);
+typedef void (*quant_x4_prep_fn)(int64_t n, const void *a, size_t as, int n_act, void *out);
 typedef void (*quant_to_float_fn)(const void *src, float *dst, int64_t n);
 typedef void (*quant_from_float_fn)(const float *src, void *dst, int64_t n);
 
@@ -60,6 +67,9 @@ struct quant_traits {
                                        * ISA has none for the type: call vec_dot per row */
     quant_dot_x4_fn vec_dot_x4;   /* four rows at once; NULL when the ISA has none */
     quant_gemm16_fn gemm16;       /* sixteen rows x many activations; NULL: none */
+    quant_x4_prep_size_fn x4_prep_size; /* with x4_prep and vec_dot_x4p; NULL: none */
+    quant_x4_prep_fn x4_prep;
+    quant_dot_x4_fn vec_dot_x4p;
     enum quant_type vec_dot_type; /* what the activations must be quantized to */
     quant_from_float_fn from_float_simd; /* ISA variant of from_float with byte-identical
                                           * output (Q8_0, Q8_K); NULL under ref: use from_float */

@@ -138,6 +138,13 @@ static void synth_weights(int t, void *dst, int64_t n_rows, int64_t n)
         for (int64_t b = 0; b < (int64_t)(size / tr->type_size); b++)
             ((block_q6_K *)p)[b].d = quant_fp32_to_fp16(rng_float() * 0.01f);
         return;
+    case QT_MXFP4:
+        /* any packed nibbles; exponents 2^-8 .. 2^-1 (e8m0 119..126) */
+        for (size_t i = 0; i < size; i++)
+            p[i] = (uint8_t)rng_next();
+        for (int64_t b = 0; b < (int64_t)(size / tr->type_size); b++)
+            ((block_mxfp4 *)p)[b].e = (uint8_t)(119 + rng_next() % 8);
+        return;
     case QT_IQ4_NL:
         for (size_t i = 0; i < size; i++)
             p[i] = (uint8_t)rng_next();
@@ -204,7 +211,7 @@ static void test_drivers_match_rows(void **state)
     (void)state;
     static const enum matvec_act acts[] = { MATVEC_ACT8, MATVEC_ACT16 };
     for (int ai = 0; ai < 2; ai++) {
-    static const int types[] = { QT_F32, QT_Q8_0, QT_IQ4_NL, QT_Q4_K, QT_Q6_K };
+    static const int types[] = { QT_F32, QT_Q8_0, QT_IQ4_NL, QT_MXFP4, QT_Q4_K, QT_Q6_K };
     static const int64_t shapes[][2] = { { 1, 256 }, { 3, 512 }, { 17, 256 }, { 64, 768 }, { 259, 256 }, { 1000, 512 } };
     /* 9 and 21: more activation rows than one multi-row chunk, odd remainders;
      * 37: more than one token chunk of the tile kernels (32) */
@@ -216,9 +223,15 @@ static void test_drivers_match_rows(void **state)
             for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++)
                 for (size_t ki = 0; ki < sizeof(toks) / sizeof(toks[0]); ki++)
                     check_shape(p, types[ti], shapes[si][0], shapes[si][1], toks[ki], acts[ai]);
-        /* an odd number of 32-element blocks (the Q8_0 tile kernel pairs them) */
+        /* 32-element blocks in groups of four (the MXFP4 and Q8_0 kernels):
+         * rows ending in a partial group of 3, 1 and 2 blocks (gpt-oss's 2880) */
         for (size_t ki = 0; ki < sizeof(toks) / sizeof(toks[0]); ki++)
-            check_shape(p, QT_Q8_0, 19, 96, toks[ki], acts[ai]);
+            for (int b32 = 0; b32 < 2; b32++) {
+                const int t = b32 ? QT_MXFP4 : QT_Q8_0;
+                check_shape(p, t, 19, 96, toks[ki], acts[ai]);
+                check_shape(p, t, 21, 160, toks[ki], acts[ai]);
+                check_shape(p, t, 35, 2880, toks[ki], acts[ai]);
+            }
         pool_free(p);
     }
     }
