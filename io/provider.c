@@ -10,7 +10,7 @@
  * the store is offered to the tier. Knows no model arithmetic; called by src/ only
  * through provider.h. Allocates only in provider_open.
  */
-#include "provider_impl.h"
+#include "provider.h"
 
 #include "ecache.h"
 #include "qdprobe.h"
@@ -29,6 +29,59 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <xxhash.h>
+
+#define PROVIDER_DEFAULT_ACTIVE 8
+#define PROVIDER_MAX_REG_BYTES (1ull << 30) /* io_uring limit per registered buffer */
+#define PROVIDER_MAX_CHUNKS 16
+/* Prefetch reads in flight at most: the next layer's demand reads queue
+ * behind every guess still in flight, so only the likeliest few go out
+ * (30B shape, 2.5 GiB budget, --prefetch: 371 MiB per decode token with 3
+ * against 397 with up to 8, one noisy pair; bench/README.md). */
+#define PROVIDER_PF_INFLIGHT 3
+
+struct provider {
+    const struct split_model *m;
+    struct provider_opts o;
+    struct ecache *cache;
+    struct reader *rd;
+    int *file_of_layer;            /* [n_layer] reader file index, -1 without experts */
+    uint64_t *read_len;            /* [n_layer] bytes per blob read (aligned) */
+    uint64_t *chunk_len;           /* [n_layer] bytes per concurrent piece of a blob read */
+    int *n_chunk;                  /* [n_layer] pieces a blob read is cut into (1 = whole) */
+    int blob_qd;                   /* blob reads in flight at most (the queue depth) */
+    int pf_inflight;               /* prefetch reads in flight */
+    int pf_cap;                    /* prefetch reads in flight at most */
+    struct iovec *bufs;            /* [n_bufs] arena chunks registered with the reader */
+    int n_bufs;
+    struct reader_completion *comps; /* [reader capacity] */
+    struct tier *tier;             /* SSD tier, or NULL */
+    int tier_file;                 /* its reader file index */
+    int *from_tier;                /* [n_slots] tier slot + 1 of the read in flight, 0 = store */
+
+    /* The request being delivered. */
+    bool active;
+    int failed;                    /* sticky -errno of an abandoned request */
+    int layer;
+    int *ready;                    /* [max_n_expert] slots to deliver, FIFO */
+    int ready_head, ready_count;
+    int *pending;                  /* [max_n_expert] miss slots not yet submitted */
+    int pending_head, pending_count;
+    int outstanding;               /* reads submitted, not completed (demand and prefetch) */
+    int waiting;                   /* slots of this request not yet in the ready queue */
+    uint8_t *pf;                   /* [n_slots] a prefetch read is in flight into the slot */
+    uint8_t *want;                 /* [n_slots] the request waits for that prefetch read */
+    uint64_t *slot_read;           /* [n_slots] from a GGUF: bytes of the reads into the slot */
+    uint8_t *pf_unused;            /* [n_slots] a prefetched blob landed, no request used it yet */
+    double busy_t0;                /* when outstanding last went from 0 to 1 */
+    uint32_t *seen;                /* [max_n_expert] request stamp per id (dedupe) */
+    uint32_t *order;               /* [max_n_expert] striped: sort keys of the pending misses */
+    uint32_t seq;
+    int max_n_expert;
+
+    struct provider_stats st;
+    char io_note[768];             /* provider_io_note */
+    char err[1024];
+};
 
 static double provider_now(void)
 {
@@ -121,8 +174,7 @@ static void provider_probe(struct provider *p, enum reader_backend be, uint64_t 
                  err);
         return;
     }
-    /* room for a full decode layer's misses and a few guesses */
-    int want = r.saturated < 16 ? p->o.max_active + 3 : READER_DEFAULT_QD;
+    int want = r.saturated < 16 ? p->o.max_active + PROVIDER_PF_INFLIGHT : READER_DEFAULT_QD;
     if (want > READER_DEFAULT_QD)
         want = READER_DEFAULT_QD;
     p->blob_qd = want;
@@ -204,14 +256,11 @@ int provider_open(struct provider **out, const struct split_model *m,
     p->slot_read = calloc((size_t)n_slots, sizeof *p->slot_read);
     p->want = calloc((size_t)n_slots, 1);
     p->pf_unused = calloc((size_t)n_slots, 1);
-    p->gq_cap = PROVIDER_GUESS_LAYERS * max_active;
-    p->gq_layer = malloc((size_t)p->gq_cap * sizeof *p->gq_layer);
-    p->gq_expert = malloc((size_t)p->gq_cap * sizeof *p->gq_expert);
     paths = malloc((size_t)(n_files + 1) * sizeof *paths);
     p->from_tier = calloc((size_t)n_slots, sizeof *p->from_tier);
     if (!p->file_of_layer || !p->read_len || !p->chunk_len || !p->n_chunk || !p->slot_read || !p->ready || !p->pending ||
         !p->seen || !p->order || !paths ||
-        !p->pf || !p->want || !p->pf_unused || !p->from_tier || !p->gq_layer || !p->gq_expert)
+        !p->pf || !p->want || !p->pf_unused || !p->from_tier)
         goto fail_nomem_p;
 
     {
@@ -300,6 +349,7 @@ int provider_open(struct provider **out, const struct split_model *m,
     /* The queue depth counts blob reads; a blob cut into pieces takes one
      * reader request per piece, so the reader gets room for every piece. */
     p->blob_qd = o->queue_depth > 0 ? o->queue_depth : READER_DEFAULT_QD;
+    p->pf_cap = PROVIDER_PF_INFLIGHT;
     if (o->queue_depth > 0)
         snprintf(p->io_note, sizeof p->io_note, "queue depth %d (--queue-depth)", p->blob_qd);
     else
@@ -392,8 +442,6 @@ void provider_close(struct provider *p)
     free(p->slot_read);
     free(p->want);
     free(p->pf_unused);
-    free(p->gq_layer);
-    free(p->gq_expert);
     free(p->comps);
     free(p->bufs);
     free(p->seen);
@@ -424,7 +472,7 @@ static int ready_pop(struct provider *p)
 
 /* Reads in flight: the busy clock runs while at least one is. A completion
  * is seen when the provider reaps it, so busy time ends at the reap. */
-void provider_io_start(struct provider *p)
+static void provider_io_start(struct provider *p)
 {
     if (p->outstanding++ == 0)
         p->busy_t0 = provider_now();
@@ -437,7 +485,7 @@ static void provider_io_done(struct provider *p)
 }
 
 /* A slot that held an unused prefetched blob is taken for another key. */
-void provider_slot_reused(struct provider *p, int slot)
+static void provider_slot_reused(struct provider *p, int slot)
 {
     if (p->pf_unused[slot]) {
         p->pf_unused[slot] = 0;
@@ -459,7 +507,7 @@ static const char *provider_path(const struct provider *p, int layer, int expert
 
 /* Starts the read of (layer, expert) into slot: one read of the blob, or,
  * from a GGUF, one aligned read per part, gathered into one completion. */
-int provider_start_read(struct provider *p, int layer, int expert, int slot)
+static int provider_start_read(struct provider *p, int layer, int expert, int slot)
 {
     const struct split_layer *ly = &p->m->layers[layer];
     uint8_t *dst = ecache_slot_data(p->cache, slot);
@@ -641,12 +689,12 @@ static int provider_abandon(struct provider *p, int rc)
     while (p->ready_count > 0)
         ecache_unpin(p->cache, ready_pop(p));
     p->waiting = 0;
-    p->gq_n = 0;
     p->active = false;
     p->failed = rc;
     return rc;
 }
 
+static void provider_reap_quiet(struct provider *p);
 
 /* Striped layer: orders the pending misses round-robin over the stripe
  * files (first miss of each file, then the second of each, ...), so the
@@ -697,7 +745,6 @@ int provider_request(struct provider *p, int layer, const int *experts, int n)
         return -EINVAL;
     }
     ly = &p->m->layers[layer];
-    provider_guess_drop_stale(p, layer);
     provider_reap_quiet(p);
     p->failed = 0;
     p->layer = layer;
@@ -765,7 +812,6 @@ int provider_request(struct provider *p, int layer, const int *experts, int n)
     rc = provider_submit_pending(p);
     if (rc < 0)
         return provider_abandon(p, rc);
-    provider_guess_pump(p);
     return 0;
 }
 
@@ -773,14 +819,13 @@ static int provider_complete(struct provider *p, const struct reader_completion 
 
 /* Between requests: takes in prefetch reads that already landed (they
  * become hits) without waiting, so the busy clock stops near their end. */
-void provider_reap_quiet(struct provider *p)
+static void provider_reap_quiet(struct provider *p)
 {
-    if (p->active)
+    if (p->active || p->outstanding == 0)
         return;
-    int n = p->outstanding > 0 ? reader_reap(p->rd, p->comps, reader_capacity(p->rd), false) : 0;
+    int n = reader_reap(p->rd, p->comps, reader_capacity(p->rd), false);
     for (int i = 0; i < n; i++)
         provider_complete(p, &p->comps[i]); /* only guesses are in flight: never fails */
-    provider_guess_pump(p);
 }
 
 /* A read finished: check it and queue the slot for delivery. */
@@ -915,8 +960,41 @@ int provider_next(struct provider *p, int *expert, const uint8_t **blob)
             rc = provider_submit_pending(p);
         if (rc < 0)
             return provider_abandon(p, rc);
-        provider_guess_pump(p);
     }
+}
+
+int provider_prefetch(struct provider *p, int layer, const int *experts, int n)
+{
+    if (layer < 0 || layer >= p->m->n_layer || p->m->layers[layer].n_expert == 0)
+        return 0;
+    if (!p->active)
+        provider_reap_quiet(p);
+    int started = 0;
+    for (int i = 0; i < n; i++) {
+        int e = experts[i], slot;
+        enum ecache_state state;
+
+        if (e < 0 || e >= p->m->layers[layer].n_expert || ecache_find(p->cache, layer, e) >= 0)
+            continue; /* out of range, resident or already loading */
+        if (p->outstanding >= p->blob_qd - p->o.max_active || p->pf_inflight >= p->pf_cap)
+            break;     /* keep room for demand reads */
+        slot = ecache_acquire_spec(p->cache, layer, e, &state);
+        if (slot < 0)
+            break;     /* nothing cold enough to displace */
+        provider_slot_reused(p, slot);
+        int rc = provider_start_read(p, layer, e, slot);
+        if (rc < 0) {
+            ecache_discard(p->cache, slot);
+            ecache_unpin(p->cache, slot);
+            break;
+        }
+        p->pf[slot] = 1;
+        p->pf_inflight++;
+        provider_io_start(p);
+        p->st.prefetches++;
+        started++;
+    }
+    return started;
 }
 
 void provider_release(struct provider *p, int layer, int expert)
@@ -925,6 +1003,19 @@ void provider_release(struct provider *p, int layer, int expert)
 
     if (slot >= 0 && ecache_is_ready(p->cache, slot) && ecache_pins(p->cache, slot) > 0)
         ecache_unpin(p->cache, slot);
+}
+
+int provider_pin_profile(struct provider *p, const int *layers, const int *experts, int n)
+{
+    int room = (int)p->st.n_slots - 2 * p->o.max_active, done = 0;
+    for (int i = 0; i < n && done < room; i++) {
+        if (ecache_set_sticky(p->cache, layers[i], experts[i]) < 0) {
+            errmsg_set(p->err, sizeof p->err, 0, "provider: pinned profile: no expert %d in layer %d", experts[i], layers[i]);
+            return -EINVAL;
+        }
+        done++;
+    }
+    return done;
 }
 
 bool provider_resident(const struct provider *p, int layer, int expert)

@@ -3,8 +3,8 @@
  * split model: request/next/release order (hits first, each distinct id
  * once), a tiny cache forced to evict over a long random request sequence
  * still returns the right bytes (every backend, both policies), more misses
- * than the queue depth, reads in pieces, the guess queue, the budget
- * refusal message, pinned-out and busy errors, statistics.
+ * than the queue depth, reads in pieces, the prefetch cap, the budget refusal message, pinned-out and busy
+ * errors, statistics.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -242,19 +242,18 @@ static void test_more_misses_than_queue_depth(void **state)
     }
 }
 
-/* Guesses take the free queue slots only; the rest wait in the guess queue.
- * A request for their own layer drops the waiting ones and reads what it
- * needs: every expert right, guessed or not. */
-static void test_prefetch_queue(void **state)
+/* At most 3 guesses in flight: the rest of a long guess list is dropped,
+ * and a request then gets every expert right, guessed or not. */
+static void test_prefetch_cap(void **state)
 {
     struct split_fixture *f = *state;
-    struct provider_opts o = {.io = PROVIDER_IO_URING, .max_active = 8, .queue_depth = 2, .verify_reads = true};
+    struct provider_opts o = {.io = PROVIDER_IO_URING, .max_active = 8, .verify_reads = true};
     struct provider *p = open_p(f, &o);
     int ids[8] = {9, 2, 14, 5, 0, 11, 7, 3}, e, rc, n = 0;
     const uint8_t *blob;
     struct provider_stats s;
 
-    assert_int_equal(provider_prefetch(p, 2, ids, 8), 2);
+    assert_int_equal(provider_prefetch(p, 2, ids, 8), 3);
     assert_int_equal(provider_request(p, 2, ids, 8), 0);
     while ((rc = provider_next(p, &e, &blob)) > 0) {
         assert_memory_equal(blob, fixture_blob(f, 2, e), BLOB_BYTES);
@@ -264,44 +263,8 @@ static void test_prefetch_queue(void **state)
     assert_int_equal(rc, 0);
     assert_int_equal(n, 8);
     provider_get_stats(p, &s);
-    assert_int_equal(s.prefetches, 2);
-    assert_int_equal(s.prefetch_used, 2);
+    assert_int_equal(s.prefetches, 3);
     assert_int_equal(s.reads, 8);
-    provider_close(p);
-}
-
-/* Guesses for the next layer queued behind a request's read start as its
- * reads complete (the queue depth of 2 holds one demand read and one
- * guess); the next layer's request then finds them, and reads the rest. */
-static void test_prefetch_queue_drains(void **state)
-{
-    struct split_fixture *f = *state;
-    struct provider_opts o = {.io = PROVIDER_IO_URING, .max_active = 8, .queue_depth = 2, .verify_reads = true};
-    struct provider *p = open_p(f, &o);
-    int first[1] = {6}, next[4] = {1, 4, 12, 8}, e, rc, n = 0;
-    const uint8_t *blob;
-    struct provider_stats s;
-
-    assert_int_equal(provider_request(p, 2, first, 1), 0);
-    assert_int_equal(provider_prefetch(p, 3, next, 4), 1);
-    while ((rc = provider_next(p, &e, &blob)) > 0) {
-        assert_memory_equal(blob, fixture_blob(f, 2, e), BLOB_BYTES);
-        provider_release(p, 2, e);
-    }
-    assert_int_equal(rc, 0);
-    provider_get_stats(p, &s);
-    assert_true(s.prefetches >= 2); /* the demand read's completion started a waiting guess */
-    assert_int_equal(provider_request(p, 3, next, 4), 0);
-    while ((rc = provider_next(p, &e, &blob)) > 0) {
-        assert_memory_equal(blob, fixture_blob(f, 3, e), BLOB_BYTES);
-        provider_release(p, 3, e);
-        n++;
-    }
-    assert_int_equal(rc, 0);
-    assert_int_equal(n, 4);
-    provider_get_stats(p, &s);
-    assert_int_equal(s.prefetch_used, s.prefetches);
-    assert_int_equal(s.reads, 5);
     provider_close(p);
 }
 
@@ -450,8 +413,7 @@ int main(void)
         cmocka_unit_test(test_registration_progress),
         cmocka_unit_test(test_tiny_cache_random),
         cmocka_unit_test(test_more_misses_than_queue_depth),
-        cmocka_unit_test(test_prefetch_queue),
-        cmocka_unit_test(test_prefetch_queue_drains),
+        cmocka_unit_test(test_prefetch_cap),
         cmocka_unit_test(test_request_keeps_its_hits),
         cmocka_unit_test(test_budget_refusal),
         cmocka_unit_test(test_pinned_out_and_busy),
