@@ -33,6 +33,20 @@ typedef void (*quant_dot_multi_fn)(int64_t n, float *s, size_t s_stride, const v
  * the row repeated, so all three give the same bits per (row, activation). */
 typedef void (*quant_dot_x4_fn)(int64_t n, float *y, size_t ys, const uint8_t *const *w, int nr, const void *a,
                                 size_t as, int n_act);
+/* Defines name##_one (a quant_dot_fn) and name##_multi (a quant_dot_multi_fn)
+ * from the four-row kernel name: the one row in every lane, nr = 1. For the
+ * SIMD files that install a four-row kernel as vec_dot and vec_dot_multi too. */
+#define QUANT_X4_ROW_ENTRIES(name)                                                                              \
+    static void name##_one(int64_t n, float *s, const void *w, const void *a)                                 \
+    {                                                                                                         \
+        const uint8_t *r[4] = { w, w, w, w };                                                                 \
+        name(n, s, 1, r, 1, a, 0, 1);                                                                         \
+    }                                                                                                         \
+    static void name##_multi(int64_t n, float *s, size_t ss, const void *w, const void *a, size_t as, int n_act) \
+    {                                                                                                         \
+        const uint8_t *r[4] = { w, w, w, w };                                                                 \
+        name(n, s, ss, r, 1, a, as, n_act);                                                                   \
+    }
 /* y[k * ys + r] = dot(row r, a + k * as) for r < nr (1..16), k < n_act
  * (n_act * passes <= QUANT_GEMM16_MAX_ACT): sixteen weight rows starting at
  * w, row_size bytes apart (rows past nr repeat row nr - 1). For prompts: the

@@ -361,16 +361,7 @@ B32_INLINE void q80_x4_rows(int64_t n, float *y, size_t ys, const uint8_t *const
 #define B32_DEFINE(name, rows, check)                                                                          \
     B32_DEFINE_X4(name, rows, check, 0)                                                                       \
     B32_DEFINE_X4(name##_p, rows, check, 1)                                                                   \
-    static void name##_one(int64_t n, float *s, const void *w, const void *a)                                 \
-    {                                                                                                         \
-        const uint8_t *r[4] = { w, w, w, w };                                                                 \
-        name(n, s, 1, r, 1, a, 0, 1);                                                                         \
-    }                                                                                                         \
-    static void name##_multi(int64_t n, float *s, size_t ss, const void *w, const void *a, size_t as, int n_act) \
-    {                                                                                                         \
-        const uint8_t *r[4] = { w, w, w, w };                                                                 \
-        name(n, s, ss, r, 1, a, as, n_act);                                                                   \
-    }
+    QUANT_X4_ROW_ENTRIES(name)
 #define B32_DEFINE_X4(name, rows, check, prepped)                                                              \
     static void name(int64_t n, float *y, size_t ys, const uint8_t *const *w, int nr, const void *a, size_t as,  \
                      int na)                                                                                  \

@@ -294,16 +294,7 @@ X4_INLINE void q6k_x4_rows(int64_t n, float *y, size_t ys, const uint8_t *const 
         if (na - k >= 1)                                                                                      \
             rows(n, y + (size_t)k * ys, ys, w, nr, ap + (size_t)k * as, as, 1);                               \
     }                                                                                                         \
-    static void name##_one(int64_t n, float *s, const void *w, const void *a)                                 \
-    {                                                                                                         \
-        const uint8_t *r[4] = { w, w, w, w };                                                                 \
-        name(n, s, 1, r, 1, a, 0, 1);                                                                         \
-    }                                                                                                         \
-    static void name##_multi(int64_t n, float *s, size_t ss, const void *w, const void *a, size_t as, int n_act) \
-    {                                                                                                         \
-        const uint8_t *r[4] = { w, w, w, w };                                                                 \
-        name(n, s, ss, r, 1, a, as, n_act);                                                                   \
-    }
+    QUANT_X4_ROW_ENTRIES(name)
 _Static_assert(X4_ACT_GROUP == 8, "X4_DEFINE handles a remainder of at most 7 rows");
 
 X4_DEFINE(dot_q4_K_x4, q4k_x4_rows)
