@@ -45,6 +45,30 @@ void quant_install_x4_avx512(struct quant_traits *traits);
 /* activation rows whose accumulators one pass over the weights keeps */
 #define X4_ACT_GROUP 8
 
+/*
+ * Software prefetch for the weights. The four rows of a group are adjacent
+ * (rows r..r+3 of one matrix), so a group is one contiguous region of G = 4
+ * row sizes that the kernel reads as four interleaved streams, a few hundred
+ * bytes each: too short for the hardware prefetcher to lock on. Instead, at
+ * super-block i of a group the kernel prefetches the i-th slice (4 blocks'
+ * worth of bytes) of the region that starts X4_PF_GROUPS groups ahead, one
+ * sequential stream over the whole matrix. Measured on this project's 2-core
+ * AVX-512 machine (one thread, 256 MiB of rows of 2048, chunks of 384 rows):
+ * two groups ahead ran Q4_K about 15% and Q6_K about 25% faster than
+ * prefetching the same block of the next group row by row. Prefetches of
+ * addresses past the matrix, or of rows that are not adjacent (the one-row
+ * entries pass one row four times), cost a few loads and never fault.
+ */
+#define X4_PF_GROUPS 2
+
+X4_INLINE void x4_prefetch_slice(const uint8_t *const *w, int64_t i, size_t block_bytes)
+{
+    const size_t slice = 4 * block_bytes;
+    const char *p = (const char *)w[0] + X4_PF_GROUPS * 4 * (w[1] - w[0]) + (size_t)i * slice;
+    for (size_t o = 0; o < slice; o += 64)
+        __builtin_prefetch(p + o, 0, 3);
+}
+
 
 /* vpshufb index: every int16 lane = byte b of its 128-bit lane, zero-extended */
 static inline __m512i x4_byte_to_i16(int b)
@@ -93,10 +117,6 @@ X4_INLINE void q4k_x4_rows(int64_t n, float *y, size_t ys, const uint8_t *const 
                            size_t as, const int na)
 {
     const int64_t nb = n / QK_K;
-    /* Prefetch the same block of the next four rows: rows of a group are
-     * adjacent, so each stream is only a few hundred bytes long and the
-     * hardware prefetcher alone would miss the start of every group. */
-    const ptrdiff_t pf = 4 * (w[1] - w[0]);
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     const __m512i midx = x4_mins_idx();
     /* float lanes per 128-bit lane r: [d_r, -dmin_r, d_r, -dmin_r] */
@@ -110,12 +130,7 @@ X4_INLINE void q4k_x4_rows(int64_t n, float *y, size_t ys, const uint8_t *const 
         const block_q4_K *b1 = (const block_q4_K *)(const void *)w[1] + i;
         const block_q4_K *b2 = (const block_q4_K *)(const void *)w[2] + i;
         const block_q4_K *b3 = (const block_q4_K *)(const void *)w[3] + i;
-        for (int o = 0; o < (int)sizeof(block_q4_K); o += 64) {
-            __builtin_prefetch((const char *)b0 + pf + o, 0, 3);
-            __builtin_prefetch((const char *)b1 + pf + o, 0, 3);
-            __builtin_prefetch((const char *)b2 + pf + o, 0, 3);
-            __builtin_prefetch((const char *)b3 + pf + o, 0, 3);
-        }
+        x4_prefetch_slice(w, i, sizeof(block_q4_K));
         /* d and dmin of the four rows (fp16 pairs) -> [d, -dmin] per row */
         uint32_t h0, h1, h2, h3;
         memcpy(&h0, &b0->d, 4);
@@ -212,7 +227,6 @@ X4_INLINE void q6k_x4_rows(int64_t n, float *y, size_t ys, const uint8_t *const 
                            size_t as, const int na)
 {
     const int64_t nb = n / QK_K;
-    const ptrdiff_t pf = 4 * (w[1] - w[0]);
     const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
     const __m512i idx[4] = { x4_q6k_sc_idx(0), x4_q6k_sc_idx(4), x4_q6k_sc_idx(8), x4_q6k_sc_idx(12) };
     __m128 acc[X4_ACT_GROUP];
@@ -220,14 +234,13 @@ X4_INLINE void q6k_x4_rows(int64_t n, float *y, size_t ys, const uint8_t *const 
     for (int k = 0; k < na; k++)
         acc[k] = _mm_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
+        x4_prefetch_slice(w, i, sizeof(block_q6_K));
         __m512i wv[4][4], sv[4][4];
         __m256i sc16[4];
         uint16_t dh[4];
 #pragma GCC unroll 4
         for (int r = 0; r < 4; r++) {
             const block_q6_K *x = (const block_q6_K *)(const void *)w[r] + i;
-            for (int o = 0; o < (int)sizeof(block_q6_K); o += 64)
-                __builtin_prefetch((const char *)x + pf + o, 0, 3);
             memcpy(&dh[r], &x->d, sizeof(dh[r]));
             sc16[r] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x->scales));
             const __m512i raw = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)x->scales));
