@@ -47,6 +47,29 @@ typedef void (*quant_dot_x4_fn)(int64_t n, float *y, size_t ys, const uint8_t *c
         const uint8_t *r[4] = { w, w, w, w };                                                                 \
         name(n, s, ss, r, 1, a, as, n_act);                                                                   \
     }
+/*
+ * Software prefetch for the four-row kernels. The four rows of a group are
+ * adjacent (rows r..r+3 of one matrix), so a group is one contiguous region
+ * of G = 4 row sizes that a kernel reads as four interleaved streams a few
+ * hundred bytes each: too short for the hardware prefetcher to lock on.
+ * Instead, while a kernel works on blocks [b, b + nblk) of a group, it
+ * prefetches the matching slice (4 x nblk blocks of bytes) of the region
+ * QUANT_X4_PF_GROUPS groups ahead: one sequential stream over the matrix.
+ * Measured on this project's 2-core AVX-512 machine (one thread, 256 MiB of
+ * rows of 2048, chunks of 384 rows): two groups ahead ran the Q4_K kernel
+ * about 15% and Q6_K about 25% faster than prefetching the same block of the
+ * next group row by row. Addresses past the matrix, or rows that are not
+ * adjacent (the one-row entries pass one row four times), cost a few wasted
+ * prefetches and never fault.
+ */
+#define QUANT_X4_PF_GROUPS 2
+static inline void quant_x4_prefetch(const uint8_t *const *w, int64_t b, int64_t nblk, size_t block_bytes)
+{
+    const char *p = (const char *)w[0] + QUANT_X4_PF_GROUPS * 4 * (w[1] - w[0]) + (size_t)b * 4 * block_bytes;
+    const size_t len = 4 * (size_t)nblk * block_bytes;
+    for (size_t o = 0; o < len; o += 64)
+        __builtin_prefetch(p + o, 0, 3);
+}
 /* y[k * ys + r] = dot(row r, a + k * as) for r < nr (1..16), k < n_act
  * (n_act * passes <= QUANT_GEMM16_MAX_ACT): sixteen weight rows starting at
  * w, row_size bytes apart (rows past nr repeat row nr - 1). For prompts: the

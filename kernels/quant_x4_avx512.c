@@ -45,29 +45,6 @@ void quant_install_x4_avx512(struct quant_traits *traits);
 /* activation rows whose accumulators one pass over the weights keeps */
 #define X4_ACT_GROUP 8
 
-/*
- * Software prefetch for the weights. The four rows of a group are adjacent
- * (rows r..r+3 of one matrix), so a group is one contiguous region of G = 4
- * row sizes that the kernel reads as four interleaved streams, a few hundred
- * bytes each: too short for the hardware prefetcher to lock on. Instead, at
- * super-block i of a group the kernel prefetches the i-th slice (4 blocks'
- * worth of bytes) of the region that starts X4_PF_GROUPS groups ahead, one
- * sequential stream over the whole matrix. Measured on this project's 2-core
- * AVX-512 machine (one thread, 256 MiB of rows of 2048, chunks of 384 rows):
- * two groups ahead ran Q4_K about 15% and Q6_K about 25% faster than
- * prefetching the same block of the next group row by row. Prefetches of
- * addresses past the matrix, or of rows that are not adjacent (the one-row
- * entries pass one row four times), cost a few loads and never fault.
- */
-#define X4_PF_GROUPS 2
-
-X4_INLINE void x4_prefetch_slice(const uint8_t *const *w, int64_t i, size_t block_bytes)
-{
-    const size_t slice = 4 * block_bytes;
-    const char *p = (const char *)w[0] + X4_PF_GROUPS * 4 * (w[1] - w[0]) + (size_t)i * slice;
-    for (size_t o = 0; o < slice; o += 64)
-        __builtin_prefetch(p + o, 0, 3);
-}
 
 
 /* vpshufb index: every int16 lane = byte b of its 128-bit lane, zero-extended */
@@ -130,7 +107,7 @@ X4_INLINE void q4k_x4_rows(int64_t n, float *y, size_t ys, const uint8_t *const 
         const block_q4_K *b1 = (const block_q4_K *)(const void *)w[1] + i;
         const block_q4_K *b2 = (const block_q4_K *)(const void *)w[2] + i;
         const block_q4_K *b3 = (const block_q4_K *)(const void *)w[3] + i;
-        x4_prefetch_slice(w, i, sizeof(block_q4_K));
+        quant_x4_prefetch(w, i, 1, sizeof(block_q4_K));
         /* d and dmin of the four rows (fp16 pairs) -> [d, -dmin] per row */
         uint32_t h0, h1, h2, h3;
         memcpy(&h0, &b0->d, 4);
@@ -234,7 +211,7 @@ X4_INLINE void q6k_x4_rows(int64_t n, float *y, size_t ys, const uint8_t *const 
     for (int k = 0; k < na; k++)
         acc[k] = _mm_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        x4_prefetch_slice(w, i, sizeof(block_q6_K));
+        quant_x4_prefetch(w, i, 1, sizeof(block_q6_K));
         __m512i wv[4][4], sv[4][4];
         __m256i sc16[4];
         uint16_t dh[4];
