@@ -9,7 +9,8 @@
 # started inside it. Env: BUDGET (--ram-budget, default 1G), N (tokens
 # generated, default 32), PT (prompt tokens, default 16), REPEAT (pairs,
 # default 3), BIN (default build/bin). Needs root (cold runs drop the page
-# cache). Prints one line per run and the medians; the setup used for the
+# cache). Prints one line per run (with the queue depth the run used) and the
+# medians; the setup used for the
 # figures in bench/README.md ("Striping") is described there.
 set -eu
 U=$1
@@ -31,11 +32,13 @@ run() { # name dir
         "$BIN/moestream" bench -m "$2" --prompt-tokens "$PT" -n "$N" --ram-budget "$BUDGET" --json \
         > "$OUT/$1.json" 2> "$OUT/$1.err" || { cat "$OUT/$1.err" >&2; exit 1; }
     python3 - "$OUT/$1.json" "$1" <<'EOF'
-import json, sys
+import json, re, sys
 j = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
-print("%-10s decode %.3f tok/s  decode read %.1f MB/s  %.1f MB/token  busy %.1f MB/s  hit %.3f" % (
+m = re.match(r"queue depth (\d+)", j["config"].get("io_note", ""))
+print("%-10s decode %.3f tok/s  decode read %.1f MB/s  %.1f MB/token  busy %.1f MB/s  hit %.3f  qd %s" % (
     sys.argv[2], j["decode_tok_s"], j["decode_bytes_read_per_token"] * j["decode_tok_s"] / 1e6,
-    j["decode_bytes_read_per_token"] / 1e6, j["read_bw_busy_bytes_s"] / 1e6, j["decode_cache_hit_rate"]))
+    j["decode_bytes_read_per_token"] / 1e6, j["read_bw_busy_bytes_s"] / 1e6, j["decode_cache_hit_rate"],
+    m.group(1) if m else "?"))
 EOF
 }
 

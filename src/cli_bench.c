@@ -50,6 +50,7 @@ static void bench_usage(FILE *out)
             "      --repeat N         runs (default 1; with --compare: pairs, default %d)\n"
             "      --cold             drop the page cache before each run (sync; echo 3 > /proc/sys/vm/drop_caches)\n"
             "      --json             one JSON object on stdout: medians, \"min\", \"max\" and \"config\"\n"
+            "                         (config.io_note: the queue depth and where it came from, last run)\n"
             "      --trace-out FILE   record the routing of the first run (replay: moestream iobench --trace)\n"
             "      --parallel N       N sequences, each with its own synthetic prompt (seeded differently),\n"
             "                         prefilled and then decoded together: decode tok/s is the aggregate of\n"
@@ -162,6 +163,7 @@ struct bench_config {
     int n_ctx, n_batch;
     uint64_t ram_budget, cache_bytes;
     char backend[16];
+    char io_note[640];          /* the provider's queue-depth note (probe or flag), last run */
     int n_prompt;
 };
 
@@ -377,6 +379,7 @@ static int bench_once(const struct cli_opts *o, const char *text, size_t len, bo
     cfg->ram_budget = model_plan(rt.m)->ram_budget;
     cfg->cache_bytes = model_plan(rt.m)->cache_bytes;
     snprintf(cfg->backend, sizeof(cfg->backend), "%s", provider_backend_name(engine_provider(rt.e)));
+    snprintf(cfg->io_note, sizeof(cfg->io_note), "%s", provider_io_note(engine_provider(rt.e)));
     cfg->n_prompt = n_prompt;
     rc = 0;
 out:
@@ -462,11 +465,14 @@ static int bench_single(const struct cli_opts *o)
         cli_json_str(stdout, o->model_dir);
         printf(",\"io\":\"%s\",\"queue_depth\":%d,\"threads\":%d,\"ctx\":%d,\"batch\":%d,\"ram_budget_bytes\":%llu,"
                "\"cache_bytes\":%llu,\"cache_policy\":\"%s\",\"prompt\":\"%s\",\"prompt_tokens\":%d,"
-               "\"gen_tokens\":%d,\"repeat\":%d,\"cold\":%s,\"preload\":%s,\"act_bits\":\"%s\"}}\n",
+               "\"gen_tokens\":%d,\"repeat\":%d,\"cold\":%s,\"preload\":%s,\"act_bits\":\"%s\"",
                cfg.backend, o->queue_depth, o->n_threads, cfg.n_ctx, cfg.n_batch,
                (unsigned long long)cfg.ram_budget, (unsigned long long)cfg.cache_bytes,
                policy_name(o->cache_policy), pmode, cfg.n_prompt, o->n_predict, n, cold ? "true" : "false",
                o->preload ? "true" : "false", o->act_bits);
+        printf(",\"io_note\":");
+        cli_json_str(stdout, cfg.io_note);
+        printf("}}\n");
     } else {
         char qd[16] = "default";
         if (o->queue_depth)
@@ -480,6 +486,8 @@ static int bench_single(const struct cli_opts *o)
                "activations %s\n",
                cfg.n_prompt, pmode, o->n_predict, n, n > 1 ? "s" : "", cold ? "dropped before each (cold)" : "warm",
                o->preload ? ", experts preloaded" : "", o->act_bits);
+        if (cfg.io_note[0])
+            printf("bench: %s (last run)\n", cfg.io_note);
         if (n > 1)
             printf("%-26s %12s %12s %12s\n", "", "median", "min", "max");
         for (int k = 0; k < N_METRICS; k++) {

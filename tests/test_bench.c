@@ -300,6 +300,7 @@ static void test_replay_bench(void **state)
     const char *b = slurp(WORK "/bench.out");
     double bench_bytes = json_num(b, "bytes_read"), bench_bpt = json_num(b, "bytes_read_per_token");
     assert_non_null(strstr(b, "\"cache_policy\":\"lru\""));
+    assert_non_null(strstr(b, "\"io_note\":\"queue depth 16 (default; ")); /* buffered: no probe */
     for (const char *k = "decode_tok_s\0prefill_tok_s\0ttft_s\0cache_hit_rate\0read_bw_bytes_s\0io_wait_frac\0"
                          "peak_rss_bytes\0";
          *k; k += strlen(k) + 1)
