@@ -46,7 +46,6 @@ void quant_install_x4_avx512(struct quant_traits *traits);
 #define X4_ACT_GROUP 8
 
 
-
 /* vpshufb index: every int16 lane = byte b of its 128-bit lane, zero-extended */
 static inline __m512i x4_byte_to_i16(int b)
 {
