@@ -215,12 +215,10 @@ static void matvec_rows_x4(const struct matvec_job *j, float *y, size_t ys, int6
             dot = j->dot_x4p, xt = prep, as = j->prep_row;
         }
         if (t0 == 0) {
-            /* the kernels prefetch QUANT_X4_PF_GROUPS groups ahead: fetch the
-             * first groups of this row range here */
+            /* the Q4_K/Q6_K kernels prefetch QUANT_X4_PF_GROUPS groups ahead
+             * (the others one): fetch the first groups of the range here */
             int64_t re = r0 + 4 * QUANT_X4_PF_GROUPS < r1 ? r0 + 4 * QUANT_X4_PF_GROUPS : r1;
-            const char *p0 = (const char *)j->W + (size_t)r0 * j->row_size;
-            for (size_t o = 0; o < (size_t)(re - r0) * j->row_size; o += 64)
-                __builtin_prefetch(p0 + o, 0, 3);
+            quant_prefetch_range(j->W + (size_t)r0 * j->row_size, (size_t)(re - r0) * j->row_size);
         }
         for (int64_t r = r0; r < r1; r += 4) {
             const int nr = r1 - r < 4 ? (int)(r1 - r) : 4;

@@ -63,12 +63,17 @@ typedef void (*quant_dot_x4_fn)(int64_t n, float *y, size_t ys, const uint8_t *c
  * prefetches and never fault.
  */
 #define QUANT_X4_PF_GROUPS 2
+/* Prefetches every cache line of [p, p + len) for reading (p need not be
+ * mapped: prefetches never fault). */
+static inline void quant_prefetch_range(const void *p, size_t len)
+{
+    for (size_t o = 0; o < len; o += 64)
+        __builtin_prefetch((const char *)p + o, 0, 3); /* _mm_prefetch is dropped by gcc 12 in some kernels */
+}
 static inline void quant_x4_prefetch(const uint8_t *const *w, int64_t b, int64_t nblk, size_t block_bytes)
 {
-    const char *p = (const char *)w[0] + QUANT_X4_PF_GROUPS * 4 * (w[1] - w[0]) + (size_t)b * 4 * block_bytes;
-    const size_t len = 4 * (size_t)nblk * block_bytes;
-    for (size_t o = 0; o < len; o += 64)
-        __builtin_prefetch(p + o, 0, 3);
+    quant_prefetch_range(w[0] + QUANT_X4_PF_GROUPS * 4 * (w[1] - w[0]) + (size_t)b * 4 * block_bytes,
+                         4 * (size_t)nblk * block_bytes);
 }
 /* y[k * ys + r] = dot(row r, a + k * as) for r < nr (1..16), k < n_act
  * (n_act * passes <= QUANT_GEMM16_MAX_ACT): sixteen weight rows starting at

@@ -146,9 +146,7 @@ static inline float e8m0_half_to_f32(uint8_t e)
 #endif
 static inline void prefetch_block(const void *blk, size_t size)
 {
-    const char *c = (const char *)blk + KPF_DIST;
-    for (size_t o = 0; o < size; o += 64)
-        __builtin_prefetch(c + o, 0, 3); /* _mm_prefetch is dropped by gcc 12 here */
+    quant_prefetch_range((const char *)blk + KPF_DIST, size);
 }
 
 /* --- several activation rows per pass over the weights ------------------- */

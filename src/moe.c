@@ -266,26 +266,9 @@ static void route_ext(struct fwd *f, struct moe_scratch *s, const struct moe_hpa
 }
 
 /* Rows of one pool task in the batched expert products: at least
- * MOE_TASK_ROWS, else as long as an even spread allows (moe_task_rows). */
+ * MOE_TASK_ROWS, else as long as an even spread allows (moe_split_tasks). */
 #define MOE_TASK_ROWS 64
 #define MOE_TASKS_PER_THREAD 8
-
-/* Rows per task for nb experts of `rows` output rows each: about
- * MOE_TASKS_PER_THREAD tasks per thread, in multiples of MOE_TASK_ROWS.
- * Long tasks matter in decode: each task starts cold streams through its
- * rows, and 64-row tasks ran the expert products about 13% slower than
- * 384-row ones (30B shape, 2 threads). Too few tasks leave a thread idle at
- * the end of a product: 8 tasks per thread decoded about 10% faster than 4
- * (57.1 against 52.0 tok/s on an 8-layer cut of the 30B shape, medians of 4
- * alternating runs). A decode batch of 8 experts on 2 threads gets two tasks
- * per expert and matrix. */
-static int64_t moe_task_rows(int64_t rows, int nb, int n_threads)
-{
-    int64_t want = (int64_t)MOE_TASKS_PER_THREAD * n_threads;
-    int64_t per = (rows * nb + want - 1) / want;
-    per = (per + MOE_TASK_ROWS - 1) / MOE_TASK_ROWS * MOE_TASK_ROWS;
-    return per < rows ? per : rows;
-}
 
 struct moe_ctx {
     struct fwd *f;
@@ -303,7 +286,7 @@ struct moe_ctx {
     const uint8_t *const *blobs;
     int phase;             /* 0: gate and up; 1: down */
     int tasks_per_expert;
-    int64_t task_rows;     /* output rows per task (moe_task_rows) */
+    int64_t task_rows;     /* output rows per task (moe_split_tasks) */
     enum matvec_act act;   /* precision of the phase's activations */
     size_t act_row;        /* bytes of one quantized activation row */
     bool act_in_task;      /* phase 0 applies the activation (no biases to add first) */
@@ -311,6 +294,24 @@ struct moe_ctx {
     int row_base;          /* first gathered row of the batch (rows of earlier batches of the layer stay) */
     int rows;              /* end of the batch's gathered rows */
 };
+
+/* Sets the phase's task_rows and tasks_per_expert for nb experts of `rows`
+ * output rows each: about MOE_TASKS_PER_THREAD tasks per thread, in
+ * multiples of MOE_TASK_ROWS. Long tasks matter in decode: each task starts cold streams through its
+ * rows, and 64-row tasks ran the expert products about 13% slower than
+ * 384-row ones (30B shape, 2 threads). Too few tasks leave a thread idle at
+ * the end of a product: 8 tasks per thread decoded about 10% faster than 4
+ * (57.1 against 52.0 tok/s on an 8-layer cut of the 30B shape, medians of 4
+ * alternating runs). A decode batch of 8 experts on 2 threads gets two tasks
+ * per expert and matrix. */
+static void moe_split_tasks(struct moe_ctx *c, int64_t rows, int nb)
+{
+    int64_t want = (int64_t)MOE_TASKS_PER_THREAD * c->f->n_threads;
+    int64_t per = (rows * nb + want - 1) / want;
+    per = (per + MOE_TASK_ROWS - 1) / MOE_TASK_ROWS * MOE_TASK_ROWS;
+    c->task_rows = per < rows ? per : rows;
+    c->tasks_per_expert = (int)((rows + c->task_rows - 1) / c->task_rows);
+}
 
 /* The gated activation of gathered rows [r0, r1), columns [c0, c1):
  * hg = act(hg, hu), element by element. */
@@ -444,8 +445,7 @@ static int expert_batch(void *ctx, const int32_t *ids, const uint8_t *const *blo
     c->ids = ids;
     c->blobs = blobs;
     c->phase = 0;
-    c->task_rows = moe_task_rows(hp->n_ff_exp, nb, f->n_threads);
-    c->tasks_per_expert = (int)((hp->n_ff_exp + c->task_rows - 1) / c->task_rows);
+    moe_split_tasks(c, hp->n_ff_exp, nb);
     if (c->act_in_task) {
         if (!c->xq_tok_ready) { /* once per layer: later batches of the layer reuse the rows */
             matvec_quantize_rows(f->pool, w->gate->type, c->xb, (size_t)hp->n_embd, s->xq_tok, hp->n_embd, n, c->act);
@@ -473,8 +473,7 @@ static int expert_batch(void *ctx, const int32_t *ids, const uint8_t *const *blo
     if (f->act_fn)
         moe_observe(c, nb, 1);
     c->phase = 1;
-    c->task_rows = moe_task_rows(hp->n_embd, nb, f->n_threads);
-    c->tasks_per_expert = (int)((hp->n_embd + c->task_rows - 1) / c->task_rows);
+    moe_split_tasks(c, hp->n_embd, nb);
     c->act = f->act[ENGINE_SITE_DOWN];
     c->act_row = matvec_act_size(w->down->type, hp->n_ff_exp, c->act);
     matvec_quantize_rows(f->pool, w->down->type, s->hg + (size_t)c->row_base * hp->n_ff_exp, (size_t)hp->n_ff_exp,
