@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -500,6 +501,9 @@ int main(int argc, char **argv)
         goto out_free;
     }
 
+    /* huge pages, as the runtime's pinned weights and expert cache have */
+    madvise((void *)((uintptr_t)buf_a & ~(uintptr_t)4095), max_bytes, MADV_HUGEPAGE);
+    madvise((void *)((uintptr_t)buf_b & ~(uintptr_t)4095), max_bytes, MADV_HUGEPAGE);
     /* memory bandwidth: the same buffers the weights will use */
     for (size_t i = 0; i < max_bytes; i += 8) {
         uint64_t r = rng_next();

@@ -46,12 +46,15 @@ void quant_install_x4_avx512(struct quant_traits *traits);
 #define X4_ACT_GROUP 8
 
 
-/* vpshufb index: every int16 lane = byte b of its 128-bit lane, zero-extended */
-static inline __m512i x4_byte_to_i16(int b)
+
+/* vpshufb index: in every 128-bit lane, int16 lanes 0..3 = byte b and lanes
+ * 4..7 = byte b + 1 of that lane, zero-extended (the layout vpackssdw gives
+ * two vectors of int32 sums: four from the first, then four from the second) */
+static inline __m512i x4_pair_to_i16(int b)
 {
     int8_t v[64];
     for (int i = 0; i < 64; i++)
-        v[i] = (int8_t)(i % 2 ? -128 : b);
+        v[i] = (int8_t)(i % 2 ? -128 : b + (i % 16) / 8);
     return _mm512_loadu_si512(v);
 }
 
@@ -130,17 +133,19 @@ X4_INLINE void q4k_x4_rows(int64_t n, float *y, size_t ys, const uint8_t *const 
                                                   _mm256_loadu_si256((const __m256i *)(b3->qs + 32 * j)), 1);
             const __m512i lo0 = _mm512_and_si512(w0, m4), hi0 = _mm512_and_si512(_mm512_srli_epi16(w0, 4), m4);
             const __m512i lo1 = _mm512_and_si512(w1, m4), hi1 = _mm512_and_si512(_mm512_srli_epi16(w1, 4), m4);
-            const __m512i il = x4_byte_to_i16(2 * j), ih = x4_byte_to_i16(2 * j + 1);
-            const __m512i cl0 = _mm512_shuffle_epi8(sp0, il), ch0 = _mm512_shuffle_epi8(sp0, ih);
-            const __m512i cl1 = _mm512_shuffle_epi8(sp1, il), ch1 = _mm512_shuffle_epi8(sp1, ih);
+            const __m512i ip = x4_pair_to_i16(2 * j);
+            const __m512i c0 = _mm512_shuffle_epi8(sp0, ip), c1 = _mm512_shuffle_epi8(sp1, ip);
 #pragma GCC unroll 8
             for (int k = 0; k < na; k++) {
                 const block_q8_K *yk = (const block_q8_K *)(const void *)(a + (size_t)k * as) + i;
                 const __m512i al = x4_bcast32(yk->qs + 64 * j), ah = x4_bcast32(yk->qs + 64 * j + 32);
-                s0[k] = _mm512_dpwssd_epi32(s0[k], _mm512_maddubs_epi16(lo0, al), cl0);
-                s1[k] = _mm512_dpwssd_epi32(s1[k], _mm512_maddubs_epi16(lo1, al), cl1);
-                s0[k] = _mm512_dpwssd_epi32(s0[k], _mm512_maddubs_epi16(hi0, ah), ch0);
-                s1[k] = _mm512_dpwssd_epi32(s1[k], _mm512_maddubs_epi16(hi1, ah), ch1);
+                const __m512i z = _mm512_setzero_si512();
+                /* sums of four products (|sum| <= 4 * 15 * 128: int16), sub-block
+                 * 2j's and 2j+1's packed side by side, then scaled in pairs */
+                const __m512i p0 = _mm512_packs_epi32(_mm512_dpbusd_epi32(z, lo0, al), _mm512_dpbusd_epi32(z, hi0, ah));
+                const __m512i p1 = _mm512_packs_epi32(_mm512_dpbusd_epi32(z, lo1, al), _mm512_dpbusd_epi32(z, hi1, ah));
+                s0[k] = _mm512_dpwssd_epi32(s0[k], p0, c0);
+                s1[k] = _mm512_dpwssd_epi32(s1[k], p1, c1);
             }
         }
         const __m512i md0 = _mm512_shuffle_epi8(sp0, midx), md1 = _mm512_shuffle_epi8(sp1, midx);

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "blocks.h"
 #include "fvec.h"
@@ -16,11 +17,49 @@ uint64_t attn_kv_bytes(int n_layer, int n_ctx, int n_kv)
     return 2ull * n_layer * (uint64_t)n_ctx * n_kv * sizeof(float);
 }
 
+/* A cache array in 2 MiB pages where the kernel has them: decode writes one
+ * new row per layer and token, and with 4 KiB pages every other token took a
+ * page fault per layer in the middle of the step (measured on the 8-layer
+ * cut of the 30B shape: 50-90 us per layer and token on this project's VM,
+ * a fifth of the attention's time outside the products). Huge pages fault
+ * once per 512 positions of a layer and cut TLB misses of long contexts.
+ * Anonymous memory: zero-filled, and only the pages used are ever touched.
+ * *len gets the mapped length (0: the array came from calloc). */
+static float *kv_alloc(size_t n, size_t *len)
+{
+    const size_t huge = 2u << 20;
+    size_t bytes = n * sizeof(float);
+    *len = 0;
+    if (bytes < huge)
+        return calloc(n ? n : 1, sizeof(float));
+    bytes = (bytes + huge - 1) & ~(huge - 1);
+    /* map one huge page more and trim, so the array starts on a 2 MiB boundary */
+    uint8_t *m = mmap(NULL, bytes + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return NULL;
+    uint8_t *p = (uint8_t *)(((uintptr_t)m + huge - 1) & ~(uintptr_t)(huge - 1));
+    if (p > m)
+        munmap(m, (size_t)(p - m));
+    if (m + huge > p)
+        munmap(p + bytes, (size_t)(m + huge - p));
+    madvise(p, bytes, MADV_HUGEPAGE);
+    *len = bytes;
+    return (float *)(void *)p;
+}
+
+static void kv_release(float *p, size_t len)
+{
+    if (len)
+        munmap(p, len);
+    else
+        free(p);
+}
+
 int attn_kv_init(struct attn_kv *kv, int n_layer, int n_ctx, int n_kv)
 {
     size_t n = (size_t)n_layer * n_ctx * n_kv;
-    kv->k = calloc(n, sizeof(float));
-    kv->v = calloc(n, sizeof(float));
+    kv->k = kv_alloc(n, &kv->k_len);
+    kv->v = kv_alloc(n, &kv->v_len);
     kv->n_layer = n_layer;
     kv->n_ctx = n_ctx;
     kv->n_kv = n_kv;
@@ -33,9 +72,12 @@ int attn_kv_init(struct attn_kv *kv, int n_layer, int n_ctx, int n_kv)
 
 void attn_kv_free(struct attn_kv *kv)
 {
-    free(kv->k);
-    free(kv->v);
+    if (kv->k)
+        kv_release(kv->k, kv->k_len);
+    if (kv->v)
+        kv_release(kv->v, kv->v_len);
     kv->k = kv->v = NULL;
+    kv->k_len = kv->v_len = 0;
 }
 
 uint64_t attn_scratch_bytes(const struct attn_hparams *hp, int n_batch, int n_ctx, int n_threads)
@@ -185,34 +227,72 @@ struct attn_prep_job {
     int layer, t0, t1;
 };
 
-/* Rows t0 + task, + n_tasks, ...: QK-norm and rope of q and k, then k and v
- * into the row's cache slot (each row writes only its own slot). */
-static void attn_prep_task(void *ctx, int task, int n_tasks)
+/* Row t, query heads [h0, h1) and KV heads [g0, g1): QK-norm and rope of q
+ * and k, then those KV heads' k and v into the row's cache slot (each row
+ * writes only its own slot). */
+static void attn_prep_heads(const struct attn_prep_job *j, int t, int h0, int h1, int g0, int g1)
 {
-    const struct attn_prep_job *j = ctx;
     const struct attn_hparams *hp = j->hp;
     struct attn_scratch *s = j->s;
     int hd = hp->head_dim, n_q = hp->n_head * hd, n_kv = hp->n_head_kv * hd;
     int n_rot = hp->n_rot ? hp->n_rot : hd;
-    for (int t = j->t0 + task; t < j->t1; t += n_tasks) {
-        const float *cs = s->rope_cos + (size_t)t * (hd / 2), *sn = s->rope_sin + (size_t)t * (hd / 2);
-        for (int h = 0; h < hp->n_head; h++) {
-            float *q = s->q + (size_t)t * n_q + (size_t)h * hd;
-            if (hp->qk_norm)
-                blocks_rmsnorm(q, q, j->w->q_norm->data, hd, hp->rms_eps);
-            blocks_rope(q, cs, sn, n_rot, hp->rope_neox);
-        }
-        for (int h = 0; h < hp->n_head_kv; h++) {
-            float *k = s->k + (size_t)t * n_kv + (size_t)h * hd;
-            if (hp->qk_norm)
-                blocks_rmsnorm(k, k, j->w->k_norm->data, hd, hp->rms_eps);
-            blocks_rope(k, cs, sn, n_rot, hp->rope_neox);
-        }
-        struct attn_kv *kv = s->kv[t];
-        size_t slot = ((size_t)j->layer * kv->n_ctx + (size_t)(j->b->pos[t] % kv->n_ctx)) * n_kv;
-        memcpy(kv->k + slot, s->k + (size_t)t * n_kv, sizeof(float) * n_kv);
-        memcpy(kv->v + slot, s->v + (size_t)t * n_kv, sizeof(float) * n_kv);
+    const float *cs = s->rope_cos + (size_t)t * (hd / 2), *sn = s->rope_sin + (size_t)t * (hd / 2);
+    for (int h = h0; h < h1; h++) {
+        float *q = s->q + (size_t)t * n_q + (size_t)h * hd;
+        if (hp->qk_norm)
+            blocks_rmsnorm(q, q, j->w->q_norm->data, hd, hp->rms_eps);
+        blocks_rope(q, cs, sn, n_rot, hp->rope_neox);
     }
+    for (int h = g0; h < g1; h++) {
+        float *k = s->k + (size_t)t * n_kv + (size_t)h * hd;
+        if (hp->qk_norm)
+            blocks_rmsnorm(k, k, j->w->k_norm->data, hd, hp->rms_eps);
+        blocks_rope(k, cs, sn, n_rot, hp->rope_neox);
+    }
+    struct attn_kv *kv = s->kv[t];
+    size_t slot = ((size_t)j->layer * kv->n_ctx + (size_t)(j->b->pos[t] % kv->n_ctx)) * n_kv + (size_t)g0 * hd;
+    size_t off = (size_t)t * n_kv + (size_t)g0 * hd, len = sizeof(float) * (size_t)(g1 - g0) * hd;
+    memcpy(kv->k + slot, s->k + off, len);
+    memcpy(kv->v + slot, s->v + off, len);
+}
+
+/* Rows t0 + task, + n_tasks, ...: every head of the row. */
+static void attn_prep_task(void *ctx, int task, int n_tasks)
+{
+    const struct attn_prep_job *j = ctx;
+    for (int t = j->t0 + task; t < j->t1; t += n_tasks)
+        attn_prep_heads(j, t, 0, j->hp->n_head, 0, j->hp->n_head_kv);
+}
+
+/* Rows of distinct sequences (decode): no row reads another row's cache
+ * slot, so the work of (row, KV head) p is that group's QK-norm, rope and
+ * cache write, then its attention, all in one pool run (p = task, task +
+ * n_tasks, ... as attn_task splits it; the same numbers as the two passes). */
+struct attn_fused_job {
+    struct attn_prep_job prep;
+    struct attn_job attn;
+};
+
+static void attn_fused_task(void *ctx, int task, int n_tasks)
+{
+    const struct attn_fused_job *j = ctx;
+    const struct attn_hparams *hp = j->prep.hp;
+    int group = hp->n_head / hp->n_head_kv, total = (j->prep.t1 - j->prep.t0) * hp->n_head_kv;
+    for (int p = task; p < total; p += n_tasks) {
+        int t = j->prep.t0 + p / hp->n_head_kv, kvh = p % hp->n_head_kv;
+        attn_prep_heads(&j->prep, t, kvh * group, (kvh + 1) * group, kvh, kvh + 1);
+    }
+    attn_task((void *)&j->attn, task, n_tasks);
+}
+
+/* True when no two rows of b share a sequence. */
+static bool attn_rows_distinct(const struct engine_batch *b)
+{
+    for (int t = 1; t < b->n; t++)
+        for (int u = 0; u < t; u++)
+            if (b->seq[u] == b->seq[t])
+                return false;
+    return true;
 }
 
 /* y[t][0..n) += bias for the n_rows rows of stride n. */
@@ -222,6 +302,38 @@ static void add_bias(float *y, const struct mtensor *bias, int n, int n_rows)
     for (int t = 0; t < n_rows; t++)
         for (int i = 0; i < n; i++)
             y[(size_t)t * n + i] += bv[i];
+}
+
+/* Rows that may share sequences (prompts): norm, rope and cache writes of
+ * every row first, then the attention. A ring cache holds the window plus
+ * ATTN_SWA_CHUNK - 1 positions: rows go in passes of that many, each
+ * written then attended, so no row's window is overwritten by a later row
+ * of its sequence. */
+static void attn_passes(struct fwd *f, struct attn_scratch *s, const struct attn_hparams *hp,
+                        const struct attn_weights *w, int il, const struct engine_batch *b)
+{
+    int n = b->n, hd = hp->head_dim;
+    int pass = w->n_swa > 0 ? ATTN_SWA_CHUNK : n;
+    for (int t0 = 0; t0 < n; t0 += pass) {
+        int t1 = t0 + pass < n ? t0 + pass : n;
+        int64_t work = 0;
+        for (int t = t0; t < t1; t++) {
+            int nk = w->n_swa > 0 && b->pos[t] + 1 > w->n_swa ? w->n_swa : b->pos[t] + 1;
+            work += (int64_t)hp->n_head * nk * hd;
+        }
+        struct attn_prep_job pj = { s, hp, w, b, il, t0, t1 };
+        if (t1 - t0 >= 4)
+            pool_run(f->pool, attn_prep_task, &pj, f->n_threads);
+        else
+            attn_prep_task(&pj, 0, 1);
+
+        struct attn_job job = { s, hp, w, b, il, f->n_ctx, t0, t1 };
+        /* short contexts: less work than waking the pool costs */
+        if (work < (1 << 17))
+            attn_task(&job, 0, 1);
+        else
+            pool_run(f->pool, attn_task, &job, f->n_threads);
+    }
 }
 
 void attn_forward(struct fwd *f, struct attn_scratch *s, const struct attn_hparams *hp,
@@ -252,29 +364,13 @@ void attn_forward(struct fwd *f, struct attn_scratch *s, const struct attn_hpara
     if (w->bv)
         add_bias(s->v, w->bv, n_kv, n);
 
-    /* A ring cache holds the window plus ATTN_SWA_CHUNK - 1 positions: rows
-     * go in passes of that many, each written then attended, so no row's
-     * window is overwritten by a later row of its sequence. */
-    int pass = w->n_swa > 0 ? ATTN_SWA_CHUNK : n;
-    for (int t0 = 0; t0 < n; t0 += pass) {
-        int t1 = t0 + pass < n ? t0 + pass : n;
-        int64_t work = 0;
-        for (int t = t0; t < t1; t++) {
-            int nk = w->n_swa > 0 && b->pos[t] + 1 > w->n_swa ? w->n_swa : b->pos[t] + 1;
-            work += (int64_t)hp->n_head * nk * hd;
-        }
-        struct attn_prep_job pj = { s, hp, w, b, il, t0, t1 };
-        if (t1 - t0 >= 4)
-            pool_run(f->pool, attn_prep_task, &pj, f->n_threads);
-        else
-            attn_prep_task(&pj, 0, 1);
-
-        struct attn_job job = { s, hp, w, b, il, f->n_ctx, t0, t1 };
-        /* short contexts: less work than waking the pool costs */
-        if (work < (1 << 17))
-            attn_task(&job, 0, 1);
-        else
-            pool_run(f->pool, attn_task, &job, f->n_threads);
+    if (n <= 16 && f->n_threads > 1 && attn_rows_distinct(b)) {
+        /* decode: one pool run for the whole attention (a sliding window's
+         * ring is safe too: each row writes only its own sequence's slot) */
+        struct attn_fused_job fj = { { s, hp, w, b, il, 0, n }, { s, hp, w, b, il, f->n_ctx, 0, n } };
+        pool_run(f->pool, attn_fused_task, &fj, f->n_threads);
+    } else {
+        attn_passes(f, s, hp, w, il, b);
     }
     if (hp->q_gate)
         for (int t = 0; t < n; t++) {
