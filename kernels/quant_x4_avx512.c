@@ -184,13 +184,15 @@ X4_INLINE void q4k_x4_rows(int64_t n, float *y, size_t ys, const uint8_t *const 
  * super-block half is 64 bytes of low bits): four rows share the tail.
  */
 
-/* vpshufb index: the high byte of every int16 lane of 128-bit lane L =
- * scale base + L (an arithmetic shift by 8 then sign-extends it) */
+/* vpshufb index: the high byte of int16 lanes 0..3 of 128-bit lane L =
+ * scale base + L, of lanes 4..7 = scale base + 4 + L (an arithmetic shift by
+ * 8 then sign-extends it): the scales of the sums that vpackssdw of the
+ * vectors for scales base.. and base + 4.. puts there */
 static inline __m512i x4_q6k_sc_idx(int base)
 {
     int8_t b[64];
     for (int i = 0; i < 64; i++)
-        b[i] = (int8_t)(i % 2 ? base + i / 16 : -128);
+        b[i] = (int8_t)(i % 2 ? base + 4 * ((i % 16) / 8) + i / 16 : -128);
     return _mm512_loadu_si512(b);
 }
 
@@ -209,14 +211,14 @@ X4_INLINE void q6k_x4_rows(int64_t n, float *y, size_t ys, const uint8_t *const 
 {
     const int64_t nb = n / QK_K;
     const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
-    const __m512i idx[4] = { x4_q6k_sc_idx(0), x4_q6k_sc_idx(4), x4_q6k_sc_idx(8), x4_q6k_sc_idx(12) };
+    const __m512i idx[2] = { x4_q6k_sc_idx(0), x4_q6k_sc_idx(8) };
     __m128 acc[X4_ACT_GROUP];
 #pragma GCC unroll 8
     for (int k = 0; k < na; k++)
         acc[k] = _mm_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
         quant_x4_prefetch(w, i, 1, sizeof(block_q6_K));
-        __m512i wv[4][4], sv[4][4];
+        __m512i wv[4][4], sv[4][2];
         __m256i sc16[4];
         uint16_t dh[4];
 #pragma GCC unroll 4
@@ -236,9 +238,9 @@ X4_INLINE void q6k_x4_rows(int64_t n, float *y, size_t ys, const uint8_t *const 
                 const __m512i hb = _mm512_and_si512(QH, m30);
                 wv[r][2 * h] = _mm512_ternarylogic_epi32(L, m4, ha, 0xEA);
                 wv[r][2 * h + 1] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(L, 4), m4, hb, 0xEA);
-                sv[r][2 * h] = _mm512_srai_epi16(_mm512_shuffle_epi8(raw, idx[2 * h]), 8);
-                sv[r][2 * h + 1] = _mm512_srai_epi16(_mm512_shuffle_epi8(raw, idx[2 * h + 1]), 8);
             }
+            sv[r][0] = _mm512_srai_epi16(_mm512_shuffle_epi8(raw, idx[0]), 8);
+            sv[r][1] = _mm512_srai_epi16(_mm512_shuffle_epi8(raw, idx[1]), 8);
         }
         const __m128 d4 = _mm_cvtph_ps(_mm_setr_epi16((short)dh[0], (short)dh[1], (short)dh[2], (short)dh[3], 0, 0, 0, 0));
 #pragma GCC unroll 8
@@ -248,11 +250,15 @@ X4_INLINE void q6k_x4_rows(int64_t n, float *y, size_t ys, const uint8_t *const 
             __m512i v[4];
 #pragma GCC unroll 4
             for (int r = 0; r < 4; r++) {
-                __m512i sumi = _mm512_setzero_si512();
+                /* sums of four products (|sum| <= 4 * 63 * 128: int16) of
+                 * vectors q and q + 1 packed side by side, scaled in pairs */
+                const __m512i z = _mm512_setzero_si512();
+                __m512i t[4];
 #pragma GCC unroll 4
                 for (int q = 0; q < 4; q++)
-                    sumi = _mm512_dpwssd_epi32(
-                        sumi, _mm512_maddubs_epi16(wv[r][q], _mm512_loadu_si512(yk->qs + 64 * q)), sv[r][q]);
+                    t[q] = _mm512_dpbusd_epi32(z, wv[r][q], _mm512_loadu_si512(yk->qs + 64 * q));
+                __m512i sumi = _mm512_madd_epi16(_mm512_packs_epi32(t[0], t[1]), sv[r][0]);
+                sumi = _mm512_dpwssd_epi32(sumi, _mm512_packs_epi32(t[2], t[3]), sv[r][1]);
                 const __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(sc16[r], bs), 5);
                 v[r] = _mm512_sub_epi32(sumi, _mm512_zextsi256_si512(corr));
             }
