@@ -6,7 +6,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "blocks.h"
 #include "fvec.h"
@@ -17,49 +16,11 @@ uint64_t attn_kv_bytes(int n_layer, int n_ctx, int n_kv)
     return 2ull * n_layer * (uint64_t)n_ctx * n_kv * sizeof(float);
 }
 
-/* A cache array in 2 MiB pages where the kernel has them: decode writes one
- * new row per layer and token, and with 4 KiB pages every other token took a
- * page fault per layer in the middle of the step (measured on the 8-layer
- * cut of the 30B shape: 50-90 us per layer and token on this project's VM,
- * a fifth of the attention's time outside the products). Huge pages fault
- * once per 512 positions of a layer and cut TLB misses of long contexts.
- * Anonymous memory: zero-filled, and only the pages used are ever touched.
- * *len gets the mapped length (0: the array came from calloc). */
-static float *kv_alloc(size_t n, size_t *len)
-{
-    const size_t huge = 2u << 20;
-    size_t bytes = n * sizeof(float);
-    *len = 0;
-    if (bytes < huge)
-        return calloc(n ? n : 1, sizeof(float));
-    bytes = (bytes + huge - 1) & ~(huge - 1);
-    /* map one huge page more and trim, so the array starts on a 2 MiB boundary */
-    uint8_t *m = mmap(NULL, bytes + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED)
-        return NULL;
-    uint8_t *p = (uint8_t *)(((uintptr_t)m + huge - 1) & ~(uintptr_t)(huge - 1));
-    if (p > m)
-        munmap(m, (size_t)(p - m));
-    if (m + huge > p)
-        munmap(p + bytes, (size_t)(m + huge - p));
-    madvise(p, bytes, MADV_HUGEPAGE);
-    *len = bytes;
-    return (float *)(void *)p;
-}
-
-static void kv_release(float *p, size_t len)
-{
-    if (len)
-        munmap(p, len);
-    else
-        free(p);
-}
-
 int attn_kv_init(struct attn_kv *kv, int n_layer, int n_ctx, int n_kv)
 {
     size_t n = (size_t)n_layer * n_ctx * n_kv;
-    kv->k = kv_alloc(n, &kv->k_len);
-    kv->v = kv_alloc(n, &kv->v_len);
+    kv->k = calloc(n, sizeof(float));
+    kv->v = calloc(n, sizeof(float));
     kv->n_layer = n_layer;
     kv->n_ctx = n_ctx;
     kv->n_kv = n_kv;
@@ -72,12 +33,9 @@ int attn_kv_init(struct attn_kv *kv, int n_layer, int n_ctx, int n_kv)
 
 void attn_kv_free(struct attn_kv *kv)
 {
-    if (kv->k)
-        kv_release(kv->k, kv->k_len);
-    if (kv->v)
-        kv_release(kv->v, kv->v_len);
+    free(kv->k);
+    free(kv->v);
     kv->k = kv->v = NULL;
-    kv->k_len = kv->v_len = 0;
 }
 
 uint64_t attn_scratch_bytes(const struct attn_hparams *hp, int n_batch, int n_ctx, int n_threads)

@@ -21,7 +21,6 @@
 
 struct attn_kv {
     float *k, *v;          /* [n_layer][n_ctx][n_kv] */
-    size_t k_len, v_len;   /* mapped bytes of k and v (0: heap) */
     int n_layer, n_ctx, n_kv;
 };
 
