@@ -112,14 +112,17 @@ struct attn_job {
     int t0, t1;            /* rows of this pass */
 };
 
-/* Keys (or values) i0 + i for i in [i, i + nr) of the row's ring cache,
- * head kvh: nr row pointers, slot (i0 + i) % n_ctx */
-static void attn_rows(const float *c, const struct attn_kv *kv, int n_kv, int hd, int kvh, int first, int nr,
+/* Keys (or values) first + r, r < nr, of head kvh in a layer's cache c (of
+ * a ring when the sequence is longer than it): nr row pointers, slot
+ * (first + r) % n_ctx. A head's rows are contiguous, so a block of them is
+ * one sequential read. */
+static void attn_rows(const float *c, const struct attn_kv *kv, int hd, int kvh, int first, int nr,
                       const float **rows)
 {
+    const float *h = c + (size_t)kvh * kv->n_ctx * hd;
     int slot = first % kv->n_ctx;
     for (int r = 0; r < nr; r++, slot = slot + 1 == kv->n_ctx ? 0 : slot + 1)
-        rows[r] = c + (size_t)slot * n_kv + (size_t)kvh * hd;
+        rows[r] = h + (size_t)slot * hd;
 }
 
 /* Causal GQA attention for (row, KV head) pairs, split over pool tasks: the
@@ -151,7 +154,7 @@ static void attn_task(void *ctx, int task, int n_tasks)
         /* scores: a block of keys against every head of the group */
         for (int i = 0; i < nk; i += KB) {
             int nr = nk - i < KB ? nk - i : KB;
-            attn_rows(kc, kv, n_kv, hd, kvh, i0 + i, nr, rows);
+            attn_rows(kc, kv, hd, kvh, i0 + i, nr, rows);
             for (int g = 0; g < group; g++)
                 fvec_dot_rows(hd, q0 + (size_t)g * hd, rows, nr, scg + (size_t)g * j->n_ctx_max + i);
         }
@@ -171,7 +174,7 @@ static void attn_task(void *ctx, int task, int n_tasks)
         /* weighted values: a block of value rows (in cache) for every head */
         for (int i = 0; i < nk; i += VB) {
             int nr = nk - i < VB ? nk - i : VB;
-            attn_rows(vc, kv, n_kv, hd, kvh, i0 + i, nr, rows);
+            attn_rows(vc, kv, hd, kvh, i0 + i, nr, rows);
             fvec_axpy_rows_heads(hd, group, att, hd, scg + i, j->n_ctx_max, rows, nr);
         }
     }
@@ -208,10 +211,12 @@ static void attn_prep_heads(const struct attn_prep_job *j, int t, int h0, int h1
         blocks_rope(k, cs, sn, n_rot, hp->rope_neox);
     }
     struct attn_kv *kv = s->kv[t];
-    size_t slot = ((size_t)j->layer * kv->n_ctx + (size_t)(j->b->pos[t] % kv->n_ctx)) * n_kv + (size_t)g0 * hd;
-    size_t off = (size_t)t * n_kv + (size_t)g0 * hd, len = sizeof(float) * (size_t)(g1 - g0) * hd;
-    memcpy(kv->k + slot, s->k + off, len);
-    memcpy(kv->v + slot, s->v + off, len);
+    size_t base = (size_t)j->layer * kv->n_ctx * n_kv, slot = (size_t)(j->b->pos[t] % kv->n_ctx);
+    for (int h = g0; h < g1; h++) {
+        size_t dst = base + ((size_t)h * kv->n_ctx + slot) * hd, src = (size_t)t * n_kv + (size_t)h * hd;
+        memcpy(kv->k + dst, s->k + src, sizeof(float) * hd);
+        memcpy(kv->v + dst, s->v + src, sizeof(float) * hd);
+    }
 }
 
 /* Rows t0 + task, + n_tasks, ...: every head of the row. */

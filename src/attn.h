@@ -4,8 +4,9 @@
  * per-head RMSNorm of q and k, rotary embeddings, the causal softmax over
  * each row's own sequence, and the output projection.
  *
- * Owns: the float32 KV cache layout [n_layer][n_ctx][n_head_kv * head_dim]
- * (k and v), its scratch, and the attention arithmetic. A cache may hold
+ * Owns: the float32 KV cache layout [n_layer][n_head_kv][n_ctx][head_dim]
+ * (k and v; head-major, so each head's keys are one contiguous stream), its
+ * scratch, and the attention arithmetic. A cache may hold
  * fewer positions than the sequence (a ring for sliding-window layers):
  * position p lives in slot p % n_ctx. The architecture
  * owns which layers use it and their weights.
@@ -20,7 +21,7 @@
 #include "fwd.h"
 
 struct attn_kv {
-    float *k, *v;          /* [n_layer][n_ctx][n_kv] */
+    float *k, *v;          /* [n_layer][n_kv / head_dim][n_ctx][head_dim] */
     int n_layer, n_ctx, n_kv;
 };
 
