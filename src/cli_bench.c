@@ -20,7 +20,7 @@
 
 #define BENCH_FLAGS                                                                                     \
     "--model --prompt --file --prompt-tokens --n-predict --threads --ctx-size --batch-size --ram-budget " \
-    "--io --queue-depth --ssd-cache --ssd-cache-size --read-chunk --mlock --verify-reads --trace-out --special --no-escape --preload --prefetch --coact --pin-profile --act-bits --moe-topk --cache-bias --cache-size "   \
+    "--io --queue-depth --ssd-cache --ssd-cache-size --read-chunk --mlock --verify-reads --trace-out --special --no-escape --preload --prefetch --coact --pin-profile --act-bits --moe-topk --cache-type --cache-type-k --cache-type-v --cache-bias --cache-size "   \
     "--cache-policy --repeat --cold --json --compare --parallel"
 
 #define BENCH_PROMPT_TOKENS 64
