@@ -574,7 +574,8 @@ static bool json_number(const char *js, const char *key, double *v)
     return end != p + strlen(pat);
 }
 
-static const int compare_metrics[] = { M_DECODE, M_PREFILL, M_TTFT, M_BPT, M_HIT, M_BW, M_BW_WALL, M_IOFRAC, M_RSS };
+static const int compare_metrics[] = { M_DECODE, M_PREFILL, M_TTFT, M_BPT, M_HIT, M_BW, M_BW_WALL, M_IOFRAC, M_RSS,
+                                       M_D_ATTN_MS };
 #define N_CMP ((int)(sizeof(compare_metrics) / sizeof(compare_metrics[0])))
 
 static int bench_compare(const struct cli_opts *o, int argc, char **argv)
