@@ -1,6 +1,8 @@
 /*
  * fvec.h - float vector primitives for the attention inner loops: the dot
- * product of two float rows and y += a * x, one row or a block of rows.
+ * product of two float rows and y += a * x, one row or a block of rows, with
+ * the rows in float or (an F16 KV cache) IEEE half, and the float -> half
+ * rounding of the cache writes.
  *
  * Owns: the choice between the portable loops and the AVX-512 ones
  * (fvec_avx512.c), made by quant_select_isa() through fvec_select().

@@ -1,7 +1,8 @@
 /*
  * fvec_avx512.c - AVX-512 float dot product and y += a * x (fvec.h), for
  * the attention of every (row, head) pair: rows of head_dim floats, usually
- * 64..256, so one pass of 16-lane FMAs and a masked tail. Must not allocate
+ * 64..256, so one pass of 16-lane FMAs and a masked tail; F16 rows are
+ * widened by vcvtph2ps on load. Must not allocate
  * or run on a CPU without AVX-512F (fvec_select is told by quant.c).
  */
 #include <immintrin.h>
