@@ -727,6 +727,11 @@ static void test_cache_type(void **state)
                      0);
     assert_int_not_equal(sh("cmp -s %s/a.f32 %s/b.f32", dir, dir), 0);
     sh("rm -f %s/a.f32 %s/b.f32 %s/c.f32", dir, dir, dir);
+    /* bench records the type with its results */
+    assert_int_equal(sh("%s/moestream bench -m %s/tiny --prompt-tokens 8 -n 4 -t 2 -ctk f16 -ctv f16 --json "
+                        "2>/dev/null", bin, dir),
+                     0);
+    assert_non_null(strstr(out, "\"kv_cache\":\"f16\""));
 }
 
 int main(void)
