@@ -1,12 +1,14 @@
 /*
  * fvec_avx512.c - AVX-512 float dot product and y += a * x (fvec.h), for
  * the attention of every (row, head) pair: rows of head_dim floats, usually
- * 64..256, so one pass of 16-lane FMAs and a masked tail. Must not allocate
+ * 64..256, so one pass of 16-lane FMAs and a masked tail; F16 rows are
+ * widened by vcvtph2ps on load. Must not allocate
  * or run on a CPU without AVX-512F (fvec_select is told by quant.c).
  */
 #include <immintrin.h>
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 
 float fvec_dot_avx512(int n, const float *x, const float *y);
 void fvec_axpy_avx512(int n, float *y, float a, const float *x);
@@ -14,6 +16,10 @@ void fvec_dot_rows_avx512(int n, const float *x, const float *const *rows, int n
 void fvec_axpy_rows_avx512(int n, float *y, const float *w, const float *const *rows, int nr);
 void fvec_axpy_rows_heads_avx512(int n, int ng, float *y, int ys, const float *w, int ws, const float *const *rows,
                                  int nr);
+void fvec_dot_rows_f16_avx512(int n, const float *x, const uint16_t *const *rows, int nr, float *out);
+void fvec_axpy_rows_heads_f16_avx512(int n, int ng, float *y, int ys, const float *w, int ws,
+                                     const uint16_t *const *rows, int nr);
+void fvec_to_f16_avx512(int n, uint16_t *dst, const float *src);
 float fvec_scale_max_avx512(int n, float *x, float a);
 double fvec_exp_sum_avx512(int n, float *x, float mx);
 void fvec_normalize_avx512(int n, float *x, double sum);
@@ -171,6 +177,145 @@ void fvec_axpy_rows_heads_avx512(int n, int ng, float *y, int ys, const float *w
     }
     for (; g < ng; g++)
         fvec_axpy_rows_avx512(n, y + (size_t)g * ys, w + (size_t)g * ws, rows, nr);
+}
+
+/* ------------------------------------------------------------- F16 rows */
+
+/* sixteen halves at p widened to floats (vcvtph2ps is exact), or the first
+ * lanes of mask k (the rest zero) */
+static inline __m512 fvec_ld16h(const uint16_t *p)
+{
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+}
+
+static inline __m512 fvec_ld16h_mask(__mmask16 k, const uint16_t *p)
+{
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, p));
+}
+
+/* fvec_dot_rows_avx512 with the key rows in halves: the same sixteen
+ * accumulators and reduction, so per row the same operations whatever nr is */
+void fvec_dot_rows_f16_avx512(int n, const float *x, const uint16_t *const *rows, int nr, float *out)
+{
+    const uint16_t *rp[16];
+    for (int r = 0; r < 16; r++)
+        rp[r] = rows[r < nr ? r : nr - 1];
+    __m512 acc[16];
+#pragma GCC unroll 16
+    for (int r = 0; r < 16; r++)
+        acc[r] = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 xv = _mm512_loadu_ps(x + i);
+#pragma GCC unroll 16
+        for (int r = 0; r < 16; r++)
+            acc[r] = _mm512_fmadd_ps(xv, fvec_ld16h(rp[r] + i), acc[r]);
+    }
+    if (i < n) {
+        const __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        const __m512 xv = _mm512_maskz_loadu_ps(k, x + i);
+#pragma GCC unroll 16
+        for (int r = 0; r < 16; r++)
+            acc[r] = _mm512_fmadd_ps(xv, fvec_ld16h_mask(k, rp[r] + i), acc[r]);
+    }
+    _mm512_mask_storeu_ps(out, (__mmask16)((1u << nr) - 1), fvec_hsum16(acc));
+}
+
+/* one head: y[i] += w[r] * rows[r][i], r in order, 64 floats per pass in
+ * registers, then 16 at a time (masked tail) */
+static void fvec_axpy_rows_f16_avx512(int n, float *y, const float *w, const uint16_t *const *rows, int nr)
+{
+    int i = 0;
+    for (; i + 64 <= n; i += 64) {
+        __m512 y0 = _mm512_loadu_ps(y + i), y1 = _mm512_loadu_ps(y + i + 16);
+        __m512 y2 = _mm512_loadu_ps(y + i + 32), y3 = _mm512_loadu_ps(y + i + 48);
+        for (int r = 0; r < nr; r++) {
+            const __m512 a = _mm512_set1_ps(w[r]);
+            const uint16_t *x = rows[r] + i;
+            y0 = _mm512_fmadd_ps(a, fvec_ld16h(x), y0);
+            y1 = _mm512_fmadd_ps(a, fvec_ld16h(x + 16), y1);
+            y2 = _mm512_fmadd_ps(a, fvec_ld16h(x + 32), y2);
+            y3 = _mm512_fmadd_ps(a, fvec_ld16h(x + 48), y3);
+        }
+        _mm512_storeu_ps(y + i, y0);
+        _mm512_storeu_ps(y + i + 16, y1);
+        _mm512_storeu_ps(y + i + 32, y2);
+        _mm512_storeu_ps(y + i + 48, y3);
+    }
+    for (; i < n; i += 16) {
+        const __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __m512 y0 = _mm512_maskz_loadu_ps(k, y + i);
+        for (int r = 0; r < nr; r++)
+            y0 = _mm512_fmadd_ps(_mm512_set1_ps(w[r]), fvec_ld16h_mask(k, rows[r] + i), y0);
+        _mm512_mask_storeu_ps(y + i, k, y0);
+    }
+}
+
+/* fvec_axpy_rows_heads_avx512 with the value rows in halves: four heads per
+ * 64-float chunk, each chunk widened once for the four; per element the same
+ * fma sequence as fvec_axpy_rows_f16_avx512, which takes the rest */
+void fvec_axpy_rows_heads_f16_avx512(int n, int ng, float *y, int ys, const float *w, int ws,
+                                     const uint16_t *const *rows, int nr)
+{
+    const int n64 = n & ~63;
+    int g = 0;
+    for (; g + 4 <= ng; g += 4) {
+        float *y0 = y + (size_t)g * ys;
+        const float *w0 = w + (size_t)g * ws;
+        for (int i = 0; i < n64; i += 64) {
+            __m512 acc[4][4];
+#pragma GCC unroll 4
+            for (int h = 0; h < 4; h++)
+#pragma GCC unroll 4
+                for (int c = 0; c < 4; c++)
+                    acc[h][c] = _mm512_loadu_ps(y0 + (size_t)h * ys + i + 16 * c);
+            for (int r = 0; r < nr; r++) {
+                const uint16_t *x = rows[r] + i;
+                const __m512 x0 = fvec_ld16h(x), x1 = fvec_ld16h(x + 16);
+                const __m512 x2 = fvec_ld16h(x + 32), x3 = fvec_ld16h(x + 48);
+#pragma GCC unroll 4
+                for (int h = 0; h < 4; h++) {
+                    const __m512 a = _mm512_set1_ps(w0[(size_t)h * ws + r]);
+                    acc[h][0] = _mm512_fmadd_ps(a, x0, acc[h][0]);
+                    acc[h][1] = _mm512_fmadd_ps(a, x1, acc[h][1]);
+                    acc[h][2] = _mm512_fmadd_ps(a, x2, acc[h][2]);
+                    acc[h][3] = _mm512_fmadd_ps(a, x3, acc[h][3]);
+                }
+            }
+#pragma GCC unroll 4
+            for (int h = 0; h < 4; h++)
+#pragma GCC unroll 4
+                for (int c = 0; c < 4; c++)
+                    _mm512_storeu_ps(y0 + (size_t)h * ys + i + 16 * c, acc[h][c]);
+        }
+        if (n64 < n) {
+            const uint16_t *tail[64];
+            for (int r0 = 0; r0 < nr; r0 += 64) {
+                const int m = nr - r0 < 64 ? nr - r0 : 64;
+                for (int r = 0; r < m; r++)
+                    tail[r] = rows[r0 + r] + n64;
+                for (int h = 0; h < 4; h++)
+                    fvec_axpy_rows_f16_avx512(n - n64, y0 + (size_t)h * ys + n64, w0 + (size_t)h * ws + r0, tail, m);
+            }
+        }
+    }
+    for (; g < ng; g++)
+        fvec_axpy_rows_f16_avx512(n, y + (size_t)g * ys, w + (size_t)g * ws, rows, nr);
+}
+
+/* vcvtps2ph, round to nearest even: the bits of quant_fp32_to_fp16 */
+void fvec_to_f16_avx512(int n, uint16_t *dst, const float *src)
+{
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(dst + i),
+                            _mm512_cvtps_ph(_mm512_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    if (i < n) {
+        const __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        _mm256_mask_storeu_epi16(dst + i, k,
+                                 _mm512_cvtps_ph(_mm512_maskz_loadu_ps(k, src + i),
+                                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    }
 }
 
 float fvec_scale_max_avx512(int n, float *x, float a)

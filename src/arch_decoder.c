@@ -123,14 +123,15 @@ void decoder_unbind(void *layers)
 
 uint64_t decoder_state_bytes(const struct model_hparams *hp, int n_ctx)
 {
-    return attn_kv_bytes(hp->n_layer, n_ctx, hp->n_head_kv * hp->head_dim);
+    return attn_kv_bytes(hp->n_layer, n_ctx, hp->n_head_kv * hp->head_dim, hp->kv_f16 ? ATTN_KV_F16 : ATTN_KV_F32);
 }
 
 int decoder_state_init(const struct model *m, int n_ctx, void **state)
 {
     const struct model_hparams *hp = model_hparams(m);
     struct attn_kv *kv = calloc(1, sizeof(*kv));
-    if (!kv || attn_kv_init(kv, hp->n_layer, n_ctx, hp->n_head_kv * hp->head_dim) < 0) {
+    if (!kv || attn_kv_init(kv, hp->n_layer, n_ctx, hp->n_head_kv * hp->head_dim,
+                            hp->kv_f16 ? ATTN_KV_F16 : ATTN_KV_F32) < 0) {
         free(kv);
         return -ENOMEM;
     }

@@ -252,8 +252,9 @@ fail:
 static uint64_t gptoss_state_bytes(const struct model_hparams *hp, int n_ctx)
 {
     int n_swa_l = count_swa_layers(hp), n_kv = hp->n_head_kv * hp->head_dim;
-    return attn_kv_bytes(hp->n_layer - n_swa_l, n_ctx, n_kv) +
-           attn_kv_bytes(n_swa_l, attn_swa_ring(hp->n_swa, n_ctx), n_kv);
+    enum attn_kv_type t = hp->kv_f16 ? ATTN_KV_F16 : ATTN_KV_F32;
+    return attn_kv_bytes(hp->n_layer - n_swa_l, n_ctx, n_kv, t) +
+           attn_kv_bytes(n_swa_l, attn_swa_ring(hp->n_swa, n_ctx), n_kv, t);
 }
 
 static void gptoss_state_free(void *state)
@@ -273,8 +274,9 @@ static int gptoss_state_init(const struct model *m, int n_ctx, void **state)
     struct gptoss_state *st = calloc(1, sizeof(*st));
     if (!st)
         return -ENOMEM;
-    if (attn_kv_init(&st->full, hp->n_layer - n_swa_l, n_ctx, n_kv) < 0 ||
-        attn_kv_init(&st->ring, n_swa_l, attn_swa_ring(hp->n_swa, n_ctx), n_kv) < 0) {
+    enum attn_kv_type t = hp->kv_f16 ? ATTN_KV_F16 : ATTN_KV_F32;
+    if (attn_kv_init(&st->full, hp->n_layer - n_swa_l, n_ctx, n_kv, t) < 0 ||
+        attn_kv_init(&st->ring, n_swa_l, attn_swa_ring(hp->n_swa, n_ctx), n_kv, t) < 0) {
         gptoss_state_free(st);
         return -ENOMEM;
     }

@@ -263,7 +263,8 @@ static uint64_t q35_state_bytes(const struct model_hparams *hp, int n_ctx)
     int n_attn, n_dn;
     hparams_split(hp, &a, &dh, &mo);
     layer_counts(hp, &n_attn, &n_dn);
-    return attn_kv_bytes(n_attn, n_ctx, hp->n_head_kv * hp->head_dim) + deltanet_state_bytes(&dh, n_dn);
+    return attn_kv_bytes(n_attn, n_ctx, hp->n_head_kv * hp->head_dim, hp->kv_f16 ? ATTN_KV_F16 : ATTN_KV_F32) +
+           deltanet_state_bytes(&dh, n_dn);
 }
 
 static void q35_state_free(void *state)
@@ -283,7 +284,8 @@ static int q35_state_init(const struct model *m, int n_ctx, void **state)
     struct q35_state *st = calloc(1, sizeof(*st));
     if (!st)
         return -ENOMEM;
-    if (attn_kv_init(&st->kv, d->n_attn, n_ctx, hp->n_head_kv * hp->head_dim) < 0 ||
+    if (attn_kv_init(&st->kv, d->n_attn, n_ctx, hp->n_head_kv * hp->head_dim,
+                     hp->kv_f16 ? ATTN_KV_F16 : ATTN_KV_F32) < 0 ||
         deltanet_state_init(&st->dn, &d->dhp, d->n_dn) < 0) {
         q35_state_free(st);
         return -ENOMEM;

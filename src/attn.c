@@ -11,20 +11,30 @@
 #include "fvec.h"
 #include "seq.h"
 
-uint64_t attn_kv_bytes(int n_layer, int n_ctx, int n_kv)
+uint64_t attn_kv_bytes(int n_layer, int n_ctx, int n_kv, enum attn_kv_type t)
 {
-    return 2ull * n_layer * (uint64_t)n_ctx * n_kv * sizeof(float);
+    return 2ull * n_layer * (uint64_t)n_ctx * n_kv * (t == ATTN_KV_F16 ? sizeof(uint16_t) : sizeof(float));
 }
 
-int attn_kv_init(struct attn_kv *kv, int n_layer, int n_ctx, int n_kv)
+int attn_kv_init(struct attn_kv *kv, int n_layer, int n_ctx, int n_kv, enum attn_kv_type t)
 {
     size_t n = (size_t)n_layer * n_ctx * n_kv;
-    kv->k = calloc(n, sizeof(float));
-    kv->v = calloc(n, sizeof(float));
+    memset(kv, 0, sizeof(*kv));
+    kv->type = t;
     kv->n_layer = n_layer;
     kv->n_ctx = n_ctx;
     kv->n_kv = n_kv;
-    if (!kv->k || !kv->v) {
+    bool ok;
+    if (t == ATTN_KV_F16) {
+        kv->k16 = calloc(n, sizeof(uint16_t));
+        kv->v16 = calloc(n, sizeof(uint16_t));
+        ok = kv->k16 && kv->v16;
+    } else {
+        kv->k = calloc(n, sizeof(float));
+        kv->v = calloc(n, sizeof(float));
+        ok = kv->k && kv->v;
+    }
+    if (!ok) {
         attn_kv_free(kv);
         return -1;
     }
@@ -35,7 +45,10 @@ void attn_kv_free(struct attn_kv *kv)
 {
     free(kv->k);
     free(kv->v);
+    free(kv->k16);
+    free(kv->v16);
     kv->k = kv->v = NULL;
+    kv->k16 = kv->v16 = NULL;
 }
 
 uint64_t attn_scratch_bytes(const struct attn_hparams *hp, int n_batch, int n_ctx, int n_threads)
@@ -125,6 +138,43 @@ static void attn_rows(const float *c, const struct attn_kv *kv, int hd, int kvh,
         rows[r] = h + (size_t)slot * hd;
 }
 
+/* attn_rows for an F16 cache */
+static void attn_rows16(const uint16_t *c, const struct attn_kv *kv, int hd, int kvh, int first, int nr,
+                        const uint16_t **rows)
+{
+    const uint16_t *h = c + (size_t)kvh * kv->n_ctx * hd;
+    int slot = first % kv->n_ctx;
+    for (int r = 0; r < nr; r++, slot = slot + 1 == kv->n_ctx ? 0 : slot + 1)
+        rows[r] = h + (size_t)slot * hd;
+}
+
+/* The scores and weighted values of attn_task for an F16 cache: the same
+ * blocks and order, with the rows widened inside the kernels */
+static void attn_scores16(const struct attn_kv *kv, size_t lo, int hd, int kvh, int i0, int nk, int group,
+                          const float *q0, float *scg, int stride)
+{
+    enum { KB = 16 };
+    const uint16_t *rows[KB];
+    for (int i = 0; i < nk; i += KB) {
+        int nr = nk - i < KB ? nk - i : KB;
+        attn_rows16(kv->k16 + lo, kv, hd, kvh, i0 + i, nr, rows);
+        for (int g = 0; g < group; g++)
+            fvec_dot_rows_f16(hd, q0 + (size_t)g * hd, rows, nr, scg + (size_t)g * stride + i);
+    }
+}
+
+static void attn_values16(const struct attn_kv *kv, size_t lo, int hd, int kvh, int i0, int nk, int group,
+                          float *att, const float *scg, int stride)
+{
+    enum { VB = 64 };
+    const uint16_t *rows[VB];
+    for (int i = 0; i < nk; i += VB) {
+        int nr = nk - i < VB ? nk - i : VB;
+        attn_rows16(kv->v16 + lo, kv, hd, kvh, i0 + i, nr, rows);
+        fvec_axpy_rows_heads_f16(hd, group, att, hd, scg + i, stride, rows, nr);
+    }
+}
+
 /* Causal GQA attention for (row, KV head) pairs, split over pool tasks: the
  * query heads that share a KV head run together, so each key and value row
  * is read once per group (not once per query head) while it is in cache.
@@ -145,19 +195,22 @@ static void attn_task(void *ctx, int task, int n_tasks)
     for (int p = task; p < total; p += n_tasks) {
         int t = j->t0 + p / hp->n_head_kv, kvh = p % hp->n_head_kv;
         const struct attn_kv *kv = s->kv[t];
-        const float *kc = kv->k + (size_t)j->layer * kv->n_ctx * n_kv;
-        const float *vc = kv->v + (size_t)j->layer * kv->n_ctx * n_kv;
+        const size_t lo = (size_t)j->layer * kv->n_ctx * n_kv;
+        const bool f16 = kv->type == ATTN_KV_F16;
         int pos = j->b->pos[t];
         int i0 = j->w->n_swa > 0 && pos - j->w->n_swa + 1 > 0 ? pos - j->w->n_swa + 1 : 0;
         int nk = pos + 1 - i0;
         const float *q0 = s->q + (size_t)t * hp->n_head * hd + (size_t)kvh * group * hd;
         /* scores: a block of keys against every head of the group */
-        for (int i = 0; i < nk; i += KB) {
-            int nr = nk - i < KB ? nk - i : KB;
-            attn_rows(kc, kv, hd, kvh, i0 + i, nr, rows);
-            for (int g = 0; g < group; g++)
-                fvec_dot_rows(hd, q0 + (size_t)g * hd, rows, nr, scg + (size_t)g * j->n_ctx_max + i);
-        }
+        if (f16)
+            attn_scores16(kv, lo, hd, kvh, i0, nk, group, q0, scg, j->n_ctx_max);
+        else
+            for (int i = 0; i < nk; i += KB) {
+                int nr = nk - i < KB ? nk - i : KB;
+                attn_rows(kv->k + lo, kv, hd, kvh, i0 + i, nr, rows);
+                for (int g = 0; g < group; g++)
+                    fvec_dot_rows(hd, q0 + (size_t)g * hd, rows, nr, scg + (size_t)g * j->n_ctx_max + i);
+            }
         float *att = s->att + (size_t)t * hp->n_head * hd + (size_t)kvh * group * hd;
         for (int g = 0; g < group; g++) {
             int h = kvh * group + g;
@@ -172,11 +225,14 @@ static void attn_task(void *ctx, int task, int n_tasks)
         }
         memset(att, 0, sizeof(float) * (size_t)group * hd);
         /* weighted values: a block of value rows (in cache) for every head */
-        for (int i = 0; i < nk; i += VB) {
-            int nr = nk - i < VB ? nk - i : VB;
-            attn_rows(vc, kv, hd, kvh, i0 + i, nr, rows);
-            fvec_axpy_rows_heads(hd, group, att, hd, scg + i, j->n_ctx_max, rows, nr);
-        }
+        if (f16)
+            attn_values16(kv, lo, hd, kvh, i0, nk, group, att, scg, j->n_ctx_max);
+        else
+            for (int i = 0; i < nk; i += VB) {
+                int nr = nk - i < VB ? nk - i : VB;
+                attn_rows(kv->v + lo, kv, hd, kvh, i0 + i, nr, rows);
+                fvec_axpy_rows_heads(hd, group, att, hd, scg + i, j->n_ctx_max, rows, nr);
+            }
     }
 }
 
@@ -214,6 +270,11 @@ static void attn_prep_heads(const struct attn_prep_job *j, int t, int h0, int h1
     size_t base = (size_t)j->layer * kv->n_ctx * n_kv, slot = (size_t)(j->b->pos[t] % kv->n_ctx);
     for (int h = g0; h < g1; h++) {
         size_t dst = base + ((size_t)h * kv->n_ctx + slot) * hd, src = (size_t)t * n_kv + (size_t)h * hd;
+        if (kv->type == ATTN_KV_F16) {
+            fvec_to_f16(hd, kv->k16 + dst, s->k + src);
+            fvec_to_f16(hd, kv->v16 + dst, s->v + src);
+            continue;
+        }
         memcpy(kv->k + dst, s->k + src, sizeof(float) * hd);
         memcpy(kv->v + dst, s->v + src, sizeof(float) * hd);
     }

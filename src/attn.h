@@ -4,8 +4,10 @@
  * per-head RMSNorm of q and k, rotary embeddings, the causal softmax over
  * each row's own sequence, and the output projection.
  *
- * Owns: the float32 KV cache layout [n_layer][n_head_kv][n_ctx][head_dim]
- * (k and v; head-major, so each head's keys are one contiguous stream), its
+ * Owns: the KV cache layout [n_layer][n_head_kv][n_ctx][head_dim] (k and
+ * v; head-major, so each head's keys are one contiguous stream) in float32
+ * or, opted in, IEEE half (half the bytes to hold and to read per token;
+ * rows rounded to nearest even when written, widened exactly when read), its
  * scratch, and the attention arithmetic. A cache may hold
  * fewer positions than the sequence (a ring for sliding-window layers):
  * position p lives in slot p % n_ctx. The architecture
@@ -20,8 +22,15 @@
 #include "blocks.h"
 #include "fwd.h"
 
+/* Element type of a KV cache (values as the GGUF type ids F32 / F16) */
+enum attn_kv_type { ATTN_KV_F32 = 0, ATTN_KV_F16 = 1 };
+
 struct attn_kv {
-    float *k, *v;          /* [n_layer][n_kv / head_dim][n_ctx][head_dim] */
+    /* [n_layer][n_kv / head_dim][n_ctx][head_dim]: k, v for ATTN_KV_F32,
+     * k16, v16 (IEEE half bits) for ATTN_KV_F16; the other pair NULL */
+    float *k, *v;
+    uint16_t *k16, *v16;
+    enum attn_kv_type type;
     int n_layer, n_ctx, n_kv;
 };
 
@@ -65,8 +74,11 @@ struct attn_scratch {
     struct attn_kv **kv;   /* [B] the cache of each row's sequence */
 };
 
-uint64_t attn_kv_bytes(int n_layer, int n_ctx, int n_kv);
-int attn_kv_init(struct attn_kv *kv, int n_layer, int n_ctx, int n_kv);
+/* Bytes of, and allocation (zeroed) of, a cache of n_layer layers of n_ctx
+ * positions of n_kv (= n_head_kv * head_dim) keys and values of type t.
+ * attn_kv_init: 0 or -1 (out of memory; nothing left allocated). */
+uint64_t attn_kv_bytes(int n_layer, int n_ctx, int n_kv, enum attn_kv_type t);
+int attn_kv_init(struct attn_kv *kv, int n_layer, int n_ctx, int n_kv, enum attn_kv_type t);
 void attn_kv_free(struct attn_kv *kv);
 
 uint64_t attn_scratch_bytes(const struct attn_hparams *hp, int n_batch, int n_ctx, int n_threads);

@@ -45,6 +45,11 @@ void cli_common_help(FILE *out)
             "  -t, --threads N        compute threads (default: all cores)\n"
             "  -c, --ctx-size N       context length (default: min(model context, 4096))\n"
             "  -b, --batch-size N     tokens per step in prompt processing (default 256)\n"
+            "      --cache-type T     attention KV cache type: f32 (default: near-exact logits) or f16\n"
+            "                         (half the KV RAM, faster decode at long contexts, slightly less\n"
+            "                         exact logits); llama.cpp's -ctk/--cache-type-k and -ctv/\n"
+            "                         --cache-type-v are accepted with equal values. deepseek2's MLA\n"
+            "                         latent cache stays f32\n"
             "      --ram-budget SIZE  RAM for everything: pinned weights, KV, expert cache\n"
             "                         (e.g. 8G; default 80%% of available memory)\n"
             "      --io BACKEND       uring (default), pread or buffered\n"
@@ -206,13 +211,15 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
         { "-r", "--reverse-prompt" }, { "-v", "--verbose" }, { "--log-verbose", "--verbose" },
         { "-ngl", "--n-gpu-layers" }, { "--gpu-layers", "--n-gpu-layers" }, { "-fa", "--flash-attn" },
         { "-ub", "--ubatch-size" }, { "-co", "--color" }, { "-sp", "--special" }, { "-rea", "--reasoning" },
-        { "--predict", "--n-predict" }, { "--temperature", "--temp" },
+        { "--predict", "--n-predict" }, { "--temperature", "--temp" }, { "-ctk", "--cache-type-k" },
+        { "-ctv", "--cache-type-v" },
     };
     /* --log-disable silences the notices below, wherever it appears */
     for (int i = 0; i < argc; i++)
         if (!strcmp(argv[i], "--log-disable"))
             o->log_disable = true;
     bool had_prompt = false, had_file = false, had_keep = false;
+    const char *ctk = "f32", *ctv = "f32"; /* KV cache types as given (validated in the loop) */
     for (int i = 0; i < argc; i++) {
         char name[64];
         const char *a = argv[i], *inline_v = NULL;
@@ -404,6 +411,18 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
                 die_flag(a, "expected a size such as 96M or 2G");
         }
         else if (!strcmp(a, "--moe-topk")) o->moe_topk = (int)parse_int(a, v, 1, 1 << 16);
+        else if (!strcmp(a, "--cache-type") || !strcmp(a, "--cache-type-k") || !strcmp(a, "--cache-type-v")) {
+            if (strcmp(v, "f32") && strcmp(v, "f16")) {
+                char msg[160];
+                snprintf(msg, sizeof(msg), "KV cache type '%.40s' is not supported: expected f32 (the default) or f16",
+                         v);
+                die_flag(a, msg);
+            }
+            if (strcmp(a, "--cache-type-v"))
+                ctk = v;
+            if (strcmp(a, "--cache-type-k"))
+                ctv = v;
+        }
         else if (!strcmp(a, "--cache-bias")) {
             o->cache_bias = parse_float(a, v);
             if (!isfinite(o->cache_bias) || o->cache_bias < 0)
@@ -435,6 +454,13 @@ void cli_parse(struct cli_opts *o, int argc, char **argv, const char *allowed, v
         } else
             die_flag(a, "is not handled");
     }
+    if (strcmp(ctk, ctv)) {
+        fprintf(stderr, "moestream: KV cache types differ (K %s, V %s): K and V share one type here, f32 or f16; "
+                        "pass --cache-type T, or -ctk and -ctv with the same value (see --help)\n",
+                ctk, ctv);
+        exit(2);
+    }
+    o->kv_f16 = !strcmp(ctk, "f16");
     if (had_keep && !o->context_shift)
         notice(o, "--keep", "it only matters with --context-shift (off by default, as in llama.cpp)");
     if (had_prompt && had_file) {
@@ -511,12 +537,15 @@ int cli_open_model(struct model **m, const struct cli_opts *o, int *n_ctx_out, i
     mo.n_threads = o->n_threads;
     mo.verify_pinned = true;
     mo.moe_topk = o->moe_topk;
+    mo.kv_f16 = o->kv_f16;
     mo.cache_bytes = o->cache_size;
     if (model_open(m, o->model_dir, &mo, err, sizeof(err)) < 0) {
         fprintf(stderr, "moestream: %s\n", err);
         return 1;
     }
     const struct model_hparams *hp = model_hparams(*m);
+    if (o->kv_f16 && !strcmp(hp->arch_name, "deepseek2") && !o->log_disable)
+        fprintf(stderr, "moestream: note: --cache-type f16: deepseek2's MLA latent cache stays f32\n");
     if (o->n_ctx > 0 && hp->n_ctx_train > 0 && o->n_ctx > hp->n_ctx_train && !o->log_disable)
         fprintf(stderr, "moestream: warning: -c %d is beyond the %d positions %s was trained on: "
                         "output past position %d may degrade\n",

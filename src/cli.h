@@ -59,6 +59,7 @@ struct cli_opts {
     const char *act_bits;       /* --act-bits as given: 16, 8, mixed or a per-site list */
     uint8_t act_site[ENGINE_N_SITES]; /* bits per call site, 0 = the default split */
     int moe_topk;               /* --moe-topk K: experts per token (0 = the model's) */
+    bool kv_f16;                /* --cache-type f16 (-ctk/-ctv f16 both): F16 attention KV cache */
     float cache_bias;           /* --cache-bias B: router bonus of cached experts (0 = off) */
     bool escape_text;           /* load --text through cli_unescape (perplexity) */
     const char *trace_out;      /* --trace-out */

@@ -36,7 +36,7 @@ static void batch_usage(FILE *out)
 #define BATCH_FLAGS                                                                                           \
     "--model --file --n-predict --parallel --threads --ctx-size --batch-size --ram-budget --io --queue-depth --ssd-cache --ssd-cache-size --read-chunk " \
     "--mlock --verify-reads --stats --stats-json --special --temp --top-k --top-p --min-p --repeat-penalty "   \
-    "--repeat-last-n --seed --no-escape --preload --prefetch --coact --pin-profile --act-bits --moe-topk --cache-bias --cache-size --cache-policy " CLI_COMPAT_FLAGS
+    "--repeat-last-n --seed --no-escape --preload --prefetch --coact --pin-profile --act-bits --moe-topk --cache-type --cache-type-k --cache-type-v --cache-bias --cache-size --cache-policy " CLI_COMPAT_FLAGS
 
 struct job {
     const char *prompt;      /* the prompt's text (escapes processed) */

@@ -20,7 +20,7 @@
 
 #define BENCH_FLAGS                                                                                     \
     "--model --prompt --file --prompt-tokens --n-predict --threads --ctx-size --batch-size --ram-budget " \
-    "--io --queue-depth --ssd-cache --ssd-cache-size --read-chunk --mlock --verify-reads --trace-out --special --no-escape --preload --prefetch --coact --pin-profile --act-bits --moe-topk --cache-bias --cache-size "   \
+    "--io --queue-depth --ssd-cache --ssd-cache-size --read-chunk --mlock --verify-reads --trace-out --special --no-escape --preload --prefetch --coact --pin-profile --act-bits --moe-topk --cache-type --cache-type-k --cache-type-v --cache-bias --cache-size "   \
     "--cache-policy --repeat --cold --json --compare --parallel"
 
 #define BENCH_PROMPT_TOKENS 64
@@ -465,11 +465,11 @@ static int bench_single(const struct cli_opts *o)
         cli_json_str(stdout, o->model_dir);
         printf(",\"io\":\"%s\",\"queue_depth\":%d,\"threads\":%d,\"ctx\":%d,\"batch\":%d,\"ram_budget_bytes\":%llu,"
                "\"cache_bytes\":%llu,\"cache_policy\":\"%s\",\"prompt\":\"%s\",\"prompt_tokens\":%d,"
-               "\"gen_tokens\":%d,\"repeat\":%d,\"cold\":%s,\"preload\":%s,\"act_bits\":\"%s\"",
+               "\"gen_tokens\":%d,\"repeat\":%d,\"cold\":%s,\"preload\":%s,\"act_bits\":\"%s\",\"kv_cache\":\"%s\"",
                cfg.backend, o->queue_depth, o->n_threads, cfg.n_ctx, cfg.n_batch,
                (unsigned long long)cfg.ram_budget, (unsigned long long)cfg.cache_bytes,
                policy_name(o->cache_policy), pmode, cfg.n_prompt, o->n_predict, n, cold ? "true" : "false",
-               o->preload ? "true" : "false", o->act_bits);
+               o->preload ? "true" : "false", o->act_bits, o->kv_f16 ? "f16" : "f32");
         printf(",\"io_note\":");
         cli_json_str(stdout, cfg.io_note);
         printf("}}\n");
@@ -483,9 +483,9 @@ static int bench_single(const struct cli_opts *o)
                cfg.n_batch, cfg.ram_budget / 1073741824.0, cfg.cache_bytes / 1048576.0,
                policy_name(o->cache_policy));
         printf("bench: prompt %d tokens (%s), %d generated greedily; %d run%s, fresh model each, page cache %s%s; "
-               "activations %s\n",
+               "activations %s, KV cache %s\n",
                cfg.n_prompt, pmode, o->n_predict, n, n > 1 ? "s" : "", cold ? "dropped before each (cold)" : "warm",
-               o->preload ? ", experts preloaded" : "", o->act_bits);
+               o->preload ? ", experts preloaded" : "", o->act_bits, o->kv_f16 ? "f16" : "f32");
         if (cfg.io_note[0])
             printf("bench: %s (last run)\n", cfg.io_note);
         if (n > 1)
@@ -574,7 +574,8 @@ static bool json_number(const char *js, const char *key, double *v)
     return end != p + strlen(pat);
 }
 
-static const int compare_metrics[] = { M_DECODE, M_PREFILL, M_TTFT, M_BPT, M_HIT, M_BW, M_BW_WALL, M_IOFRAC, M_RSS };
+static const int compare_metrics[] = { M_DECODE, M_PREFILL, M_TTFT, M_BPT, M_HIT, M_BW, M_BW_WALL, M_IOFRAC, M_RSS,
+                                       M_D_ATTN_MS };
 #define N_CMP ((int)(sizeof(compare_metrics) / sizeof(compare_metrics[0])))
 
 static int bench_compare(const struct cli_opts *o, int argc, char **argv)

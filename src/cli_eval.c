@@ -94,7 +94,7 @@ int cli_logits(int argc, char **argv)
     struct cli_opts o;
     cli_parse(&o, argc, argv,
               "--model --tokens --text --tokens-out --out --threads --ctx-size --batch-size --ram-budget --io "
-              "--queue-depth --ssd-cache --ssd-cache-size --read-chunk --mlock --verify-reads --stats --stats-json --special --bos --trace-out --preload --prefetch --coact --pin-profile --act-bits --moe-topk --cache-bias --cache-size",
+              "--queue-depth --ssd-cache --ssd-cache-size --read-chunk --mlock --verify-reads --stats --stats-json --special --bos --trace-out --preload --prefetch --coact --pin-profile --act-bits --moe-topk --cache-type --cache-type-k --cache-type-v --cache-bias --cache-size",
               logits_usage);
     if ((!o.tokens_in == !o.text_in) || !o.out) {
         fprintf(stderr, "moestream logits: pass exactly one of --tokens or --text, and --out (see --help)\n");
@@ -194,7 +194,7 @@ int cli_perplexity(int argc, char **argv)
     struct cli_opts o;
     cli_parse(&o, argc, argv,
               "--model --file --ctx-size --batch-size --threads --ram-budget --io --queue-depth --ssd-cache --ssd-cache-size --read-chunk --mlock "
-              "--verify-reads --stats --stats-json --chunks --kl-base --bos --no-escape --preload --prefetch --coact --pin-profile --act-bits --moe-topk --cache-bias --cache-size",
+              "--verify-reads --stats --stats-json --chunks --kl-base --bos --no-escape --preload --prefetch --coact --pin-profile --act-bits --moe-topk --cache-type --cache-type-k --cache-type-v --cache-bias --cache-size",
               ppl_usage);
     if (!o.prompt_file) {
         fprintf(stderr, "moestream perplexity: pass the text with -f FILE (see --help)\n");

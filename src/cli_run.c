@@ -52,7 +52,7 @@ static void run_usage(FILE *out)
     "--model --prompt --file --n-predict --threads --ctx-size --batch-size --ram-budget --io "        \
     "--queue-depth --ssd-cache --ssd-cache-size --read-chunk --mlock --verify-reads --stats --stats-json --trace-out --special --temp --top-k " \
     "--top-p --min-p --repeat-penalty --repeat-last-n --seed --system --no-escape --preload --prefetch --coact " \
-    "--pin-profile --act-bits --moe-topk --cache-bias --cache-size --cache-policy --chat " CLI_COMPAT_FLAGS
+    "--pin-profile --act-bits --moe-topk --cache-type --cache-type-k --cache-type-v --cache-bias --cache-size --cache-policy --chat " CLI_COMPAT_FLAGS
 
 /* Tokenizes text into a freshly allocated array; NULL with a message. */
 static int32_t *tokenize_all(const struct tokenizer *t, const char *text, size_t len, bool bos, bool special,

@@ -40,7 +40,7 @@ static void serve_usage(FILE *out)
 #define SERVE_FLAGS                                                                                          \
     "--model --n-predict --parallel --threads --ctx-size --batch-size --ram-budget --io --queue-depth --ssd-cache --ssd-cache-size --read-chunk "      \
     "--mlock --verify-reads --temp --top-k --top-p --min-p --repeat-penalty --repeat-last-n --seed --preload " \
-    "--prefetch --act-bits --moe-topk --cache-bias --cache-size --cache-policy --chat-template --jinja"
+    "--prefetch --act-bits --moe-topk --cache-type --cache-type-k --cache-type-v --cache-bias --cache-size --cache-policy --chat-template --jinja"
 
 static struct chat_tmpl *load_template(const struct cli_opts *o, const struct gguf_ctx *g, char **src)
 {

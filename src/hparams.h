@@ -69,6 +69,11 @@ struct model_hparams {
     int swa_period;         /* layer il slides when il % swa_period < swa_period - 1 */
     float rope_freq_scale;  /* YaRN: 1 / scaling factor; 0 = no rope scaling */
     float yarn_beta_fast, yarn_beta_slow;
+
+    /* Runtime, not from the file: set by model_open from struct model_opts
+     * (as moe_topk overrides n_expert_used), read by state_bytes/state_init. */
+    bool kv_f16;            /* attention KV cache in IEEE half (src/attn.h); deepseek2's
+                             * MLA latent cache stays float32 */
 };
 
 /* A view of one pinned tensor; data points into the pinned arena. */

@@ -98,6 +98,7 @@ int model_open(struct model **out, const char *dir, const struct model_opts *o, 
         }
         m->hp.n_expert_used = o->moe_topk;
     }
+    m->hp.kv_f16 = o->kv_f16;
     m->arch = arch_find(m->hp.arch_name);
     m->io = o->io;
 

@@ -39,6 +39,8 @@ struct model_opts {
     uint64_t cache_bytes;       /* nonzero: expert cache size, overriding the budget's share */
     int moe_topk;               /* nonzero: route each token to this many experts instead of the
                                    model's expert_used_count (a lossy speed lever, at most that) */
+    bool kv_f16;                /* attention KV cache in F16 instead of F32 (half the state bytes,
+                                   slightly less exact logits); deepseek2's MLA cache stays F32 */
 };
 
 /* The budget as resolved at load. */

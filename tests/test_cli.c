@@ -686,6 +686,54 @@ static void test_lossy_levers(void **state)
     sh("rm -f %s/a.f32 %s/b.f32", dir, dir);
 }
 
+/* --cache-type / -ctk / -ctv (llama.cpp's spellings): every subcommand that
+ * opens a model knows them and refuses other types (q8_0, bf16 ...) and
+ * differing K and V with exit 2 and one line; every spelling of f16 reaches
+ * the model (the same logits, and not the F32 cache's), f32 is the default */
+static void test_cache_type(void **state)
+{
+    (void)state;
+    if (!ready())
+        skip();
+    const char *cmds[] = { "run", "chat", "logits", "perplexity", "bench", "batch", "serve" };
+    for (int i = 0; i < 7; i++) {
+        assert_int_equal(sh("%s/moestream %s -m %s/q8 --cache-type q8_0 2>&1", bin, cmds[i], dir), 2);
+        assert_non_null(strstr(out, "--cache-type: KV cache type 'q8_0' is not supported: expected f32 (the "
+                                    "default) or f16"));
+    }
+    assert_int_equal(sh("%s/moestream run -m %s/q8 -p hi -ctk bf16 -ctv bf16 2>&1", bin, dir), 2);
+    assert_non_null(strstr(out, "--cache-type-k: KV cache type 'bf16' is not supported"));
+    assert_int_equal(sh("%s/moestream run -m %s/q8 -p hi --cache-type-v=q4_0 2>&1", bin, dir), 2);
+    assert_non_null(strstr(out, "--cache-type-v: KV cache type 'q4_0' is not supported"));
+    assert_int_equal(sh("%s/moestream run -m %s/q8 -p hi -ctk f16 -ctv f32 2>&1", bin, dir), 2);
+    assert_non_null(strstr(out, "KV cache types differ (K f16, V f32)"));
+    assert_int_equal(sh("%s/moestream run -m %s/q8 -p hi -ctk f16 2>&1", bin, dir), 2); /* V stays f32 */
+    assert_non_null(strstr(out, "KV cache types differ (K f16, V f32)"));
+    assert_int_equal(sh("%s/moestream tokenize -m %s/q8 -p hi --cache-type f16 2>&1", bin, dir), 2);
+    assert_int_equal(sh("%s/moestream run --help", bin), 0);
+    assert_non_null(strstr(out, "--cache-type T     attention KV cache type: f32 (default"));
+
+    const char *lg = "logits -m build/test-cli/tiny --tokens";
+    assert_int_equal(sh("%s/moestream %s %s/tinymoe/ref64.tokens.i32 --out %s/a.f32 2>&1 && "
+                        "%s/moestream %s %s/tinymoe/ref64.tokens.i32 --out %s/b.f32 --cache-type f32 2>&1 && "
+                        "cmp %s/a.f32 %s/b.f32 && "
+                        "%s/moestream %s %s/tinymoe/ref64.tokens.i32 --out %s/b.f32 --cache-type f16 2>&1 && "
+                        "%s/moestream %s %s/tinymoe/ref64.tokens.i32 --out %s/c.f32 -ctk f16 -ctv f16 2>&1 && "
+                        "cmp %s/b.f32 %s/c.f32 && "
+                        "%s/moestream %s %s/tinymoe/ref64.tokens.i32 --out %s/c.f32 --cache-type-k=f16 "
+                        "--cache-type-v f16 2>&1 && cmp %s/b.f32 %s/c.f32",
+                        bin, lg, fx, dir, bin, lg, fx, dir, dir, dir, bin, lg, fx, dir, bin, lg, fx, dir, dir, dir,
+                        bin, lg, fx, dir, dir, dir),
+                     0);
+    assert_int_not_equal(sh("cmp -s %s/a.f32 %s/b.f32", dir, dir), 0);
+    sh("rm -f %s/a.f32 %s/b.f32 %s/c.f32", dir, dir, dir);
+    /* bench records the type with its results */
+    assert_int_equal(sh("%s/moestream bench -m %s/tiny --prompt-tokens 8 -n 4 -t 2 -ctk f16 -ctv f16 --json "
+                        "2>/dev/null", bin, dir),
+                     0);
+    assert_non_null(strstr(out, "\"kv_cache\":\"f16\""));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -704,6 +752,7 @@ int main(void)
         cmocka_unit_test(test_run_from_gguf),
         cmocka_unit_test(test_prefetch_cli),
         cmocka_unit_test(test_lossy_levers),
+        cmocka_unit_test(test_cache_type),
     };
     return cmocka_run_group_tests_name("cli", tests, setup, NULL);
 }

@@ -945,6 +945,128 @@ static void test_fvec_rows(void **state)
     quant_init();
 }
 
+/* F16 rows (an F16 KV cache): fvec_to_f16 gives the same bits on both ISAs
+ * (vcvtps2ph vs quant_fp32_to_fp16, ties to even, subnormals, overflow);
+ * on each ISA the F16 row kernels equal the float ones run on the widened
+ * rows bit for bit (the widening is exact, the arithmetic the same), so
+ * they inherit their nr-independence, which is checked again here; and the
+ * AVX-512 results stay within float rounding of the portable ones */
+static void test_fvec_f16(void **state)
+{
+    (void)state;
+    enum { N = 200, R = 16, V = 70, G = 5 };
+    static float x[N], kf[V][N], y0[G][N], y1[G][N], y2[G][N], wh[G][V];
+    static uint16_t kh[V][N];
+    static float dot_isa[2][R], axpy_isa[2][G][N];
+    const float *rows[V];
+    const uint16_t *rows16[V];
+    bool have512 = quant_select_isa("avx512") == 0;
+    quant_init();
+
+    /* conversion: special values, then random magnitudes from 2^-30 to 2^17 */
+    static const float special[] = { 0.0f, -0.0f, 1.0f, -1.0f, 65504.0f, 65519.99f, 65520.0f, -1e9f,
+                                     INFINITY, -INFINITY, 5.9604645e-8f, 2.9802322e-8f, 2.9802326e-8f,
+                                     6.1035156e-5f, 6.0975552e-5f, 1.00048828125f, 1.00146484375f,
+                                     1e-30f, 3.0e-5f };
+    static float cv[600];
+    static uint16_t h0[600], h1[600];
+    int nc = 0;
+    for (size_t i = 0; i < sizeof(special) / sizeof(special[0]); i++)
+        cv[nc++] = special[i];
+    while (nc < 600)
+        cv[nc++] = ldexpf(rng_float(), (int)(rng_next() % 48) - 30);
+    for (int n = 0; n <= 600; n += n < 40 ? 1 : 97) {
+        fvec_select(false);
+        fvec_to_f16(n, h0, cv);
+        for (int i = 0; i < n; i++)
+            if (h0[i] != quant_fp32_to_fp16(cv[i]))
+                fail_msg("fvec_to_f16 portable n %d element %d: %04x, reference %04x", n, i, h0[i],
+                         quant_fp32_to_fp16(cv[i]));
+        if (!have512)
+            continue;
+        fvec_select(true);
+        memset(h1, 0xAB, sizeof(h1));
+        fvec_to_f16(n, h1, cv);
+        for (int i = 0; i < n; i++)
+            if (h1[i] != h0[i])
+                fail_msg("fvec_to_f16 avx512 n %d element %d (%a): %04x, portable %04x", n, i, cv[i], h1[i], h0[i]);
+        if (n < 600 && h1[n] != 0xABAB)
+            fail_msg("fvec_to_f16 avx512 n %d wrote past the end", n);
+    }
+
+    for (int n = 1; n <= N; n += 37) {
+        for (int i = 0; i < n; i++)
+            x[i] = rng_float();
+        for (int r = 0; r < V; r++) {
+            for (int i = 0; i < n; i++) {
+                kh[r][i] = quant_fp32_to_fp16(4.0f * rng_float());
+                kf[r][i] = quant_fp16_to_fp32(kh[r][i]);
+            }
+            rows[r] = kf[r];
+            rows16[r] = kh[r];
+        }
+        for (int g = 0; g < G; g++)
+            for (int r = 0; r < V; r++)
+                wh[g][r] = rng_float();
+        for (int g = 0; g < G; g++)
+            for (int i = 0; i < n; i++)
+                y0[g][i] = rng_float();
+        for (int isa = 0; isa < 1 + have512; isa++) {
+            fvec_select(isa == 1);
+            const char *nm = isa ? "avx512" : "portable";
+            /* scores: the float kernel on the widened rows, bit for bit; one row alone the same */
+            float want[R], one[1];
+            fvec_dot_rows(n, x, rows, R, want);
+            fvec_dot_rows_f16(n, x, rows16, R, dot_isa[isa]);
+            if (memcmp(want, dot_isa[isa], sizeof(want)) != 0)
+                fail_msg("fvec_dot_rows_f16 %s n %d differs from fvec_dot_rows on the widened rows", nm, n);
+            for (int r = 0; r < R; r += 5) {
+                fvec_dot_rows_f16(n, x, rows16 + r, 1, one);
+                if (memcmp(one, dot_isa[isa] + r, sizeof(float)) != 0)
+                    fail_msg("fvec_dot_rows_f16 %s n %d row %d: %g alone, %g in a block of 16", nm, n, r, one[0],
+                             dot_isa[isa][r]);
+            }
+            /* values: five heads (one group of four and one single), V rows */
+            memcpy(y1, y0, sizeof(y0));
+            memcpy(y2, y0, sizeof(y0));
+            fvec_axpy_rows_heads(n, G, y1[0], N, wh[0], V, rows, V);
+            fvec_axpy_rows_heads_f16(n, G, y2[0], N, wh[0], V, rows16, V);
+            if (memcmp(y1, y2, sizeof(y1)) != 0)
+                fail_msg("fvec_axpy_rows_heads_f16 %s n %d differs from fvec_axpy_rows_heads on the widened rows",
+                         nm, n);
+            memcpy(axpy_isa[isa], y2, sizeof(y2));
+            /* the same rows in blocks of 23 (and a tail): the same bits */
+            memcpy(y1, y0, sizeof(y0));
+            for (int r0 = 0; r0 < V; r0 += 23)
+                fvec_axpy_rows_heads_f16(n, G, y1[0], N, wh[0] + r0, V, rows16 + r0, V - r0 < 23 ? V - r0 : 23);
+            if (memcmp(y1, y2, sizeof(y1)) != 0)
+                fail_msg("fvec_axpy_rows_heads_f16 %s n %d: blocks of 23 rows differ from one block of %d", nm, n, V);
+        }
+        if (!have512)
+            continue;
+        for (int r = 0; r < R; r++) {
+            double mag = 0;
+            for (int i = 0; i < n; i++)
+                mag += fabs((double)x[i] * kf[r][i]);
+            if (fabs(dot_isa[1][r] - dot_isa[0][r]) > 2e-6 * mag + 1e-30)
+                fail_msg("fvec_dot_rows_f16 n %d row %d: avx512 %g, portable %g", n, r, dot_isa[1][r],
+                         dot_isa[0][r]);
+        }
+        for (int g = 0; g < G; g++)
+            for (int i = 0; i < n; i++) {
+                double mag = fabs(y0[g][i]);
+                for (int r = 0; r < V; r++)
+                    mag += fabs((double)wh[g][r] * kf[r][i]);
+                if (fabs(axpy_isa[1][g][i] - axpy_isa[0][g][i]) > 2e-6 * mag)
+                    fail_msg("fvec_axpy_rows_heads_f16 n %d head %d element %d: avx512 %g, portable %g", n, g, i,
+                             axpy_isa[1][g][i], axpy_isa[0][g][i]);
+            }
+    }
+    if (!have512)
+        print_message("fvec_test_f16: no AVX-512 here: the portable kernels only\n");
+    quant_init();
+}
+
 static void test_traits(void **state)
 {
     (void)state;
@@ -969,6 +1091,7 @@ int main(void)
         cmocka_unit_test(test_traits),
         cmocka_unit_test(test_fvec),
         cmocka_unit_test(test_fvec_rows),
+        cmocka_unit_test(test_fvec_f16),
         cmocka_unit_test(test_fp16_conversions),
         cmocka_unit_test(test_bf16_conversions),
         cmocka_unit_test(test_dequant_fixtures),
