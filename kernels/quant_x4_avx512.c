@@ -6,7 +6,7 @@
  * Owns: quant_install_x4_avx512(), which sets vec_dot_x4 and replaces
  * vec_dot and vec_dot_multi for Q4_K (both become the four-row kernel with
  * the row repeated, so every entry point gives the same bits), and the
- * same for Q6_K. Runs after
+ * same for Q5_K and Q6_K. Runs after
  * quant_install_avx512(). Must not allocate or touch vec_dot_ref.
  *
  * Why four rows. A one-row K-quant kernel spends about as many instructions
@@ -92,9 +92,17 @@ X4_INLINE __m512i x4_bcast32(const void *p)
  * sumi[p][k] collects the scaled integer dot per 32-bit lane, 8 lanes per
  * row, exact.
  */
-X4_INLINE void q4k_x4_rows(int64_t n, float *y, size_t ys, const uint8_t *const *w, int nr, const uint8_t *a,
-                           size_t as, const int na)
+/* Q5_K is Q4_K with a fifth bit per quant (qh: bit 2j of byte l for element
+ * l of sub-block 2j, bit 2j+1 for element l of sub-block 2j+1), quants 0..31:
+ * the same body with five = 1 ORs bit 4 in; every product and sum bound
+ * above holds with 31 for 15 (|sum of four| <= 4 * 31 * 128 < 2^15). */
+X4_INLINE void k45_x4_rows(int64_t n, float *y, size_t ys, const uint8_t *const *w, int nr, const uint8_t *a,
+                           size_t as, const int na, const int five)
 {
+    /* block_q4_K and block_q5_K share d, dmin and scales; Q5_K has qh before qs */
+    const size_t bsize = five ? sizeof(block_q5_K) : sizeof(block_q4_K);
+    const size_t qs_off = five ? offsetof(block_q5_K, qs) : offsetof(block_q4_K, qs);
+    const __m512i m10 = _mm512_set1_epi8(0x10);
     const int64_t nb = n / QK_K;
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     const __m512i midx = x4_mins_idx();
@@ -105,11 +113,22 @@ X4_INLINE void q4k_x4_rows(int64_t n, float *y, size_t ys, const uint8_t *const 
     for (int k = 0; k < na; k++)
         acc[k] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        const block_q4_K *b0 = (const block_q4_K *)(const void *)w[0] + i;
-        const block_q4_K *b1 = (const block_q4_K *)(const void *)w[1] + i;
-        const block_q4_K *b2 = (const block_q4_K *)(const void *)w[2] + i;
-        const block_q4_K *b3 = (const block_q4_K *)(const void *)w[3] + i;
-        quant_x4_prefetch(w, i, 1, sizeof(block_q4_K));
+        const block_q4_K *b0 = (const block_q4_K *)(const void *)(w[0] + (size_t)i * bsize);
+        const block_q4_K *b1 = (const block_q4_K *)(const void *)(w[1] + (size_t)i * bsize);
+        const block_q4_K *b2 = (const block_q4_K *)(const void *)(w[2] + (size_t)i * bsize);
+        const block_q4_K *b3 = (const block_q4_K *)(const void *)(w[3] + (size_t)i * bsize);
+        const uint8_t *q0 = (const uint8_t *)b0 + qs_off, *q1 = (const uint8_t *)b1 + qs_off;
+        const uint8_t *q2 = (const uint8_t *)b2 + qs_off, *q3 = (const uint8_t *)b3 + qs_off;
+        quant_x4_prefetch(w, i, 1, bsize);
+        /* Q5_K: the 32 qh bytes of rows 0/1 and 2/3, one row per 256-bit half */
+        __m512i qh0 = _mm512_setzero_si512(), qh1 = _mm512_setzero_si512();
+        if (five) {
+            const size_t ho = offsetof(block_q5_K, qh);
+            qh0 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const void *)((const uint8_t *)b0 + ho))),
+                                     _mm256_loadu_si256((const void *)((const uint8_t *)b1 + ho)), 1);
+            qh1 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const void *)((const uint8_t *)b2 + ho))),
+                                     _mm256_loadu_si256((const void *)((const uint8_t *)b3 + ho)), 1);
+        }
         /* d and dmin of the four rows (fp16 pairs) -> [d, -dmin] per row */
         uint32_t h0, h1, h2, h3;
         memcpy(&h0, &b0->d, 4);
@@ -127,12 +146,24 @@ X4_INLINE void q4k_x4_rows(int64_t n, float *y, size_t ys, const uint8_t *const 
             s0[k] = s1[k] = _mm512_setzero_si512();
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
-            const __m512i w0 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(b0->qs + 32 * j))),
-                                                  _mm256_loadu_si256((const __m256i *)(b1->qs + 32 * j)), 1);
-            const __m512i w1 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(b2->qs + 32 * j))),
-                                                  _mm256_loadu_si256((const __m256i *)(b3->qs + 32 * j)), 1);
-            const __m512i lo0 = _mm512_and_si512(w0, m4), hi0 = _mm512_and_si512(_mm512_srli_epi16(w0, 4), m4);
-            const __m512i lo1 = _mm512_and_si512(w1, m4), hi1 = _mm512_and_si512(_mm512_srli_epi16(w1, 4), m4);
+            const __m512i w0 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(q0 + 32 * j))),
+                                                  _mm256_loadu_si256((const __m256i *)(q1 + 32 * j)), 1);
+            const __m512i w1 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(q2 + 32 * j))),
+                                                  _mm256_loadu_si256((const __m256i *)(q3 + 32 * j)), 1);
+            __m512i lo0 = _mm512_and_si512(w0, m4), hi0 = _mm512_and_si512(_mm512_srli_epi16(w0, 4), m4);
+            __m512i lo1 = _mm512_and_si512(w1, m4), hi1 = _mm512_and_si512(_mm512_srli_epi16(w1, 4), m4);
+            if (five) {
+                /* bit 2j (2j+1) of each qh byte to bit 4: a 16-bit shift moves no
+                 * other byte's bit into bit 4 for shifts of at most 4 */
+                const __m512i l0 = 2 * j <= 4 ? _mm512_slli_epi16(qh0, 4 - 2 * j) : _mm512_srli_epi16(qh0, 2 * j - 4);
+                const __m512i h0 = 2 * j + 1 <= 4 ? _mm512_slli_epi16(qh0, 3 - 2 * j) : _mm512_srli_epi16(qh0, 2 * j - 3);
+                const __m512i l1 = 2 * j <= 4 ? _mm512_slli_epi16(qh1, 4 - 2 * j) : _mm512_srli_epi16(qh1, 2 * j - 4);
+                const __m512i h1 = 2 * j + 1 <= 4 ? _mm512_slli_epi16(qh1, 3 - 2 * j) : _mm512_srli_epi16(qh1, 2 * j - 3);
+                lo0 = _mm512_ternarylogic_epi32(l0, m10, lo0, 0xEA); /* (l0 & 0x10) | lo0 */
+                hi0 = _mm512_ternarylogic_epi32(h0, m10, hi0, 0xEA);
+                lo1 = _mm512_ternarylogic_epi32(l1, m10, lo1, 0xEA);
+                hi1 = _mm512_ternarylogic_epi32(h1, m10, hi1, 0xEA);
+            }
             const __m512i ip = x4_pair_to_i16(2 * j);
             const __m512i c0 = _mm512_shuffle_epi8(sp0, ip), c1 = _mm512_shuffle_epi8(sp1, ip);
 #pragma GCC unroll 8
@@ -172,6 +203,18 @@ X4_INLINE void q4k_x4_rows(int64_t n, float *y, size_t ys, const uint8_t *const 
         const __m512 c = _mm512_maskz_compress_ps(0x1111, t);
         _mm512_mask_storeu_ps(y + (size_t)k * ys, keep, c);
     }
+}
+
+X4_INLINE void q4k_x4_rows(int64_t n, float *y, size_t ys, const uint8_t *const *w, int nr, const uint8_t *a,
+                           size_t as, const int na)
+{
+    k45_x4_rows(n, y, ys, w, nr, a, as, na, 0);
+}
+
+X4_INLINE void q5k_x4_rows(int64_t n, float *y, size_t ys, const uint8_t *const *w, int nr, const uint8_t *a,
+                           size_t as, const int na)
+{
+    k45_x4_rows(n, y, ys, w, nr, a, as, na, 1);
 }
 
 /* --- Q6_K ---------------------------------------------------------------- */
@@ -298,6 +341,7 @@ X4_INLINE void q6k_x4_rows(int64_t n, float *y, size_t ys, const uint8_t *const 
 _Static_assert(X4_ACT_GROUP == 8, "X4_DEFINE handles a remainder of at most 7 rows");
 
 X4_DEFINE(dot_q4_K_x4, q4k_x4_rows)
+X4_DEFINE(dot_q5_K_x4, q5k_x4_rows)
 X4_DEFINE(dot_q6_K_x4, q6k_x4_rows)
 
 void quant_install_x4_avx512(struct quant_traits *traits)
@@ -305,6 +349,9 @@ void quant_install_x4_avx512(struct quant_traits *traits)
     traits[QT_Q4_K].vec_dot = dot_q4_K_x4_one;
     traits[QT_Q4_K].vec_dot_multi = dot_q4_K_x4_multi;
     traits[QT_Q4_K].vec_dot_x4 = dot_q4_K_x4;
+    traits[QT_Q5_K].vec_dot = dot_q5_K_x4_one;
+    traits[QT_Q5_K].vec_dot_multi = dot_q5_K_x4_multi;
+    traits[QT_Q5_K].vec_dot_x4 = dot_q5_K_x4;
     traits[QT_Q6_K].vec_dot = dot_q6_K_x4_one;
     traits[QT_Q6_K].vec_dot_multi = dot_q6_K_x4_multi;
     traits[QT_Q6_K].vec_dot_x4 = dot_q6_K_x4;

@@ -132,6 +132,15 @@ static void synth_weights(int t, void *dst, int64_t n_rows, int64_t n)
             blk->dmin = quant_fp32_to_fp16(rng_float() * 0.01f);
         }
         return;
+    case QT_Q5_K:
+        for (size_t i = 0; i < size; i++)
+            p[i] = (uint8_t)rng_next();
+        for (int64_t b = 0; b < (int64_t)(size / tr->type_size); b++) {
+            block_q5_K *blk = (block_q5_K *)p + b;
+            blk->d = quant_fp32_to_fp16(rng_float() * 0.01f);
+            blk->dmin = quant_fp32_to_fp16(rng_float() * 0.01f);
+        }
+        return;
     case QT_Q6_K:
         for (size_t i = 0; i < size; i++)
             p[i] = (uint8_t)rng_next();
@@ -211,7 +220,7 @@ static void test_drivers_match_rows(void **state)
     (void)state;
     static const enum matvec_act acts[] = { MATVEC_ACT8, MATVEC_ACT16 };
     for (int ai = 0; ai < 2; ai++) {
-    static const int types[] = { QT_F32, QT_Q8_0, QT_IQ4_NL, QT_MXFP4, QT_Q4_K, QT_Q6_K };
+    static const int types[] = { QT_F32, QT_Q8_0, QT_IQ4_NL, QT_MXFP4, QT_Q4_K, QT_Q5_K, QT_Q6_K };
     static const int64_t shapes[][2] = { { 1, 256 }, { 3, 512 }, { 17, 256 }, { 64, 768 }, { 259, 256 }, { 1000, 512 } };
     /* 9 and 21: more activation rows than one multi-row chunk, odd remainders;
      * 37: more than one token chunk of the tile kernels (32) */
