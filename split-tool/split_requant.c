@@ -153,7 +153,7 @@ static void rq_update_note(struct split_requant *rq)
         snprintf(hq3 + h, sizeof(hq3) - h, "; %.4f bits per weight", rq->bpw);
     char from[128] = "";
     size_t at = 0;
-    for (int t = 0; t < 32; t++)
+    for (int t = 0; t < 32 && at < sizeof(from); t++)
         if (rq->src_types & (1u << t))
             at += (size_t)snprintf(from + at, sizeof(from) - at, "%s%s", at ? "," : "", quant_traits(t)->name);
     snprintf(rq->note, sizeof(rq->note),

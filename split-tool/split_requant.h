@@ -42,7 +42,8 @@ struct split_requant {
     uint32_t src_types;       /* bit t set: a re-quantized part came from type t < 32 */
     char mode[4];             /* "q2" / "q3" */
     char calib_note[96];      /* "self-calibrated on N generated tokens"; empty = none */
-    char note[320];           /* manifest line, kept up to date while split_convert plans */
+    char note[512];           /* manifest line, kept up to date while split_convert plans (sized for
+                               * the longest parts rq_update_note joins: no truncation) */
     struct split_transform tf;
 };
 
