@@ -67,15 +67,41 @@ static inline __m512 fvec_hsum16(const __m512 a[16])
     return _mm512_add_ps(_mm512_shuffle_f32x4(v0, v1, 0x88), _mm512_shuffle_f32x4(v0, v1, 0xDD));
 }
 
+/* The row loops below exist for float rows and for half rows (the F16 KV
+ * cache). Each is written once, as an always-inlined body that reads row r
+ * through rf[r] (float) or rh[r] (half, widened exactly by vcvtph2ps)
+ * according to the constant `half`; the entry points instantiate it. Per
+ * element both give the same operations, so half rows give the bits of the
+ * float loop on the rows widened to float. */
+#define FVEC_INLINE static inline __attribute__((always_inline))
+
+/* sixteen elements i.. of row r, or the lanes of mask k (the rest zero) */
+FVEC_INLINE __m512 fvec_ld(const float *const *rf, const uint16_t *const *rh, int r, int i, const int half)
+{
+    return half ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(rh[r] + i))) : _mm512_loadu_ps(rf[r] + i);
+}
+
+FVEC_INLINE __m512 fvec_ld_mask(__mmask16 k, const float *const *rf, const uint16_t *const *rh, int r, int i,
+                                const int half)
+{
+    return half ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, rh[r] + i)) : _mm512_maskz_loadu_ps(k, rf[r] + i);
+}
+
 /* 16-lane chunks of x against sixteen rows (rows past nr repeat row
  * nr - 1 and are dropped at the store), loops of constant trip count so the
  * sixteen accumulators stay in registers; per row the same operations
  * whatever nr is */
-void fvec_dot_rows_avx512(int n, const float *x, const float *const *rows, int nr, float *out)
+FVEC_INLINE void fvec_dot_rows_body(int n, const float *x, const float *const *rf, const uint16_t *const *rh, int nr,
+                                    float *out, const int half)
 {
-    const float *rp[16];
-    for (int r = 0; r < 16; r++)
-        rp[r] = rows[r < nr ? r : nr - 1];
+    const float *pf[16];
+    const uint16_t *ph[16];
+    for (int r = 0; r < 16; r++) {
+        if (half)
+            ph[r] = rh[r < nr ? r : nr - 1];
+        else
+            pf[r] = rf[r < nr ? r : nr - 1];
+    }
     __m512 acc[16];
 #pragma GCC unroll 16
     for (int r = 0; r < 16; r++)
@@ -85,145 +111,22 @@ void fvec_dot_rows_avx512(int n, const float *x, const float *const *rows, int n
         const __m512 xv = _mm512_loadu_ps(x + i);
 #pragma GCC unroll 16
         for (int r = 0; r < 16; r++)
-            acc[r] = _mm512_fmadd_ps(xv, _mm512_loadu_ps(rp[r] + i), acc[r]);
+            acc[r] = _mm512_fmadd_ps(xv, fvec_ld(pf, ph, r, i, half), acc[r]);
     }
     if (i < n) {
         const __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
         const __m512 xv = _mm512_maskz_loadu_ps(k, x + i);
 #pragma GCC unroll 16
         for (int r = 0; r < 16; r++)
-            acc[r] = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(k, rp[r] + i), acc[r]);
-    }
-    _mm512_mask_storeu_ps(out, (__mmask16)((1u << nr) - 1), fvec_hsum16(acc));
-}
-
-void fvec_axpy_rows_avx512(int n, float *y, const float *w, const float *const *rows, int nr)
-{
-    int i = 0;
-    for (; i + 64 <= n; i += 64) {
-        __m512 y0 = _mm512_loadu_ps(y + i), y1 = _mm512_loadu_ps(y + i + 16);
-        __m512 y2 = _mm512_loadu_ps(y + i + 32), y3 = _mm512_loadu_ps(y + i + 48);
-        for (int r = 0; r < nr; r++) {
-            const __m512 a = _mm512_set1_ps(w[r]);
-            const float *x = rows[r] + i;
-            y0 = _mm512_fmadd_ps(a, _mm512_loadu_ps(x), y0);
-            y1 = _mm512_fmadd_ps(a, _mm512_loadu_ps(x + 16), y1);
-            y2 = _mm512_fmadd_ps(a, _mm512_loadu_ps(x + 32), y2);
-            y3 = _mm512_fmadd_ps(a, _mm512_loadu_ps(x + 48), y3);
-        }
-        _mm512_storeu_ps(y + i, y0);
-        _mm512_storeu_ps(y + i + 16, y1);
-        _mm512_storeu_ps(y + i + 32, y2);
-        _mm512_storeu_ps(y + i + 48, y3);
-    }
-    for (; i < n; i += 16) {
-        const __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
-        __m512 y0 = _mm512_maskz_loadu_ps(k, y + i);
-        for (int r = 0; r < nr; r++)
-            y0 = _mm512_fmadd_ps(_mm512_set1_ps(w[r]), _mm512_maskz_loadu_ps(k, rows[r] + i), y0);
-        _mm512_mask_storeu_ps(y + i, k, y0);
-    }
-}
-
-/* Four heads at once over 64-float chunks (sixteen accumulators): each value
- * row chunk is loaded once for the four heads; per element the same fma
- * sequence as fvec_axpy_rows_avx512 (y = w[r] * x + y, r in order). Heads
- * past a multiple of four and the tail past a multiple of 64 go through
- * fvec_axpy_rows_avx512, which computes the same per element. */
-void fvec_axpy_rows_heads_avx512(int n, int ng, float *y, int ys, const float *w, int ws, const float *const *rows,
-                                 int nr)
-{
-    const int n64 = n & ~63;
-    int g = 0;
-    for (; g + 4 <= ng; g += 4) {
-        float *y0 = y + (size_t)g * ys;
-        const float *w0 = w + (size_t)g * ws;
-        for (int i = 0; i < n64; i += 64) {
-            __m512 acc[4][4];
-#pragma GCC unroll 4
-            for (int h = 0; h < 4; h++)
-#pragma GCC unroll 4
-                for (int c = 0; c < 4; c++)
-                    acc[h][c] = _mm512_loadu_ps(y0 + (size_t)h * ys + i + 16 * c);
-            for (int r = 0; r < nr; r++) {
-                const float *x = rows[r] + i;
-                const __m512 x0 = _mm512_loadu_ps(x), x1 = _mm512_loadu_ps(x + 16);
-                const __m512 x2 = _mm512_loadu_ps(x + 32), x3 = _mm512_loadu_ps(x + 48);
-#pragma GCC unroll 4
-                for (int h = 0; h < 4; h++) {
-                    const __m512 a = _mm512_set1_ps(w0[(size_t)h * ws + r]);
-                    acc[h][0] = _mm512_fmadd_ps(a, x0, acc[h][0]);
-                    acc[h][1] = _mm512_fmadd_ps(a, x1, acc[h][1]);
-                    acc[h][2] = _mm512_fmadd_ps(a, x2, acc[h][2]);
-                    acc[h][3] = _mm512_fmadd_ps(a, x3, acc[h][3]);
-                }
-            }
-#pragma GCC unroll 4
-            for (int h = 0; h < 4; h++)
-#pragma GCC unroll 4
-                for (int c = 0; c < 4; c++)
-                    _mm512_storeu_ps(y0 + (size_t)h * ys + i + 16 * c, acc[h][c]);
-        }
-        if (n64 < n) {
-            const float *tail[64];
-            for (int r0 = 0; r0 < nr; r0 += 64) {
-                const int m = nr - r0 < 64 ? nr - r0 : 64;
-                for (int r = 0; r < m; r++)
-                    tail[r] = rows[r0 + r] + n64;
-                for (int h = 0; h < 4; h++)
-                    fvec_axpy_rows_avx512(n - n64, y0 + (size_t)h * ys + n64, w0 + (size_t)h * ws + r0, tail, m);
-            }
-        }
-    }
-    for (; g < ng; g++)
-        fvec_axpy_rows_avx512(n, y + (size_t)g * ys, w + (size_t)g * ws, rows, nr);
-}
-
-/* ------------------------------------------------------------- F16 rows */
-
-/* sixteen halves at p widened to floats (vcvtph2ps is exact), or the first
- * lanes of mask k (the rest zero) */
-static inline __m512 fvec_ld16h(const uint16_t *p)
-{
-    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
-}
-
-static inline __m512 fvec_ld16h_mask(__mmask16 k, const uint16_t *p)
-{
-    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, p));
-}
-
-/* fvec_dot_rows_avx512 with the key rows in halves: the same sixteen
- * accumulators and reduction, so per row the same operations whatever nr is */
-void fvec_dot_rows_f16_avx512(int n, const float *x, const uint16_t *const *rows, int nr, float *out)
-{
-    const uint16_t *rp[16];
-    for (int r = 0; r < 16; r++)
-        rp[r] = rows[r < nr ? r : nr - 1];
-    __m512 acc[16];
-#pragma GCC unroll 16
-    for (int r = 0; r < 16; r++)
-        acc[r] = _mm512_setzero_ps();
-    int i = 0;
-    for (; i + 16 <= n; i += 16) {
-        const __m512 xv = _mm512_loadu_ps(x + i);
-#pragma GCC unroll 16
-        for (int r = 0; r < 16; r++)
-            acc[r] = _mm512_fmadd_ps(xv, fvec_ld16h(rp[r] + i), acc[r]);
-    }
-    if (i < n) {
-        const __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
-        const __m512 xv = _mm512_maskz_loadu_ps(k, x + i);
-#pragma GCC unroll 16
-        for (int r = 0; r < 16; r++)
-            acc[r] = _mm512_fmadd_ps(xv, fvec_ld16h_mask(k, rp[r] + i), acc[r]);
+            acc[r] = _mm512_fmadd_ps(xv, fvec_ld_mask(k, pf, ph, r, i, half), acc[r]);
     }
     _mm512_mask_storeu_ps(out, (__mmask16)((1u << nr) - 1), fvec_hsum16(acc));
 }
 
 /* one head: y[i] += w[r] * rows[r][i], r in order, 64 floats per pass in
  * registers, then 16 at a time (masked tail) */
-static void fvec_axpy_rows_f16_avx512(int n, float *y, const float *w, const uint16_t *const *rows, int nr)
+FVEC_INLINE void fvec_axpy_rows_body(int n, float *y, const float *w, const float *const *rf,
+                                     const uint16_t *const *rh, int nr, const int half)
 {
     int i = 0;
     for (; i + 64 <= n; i += 64) {
@@ -231,11 +134,10 @@ static void fvec_axpy_rows_f16_avx512(int n, float *y, const float *w, const uin
         __m512 y2 = _mm512_loadu_ps(y + i + 32), y3 = _mm512_loadu_ps(y + i + 48);
         for (int r = 0; r < nr; r++) {
             const __m512 a = _mm512_set1_ps(w[r]);
-            const uint16_t *x = rows[r] + i;
-            y0 = _mm512_fmadd_ps(a, fvec_ld16h(x), y0);
-            y1 = _mm512_fmadd_ps(a, fvec_ld16h(x + 16), y1);
-            y2 = _mm512_fmadd_ps(a, fvec_ld16h(x + 32), y2);
-            y3 = _mm512_fmadd_ps(a, fvec_ld16h(x + 48), y3);
+            y0 = _mm512_fmadd_ps(a, fvec_ld(rf, rh, r, i, half), y0);
+            y1 = _mm512_fmadd_ps(a, fvec_ld(rf, rh, r, i + 16, half), y1);
+            y2 = _mm512_fmadd_ps(a, fvec_ld(rf, rh, r, i + 32, half), y2);
+            y3 = _mm512_fmadd_ps(a, fvec_ld(rf, rh, r, i + 48, half), y3);
         }
         _mm512_storeu_ps(y + i, y0);
         _mm512_storeu_ps(y + i + 16, y1);
@@ -246,16 +148,19 @@ static void fvec_axpy_rows_f16_avx512(int n, float *y, const float *w, const uin
         const __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
         __m512 y0 = _mm512_maskz_loadu_ps(k, y + i);
         for (int r = 0; r < nr; r++)
-            y0 = _mm512_fmadd_ps(_mm512_set1_ps(w[r]), fvec_ld16h_mask(k, rows[r] + i), y0);
+            y0 = _mm512_fmadd_ps(_mm512_set1_ps(w[r]), fvec_ld_mask(k, rf, rh, r, i, half), y0);
         _mm512_mask_storeu_ps(y + i, k, y0);
     }
 }
 
-/* fvec_axpy_rows_heads_avx512 with the value rows in halves: four heads per
- * 64-float chunk, each chunk widened once for the four; per element the same
- * fma sequence as fvec_axpy_rows_f16_avx512, which takes the rest */
-void fvec_axpy_rows_heads_f16_avx512(int n, int ng, float *y, int ys, const float *w, int ws,
-                                     const uint16_t *const *rows, int nr)
+/* Four heads at once over 64-float chunks (sixteen accumulators): each value
+ * row chunk is loaded once for the four heads; per element the same fma
+ * sequence as fvec_axpy_rows_body (y = w[r] * x + y, r in order). Heads
+ * past a multiple of four and the tail past a multiple of 64 go through
+ * fvec_axpy_rows_body, which computes the same per element. */
+FVEC_INLINE void fvec_axpy_rows_heads_body(int n, int ng, float *y, int ys, const float *w, int ws,
+                                           const float *const *rf, const uint16_t *const *rh, int nr,
+                                           const int half)
 {
     const int n64 = n & ~63;
     int g = 0;
@@ -270,9 +175,8 @@ void fvec_axpy_rows_heads_f16_avx512(int n, int ng, float *y, int ys, const floa
                 for (int c = 0; c < 4; c++)
                     acc[h][c] = _mm512_loadu_ps(y0 + (size_t)h * ys + i + 16 * c);
             for (int r = 0; r < nr; r++) {
-                const uint16_t *x = rows[r] + i;
-                const __m512 x0 = fvec_ld16h(x), x1 = fvec_ld16h(x + 16);
-                const __m512 x2 = fvec_ld16h(x + 32), x3 = fvec_ld16h(x + 48);
+                const __m512 x0 = fvec_ld(rf, rh, r, i, half), x1 = fvec_ld(rf, rh, r, i + 16, half);
+                const __m512 x2 = fvec_ld(rf, rh, r, i + 32, half), x3 = fvec_ld(rf, rh, r, i + 48, half);
 #pragma GCC unroll 4
                 for (int h = 0; h < 4; h++) {
                     const __m512 a = _mm512_set1_ps(w0[(size_t)h * ws + r]);
@@ -289,18 +193,51 @@ void fvec_axpy_rows_heads_f16_avx512(int n, int ng, float *y, int ys, const floa
                     _mm512_storeu_ps(y0 + (size_t)h * ys + i + 16 * c, acc[h][c]);
         }
         if (n64 < n) {
-            const uint16_t *tail[64];
+            const float *tf[64];
+            const uint16_t *th[64];
             for (int r0 = 0; r0 < nr; r0 += 64) {
                 const int m = nr - r0 < 64 ? nr - r0 : 64;
-                for (int r = 0; r < m; r++)
-                    tail[r] = rows[r0 + r] + n64;
+                for (int r = 0; r < m; r++) {
+                    if (half)
+                        th[r] = rh[r0 + r] + n64;
+                    else
+                        tf[r] = rf[r0 + r] + n64;
+                }
                 for (int h = 0; h < 4; h++)
-                    fvec_axpy_rows_f16_avx512(n - n64, y0 + (size_t)h * ys + n64, w0 + (size_t)h * ws + r0, tail, m);
+                    fvec_axpy_rows_body(n - n64, y0 + (size_t)h * ys + n64, w0 + (size_t)h * ws + r0, tf, th, m,
+                                        half);
             }
         }
     }
     for (; g < ng; g++)
-        fvec_axpy_rows_f16_avx512(n, y + (size_t)g * ys, w + (size_t)g * ws, rows, nr);
+        fvec_axpy_rows_body(n, y + (size_t)g * ys, w + (size_t)g * ws, rf, rh, nr, half);
+}
+
+void fvec_dot_rows_avx512(int n, const float *x, const float *const *rows, int nr, float *out)
+{
+    fvec_dot_rows_body(n, x, rows, NULL, nr, out, 0);
+}
+
+void fvec_axpy_rows_avx512(int n, float *y, const float *w, const float *const *rows, int nr)
+{
+    fvec_axpy_rows_body(n, y, w, rows, NULL, nr, 0);
+}
+
+void fvec_axpy_rows_heads_avx512(int n, int ng, float *y, int ys, const float *w, int ws, const float *const *rows,
+                                 int nr)
+{
+    fvec_axpy_rows_heads_body(n, ng, y, ys, w, ws, rows, NULL, nr, 0);
+}
+
+void fvec_dot_rows_f16_avx512(int n, const float *x, const uint16_t *const *rows, int nr, float *out)
+{
+    fvec_dot_rows_body(n, x, NULL, rows, nr, out, 1);
+}
+
+void fvec_axpy_rows_heads_f16_avx512(int n, int ng, float *y, int ys, const float *w, int ws,
+                                     const uint16_t *const *rows, int nr)
+{
+    fvec_axpy_rows_heads_body(n, ng, y, ys, w, ws, NULL, rows, nr, 1);
 }
 
 /* vcvtps2ph, round to nearest even: the bits of quant_fp32_to_fp16 */
