@@ -46,6 +46,10 @@ the decode limit set by memory bandwidth.
   --base-bin DIR    also run the moestream of DIR (engine "ms0", e.g. a build of the previous
                     commit) in the alternation: the ms / ms0 ratio is the speed-up
   --out FILE        keep every raw measurement as lines "round engine metric value"
+  --lock FILE       hold an exclusive flock(1) on FILE for each round, so that other jobs
+                    taking the same lock (bench/act_speed.py, bench/ab_runs.py, flock FILE CMD)
+                    run between rounds, never during one (default /work/bench.lock when it
+                    exists; --lock none: no lock)
 
 Every run first waits (up to $MEM_WAIT seconds, default 600) until MemAvailable covers the
 GGUF plus 1 GiB, and a failed run (e.g. OOM-killed on a shared machine) is retried once.
@@ -59,7 +63,8 @@ EOF
 }
 
 GGUF= SPLIT= ROUNDS=3 THREADS=2 NGEN=32 PROMPTS="64 512" BUDGET=20G MS_ARGS= ENGINES="ms ik ik-rtr lcpp"
-PEERS=/tmp/peers BIN= OUT= BASE_BIN=
+PEERS=/tmp/peers BIN= OUT= BASE_BIN= LOCK=
+[ -e /work/bench.lock ] && LOCK=/work/bench.lock
 while [ $# -gt 0 ]; do
     case $1 in
     -h | --help) usage; exit 0 ;;
@@ -76,6 +81,7 @@ while [ $# -gt 0 ]; do
     --bin) BIN=$2; shift 2 ;;
     --base-bin) BASE_BIN=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
+    --lock) LOCK=$2; shift 2 ;;
     *) bench_die "unknown option '$1' (see --help)" ;;
     esac
 done
@@ -203,7 +209,15 @@ DECODE_BYTES=$("$BIN/moestream-kbench" --decode-bytes "$GGUF" | awk '/^decode_we
 
 echo "peers.sh: $GGUF / $SPLIT, $THREADS threads, $ROUNDS rounds, prompts $PROMPTS, decode $NGEN tokens" >&2
 echo "peers.sh: decode reads $(bench_human "$DECODE_BYTES") of weights per token" >&2
+[ "$LOCK" = none ] && LOCK=
+if [ -n "$LOCK" ]; then
+    exec 9>> "$LOCK" || bench_die "--lock $LOCK: cannot open it"
+fi
 for r in $(seq 1 "$ROUNDS"); do
+    if [ -n "$LOCK" ]; then
+        echo "peers.sh: round $r/$ROUNDS: waiting for $LOCK" >&2
+        flock 9
+    fi
     bw=$("$BIN/moestream-kbench" --types none --tokens 0 --threads "$THREADS" --mb 512 --json |
         awk -F'"read_gbs_all": ' 'NF > 1 { v = $2; sub(/[,}].*/, "", v); print v }')
     record "$r" mem read_gbs "$bw"
@@ -218,6 +232,7 @@ for r in $(seq 1 "$ROUNDS"); do
         lcpp) ensure_peer lcpp llama.cpp && run_peer "$r" lcpp "$PEERS/lcpp/llama-bench" ;;
         esac
     done
+    [ -z "$LOCK" ] || flock -u 9
 done
 if [ -n "$OUT" ]; then cp "$RAW" "$OUT"; fi
 
