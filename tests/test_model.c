@@ -201,6 +201,20 @@ static void test_golden_logits(void **state)
     assert_int_equal(bad, 0);
 }
 
+/* bytes of the largest expert blob of the split in dir: one cache slot */
+static uint64_t largest_blob(const char *dir)
+{
+    struct split_model *sm;
+    char err[512];
+    assert_int_equal(split_open(&sm, dir, err, sizeof(err)), 0);
+    uint64_t slot = 0;
+    for (int l = 0; l < sm->n_layer; l++)
+        if (sm->layers[l].blob_size > slot)
+            slot = sm->layers[l].blob_size;
+    split_close(sm);
+    return slot;
+}
+
 static void test_streaming_identical(void **state)
 {
     (void)state;
@@ -217,15 +231,7 @@ static void test_streaming_identical(void **state)
         struct run_cfg resident = { PROVIDER_IO_URING, 0, 32, false, 0 };
         float *base = run_model(dir, tok, n, &resident, &nv, NULL);
         /* the smallest cache that holds one token's experts: constant eviction */
-        struct split_model *sm;
-        char err[512];
-        assert_int_equal(split_open(&sm, dir, err, sizeof(err)), 0);
-        uint64_t slot = 0;
-        for (int l = 0; l < sm->n_layer; l++)
-            if (sm->layers[l].blob_size > slot)
-                slot = sm->layers[l].blob_size;
-        uint64_t tiny = 4 * slot;
-        split_close(sm);
+        uint64_t tiny = 4 * largest_blob(dir);
         enum provider_io ios[] = { PROVIDER_IO_URING, PROVIDER_IO_PREAD, PROVIDER_IO_BUFFERED };
         const char *names[] = { "uring", "pread", "buffered" };
         for (int b = 0; b < 3; b++) {
@@ -338,14 +344,7 @@ static void check_arch(const struct arch_case *ac)
     snprintf(p, sizeof(p), "%s/arch/%s-Q8_0.dq.logits.f32", fixtures, ac->name);
     float *ref = read_file(p, &len);
     assert_non_null(ref);
-    struct split_model *sm;
-    char err[512];
-    assert_int_equal(split_open(&sm, dir, err, sizeof(err)), 0);
-    uint64_t slot = 0;
-    for (int l = 0; l < sm->n_layer; l++)
-        if (sm->layers[l].blob_size > slot)
-            slot = sm->layers[l].blob_size;
-    split_close(sm);
+    uint64_t slot = largest_blob(dir);
     const char *isas[] = { "ref", "avx2", "avx512" };
     float *base = NULL;
     int bad = 0;
@@ -933,13 +932,7 @@ static void check_multi_sequence(const char *gguf_rel, const char *name, const c
         alone[q] = run_model(dir, tok + start[q], plen[q] + DEC, &cfg, &nv, NULL);
     }
     /* together: one engine, 4 sequences, a cache of 6 slots */
-    struct split_model *sm;
-    assert_int_equal(split_open(&sm, dir, err, sizeof(err)), 0);
-    uint64_t slot = 0;
-    for (int l = 0; l < sm->n_layer; l++)
-        if (sm->layers[l].blob_size > slot)
-            slot = sm->layers[l].blob_size;
-    split_close(sm);
+    uint64_t slot = largest_blob(dir);
     struct model_opts mo = { 0 };
     mo.cache_bytes = 6 * slot;
     mo.io.io = PROVIDER_IO_URING;
@@ -1267,7 +1260,7 @@ static void test_kv_f16(void **state)
     int bad = 0;
     for (size_t ci = 0; ci < sizeof(cases) / sizeof(cases[0]); ci++) {
         const struct kv_case *c = &cases[ci];
-        char p[4400], err[512];
+        char p[4400];
         size_t len;
         const char *dir = split_fixture(c->gguf, c->name);
         snprintf(p, sizeof(p), "%s/%s", fixtures, c->tok);
@@ -1277,13 +1270,7 @@ static void test_kv_f16(void **state)
         snprintf(p, sizeof(p), "%s/%s", fixtures, c->ref);
         float *ref = read_file(p, &len);
         assert_non_null(ref);
-        struct split_model *sm;
-        assert_int_equal(split_open(&sm, dir, err, sizeof(err)), 0);
-        uint64_t slot = 0;
-        for (int l = 0; l < sm->n_layer; l++)
-            if (sm->layers[l].blob_size > slot)
-                slot = sm->layers[l].blob_size;
-        split_close(sm);
+        uint64_t slot = largest_blob(dir);
 
         struct run_cfg batched = { PROVIDER_IO_URING, 0, 64, false, 0 };
         struct run_cfg streamed = { PROVIDER_IO_URING, 4 * slot, 64, false, 0 };
