@@ -125,53 +125,67 @@ struct attn_job {
     int t0, t1;            /* rows of this pass */
 };
 
-/* Keys (or values) first + r, r < nr, of head kvh in a layer's cache c (of
- * a ring when the sequence is longer than it): nr row pointers, slot
- * (first + r) % n_ctx. A head's rows are contiguous, so a block of them is
- * one sequential read. */
-static void attn_rows(const float *c, const struct attn_kv *kv, int hd, int kvh, int first, int nr,
-                      const float **rows)
+/* Element offsets, within a layer's cache, of the keys (or values) first +
+ * r, r < nr, of head kvh (a ring when the sequence is longer than the
+ * cache: slot (first + r) % n_ctx). A head's rows are contiguous, so a
+ * block of them is one sequential read. */
+static void attn_slots(const struct attn_kv *kv, int hd, int kvh, int first, int nr, size_t *off)
 {
-    const float *h = c + (size_t)kvh * kv->n_ctx * hd;
+    size_t h = (size_t)kvh * kv->n_ctx * hd;
     int slot = first % kv->n_ctx;
     for (int r = 0; r < nr; r++, slot = slot + 1 == kv->n_ctx ? 0 : slot + 1)
-        rows[r] = h + (size_t)slot * hd;
+        off[r] = h + (size_t)slot * hd;
 }
 
-/* attn_rows for an F16 cache */
-static void attn_rows16(const uint16_t *c, const struct attn_kv *kv, int hd, int kvh, int first, int nr,
-                        const uint16_t **rows)
-{
-    const uint16_t *h = c + (size_t)kvh * kv->n_ctx * hd;
-    int slot = first % kv->n_ctx;
-    for (int r = 0; r < nr; r++, slot = slot + 1 == kv->n_ctx ? 0 : slot + 1)
-        rows[r] = h + (size_t)slot * hd;
-}
-
-/* The scores and weighted values of attn_task for an F16 cache: the same
- * blocks and order, with the rows widened inside the kernels */
-static void attn_scores16(const struct attn_kv *kv, size_t lo, int hd, int kvh, int i0, int nk, int group,
-                          const float *q0, float *scg, int stride)
+/* Scores of the group's query heads q0 against keys i0 .. i0 + nk - 1 of
+ * head kvh (layer offset lo), a block of keys at a time, into scg (stride
+ * per head); an F16 cache takes the same blocks and order, the rows widened
+ * inside the kernel. */
+static void attn_scores(const struct attn_kv *kv, size_t lo, int hd, int kvh, int i0, int nk, int group,
+                        const float *q0, float *scg, int stride)
 {
     enum { KB = 16 };
-    const uint16_t *rows[KB];
+    size_t off[KB];
     for (int i = 0; i < nk; i += KB) {
         int nr = nk - i < KB ? nk - i : KB;
-        attn_rows16(kv->k16 + lo, kv, hd, kvh, i0 + i, nr, rows);
-        for (int g = 0; g < group; g++)
-            fvec_dot_rows_f16(hd, q0 + (size_t)g * hd, rows, nr, scg + (size_t)g * stride + i);
+        attn_slots(kv, hd, kvh, i0 + i, nr, off);
+        if (kv->type == ATTN_KV_F16) {
+            const uint16_t *rows[KB];
+            for (int r = 0; r < nr; r++)
+                rows[r] = kv->k16 + lo + off[r];
+            for (int g = 0; g < group; g++)
+                fvec_dot_rows_f16(hd, q0 + (size_t)g * hd, rows, nr, scg + (size_t)g * stride + i);
+        } else {
+            const float *rows[KB];
+            for (int r = 0; r < nr; r++)
+                rows[r] = kv->k + lo + off[r];
+            for (int g = 0; g < group; g++)
+                fvec_dot_rows(hd, q0 + (size_t)g * hd, rows, nr, scg + (size_t)g * stride + i);
+        }
     }
 }
 
-static void attn_values16(const struct attn_kv *kv, size_t lo, int hd, int kvh, int i0, int nk, int group,
-                          float *att, const float *scg, int stride)
+/* att (the group's heads) += the weights scg times values i0 .. of head
+ * kvh, a block of value rows (in cache) for every head at once */
+static void attn_values(const struct attn_kv *kv, size_t lo, int hd, int kvh, int i0, int nk, int group,
+                        float *att, const float *scg, int stride)
 {
     enum { VB = 64 };
-    const uint16_t *rows[VB];
+    size_t off[VB];
     for (int i = 0; i < nk; i += VB) {
         int nr = nk - i < VB ? nk - i : VB;
-        attn_rows16(kv->v16 + lo, kv, hd, kvh, i0 + i, nr, rows);
-        fvec_axpy_rows_heads_f16(hd, group, att, hd, scg + i, stride, rows, nr);
+        attn_slots(kv, hd, kvh, i0 + i, nr, off);
+        if (kv->type == ATTN_KV_F16) {
+            const uint16_t *rows[VB];
+            for (int r = 0; r < nr; r++)
+                rows[r] = kv->v16 + lo + off[r];
+            fvec_axpy_rows_heads_f16(hd, group, att, hd, scg + i, stride, rows, nr);
+        } else {
+            const float *rows[VB];
+            for (int r = 0; r < nr; r++)
+                rows[r] = kv->v + lo + off[r];
+            fvec_axpy_rows_heads(hd, group, att, hd, scg + i, stride, rows, nr);
+        }
     }
 }
 
@@ -182,7 +196,6 @@ static void attn_values16(const struct attn_kv *kv, size_t lo, int hd, int kvh, 
  * cache. Per (row, head) the arithmetic does not depend on the batch. */
 static void attn_task(void *ctx, int task, int n_tasks)
 {
-    enum { KB = 16, VB = 64 };
     const struct attn_job *j = ctx;
     const struct attn_hparams *hp = j->hp;
     struct attn_scratch *s = j->s;
@@ -191,26 +204,15 @@ static void attn_task(void *ctx, int task, int n_tasks)
     const float *sinks = j->w->sinks ? j->w->sinks->data : NULL;
     float *scg = s->scores + (size_t)task * j->n_ctx_max * group;
     float inv = 1.0f / sqrtf((float)hd);
-    const float *rows[VB];
     for (int p = task; p < total; p += n_tasks) {
         int t = j->t0 + p / hp->n_head_kv, kvh = p % hp->n_head_kv;
         const struct attn_kv *kv = s->kv[t];
         const size_t lo = (size_t)j->layer * kv->n_ctx * n_kv;
-        const bool f16 = kv->type == ATTN_KV_F16;
         int pos = j->b->pos[t];
         int i0 = j->w->n_swa > 0 && pos - j->w->n_swa + 1 > 0 ? pos - j->w->n_swa + 1 : 0;
         int nk = pos + 1 - i0;
         const float *q0 = s->q + (size_t)t * hp->n_head * hd + (size_t)kvh * group * hd;
-        /* scores: a block of keys against every head of the group */
-        if (f16)
-            attn_scores16(kv, lo, hd, kvh, i0, nk, group, q0, scg, j->n_ctx_max);
-        else
-            for (int i = 0; i < nk; i += KB) {
-                int nr = nk - i < KB ? nk - i : KB;
-                attn_rows(kv->k + lo, kv, hd, kvh, i0 + i, nr, rows);
-                for (int g = 0; g < group; g++)
-                    fvec_dot_rows(hd, q0 + (size_t)g * hd, rows, nr, scg + (size_t)g * j->n_ctx_max + i);
-            }
+        attn_scores(kv, lo, hd, kvh, i0, nk, group, q0, scg, j->n_ctx_max);
         float *att = s->att + (size_t)t * hp->n_head * hd + (size_t)kvh * group * hd;
         for (int g = 0; g < group; g++) {
             int h = kvh * group + g;
@@ -224,15 +226,7 @@ static void attn_task(void *ctx, int task, int n_tasks)
             fvec_normalize(nk, sc, sum);
         }
         memset(att, 0, sizeof(float) * (size_t)group * hd);
-        /* weighted values: a block of value rows (in cache) for every head */
-        if (f16)
-            attn_values16(kv, lo, hd, kvh, i0, nk, group, att, scg, j->n_ctx_max);
-        else
-            for (int i = 0; i < nk; i += VB) {
-                int nr = nk - i < VB ? nk - i : VB;
-                attn_rows(kv->v + lo, kv, hd, kvh, i0 + i, nr, rows);
-                fvec_axpy_rows_heads(hd, group, att, hd, scg + i, j->n_ctx_max, rows, nr);
-            }
+        attn_values(kv, lo, hd, kvh, i0, nk, group, att, scg, j->n_ctx_max);
     }
 }
 
