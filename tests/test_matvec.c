@@ -124,23 +124,22 @@ static void synth_weights(int t, void *dst, int64_t n_rows, int64_t n)
         return;
     }
     case QT_Q4_K:
+    case QT_Q5_K: {
+        /* both blocks start with the fp16 pair d, dmin */
+        static_assert(offsetof(block_q4_K, d) == offsetof(block_q5_K, d) &&
+                          offsetof(block_q4_K, dmin) == offsetof(block_q5_K, dmin) &&
+                          offsetof(block_q4_K, dmin) == offsetof(block_q4_K, d) + sizeof(qhalf),
+                      "d, dmin lead both blocks");
         for (size_t i = 0; i < size; i++)
             p[i] = (uint8_t)rng_next();
         for (int64_t b = 0; b < (int64_t)(size / tr->type_size); b++) {
-            block_q4_K *blk = (block_q4_K *)p + b;
-            blk->d = quant_fp32_to_fp16(rng_float() * 0.01f);
-            blk->dmin = quant_fp32_to_fp16(rng_float() * 0.01f);
+            qhalf dd[2];
+            dd[0] = quant_fp32_to_fp16(rng_float() * 0.01f);
+            dd[1] = quant_fp32_to_fp16(rng_float() * 0.01f);
+            memcpy(p + (size_t)b * tr->type_size + offsetof(block_q4_K, d), dd, sizeof(dd));
         }
         return;
-    case QT_Q5_K:
-        for (size_t i = 0; i < size; i++)
-            p[i] = (uint8_t)rng_next();
-        for (int64_t b = 0; b < (int64_t)(size / tr->type_size); b++) {
-            block_q5_K *blk = (block_q5_K *)p + b;
-            blk->d = quant_fp32_to_fp16(rng_float() * 0.01f);
-            blk->dmin = quant_fp32_to_fp16(rng_float() * 0.01f);
-        }
-        return;
+    }
     case QT_Q6_K:
         for (size_t i = 0; i < size; i++)
             p[i] = (uint8_t)rng_next();
